@@ -1,0 +1,425 @@
+//! Types shared by the kernel programs and the userspace aggregator.
+//!
+//! Every type here crosses the kernel/user boundary (ring buffer records, map
+//! keys and values, load-time globals), so each is `#[repr(C)]`, has no
+//! implicit padding, and has exactly one definition: this one.
+#![no_std]
+
+/// `u32::MAX` in a [`KernelLayout`] offset means "this kernel has no such
+/// field": the kernel side then reports 0 instead of reading garbage.
+pub const NO_OFFSET: u32 = u32::MAX;
+/// A raw tracepoint argument index meaning "this kernel does not pass it".
+pub const NO_ARG: u32 = u32::MAX;
+
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// TCP states are part of the kernel ABI (sock_diag, tracepoint formats), not
+/// a per-version layout detail, so they are the one set of numbers netmem
+/// does not look up in BTF.
+pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_SYN_SENT: u8 = 2;
+pub const TCP_SYN_RECV: u8 = 3;
+pub const TCP_FIN_WAIT1: u8 = 4;
+pub const TCP_FIN_WAIT2: u8 = 5;
+pub const TCP_TIME_WAIT: u8 = 6;
+pub const TCP_CLOSE: u8 = 7;
+pub const TCP_CLOSE_WAIT: u8 = 8;
+pub const TCP_LAST_ACK: u8 = 9;
+pub const TCP_LISTEN: u8 = 10;
+pub const TCP_CLOSING: u8 = 11;
+pub const TCP_NEW_SYN_RECV: u8 = 12;
+
+pub const TCP_STATE_NAMES: [&str; 13] = [
+    "UNKNOWN",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+    "NEW_SYN_RECV",
+];
+
+/// Struct member offsets and tracepoint argument positions of the running
+/// kernel, resolved from its BTF by userspace and written into the program's
+/// read-only data before load. Offsets are in bytes from the start of the
+/// named struct; [`NO_OFFSET`] where the member does not exist.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelLayout {
+    // struct sock (sock_common members are relative to struct sock too)
+    pub sk_family: u32,
+    pub sk_state: u32,
+    pub sk_num: u32,
+    pub sk_dport: u32,
+    pub sk_daddr: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_v6_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    /// sk->__sk_common.skc_net.net (a `struct net *`)
+    pub sk_net: u32,
+    pub sk_protocol: u32,
+    pub sk_rmem_alloc: u32,
+    pub sk_wmem_queued: u32,
+    pub sk_forward_alloc: u32,
+    pub sk_rcvbuf: u32,
+    pub sk_sndbuf: u32,
+    pub sk_wmem_alloc: u32,
+    pub sk_drops: u32,
+    pub sk_prot: u32,
+    // struct net -> ns.inum
+    pub net_inum: u32,
+    // struct proto
+    pub proto_memory_allocated: u32,
+    pub proto_sysctl_mem: u32,
+    // struct sk_buff
+    pub skb_sk: u32,
+    pub skb_truesize: u32,
+    pub skb_len: u32,
+    /// raw tracepoint argument positions, from the `btf_trace_*` prototypes
+    pub kfree_skb_reason_arg: u32,
+    pub kfree_skb_rx_sk_arg: u32,
+    pub send_reset_reason_arg: u32,
+    /// enum sk_rst_reason's SK_RST_REASON_TCP_ABORT_ON_MEMORY on this kernel
+    pub rst_reason_abort_on_memory: u32,
+    /// Only sockets in this network namespace (inode number) are counted;
+    /// 0 counts every namespace.
+    pub netns_inum: u32,
+    pub _pad: u32,
+    /// Bit N set: `enum skb_drop_reason` value N is memory-related.
+    pub drop_reason_mask: [u64; 4],
+}
+
+impl KernelLayout {
+    pub const fn unresolved() -> Self {
+        KernelLayout {
+            sk_family: NO_OFFSET,
+            sk_state: NO_OFFSET,
+            sk_num: NO_OFFSET,
+            sk_dport: NO_OFFSET,
+            sk_daddr: NO_OFFSET,
+            sk_rcv_saddr: NO_OFFSET,
+            sk_v6_daddr: NO_OFFSET,
+            sk_v6_rcv_saddr: NO_OFFSET,
+            sk_net: NO_OFFSET,
+            sk_protocol: NO_OFFSET,
+            sk_rmem_alloc: NO_OFFSET,
+            sk_wmem_queued: NO_OFFSET,
+            sk_forward_alloc: NO_OFFSET,
+            sk_rcvbuf: NO_OFFSET,
+            sk_sndbuf: NO_OFFSET,
+            sk_wmem_alloc: NO_OFFSET,
+            sk_drops: NO_OFFSET,
+            sk_prot: NO_OFFSET,
+            net_inum: NO_OFFSET,
+            proto_memory_allocated: NO_OFFSET,
+            proto_sysctl_mem: NO_OFFSET,
+            skb_sk: NO_OFFSET,
+            skb_truesize: NO_OFFSET,
+            skb_len: NO_OFFSET,
+            kfree_skb_reason_arg: NO_ARG,
+            kfree_skb_rx_sk_arg: NO_ARG,
+            send_reset_reason_arg: NO_ARG,
+            rst_reason_abort_on_memory: u32::MAX,
+            netns_inum: 0,
+            _pad: 0,
+            drop_reason_mask: [0; 4],
+        }
+    }
+
+    pub fn drop_reason_selected(&self, reason: u32) -> bool {
+        let word = (reason / 64) as usize;
+        word < self.drop_reason_mask.len()
+            && self.drop_reason_mask[word] & (1u64 << (reason % 64)) != 0
+    }
+}
+
+pub const GROUP_UNATTRIBUTED: u8 = 0;
+pub const GROUP_LISTEN: u8 = 1;
+pub const GROUP_BACKEND: u8 = 2;
+
+/// Where a socket's memory is charged: the listening port it was accepted on
+/// (a proxy's frontend), or the remote endpoint it connected to (a backend).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    /// Backend address: 4 bytes for AF_INET, 16 for AF_INET6; zero for listen.
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub kind: u8,
+    /// AF_INET or AF_INET6 for backends; 0 for listen groups, which cover both.
+    pub family: u8,
+}
+
+impl GroupKey {
+    pub const UNATTRIBUTED: GroupKey = GroupKey {
+        addr: [0; 16],
+        port: 0,
+        kind: GROUP_UNATTRIBUTED,
+        family: 0,
+    };
+
+    /// The one port-grouping rule, used by the kernel programs and by the
+    /// sock_diag aggregator alike. A socket whose local port is a listening
+    /// port, or that has no peer (an unconnected UDP server), is the passive
+    /// side; anything else is charged to the endpoint it talks to.
+    /// IPv4-mapped IPv6 peers are folded into AF_INET so a dual-stack proxy's
+    /// backend is one group.
+    #[inline(always)]
+    pub fn classify(
+        family: u8,
+        lport: u16,
+        is_listen_port: bool,
+        raddr: &[u8; 16],
+        rport: u16,
+    ) -> GroupKey {
+        if is_listen_port || rport == 0 {
+            return GroupKey {
+                addr: [0; 16],
+                port: lport,
+                kind: GROUP_LISTEN,
+                family: 0,
+            };
+        }
+        let mut addr = [0u8; 16];
+        let mut fam = family;
+        if family == AF_INET6 && is_v4_mapped(raddr) {
+            fam = AF_INET;
+            addr[0] = raddr[12];
+            addr[1] = raddr[13];
+            addr[2] = raddr[14];
+            addr[3] = raddr[15];
+        } else if family == AF_INET {
+            addr[0] = raddr[0];
+            addr[1] = raddr[1];
+            addr[2] = raddr[2];
+            addr[3] = raddr[3];
+        } else {
+            addr = *raddr;
+        }
+        GroupKey {
+            addr,
+            port: rport,
+            kind: GROUP_BACKEND,
+            family: fam,
+        }
+    }
+}
+
+#[inline(always)]
+fn is_v4_mapped(a: &[u8; 16]) -> bool {
+    a[0] == 0
+        && a[1] == 0
+        && a[2] == 0
+        && a[3] == 0
+        && a[4] == 0
+        && a[5] == 0
+        && a[6] == 0
+        && a[7] == 0
+        && a[8] == 0
+        && a[9] == 0
+        && a[10] == 0xff
+        && a[11] == 0xff
+}
+
+/// Per-group event counters kept in a per-CPU kernel map; indexes into
+/// [`GroupCounters::counts`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Established = 0,
+    Closed = 1,
+    ExceedBufLimit = 2,
+    RcvqueueFull = 3,
+    MemAborts = 4,
+    SkbDrops = 5,
+    Resets = 6,
+    DestroyedWithData = 7,
+}
+
+pub const N_COUNTERS: usize = 8;
+/// JSON field names of the counters, in [`Counter`] order.
+pub const COUNTER_NAMES: [&str; N_COUNTERS] = [
+    "established",
+    "closed",
+    "exceed_buf_limit",
+    "rcvqueue_full",
+    "mem_aborts",
+    "skb_drops",
+    "resets",
+    "destroyed_with_data",
+];
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCounters {
+    pub counts: [u64; N_COUNTERS],
+}
+
+/// Indexes of the per-CPU `STATS` array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug)]
+pub enum Stat {
+    /// bpf_ringbuf_reserve failed: an event was dropped.
+    RingbufLost = 0,
+    /// The per-group counter map was full: a count was dropped.
+    GroupMapFull = 1,
+}
+pub const N_STATS: u32 = 2;
+
+/// Rare events streamed through the ring buffer.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `sock:sock_exceed_buf_limit`. args: [allocated pages, kind (0 send, 1 recv),
+    /// sysctl_mem[0], sysctl_mem[1], sysctl_mem[2]]
+    ExceedBufLimit = 1,
+    /// `sock:sock_rcvqueue_full`. args: [skb truesize]
+    RcvqueueFull = 2,
+    /// `tcp:tcp_send_reset` with reason TCP_ABORT_ON_MEMORY. args: [reason,
+    /// protocol memory_allocated pages, sysctl_mem[0], [1], [2]]
+    AbortOnMemory = 3,
+    /// `skb:kfree_skb` with a memory-related reason. args: [reason, truesize, len]
+    SkbDrop = 4,
+    /// `tcp:tcp_destroy_sock` of a socket still holding queued data (it is
+    /// thrown away). args: []
+    DestroyWithData = 5,
+}
+
+impl EventKind {
+    pub fn from_u32(v: u32) -> Option<EventKind> {
+        Some(match v {
+            1 => EventKind::ExceedBufLimit,
+            2 => EventKind::RcvqueueFull,
+            3 => EventKind::AbortOnMemory,
+            4 => EventKind::SkbDrop,
+            5 => EventKind::DestroyWithData,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::ExceedBufLimit => "exceed_buf_limit",
+            EventKind::RcvqueueFull => "rcvqueue_full",
+            EventKind::AbortOnMemory => "abort_on_memory",
+            EventKind::SkbDrop => "skb_drop",
+            EventKind::DestroyWithData => "destroy_with_data",
+        }
+    }
+}
+
+/// A socket as the kernel programs saw it: addresses, ports and the memory
+/// figures `ss -m` shows, read at BTF-resolved offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockInfo {
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+    pub lport: u16,
+    pub rport: u16,
+    pub family: u8,
+    pub state: u8,
+    pub protocol: u8,
+    /// 1 when the event carried a socket at all.
+    pub present: u8,
+    pub rmem_alloc: i32,
+    pub wmem_queued: i32,
+    pub fwd_alloc: i32,
+    pub rcvbuf: i32,
+    pub sndbuf: i32,
+    pub wmem_alloc: i32,
+    pub drops: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// bpf_ktime_get_ns (CLOCK_MONOTONIC)
+    pub ts_ns: u64,
+    pub kind: u32,
+    pub cpu: u32,
+    pub sock: SockInfo,
+    pub group: GroupKey,
+    pub args: [i64; 5],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all are repr(C) plain data with no padding and no pointers.
+    unsafe impl aya::Pod for super::KernelLayout {}
+    unsafe impl aya::Pod for super::GroupKey {}
+    unsafe impl aya::Pod for super::GroupCounters {}
+    unsafe impl aya::Pod for super::Event {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_padding() {
+        assert_eq!(core::mem::size_of::<GroupKey>(), 20);
+        assert_eq!(core::mem::size_of::<SockInfo>(), 16 + 16 + 4 + 4 + 7 * 4);
+        assert_eq!(core::mem::size_of::<Event>(), 8 + 4 + 4 + 68 + 20 + 40);
+        assert_eq!(core::mem::size_of::<KernelLayout>(), 30 * 4 + 32);
+    }
+
+    #[test]
+    fn listen_port_wins_over_peer() {
+        let peer = [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let g = GroupKey::classify(AF_INET, 8080, true, &peer, 40000);
+        assert_eq!(
+            (g.kind, g.port, g.family, g.addr),
+            (GROUP_LISTEN, 8080, 0, [0; 16])
+        );
+    }
+
+    #[test]
+    fn unconnected_socket_is_passive() {
+        let g = GroupKey::classify(AF_INET, 5353, false, &[0; 16], 0);
+        assert_eq!((g.kind, g.port), (GROUP_LISTEN, 5353));
+    }
+
+    #[test]
+    fn v4_mapped_backend_folds_into_ipv4() {
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..].copy_from_slice(&[10, 0, 0, 2]);
+        let a = GroupKey::classify(AF_INET6, 40000, false, &mapped, 9001);
+        let mut v4 = [0u8; 16];
+        v4[..4].copy_from_slice(&[10, 0, 0, 2]);
+        let b = GroupKey::classify(AF_INET, 41000, false, &v4, 9001);
+        assert_eq!(a, b);
+        assert_eq!(a.family, AF_INET);
+    }
+
+    #[test]
+    fn ipv6_backend_keeps_address() {
+        let mut a6 = [0u8; 16];
+        a6[15] = 1;
+        let g = GroupKey::classify(AF_INET6, 40000, false, &a6, 9001);
+        assert_eq!(
+            (g.kind, g.family, g.addr, g.port),
+            (GROUP_BACKEND, AF_INET6, a6, 9001)
+        );
+    }
+
+    #[test]
+    fn drop_reason_mask_bits() {
+        let mut l = KernelLayout::unresolved();
+        l.drop_reason_mask[1] = 1 << 3;
+        assert!(l.drop_reason_selected(67));
+        assert!(!l.drop_reason_selected(66));
+        assert!(!l.drop_reason_selected(10_000));
+    }
+}

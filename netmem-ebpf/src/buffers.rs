@@ -1,0 +1,51 @@
+//! A socket hitting its buffer limits: rare in health, the first sign of
+//! memory trouble, so every occurrence is streamed.
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use netmem_common::{Counter, EventKind};
+
+use crate::sock::{count, emit, group_of, in_traced_netns, lay, proto_mem, read, sock_id};
+
+// TP_PROTO(struct sock *sk, struct proto *prot, long allocated, int kind)
+#[raw_tracepoint(tracepoint = "sock_exceed_buf_limit")]
+pub fn sock_exceed_buf_limit(ctx: RawTracePointContext) -> i32 {
+    let sk = ctx.arg::<u64>(0);
+    if !in_traced_netns(sk) {
+        return 0;
+    }
+    let allocated = ctx.arg::<u64>(2) as i64;
+    let kind = ctx.arg::<u64>(3) as i64;
+    let id = sock_id(sk);
+    let g = group_of(&id);
+    let (_, mem) = proto_mem(sk);
+    count(&g, Counter::ExceedBufLimit);
+    emit(
+        EventKind::ExceedBufLimit,
+        sk,
+        &id,
+        &g,
+        [allocated, kind, mem[0], mem[1], mem[2]],
+    );
+    0
+}
+
+// TP_PROTO(struct sock *sk, struct sk_buff *skb)
+#[raw_tracepoint(tracepoint = "sock_rcvqueue_full")]
+pub fn sock_rcvqueue_full(ctx: RawTracePointContext) -> i32 {
+    let sk = ctx.arg::<u64>(0);
+    if !in_traced_netns(sk) {
+        return 0;
+    }
+    let skb = ctx.arg::<u64>(1);
+    let truesize: u32 = read(skb, lay!(skb_truesize));
+    let id = sock_id(sk);
+    let g = group_of(&id);
+    count(&g, Counter::RcvqueueFull);
+    emit(
+        EventKind::RcvqueueFull,
+        sk,
+        &id,
+        &g,
+        [truesize as i64, 0, 0, 0, 0],
+    );
+    0
+}

@@ -1,0 +1,62 @@
+//! Packet drops for memory reasons (receive buffer full, protocol memory
+//! limit, backlog, out-of-order pruning). kfree_skb fires for every drop in
+//! the system, so the reason is checked against the BTF-resolved mask before
+//! anything else is read.
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use netmem_common::{Counter, EventKind, GroupKey, NO_ARG};
+
+use crate::sock::{
+    arg_at, count, drop_reason_selected, emit, group_of, in_traced_netns, lay, read, sock_id,
+    SockId,
+};
+
+// TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason[, struct sock *rx_sk])
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
+    if lay!(kfree_skb_reason_arg) == NO_ARG {
+        return 0;
+    }
+    let reason = arg_at(&ctx, lay!(kfree_skb_reason_arg)) as u32;
+    if !drop_reason_selected(reason) {
+        return 0;
+    }
+    let skb = ctx.arg::<u64>(0);
+    let mut sk = if lay!(kfree_skb_rx_sk_arg) == NO_ARG {
+        0
+    } else {
+        arg_at(&ctx, lay!(kfree_skb_rx_sk_arg))
+    };
+    if sk == 0 {
+        sk = read(skb, lay!(skb_sk));
+    }
+    let (id, g) = if sk == 0 {
+        (
+            SockId {
+                family: 0,
+                protocol: 0,
+                lport: 0,
+                rport: 0,
+                raddr: [0; 16],
+            },
+            GroupKey::UNATTRIBUTED,
+        )
+    } else {
+        if !in_traced_netns(sk) {
+            return 0;
+        }
+        let id = sock_id(sk);
+        let g = group_of(&id);
+        (id, g)
+    };
+    let truesize: u32 = read(skb, lay!(skb_truesize));
+    let len: u32 = read(skb, lay!(skb_len));
+    count(&g, Counter::SkbDrops);
+    emit(
+        EventKind::SkbDrop,
+        sk,
+        &id,
+        &g,
+        [reason as i64, truesize as i64, len as i64, 0, 0],
+    );
+    0
+}

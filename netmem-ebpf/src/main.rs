@@ -1,0 +1,22 @@
+//! netmem's kernel programs. Each hook family lives in its own module; the
+//! shared pieces (maps, the BTF-resolved layout, socket reading, counting) are
+//! in `sock.rs`. Frequent hooks only bump per-CPU counters; rare ones also
+//! stream an [`Event`](netmem_common::Event) through `EVENTS`.
+#![no_std]
+#![no_main]
+
+mod buffers;
+mod drops;
+mod resets;
+mod sock;
+mod sock_state;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,215 @@
+use aya_ebpf::{
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::RawTracePointContext,
+    EbpfContext,
+};
+use netmem_common::{
+    Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, SockInfo, Stat, AF_INET,
+    AF_INET6, NO_OFFSET,
+};
+
+/// Filled in by userspace from the running kernel's BTF before load.
+#[unsafe(no_mangle)]
+pub static LAYOUT: KernelLayout = KernelLayout::unresolved();
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// Per-group counters: the in-kernel aggregation of every hook.
+#[map]
+pub static GROUP_COUNTS: PerCpuHashMap<GroupKey, GroupCounters> =
+    PerCpuHashMap::with_max_entries(16384, 0);
+
+/// Local ports with a listening socket in the traced namespace. Userspace
+/// seeds it from sock_diag and prunes it; the kernel adds ports as sockets
+/// enter LISTEN (value: bpf_ktime_get_ns at insert, so userspace never prunes
+/// a port newer than its last dump).
+#[map]
+pub static LISTEN_PORTS: HashMap<u16, u64> = HashMap::with_max_entries(8192, 0);
+
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(netmem_common::N_STATS, 0);
+
+/// Reads one field of [`LAYOUT`]. Volatile because the loader rewrites
+/// .rodata, so the compiler must not fold the placeholder values; per field
+/// because the whole struct would not fit the 512-byte BPF stack next to an
+/// event.
+macro_rules! lay {
+    ($f:ident) => {
+        unsafe { core::ptr::read_volatile(&raw const $crate::sock::LAYOUT.$f) }
+    };
+}
+pub(crate) use lay;
+
+/// Whether `skb_drop_reason` value `reason` is one of the memory-related
+/// ones userspace selected.
+#[inline(always)]
+pub fn drop_reason_selected(reason: u32) -> bool {
+    let word = (reason / 64) as usize;
+    if word >= 4 {
+        return false;
+    }
+    let mask = unsafe {
+        core::ptr::read_volatile((&raw const LAYOUT.drop_reason_mask).cast::<u64>().add(word))
+    };
+    mask & (1u64 << (reason % 64)) != 0
+}
+
+#[inline(always)]
+pub fn read<T: Default>(base: u64, off: u32) -> T {
+    if base == 0 || off == NO_OFFSET {
+        return T::default();
+    }
+    unsafe { bpf_probe_read_kernel((base + off as u64) as *const T) }.unwrap_or_default()
+}
+
+/// Reads raw tracepoint argument `idx`, a position userspace found in BTF.
+/// Direct context loads must use constant offsets, and the kernel rejects at
+/// attach time any program whose constant loads reach past the tracepoint's
+/// argument count (which differs between kernels), so a variable position is
+/// read through bpf_probe_read_kernel from the argument array instead.
+#[inline(always)]
+pub fn arg_at(ctx: &RawTracePointContext, idx: u32) -> u64 {
+    if idx >= 12 {
+        return 0;
+    }
+    let base = ctx.as_ptr() as *const u64;
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(idx as usize)) }.unwrap_or(0)
+}
+
+/// Cheap identity of a socket: enough to filter and to group.
+pub struct SockId {
+    pub family: u8,
+    pub protocol: u8,
+    pub lport: u16,
+    pub rport: u16,
+    pub raddr: [u8; 16],
+}
+
+/// Whether `sk` lives in the traced network namespace.
+#[inline(always)]
+pub fn in_traced_netns(sk: u64) -> bool {
+    if lay!(netns_inum) == 0 {
+        return true;
+    }
+    let net: u64 = read(sk, lay!(sk_net));
+    read::<u32>(net, lay!(net_inum)) == lay!(netns_inum)
+}
+
+#[inline(always)]
+pub fn sock_id(sk: u64) -> SockId {
+    let family = read::<u16>(sk, lay!(sk_family)) as u8;
+    let mut raddr = [0u8; 16];
+    if family == AF_INET6 {
+        raddr = read(sk, lay!(sk_v6_daddr));
+    } else if family == AF_INET {
+        let a: [u8; 4] = read(sk, lay!(sk_daddr));
+        raddr[..4].copy_from_slice(&a);
+    }
+    SockId {
+        family,
+        protocol: read::<u16>(sk, lay!(sk_protocol)) as u8,
+        lport: read::<u16>(sk, lay!(sk_num)),
+        rport: u16::from_be(read::<u16>(sk, lay!(sk_dport))),
+        raddr,
+    }
+}
+
+#[inline(always)]
+pub fn group_of(id: &SockId) -> GroupKey {
+    let listening = unsafe { LISTEN_PORTS.get(&id.lport) }.is_some();
+    GroupKey::classify(id.family, id.lport, listening, &id.raddr, id.rport)
+}
+
+/// Full socket record for a streamed event.
+#[inline(always)]
+pub fn fill_sock_info(s: &mut SockInfo, sk: u64, id: &SockId) {
+    s.laddr = [0u8; 16];
+    if id.family == AF_INET6 {
+        s.laddr = read(sk, lay!(sk_v6_rcv_saddr));
+    } else if id.family == AF_INET {
+        let a: [u8; 4] = read(sk, lay!(sk_rcv_saddr));
+        s.laddr[..4].copy_from_slice(&a);
+    }
+    s.raddr = id.raddr;
+    s.lport = id.lport;
+    s.rport = id.rport;
+    s.family = id.family;
+    s.state = read(sk, lay!(sk_state));
+    s.protocol = id.protocol;
+    s.present = 1;
+    s.rmem_alloc = read(sk, lay!(sk_rmem_alloc));
+    s.wmem_queued = read(sk, lay!(sk_wmem_queued));
+    s.fwd_alloc = read(sk, lay!(sk_forward_alloc));
+    s.rcvbuf = read(sk, lay!(sk_rcvbuf));
+    s.sndbuf = read(sk, lay!(sk_sndbuf));
+    s.wmem_alloc = read(sk, lay!(sk_wmem_alloc));
+    s.drops = read(sk, lay!(sk_drops));
+}
+
+#[inline(always)]
+pub fn stat(s: Stat) {
+    if let Some(p) = STATS.get_ptr_mut(s as u32) {
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn count(group: &GroupKey, c: Counter) {
+    let i = c as usize;
+    if let Some(v) = GROUP_COUNTS.get_ptr_mut(group) {
+        if i < netmem_common::N_COUNTERS {
+            unsafe { (*v).counts[i] += 1 };
+        }
+        return;
+    }
+    let mut fresh = GroupCounters::default();
+    if i < netmem_common::N_COUNTERS {
+        fresh.counts[i] = 1;
+    }
+    // BPF_NOEXIST: a racing insert on another CPU only creates the entry;
+    // per-CPU values mean this CPU's slot then still needs the bump.
+    if GROUP_COUNTS.insert(group, &fresh, 1).is_err() {
+        match GROUP_COUNTS.get_ptr_mut(group) {
+            Some(v) if i < netmem_common::N_COUNTERS => unsafe { (*v).counts[i] += 1 },
+            Some(_) => {}
+            None => stat(Stat::GroupMapFull),
+        }
+    }
+}
+
+/// Streams one rare event about `sk` (0 when the hook had no socket).
+#[inline(always)]
+pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64; 5]) {
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        stat(Stat::RingbufLost);
+        return;
+    };
+    // Filled in place: an Event built on the stack and copied would not fit.
+    let e = entry.as_mut_ptr();
+    unsafe {
+        (*e).ts_ns = bpf_ktime_get_ns();
+        (*e).kind = kind as u32;
+        (*e).cpu = bpf_get_smp_processor_id();
+        (*e).group = *group;
+        (*e).args = args;
+        if sk == 0 {
+            (*e).sock = SockInfo::default();
+        } else {
+            fill_sock_info(&mut (*e).sock, sk, id);
+        }
+    }
+    entry.submit(0);
+}
+
+/// struct proto's global figures for `sk`'s protocol: memory_allocated (pages)
+/// and sysctl_mem[3] (the tcp_mem / udp_mem triple).
+#[inline(always)]
+pub fn proto_mem(sk: u64) -> (i64, [i64; 3]) {
+    let prot: u64 = read(sk, lay!(sk_prot));
+    let alloc_ptr: u64 = read(prot, lay!(proto_memory_allocated));
+    let mem_ptr: u64 = read(prot, lay!(proto_sysctl_mem));
+    (read(alloc_ptr, 0), read(mem_ptr, 0))
+}

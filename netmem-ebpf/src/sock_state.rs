@@ -1,0 +1,56 @@
+//! Connection lifecycle: frequent, so only counted in the kernel, plus the
+//! listening-port set the grouping rule needs.
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
+use netmem_common::{Counter, EventKind, IPPROTO_TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
+
+use crate::sock::{count, emit, group_of, in_traced_netns, lay, read, sock_id, LISTEN_PORTS};
+
+// TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+    let newstate = ctx.arg::<u64>(2) as u8;
+    // Most transitions are not counted: return before touching the socket.
+    if newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE && newstate != TCP_LISTEN {
+        return 0;
+    }
+    let sk = ctx.arg::<u64>(0);
+    if !in_traced_netns(sk) {
+        return 0;
+    }
+    let id = sock_id(sk);
+    if id.protocol != IPPROTO_TCP {
+        return 0;
+    }
+    if newstate == TCP_LISTEN {
+        let now = unsafe { bpf_ktime_get_ns() };
+        let _ = LISTEN_PORTS.insert(&id.lport, &now, 0);
+        return 0;
+    }
+    let c = if newstate == TCP_ESTABLISHED {
+        Counter::Established
+    } else {
+        Counter::Closed
+    };
+    count(&group_of(&id), c);
+    0
+}
+
+// TP_PROTO(struct sock *sk). Runs before the write queue is purged, so any
+// queued bytes seen here are data the kernel is about to throw away.
+#[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
+pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
+    let sk = ctx.arg::<u64>(0);
+    if !in_traced_netns(sk) {
+        return 0;
+    }
+    let wq: i32 = read(sk, lay!(sk_wmem_queued));
+    let rq: i32 = read(sk, lay!(sk_rmem_alloc));
+    if wq <= 0 && rq <= 0 {
+        return 0;
+    }
+    let id = sock_id(sk);
+    let g = group_of(&id);
+    count(&g, Counter::DestroyedWithData);
+    emit(EventKind::DestroyWithData, sk, &id, &g, [0; 5]);
+    0
+}

@@ -1,0 +1,326 @@
+//! Resolves the running kernel's struct layouts, tracepoint argument positions
+//! and enum values from its BTF (`/sys/kernel/btf/vmlinux`) into the
+//! [`KernelLayout`] the kernel programs read. Nothing here is specific to one
+//! kernel version: a member that moved is found where it is, and one that is
+//! missing is reported and left as [`NO_OFFSET`].
+
+use anyhow::{anyhow, bail, Result};
+use btf_rs::{Btf, BtfType, Type};
+use netmem_common::{KernelLayout, NO_ARG, NO_OFFSET};
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// `enum skb_drop_reason` members that mean "dropped for lack of memory or
+/// buffer room". Names, not numbers: the values shift between kernels.
+pub const MEMORY_DROP_REASONS: &[&str] = &[
+    "SKB_DROP_REASON_SOCKET_RCVBUFF",
+    "SKB_DROP_REASON_PROTO_MEM",
+    "SKB_DROP_REASON_SOCKET_BACKLOG",
+    "SKB_DROP_REASON_TCP_OFOMERGE",
+    "SKB_DROP_REASON_TCP_OFO_QUEUE_PRUNE",
+    "SKB_DROP_REASON_TCP_OFO_DROP",
+    "SKB_DROP_REASON_TCP_ZEROWINDOW",
+    "SKB_DROP_REASON_NOMEM",
+    "SKB_DROP_REASON_SOCKET_RCV_SHUTDOWN",
+];
+
+pub const RST_REASON_ABORT_ON_MEMORY: &str = "SK_RST_REASON_TCP_ABORT_ON_MEMORY";
+
+/// What was resolved, plus a note for everything that was not.
+pub struct Resolved {
+    pub layout: KernelLayout,
+    pub missing: Vec<String>,
+    /// `enum skb_drop_reason` value → name, for printing drop events.
+    pub drop_reason_names: Vec<(u32, String)>,
+}
+
+pub struct KernelBtf {
+    btf: Btf,
+}
+
+impl KernelBtf {
+    pub fn load() -> Result<Self> {
+        Self::from_file(VMLINUX_BTF)
+    }
+
+    pub fn from_file(path: &str) -> Result<Self> {
+        let btf = Btf::from_file(path).map_err(|e| {
+            anyhow!("cannot read kernel BTF at {path}: {e}; netmem needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+        })?;
+        Ok(KernelBtf { btf })
+    }
+
+    fn strip(&self, mut t: Type) -> Result<Type> {
+        loop {
+            t = match t {
+                Type::Typedef(_)
+                | Type::Volatile(_)
+                | Type::Const(_)
+                | Type::Restrict(_)
+                | Type::TypeTag(_) => {
+                    let bt = t.as_btf_type().expect("chained type");
+                    self.btf.resolve_chained_type(bt)?
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    fn named_struct(&self, name: &str) -> Result<btf_rs::Struct> {
+        for t in self.btf.resolve_types_by_name(name).unwrap_or_default() {
+            if let Type::Struct(s) = t {
+                if !s.members.is_empty() {
+                    return Ok(s);
+                }
+            }
+        }
+        bail!("struct {name} not in kernel BTF")
+    }
+
+    /// Bit offset of `member` inside `s`, looking through anonymous structs
+    /// and unions, together with the member's type.
+    fn find_member(&self, s: &btf_rs::Struct, member: &str) -> Result<Option<(u32, Type)>> {
+        for m in &s.members {
+            let name = self.btf.resolve_name(m).unwrap_or_default();
+            let ty = self.btf.resolve_chained_type(m)?;
+            if name == member {
+                return Ok(Some((m.bit_offset(), ty)));
+            }
+            if name.is_empty() {
+                if let Type::Struct(inner) | Type::Union(inner) = self.strip(ty)? {
+                    if let Some((off, t)) = self.find_member(&inner, member)? {
+                        return Ok(Some((m.bit_offset() + off, t)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Byte offset of a dotted member path (e.g. `__sk_common.skc_family`)
+    /// from the start of `struct root`.
+    pub fn offset_of(&self, root: &str, path: &str) -> Result<u32> {
+        let mut s = self.named_struct(root)?;
+        let mut bits = 0u32;
+        let parts: Vec<&str> = path.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let (off, ty) = self
+                .find_member(&s, part)?
+                .ok_or_else(|| anyhow!("struct {root} has no member {path} on this kernel"))?;
+            bits += off;
+            if i + 1 < parts.len() {
+                s = match self.strip(ty)? {
+                    Type::Struct(inner) | Type::Union(inner) => inner,
+                    _ => bail!("{root}.{path}: {part} is not a struct"),
+                };
+            }
+        }
+        if bits % 8 != 0 {
+            bail!("{root}.{path} is a bitfield not on a byte boundary");
+        }
+        Ok(bits / 8)
+    }
+
+    /// Value of enumerator `name` in `enum enum_name`.
+    pub fn enum_value(&self, enum_name: &str, name: &str) -> Result<Option<u32>> {
+        Ok(self
+            .enum_members(enum_name)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v))
+    }
+
+    pub fn enum_members(&self, enum_name: &str) -> Result<Vec<(String, u32)>> {
+        for t in self
+            .btf
+            .resolve_types_by_name(enum_name)
+            .unwrap_or_default()
+        {
+            if let Type::Enum(e) = t {
+                return Ok(e
+                    .members
+                    .iter()
+                    .map(|m| (self.btf.resolve_name(m).unwrap_or_default(), m.val()))
+                    .collect());
+            }
+        }
+        bail!("enum {enum_name} not in kernel BTF")
+    }
+
+    /// The raw tracepoint's argument types, from its `btf_trace_<name>`
+    /// typedef (a pointer to `void (*)(void *__data, TP_PROTO args...)`),
+    /// rendered as short names such as `struct sock *` or `enum sk_rst_reason`.
+    pub fn tracepoint_args(&self, tp: &str) -> Result<Vec<String>> {
+        let name = format!("btf_trace_{tp}");
+        let t = self
+            .btf
+            .resolve_types_by_name(&name)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .ok_or_else(|| anyhow!("tracepoint {tp} not in kernel BTF"))?;
+        let Type::Ptr(p) = self.strip(t)? else {
+            bail!("{name} is not a function pointer")
+        };
+        let Type::FuncProto(proto) = self.strip(self.btf.resolve_chained_type(&p)?)? else {
+            bail!("{name} is not a function pointer")
+        };
+        // Parameter 0 is the tracepoint's private data pointer, not a TP_PROTO argument.
+        proto
+            .parameters
+            .iter()
+            .skip(1)
+            .map(|param| self.describe(param))
+            .collect()
+    }
+
+    fn describe(&self, bt: &dyn BtfType) -> Result<String> {
+        let t = self.strip(self.btf.resolve_chained_type(bt)?)?;
+        Ok(match &t {
+            Type::Ptr(p) => format!("{} *", self.describe(p)?),
+            Type::Struct(s) => format!("struct {}", self.btf.resolve_name(s).unwrap_or_default()),
+            Type::Union(s) => format!("union {}", self.btf.resolve_name(s).unwrap_or_default()),
+            Type::Enum(e) => format!("enum {}", self.btf.resolve_name(e).unwrap_or_default()),
+            Type::Enum64(e) => format!("enum {}", self.btf.resolve_name(e).unwrap_or_default()),
+            Type::Int(i) => self.btf.resolve_name(i).unwrap_or_default(),
+            Type::Void => "void".to_string(),
+            other => other.name().to_string(),
+        })
+    }
+
+    pub fn resolve(&self, netns_inum: u32) -> Resolved {
+        let mut l = KernelLayout::unresolved();
+        let mut missing = Vec::new();
+        let off = |root: &str, path: &str, missing: &mut Vec<String>| -> u32 {
+            match self.offset_of(root, path) {
+                Ok(o) => o,
+                Err(e) => {
+                    missing.push(format!("{e:#}"));
+                    NO_OFFSET
+                }
+            }
+        };
+        let m = &mut missing;
+        l.sk_family = off("sock", "__sk_common.skc_family", m);
+        l.sk_state = off("sock", "__sk_common.skc_state", m);
+        l.sk_num = off("sock", "__sk_common.skc_num", m);
+        l.sk_dport = off("sock", "__sk_common.skc_dport", m);
+        l.sk_daddr = off("sock", "__sk_common.skc_daddr", m);
+        l.sk_rcv_saddr = off("sock", "__sk_common.skc_rcv_saddr", m);
+        l.sk_v6_daddr = off("sock", "__sk_common.skc_v6_daddr", m);
+        l.sk_v6_rcv_saddr = off("sock", "__sk_common.skc_v6_rcv_saddr", m);
+        l.sk_net = off("sock", "__sk_common.skc_net.net", m);
+        l.sk_prot = off("sock", "__sk_common.skc_prot", m);
+        l.sk_protocol = off("sock", "sk_protocol", m);
+        l.sk_rmem_alloc = off("sock", "sk_backlog.rmem_alloc", m);
+        l.sk_wmem_queued = off("sock", "sk_wmem_queued", m);
+        l.sk_forward_alloc = off("sock", "sk_forward_alloc", m);
+        l.sk_rcvbuf = off("sock", "sk_rcvbuf", m);
+        l.sk_sndbuf = off("sock", "sk_sndbuf", m);
+        l.sk_wmem_alloc = off("sock", "sk_wmem_alloc", m);
+        l.sk_drops = off("sock", "sk_drops", m);
+        l.net_inum = match (
+            self.offset_of("net", "ns"),
+            self.offset_of("ns_common", "inum"),
+        ) {
+            (Ok(a), Ok(b)) => a + b,
+            (Err(e), _) | (_, Err(e)) => {
+                missing.push(format!("{e:#}"));
+                NO_OFFSET
+            }
+        };
+        let m = &mut missing;
+        l.proto_memory_allocated = off("proto", "memory_allocated", m);
+        l.proto_sysctl_mem = off("proto", "sysctl_mem", m);
+        l.skb_sk = off("sk_buff", "sk", m);
+        l.skb_truesize = off("sk_buff", "truesize", m);
+        l.skb_len = off("sk_buff", "len", m);
+
+        let position = |tp: &str, wanted: &str, missing: &mut Vec<String>| -> u32 {
+            match self.tracepoint_args(tp) {
+                Ok(args) => match args.iter().position(|a| a == wanted) {
+                    Some(i) => i as u32,
+                    None => {
+                        missing.push(format!(
+                            "tracepoint {tp} has no `{wanted}` argument on this kernel"
+                        ));
+                        NO_ARG
+                    }
+                },
+                Err(e) => {
+                    missing.push(format!("{e:#}"));
+                    NO_ARG
+                }
+            }
+        };
+        l.kfree_skb_reason_arg = position("kfree_skb", "enum skb_drop_reason", &mut missing);
+        // rx_sk is the only `struct sock *` kfree_skb passes (6.12+); older
+        // kernels leave skb->sk as the only way to the socket.
+        l.kfree_skb_rx_sk_arg = match self.tracepoint_args("kfree_skb") {
+            Ok(args) => args
+                .iter()
+                .position(|a| a == "struct sock *")
+                .map_or(NO_ARG, |i| i as u32),
+            Err(_) => NO_ARG,
+        };
+        l.send_reset_reason_arg = position("tcp_send_reset", "enum sk_rst_reason", &mut missing);
+        match self.enum_value("sk_rst_reason", RST_REASON_ABORT_ON_MEMORY) {
+            Ok(Some(v)) => l.rst_reason_abort_on_memory = v,
+            Ok(None) => missing.push(format!(
+                "enum sk_rst_reason has no {RST_REASON_ABORT_ON_MEMORY}"
+            )),
+            Err(e) => missing.push(format!("{e:#}")),
+        }
+
+        let mut drop_reason_names = Vec::new();
+        match self.enum_members("skb_drop_reason") {
+            Ok(members) => {
+                for (name, v) in members {
+                    if MEMORY_DROP_REASONS.contains(&name.as_str()) && v < 256 {
+                        l.drop_reason_mask[(v / 64) as usize] |= 1u64 << (v % 64);
+                    }
+                    drop_reason_names
+                        .push((v, name.trim_start_matches("SKB_DROP_REASON_").to_string()));
+                }
+            }
+            Err(e) => missing.push(format!("{e:#}")),
+        }
+        l.netns_inum = netns_inum;
+        Resolved {
+            layout: l,
+            missing,
+            drop_reason_names,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs against this machine's own BTF: the offsets must be the ones
+    /// the kernel uses, which `struct sock`'s fixed prefix lets us check.
+    #[test]
+    fn resolves_running_kernel() {
+        let Ok(btf) = KernelBtf::load() else {
+            eprintln!("no kernel BTF here; skipped");
+            return;
+        };
+        let r = btf.resolve(0);
+        let l = r.layout;
+        // sock_common starts struct sock; skc_daddr is its first member.
+        assert_eq!(l.sk_daddr, 0);
+        assert_eq!(l.sk_rcv_saddr, 4);
+        assert_ne!(l.sk_wmem_queued, NO_OFFSET);
+        assert_ne!(l.sk_rmem_alloc, NO_OFFSET);
+        assert!(l.sk_family < l.sk_wmem_queued);
+        assert_eq!(l.skb_sk != NO_OFFSET, true);
+        assert_ne!(l.kfree_skb_reason_arg, NO_ARG);
+        assert!(r
+            .drop_reason_names
+            .iter()
+            .any(|(_, n)| n == "SOCKET_RCVBUFF"));
+        let args = btf.tracepoint_args("inet_sock_set_state").unwrap();
+        assert_eq!(args[0], "struct sock *");
+        assert_eq!(args.len(), 3);
+    }
+}

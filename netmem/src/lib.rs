@@ -1,0 +1,11 @@
+//! netmem: live attribution of Linux socket memory to listening ports and
+//! backends. The binary (`main.rs`) is a thin CLI over these modules.
+pub mod attribution;
+pub mod btf_offsets;
+pub mod output;
+pub mod privileges;
+pub mod probes;
+pub mod procfs;
+pub mod snapshot;
+pub mod sockdiag;
+pub mod trace;

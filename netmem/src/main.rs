@@ -1,0 +1,127 @@
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use netmem::attribution::{parse_backend, Filter};
+
+/// Live socket memory attribution: which listening port or backend holds the
+/// kernel's socket memory, and which limit fired.
+#[derive(Parser)]
+#[command(name = "netmem", version)]
+struct Cli {
+    /// Log loader diagnostics to stderr (RUST_LOG syntax also works).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// One-shot per-group table from sock_diag (no eBPF, no root needed).
+    Snapshot {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Attach the eBPF probes; print events as they happen and the per-group
+    /// table every interval. Needs root (or CAP_BPF + CAP_PERFMON).
+    Trace {
+        #[command(flatten)]
+        common: Common,
+        /// Table period, e.g. 1s, 500ms.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Stop after this long (default: until Ctrl-C or SIGTERM).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Print at most this many events per interval; the rest are counted.
+        #[arg(long, default_value_t = 1000)]
+        event_limit: u64,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// JSON lines instead of a table (schema in README).
+    #[arg(long)]
+    json: bool,
+    /// Only the group listen:PORT (repeatable).
+    #[arg(long = "port", value_name = "PORT")]
+    ports: Vec<u16>,
+    /// Only the group backend:ADDR:PORT, e.g. 10.0.0.2:9001 or [::1]:9001 (repeatable).
+    #[arg(long = "backend", value_name = "ADDR:PORT", value_parser = parse_backend_arg)]
+    backends: Vec<(std::net::IpAddr, u16)>,
+}
+
+impl Common {
+    fn filter(&self) -> Filter {
+        Filter {
+            ports: self.ports.clone(),
+            backends: self.backends.clone(),
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 500ms, 2m)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_backend_arg(s: &str) -> Result<(std::net::IpAddr, u16), String> {
+    parse_backend(s).map_err(|e| e.to_string())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let stdout = std::io::stdout();
+    match cli.cmd {
+        Cmd::Snapshot { common } => {
+            netmem::snapshot::run(common.json, &common.filter(), &mut stdout.lock())
+        }
+        Cmd::Trace {
+            common,
+            interval,
+            duration,
+            event_limit,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let opts = netmem::trace::Options {
+                json: common.json,
+                interval,
+                duration,
+                filter: common.filter(),
+                event_limit,
+            };
+            rt.block_on(netmem::trace::run(
+                opts,
+                std::io::BufWriter::new(stdout.lock()),
+            ))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            // A closed pipe (e.g. `| head`) is not an error worth reporting.
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("netmem: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
