@@ -2,6 +2,7 @@
 //! backends. The binary (`main.rs`) is a thin CLI over these modules.
 pub mod attribution;
 pub mod btf_offsets;
+pub mod netns;
 pub mod output;
 pub mod privileges;
 pub mod probes;

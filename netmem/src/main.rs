@@ -44,6 +44,10 @@ enum Cmd {
 
 #[derive(Args)]
 struct Common {
+    /// Report on this network namespace instead of netmem's own: a name from
+    /// `ip netns list` or a path such as /proc/PID/ns/net.
+    #[arg(long, value_name = "NAME|PATH")]
+    netns: Option<String>,
     /// JSON lines instead of a table (schema in README).
     #[arg(long)]
     json: bool,
@@ -80,7 +84,8 @@ fn run(cli: Cli) -> Result<()> {
     let stdout = std::io::stdout();
     match cli.cmd {
         Cmd::Snapshot { common } => {
-            netmem::snapshot::run(common.json, &common.filter(), &mut stdout.lock())
+            let netns = netmem::netns::Netns::open(common.netns.as_deref())?;
+            netmem::snapshot::run(&netns, common.json, &common.filter(), &mut stdout.lock())
         }
         Cmd::Trace {
             common,
@@ -92,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()?;
             let opts = netmem::trace::Options {
+                netns: netmem::netns::Netns::open(common.netns.as_deref())?,
                 json: common.json,
                 interval,
                 duration,

@@ -76,14 +76,20 @@ pub fn context_json(ts: &str, c: &Context) -> Value {
 
 pub fn context_text(c: &Context) -> String {
     let p = c.page_size;
+    let tcp_mem = match c.tcp_mem_pages {
+        Some(m) => format!(
+            "{}/{}/{}",
+            human_bytes(m[0] * p),
+            human_bytes(m[1] * p),
+            human_bytes(m[2] * p)
+        ),
+        None => "?".to_string(),
+    };
+    let max_orphans = c.max_orphans.map_or("?".to_string(), |m| m.to_string());
     format!(
-        "tcp_mem {}/{}/{} (min/pressure/max)  allocated {}  orphans {}/{}  inuse {}  tw {}",
-        human_bytes(c.tcp_mem_pages[0] * p),
-        human_bytes(c.tcp_mem_pages[1] * p),
-        human_bytes(c.tcp_mem_pages[2] * p),
+        "tcp_mem {tcp_mem} (min/pressure/max)  allocated {}  orphans {}/{max_orphans}  inuse {}  tw {}",
         human_bytes(c.memory_allocated_pages * p),
         c.orphans,
-        c.max_orphans,
         c.sockets_inuse,
         c.tw
     )

@@ -7,31 +7,47 @@ use serde::Serialize;
 /// Global TCP memory context, once per interval and per snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Context {
-    /// net.ipv4.tcp_mem: min, pressure, max (pages)
-    pub tcp_mem_pages: [u64; 3],
+    /// net.ipv4.tcp_mem: min, pressure, max (pages); global, so read from
+    /// the initial namespace when netmem runs in another one
+    pub tcp_mem_pages: Option<[u64; 3]>,
     /// TCP memory the kernel has charged (pages), sockstat's `mem`
     pub memory_allocated_pages: u64,
     pub orphans: u64,
-    pub max_orphans: u64,
+    pub max_orphans: Option<u64>,
     pub sockets_inuse: u64,
     pub tw: u64,
     pub page_size: u64,
 }
 
 impl Context {
-    pub fn read() -> Result<Context> {
-        let tcp_mem = read_file("/proc/sys/net/ipv4/tcp_mem")?;
-        let sockstat = read_file("/proc/net/sockstat")?;
-        let max_orphans = read_file("/proc/sys/net/ipv4/tcp_max_orphans")?;
+    /// Usage of `netns` (sockstat's inuse and tw are per namespace) and the
+    /// global limits as this process sees them.
+    pub fn read(netns: &crate::netns::Netns) -> Result<Context> {
+        // thread-self: /proc/net follows the thread group leader, not the
+        // worker thread that entered the namespace.
+        let sockstat = netns.run(|| read_file("/proc/thread-self/net/sockstat"))?;
         let mut ctx = parse_sockstat(&sockstat)?;
-        ctx.tcp_mem_pages = parse_triple(&tcp_mem)?;
+        let (tcp_mem, max_orphans) = global_tcp_limits();
+        ctx.tcp_mem_pages = tcp_mem.map(|s| parse_triple(&s)).transpose()?;
         ctx.max_orphans = max_orphans
-            .trim()
-            .parse()
-            .context("tcp_max_orphans is not a number")?;
+            .map(|s| s.trim().parse().context("tcp_max_orphans is not a number"))
+            .transpose()?;
         ctx.page_size = page_size();
         Ok(ctx)
     }
+}
+
+const TCP_MEM: &str = "/proc/sys/net/ipv4/tcp_mem";
+const TCP_MAX_ORPHANS: &str = "/proc/sys/net/ipv4/tcp_max_orphans";
+
+/// tcp_mem and tcp_max_orphans are global, and the kernel only shows them in
+/// the initial network namespace: run netmem there (with --netns to look
+/// into another). Elsewhere they are reported as unknown (null).
+fn global_tcp_limits() -> (Option<String>, Option<String>) {
+    (
+        std::fs::read_to_string(TCP_MEM).ok(),
+        std::fs::read_to_string(TCP_MAX_ORPHANS).ok(),
+    )
 }
 
 fn read_file(path: &str) -> Result<String> {
@@ -80,14 +96,6 @@ pub fn parse_sockstat(s: &str) -> Result<Context> {
         }
     }
     Ok(ctx)
-}
-
-/// The network namespace this process lives in, as the inode number the
-/// kernel programs compare against.
-pub fn netns_inum() -> Result<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata("/proc/self/ns/net").context("cannot stat /proc/self/ns/net")?;
-    Ok(m.ino() as u32)
 }
 
 #[cfg(test)]

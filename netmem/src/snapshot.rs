@@ -8,30 +8,33 @@ use std::time::SystemTime;
 use anyhow::Result;
 
 use crate::attribution::{Aggregator, Filter};
+use crate::netns::Netns;
 use crate::output::{context_json, context_text, emit_line, group_json, rfc3339, table};
 use crate::procfs::Context;
 use crate::sockdiag::{dump_tcp, States};
 
 /// Dumps the listening sockets first, so every other socket can be charged
 /// to its group in one streaming pass.
-pub fn collect(agg: &mut Aggregator) -> Result<HashSet<u16>> {
+pub fn collect(netns: &Netns, agg: &mut Aggregator) -> Result<HashSet<u16>> {
     let mut listening = HashSet::new();
     let mut listeners = Vec::new();
-    dump_tcp(States::Listening, |r| {
+    dump_tcp(netns, States::Listening, |r| {
         listening.insert(r.lport);
         listeners.push(r.clone());
     })?;
     for r in &listeners {
         agg.add_socket(r, &listening);
     }
-    dump_tcp(States::AllButListening, |r| agg.add_socket(r, &listening))?;
+    dump_tcp(netns, States::AllButListening, |r| {
+        agg.add_socket(r, &listening)
+    })?;
     Ok(listening)
 }
 
-pub fn run(json: bool, filter: &Filter, out: &mut impl Write) -> Result<()> {
+pub fn run(netns: &Netns, json: bool, filter: &Filter, out: &mut impl Write) -> Result<()> {
     let mut agg = Aggregator::default();
-    collect(&mut agg)?;
-    let ctx = Context::read()?;
+    collect(netns, &mut agg)?;
+    let ctx = Context::read(netns)?;
     let ts = rfc3339(SystemTime::now());
     let rows = agg.sorted(filter);
     if json {

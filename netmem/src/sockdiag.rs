@@ -15,6 +15,8 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 
+use crate::netns::Netns;
+
 /// One socket as sock_diag reports it. Memory figures are those of `ss -m`
 /// (r, t, f, w, d) and are zero where the kernel sent none (TIME_WAIT,
 /// NEW_SYN_RECV).
@@ -43,10 +45,10 @@ pub enum States {
     AllButListening,
 }
 
-/// Streams every TCP socket (IPv4 and IPv6) of this network namespace in the
+/// Streams every TCP socket (IPv4 and IPv6) of `netns` in the
 /// given states to `each`.
-pub fn dump_tcp(states: States, mut each: impl FnMut(&SockRecord)) -> Result<()> {
-    let sock = open()?;
+pub fn dump_tcp(netns: &Netns, states: States, mut each: impl FnMut(&SockRecord)) -> Result<()> {
+    let sock = netns.run(open)?;
     let flags = match states {
         States::Listening => StateFlags::LISTEN,
         States::AllButListening => StateFlags::all() - StateFlags::LISTEN,

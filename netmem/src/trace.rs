@@ -17,10 +17,11 @@ use crate::output::{
     context_json, context_text, emit_line, event_json, event_text, group_json, rfc3339, table,
 };
 use crate::probes::Probes;
-use crate::procfs::{netns_inum, Context};
+use crate::procfs::Context;
 use crate::snapshot::collect;
 
 pub struct Options {
+    pub netns: crate::netns::Netns,
     pub json: bool,
     pub interval: Duration,
     pub duration: Option<Duration>,
@@ -57,7 +58,7 @@ struct Tracer<W: Write> {
 pub async fn run(opts: Options, out: impl Write) -> Result<()> {
     crate::privileges::check()?;
     let btf = KernelBtf::load()?;
-    let resolved = btf.resolve(netns_inum()?);
+    let resolved = btf.resolve(opts.netns.inum()?);
     let probes = Probes::attach(&resolved.layout, &resolved.missing)?;
     let mono = monotonic_ns();
     let wall = SystemTime::now()
@@ -84,7 +85,7 @@ impl<W: Write> Tracer<W> {
         let started = Instant::now();
         self.print_probes()?;
         // Seed the kernel's listening-port set before the first event needs it.
-        self.interval_report(false).await?;
+        self.interval_report(false)?;
         let ring = self.probes.ring_buf()?;
         // SAFETY: the ring buffer owns its fd and is only dropped with the AsyncFd.
         let mut rb = unsafe { AsyncFd::register(ring) }
@@ -119,7 +120,7 @@ impl<W: Write> Tracer<W> {
                     guard.clear_ready();
                     self.out.flush()?;
                 }
-                _ = tick.tick() => self.interval_report(true).await?,
+                _ = tick.tick() => self.interval_report(true)?,
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
                 _ = &mut end => break,
@@ -173,15 +174,12 @@ impl<W: Write> Tracer<W> {
 
     /// sock_diag pass + counter deltas; refreshes LISTEN_PORTS; prints the
     /// table when `print` (the first pass only primes state).
-    async fn interval_report(&mut self, print: bool) -> Result<()> {
+    fn interval_report(&mut self, print: bool) -> Result<()> {
         let dump_started = monotonic_ns();
-        let (mut agg, listening) =
-            tokio::task::spawn_blocking(|| -> Result<(Aggregator, HashSet<u16>)> {
-                let mut agg = Aggregator::default();
-                let l = collect(&mut agg)?;
-                Ok((agg, l))
-            })
-            .await??;
+        // Synchronous: a dump of 100k sockets takes well under the time the
+        // 1 MiB ring buffer needs to fill, and the loss counter covers the rest.
+        let mut agg = Aggregator::default();
+        let listening = collect(&self.opts.netns, &mut agg)?;
         self.sync_listen_ports(&listening, dump_started)?;
         let mut now_counts = HashMap::new();
         for (g, c) in self.probes.group_counts()? {
@@ -195,7 +193,7 @@ impl<W: Write> Tracer<W> {
         if !print {
             return Ok(());
         }
-        let ctx = Context::read()?;
+        let ctx = Context::read(&self.opts.netns)?;
         let ts = rfc3339(SystemTime::now());
         let rows = agg.sorted(&self.opts.filter);
         let lost = self.probes.stat(Stat::RingbufLost)?;

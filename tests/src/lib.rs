@@ -1,1 +1,296 @@
+//! Harness for netmem's integration tests: network namespaces the tests own,
+//! the netmem binary under test, and `ss` as the reference.
 
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+/// Tests load eBPF programs and create namespaces: they need root. Failing
+/// (not skipping) keeps a non-root run from looking green.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "netmem's integration tests must run as root (they load eBPF and create network namespaces)");
+}
+
+/// A binary of this workspace: $NETMEM_BIN for netmem if set, else the one
+/// in this test's target dir (`cargo xtask test` builds both first).
+fn target_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace` or `cargo xtask test`",
+        p.display()
+    );
+    p
+}
+
+pub fn netmem_bin() -> PathBuf {
+    match std::env::var("NETMEM_BIN") {
+        Ok(p) => p.into(),
+        Err(_) => target_bin("netmem"),
+    }
+}
+
+pub fn load_bin() -> PathBuf {
+    target_bin("netmem-load")
+}
+
+/// A network namespace with only `lo`, removed on drop. Sysctls and sockets
+/// inside it never touch the machine's own network.
+pub struct Netns {
+    pub name: String,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!(
+            "netmem-t{}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst),
+            tag
+        );
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Netns { name }
+    }
+
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Starts `netmem-load` and waits for its `ready`.
+    pub fn load(&self, args: &[&str]) -> Held {
+        let mut child = self
+            .cmd(load_bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn netmem-load");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "netmem-load {args:?} did not get ready"
+        );
+        Held {
+            stdin: child.stdin.take(),
+            child,
+        }
+    }
+
+    /// netmem runs in the host namespace and looks into this one with
+    /// --netns, as an operator would from the host.
+    pub fn netmem(&self, args: &[&str]) -> Output {
+        Command::new(netmem_bin())
+            .args(args)
+            .args(["--netns", &self.name])
+            .output()
+            .expect("run netmem")
+    }
+
+    /// Starts netmem and returns once it printed its first line (the probes
+    /// line of `trace --json`): from then on every hook is live.
+    pub fn netmem_streaming(&self, args: &[&str]) -> Streaming {
+        let mut child = Command::new(netmem_bin())
+            .args(args)
+            .args(["--netns", &self.name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn netmem");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        Streaming { child, out, first }
+    }
+
+    /// `ss -tmnH` in the namespace, parsed.
+    pub fn ss(&self) -> Vec<SsSocket> {
+        let o = self.cmd("ss").args(["-tamnH"]).output().expect("ss");
+        assert!(o.status.success());
+        parse_ss(&String::from_utf8_lossy(&o.stdout))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+pub struct Held {
+    stdin: Option<ChildStdin>,
+    child: Child,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Streaming {
+    pub child: Child,
+    pub out: BufReader<ChildStdout>,
+    pub first: String,
+}
+
+impl Streaming {
+    /// Waits for exit; returns every JSON line including the first.
+    pub fn finish(mut self) -> Vec<Value> {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        let st = self.child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(st.success(), "netmem failed: {err}");
+        json_lines(&(self.first.clone() + &rest))
+    }
+}
+
+pub fn run_ok(c: &mut Command) -> Output {
+    let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+pub fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+pub fn ok_json(o: &Output) -> Vec<Value> {
+    assert!(
+        o.status.success(),
+        "netmem failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    json_lines(&String::from_utf8_lossy(&o.stdout))
+}
+
+/// The group lines of the last interval (or of a snapshot).
+pub fn last_groups(lines: &[Value]) -> Vec<Value> {
+    let last_ctx = lines
+        .iter()
+        .rposition(|v| v["type"] == "context")
+        .expect("no context line");
+    lines[last_ctx..]
+        .iter()
+        .filter(|v| v["type"] == "group")
+        .cloned()
+        .collect()
+}
+
+pub fn group<'a>(groups: &'a [Value], name: &str) -> &'a Value {
+    groups
+        .iter()
+        .find(|g| g["group"] == name)
+        .unwrap_or_else(|| panic!("no group {name} in {groups:#?}"))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct SsSocket {
+    pub state: String,
+    pub local_port: u16,
+    pub peer: String,
+    pub peer_port: u16,
+    pub r: u64,
+    pub w: u64,
+    pub f: u64,
+}
+
+fn port_of(ep: &str) -> u16 {
+    ep.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Parses `ss -tamnH` output: a socket line, then (with -m) its
+/// `skmem:(r..,rb..,t..,tb..,f..,w..,o..,bl..,d..)` on the same or next line.
+pub fn parse_ss(s: &str) -> Vec<SsSocket> {
+    let mut out: Vec<SsSocket> = Vec::new();
+    for line in s.lines() {
+        let toks: Vec<&str> = line.split_whitespace().collect();
+        if toks.is_empty() {
+            continue;
+        }
+        if !toks[0].starts_with("skmem") {
+            if toks.len() >= 5 {
+                out.push(SsSocket {
+                    state: toks[0].into(),
+                    local_port: port_of(toks[3]),
+                    peer: toks[4].into(),
+                    peer_port: port_of(toks[4]),
+                    ..Default::default()
+                });
+            }
+        }
+        if let (Some(cur), Some(sk)) = (
+            out.last_mut(),
+            toks.iter().find(|t| t.starts_with("skmem:(")),
+        ) {
+            for f in sk
+                .trim_start_matches("skmem:(")
+                .trim_end_matches(')')
+                .split(',')
+            {
+                let (k, v) = f.split_at(f.find(|c: char| c.is_ascii_digit()).unwrap_or(f.len()));
+                let v: u64 = v.parse().unwrap_or(0);
+                match k {
+                    "r" => cur.r = v,
+                    "w" => cur.w = v,
+                    "f" => cur.f = v,
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+/// |a - b| <= 10% of b (and both non-zero).
+pub fn within_10pct(a: u64, b: u64) -> bool {
+    a > 0 && b > 0 && (a as f64 - b as f64).abs() <= 0.10 * b as f64
+}
+
+pub fn write_all(mut w: impl Write, s: &str) {
+    w.write_all(s.as_bytes()).unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ss_with_skmem_on_next_line() {
+        let s = "ESTAB 0 2626560 127.0.0.1:18080 127.0.0.1:45678\n\t skmem:(r0,rb131072,t0,tb2626560,f4096,w2637824,o0,bl0,d3)\nLISTEN 0 128 127.0.0.1:18080 0.0.0.0:*\n\t skmem:(r0,rb131072,t0,tb16384,f0,w0,o0,bl0,d0)\n";
+        let v = parse_ss(s);
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (v[0].local_port, v[0].peer_port, v[0].w, v[0].f),
+            (18080, 45678, 2637824, 4096)
+        );
+        assert_eq!(v[1].state, "LISTEN");
+    }
+}

@@ -1,0 +1,149 @@
+//! How netmem fails: clear messages, non-zero exits, nothing attached.
+
+use std::process::Command;
+
+use netmem_tests::*;
+
+#[test]
+fn bad_flags_are_clap_errors() {
+    let o = Command::new(netmem_bin())
+        .args(["trace", "--interval", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("examples: 1s"));
+    let o = Command::new(netmem_bin())
+        .args(["snapshot", "--backend", "10.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ADDR:PORT"));
+    let o = Command::new(netmem_bin())
+        .args(["trace", "--duration", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn unprivileged_trace_explains_itself_and_attaches_nothing() {
+    require_root();
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(netmem_bin())
+        .args(["trace", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("needs root (or CAP_BPF and CAP_PERFMON)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line, not a backtrace: {err}");
+    assert!(o.stdout.is_empty(), "nothing printed as if attached");
+}
+
+#[test]
+fn trace_leaves_no_program_behind() {
+    require_root();
+    let ns = Netns::new("cleanup");
+    let before = loaded_netmem_programs();
+    let mut child = ns
+        .cmd(netmem_bin())
+        .args(["trace", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(loaded_netmem_programs() > before, "trace attached nothing");
+    // SIGINT, as Ctrl-C would send.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        loaded_netmem_programs(),
+        before,
+        "programs left loaded after exit"
+    );
+}
+
+/// Counts loaded BPF programs named like netmem's (via /proc fdinfo is not
+/// global, so ask the kernel through bpftool-free means: the program id
+/// space, read with BPF_PROG_GET_NEXT_ID).
+fn loaded_netmem_programs() -> usize {
+    let mut n = 0;
+    let mut id: u32 = 0;
+    loop {
+        let mut attr = [0u32; 32];
+        attr[0] = id;
+        // BPF_PROG_GET_NEXT_ID = 11
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                11,
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(&attr),
+            )
+        };
+        if r != 0 {
+            break;
+        }
+        id = attr[1];
+        // BPF_PROG_GET_FD_BY_ID = 13
+        let mut a2 = [0u32; 32];
+        a2[0] = id;
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                13,
+                a2.as_mut_ptr(),
+                std::mem::size_of_val(&a2),
+            )
+        };
+        if fd < 0 {
+            continue;
+        }
+        // BPF_OBJ_GET_INFO_BY_FD = 15: struct bpf_prog_info's name is at byte 64.
+        let mut info = [0u8; 256];
+        let mut a3 = [0u64; 4];
+        a3[0] = fd as u64 | ((info.len() as u64) << 32);
+        a3[1] = info.as_mut_ptr() as u64;
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                15,
+                a3.as_mut_ptr(),
+                std::mem::size_of_val(&a3),
+            )
+        };
+        unsafe { libc::close(fd as i32) };
+        if r == 0 {
+            let name = String::from_utf8_lossy(&info[64..80])
+                .trim_end_matches('\0')
+                .to_string();
+            if [
+                "inet_sock_set_s",
+                "sock_exceed_buf",
+                "sock_rcvqueue_f",
+                "tcp_send_reset",
+                "tcp_destroy_soc",
+                "kfree_skb",
+            ]
+            .contains(&name.as_str())
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
