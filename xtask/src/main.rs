@@ -1,1 +1,163 @@
-fn main() {}
+//! Project tasks: `setup` bootstraps the eBPF toolchain on a fresh machine,
+//! `run` sets up and runs netmem, `test` sets up and runs every test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+/// bpf-linker release whose LLVM matches the nightly's (see shared toolchain notes).
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and running netmem needs (idempotent).
+    Setup,
+    /// Setup, build, then run netmem with these arguments (default: trace).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Setup, build, then run the unit and integration tests (as root).
+    Test,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Setup => setup(),
+        Cmd::Run { args } => setup().and_then(|_| run(args)),
+        Cmd::Test => setup().and_then(|_| test()),
+    };
+    if let Err(e) = r {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn sh(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let st = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let o = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !o.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn setup() -> Result<()> {
+    // Nightly with rust-src: the eBPF crate is built with -Z build-std=core.
+    // An installed nightly is kept as it is (no silent update): bpf-linker
+    // is built against whichever LLVM it ships.
+    if output(Command::new("rustc").args(["+nightly", "-V"])).is_err() {
+        sh(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
+            .context("rustup could not install a nightly toolchain")?;
+    }
+    sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+        .context("rustup could not add rust-src to the nightly toolchain")?;
+    setup_bpf_linker()?;
+    for tool in ["ip", "ss", "setpriv"] {
+        if which(tool).is_none() {
+            eprintln!("xtask: warning: `{tool}` not found: install iproute2 and util-linux (the tests use them)");
+        }
+    }
+    mount_tracefs();
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(tool)).find(|p| p.exists())
+}
+
+/// bpf-linker links LLVM dynamically and must use the LLVM of the rustc that
+/// emits the bitcode: build it against the nightly's own libLLVM, which
+/// needs no LLVM download. The symlinks live in a directory netmem owns
+/// because the linker's rpath points there.
+fn setup_bpf_linker() -> Result<()> {
+    let vv = output(Command::new("rustc").args(["+nightly", "-vV"]))?;
+    let llvm = vv
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .ok_or_else(|| anyhow!("`rustc +nightly -vV` reports no LLVM version"))?;
+    let major = llvm.split('.').next().unwrap_or_default().to_string();
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let lib = Path::new(sysroot.trim()).join("lib");
+    // The real library, not the small `INPUT(...)` linker script beside it.
+    let so = std::fs::read_dir(&lib)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("libLLVM"))
+        .ok_or_else(|| anyhow!("no libLLVM shared library in {}: the nightly toolchain is incomplete", lib.display()))?;
+    let home = std::env::var("HOME").context("HOME is not set")?;
+    let prefix = Path::new(&home).join(".cache/netmem/llvm");
+    std::fs::create_dir_all(prefix.join("lib"))?;
+    for name in ["libLLVM.so", so.as_str()] {
+        let link = prefix.join("lib").join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lib.join(&so), &link).with_context(|| format!("cannot link {}", link.display()))?;
+    }
+    let marker = prefix.join(format!("bpf-linker-{BPF_LINKER_VERSION}-llvm-{llvm}"));
+    let working = output(Command::new("bpf-linker").arg("--version")).map(|v| v.contains(BPF_LINKER_VERSION)).unwrap_or(false);
+    if working && marker.exists() {
+        eprintln!("xtask: bpf-linker {BPF_LINKER_VERSION} (LLVM {llvm}) already set up");
+        return Ok(());
+    }
+    sh(Command::new("cargo")
+        .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force", "--no-default-features", "--features"])
+        .arg(format!("llvm-{major}"))
+        .env("LLVM_PREFIX", &prefix))
+    .context("could not build bpf-linker against the nightly's LLVM")?;
+    std::fs::write(&marker, b"")?;
+    Ok(())
+}
+
+/// Classic tracepoints need tracefs; netmem's raw tracepoints do not, so a
+/// failure here is only reported.
+fn mount_tracefs() {
+    if Path::new("/sys/kernel/tracing/events").exists() {
+        return;
+    }
+    match Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status() {
+        Ok(s) if s.success() => eprintln!("xtask: mounted tracefs on /sys/kernel/tracing"),
+        _ => eprintln!("xtask: note: could not mount tracefs (not needed for raw tracepoints)"),
+    }
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut c = Command::new("cargo");
+    c.args(args).current_dir(workspace_root());
+    c
+}
+
+fn run(args: Vec<String>) -> Result<()> {
+    sh(&mut cargo(&["build", "--release", "-p", "netmem"]))?;
+    let bin = workspace_root().join("target/release/netmem");
+    let args = if args.is_empty() { vec!["trace".to_string()] } else { args };
+    sh(Command::new(bin).args(args))
+}
+
+fn test() -> Result<()> {
+    // Build every binary the integration tests start, then test the default
+    // members (everything but the BPF-only crate, which build.rs compiles).
+    sh(&mut cargo(&["build", "--bins"]))?;
+    sh(&mut cargo(&["test", "--", "--test-threads=2"]))
+}
