@@ -43,12 +43,17 @@ fn main() {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn sh(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {cmd:?}");
-    let st = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed: {st}");
     }
@@ -56,9 +61,14 @@ fn sh(cmd: &mut Command) -> Result<()> {
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
-    let o = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    let o = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !o.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
@@ -68,8 +78,14 @@ fn setup() -> Result<()> {
     // An installed nightly is kept as it is (no silent update): bpf-linker
     // is built against whichever LLVM it ships.
     if output(Command::new("rustc").args(["+nightly", "-V"])).is_err() {
-        sh(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
-            .context("rustup could not install a nightly toolchain")?;
+        sh(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))
+        .context("rustup could not install a nightly toolchain")?;
     }
     sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
         .context("rustup could not add rust-src to the nightly toolchain")?;
@@ -84,7 +100,11 @@ fn setup() -> Result<()> {
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(tool)).find(|p| p.exists())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
 }
 
 /// bpf-linker links LLVM dynamically and must use the LLVM of the rustc that
@@ -106,23 +126,40 @@ fn setup_bpf_linker() -> Result<()> {
         .filter(|e| e.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.starts_with("libLLVM"))
-        .ok_or_else(|| anyhow!("no libLLVM shared library in {}: the nightly toolchain is incomplete", lib.display()))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "no libLLVM shared library in {}: the nightly toolchain is incomplete",
+                lib.display()
+            )
+        })?;
     let home = std::env::var("HOME").context("HOME is not set")?;
     let prefix = Path::new(&home).join(".cache/netmem/llvm");
     std::fs::create_dir_all(prefix.join("lib"))?;
     for name in ["libLLVM.so", so.as_str()] {
         let link = prefix.join("lib").join(name);
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(lib.join(&so), &link).with_context(|| format!("cannot link {}", link.display()))?;
+        std::os::unix::fs::symlink(lib.join(&so), &link)
+            .with_context(|| format!("cannot link {}", link.display()))?;
     }
     let marker = prefix.join(format!("bpf-linker-{BPF_LINKER_VERSION}-llvm-{llvm}"));
-    let working = output(Command::new("bpf-linker").arg("--version")).map(|v| v.contains(BPF_LINKER_VERSION)).unwrap_or(false);
+    let working = output(Command::new("bpf-linker").arg("--version"))
+        .map(|v| v.contains(BPF_LINKER_VERSION))
+        .unwrap_or(false);
     if working && marker.exists() {
         eprintln!("xtask: bpf-linker {BPF_LINKER_VERSION} (LLVM {llvm}) already set up");
         return Ok(());
     }
     sh(Command::new("cargo")
-        .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force", "--no-default-features", "--features"])
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--locked",
+            "--force",
+            "--no-default-features",
+            "--features",
+        ])
         .arg(format!("llvm-{major}"))
         .env("LLVM_PREFIX", &prefix))
     .context("could not build bpf-linker against the nightly's LLVM")?;
@@ -136,7 +173,10 @@ fn mount_tracefs() {
     if Path::new("/sys/kernel/tracing/events").exists() {
         return;
     }
-    match Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status() {
+    match Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .status()
+    {
         Ok(s) if s.success() => eprintln!("xtask: mounted tracefs on /sys/kernel/tracing"),
         _ => eprintln!("xtask: note: could not mount tracefs (not needed for raw tracepoints)"),
     }
@@ -151,7 +191,11 @@ fn cargo(args: &[&str]) -> Command {
 fn run(args: Vec<String>) -> Result<()> {
     sh(&mut cargo(&["build", "--release", "-p", "netmem"]))?;
     let bin = workspace_root().join("target/release/netmem");
-    let args = if args.is_empty() { vec!["trace".to_string()] } else { args };
+    let args = if args.is_empty() {
+        vec!["trace".to_string()]
+    } else {
+        args
+    };
     sh(Command::new(bin).args(args))
 }
 
@@ -159,5 +203,30 @@ fn test() -> Result<()> {
     // Build every binary the integration tests start, then test the default
     // members (everything but the BPF-only crate, which build.rs compiles).
     sh(&mut cargo(&["build", "--bins"]))?;
-    sh(&mut cargo(&["test", "--", "--test-threads=2"]))
+    let mut c = cargo(&["test", "--", "--test-threads=2"]);
+    eprintln!("xtask: {c:?}");
+    let out = c
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot start cargo test")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    // One closing line over every test binary, so the total is not hidden
+    // behind the last binary's (often empty) doc-test run.
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in text.lines().filter(|l| l.starts_with("test result:")) {
+        let num = |word: &str| {
+            line.split(';')
+                .find(|p| p.trim_end().ends_with(word))
+                .and_then(|p| p.split_whitespace().rev().nth(1)?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        passed += num("passed");
+        failed += num("failed");
+    }
+    println!("\ntests: {passed} passed, {failed} failed");
+    if !out.status.success() || failed > 0 || passed == 0 {
+        bail!("tests failed");
+    }
+    Ok(())
 }
