@@ -6,6 +6,7 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
 use netmem_common::{Event, GroupCounters, GroupKey, Stat};
 use serde_json::json;
 use tokio::io::unix::AsyncFd;
@@ -109,14 +110,7 @@ impl<W: Write> Tracer<W> {
             tokio::select! {
                 guard = rb.readable_mut() => {
                     let mut guard = guard?;
-                    let rb = guard.get_inner_mut();
-                    while let Some(item) = rb.next() {
-                        if item.len() >= std::mem::size_of::<Event>() {
-                            // SAFETY: the kernel writes whole `Event`s; read unaligned to be safe.
-                            let e: Event = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) };
-                            self.on_event(&e)?;
-                        }
-                    }
+                    self.drain(guard.get_inner_mut())?;
                     guard.clear_ready();
                     self.out.flush()?;
                 }
@@ -127,13 +121,19 @@ impl<W: Write> Tracer<W> {
             }
         }
         // Drain what is already in the ring so the summary's counts are final.
-        while let Some(item) = rb.get_mut().next() {
+        self.drain(rb.get_mut())?;
+        self.summary(started.elapsed())
+    }
+
+    fn drain(&mut self, rb: &mut RingBuf<MapData>) -> Result<()> {
+        while let Some(item) = rb.next() {
             if item.len() >= std::mem::size_of::<Event>() {
+                // SAFETY: the kernel writes whole `Event`s; read unaligned to be safe.
                 let e: Event = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) };
                 self.on_event(&e)?;
             }
         }
-        self.summary(started.elapsed())
+        Ok(())
     }
 
     fn print_probes(&mut self) -> Result<()> {

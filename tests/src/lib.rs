@@ -188,6 +188,36 @@ pub fn ok_json(o: &Output) -> Vec<Value> {
     json_lines(&String::from_utf8_lossy(&o.stdout))
 }
 
+/// Runs `netmem-load SCENARIO` on PORT with N connections, then a short
+/// `netmem trace --json`, then `ss`: the JSON lines, the ss sockets, and the
+/// last interval's group lines, all taken while the load holds its sockets
+/// (until the returned `Held` is dropped).
+pub fn trace_while_loaded(
+    ns: &Netns,
+    scenario: &str,
+    port: u16,
+    conns: usize,
+) -> (Held, Vec<Value>, Vec<SsSocket>, Vec<Value>) {
+    let load = ns.load(&[
+        scenario,
+        "--port",
+        &port.to_string(),
+        "--conns",
+        &conns.to_string(),
+    ]);
+    let lines = ok_json(&ns.netmem(&[
+        "trace",
+        "--json",
+        "--interval",
+        "700ms",
+        "--duration",
+        "1600ms",
+    ]));
+    let ss = ns.ss();
+    let groups = last_groups(&lines);
+    (load, lines, ss, groups)
+}
+
 /// The group lines of the last interval (or of a snapshot).
 pub fn last_groups(lines: &[Value]) -> Vec<Value> {
     let last_ctx = lines

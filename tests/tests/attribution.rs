@@ -23,23 +23,7 @@ fn send_and_receive_queues_are_attributed_to_both_sides() {
     require_root();
     let ns = Netns::new("queues");
     let port = 18080u16;
-    let _load = ns.load(&[
-        "stuck-readers",
-        "--port",
-        &port.to_string(),
-        "--conns",
-        &CONNS.to_string(),
-    ]);
-    let lines = ok_json(&ns.netmem(&[
-        "trace",
-        "--json",
-        "--interval",
-        "700ms",
-        "--duration",
-        "1600ms",
-    ]));
-    let ss = ns.ss();
-    let groups = last_groups(&lines);
+    let (_load, lines, ss, groups) = trace_while_loaded(&ns, "stuck-readers", port, CONNS);
 
     let listen = group(&groups, &format!("listen:{port}"));
     let (n, w) = sum(
@@ -107,23 +91,7 @@ fn orphans_are_charged_to_the_listening_port() {
     require_root();
     let ns = Netns::new("orphans");
     let port = 18081u16;
-    let _load = ns.load(&[
-        "orphans",
-        "--port",
-        &port.to_string(),
-        "--conns",
-        &CONNS.to_string(),
-    ]);
-    let lines = ok_json(&ns.netmem(&[
-        "trace",
-        "--json",
-        "--interval",
-        "700ms",
-        "--duration",
-        "1600ms",
-    ]));
-    let ss = ns.ss();
-    let groups = last_groups(&lines);
+    let (_load, lines, ss, groups) = trace_while_loaded(&ns, "orphans", port, CONNS);
     let listen = group(&groups, &format!("listen:{port}"));
     let (n, held) = sum(
         &ss,
