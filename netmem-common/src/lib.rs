@@ -135,11 +135,25 @@ impl KernelLayout {
         }
     }
 
-    pub fn drop_reason_selected(&self, reason: u32) -> bool {
-        let word = (reason / 64) as usize;
-        word < self.drop_reason_mask.len()
-            && self.drop_reason_mask[word] & (1u64 << (reason % 64)) != 0
+    /// Marks `enum skb_drop_reason` value `reason` as memory-related.
+    pub fn select_drop_reason(&mut self, reason: u32) {
+        if let Some((word, bit)) = drop_reason_bit(reason) {
+            self.drop_reason_mask[word] |= bit;
+        }
     }
+
+    pub fn drop_reason_selected(&self, reason: u32) -> bool {
+        drop_reason_bit(reason).is_some_and(|(word, bit)| self.drop_reason_mask[word] & bit != 0)
+    }
+}
+
+/// Where drop reason `reason` lives in [`KernelLayout::drop_reason_mask`]:
+/// (word, bit). Reasons past the mask (subsystem-encoded ones) are never
+/// selected. Shared so the kernel's check and userspace's selection agree.
+#[inline(always)]
+pub fn drop_reason_bit(reason: u32) -> Option<(usize, u64)> {
+    let word = (reason / 64) as usize;
+    (word < 4).then_some((word, 1u64 << (reason % 64)))
 }
 
 pub const GROUP_UNATTRIBUTED: u8 = 0;

@@ -47,14 +47,13 @@ pub(crate) use lay;
 /// ones userspace selected.
 #[inline(always)]
 pub fn drop_reason_selected(reason: u32) -> bool {
-    let word = (reason / 64) as usize;
-    if word >= 4 {
+    let Some((word, bit)) = netmem_common::drop_reason_bit(reason) else {
         return false;
-    }
+    };
     let mask = unsafe {
         core::ptr::read_volatile((&raw const LAYOUT.drop_reason_mask).cast::<u64>().add(word))
     };
-    mask & (1u64 << (reason % 64)) != 0
+    mask & bit != 0
 }
 
 #[inline(always)]

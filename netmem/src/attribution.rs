@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{anyhow, Result};
 use netmem_common::{
-    GroupCounters, GroupKey, AF_INET, AF_INET6, GROUP_BACKEND, GROUP_LISTEN, N_COUNTERS,
-    TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_TIME_WAIT,
+    GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_LISTEN, N_COUNTERS, TCP_LISTEN,
+    TCP_NEW_SYN_RECV, TCP_TIME_WAIT,
 };
 
 use crate::sockdiag::SockRecord;
@@ -210,19 +210,10 @@ pub fn parse_backend(s: &str) -> Result<(IpAddr, u16)> {
     Ok((sa.ip(), sa.port()))
 }
 
-/// The family of a backend group address for JSON, where it matters.
-pub fn family_name(f: u8) -> &'static str {
-    match f {
-        AF_INET => "ipv4",
-        AF_INET6 => "ipv6",
-        _ => "",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netmem_common::{TCP_ESTABLISHED, TCP_FIN_WAIT1};
+    use netmem_common::{AF_INET, TCP_ESTABLISHED, TCP_FIN_WAIT1};
 
     fn rec(
         lport: u16,

@@ -275,8 +275,8 @@ impl KernelBtf {
         match self.enum_members("skb_drop_reason") {
             Ok(members) => {
                 for (name, v) in members {
-                    if MEMORY_DROP_REASONS.contains(&name.as_str()) && v < 256 {
-                        l.drop_reason_mask[(v / 64) as usize] |= 1u64 << (v % 64);
+                    if MEMORY_DROP_REASONS.contains(&name.as_str()) {
+                        l.select_drop_reason(v);
                     }
                     drop_reason_names
                         .push((v, name.trim_start_matches("SKB_DROP_REASON_").to_string()));

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use netmem_common::{
-    Event, EventKind, GroupKey, COUNTER_NAMES, GROUP_BACKEND, IPPROTO_TCP, IPPROTO_UDP,
+    Counter, Event, EventKind, GroupKey, COUNTER_NAMES, GROUP_BACKEND, IPPROTO_TCP, IPPROTO_UDP,
     TCP_STATE_NAMES,
 };
 use serde_json::{json, Map, Value};
@@ -124,7 +124,12 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
             let c = &r.counts;
             s += &format!(
                 " {:>6} {:>6} {:>6} {:>7} {:>6} {:>6}",
-                c[2], c[3], c[4], c[5], c[0], c[1]
+                c[Counter::ExceedBufLimit as usize],
+                c[Counter::RcvqueueFull as usize],
+                c[Counter::MemAborts as usize],
+                c[Counter::SkbDrops as usize],
+                c[Counter::Established as usize],
+                c[Counter::Closed as usize]
             );
         }
         s.push('\n');

@@ -48,7 +48,6 @@ struct Tracer<W: Write> {
     drop_reasons: HashMap<u32, String>,
     /// wall clock minus CLOCK_MONOTONIC, to date kernel timestamps
     wall_offset: Duration,
-    mono_at_start: u64,
     prev_counts: HashMap<GroupKey, GroupCounters>,
     received: u64,
     shown_this_interval: u64,
@@ -71,7 +70,6 @@ pub async fn run(opts: Options, out: impl Write) -> Result<()> {
         probes,
         drop_reasons: resolved.drop_reason_names.into_iter().collect(),
         wall_offset: wall.saturating_sub(Duration::from_nanos(mono)),
-        mono_at_start: mono,
         prev_counts: HashMap::new(),
         received: 0,
         shown_this_interval: 0,
@@ -243,7 +241,6 @@ impl<W: Write> Tracer<W> {
     fn summary(&mut self, elapsed: Duration) -> Result<()> {
         let lost = self.probes.stat(Stat::RingbufLost)?;
         let full = self.probes.stat(Stat::GroupMapFull)?;
-        let _ = self.mono_at_start;
         if self.opts.json {
             emit_line(
                 &mut self.out,

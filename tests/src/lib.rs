@@ -1,7 +1,7 @@
 //! Harness for netmem's integration tests: network namespaces the tests own,
 //! the netmem binary under test, and `ss` as the reference.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -302,10 +302,6 @@ pub fn parse_ss(s: &str) -> Vec<SsSocket> {
 /// |a - b| <= 10% of b (and both non-zero).
 pub fn within_10pct(a: u64, b: u64) -> bool {
     a > 0 && b > 0 && (a as f64 - b as f64).abs() <= 0.10 * b as f64
-}
-
-pub fn write_all(mut w: impl Write, s: &str) {
-    w.write_all(s.as_bytes()).unwrap();
 }
 
 #[cfg(test)]
