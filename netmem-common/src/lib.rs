@@ -93,10 +93,41 @@ pub struct KernelLayout {
     /// Only sockets in this network namespace (inode number) are counted;
     /// 0 counts every namespace.
     pub netns_inum: u32,
+    /// struct proto -> memory_pressure (an `unsigned long *`)
+    pub proto_memory_pressure: u32,
+    /// How tcp_check_oom counts orphans on this kernel: [`ORPHANS_UNKNOWN`],
+    /// [`ORPHANS_CACHE`] or [`ORPHANS_PERCPU_COUNTER`].
+    pub orphan_shape: u32,
+    /// struct percpu_counter -> count, for [`ORPHANS_PERCPU_COUNTER`]
+    pub percpu_counter_count: u32,
+    /// struct fib_nh_common -> nhc_dev, struct net_device -> name
+    pub nhc_dev: u32,
+    pub netdev_name: u32,
+    /// struct rt6_info -> rt6i_dst.addr, rt6i_gateway, dst.dev, dst._metrics
+    pub rt6_dst: u32,
+    pub rt6_gateway: u32,
+    pub rt6_dev: u32,
+    pub rt6_metrics: u32,
+    /// RTAX_MTU - 1: the MTU's index in struct dst_metrics
+    pub rtax_mtu_index: u32,
     pub _pad: u32,
     /// Bit N set: `enum skb_drop_reason` value N is memory-related.
     pub drop_reason_mask: [u64; 4],
+    /// Kernel addresses (from /proc/kallsyms) of the orphan figure
+    /// tcp_check_oom compares (tcp_orphan_cache, or the percpu_counter
+    /// tcp_orphan_count) and of sysctl_tcp_max_orphans; 0 when unknown.
+    pub orphans_addr: u64,
+    pub max_orphans_addr: u64,
 }
+
+/// The orphan counter's shape is unknown: the kernel side does not read it.
+pub const ORPHANS_UNKNOWN: u32 = 0;
+/// 5.16+ (and 5.10.y/5.15.y backports): per-CPU `unsigned int
+/// tcp_orphan_count`, summed every 100 ms into `int tcp_orphan_cache`, which
+/// is what tcp_too_many_orphans() compares.
+pub const ORPHANS_CACHE: u32 = 1;
+/// Older kernels: `struct percpu_counter tcp_orphan_count`.
+pub const ORPHANS_PERCPU_COUNTER: u32 = 2;
 
 impl KernelLayout {
     pub const fn unresolved() -> Self {
@@ -130,8 +161,20 @@ impl KernelLayout {
             send_reset_reason_arg: NO_ARG,
             rst_reason_abort_on_memory: u32::MAX,
             netns_inum: 0,
+            proto_memory_pressure: NO_OFFSET,
+            orphan_shape: ORPHANS_UNKNOWN,
+            percpu_counter_count: NO_OFFSET,
+            nhc_dev: NO_OFFSET,
+            netdev_name: NO_OFFSET,
+            rt6_dst: NO_OFFSET,
+            rt6_gateway: NO_OFFSET,
+            rt6_dev: NO_OFFSET,
+            rt6_metrics: NO_OFFSET,
+            rtax_mtu_index: 1,
             _pad: 0,
             drop_reason_mask: [0; 4],
+            orphans_addr: 0,
+            max_orphans_addr: 0,
         }
     }
 
@@ -163,7 +206,7 @@ pub const GROUP_BACKEND: u8 = 2;
 /// Where a socket's memory is charged: the listening port it was accepted on
 /// (a proxy's frontend), or the remote endpoint it connected to (a backend).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupKey {
     /// Backend address: 4 bytes for AF_INET, 16 for AF_INET6; zero for listen.
     pub addr: [u8; 16],
@@ -257,9 +300,12 @@ pub enum Counter {
     SkbDrops = 5,
     Resets = 6,
     DestroyedWithData = 7,
+    OrphansBorn = 8,
+    OrphansGone = 9,
+    PressureEntered = 10,
 }
 
-pub const N_COUNTERS: usize = 8;
+pub const N_COUNTERS: usize = 11;
 /// JSON field names of the counters, in [`Counter`] order.
 pub const COUNTER_NAMES: [&str; N_COUNTERS] = [
     "established",
@@ -270,6 +316,9 @@ pub const COUNTER_NAMES: [&str; N_COUNTERS] = [
     "skb_drops",
     "resets",
     "destroyed_with_data",
+    "orphans_born",
+    "orphans_gone",
+    "pressure_entered",
 ];
 
 #[repr(C)]
@@ -286,8 +335,23 @@ pub enum Stat {
     RingbufLost = 0,
     /// The per-group counter map was full: a count was dropped.
     GroupMapFull = 1,
+    /// The orphan tracking map was full: an orphan's birth was not recorded
+    /// (its death then reports no lifetime).
+    OrphanMapFull = 2,
 }
-pub const N_STATS: u32 = 2;
+pub const N_STATS: u32 = 3;
+
+/// Indexes of the `SETTINGS` array, written by userspace after it has chosen
+/// each hook's tier (the programs are loaded by then, so this cannot live in
+/// read-only data).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug)]
+pub enum Setting {
+    /// 1: tcp_check_oom is served by the tcp_send_reset tracepoint, which
+    /// then streams `abort_on_memory` itself.
+    AbortsFromResets = 0,
+}
+pub const N_SETTINGS: u32 = 1;
 
 /// Rare events streamed through the ring buffer.
 #[repr(u32)]
@@ -298,15 +362,51 @@ pub enum EventKind {
     ExceedBufLimit = 1,
     /// `sock:sock_rcvqueue_full`. args: [skb truesize]
     RcvqueueFull = 2,
-    /// `tcp:tcp_send_reset` with reason TCP_ABORT_ON_MEMORY. args: [reason,
-    /// protocol memory_allocated pages, sysctl_mem[0], [1], [2]]
+    /// tcp_check_oom() returned true (fexit/kretprobe), or `tcp:tcp_send_reset`
+    /// with reason TCP_ABORT_ON_MEMORY. args: [`AbortArg`] positions.
     AbortOnMemory = 3,
     /// `skb:kfree_skb` with a memory-related reason. args: [reason, truesize, len]
     SkbDrop = 4,
     /// `tcp:tcp_destroy_sock` of a socket still holding queued data (it is
     /// thrown away). args: []
     DestroyWithData = 5,
+    /// A socket became an orphan (closed by its owner, not yet CLOSE).
+    /// args: [wmem_queued at birth, source: 0 tcp_close, 1 inet_child_forget]
+    OrphanBorn = 6,
+    /// An orphan was destroyed. args: [lifetime ns (-1 unknown), bytes at
+    /// birth, state before CLOSE, aborted on memory (0/1)]
+    OrphanGone = 7,
+    /// tcp_enter_memory_pressure() while not under pressure. args:
+    /// [allocated pages, tcp_mem[0], [1], [2]]
+    PressureEnter = 8,
+    /// tcp_leave_memory_pressure() while under pressure. args: as PressureEnter
+    PressureLeave = 9,
+    /// A route exception (next-hop exception for IPv4, RTF_CACHE route for
+    /// IPv6) was created or updated. args: [family, pmtu (0 for a
+    /// redirect)]; `route` carries destination, gateway and device.
+    RouteException = 10,
 }
+
+/// Positions in [`Event::args`] of an [`EventKind::AbortOnMemory`]. -1 is
+/// "not read by the kernel"; userspace then fills it from procfs and says so.
+#[repr(usize)]
+#[derive(Clone, Copy, Debug)]
+pub enum AbortArg {
+    /// tcp_check_oom's shift (0 from close, >0 from the retransmit timer)
+    Shift = 0,
+    /// the orphan figure tcp_check_oom compares
+    Orphans = 1,
+    MaxOrphans = 2,
+    /// protocol memory_allocated, pages
+    Allocated = 3,
+    Mem0 = 4,
+    Mem1 = 5,
+    Mem2 = 6,
+    /// [`ABORT_FROM_CHECK_OOM`] or [`ABORT_FROM_RESET`]
+    Source = 7,
+}
+pub const ABORT_FROM_CHECK_OOM: i64 = 0;
+pub const ABORT_FROM_RESET: i64 = 1;
 
 impl EventKind {
     pub fn from_u32(v: u32) -> Option<EventKind> {
@@ -316,6 +416,11 @@ impl EventKind {
             3 => EventKind::AbortOnMemory,
             4 => EventKind::SkbDrop,
             5 => EventKind::DestroyWithData,
+            6 => EventKind::OrphanBorn,
+            7 => EventKind::OrphanGone,
+            8 => EventKind::PressureEnter,
+            9 => EventKind::PressureLeave,
+            10 => EventKind::RouteException,
             _ => return None,
         })
     }
@@ -327,6 +432,11 @@ impl EventKind {
             EventKind::AbortOnMemory => "abort_on_memory",
             EventKind::SkbDrop => "skb_drop",
             EventKind::DestroyWithData => "destroy_with_data",
+            EventKind::OrphanBorn => "orphan_born",
+            EventKind::OrphanGone => "orphan_gone",
+            EventKind::PressureEnter => "memory_pressure_enter",
+            EventKind::PressureLeave => "memory_pressure_leave",
+            EventKind::RouteException => "route_exception",
         }
     }
 }
@@ -363,7 +473,33 @@ pub struct Event {
     pub cpu: u32,
     pub sock: SockInfo,
     pub group: GroupKey,
-    pub args: [i64; 5],
+    pub args: [i64; N_ARGS],
+    pub route: RouteInfo,
+}
+
+pub const N_ARGS: usize = 8;
+
+/// The route part of a [`EventKind::RouteException`]; zero otherwise.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub dst: [u8; 16],
+    pub gateway: [u8; 16],
+    /// NUL-padded interface name
+    pub dev: [u8; 16],
+}
+
+/// The orphan tracking map's value, keyed by socket address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrphanInfo {
+    pub born_ns: u64,
+    pub bytes: i64,
+    pub group: GroupKey,
+    /// TCP state the orphan was in when it went to CLOSE
+    pub last_state: u8,
+    pub aborted_on_memory: u8,
+    pub _pad: [u8; 2],
 }
 
 #[cfg(feature = "user")]
@@ -373,6 +509,7 @@ mod pod {
     unsafe impl aya::Pod for super::GroupKey {}
     unsafe impl aya::Pod for super::GroupCounters {}
     unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::OrphanInfo {}
 }
 
 #[cfg(test)]
@@ -383,8 +520,9 @@ mod tests {
     fn layouts_have_no_padding() {
         assert_eq!(core::mem::size_of::<GroupKey>(), 20);
         assert_eq!(core::mem::size_of::<SockInfo>(), 16 + 16 + 4 + 4 + 7 * 4);
-        assert_eq!(core::mem::size_of::<Event>(), 8 + 4 + 4 + 68 + 20 + 40);
-        assert_eq!(core::mem::size_of::<KernelLayout>(), 30 * 4 + 32);
+        assert_eq!(core::mem::size_of::<Event>(), 8 + 4 + 4 + 68 + 20 + 64 + 48);
+        assert_eq!(core::mem::size_of::<KernelLayout>(), 40 * 4 + 32 + 16);
+        assert_eq!(core::mem::size_of::<OrphanInfo>(), 8 + 8 + 20 + 4);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn sock_exceed_buf_limit(ctx: RawTracePointContext) -> i32 {
         sk,
         &id,
         &g,
-        [allocated, kind, mem[0], mem[1], mem[2]],
+        [allocated, kind, mem[0], mem[1], mem[2], 0, 0, 0],
     );
     0
 }
@@ -45,7 +45,7 @@ pub fn sock_rcvqueue_full(ctx: RawTracePointContext) -> i32 {
         sk,
         &id,
         &g,
-        [truesize as i64, 0, 0, 0, 0],
+        [truesize as i64, 0, 0, 0, 0, 0, 0, 0],
     );
     0
 }

@@ -56,7 +56,7 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
         sk,
         &id,
         &g,
-        [reason as i64, truesize as i64, len as i64, 0, 0],
+        [reason as i64, truesize as i64, len as i64, 0, 0, 0, 0, 0],
     );
     0
 }

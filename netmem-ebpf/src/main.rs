@@ -7,7 +7,11 @@
 
 mod buffers;
 mod drops;
+mod oom;
+mod orphans;
+mod pressure;
 mod resets;
+mod routes;
 mod sock;
 mod sock_state;
 

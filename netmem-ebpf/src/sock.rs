@@ -1,13 +1,14 @@
 use aya_ebpf::{
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::RawTracePointContext,
     EbpfContext,
 };
 use netmem_common::{
-    Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, SockInfo, Stat, AF_INET,
-    AF_INET6, NO_OFFSET,
+    AbortArg, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, OrphanInfo,
+    RouteInfo, Setting, SockInfo, Stat, AF_INET, AF_INET6, NO_OFFSET, N_ARGS, ORPHANS_CACHE,
+    ORPHANS_PERCPU_COUNTER, TCP_CLOSE,
 };
 
 /// Filled in by userspace from the running kernel's BTF before load.
@@ -31,6 +32,19 @@ pub static LISTEN_PORTS: HashMap<u16, u64> = HashMap::with_max_entries(8192, 0);
 
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(netmem_common::N_STATS, 0);
+
+#[map]
+pub static SETTINGS: Array<u32> = Array::with_max_entries(netmem_common::N_SETTINGS, 0);
+
+/// Live orphans by socket address: birth time, bytes and group, so their
+/// death can report a lifetime. Bounded; a full map is counted.
+#[map]
+pub static ORPHANS: HashMap<u64, OrphanInfo> = HashMap::with_max_entries(65536, 0);
+
+/// kprobe -> kretprobe hand-over of a function's arguments, by thread
+/// (fexit programs see their arguments directly and do not need it).
+#[map]
+pub static ENTRY_ARGS: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(4096, 0);
 
 /// Reads one field of [`LAYOUT`]. Volatile because the loader rewrites
 /// .rodata, so the compiler must not fold the placeholder values; per field
@@ -179,9 +193,13 @@ pub fn count(group: &GroupKey, c: Counter) {
     }
 }
 
+pub fn setting(s: Setting) -> u32 {
+    SETTINGS.get(s as u32).copied().unwrap_or(0)
+}
+
 /// Streams one rare event about `sk` (0 when the hook had no socket).
 #[inline(always)]
-pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64; 5]) {
+pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64; N_ARGS]) {
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         stat(Stat::RingbufLost);
         return;
@@ -194,6 +212,7 @@ pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64;
         (*e).cpu = bpf_get_smp_processor_id();
         (*e).group = *group;
         (*e).args = args;
+        (*e).route = RouteInfo::default();
         if sk == 0 {
             (*e).sock = SockInfo::default();
         } else {
@@ -201,6 +220,175 @@ pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64;
         }
     }
     entry.submit(0);
+}
+
+/// Streams a route exception; `fill` writes the route part in place.
+#[inline(always)]
+pub fn emit_route(args: [i64; N_ARGS], fill: impl FnOnce(&mut RouteInfo)) {
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        stat(Stat::RingbufLost);
+        return;
+    };
+    let e = entry.as_mut_ptr();
+    unsafe {
+        (*e).ts_ns = bpf_ktime_get_ns();
+        (*e).kind = EventKind::RouteException as u32;
+        (*e).cpu = bpf_get_smp_processor_id();
+        (*e).group = GroupKey::UNATTRIBUTED;
+        (*e).args = args;
+        (*e).sock = SockInfo::default();
+        (*e).route = RouteInfo::default();
+        fill(&mut (*e).route);
+    }
+    entry.submit(0);
+}
+
+/// The figures tcp_check_oom compared, read at the moment it answered, and
+/// the event that says which limit fired. `shift` is -1 when unknown (the
+/// reset tracepoint does not carry it).
+#[inline(always)]
+pub fn abort_on_memory(sk: u64, shift: i64, source: i64) {
+    if sk == 0 || !in_traced_netns(sk) {
+        return;
+    }
+    let id = sock_id(sk);
+    let g = group_of(&id);
+    count(&g, Counter::MemAborts);
+    if let Some(o) = ORPHANS.get_ptr_mut(&sk) {
+        unsafe { (*o).aborted_on_memory = 1 };
+    }
+    let (allocated, mem) = proto_mem(sk);
+    let mut a = [-1i64; N_ARGS];
+    a[AbortArg::Shift as usize] = shift;
+    a[AbortArg::Orphans as usize] = orphan_count();
+    let max_addr = lay!(max_orphans_addr);
+    if max_addr != 0 {
+        a[AbortArg::MaxOrphans as usize] = read::<i32>(max_addr, 0) as i64;
+    }
+    a[AbortArg::Allocated as usize] = allocated;
+    a[AbortArg::Mem0 as usize] = mem[0];
+    a[AbortArg::Mem1 as usize] = mem[1];
+    a[AbortArg::Mem2 as usize] = mem[2];
+    a[AbortArg::Source as usize] = source;
+    emit(EventKind::AbortOnMemory, sk, &id, &g, a);
+}
+
+/// The orphan figure tcp_too_many_orphans() compares, in the counter shape
+/// userspace found in BTF; -1 when this kernel's shape or address is unknown.
+#[inline(always)]
+fn orphan_count() -> i64 {
+    let addr = lay!(orphans_addr);
+    if addr == 0 {
+        return -1;
+    }
+    match lay!(orphan_shape) {
+        ORPHANS_CACHE => read::<i32>(addr, 0) as i64,
+        ORPHANS_PERCPU_COUNTER => read::<i64>(addr, lay!(percpu_counter_count)),
+        _ => -1,
+    }
+}
+
+/// `sk` was just orphaned by its owner, with `bytes` still queued.
+#[inline(always)]
+pub fn orphan_born(sk: u64, source: i64) {
+    if sk == 0 || !in_traced_netns(sk) {
+        return;
+    }
+    let id = sock_id(sk);
+    let g = group_of(&id);
+    count(&g, Counter::OrphansBorn);
+    let bytes = read::<i32>(sk, lay!(sk_wmem_queued)) as i64;
+    let info = OrphanInfo {
+        born_ns: unsafe { bpf_ktime_get_ns() },
+        bytes,
+        group: g,
+        last_state: 0,
+        aborted_on_memory: 0,
+        _pad: [0; 2],
+    };
+    if ORPHANS.insert(&sk, &info, 0).is_err() {
+        stat(Stat::OrphanMapFull);
+    }
+    let mut a = [0i64; N_ARGS];
+    a[0] = bytes;
+    a[1] = source;
+    emit(EventKind::OrphanBorn, sk, &id, &g, a);
+}
+
+/// Called from inet_sock_set_state: remembers how a tracked orphan reached CLOSE.
+#[inline(always)]
+pub fn orphan_state(sk: u64, old: u8, new: u8) {
+    if new != TCP_CLOSE {
+        return;
+    }
+    if let Some(o) = ORPHANS.get_ptr_mut(&sk) {
+        unsafe { (*o).last_state = old };
+    }
+}
+
+/// `sk` is being destroyed; if it was a tracked orphan, report its life.
+#[inline(always)]
+pub fn orphan_gone(sk: u64) {
+    let Some(o) = (unsafe { ORPHANS.get(&sk) }) else {
+        return;
+    };
+    let o = *o;
+    let _ = ORPHANS.remove(&sk);
+    count(&o.group, Counter::OrphansGone);
+    let id = sock_id(sk);
+    let mut a = [0i64; N_ARGS];
+    a[0] = (unsafe { bpf_ktime_get_ns() } - o.born_ns) as i64;
+    a[1] = o.bytes;
+    a[2] = o.last_state as i64;
+    a[3] = o.aborted_on_memory as i64;
+    emit(EventKind::OrphanGone, sk, &id, &o.group, a);
+}
+
+/// tcp_enter/leave_memory_pressure: streamed only on a real transition,
+/// since the kernel calls enter on every allocation while over tcp_mem[1].
+#[inline(always)]
+pub fn memory_pressure(sk: u64, enter: bool) {
+    if sk == 0 {
+        return;
+    }
+    let prot: u64 = read(sk, lay!(sk_prot));
+    let flag_ptr: u64 = read(prot, lay!(proto_memory_pressure));
+    let under = read::<u64>(flag_ptr, 0) != 0;
+    if under == enter {
+        return;
+    }
+    let id = sock_id(sk);
+    let g = group_of(&id);
+    if enter {
+        count(&g, Counter::PressureEntered);
+    }
+    let (allocated, mem) = proto_mem(sk);
+    let mut a = [0i64; N_ARGS];
+    a[0] = allocated;
+    a[1] = mem[0];
+    a[2] = mem[1];
+    a[3] = mem[2];
+    let kind = if enter {
+        EventKind::PressureEnter
+    } else {
+        EventKind::PressureLeave
+    };
+    emit(kind, sk, &id, &g, a);
+}
+
+/// Saves a kprobe's arguments for its kretprobe.
+#[inline(always)]
+pub fn save_entry_args(a: [u64; 2]) {
+    let key = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let _ = ENTRY_ARGS.insert(&key, &a, 0);
+}
+
+#[inline(always)]
+pub fn take_entry_args() -> Option<[u64; 2]> {
+    let key = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let a = unsafe { ENTRY_ARGS.get(&key) }.copied();
+    let _ = ENTRY_ARGS.remove(&key);
+    a
 }
 
 /// struct proto's global figures for `sk`'s protocol: memory_allocated (pages)

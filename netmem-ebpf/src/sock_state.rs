@@ -1,14 +1,21 @@
 //! Connection lifecycle: frequent, so only counted in the kernel, plus the
 //! listening-port set the grouping rule needs.
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
-use netmem_common::{Counter, EventKind, IPPROTO_TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
+use netmem_common::{
+    Counter, EventKind, IPPROTO_TCP, N_ARGS, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
+};
 
-use crate::sock::{count, emit, group_of, in_traced_netns, lay, read, sock_id, LISTEN_PORTS};
+use crate::sock::{
+    count, emit, group_of, in_traced_netns, lay, orphan_state, read, sock_id, LISTEN_PORTS,
+};
 
 // TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     let newstate = ctx.arg::<u64>(2) as u8;
+    if newstate == TCP_CLOSE {
+        orphan_state(ctx.arg::<u64>(0), ctx.arg::<u64>(1) as u8, newstate);
+    }
     // Most transitions are not counted: return before touching the socket.
     if newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE && newstate != TCP_LISTEN {
         return 0;
@@ -51,6 +58,6 @@ pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
     let id = sock_id(sk);
     let g = group_of(&id);
     count(&g, Counter::DestroyedWithData);
-    emit(EventKind::DestroyWithData, sk, &id, &g, [0; 5]);
+    emit(EventKind::DestroyWithData, sk, &id, &g, [0; N_ARGS]);
     0
 }

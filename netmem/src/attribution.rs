@@ -106,11 +106,20 @@ pub struct GroupRow {
 #[derive(Default)]
 pub struct Aggregator {
     pub groups: BTreeMap<GroupKey, GroupRow>,
+    /// When Some, every orphan of the pass with its group (for the
+    /// polling tier of the orphan hook).
+    pub orphan_records: Option<Vec<(SockRecord, GroupKey)>>,
 }
 
 impl Aggregator {
     pub fn add_socket(&mut self, rec: &SockRecord, listening: &HashSet<u16>) {
-        let row = self.groups.entry(group_of(rec, listening)).or_default();
+        let g = group_of(rec, listening);
+        if is_orphan(rec) {
+            if let Some(v) = self.orphan_records.as_mut() {
+                v.push((rec.clone(), g));
+            }
+        }
+        let row = self.groups.entry(g).or_default();
         let m = &mut row.mem;
         match rec.state {
             TCP_LISTEN => m.listeners += 1,
@@ -233,6 +242,7 @@ mod tests {
             remote,
             rport,
             inode,
+            cookie: rport as u64,
             rmem_alloc: r,
             rcvbuf: 0,
             wmem_alloc: 0,

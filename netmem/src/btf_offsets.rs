@@ -6,7 +6,11 @@
 
 use anyhow::{anyhow, bail, Result};
 use btf_rs::{Btf, BtfType, Type};
-use netmem_common::{KernelLayout, NO_ARG, NO_OFFSET};
+use netmem_common::{
+    KernelLayout, NO_ARG, NO_OFFSET, ORPHANS_CACHE, ORPHANS_PERCPU_COUNTER, ORPHANS_UNKNOWN,
+};
+
+use crate::kallsyms::Kallsyms;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -29,6 +33,9 @@ pub const RST_REASON_ABORT_ON_MEMORY: &str = "SK_RST_REASON_TCP_ABORT_ON_MEMORY"
 /// What was resolved, plus a note for everything that was not.
 pub struct Resolved {
     pub layout: KernelLayout,
+    /// SOCK_MIN_SNDBUF on this kernel: tcp_check_oom's tcp_mem test only
+    /// applies to sockets queuing more than this.
+    pub sock_min_sndbuf: i64,
     pub missing: Vec<String>,
     /// `enum skb_drop_reason` value → name, for printing drop events.
     pub drop_reason_names: Vec<(u32, String)>,
@@ -173,6 +180,42 @@ impl KernelBtf {
             .collect()
     }
 
+    /// Parameter names and types of kernel function `name`, or None when it
+    /// has no BTF (inlined, renamed by the compiler, or absent).
+    pub fn func_params(&self, name: &str) -> Option<Vec<(String, String)>> {
+        let funcs = self.btf.resolve_types_by_name(name).ok()?;
+        let func = funcs.into_iter().find_map(|t| match t {
+            Type::Func(f) => Some(f),
+            _ => None,
+        })?;
+        let Type::FuncProto(proto) = self.btf.resolve_chained_type(&func).ok()? else {
+            return None;
+        };
+        proto
+            .parameters
+            .iter()
+            .map(|p| {
+                Some((
+                    self.btf.resolve_name(p).unwrap_or_default(),
+                    self.describe(p).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The type of global (or per-CPU) variable `name`, e.g. `unsigned int`.
+    pub fn var_type(&self, name: &str) -> Option<String> {
+        let vars = self.btf.resolve_types_by_name(name).ok()?;
+        vars.into_iter().find_map(|t| match t {
+            Type::Var(v) => self.describe(&v).ok(),
+            _ => None,
+        })
+    }
+
+    pub fn struct_size(&self, name: &str) -> Result<usize> {
+        Ok(self.named_struct(name)?.size())
+    }
+
     fn describe(&self, bt: &dyn BtfType) -> Result<String> {
         let t = self.strip(self.btf.resolve_chained_type(bt)?)?;
         Ok(match &t {
@@ -187,7 +230,7 @@ impl KernelBtf {
         })
     }
 
-    pub fn resolve(&self, netns_inum: u32) -> Resolved {
+    pub fn resolve(&self, netns_inum: u32, syms: &Kallsyms) -> Resolved {
         let mut l = KernelLayout::unresolved();
         let mut missing = Vec::new();
         let off = |root: &str, path: &str, missing: &mut Vec<String>| -> u32 {
@@ -234,6 +277,23 @@ impl KernelBtf {
         l.skb_sk = off("sk_buff", "sk", m);
         l.skb_truesize = off("sk_buff", "truesize", m);
         l.skb_len = off("sk_buff", "len", m);
+        l.proto_memory_pressure = off("proto", "memory_pressure", m);
+        l.nhc_dev = off("fib_nh_common", "nhc_dev", m);
+        l.netdev_name = off("net_device", "name", m);
+        l.rt6_dst = off("rt6_info", "rt6i_dst.addr", m);
+        l.rt6_gateway = off("rt6_info", "rt6i_gateway", m);
+        l.rt6_dev = off("rt6_info", "dst.dev", m);
+        l.rt6_metrics = off("rt6_info", "dst._metrics", m);
+        // RTAX_MTU is uapi (rtnetlink), so it is ABI like the TCP states;
+        // struct dst_metrics stores RTAX_n at index n-1.
+        l.rtax_mtu_index = 1;
+        self.resolve_orphans(&mut l, syms, m);
+        // SOCK_MIN_SNDBUF = 2 * TCP_SKB_MIN_TRUESIZE = 2 * (2048 +
+        // SKB_DATA_ALIGN(sizeof(struct sk_buff))), cache lines being 64 bytes.
+        let sock_min_sndbuf = match self.struct_size("sk_buff") {
+            Ok(n) => 2 * (2048 + n.div_ceil(64) * 64) as i64,
+            Err(_) => 4608,
+        };
 
         let position = |tp: &str, wanted: &str, missing: &mut Vec<String>| -> u32 {
             match self.tracepoint_args(tp) {
@@ -287,8 +347,50 @@ impl KernelBtf {
         l.netns_inum = netns_inum;
         Resolved {
             layout: l,
+            sock_min_sndbuf,
             missing,
             drop_reason_names,
+        }
+    }
+}
+
+impl KernelBtf {
+    /// Where tcp_too_many_orphans() gets its figure on this kernel, by the
+    /// type BTF gives `tcp_orphan_count`, and the addresses kallsyms gives.
+    fn resolve_orphans(&self, l: &mut KernelLayout, syms: &Kallsyms, m: &mut Vec<String>) {
+        let shape = self.var_type("tcp_orphan_count");
+        let (sym, shape) = match shape.as_deref() {
+            Some("unsigned int") | Some("int") => ("tcp_orphan_cache", ORPHANS_CACHE),
+            Some("struct percpu_counter") => {
+                match self.offset_of("percpu_counter", "count") {
+                    Ok(o) => l.percpu_counter_count = o,
+                    Err(e) => m.push(format!("{e:#}")),
+                }
+                ("tcp_orphan_count", ORPHANS_PERCPU_COUNTER)
+            }
+            other => {
+                m.push(format!(
+                    "tcp_check_oom: orphan counter shape unknown (tcp_orphan_count is {other:?} in BTF); orphans read from /proc/net/sockstat instead"
+                ));
+                ("", ORPHANS_UNKNOWN)
+            }
+        };
+        if shape != ORPHANS_UNKNOWN {
+            match syms.address(sym) {
+                Some(a) => {
+                    l.orphan_shape = shape;
+                    l.orphans_addr = a;
+                }
+                None => m.push(format!(
+                    "tcp_check_oom: {sym} not in /proc/kallsyms (needs CONFIG_KALLSYMS_ALL); orphans read from /proc/net/sockstat instead"
+                )),
+            }
+        }
+        match syms.address("sysctl_tcp_max_orphans") {
+            Some(a) => l.max_orphans_addr = a,
+            None => m.push(
+                "tcp_check_oom: sysctl_tcp_max_orphans not in /proc/kallsyms; tcp_max_orphans read from /proc/sys instead".into(),
+            ),
         }
     }
 }
@@ -305,7 +407,11 @@ mod tests {
             eprintln!("no kernel BTF here; skipped");
             return;
         };
-        let r = btf.resolve(0);
+        let r = btf.resolve(0, &Kallsyms::load(&[]).unwrap_or_default());
+        assert!(r.sock_min_sndbuf > 4096 && r.sock_min_sndbuf < 8192);
+        assert!(btf.func_params("tcp_check_oom").is_some());
+        assert_eq!(btf.func_params("tcp_check_oom").unwrap()[1].0, "shift");
+        assert!(btf.var_type("tcp_orphan_count").is_some());
         let l = r.layout;
         // sock_common starts struct sock; skc_daddr is its first member.
         assert_eq!(l.sk_daddr, 0);

@@ -2,8 +2,10 @@
 //! backends. The binary (`main.rs`) is a thin CLI over these modules.
 pub mod attribution;
 pub mod btf_offsets;
+pub mod kallsyms;
 pub mod netns;
 pub mod output;
+pub mod pollers;
 pub mod privileges;
 pub mod probes;
 pub mod procfs;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use netmem::attribution::{parse_backend, Filter};
+use netmem::probes::Tier;
 
 /// Live socket memory attribution: which listening port or backend holds the
 /// kernel's socket memory, and which limit fired.
@@ -39,6 +40,18 @@ enum Cmd {
         /// Print at most this many events per interval; the rest are counted.
         #[arg(long, default_value_t = 1000)]
         event_limit: u64,
+        /// Use no tier better than this (to compare tiers, or to avoid one).
+        #[arg(long, value_enum, default_value = "fentry")]
+        max_tier: Tier,
+    },
+    /// List every hook, the tier that serves it on this kernel (fentry,
+    /// kprobe, tracepoint, polling) and why each better tier is not used.
+    /// Attaches and detaches at once. Needs root.
+    Probes {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_enum, default_value = "fentry")]
+        max_tier: Tier,
     },
 }
 
@@ -92,6 +105,7 @@ fn run(cli: Cli) -> Result<()> {
             interval,
             duration,
             event_limit,
+            max_tier,
         } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -103,11 +117,15 @@ fn run(cli: Cli) -> Result<()> {
                 duration,
                 filter: common.filter(),
                 event_limit,
+                max_tier,
             };
             rt.block_on(netmem::trace::run(
                 opts,
                 std::io::BufWriter::new(stdout.lock()),
             ))
+        }
+        Cmd::Probes { json, max_tier } => {
+            netmem::probes::run_report(max_tier, json, &mut stdout.lock())
         }
     }
 }

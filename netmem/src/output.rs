@@ -5,8 +5,8 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use netmem_common::{
-    Counter, Event, EventKind, GroupKey, COUNTER_NAMES, GROUP_BACKEND, IPPROTO_TCP, IPPROTO_UDP,
-    TCP_STATE_NAMES,
+    AbortArg, Counter, Event, EventKind, GroupKey, ABORT_FROM_CHECK_OOM, ABORT_FROM_RESET,
+    AF_INET6, COUNTER_NAMES, GROUP_BACKEND, IPPROTO_TCP, IPPROTO_UDP, TCP_STATE_NAMES,
 };
 use serde_json::{json, Map, Value};
 
@@ -137,15 +137,75 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
     s
 }
 
+/// What decoding an event needs beyond the record itself.
+pub struct EventContext<'a> {
+    pub drop_reason: &'a dyn Fn(u32) -> String,
+    /// SOCK_MIN_SNDBUF on this kernel (tcp_check_oom's tcp_mem test)
+    pub sock_min_sndbuf: i64,
+    /// procfs figures for what the kernel side could not read
+    pub max_orphans: Option<i64>,
+    pub orphans: Option<i64>,
+    /// tier serving the event's hook
+    pub tier: &'a dyn Fn(&Event) -> &'static str,
+}
+
+/// tcp_check_oom()'s two tests, on the figures of the moment:
+/// (too many orphans, out of tcp_mem). Unknown figures test false.
+pub fn abort_cause(
+    orphans: Option<i64>,
+    shift: i64,
+    max_orphans: Option<i64>,
+    allocated: i64,
+    tcp_mem_max: i64,
+    wmem_queued: i64,
+    sock_min_sndbuf: i64,
+) -> (bool, bool) {
+    let too_many = match (orphans, max_orphans) {
+        (Some(o), Some(m)) => (o << shift.clamp(0, 16)) > m,
+        _ => false,
+    };
+    let out_of_mem = wmem_queued > sock_min_sndbuf && tcp_mem_max > 0 && allocated > tcp_mem_max;
+    (too_many, out_of_mem)
+}
+
+pub fn cause_name(c: (bool, bool)) -> &'static str {
+    match c {
+        (true, true) => "orphans+tcp_mem",
+        (true, false) => "orphans",
+        (false, true) => "tcp_mem",
+        (false, false) => "unknown",
+    }
+}
+
+/// How an orphan's life ended, from the state it left for CLOSE.
+pub fn orphan_end(last_state: u8, aborted_on_memory: bool) -> &'static str {
+    use netmem_common::{TCP_CLOSING, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_TIME_WAIT};
+    if aborted_on_memory {
+        return "aborted_on_memory";
+    }
+    match last_state {
+        0 => "unknown",
+        TCP_LAST_ACK | TCP_CLOSING | TCP_FIN_WAIT2 | TCP_TIME_WAIT => "graceful",
+        _ => "reset_or_timeout",
+    }
+}
+
+fn known(v: i64) -> Option<i64> {
+    (v >= 0).then_some(v)
+}
+
 /// Decodes a ring buffer record into the documented JSON event.
-pub fn event_json(ts: &str, e: &Event, drop_reason: &dyn Fn(u32) -> String) -> Option<Value> {
+pub fn event_json(ts: &str, e: &Event, cx: &EventContext) -> Option<Value> {
     let kind = EventKind::from_u32(e.kind)?;
     let s = &e.sock;
     let mut o = Map::new();
     o.insert("type".into(), json!("event"));
     o.insert("ts".into(), json!(ts));
     o.insert("event".into(), json!(kind.name()));
-    o.insert("group".into(), json!(group_name(&e.group)));
+    o.insert("tier".into(), json!((cx.tier)(e)));
+    if kind != EventKind::RouteException {
+        o.insert("group".into(), json!(group_name(&e.group)));
+    }
     if s.present != 0 {
         o.insert(
             "local".into(),
@@ -156,13 +216,7 @@ pub fn event_json(ts: &str, e: &Event, drop_reason: &dyn Fn(u32) -> String) -> O
             json!(endpoint(&ip_from(s.family, &s.raddr), s.rport)),
         );
         o.insert("protocol".into(), json!(proto_name(s.protocol)));
-        o.insert(
-            "state".into(),
-            json!(TCP_STATE_NAMES
-                .get(s.state as usize)
-                .copied()
-                .unwrap_or("UNKNOWN")),
-        );
+        o.insert("state".into(), json!(state_name(s.state)));
         for (k, v) in [
             ("rmem_alloc", s.rmem_alloc),
             ("rcvbuf", s.rcvbuf),
@@ -194,28 +248,111 @@ pub fn event_json(ts: &str, e: &Event, drop_reason: &dyn Fn(u32) -> String) -> O
             o.insert("truesize".into(), json!(a[0]));
         }
         EventKind::AbortOnMemory => {
-            o.insert("reason".into(), json!("TCP_ABORT_ON_MEMORY"));
-            o.insert("allocated_pages".into(), json!(a[1]));
-            o.insert(mem_key.into(), json!([a[2], a[3], a[4]]));
-            // tcp_check_oom(): tcp_mem when the protocol is over its hard
-            // limit, otherwise the orphan limit fired.
+            let arg = |i: AbortArg| a[i as usize];
+            let (orphans, orphans_src) = match known(arg(AbortArg::Orphans)) {
+                Some(v) => (Some(v), "kernel"),
+                None => (cx.orphans, "sockstat"),
+            };
+            let (max_orphans, max_src) = match known(arg(AbortArg::MaxOrphans)) {
+                Some(v) => (Some(v), "kernel"),
+                None => (cx.max_orphans, "procfs"),
+            };
+            let shift = known(arg(AbortArg::Shift));
+            let allocated = arg(AbortArg::Allocated);
+            let mem2 = arg(AbortArg::Mem2);
+            let cause = abort_cause(
+                orphans,
+                shift.unwrap_or(0),
+                max_orphans,
+                allocated,
+                mem2,
+                s.wmem_queued as i64,
+                cx.sock_min_sndbuf,
+            );
+            o.insert("cause".into(), json!(cause_name(cause)));
             o.insert(
-                "cause".into(),
-                json!(if a[4] > 0 && a[1] > a[4] {
-                    "tcp_mem"
-                } else {
-                    "orphans"
+                "via".into(),
+                json!(match arg(AbortArg::Source) {
+                    ABORT_FROM_CHECK_OOM => "tcp_check_oom",
+                    ABORT_FROM_RESET => "tcp_send_reset reason TCP_ABORT_ON_MEMORY",
+                    _ => "nstat TCPAbortOnMemory",
                 }),
             );
+            o.insert("orphans".into(), json!(orphans));
+            o.insert("orphans_source".into(), json!(orphans_src));
+            o.insert("shift".into(), json!(shift));
+            o.insert("max_orphans".into(), json!(max_orphans));
+            o.insert("max_orphans_source".into(), json!(max_src));
+            o.insert("allocated_pages".into(), json!(allocated));
+            o.insert(
+                mem_key.into(),
+                json!([arg(AbortArg::Mem0), arg(AbortArg::Mem1), mem2]),
+            );
+            o.insert("sock_min_sndbuf".into(), json!(cx.sock_min_sndbuf));
         }
         EventKind::SkbDrop => {
-            o.insert("reason".into(), json!(drop_reason(a[0] as u32)));
+            o.insert("reason".into(), json!((cx.drop_reason)(a[0] as u32)));
             o.insert("truesize".into(), json!(a[1]));
             o.insert("len".into(), json!(a[2]));
         }
         EventKind::DestroyWithData => {}
+        EventKind::OrphanBorn => {
+            o.insert("bytes".into(), json!(a[0]));
+            o.insert(
+                "via".into(),
+                json!(match a[1] {
+                    0 => "tcp_close",
+                    1 => "inet_child_forget",
+                    _ => "sock_diag",
+                }),
+            );
+        }
+        EventKind::OrphanGone => {
+            o.insert(
+                "lifetime_ms".into(),
+                json!(known(a[0]).map(|ns| ns as f64 / 1e6)),
+            );
+            o.insert("bytes_at_birth".into(), json!(a[1]));
+            o.insert("last_state".into(), json!(state_name(a[2] as u8)));
+            o.insert("ended".into(), json!(orphan_end(a[2] as u8, a[3] != 0)));
+        }
+        EventKind::PressureEnter | EventKind::PressureLeave => {
+            o.insert("allocated_pages".into(), json!(a[0]));
+            o.insert("tcp_mem_pages".into(), json!([a[1], a[2], a[3]]));
+        }
+        EventKind::RouteException => {
+            let r = &e.route;
+            let fam = a[0] as u8;
+            o.insert(
+                "family".into(),
+                json!(if fam == AF_INET6 { "ipv6" } else { "ipv4" }),
+            );
+            o.insert("dst".into(), json!(ip_from(fam, &r.dst).to_string()));
+            let gw = ip_from(fam, &r.gateway);
+            o.insert(
+                "gateway".into(),
+                json!((!gw.is_unspecified()).then(|| gw.to_string())),
+            );
+            let dev: Vec<u8> = r.dev.iter().copied().take_while(|&b| b != 0).collect();
+            o.insert(
+                "dev".into(),
+                json!((!dev.is_empty()).then(|| String::from_utf8_lossy(&dev).into_owned())),
+            );
+            o.insert("pmtu".into(), json!(a[1]));
+            o.insert(
+                "exception".into(),
+                json!(if a[1] > 0 { "pmtu" } else { "redirect" }),
+            );
+        }
     }
     Some(Value::Object(o))
+}
+
+fn state_name(s: u8) -> &'static str {
+    TCP_STATE_NAMES
+        .get(s as usize)
+        .copied()
+        .unwrap_or("UNKNOWN")
 }
 
 fn proto_name(p: u8) -> &'static str {
@@ -265,6 +402,16 @@ mod tests {
         assert_eq!(human_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5M");
     }
 
+    fn cx<'a>(names: &'a dyn Fn(u32) -> String) -> EventContext<'a> {
+        EventContext {
+            drop_reason: names,
+            sock_min_sndbuf: 4608,
+            max_orphans: Some(100),
+            orphans: Some(7),
+            tier: &|_| "tracepoint",
+        }
+    }
+
     #[test]
     fn drop_event_json() {
         let mut sock = SockInfo {
@@ -288,35 +435,109 @@ mod tests {
                 kind: GROUP_LISTEN,
                 family: 0,
             },
-            args: [6, 768, 100, 0, 0],
+            args: [6, 768, 100, 0, 0, 0, 0, 0],
+            route: Default::default(),
         };
-        let v = event_json("t", &e, &|r| format!("R{r}")).unwrap();
+        let names = |r| format!("R{r}");
+        let v = event_json("t", &e, &cx(&names)).unwrap();
         assert_eq!(v["event"], "skb_drop");
         assert_eq!(v["group"], "listen:5353");
         assert_eq!(v["local"], "127.0.0.1:5353");
         assert_eq!(v["reason"], "R6");
         assert_eq!(v["rmem_alloc"], 4608);
+        assert_eq!(v["tier"], "tracepoint");
         assert!(event_text(&v).contains("reason=R6"));
     }
 
     #[test]
-    fn abort_cause_from_figures() {
+    fn abort_cause_rules() {
+        // orphans << shift > max_orphans
+        assert_eq!(
+            abort_cause(Some(60), 1, Some(100), 0, 10, 0, 4608),
+            (true, false)
+        );
+        assert_eq!(
+            abort_cause(Some(60), 0, Some(100), 0, 10, 0, 4608),
+            (false, false)
+        );
+        // tcp_mem needs queued data above SOCK_MIN_SNDBUF too
+        assert_eq!(
+            abort_cause(Some(0), 0, Some(100), 50, 10, 9000, 4608),
+            (false, true)
+        );
+        assert_eq!(
+            abort_cause(Some(0), 0, Some(100), 50, 10, 100, 4608),
+            (false, false)
+        );
+        assert_eq!(
+            abort_cause(Some(5), 0, Some(0), 50, 10, 9000, 4608),
+            (true, true)
+        );
+        assert_eq!(abort_cause(None, 0, None, 0, 0, 0, 4608), (false, false));
+        assert_eq!(cause_name((true, true)), "orphans+tcp_mem");
+    }
+
+    #[test]
+    fn abort_event_uses_kernel_figures_then_procfs() {
         let mut e = Event {
             ts_ns: 0,
             kind: EventKind::AbortOnMemory as u32,
             cpu: 0,
+            sock: SockInfo {
+                present: 1,
+                wmem_queued: 100_000,
+                ..Default::default()
+            },
+            group: GroupKey::UNATTRIBUTED,
+            args: [0, 3, 2, 10, 1, 2, 1000, ABORT_FROM_CHECK_OOM],
+            route: Default::default(),
+        };
+        let names = |_| String::new();
+        let v = event_json("t", &e, &cx(&names)).unwrap();
+        assert_eq!(v["cause"], "orphans");
+        assert_eq!(v["orphans_source"], "kernel");
+        assert_eq!(v["via"], "tcp_check_oom");
+        e.args = [-1, -1, -1, 5000, 1, 2, 1000, ABORT_FROM_RESET];
+        let v = event_json("t", &e, &cx(&names)).unwrap();
+        assert_eq!(v["cause"], "tcp_mem");
+        assert_eq!(v["orphans"], 7);
+        assert_eq!(v["max_orphans_source"], "procfs");
+        assert_eq!(v["shift"], Value::Null);
+    }
+
+    #[test]
+    fn route_event_json() {
+        let mut route = netmem_common::RouteInfo::default();
+        route.dst[..4].copy_from_slice(&[10, 2, 0, 2]);
+        route.dev[..4].copy_from_slice(b"veth");
+        let e = Event {
+            ts_ns: 0,
+            kind: EventKind::RouteException as u32,
+            cpu: 0,
             sock: SockInfo::default(),
             group: GroupKey::UNATTRIBUTED,
-            args: [13, 500, 100, 200, 300],
+            args: [netmem_common::AF_INET as i64, 1280, 0, 0, 0, 0, 0, 0],
+            route,
         };
+        let names = |_| String::new();
+        let v = event_json("t", &e, &cx(&names)).unwrap();
+        assert_eq!(v["dst"], "10.2.0.2");
+        assert_eq!(v["gateway"], Value::Null);
+        assert_eq!(v["dev"], "veth");
+        assert_eq!(v["exception"], "pmtu");
+        assert!(v.get("group").is_none());
+    }
+
+    #[test]
+    fn orphan_endings() {
+        assert_eq!(orphan_end(netmem_common::TCP_LAST_ACK, false), "graceful");
         assert_eq!(
-            event_json("t", &e, &|_| String::new()).unwrap()["cause"],
-            "tcp_mem"
+            orphan_end(netmem_common::TCP_FIN_WAIT1, false),
+            "reset_or_timeout"
         );
-        e.args[1] = 10;
         assert_eq!(
-            event_json("t", &e, &|_| String::new()).unwrap()["cause"],
-            "orphans"
+            orphan_end(netmem_common::TCP_FIN_WAIT1, true),
+            "aborted_on_memory"
         );
     }
 }

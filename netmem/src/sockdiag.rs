@@ -29,6 +29,8 @@ pub struct SockRecord {
     pub remote: IpAddr,
     pub rport: u16,
     pub inode: u32,
+    /// The kernel's socket cookie: stable identity across dumps.
+    pub cookie: u64,
     pub rmem_alloc: u32,
     pub rcvbuf: u32,
     pub wmem_alloc: u32,
@@ -124,6 +126,7 @@ fn receive(sock: &Socket, each: &mut impl FnMut(&SockRecord)) -> Result<()> {
                         remote: h.socket_id.destination_address,
                         rport: h.socket_id.destination_port,
                         inode: h.inode,
+                        cookie: u64::from_ne_bytes(h.socket_id.cookie),
                         rmem_alloc: 0,
                         rcvbuf: 0,
                         wmem_alloc: 0,

@@ -7,17 +7,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use netmem_common::{Event, GroupCounters, GroupKey, Stat};
+use netmem_common::{AbortArg, Event, EventKind, GroupCounters, GroupKey, Stat, AF_INET, AF_INET6};
 use serde_json::json;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::attribution::{counter_delta, Aggregator, Filter};
-use crate::btf_offsets::KernelBtf;
 use crate::output::{
     context_json, context_text, emit_line, event_json, event_text, group_json, rfc3339, table,
+    EventContext,
 };
-use crate::probes::Probes;
+use crate::pollers::{AbortPoll, OrphanDiff, PressurePoll, RouteDiff};
+use crate::probes::{Probes, Tier};
 use crate::procfs::Context;
 use crate::snapshot::collect;
 
@@ -29,6 +30,8 @@ pub struct Options {
     pub filter: Filter,
     /// Events printed per interval at most; the rest are counted.
     pub event_limit: u64,
+    /// Best tier allowed (lower tiers are still used when better ones fail).
+    pub max_tier: Tier,
 }
 
 fn monotonic_ns() -> u64 {
@@ -41,6 +44,41 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The pollers of the hooks served by the polling tier.
+#[derive(Default)]
+struct Polls {
+    aborts: Option<AbortPoll>,
+    orphans: Option<OrphanDiff>,
+    pressure: Option<PressurePoll>,
+    routes_v4: bool,
+    routes_v6: bool,
+    route_diff: RouteDiff,
+}
+
+/// Route exceptions seen this interval, by destination.
+#[derive(Default)]
+struct RouteStats {
+    inserted: u64,
+    by_dst: HashMap<String, u64>,
+    cached: HashMap<&'static str, usize>,
+}
+
+/// The hook whose tier an event reports.
+fn hook_of(e: &Event) -> &'static str {
+    match EventKind::from_u32(e.kind) {
+        Some(EventKind::ExceedBufLimit) => "sock:sock_exceed_buf_limit",
+        Some(EventKind::RcvqueueFull) => "sock:sock_rcvqueue_full",
+        Some(EventKind::AbortOnMemory) => "tcp_check_oom",
+        Some(EventKind::SkbDrop) => "skb:kfree_skb",
+        Some(EventKind::DestroyWithData) => "tcp:tcp_destroy_sock",
+        Some(EventKind::OrphanBorn | EventKind::OrphanGone) => "orphans",
+        Some(EventKind::PressureEnter | EventKind::PressureLeave) => "memory_pressure",
+        Some(EventKind::RouteException) if e.args[0] == AF_INET6 as i64 => "route_exception_v6",
+        Some(EventKind::RouteException) => "route_exception_v4",
+        None => "",
+    }
+}
+
 struct Tracer<W: Write> {
     opts: Options,
     out: W,
@@ -49,6 +87,13 @@ struct Tracer<W: Write> {
     /// wall clock minus CLOCK_MONOTONIC, to date kernel timestamps
     wall_offset: Duration,
     prev_counts: HashMap<GroupKey, GroupCounters>,
+    sock_min_sndbuf: i64,
+    /// procfs figures of the last interval, for what the kernel could not read
+    last_ctx: Option<Context>,
+    polls: Polls,
+    /// CLOCK_MONOTONIC ns of the memory-pressure entry being timed
+    pressure_since: Option<u64>,
+    routes: RouteStats,
     received: u64,
     shown_this_interval: u64,
     suppressed_this_interval: u64,
@@ -56,10 +101,16 @@ struct Tracer<W: Write> {
 }
 
 pub async fn run(opts: Options, out: impl Write) -> Result<()> {
-    crate::privileges::check()?;
-    let btf = KernelBtf::load()?;
-    let resolved = btf.resolve(opts.netns.inum()?);
-    let probes = Probes::attach(&resolved.layout, &resolved.missing)?;
+    let (probes, resolved) = crate::probes::setup(opts.netns.inum()?, opts.max_tier)?;
+    let polled = |h: &str| probes.tier_of(h) == Some(Tier::Polling);
+    let polls = Polls {
+        aborts: polled("tcp_check_oom").then(AbortPoll::new),
+        orphans: polled("orphans").then(OrphanDiff::default),
+        pressure: polled("memory_pressure").then(PressurePoll::default),
+        routes_v4: polled("route_exception_v4"),
+        routes_v6: polled("route_exception_v6"),
+        route_diff: RouteDiff::default(),
+    };
     let mono = monotonic_ns();
     let wall = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -71,6 +122,11 @@ pub async fn run(opts: Options, out: impl Write) -> Result<()> {
         drop_reasons: resolved.drop_reason_names.into_iter().collect(),
         wall_offset: wall.saturating_sub(Duration::from_nanos(mono)),
         prev_counts: HashMap::new(),
+        sock_min_sndbuf: resolved.sock_min_sndbuf,
+        last_ctx: None,
+        polls,
+        pressure_since: None,
+        routes: RouteStats::default(),
         received: 0,
         shown_this_interval: 0,
         suppressed_this_interval: 0,
@@ -148,7 +204,46 @@ impl<W: Write> Tracer<W> {
 
     fn on_event(&mut self, e: &Event) -> Result<()> {
         self.received += 1;
-        if !self.opts.filter.accepts(&e.group) {
+        let kind = EventKind::from_u32(e.kind);
+        let mut extra = serde_json::Map::new();
+        match kind {
+            Some(EventKind::PressureEnter) => {
+                if self.pressure_since.is_some() {
+                    // Another CPU saw the same transition: one entry is enough.
+                    return Ok(());
+                }
+                self.pressure_since = Some(e.ts_ns);
+            }
+            Some(EventKind::PressureLeave) => match self.pressure_since.take() {
+                Some(t0) => {
+                    extra.insert(
+                        "duration_ms".into(),
+                        json!(e.ts_ns.saturating_sub(t0) as f64 / 1e6),
+                    );
+                }
+                None => {
+                    extra.insert("duration_ms".into(), json!(null));
+                }
+            },
+            Some(EventKind::RouteException) => {
+                self.routes.inserted += 1;
+                let fam = e.args[0] as u8;
+                let dst = crate::attribution::ip_from(fam, &e.route.dst).to_string();
+                *self.routes.by_dst.entry(dst).or_default() += 1;
+            }
+            Some(EventKind::AbortOnMemory)
+                if e.args[AbortArg::Source as usize] == crate::pollers::ABORT_FROM_NSTAT =>
+            {
+                if let Some(p) = &self.polls.aborts {
+                    extra.insert(
+                        "kernel_log".into(),
+                        json!({"too_many_orphans": p.log_counts.0, "out_of_tcp_mem": p.log_counts.1}),
+                    );
+                }
+            }
+            _ => {}
+        }
+        if !self.opts.filter.accepts(&e.group) && kind != Some(EventKind::RouteException) {
             return Ok(());
         }
         if self.shown_this_interval >= self.opts.event_limit {
@@ -160,12 +255,77 @@ impl<W: Write> Tracer<W> {
         let ts = rfc3339(SystemTime::UNIX_EPOCH + self.wall_offset + Duration::from_nanos(e.ts_ns));
         let names = &self.drop_reasons;
         let lookup = |r: u32| names.get(&r).cloned().unwrap_or_else(|| r.to_string());
-        if let Some(v) = event_json(&ts, e, &lookup) {
+        let probes = &self.probes;
+        let tier = |ev: &Event| probes.tier_of(hook_of(ev)).map_or("none", Tier::name);
+        let cx = EventContext {
+            drop_reason: &lookup,
+            sock_min_sndbuf: self.sock_min_sndbuf,
+            max_orphans: self
+                .last_ctx
+                .as_ref()
+                .and_then(|c| c.max_orphans)
+                .map(|v| v as i64),
+            orphans: self.last_ctx.as_ref().map(|c| c.orphans as i64),
+            tier: &tier,
+        };
+        if let Some(mut v) = event_json(&ts, e, &cx) {
+            if let Some(o) = v.as_object_mut() {
+                o.extend(extra);
+            }
             if self.opts.json {
                 emit_line(&mut self.out, &v)?;
             } else {
                 writeln!(self.out, "{}", event_text(&v))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs the polling tier's readers and feeds what they found through
+    /// the same path as kernel events.
+    fn poll(&mut self, agg_orphans: Vec<(crate::sockdiag::SockRecord, GroupKey)>) -> Result<()> {
+        let now = monotonic_ns();
+        let netns = &self.opts.netns;
+        let mut events = Vec::new();
+        if let Some(d) = self.polls.orphans.as_mut() {
+            for (rec, g) in &agg_orphans {
+                d.observe(rec, *g);
+            }
+            events.extend(d.finish(now));
+        }
+        let tcp_mem = self
+            .last_ctx
+            .as_ref()
+            .and_then(|c| c.tcp_mem_pages)
+            .map_or([-1; 3], |m| m.map(|v| v as i64));
+        if let Some(p) = self.polls.pressure.as_mut() {
+            events.extend(p.poll(netns, now, tcp_mem)?);
+        }
+        if let Some(p) = self.polls.aborts.as_mut() {
+            let allocated = self
+                .last_ctx
+                .as_ref()
+                .map_or(-1, |c| c.memory_allocated_pages as i64);
+            for mut e in p.poll(netns, now, self.opts.event_limit)? {
+                e.args[AbortArg::Allocated as usize] = allocated;
+                e.args[AbortArg::Mem0 as usize] = tcp_mem[0];
+                e.args[AbortArg::Mem1 as usize] = tcp_mem[1];
+                e.args[AbortArg::Mem2 as usize] = tcp_mem[2];
+                events.push(e);
+            }
+        }
+        for (on, fam, key) in [
+            (self.polls.routes_v4, AF_INET, "ipv4"),
+            (self.polls.routes_v6, AF_INET6, "ipv6"),
+        ] {
+            if on {
+                let (n, ev) = self.polls.route_diff.poll(netns, fam, now)?;
+                self.routes.cached.insert(key, n);
+                events.extend(ev);
+            }
+        }
+        for e in &events {
+            self.on_event(e)?;
         }
         Ok(())
     }
@@ -177,6 +337,9 @@ impl<W: Write> Tracer<W> {
         // Synchronous: a dump of 100k sockets takes well under the time the
         // 1 MiB ring buffer needs to fill, and the loss counter covers the rest.
         let mut agg = Aggregator::default();
+        if self.polls.orphans.is_some() {
+            agg.orphan_records = Some(Vec::new());
+        }
         let listening = collect(&self.opts.netns, &mut agg)?;
         self.sync_listen_ports(&listening, dump_started)?;
         let mut now_counts = HashMap::new();
@@ -188,10 +351,23 @@ impl<W: Write> Tracer<W> {
             now_counts.insert(g, c);
         }
         self.prev_counts = now_counts;
+        self.last_ctx = Some(Context::read(&self.opts.netns)?);
+        self.poll(agg.orphan_records.take().unwrap_or_default())?;
         if !print {
             return Ok(());
         }
-        let ctx = Context::read(&self.opts.netns)?;
+        let ctx = self.last_ctx.clone().expect("read above");
+        let routes = std::mem::take(&mut self.routes.by_dst);
+        let inserted = std::mem::take(&mut self.routes.inserted);
+        let mut by_dst: Vec<(String, u64)> = routes.into_iter().collect();
+        by_dst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        by_dst.truncate(10);
+        let rate = inserted as f64 / self.opts.interval.as_secs_f64();
+        let rt6_cached = self
+            .opts
+            .netns
+            .run(|| Ok(std::fs::read_to_string("/proc/thread-self/net/rt6_stats").ok()))?
+            .and_then(|t| crate::pollers::parse_rt6_cached(&t));
         let ts = rfc3339(SystemTime::now());
         let rows = agg.sorted(&self.opts.filter);
         let lost = self.probes.stat(Stat::RingbufLost)?;
@@ -199,12 +375,33 @@ impl<W: Write> Tracer<W> {
             let mut c = context_json(&ts, &ctx);
             c["lost_events"] = json!(lost);
             c["events_suppressed"] = json!(self.suppressed_this_interval);
+            c["memory_pressure"] = json!(self.pressure_since.is_some());
+            c["route_exceptions"] = json!({
+                "inserted": inserted,
+                "per_s": (rate * 100.0).round() / 100.0,
+                "by_dst": by_dst.iter().map(|(d, n)| json!({"dst": d, "count": n})).collect::<Vec<_>>(),
+                "rt6_cached": rt6_cached,
+                "cached": self.routes.cached,
+            });
             emit_line(&mut self.out, &c)?;
             for (g, r) in &rows {
                 emit_line(&mut self.out, &group_json(&ts, g, r, true))?;
             }
         } else {
             writeln!(self.out, "\n{ts}  {}  lost {lost}", context_text(&ctx))?;
+            if inserted > 0 || self.pressure_since.is_some() {
+                let top: Vec<String> = by_dst.iter().map(|(d, n)| format!("{d}x{n}")).collect();
+                writeln!(
+                    self.out,
+                    "memory pressure: {}  route exceptions: +{inserted} ({rate:.1}/s) {}",
+                    if self.pressure_since.is_some() {
+                        "YES"
+                    } else {
+                        "no"
+                    },
+                    top.join(" ")
+                )?;
+            }
             if self.suppressed_this_interval > 0 {
                 writeln!(
                     self.out,
