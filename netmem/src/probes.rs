@@ -504,9 +504,12 @@ impl Probes {
             }
             status.push(st);
         }
-        if status
-            .iter()
-            .all(|s| matches!(s.tier, None | Some(Tier::Polling)))
+        // With --max-tier polling no kernel hook is wanted; otherwise having
+        // none at all means netmem cannot do its job here.
+        if max_tier < Tier::Polling
+            && status
+                .iter()
+                .all(|s| matches!(s.tier, None | Some(Tier::Polling)))
         {
             let why: Vec<String> = status
                 .iter()

@@ -1,6 +1,8 @@
 //! Harness for netmem's integration tests: network namespaces the tests own,
 //! the netmem binary under test, and `ss` as the reference.
 
+pub mod scenarios;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};

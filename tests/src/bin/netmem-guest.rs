@@ -1,0 +1,127 @@
+//! /init of the QEMU guests `cargo xtask vm-test` boots: mounts what netmem
+//! needs, loads veth, runs the scenarios for each requested tier with the
+//! guest's own kernel and sysctls, prints one `NETMEM-RESULT` JSON line per
+//! scenario on the console, and powers the guest off.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::process::Command;
+
+use netmem_tests::scenarios;
+use serde_json::json;
+
+fn mount(src: &str, target: &str, fstype: &str) {
+    let _ = std::fs::create_dir_all(target);
+    let c = |s: &str| CString::new(s).unwrap();
+    // SAFETY: valid C strings; failure is reported, not fatal.
+    let r = unsafe {
+        libc::mount(
+            c(src).as_ptr(),
+            c(target).as_ptr(),
+            c(fstype).as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        eprintln!("mount {fstype} on {target}: {}", std::io::Error::last_os_error());
+    }
+}
+
+fn insmod(path: &str) {
+    let Ok(f) = std::fs::File::open(path) else {
+        eprintln!("no module {path}");
+        return;
+    };
+    use std::os::fd::AsRawFd;
+    let params = CString::new("").unwrap();
+    // SAFETY: finit_module with an open module file and empty parameters.
+    let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
+    if r != 0 {
+        eprintln!("insmod {path}: {}", std::io::Error::last_os_error());
+    }
+}
+
+fn setup() {
+    mount("proc", "/proc", "proc");
+    mount("sysfs", "/sys", "sysfs");
+    mount("devtmpfs", "/dev", "devtmpfs");
+    mount("tmpfs", "/run", "tmpfs");
+    mount("tmpfs", "/tmp", "tmpfs");
+    mount("nodev", "/sys/kernel/tracing", "tracefs");
+    mount("bpf", "/sys/fs/bpf", "bpf");
+    std::env::set_var("PATH", "/bin");
+    let _ = Command::new("ip").args(["link", "set", "lo", "up"]).status();
+    insmod("/lib/modules/veth.ko");
+}
+
+fn poweroff() -> ! {
+    let _ = std::io::stdout().flush();
+    // SAFETY: sync and reboot have no memory preconditions.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
+    }
+    std::process::exit(0)
+}
+
+fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")).map(String::from))
+}
+
+fn main() {
+    let pid1 = std::process::id() == 1;
+    if pid1 {
+        setup();
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let tiers = cmdline_value(&cmdline, "netmem.tiers").unwrap_or_else(|| "fentry".into());
+    let only = cmdline_value(&cmdline, "netmem.scenarios");
+    let netmem = "/bin/netmem";
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    for tier in tiers.split(',') {
+        let out = Command::new(netmem)
+            .args(["probes", "--json", "--max-tier", tier])
+            .output();
+        match out {
+            Ok(o) => {
+                for l in String::from_utf8_lossy(&o.stdout).lines() {
+                    println!("NETMEM-PROBES {tier} {l}");
+                }
+                if !o.status.success() {
+                    println!("NETMEM-PROBES {tier} error {}", String::from_utf8_lossy(&o.stderr).trim());
+                }
+            }
+            Err(e) => println!("NETMEM-PROBES {tier} error {e}"),
+        }
+        let tier_args = ["--max-tier", tier];
+        type Scenario = fn(&str, &[&str], &str) -> anyhow::Result<String>;
+        let all: [(&str, Scenario); 3] = [
+            ("orphans", scenarios::orphans),
+            ("tcp_mem", scenarios::tcp_mem),
+            ("routes", scenarios::routes),
+        ];
+        for (name, f) in all {
+            if only.as_deref().is_some_and(|o| !o.split(',').any(|x| x == name)) {
+                continue;
+            }
+            let t0 = std::time::Instant::now();
+            let r = f(netmem, &tier_args, tier);
+            let line = json!({
+                "kernel": kernel, "tier": tier, "scenario": name, "ok": r.is_ok(),
+                "detail": match &r { Ok(d) => d.clone(), Err(e) => format!("{e:#}") },
+                "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            });
+            println!("NETMEM-RESULT {line}");
+        }
+    }
+    println!("NETMEM-DONE");
+    if pid1 {
+        poweroff();
+    }
+}

@@ -1,0 +1,422 @@
+//! Scenarios that make the mission hooks fire for real: an abort for too
+//! many orphans, an abort for tcp_mem, memory pressure entered and left, and
+//! IPv4/IPv6 route exceptions from a too-small MTU behind a router. Each runs
+//! `netmem trace --json` around a real workload and checks what it reported.
+//!
+//! The orphan and tcp_mem scenarios change global sysctls, so they only run
+//! inside a QEMU guest (`cargo xtask vm-test`); the route scenario lives in
+//! namespaces it creates and also runs on the host.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use serde_json::Value;
+
+/// A global sysctl set for the scenario and restored on drop.
+pub struct Sysctl {
+    path: String,
+    old: String,
+}
+
+impl Sysctl {
+    pub fn set(name: &str, value: &str) -> Result<Sysctl> {
+        let path = format!("/proc/sys/{name}");
+        let old = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+        std::fs::write(&path, value).with_context(|| format!("write {value} to {path}"))?;
+        Ok(Sysctl {
+            path,
+            old: old.trim().to_string(),
+        })
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.old);
+    }
+}
+
+/// `netmem trace --json` running in the background, its lines collected.
+pub struct Trace {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Trace {
+    /// Starts netmem and returns once every hook is live (its probes line).
+    pub fn start(netmem: &str, args: &[&str]) -> Result<Trace> {
+        let mut child = Command::new(netmem)
+            .args(["trace", "--json", "--interval", "300ms"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {netmem}"))?;
+        let mut out = BufReader::new(child.stdout.take().expect("piped"));
+        let mut first = String::new();
+        out.read_line(&mut first)?;
+        let v: Value = serde_json::from_str(&first)
+            .map_err(|e| anyhow!("netmem's first line is not JSON ({e}): {first:?}"))?;
+        let lines = Arc::new(Mutex::new(vec![v]));
+        let l2 = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    l2.lock().unwrap().push(v);
+                }
+            }
+        });
+        Ok(Trace {
+            child,
+            lines,
+            reader: Some(reader),
+        })
+    }
+
+    /// SIGINT, as an operator's Ctrl-C; returns every line.
+    pub fn stop(mut self) -> Result<Vec<Value>> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let st = self.child.wait()?;
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        ensure!(st.success(), "netmem exited with {st}");
+        Ok(std::mem::take(&mut *self.lines.lock().unwrap()))
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|v| v["type"] == "event" && v["event"] == kind)
+        .collect()
+}
+
+/// The tier netmem's probes line reports for `hook`.
+pub fn tier_of(lines: &[Value], hook: &str) -> Option<String> {
+    let probes = lines.iter().find(|v| v["type"] == "probes")?;
+    probes["hooks"]
+        .as_array()?
+        .iter()
+        .find(|h| h["hook"] == hook)
+        .and_then(|h| h["tier"].as_str().map(String::from))
+}
+
+pub fn check_tiers(lines: &[Value], hooks: &[&str], expected: &str) -> Result<()> {
+    for h in hooks {
+        let t = tier_of(lines, h).unwrap_or_else(|| "none".into());
+        ensure!(t == expected, "hook {h} served by tier {t}, expected {expected}");
+    }
+    Ok(())
+}
+
+fn summary(evs: &[&Value]) -> String {
+    let v: Vec<String> = evs.iter().take(3).map(|e| e.to_string()).collect();
+    format!("{} events, first: {}", evs.len(), v.join(" | "))
+}
+
+/// Connections to a local listener whose clients never read, and whose
+/// server sides have queued up to `fill` bytes each.
+struct Stuck {
+    clients: Vec<TcpStream>,
+    servers: Vec<TcpStream>,
+}
+
+fn stuck(port: u16, conns: usize, fill: usize) -> Result<(TcpListener, Stuck)> {
+    let l = TcpListener::bind(("127.0.0.1", port)).context("bind")?;
+    let clients: Vec<TcpStream> = (0..conns)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)))
+        .collect::<std::io::Result<_>>()?;
+    let servers: Vec<TcpStream> = (0..conns)
+        .map(|_| l.accept().map(|a| a.0))
+        .collect::<std::io::Result<_>>()?;
+    let chunk = vec![0x6bu8; 64 * 1024];
+    for s in &servers {
+        s.set_nonblocking(true)?;
+        let mut sent = 0;
+        let t0 = Instant::now();
+        while sent < fill && t0.elapsed() < Duration::from_secs(2) {
+            match (&*s).write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    sleep(Duration::from_millis(5));
+                    if (&*s).write(&chunk[..1]).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok((l, Stuck { clients, servers }))
+}
+
+/// tcp_max_orphans 0: the first closes make orphans; once the kernel's
+/// orphan count catches up (100 ms), further closes are aborted with
+/// "too many orphaned sockets".
+pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<String> {
+    const PORT: u16 = 7001;
+    let _max = Sysctl::set("net/ipv4/tcp_max_orphans", "0")?;
+    let trace = Trace::start(netmem, tier_args)?;
+    let (_l, mut s) = stuck(PORT, 16, 256 * 1024)?;
+    let second = s.servers.split_off(8);
+    drop(std::mem::take(&mut s.servers));
+    sleep(Duration::from_millis(500));
+    drop(second);
+    sleep(Duration::from_millis(700));
+    // The clients' resets end the orphans' lives.
+    drop(s.clients);
+    sleep(Duration::from_millis(900));
+    let lines = trace.stop()?;
+    check_tiers(&lines, &["tcp_check_oom", "orphans"], expect_tier)?;
+    let group = format!("listen:{PORT}");
+    let aborts = events(&lines, "abort_on_memory");
+    let ours: Vec<&Value> = aborts
+        .iter()
+        .copied()
+        .filter(|e| e["group"] == group.as_str())
+        .collect();
+    ensure!(!ours.is_empty(), "no abort_on_memory on {group}: {}", summary(&aborts));
+    for e in &ours {
+        ensure!(e["cause"] == "orphans", "cause is not orphans: {e}");
+        ensure!(e["max_orphans"] == 0, "max_orphans not 0: {e}");
+        ensure!(e["orphans"].as_i64().unwrap_or(0) > 0, "orphan count not > 0: {e}");
+    }
+    let born: Vec<&Value> = events(&lines, "orphan_born")
+        .into_iter()
+        .filter(|e| e["group"] == group.as_str())
+        .collect();
+    ensure!(!born.is_empty(), "no orphan_born on {group}");
+    ensure!(
+        born.iter().any(|e| e["bytes"].as_i64().unwrap_or(0) > 0),
+        "orphans born without unsent bytes: {}",
+        summary(&born)
+    );
+    let gone: Vec<&Value> = events(&lines, "orphan_gone")
+        .into_iter()
+        .filter(|e| e["group"] == group.as_str())
+        .collect();
+    ensure!(!gone.is_empty(), "no orphan_gone on {group}");
+    Ok(format!(
+        "{} aborts (cause orphans, orphans={}, max_orphans=0), {} born, {} gone",
+        ours.len(),
+        ours[0]["orphans"],
+        born.len(),
+        gone.len()
+    ))
+}
+
+/// tcp_mem made tiny while clients do not read: the next allocation enters
+/// memory pressure, closes with queued data are aborted for tcp_mem, and
+/// restoring tcp_mem and freeing memory leaves pressure.
+pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<String> {
+    const PORT: u16 = 7002;
+    let trace = Trace::start(netmem, tier_args)?;
+    let (l, s) = stuck(PORT, 8, 1 << 20)?;
+    sleep(Duration::from_millis(300));
+    let mem = Sysctl::set("net/ipv4/tcp_mem", "1 1 1")?;
+    // One more connection moving data: its allocations cross tcp_mem[1].
+    let mut c = TcpStream::connect(("127.0.0.1", PORT))?;
+    let (mut srv, _) = l.accept()?;
+    c.set_nonblocking(true)?;
+    let _ = c.write(&[1u8; 32 * 1024]);
+    srv.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut buf = [0u8; 65536];
+    let _ = std::io::Read::read(&mut srv, &mut buf);
+    sleep(Duration::from_millis(400));
+    drop(s.servers);
+    sleep(Duration::from_millis(500));
+    drop(mem);
+    drop(s.clients);
+    drop((c, srv));
+    // Anything freed now finds usage under tcp_mem[0] and leaves pressure.
+    let extra = TcpStream::connect(("127.0.0.1", PORT))?;
+    let (mut es, _) = l.accept()?;
+    let _ = (&extra).write(&[2u8; 4096]);
+    let _ = std::io::Read::read(&mut es, &mut buf);
+    drop((extra, es));
+    sleep(Duration::from_millis(900));
+    let lines = trace.stop()?;
+    check_tiers(&lines, &["tcp_check_oom", "memory_pressure"], expect_tier)?;
+    let group = format!("listen:{PORT}");
+    let aborts = events(&lines, "abort_on_memory");
+    let ours: Vec<&Value> = aborts
+        .iter()
+        .copied()
+        .filter(|e| e["group"] == group.as_str())
+        .collect();
+    ensure!(!ours.is_empty(), "no abort_on_memory on {group}: {}", summary(&aborts));
+    for e in &ours {
+        ensure!(e["cause"] == "tcp_mem", "cause is not tcp_mem: {e}");
+        ensure!(e["tcp_mem_pages"][2] == 1, "tcp_mem[2] not 1: {e}");
+    }
+    let enter = events(&lines, "memory_pressure_enter");
+    let leave = events(&lines, "memory_pressure_leave");
+    ensure!(!enter.is_empty(), "no memory_pressure_enter");
+    ensure!(!leave.is_empty(), "no memory_pressure_leave");
+    ensure!(
+        leave.iter().any(|e| e["duration_ms"].as_f64().is_some()),
+        "leave without duration: {}",
+        summary(&leave)
+    );
+    Ok(format!(
+        "{} aborts (cause tcp_mem, allocated {} pages > tcp_mem[2]=1), pressure entered and left after {} ms",
+        ours.len(),
+        ours[0]["allocated_pages"],
+        leave[0]["duration_ms"]
+    ))
+}
+
+/// Runs `f` on a thread inside network namespace `/run/netns/NAME`;
+/// sockets it creates stay in that namespace.
+pub fn in_netns<T: Send>(name: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let file = File::open(format!("/run/netns/{name}"))
+        .with_context(|| format!("no network namespace {name}"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on this thread only, with an fd we hold open.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                bail!("setns {name}: {}", std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow!("namespace thread panicked"))?
+    })
+}
+
+/// Three namespaces owned by the scenario: client -- router -- server, the
+/// router's link to the server with MTU 1280.
+pub struct RouterTopology {
+    pub client: String,
+    names: Vec<String>,
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let o = Command::new("ip").args(args).output().context("cannot run ip")?;
+    ensure!(
+        o.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr).trim()
+    );
+    Ok(())
+}
+
+impl RouterTopology {
+    pub fn new(tag: &str) -> Result<RouterTopology> {
+        let p = format!("nm{}{tag}", std::process::id() % 10000);
+        let (c, r, s) = (format!("{p}c"), format!("{p}r"), format!("{p}s"));
+        let t = RouterTopology {
+            client: c.clone(),
+            names: vec![c.clone(), r.clone(), s.clone()],
+        };
+        for n in &t.names {
+            ip(&["netns", "add", n])?;
+            ip(&["-n", n, "link", "set", "lo", "up"])?;
+        }
+        ip(&["-n", &c, "link", "add", "c0", "type", "veth", "peer", "name", "r0", "netns", &r])?;
+        ip(&["-n", &r, "link", "add", "r1", "type", "veth", "peer", "name", "s0", "netns", &s])?;
+        for (ns, dev, v4, v6, mtu) in [
+            (&c, "c0", "10.1.0.1/24", "fd01::1/64", "1500"),
+            (&r, "r0", "10.1.0.2/24", "fd01::2/64", "1500"),
+            (&r, "r1", "10.2.0.1/24", "fd02::1/64", "1280"),
+            (&s, "s0", "10.2.0.2/24", "fd02::2/64", "1280"),
+        ] {
+            ip(&["-n", ns, "addr", "add", v4, "dev", dev])?;
+            ip(&["-n", ns, "-6", "addr", "add", v6, "dev", dev, "nodad"])?;
+            ip(&["-n", ns, "link", "set", dev, "mtu", mtu, "up"])?;
+        }
+        ip(&["-n", &c, "route", "add", "10.2.0.0/24", "via", "10.1.0.2"])?;
+        ip(&["-n", &c, "-6", "route", "add", "fd02::/64", "via", "fd01::2"])?;
+        ip(&["-n", &s, "route", "add", "default", "via", "10.2.0.1"])?;
+        ip(&["-n", &s, "-6", "route", "add", "default", "via", "fd02::1"])?;
+        in_netns(&r, || {
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+            std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+            Ok(())
+        })?;
+        Ok(t)
+    }
+}
+
+impl Drop for RouterTopology {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn set_int(fd: i32, level: i32, opt: i32, v: i32) -> Result<()> {
+    // SAFETY: setsockopt with a valid int option.
+    let r = unsafe {
+        libc::setsockopt(fd, level, opt, &v as *const i32 as *const libc::c_void, 4)
+    };
+    ensure!(r == 0, "setsockopt: {}", std::io::Error::last_os_error());
+    Ok(())
+}
+
+/// Datagrams too big for the router's next link, with "don't fragment":
+/// the router answers with ICMP "fragmentation needed" / "packet too big",
+/// and the client's kernel records a route exception with PMTU 1280.
+pub fn routes(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<String> {
+    let topo = RouterTopology::new("rt")?;
+    let mut args = vec!["--netns", topo.client.as_str()];
+    args.extend_from_slice(tier_args);
+    let trace = Trace::start(netmem, &args)?;
+    in_netns(&topo.client, || {
+        let v4 = UdpSocket::bind("0.0.0.0:0")?;
+        set_int(v4.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO)?;
+        let v6 = UdpSocket::bind("[::]:0")?;
+        set_int(v6.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IP_PMTUDISC_DO)?;
+        let big = [0u8; 1400];
+        for _ in 0..5 {
+            // EMSGSIZE once the exception exists: that is the point.
+            let _ = v4.send_to(&big, "10.2.0.2:9");
+            let _ = v6.send_to(&big, "[fd02::2]:9");
+            sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    })?;
+    sleep(Duration::from_millis(800));
+    let lines = trace.stop()?;
+    check_tiers(&lines, &["route_exception_v4", "route_exception_v6"], expect_tier)?;
+    let all = events(&lines, "route_exception");
+    for (dst, fam) in [("10.2.0.2", "ipv4"), ("fd02::2", "ipv6")] {
+        let hit = all
+            .iter()
+            .find(|e| e["dst"] == dst && e["pmtu"] == 1280 && e["family"] == fam);
+        ensure!(
+            hit.is_some(),
+            "no {fam} route exception for {dst} with pmtu 1280: {}",
+            summary(&all)
+        );
+    }
+    let per_s = lines
+        .iter()
+        .filter(|v| v["type"] == "context")
+        .filter_map(|v| v["route_exceptions"]["inserted"].as_u64())
+        .sum::<u64>();
+    ensure!(per_s > 0, "interval lines show no route exception growth");
+    Ok(format!(
+        "{} route exceptions (10.2.0.2 and fd02::2, pmtu 1280), {per_s} counted in intervals",
+        all.len()
+    ))
+}

@@ -1,0 +1,88 @@
+//! Probe tiers on this machine's kernel: every hook is served by some tier
+//! and says why better ones are not used; the polling tier of the route
+//! exception hooks sees real PMTU exceptions in namespaces the test owns.
+
+use netmem_tests::{json_lines, netmem_bin, require_root, scenarios};
+use serde_json::Value;
+
+fn probes(args: &[&str]) -> Vec<Value> {
+    let o = std::process::Command::new(netmem_bin())
+        .arg("probes")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    json_lines(&String::from_utf8_lossy(&o.stdout))
+}
+
+const MISSION: [&str; 5] = [
+    "tcp_check_oom",
+    "orphans",
+    "memory_pressure",
+    "route_exception_v4",
+    "route_exception_v6",
+];
+
+#[test]
+fn every_hook_is_served_and_explains_better_tiers() {
+    require_root();
+    let rows = probes(&[]);
+    for h in MISSION {
+        let row = rows
+            .iter()
+            .find(|r| r["hook"] == h)
+            .unwrap_or_else(|| panic!("{h} missing from netmem probes"));
+        let tier = row["tier"].as_str().unwrap_or_else(|| panic!("{h} not served: {row}"));
+        let order = ["fentry", "kprobe", "tracepoint", "polling"];
+        let pos = order.iter().position(|t| *t == tier).unwrap();
+        let unavailable: Vec<&str> = row["unavailable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["tier"].as_str().unwrap())
+            .collect();
+        // Each better tier this hook has is explained.
+        for better in &order[..pos] {
+            if *better == "tracepoint" && h != "tcp_check_oom" {
+                continue;
+            }
+            assert!(unavailable.contains(better), "{h}: no reason for not using {better}: {row}");
+        }
+        for u in row["unavailable"].as_array().unwrap() {
+            assert!(!u["reason"].as_str().unwrap().is_empty());
+        }
+    }
+}
+
+#[test]
+fn max_tier_polling_leaves_mission_hooks_to_userspace() {
+    require_root();
+    let rows = probes(&["--max-tier", "polling"]);
+    for h in MISSION {
+        let row = rows.iter().find(|r| r["hook"] == h).unwrap();
+        assert_eq!(row["tier"], "polling", "{row}");
+        assert!(row["unavailable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["reason"].as_str().unwrap().contains("--max-tier")));
+    }
+}
+
+#[test]
+fn route_exceptions_seen_on_this_kernel() {
+    require_root();
+    let rows = probes(&[]);
+    let tier = rows
+        .iter()
+        .find(|r| r["hook"] == "route_exception_v4")
+        .and_then(|r| r["tier"].as_str())
+        .unwrap()
+        .to_string();
+    let netmem = netmem_bin();
+    match scenarios::routes(netmem.to_str().unwrap(), &[], &tier) {
+        Ok(detail) => eprintln!("{detail}"),
+        Err(e) => panic!("{e:#}"),
+    }
+}
