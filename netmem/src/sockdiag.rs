@@ -115,6 +115,9 @@ fn receive(sock: &Socket, each: &mut impl FnMut(&SockRecord)) -> Result<()> {
             let len = msg.header.length as usize;
             match msg.payload {
                 NetlinkPayload::Done(_) => return Ok(()),
+                NetlinkPayload::Error(e) if e.code.map(|c| c.get()) == Some(-libc::ENOENT) => {
+                    bail!("the kernel has no sock_diag handler for TCP: load it with `modprobe tcp_diag` (CONFIG_INET_TCP_DIAG)")
+                }
                 NetlinkPayload::Error(e) => bail!("kernel refused the sock_diag dump: {e:?}"),
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
                     let h = &r.header;

@@ -7,6 +7,8 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod vm;
+
 /// bpf-linker release whose LLVM matches the nightly's (see shared toolchain notes).
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -25,8 +27,22 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Setup, build, then run the unit and integration tests (as root).
-    Test,
+    /// Setup, build, then run the unit and integration tests (as root),
+    /// then the scenarios on every Debian kernel in QEMU (`vm-test --kernel all`).
+    Test {
+        /// Skip the QEMU guests (host tests only).
+        #[arg(long)]
+        no_vm: bool,
+    },
+    /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels in QEMU and run the
+    /// hook scenarios in each, with the guest's own sysctls.
+    VmTest {
+        #[arg(long, default_value = "all", value_name = "5.10|6.1|6.12|all")]
+        kernel: String,
+        /// Comma-separated tiers to run the scenarios on (each caps --max-tier).
+        #[arg(long, default_value = "fentry,kprobe")]
+        tiers: String,
+    },
 }
 
 fn main() {
@@ -34,7 +50,14 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Setup => setup(),
         Cmd::Run { args } => setup().and_then(|_| run(args)),
-        Cmd::Test => setup().and_then(|_| test()),
+        Cmd::Test { no_vm } => setup().and_then(|_| test()).and_then(|_| {
+            if no_vm {
+                Ok(())
+            } else {
+                vm::vm_test("all", "fentry,kprobe")
+            }
+        }),
+        Cmd::VmTest { kernel, tiers } => setup().and_then(|_| vm::vm_test(&kernel, &tiers)),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");
@@ -42,14 +65,14 @@ fn main() {
     }
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
 }
 
-fn sh(cmd: &mut Command) -> Result<()> {
+pub(crate) fn sh(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {cmd:?}");
     let st = cmd
         .status()
@@ -60,7 +83,7 @@ fn sh(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn output(cmd: &mut Command) -> Result<String> {
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     let o = cmd
         .output()
         .with_context(|| format!("cannot start {cmd:?}"))?;
@@ -99,7 +122,7 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
+pub(crate) fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
@@ -182,7 +205,7 @@ fn mount_tracefs() {
     }
 }
 
-fn cargo(args: &[&str]) -> Command {
+pub(crate) fn cargo(args: &[&str]) -> Command {
     let mut c = Command::new("cargo");
     c.args(args).current_dir(workspace_root());
     c

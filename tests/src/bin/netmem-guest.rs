@@ -52,7 +52,10 @@ fn setup() {
     mount("bpf", "/sys/fs/bpf", "bpf");
     std::env::set_var("PATH", "/bin");
     let _ = Command::new("ip").args(["link", "set", "lo", "up"]).status();
-    insmod("/lib/modules/veth.ko");
+    let order = std::fs::read_to_string("/lib/modules/order").unwrap_or_default();
+    for m in order.lines() {
+        insmod(m);
+    }
 }
 
 fn poweroff() -> ! {

@@ -1,0 +1,387 @@
+//! `cargo xtask vm-test`: boots Debian's own cloud kernels in QEMU (TCG:
+//! nested KVM hangs on this machine kind) with an initramfs holding static
+//! netmem, the scenario runner as /init, `ip`, and veth.ko, and reports
+//! every scenario per kernel and tier.
+//!
+//! Kernel packages come through a private apt configuration under
+//! ~/.cache/netmem/vm (never the machine's own sources) and stay cached there.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::{cargo, output, sh, workspace_root};
+
+/// Debian release per kernel line: bullseye 5.10, bookworm 6.1, trixie 6.12.
+pub const KERNELS: &[(&str, &str)] = &[("5.10", "bullseye"), ("6.1", "bookworm"), ("6.12", "trixie")];
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn cache_dir() -> Result<PathBuf> {
+    let home = std::env::var("HOME").context("HOME is not set")?;
+    let d = Path::new(&home).join(".cache/netmem/vm");
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// apt options that point every path at netmem's own directory.
+fn apt_opts(dir: &Path) -> Vec<String> {
+    let p = |s: &str| dir.join(s).display().to_string();
+    vec![
+        format!("-oDir::Etc::SourceList={}", p("sources.list")),
+        "-oDir::Etc::SourceParts=/nonexistent".into(),
+        format!("-oDir::State::Lists={}", p("lists")),
+        format!("-oDir::Cache={}", p("cache")),
+        "-oDir::State::status=/var/lib/dpkg/status".into(),
+        // The private directories belong to root, not to _apt.
+        "-oAPT::Sandbox::User=root".into(),
+        "-qq".into(),
+    ]
+}
+
+fn apt_update(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("lists/partial"))?;
+    std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
+    let sources: String = KERNELS
+        .iter()
+        .map(|(_, rel)| format!("deb http://deb.debian.org/debian {rel} main\n"))
+        .collect();
+    std::fs::write(dir.join("sources.list"), sources)?;
+    let fresh = std::fs::read_dir(dir.join("lists"))?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains("Packages"));
+    if !fresh {
+        sh(Command::new("apt-get").args(apt_opts(dir)).arg("update"))
+            .context("private apt update of Debian's kernel lists failed")?;
+    }
+    Ok(())
+}
+
+/// What a booted kernel needs from its package.
+struct KernelFiles {
+    package: String,
+    vmlinuz: PathBuf,
+    /// Uncompressed modules, in load order.
+    modules: Vec<PathBuf>,
+}
+
+/// Modules the guest loads itself (it has no modprobe to autoload them):
+/// veth for the router topology, and sock_diag's TCP backend.
+const MODULES: &[&str] = &["veth", "inet_diag", "tcp_diag"];
+
+fn fetch_kernel(cache: &Path, release: &str) -> Result<KernelFiles> {
+    let apt = cache.join("apt");
+    apt_update(&apt)?;
+    let show = output(
+        Command::new("apt-cache")
+            .args(apt_opts(&apt))
+            .args(["show", &format!("linux-image-cloud-amd64/{release}")]),
+    )?;
+    let package = show
+        .lines()
+        .find_map(|l| l.strip_prefix("Depends: "))
+        .and_then(|d| d.split([' ', ',']).next())
+        .ok_or_else(|| anyhow!("linux-image-cloud-amd64/{release} names no kernel package"))?
+        .to_string();
+    let debs = cache.join("debs");
+    std::fs::create_dir_all(&debs)?;
+    let have = |debs: &Path| -> Option<PathBuf> {
+        std::fs::read_dir(debs)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
+            })
+    };
+    let deb = match have(&debs) {
+        Some(d) => d,
+        None => {
+            sh(Command::new("apt-get")
+                .args(apt_opts(&apt))
+                .args(["download", &format!("{package}/{release}")])
+                .current_dir(&debs))?;
+            have(&debs).ok_or_else(|| anyhow!("apt-get download left no {package} .deb"))?
+        }
+    };
+    let x = cache.join("x").join(&package);
+    if !x.exists() {
+        std::fs::create_dir_all(&x)?;
+        sh(Command::new("dpkg").arg("-x").arg(&deb).arg(&x))?;
+    }
+    let vmlinuz = std::fs::read_dir(x.join("boot"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz"))
+        .ok_or_else(|| anyhow!("{package} has no boot/vmlinuz"))?;
+    let mut modules = Vec::new();
+    for m in MODULES {
+        let found = find_file(&x, &format!("{m}.ko"))
+            .ok_or_else(|| anyhow!("{package} has no {m} module"))?;
+        // Debian compresses modules on newer releases; the guest loads them raw.
+        let plain = cache.join(format!("{package}-{m}.ko"));
+        if !plain.exists() {
+            let name = found.to_string_lossy().to_string();
+            let tool = if name.ends_with(".xz") {
+                Some("xz")
+            } else if name.ends_with(".zst") {
+                Some("zstd")
+            } else {
+                None
+            };
+            match tool {
+                Some(t) => {
+                    let o = Command::new(t).args(["-dc"]).arg(&found).output()?;
+                    if !o.status.success() {
+                        bail!("{t} could not decompress {}", found.display());
+                    }
+                    std::fs::write(&plain, o.stdout)?;
+                }
+                None => {
+                    std::fs::copy(&found, &plain)?;
+                }
+            }
+        }
+        modules.push(plain);
+    }
+    Ok(KernelFiles {
+        package,
+        vmlinuz,
+        modules,
+    })
+}
+
+fn find_file(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()) {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = find_file(&p, prefix) {
+                return Some(f);
+            }
+        } else if p
+            .file_name()?
+            .to_str()?
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Copies `bin` and every shared library `ldd` lists into `root`, at the
+/// same paths, so a Debian binary runs in the initramfs unchanged.
+fn copy_with_libs(bin: &Path, root: &Path, dest: &str) -> Result<()> {
+    let put = |src: &Path, at: &Path| -> Result<()> {
+        std::fs::create_dir_all(at.parent().unwrap())?;
+        std::fs::copy(src, at).with_context(|| format!("copy {}", src.display()))?;
+        Ok(())
+    };
+    put(bin, &root.join(dest.trim_start_matches('/')))?;
+    let ldd = output(Command::new("ldd").arg(bin))?;
+    for line in ldd.lines() {
+        let path = line
+            .split("=>")
+            .last()
+            .and_then(|r| r.split_whitespace().next())
+            .filter(|p| p.starts_with('/'));
+        if let Some(p) = path {
+            put(Path::new(p), &root.join(p.trim_start_matches('/')))?;
+        }
+    }
+    Ok(())
+}
+
+fn build_static() -> Result<PathBuf> {
+    sh(Command::new("rustup").args(["target", "add", MUSL]))?;
+    sh(&mut cargo(&[
+        "build", "--release", "--target", MUSL, "-p", "netmem", "-p", "netmem-tests", "--bin",
+        "netmem", "--bin", "netmem-guest",
+    ]))?;
+    Ok(workspace_root().join("target").join(MUSL).join("release"))
+}
+
+fn initramfs(work: &Path, bins: &Path, k: &KernelFiles) -> Result<PathBuf> {
+    let root = work.join(format!("root-{}", k.package));
+    let _ = std::fs::remove_dir_all(&root);
+    for d in ["bin", "lib/modules", "proc", "sys", "dev", "run", "tmp"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::copy(bins.join("netmem-guest"), root.join("init"))?;
+    std::fs::copy(bins.join("netmem"), root.join("bin/netmem"))?;
+    let ip = crate::which("ip").ok_or_else(|| anyhow!("`ip` not found: install iproute2"))?;
+    copy_with_libs(&ip, &root, "/bin/ip")?;
+    let mut order = String::new();
+    for (m, path) in MODULES.iter().zip(&k.modules) {
+        std::fs::copy(path, root.join(format!("lib/modules/{m}.ko")))?;
+        order += &format!("/lib/modules/{m}.ko\n");
+    }
+    std::fs::write(root.join("lib/modules/order"), order)?;
+    let img = work.join(format!("initrd-{}.gz", k.package));
+    let script = format!(
+        "cd '{}' && find . | cpio --quiet -o -H newc | gzip -1 > '{}'",
+        root.display(),
+        img.display()
+    );
+    sh(Command::new("sh").args(["-c", &script]))?;
+    Ok(img)
+}
+
+/// One guest's console, reduced to what netmem's runner printed.
+struct GuestRun {
+    probes: Vec<String>,
+    results: Vec<serde_json::Value>,
+    done: bool,
+    tail: Vec<String>,
+    seconds: f64,
+}
+
+fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
+    let mut append = format!("console=ttyS0 panic=-1 quiet loglevel=4 netmem.tiers={tiers}");
+    // For iterating on one scenario: NETMEM_VM_SCENARIOS=orphans,routes
+    if let Ok(only) = std::env::var("NETMEM_VM_SCENARIOS") {
+        append += &format!(" netmem.scenarios={only}");
+    }
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-m", "1536", "-smp", "2", "-display", "none"])
+        .args(["-serial", "stdio", "-monitor", "none", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&k.vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", &append])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+    let t0 = Instant::now();
+    let out = child.stdout.take().expect("piped");
+    let pid = child.id();
+    // A hung guest is killed, and reported as such, after BOOT_TIMEOUT.
+    let watchdog = std::thread::spawn(move || {
+        while t0.elapsed() < BOOT_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(500));
+            if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+                return;
+            }
+        }
+        // SAFETY: kill of our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let mut run = GuestRun {
+        probes: vec![],
+        results: vec![],
+        done: false,
+        tail: vec![],
+        seconds: 0.0,
+    };
+    for line in BufReader::new(out).lines().map_while(Result::ok) {
+        let line = line.trim_end_matches('\r').to_string();
+        if let Some(p) = line.strip_prefix("NETMEM-PROBES ") {
+            run.probes.push(p.to_string());
+        } else if let Some(r) = line.strip_prefix("NETMEM-RESULT ") {
+            let v: serde_json::Value = serde_json::from_str(r)
+                .map_err(|e| anyhow!("bad result line ({e}): {r}"))?;
+            eprintln!(
+                "xtask: [{}] {} {}: {} ({}s)",
+                v["kernel"].as_str().unwrap_or("?"),
+                v["tier"].as_str().unwrap_or("?"),
+                v["scenario"].as_str().unwrap_or("?"),
+                if v["ok"] == true { "ok" } else { "FAILED" },
+                v["seconds"]
+            );
+            run.results.push(v);
+        } else if line == "NETMEM-DONE" {
+            run.done = true;
+        } else {
+            run.tail.push(line);
+            if run.tail.len() > 40 {
+                run.tail.remove(0);
+            }
+        }
+    }
+    let _ = child.wait();
+    let _ = watchdog.join();
+    run.seconds = t0.elapsed().as_secs_f64();
+    Ok(run)
+}
+
+pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
+    let selected: Vec<(&str, &str)> = match which {
+        "all" => KERNELS.to_vec(),
+        k => KERNELS
+            .iter()
+            .copied()
+            .filter(|(v, _)| *v == k)
+            .collect(),
+    };
+    if selected.is_empty() {
+        bail!(
+            "unknown kernel {which}: choose one of {} or all",
+            KERNELS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let cache = cache_dir()?;
+    let bins = build_static()?;
+    let work = workspace_root().join("target/vm-test");
+    std::fs::create_dir_all(&work)?;
+    let mut failed = Vec::new();
+    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (version, release) in selected {
+        let k = fetch_kernel(&cache, release)?;
+        let initrd = initramfs(&work, &bins, &k)?;
+        eprintln!("xtask: booting {} ({release}) under TCG", k.package);
+        let run = boot(&k, &initrd, tiers)?;
+        std::fs::write(
+            work.join(format!("probes-{version}.jsonl")),
+            run.probes.join("\n") + "\n",
+        )?;
+        if run.results.iter().any(|r| r["ok"] != true) {
+            eprintln!(
+                "xtask: {version} console (last lines):\n    {}",
+                run.tail.join("\n    ")
+            );
+        }
+        if !run.done {
+            failed.push(format!(
+                "{version}: guest did not finish in {:.0}s; last console lines:\n    {}",
+                run.seconds,
+                run.tail.join("\n    ")
+            ));
+        }
+        for r in &run.results {
+            let line = format!(
+                "{:<7} {:<11} {:<8} {:<6} {}",
+                version,
+                r["tier"].as_str().unwrap_or("?"),
+                r["scenario"].as_str().unwrap_or("?"),
+                if r["ok"] == true { "ok" } else { "FAILED" },
+                r["detail"].as_str().unwrap_or("")
+            );
+            if r["ok"] != true {
+                failed.push(line.clone());
+            }
+            table.entry(version.to_string()).or_default().push(line);
+        }
+        eprintln!("xtask: {} finished in {:.1}s", k.package, run.seconds);
+    }
+    println!("\nvm-test: kernel  tier        scenario result detail");
+    for lines in table.values() {
+        for l in lines {
+            println!("vm-test: {l}");
+        }
+    }
+    if !failed.is_empty() {
+        bail!("vm-test failures:\n  {}", failed.join("\n  "));
+    }
+    println!("vm-test: all scenarios passed");
+    Ok(())
+}
