@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use netmem_common::TCP_CLOSE;
 
-use crate::sock::{lay, orphan_born, orphan_gone, read, save_entry_args, take_entry_args};
+use crate::sock::{Entry, lay, orphan_born, orphan_gone, read, save_entry_args, take_entry_args};
 
 pub const FROM_TCP_CLOSE: i64 = 0;
 pub const FROM_CHILD_FORGET: i64 = 1;
@@ -31,13 +31,13 @@ pub fn tcp_close_fexit(ctx: FExitContext) -> i32 {
 
 #[kprobe]
 pub fn tcp_close_entry(ctx: ProbeContext) -> u32 {
-    save_entry_args([ctx.arg(0).unwrap_or(0), 0]);
+    save_entry_args(Entry::TcpClose, [ctx.arg(0).unwrap_or(0), 0]);
     0
 }
 
 #[kretprobe]
 pub fn tcp_close_return(_ctx: RetProbeContext) -> u32 {
-    if let Some([sk, _]) = take_entry_args() {
+    if let Some([sk, _]) = take_entry_args(Entry::TcpClose) {
         after_close(sk);
     }
     0

@@ -43,8 +43,17 @@ pub static ORPHANS: HashMap<u64, OrphanInfo> = HashMap::with_max_entries(65536, 
 
 /// kprobe -> kretprobe hand-over of a function's arguments, by thread
 /// (fexit programs see their arguments directly and do not need it).
+/// Keyed by (thread, function): kprobed functions nest (__tcp_close calls
+/// tcp_check_oom), so one slot per thread would be overwritten.
 #[map]
-pub static ENTRY_ARGS: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(4096, 0);
+pub static ENTRY_ARGS: HashMap<[u64; 2], [u64; 2]> = HashMap::with_max_entries(4096, 0);
+
+/// The functions whose kprobe hands arguments to a kretprobe.
+#[repr(u64)]
+pub enum Entry {
+    TcpCheckOom = 1,
+    TcpClose = 2,
+}
 
 /// Reads one field of [`LAYOUT`]. Volatile because the loader rewrites
 /// .rodata, so the compiler must not fold the placeholder values; per field
@@ -378,14 +387,14 @@ pub fn memory_pressure(sk: u64, enter: bool) {
 
 /// Saves a kprobe's arguments for its kretprobe.
 #[inline(always)]
-pub fn save_entry_args(a: [u64; 2]) {
-    let key = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+pub fn save_entry_args(f: Entry, a: [u64; 2]) {
+    let key = [aya_ebpf::helpers::bpf_get_current_pid_tgid(), f as u64];
     let _ = ENTRY_ARGS.insert(&key, &a, 0);
 }
 
 #[inline(always)]
-pub fn take_entry_args() -> Option<[u64; 2]> {
-    let key = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+pub fn take_entry_args(f: Entry) -> Option<[u64; 2]> {
+    let key = [aya_ebpf::helpers::bpf_get_current_pid_tgid(), f as u64];
     let a = unsafe { ENTRY_ARGS.get(&key) }.copied();
     let _ = ENTRY_ARGS.remove(&key);
     a

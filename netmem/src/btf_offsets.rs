@@ -358,7 +358,18 @@ impl KernelBtf {
     /// Where tcp_too_many_orphans() gets its figure on this kernel, by the
     /// type BTF gives `tcp_orphan_count`, and the addresses kallsyms gives.
     fn resolve_orphans(&self, l: &mut KernelLayout, syms: &Kallsyms, m: &mut Vec<String>) {
-        let shape = self.var_type("tcp_orphan_count");
+        // pahole only puts per-CPU variables in BTF; a plain global (the old
+        // percpu_counter) is absent. Then the symbols decide: only the
+        // per-CPU shape has tcp_orphan_cache.
+        let shape = self.var_type("tcp_orphan_count").or_else(|| {
+            if syms.address("tcp_orphan_cache").is_some() {
+                Some("int".into())
+            } else if syms.address("tcp_orphan_count").is_some() {
+                Some("struct percpu_counter".into())
+            } else {
+                None
+            }
+        });
         let (sym, shape) = match shape.as_deref() {
             Some("unsigned int") | Some("int") => ("tcp_orphan_cache", ORPHANS_CACHE),
             Some("struct percpu_counter") => {

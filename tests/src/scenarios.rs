@@ -117,12 +117,50 @@ pub fn tier_of(lines: &[Value], hook: &str) -> Option<String> {
         .and_then(|h| h["tier"].as_str().map(String::from))
 }
 
-pub fn check_tiers(lines: &[Value], hooks: &[&str], expected: &str) -> Result<()> {
+/// Each hook must run on `expected`, the best tier the run allows, unless
+/// this kernel genuinely lacks it (netmem then names the reason, and a
+/// --max-tier cap is not a reason).
+pub fn check_tiers(lines: &[Value], hooks: &[&str], expected: &str) -> Result<Vec<String>> {
+    let probes = lines
+        .iter()
+        .find(|v| v["type"] == "probes")
+        .ok_or_else(|| anyhow!("no probes line"))?;
+    let mut fallbacks = Vec::new();
     for h in hooks {
-        let t = tier_of(lines, h).unwrap_or_else(|| "none".into());
-        ensure!(t == expected, "hook {h} served by tier {t}, expected {expected}");
+        let row = probes["hooks"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["hook"] == *h))
+            .ok_or_else(|| anyhow!("hook {h} missing from the probes line"))?;
+        let t = row["tier"].as_str().unwrap_or("none");
+        if t == expected {
+            continue;
+        }
+        let why = row["unavailable"]
+            .as_array()
+            .and_then(|a| a.iter().find(|u| u["tier"] == expected))
+            .and_then(|u| u["reason"].as_str())
+            .filter(|r| !r.contains("--max-tier"));
+        match why {
+            Some(r) => fallbacks.push(format!("{h} on {t} ({expected}: {r})")),
+            None => bail!("hook {h} served by tier {t}, expected {expected}: {row}"),
+        }
     }
-    Ok(())
+    Ok(fallbacks)
+}
+
+fn with_fallbacks(detail: String, f: Vec<String>) -> String {
+    if f.is_empty() {
+        detail
+    } else {
+        format!("{detail}; fell back: {}", f.join(", "))
+    }
+}
+
+fn shifts(evs: &[&Value]) -> Vec<i64> {
+    let mut s: Vec<i64> = evs.iter().filter_map(|e| e["shift"].as_i64()).collect();
+    s.sort();
+    s.dedup();
+    s
 }
 
 fn summary(evs: &[&Value]) -> String {
@@ -184,7 +222,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop(s.clients);
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
-    check_tiers(&lines, &["tcp_check_oom", "orphans"], expect_tier)?;
+    let fb = check_tiers(&lines, &["tcp_check_oom", "orphans"], expect_tier)?;
     let group = format!("listen:{PORT}");
     let aborts = events(&lines, "abort_on_memory");
     let ours: Vec<&Value> = aborts
@@ -213,12 +251,17 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
         .filter(|e| e["group"] == group.as_str())
         .collect();
     ensure!(!gone.is_empty(), "no orphan_gone on {group}");
-    Ok(format!(
-        "{} aborts (cause orphans, orphans={}, max_orphans=0), {} born, {} gone",
-        ours.len(),
-        ours[0]["orphans"],
-        born.len(),
-        gone.len()
+    Ok(with_fallbacks(
+        format!(
+            "{} aborts (cause orphans, orphans={} from {}, max_orphans=0, shifts {:?}), {} born, {} gone",
+            ours.len(),
+            ours[0]["orphans"],
+            ours[0]["orphans_source"],
+            shifts(&ours),
+            born.len(),
+            gone.len()
+        ),
+        fb,
     ))
 }
 
@@ -253,7 +296,7 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop((extra, es));
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
-    check_tiers(&lines, &["tcp_check_oom", "memory_pressure"], expect_tier)?;
+    let fb = check_tiers(&lines, &["tcp_check_oom", "memory_pressure"], expect_tier)?;
     let group = format!("listen:{PORT}");
     let aborts = events(&lines, "abort_on_memory");
     let ours: Vec<&Value> = aborts
@@ -275,11 +318,14 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
         "leave without duration: {}",
         summary(&leave)
     );
-    Ok(format!(
-        "{} aborts (cause tcp_mem, allocated {} pages > tcp_mem[2]=1), pressure entered and left after {} ms",
-        ours.len(),
-        ours[0]["allocated_pages"],
-        leave[0]["duration_ms"]
+    Ok(with_fallbacks(
+        format!(
+            "{} aborts (cause tcp_mem, allocated {} pages > tcp_mem[2]=1), pressure entered and left after {:.0} ms",
+            ours.len(),
+            ours[0]["allocated_pages"],
+            leave[0]["duration_ms"].as_f64().unwrap_or(-1.0)
+        ),
+        fb,
     ))
 }
 
@@ -397,7 +443,7 @@ pub fn routes(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<Str
     })?;
     sleep(Duration::from_millis(800));
     let lines = trace.stop()?;
-    check_tiers(&lines, &["route_exception_v4", "route_exception_v6"], expect_tier)?;
+    let fb = check_tiers(&lines, &["route_exception_v4", "route_exception_v6"], expect_tier)?;
     let all = events(&lines, "route_exception");
     for (dst, fam) in [("10.2.0.2", "ipv4"), ("fd02::2", "ipv6")] {
         let hit = all
@@ -415,8 +461,11 @@ pub fn routes(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<Str
         .filter_map(|v| v["route_exceptions"]["inserted"].as_u64())
         .sum::<u64>();
     ensure!(per_s > 0, "interval lines show no route exception growth");
-    Ok(format!(
-        "{} route exceptions (10.2.0.2 and fd02::2, pmtu 1280), {per_s} counted in intervals",
-        all.len()
+    Ok(with_fallbacks(
+        format!(
+            "{} route exceptions (10.2.0.2 and fd02::2, pmtu 1280), {per_s} counted in intervals",
+            all.len()
+        ),
+        fb,
     ))
 }
