@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use netmem_common::ABORT_FROM_CHECK_OOM;
 
-use crate::sock::{Entry, abort_on_memory, save_entry_args, take_entry_args};
+use crate::sock::{abort_on_memory, save_entry_args, take_entry_args, Entry};
 
 // bool tcp_check_oom([const] struct sock *sk, int shift); ctx[2] is the result.
 // bpf_get_func_ret would need 5.17, so the result is read after the arguments.
@@ -27,7 +27,10 @@ pub fn tcp_check_oom_fexit(ctx: FExitContext) -> i32 {
 
 #[kprobe]
 pub fn tcp_check_oom_entry(ctx: ProbeContext) -> u32 {
-    save_entry_args(Entry::TcpCheckOom, [ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0)]);
+    save_entry_args(
+        Entry::TcpCheckOom,
+        [ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0)],
+    );
     0
 }
 

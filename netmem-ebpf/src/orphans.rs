@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use netmem_common::TCP_CLOSE;
 
-use crate::sock::{Entry, lay, orphan_born, orphan_gone, read, save_entry_args, take_entry_args};
+use crate::sock::{lay, orphan_born, orphan_gone, read, save_entry_args, take_entry_args, Entry};
 
 pub const FROM_TCP_CLOSE: i64 = 0;
 pub const FROM_CHILD_FORGET: i64 = 1;

@@ -408,6 +408,7 @@ fn ifname(index: u32) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netmem_common::AF_INET;
 
     #[test]
     fn pressure_flag() {

@@ -230,11 +230,18 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
         .copied()
         .filter(|e| e["group"] == group.as_str())
         .collect();
-    ensure!(!ours.is_empty(), "no abort_on_memory on {group}: {}", summary(&aborts));
+    ensure!(
+        !ours.is_empty(),
+        "no abort_on_memory on {group}: {}",
+        summary(&aborts)
+    );
     for e in &ours {
         ensure!(e["cause"] == "orphans", "cause is not orphans: {e}");
         ensure!(e["max_orphans"] == 0, "max_orphans not 0: {e}");
-        ensure!(e["orphans"].as_i64().unwrap_or(0) > 0, "orphan count not > 0: {e}");
+        ensure!(
+            e["orphans"].as_i64().unwrap_or(0) > 0,
+            "orphan count not > 0: {e}"
+        );
     }
     let born: Vec<&Value> = events(&lines, "orphan_born")
         .into_iter()
@@ -304,7 +311,11 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
         .copied()
         .filter(|e| e["group"] == group.as_str())
         .collect();
-    ensure!(!ours.is_empty(), "no abort_on_memory on {group}: {}", summary(&aborts));
+    ensure!(
+        !ours.is_empty(),
+        "no abort_on_memory on {group}: {}",
+        summary(&aborts)
+    );
     for e in &ours {
         ensure!(e["cause"] == "tcp_mem", "cause is not tcp_mem: {e}");
         ensure!(e["tcp_mem_pages"][2] == 1, "tcp_mem[2] not 1: {e}");
@@ -355,7 +366,10 @@ pub struct RouterTopology {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let o = Command::new("ip").args(args).output().context("cannot run ip")?;
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .context("cannot run ip")?;
     ensure!(
         o.status.success(),
         "ip {}: {}",
@@ -377,8 +391,12 @@ impl RouterTopology {
             ip(&["netns", "add", n])?;
             ip(&["-n", n, "link", "set", "lo", "up"])?;
         }
-        ip(&["-n", &c, "link", "add", "c0", "type", "veth", "peer", "name", "r0", "netns", &r])?;
-        ip(&["-n", &r, "link", "add", "r1", "type", "veth", "peer", "name", "s0", "netns", &s])?;
+        ip(&[
+            "-n", &c, "link", "add", "c0", "type", "veth", "peer", "name", "r0", "netns", &r,
+        ])?;
+        ip(&[
+            "-n", &r, "link", "add", "r1", "type", "veth", "peer", "name", "s0", "netns", &s,
+        ])?;
         for (ns, dev, v4, v6, mtu) in [
             (&c, "c0", "10.1.0.1/24", "fd01::1/64", "1500"),
             (&r, "r0", "10.1.0.2/24", "fd01::2/64", "1500"),
@@ -390,7 +408,16 @@ impl RouterTopology {
             ip(&["-n", ns, "link", "set", dev, "mtu", mtu, "up"])?;
         }
         ip(&["-n", &c, "route", "add", "10.2.0.0/24", "via", "10.1.0.2"])?;
-        ip(&["-n", &c, "-6", "route", "add", "fd02::/64", "via", "fd01::2"])?;
+        ip(&[
+            "-n",
+            &c,
+            "-6",
+            "route",
+            "add",
+            "fd02::/64",
+            "via",
+            "fd01::2",
+        ])?;
         ip(&["-n", &s, "route", "add", "default", "via", "10.2.0.1"])?;
         ip(&["-n", &s, "-6", "route", "add", "default", "via", "fd02::1"])?;
         in_netns(&r, || {
@@ -412,9 +439,7 @@ impl Drop for RouterTopology {
 
 fn set_int(fd: i32, level: i32, opt: i32, v: i32) -> Result<()> {
     // SAFETY: setsockopt with a valid int option.
-    let r = unsafe {
-        libc::setsockopt(fd, level, opt, &v as *const i32 as *const libc::c_void, 4)
-    };
+    let r = unsafe { libc::setsockopt(fd, level, opt, &v as *const i32 as *const libc::c_void, 4) };
     ensure!(r == 0, "setsockopt: {}", std::io::Error::last_os_error());
     Ok(())
 }
@@ -429,9 +454,19 @@ pub fn routes(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<Str
     let trace = Trace::start(netmem, &args)?;
     in_netns(&topo.client, || {
         let v4 = UdpSocket::bind("0.0.0.0:0")?;
-        set_int(v4.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO)?;
+        set_int(
+            v4.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        )?;
         let v6 = UdpSocket::bind("[::]:0")?;
-        set_int(v6.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IP_PMTUDISC_DO)?;
+        set_int(
+            v6.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        )?;
         let big = [0u8; 1400];
         for _ in 0..5 {
             // EMSGSIZE once the exception exists: that is the point.
@@ -443,7 +478,11 @@ pub fn routes(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<Str
     })?;
     sleep(Duration::from_millis(800));
     let lines = trace.stop()?;
-    let fb = check_tiers(&lines, &["route_exception_v4", "route_exception_v6"], expect_tier)?;
+    let fb = check_tiers(
+        &lines,
+        &["route_exception_v4", "route_exception_v6"],
+        expect_tier,
+    )?;
     let all = events(&lines, "route_exception");
     for (dst, fam) in [("10.2.0.2", "ipv4"), ("fd02::2", "ipv6")] {
         let hit = all

@@ -33,7 +33,9 @@ fn every_hook_is_served_and_explains_better_tiers() {
             .iter()
             .find(|r| r["hook"] == h)
             .unwrap_or_else(|| panic!("{h} missing from netmem probes"));
-        let tier = row["tier"].as_str().unwrap_or_else(|| panic!("{h} not served: {row}"));
+        let tier = row["tier"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{h} not served: {row}"));
         let order = ["fentry", "kprobe", "tracepoint", "polling"];
         let pos = order.iter().position(|t| *t == tier).unwrap();
         let unavailable: Vec<&str> = row["unavailable"]
@@ -47,7 +49,10 @@ fn every_hook_is_served_and_explains_better_tiers() {
             if *better == "tracepoint" && h != "tcp_check_oom" {
                 continue;
             }
-            assert!(unavailable.contains(better), "{h}: no reason for not using {better}: {row}");
+            assert!(
+                unavailable.contains(better),
+                "{h}: no reason for not using {better}: {row}"
+            );
         }
         for u in row["unavailable"].as_array().unwrap() {
             assert!(!u["reason"].as_str().unwrap().is_empty());

@@ -17,7 +17,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::{cargo, output, sh, workspace_root};
 
 /// Debian release per kernel line: bullseye 5.10, bookworm 6.1, trixie 6.12.
-pub const KERNELS: &[(&str, &str)] = &[("5.10", "bullseye"), ("6.1", "bookworm"), ("6.12", "trixie")];
+pub const KERNELS: &[(&str, &str)] = &[
+    ("5.10", "bullseye"),
+    ("6.1", "bookworm"),
+    ("6.12", "trixie"),
+];
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
@@ -119,7 +123,12 @@ fn fetch_kernel(cache: &Path, release: &str) -> Result<KernelFiles> {
     let vmlinuz = std::fs::read_dir(x.join("boot"))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz")
+        })
         .ok_or_else(|| anyhow!("{package} has no boot/vmlinuz"))?;
     let mut modules = Vec::new();
     for m in MODULES {
@@ -203,8 +212,18 @@ fn copy_with_libs(bin: &Path, root: &Path, dest: &str) -> Result<()> {
 fn build_static() -> Result<PathBuf> {
     sh(Command::new("rustup").args(["target", "add", MUSL]))?;
     sh(&mut cargo(&[
-        "build", "--release", "--target", MUSL, "-p", "netmem", "-p", "netmem-tests", "--bin",
-        "netmem", "--bin", "netmem-guest",
+        "build",
+        "--release",
+        "--target",
+        MUSL,
+        "-p",
+        "netmem",
+        "-p",
+        "netmem-tests",
+        "--bin",
+        "netmem",
+        "--bin",
+        "netmem-guest",
     ]))?;
     Ok(workspace_root().join("target").join(MUSL).join("release"))
 }
@@ -251,7 +270,9 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
         append += &format!(" netmem.scenarios={only}");
     }
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "1536", "-smp", "2", "-display", "none"])
+        .args([
+            "-accel", "tcg", "-m", "1536", "-smp", "2", "-display", "none",
+        ])
         .args(["-serial", "stdio", "-monitor", "none", "-no-reboot"])
         .arg("-kernel")
         .arg(&k.vmlinuz)
@@ -288,8 +309,8 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
         if let Some(p) = line.strip_prefix("NETMEM-PROBES ") {
             run.probes.push(p.to_string());
         } else if let Some(r) = line.strip_prefix("NETMEM-RESULT ") {
-            let v: serde_json::Value = serde_json::from_str(r)
-                .map_err(|e| anyhow!("bad result line ({e}): {r}"))?;
+            let v: serde_json::Value =
+                serde_json::from_str(r).map_err(|e| anyhow!("bad result line ({e}): {r}"))?;
             eprintln!(
                 "xtask: [{}] {} {}: {} ({}s)",
                 v["kernel"].as_str().unwrap_or("?"),
@@ -317,11 +338,7 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
 pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
     let selected: Vec<(&str, &str)> = match which {
         "all" => KERNELS.to_vec(),
-        k => KERNELS
-            .iter()
-            .copied()
-            .filter(|(v, _)| *v == k)
-            .collect(),
+        k => KERNELS.iter().copied().filter(|(v, _)| *v == k).collect(),
     };
     if selected.is_empty() {
         bail!(

@@ -24,7 +24,10 @@ fn mount(src: &str, target: &str, fstype: &str) {
         )
     };
     if r != 0 {
-        eprintln!("mount {fstype} on {target}: {}", std::io::Error::last_os_error());
+        eprintln!(
+            "mount {fstype} on {target}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -51,7 +54,9 @@ fn setup() {
     mount("nodev", "/sys/kernel/tracing", "tracefs");
     mount("bpf", "/sys/fs/bpf", "bpf");
     std::env::set_var("PATH", "/bin");
-    let _ = Command::new("ip").args(["link", "set", "lo", "up"]).status();
+    let _ = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
     let order = std::fs::read_to_string("/lib/modules/order").unwrap_or_default();
     for m in order.lines() {
         insmod(m);
@@ -97,7 +102,10 @@ fn main() {
                     println!("NETMEM-PROBES {tier} {l}");
                 }
                 if !o.status.success() {
-                    println!("NETMEM-PROBES {tier} error {}", String::from_utf8_lossy(&o.stderr).trim());
+                    println!(
+                        "NETMEM-PROBES {tier} error {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    );
                 }
             }
             Err(e) => println!("NETMEM-PROBES {tier} error {e}"),
@@ -110,7 +118,10 @@ fn main() {
             ("routes", scenarios::routes),
         ];
         for (name, f) in all {
-            if only.as_deref().is_some_and(|o| !o.split(',').any(|x| x == name)) {
+            if only
+                .as_deref()
+                .is_some_and(|o| !o.split(',').any(|x| x == name))
+            {
                 continue;
             }
             let t0 = std::time::Instant::now();
