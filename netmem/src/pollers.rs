@@ -67,6 +67,9 @@ pub fn sock_info(r: &SockRecord) -> SockInfo {
 pub struct OrphanDiff {
     live: HashMap<u64, (GroupKey, u64, i64)>,
     seen: HashMap<u64, (GroupKey, SockRecord)>,
+    /// The first dump only learns what exists: those orphans were born
+    /// before netmem looked, and their lifetimes are unknown.
+    primed: bool,
 }
 
 impl OrphanDiff {
@@ -80,6 +83,13 @@ impl OrphanDiff {
     pub fn finish(&mut self, now_ns: u64) -> Vec<Event> {
         let mut out = Vec::new();
         let seen = std::mem::take(&mut self.seen);
+        if !std::mem::replace(&mut self.primed, true) {
+            self.live = seen
+                .into_iter()
+                .map(|(c, (g, r))| (c, (g, u64::MAX, r.wmem_queued as i64)))
+                .collect();
+            return out;
+        }
         let gone: Vec<u64> = self
             .live
             .keys()
@@ -89,7 +99,11 @@ impl OrphanDiff {
         for c in gone {
             let (g, born, bytes) = self.live.remove(&c).expect("listed");
             let mut a = [0i64; N_ARGS];
-            a[0] = now_ns.saturating_sub(born) as i64;
+            a[0] = if born == u64::MAX {
+                -1
+            } else {
+                now_ns.saturating_sub(born) as i64
+            };
             a[1] = bytes;
             out.push(event(EventKind::OrphanGone, now_ns, g, a));
         }
@@ -454,10 +468,15 @@ mod tests {
         };
         let g = GroupKey::UNATTRIBUTED;
         let mut d = OrphanDiff::default();
+        d.observe(&rec(9), g);
+        assert!(d.finish(50).is_empty(), "the first dump only primes");
         d.observe(&rec(1), g);
         d.observe(&rec(2), g);
         let e = d.finish(100);
-        assert_eq!(e.len(), 2);
+        // 9 vanished with an unknown lifetime; 1 and 2 were born.
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].args[0], -1);
+        let e: Vec<Event> = e.into_iter().skip(1).collect();
         assert!(e.iter().all(|e| e.kind == EventKind::OrphanBorn as u32));
         d.observe(&rec(2), g);
         let e = d.finish(350);

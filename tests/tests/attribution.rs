@@ -187,3 +187,30 @@ fn port_and_backend_filters() {
     names.sort();
     assert_eq!(names, vec!["backend:127.0.0.1:18090", "listen:18091"]);
 }
+
+/// Orphans born while netmem watches are streamed as `orphan_born` on the
+/// listening port, by whichever tier serves the orphan hook on this kernel.
+#[test]
+fn orphans_born_during_trace_are_streamed() {
+    require_root();
+    let ns = Netns::new("born");
+    let port = 18089u16;
+    let netmem = netmem_tests::netmem_bin();
+    let trace =
+        netmem_tests::scenarios::Trace::start(netmem.to_str().unwrap(), &["--netns", &ns.name])
+            .unwrap();
+    let _load = ns.load(&["orphans", "--port", &port.to_string(), "--conns", "6"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let lines = trace.stop().unwrap();
+    let tier = netmem_tests::scenarios::tier_of(&lines, "orphans").unwrap();
+    let born: Vec<_> = netmem_tests::scenarios::events(&lines, "orphan_born")
+        .into_iter()
+        .filter(|e| e["group"] == format!("listen:{port}").as_str())
+        .collect();
+    assert_eq!(born.len(), 6, "tier {tier}: {born:?}");
+    assert!(born.iter().all(|e| e["tier"] == tier.as_str()));
+    assert!(
+        born.iter().all(|e| e["bytes"].as_i64().unwrap() > 0),
+        "{born:?}"
+    );
+}
