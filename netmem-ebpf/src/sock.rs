@@ -8,7 +8,7 @@ use aya_ebpf::{
 use netmem_common::{
     AbortArg, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, OrphanInfo,
     RouteInfo, Setting, SockInfo, Stat, AF_INET, AF_INET6, NO_OFFSET, N_ARGS, ORPHANS_CACHE,
-    ORPHANS_PERCPU_COUNTER, TCP_CLOSE,
+    ORPHANS_PERCPU_COUNTER, TCP_CLOSE, TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
 };
 
 /// Filled in by userspace from the running kernel's BTF before load.
@@ -206,50 +206,56 @@ pub fn setting(s: Setting) -> u32 {
     SETTINGS.get(s as u32).copied().unwrap_or(0)
 }
 
-/// Streams one rare event about `sk` (0 when the hook had no socket).
+/// Reserves one event, writes its header, lets `fill` write `sock` and
+/// `route`, and submits it. Filled in place: an Event built on the stack and
+/// copied would not fit the 512-byte BPF stack.
 #[inline(always)]
-pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64; N_ARGS]) {
+fn emit_with(
+    kind: EventKind,
+    group: &GroupKey,
+    args: [i64; N_ARGS],
+    fill: impl FnOnce(&mut Event),
+) {
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         stat(Stat::RingbufLost);
         return;
     };
-    // Filled in place: an Event built on the stack and copied would not fit.
-    let e = entry.as_mut_ptr();
-    unsafe {
-        (*e).ts_ns = bpf_ktime_get_ns();
-        (*e).kind = kind as u32;
-        (*e).cpu = bpf_get_smp_processor_id();
-        (*e).group = *group;
-        (*e).args = args;
-        (*e).route = RouteInfo::default();
-        if sk == 0 {
-            (*e).sock = SockInfo::default();
-        } else {
-            fill_sock_info(&mut (*e).sock, sk, id);
-        }
-    }
+    let e = unsafe { &mut *entry.as_mut_ptr() };
+    e.ts_ns = unsafe { bpf_ktime_get_ns() };
+    e.kind = kind as u32;
+    e.cpu = unsafe { bpf_get_smp_processor_id() };
+    e.group = *group;
+    e.args = args;
+    fill(e);
     entry.submit(0);
+}
+
+/// Streams one rare event about `sk` (0 when the hook had no socket).
+#[inline(always)]
+pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64; N_ARGS]) {
+    emit_with(kind, group, args, |e| {
+        e.route = RouteInfo::default();
+        if sk == 0 {
+            e.sock = SockInfo::default();
+        } else {
+            fill_sock_info(&mut e.sock, sk, id);
+        }
+    });
 }
 
 /// Streams a route exception; `fill` writes the route part in place.
 #[inline(always)]
 pub fn emit_route(args: [i64; N_ARGS], fill: impl FnOnce(&mut RouteInfo)) {
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        stat(Stat::RingbufLost);
-        return;
-    };
-    let e = entry.as_mut_ptr();
-    unsafe {
-        (*e).ts_ns = bpf_ktime_get_ns();
-        (*e).kind = EventKind::RouteException as u32;
-        (*e).cpu = bpf_get_smp_processor_id();
-        (*e).group = GroupKey::UNATTRIBUTED;
-        (*e).args = args;
-        (*e).sock = SockInfo::default();
-        (*e).route = RouteInfo::default();
-        fill(&mut (*e).route);
-    }
-    entry.submit(0);
+    emit_with(
+        EventKind::RouteException,
+        &GroupKey::UNATTRIBUTED,
+        args,
+        |e| {
+            e.sock = SockInfo::default();
+            e.route = RouteInfo::default();
+            fill(&mut e.route);
+        },
+    );
 }
 
 /// The figures tcp_check_oom compared, read at the moment it answered, and
@@ -324,10 +330,17 @@ pub fn orphan_born(sk: u64, source: i64) {
     emit(EventKind::OrphanBorn, sk, &id, &g, a);
 }
 
-/// Called from inet_sock_set_state: remembers how a tracked orphan reached CLOSE.
+/// Called from inet_sock_set_state: remembers how a tracked orphan reached
+/// CLOSE. Only the states a closed socket passes through are looked up:
+/// resets of live connections and failed connects skip the map.
 #[inline(always)]
 pub fn orphan_state(sk: u64, old: u8, new: u8) {
-    if new != TCP_CLOSE {
+    if new != TCP_CLOSE
+        || !matches!(
+            old,
+            TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_LAST_ACK | TCP_CLOSING
+        )
+    {
         return;
     }
     if let Some(o) = ORPHANS.get_ptr_mut(&sk) {

@@ -3,6 +3,7 @@
 pub mod attribution;
 pub mod btf_offsets;
 pub mod kallsyms;
+pub mod netlink;
 pub mod netns;
 pub mod output;
 pub mod pollers;

@@ -8,15 +8,12 @@ use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 
-use anyhow::{anyhow, bail, Context, Result};
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use anyhow::{anyhow, Context, Result};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use netlink_sys::protocols::NETLINK_ROUTE;
 use netmem_common::{
     AbortArg, Event, EventKind, GroupKey, RouteInfo, SockInfo, AF_INET6, IPPROTO_TCP, N_ARGS,
 };
@@ -285,87 +282,55 @@ fn addr(a: &RouteAddress) -> Option<IpAddr> {
 /// `ip route show cache` / `ip -6 route show cache`: RTM_GETROUTE dump with
 /// RTM_F_CLONED, keeping only the cloned (exception) routes.
 pub fn dump_cached_routes(family: u8) -> Result<Vec<CachedRoute>> {
-    let mut sock = Socket::new(NETLINK_ROUTE).context("cannot open an rtnetlink socket")?;
-    sock.bind_auto()
-        .context("cannot bind the rtnetlink socket")?;
-    sock.connect(&SocketAddr::new(0, 0))?;
-    let mut header = RouteHeader::default();
-    header.address_family = if family == AF_INET6 {
+    let sock = crate::netlink::open(NETLINK_ROUTE, "rtnetlink")?;
+    let mut request = RouteMessage::default();
+    request.header.address_family = if family == AF_INET6 {
         AddressFamily::Inet6
     } else {
         AddressFamily::Inet
     };
-    header.flags = RouteFlags::Cloned;
-    let mut msg = NetlinkMessage::new(
-        NetlinkHeader::default(),
-        NetlinkPayload::from(RouteNetlinkMessage::GetRoute({
-            let mut m = RouteMessage::default();
-            m.header = header;
-            m
-        })),
-    );
-    msg.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    msg.header.sequence_number = 1;
-    msg.finalize();
-    let mut buf = vec![0u8; msg.buffer_len()];
-    msg.serialize(&mut buf);
-    sock.send(&buf, 0).context("cannot send RTM_GETROUTE")?;
+    request.header.flags = RouteFlags::Cloned;
     let mut out = Vec::new();
-    let mut rbuf = vec![0u8; 1 << 16];
-    loop {
-        let n = sock.recv(&mut &mut rbuf[..], 0).context("rtnetlink recv")?;
-        if n == 0 {
-            bail!("rtnetlink closed mid-dump");
+    crate::netlink::dump(&sock, RouteNetlinkMessage::GetRoute(request), |m| {
+        if let RouteNetlinkMessage::NewRoute(r) = m {
+            if r.header.flags.contains(RouteFlags::Cloned) {
+                out.push(cached_route(family, &r));
+            }
         }
-        let mut off = 0;
-        while off < n {
-            let m = <NetlinkMessage<RouteNetlinkMessage>>::deserialize(&rbuf[off..n])
-                .map_err(|e| anyhow!("cannot parse an rtnetlink message: {e}"))?;
-            let len = m.header.length as usize;
-            match m.payload {
-                NetlinkPayload::Done(_) => return Ok(out),
-                NetlinkPayload::Error(e) => bail!("kernel refused the route dump: {e:?}"),
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
-                    if r.header.flags.contains(RouteFlags::Cloned) =>
-                {
-                    let mut c = CachedRoute {
-                        family,
-                        dst: if family == AF_INET6 {
-                            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-                        } else {
-                            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-                        },
-                        gateway: None,
-                        oif: 0,
-                        mtu: 0,
-                    };
-                    for a in &r.attributes {
-                        match a {
-                            RouteAttribute::Destination(d) => {
-                                c.dst = addr(d).unwrap_or(c.dst);
-                            }
-                            RouteAttribute::Gateway(g) => c.gateway = addr(g),
-                            RouteAttribute::Oif(i) => c.oif = *i,
-                            RouteAttribute::Metrics(ms) => {
-                                for m in ms {
-                                    if let RouteMetric::Mtu(v) = m {
-                                        c.mtu = *v;
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
+        Ok(())
+    })
+    .context("route cache dump failed")?;
+    Ok(out)
+}
+
+fn cached_route(family: u8, r: &RouteMessage) -> CachedRoute {
+    let mut c = CachedRoute {
+        family,
+        dst: if family == AF_INET6 {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        },
+        gateway: None,
+        oif: 0,
+        mtu: 0,
+    };
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => c.dst = addr(d).unwrap_or(c.dst),
+            RouteAttribute::Gateway(g) => c.gateway = addr(g),
+            RouteAttribute::Oif(i) => c.oif = *i,
+            RouteAttribute::Metrics(ms) => {
+                for m in ms {
+                    if let RouteMetric::Mtu(v) = m {
+                        c.mtu = *v;
                     }
-                    out.push(c);
                 }
-                _ => {}
             }
-            if len == 0 {
-                break;
-            }
-            off += len;
+            _ => {}
         }
     }
+    c
 }
 
 /// The cached-route count, `/proc/net/rt6_stats`' fifth field (hex).

@@ -654,19 +654,21 @@ fn attach_tier(
             Some("shift unknown on this tier (the reset does not carry it)".into()),
         ));
     }
-    for p in t.progs {
-        if let Err(e) = precheck(env, p) {
-            if p.optional {
-                continue;
-            }
-            return Err(e);
-        }
+    // Every check before any load, so a tier the kernel cannot serve loads nothing.
+    let checked: Vec<Result<()>> = t.progs.iter().map(|p| precheck(env, p)).collect();
+    if let Some((_, Err(e))) = t
+        .progs
+        .iter()
+        .zip(&checked)
+        .find(|(p, c)| !p.optional && c.is_err())
+    {
+        return Err(anyhow!("{e:#}"));
     }
     let mut loaded: Vec<&str> = Vec::new();
     let mut via = Vec::new();
     let mut notes = Vec::new();
-    for p in t.progs {
-        let r = precheck(env, p).and_then(|_| load_attach(ebpf, env, p));
+    for (p, checked) in t.progs.iter().zip(checked) {
+        let r = checked.and_then(|_| load_attach(ebpf, env, p));
         match r {
             Ok(()) => {
                 loaded.push(p.program);

@@ -156,6 +156,22 @@ fn with_fallbacks(detail: String, f: Vec<String>) -> String {
     }
 }
 
+/// The `abort_on_memory` events on `group`; at least one.
+fn aborts_on<'a>(lines: &'a [Value], group: &str) -> Result<Vec<&'a Value>> {
+    let aborts = events(lines, "abort_on_memory");
+    let ours: Vec<&Value> = aborts
+        .iter()
+        .copied()
+        .filter(|e| e["group"] == group)
+        .collect();
+    ensure!(
+        !ours.is_empty(),
+        "no abort_on_memory on {group}: {}",
+        summary(&aborts)
+    );
+    Ok(ours)
+}
+
 fn shifts(evs: &[&Value]) -> Vec<i64> {
     let mut s: Vec<i64> = evs.iter().filter_map(|e| e["shift"].as_i64()).collect();
     s.sort();
@@ -224,17 +240,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     let lines = trace.stop()?;
     let fb = check_tiers(&lines, &["tcp_check_oom", "orphans"], expect_tier)?;
     let group = format!("listen:{PORT}");
-    let aborts = events(&lines, "abort_on_memory");
-    let ours: Vec<&Value> = aborts
-        .iter()
-        .copied()
-        .filter(|e| e["group"] == group.as_str())
-        .collect();
-    ensure!(
-        !ours.is_empty(),
-        "no abort_on_memory on {group}: {}",
-        summary(&aborts)
-    );
+    let ours = aborts_on(&lines, &group)?;
     for e in &ours {
         ensure!(e["cause"] == "orphans", "cause is not orphans: {e}");
         ensure!(e["max_orphans"] == 0, "max_orphans not 0: {e}");
@@ -305,17 +311,7 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     let lines = trace.stop()?;
     let fb = check_tiers(&lines, &["tcp_check_oom", "memory_pressure"], expect_tier)?;
     let group = format!("listen:{PORT}");
-    let aborts = events(&lines, "abort_on_memory");
-    let ours: Vec<&Value> = aborts
-        .iter()
-        .copied()
-        .filter(|e| e["group"] == group.as_str())
-        .collect();
-    ensure!(
-        !ours.is_empty(),
-        "no abort_on_memory on {group}: {}",
-        summary(&aborts)
-    );
+    let ours = aborts_on(&lines, &group)?;
     for e in &ours {
         ensure!(e["cause"] == "tcp_mem", "cause is not tcp_mem: {e}");
         ensure!(e["tcp_mem_pages"][2] == 1, "tcp_mem[2] not 1: {e}");
