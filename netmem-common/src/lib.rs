@@ -110,7 +110,10 @@ pub struct KernelLayout {
     pub rt6_metrics: u32,
     /// RTAX_MTU - 1: the MTU's index in struct dst_metrics
     pub rtax_mtu_index: u32,
-    pub _pad: u32,
+    /// struct inet_sock -> inet_sport (big-endian). skc_num is cleared when
+    /// the port is released (inet_put_port, on the way to CLOSE), so a
+    /// socket being destroyed is only recognisable by this copy.
+    pub inet_sport: u32,
     /// Bit N set: `enum skb_drop_reason` value N is memory-related.
     pub drop_reason_mask: [u64; 4],
     /// Kernel addresses (from /proc/kallsyms) of the orphan figure
@@ -171,7 +174,7 @@ impl KernelLayout {
             rt6_dev: NO_OFFSET,
             rt6_metrics: NO_OFFSET,
             rtax_mtu_index: 1,
-            _pad: 0,
+            inet_sport: NO_OFFSET,
             drop_reason_mask: [0; 4],
             orphans_addr: 0,
             max_orphans_addr: 0,

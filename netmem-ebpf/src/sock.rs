@@ -130,10 +130,15 @@ pub fn sock_id(sk: u64) -> SockId {
         let a: [u8; 4] = read(sk, lay!(sk_daddr));
         raddr[..4].copy_from_slice(&a);
     }
+    let mut lport = read::<u16>(sk, lay!(sk_num));
+    if lport == 0 {
+        // Port already released (closing or destroyed socket).
+        lport = u16::from_be(read::<u16>(sk, lay!(inet_sport)));
+    }
     SockId {
         family,
         protocol: read::<u16>(sk, lay!(sk_protocol)) as u8,
-        lport: read::<u16>(sk, lay!(sk_num)),
+        lport,
         rport: u16::from_be(read::<u16>(sk, lay!(sk_dport))),
         raddr,
     }

@@ -246,6 +246,7 @@ impl KernelBtf {
         l.sk_family = off("sock", "__sk_common.skc_family", m);
         l.sk_state = off("sock", "__sk_common.skc_state", m);
         l.sk_num = off("sock", "__sk_common.skc_num", m);
+        l.inet_sport = off("inet_sock", "inet_sport", m);
         l.sk_dport = off("sock", "__sk_common.skc_dport", m);
         l.sk_daddr = off("sock", "__sk_common.skc_daddr", m);
         l.sk_rcv_saddr = off("sock", "__sk_common.skc_rcv_saddr", m);

@@ -382,7 +382,14 @@ pub fn wanted_symbols() -> Vec<&'static str> {
 
 /// Everything `trace` and `probes` need before the first event: privileges,
 /// the kernel's BTF and symbols, the resolved layout, and the attached hooks.
-pub fn setup(netns_inum: u32, max_tier: Tier) -> Result<(Probes, crate::btf_offsets::Resolved)> {
+/// `listening`: the traced namespace's listening ports, seeded into the
+/// kernel before anything is attached, so the first events are already
+/// charged to the right `listen:PORT` group.
+pub fn setup(
+    netns_inum: u32,
+    max_tier: Tier,
+    listening: &[u16],
+) -> Result<(Probes, crate::btf_offsets::Resolved)> {
     crate::privileges::check()?;
     let btf = KernelBtf::load()?;
     let syms = Kallsyms::load(&wanted_symbols()).unwrap_or_else(|e| {
@@ -390,13 +397,20 @@ pub fn setup(netns_inum: u32, max_tier: Tier) -> Result<(Probes, crate::btf_offs
         Kallsyms::default()
     });
     let resolved = btf.resolve(netns_inum, &syms);
-    let probes = Probes::attach(&resolved.layout, &resolved.missing, &btf, &syms, max_tier)?;
+    let probes = Probes::attach(
+        &resolved.layout,
+        &resolved.missing,
+        &btf,
+        &syms,
+        max_tier,
+        listening,
+    )?;
     Ok((probes, resolved))
 }
 
 /// `netmem probes`: what each hook runs on here, and why not on better tiers.
 pub fn run_report(max_tier: Tier, json: bool, out: &mut impl std::io::Write) -> Result<()> {
-    let (probes, _) = setup(0, max_tier)?;
+    let (probes, _) = setup(0, max_tier, &[])?;
     if json {
         for s in &probes.status {
             serde_json::to_writer(&mut *out, s)?;
@@ -437,11 +451,21 @@ impl Probes {
         btf: &KernelBtf,
         syms: &Kallsyms,
         max_tier: Tier,
+        listening: &[u16],
     ) -> Result<Probes> {
         let mut ebpf = EbpfLoader::new()
             .override_global("LAYOUT", layout, true)
             .load(OBJECT)
             .context("the kernel refused to load netmem's eBPF object")?;
+        {
+            let mut ports: HashMap<&mut MapData, u16, u64> = HashMap::try_from(
+                ebpf.map_mut("LISTEN_PORTS")
+                    .context("LISTEN_PORTS map missing")?,
+            )?;
+            for p in listening {
+                ports.insert(p, 0, 0).context("cannot seed LISTEN_PORTS")?;
+            }
+        }
         if let Err(e) = aya_log::EbpfLogger::init(&mut ebpf) {
             log::debug!("no kernel-side logs: {e}");
         }

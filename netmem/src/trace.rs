@@ -101,7 +101,11 @@ struct Tracer<W: Write> {
 }
 
 pub async fn run(opts: Options, out: impl Write) -> Result<()> {
-    let (probes, resolved) = crate::probes::setup(opts.netns.inum()?, opts.max_tier)?;
+    let mut listening = Vec::new();
+    crate::sockdiag::dump_tcp(&opts.netns, crate::sockdiag::States::Listening, |r| {
+        listening.push(r.lport)
+    })?;
+    let (probes, resolved) = crate::probes::setup(opts.netns.inum()?, opts.max_tier, &listening)?;
     let polled = |h: &str| probes.tier_of(h) == Some(Tier::Polling);
     let polls = Polls {
         aborts: polled("tcp_check_oom").then(AbortPoll::new),

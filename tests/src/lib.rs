@@ -1,6 +1,7 @@
 //! Harness for netmem's integration tests: network namespaces the tests own,
 //! the netmem binary under test, and `ss` as the reference.
 
+pub mod rig;
 pub mod scenarios;
 
 use std::io::{BufRead, BufReader};
@@ -246,6 +247,8 @@ pub struct SsSocket {
     pub local_port: u16,
     pub peer: String,
     pub peer_port: u16,
+    /// With `ss -e`: the inode; 0 for an orphan.
+    pub ino: Option<u64>,
     pub r: u64,
     pub w: u64,
     pub f: u64,
@@ -277,6 +280,12 @@ pub fn parse_ss(s: &str) -> Vec<SsSocket> {
                     ..Default::default()
                 });
             }
+        }
+        if let (Some(cur), Some(ino)) = (
+            out.last_mut(),
+            toks.iter().find_map(|t| t.strip_prefix("ino:")),
+        ) {
+            cur.ino = ino.parse().ok();
         }
         if let (Some(cur), Some(sk)) = (
             out.last_mut(),

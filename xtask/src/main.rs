@@ -36,6 +36,14 @@ enum Cmd {
     },
     /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels in QEMU and run the
     /// hook scenarios in each, with the guest's own sysctls.
+    /// Build, then start the HAProxy rig (HAProxy, two backends, normal,
+    /// slow and vanishing clients, each side in its own namespace) until
+    /// Ctrl-C. Arguments go to netmem-rig (`--help`); `--trace` runs
+    /// `netmem trace` against it.
+    Rig {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     VmTest {
         #[arg(long, default_value = "all", value_name = "5.10|6.1|6.12|all")]
         kernel: String,
@@ -57,6 +65,7 @@ fn main() {
                 vm::vm_test("all", "fentry,kprobe")
             }
         }),
+        Cmd::Rig { args } => setup().and_then(|_| rig(args)),
         Cmd::VmTest { kernel, tiers } => setup().and_then(|_| vm::vm_test(&kernel, &tiers)),
     };
     if let Err(e) = r {
@@ -220,6 +229,20 @@ fn run(args: Vec<String>) -> Result<()> {
         args
     };
     sh(Command::new(bin).args(args))
+}
+
+fn rig(args: Vec<String>) -> Result<()> {
+    mount_tracefs();
+    sh(&mut cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "netmem",
+        "-p",
+        "netmem-tests",
+        "--bins",
+    ]))?;
+    sh(Command::new(workspace_root().join("target/release/netmem-rig")).args(args))
 }
 
 fn test() -> Result<()> {
