@@ -341,8 +341,20 @@ pub enum Stat {
     /// The orphan tracking map was full: an orphan's birth was not recorded
     /// (its death then reports no lifetime).
     OrphanMapFull = 2,
+    /// Synthetic events the pipeline benchmark's program tried to stream
+    /// (each either reached the ring buffer or was counted in RingbufLost).
+    SyntheticGenerated = 3,
 }
-pub const N_STATS: u32 = 3;
+pub const N_STATS: u32 = 4;
+
+impl Stat {
+    pub const ALL: [Stat; N_STATS as usize] = [
+        Stat::RingbufLost,
+        Stat::GroupMapFull,
+        Stat::OrphanMapFull,
+        Stat::SyntheticGenerated,
+    ];
+}
 
 /// Indexes of the `SETTINGS` array, written by userspace after it has chosen
 /// each hook's tier (the programs are loaded by then, so this cannot live in
@@ -353,8 +365,14 @@ pub enum Setting {
     /// 1: tcp_check_oom is served by the tcp_send_reset tracepoint, which
     /// then streams `abort_on_memory` itself.
     AbortsFromResets = 0,
+    /// The pipeline benchmark's producer: its thread group id (0: the
+    /// synthetic program does nothing), the syscall number that triggers it,
+    /// and how many events each such syscall streams.
+    SyntheticTgid = 1,
+    SyntheticSyscall = 2,
+    SyntheticBatch = 3,
 }
-pub const N_SETTINGS: u32 = 1;
+pub const N_SETTINGS: u32 = 4;
 
 /// Rare events streamed through the ring buffer.
 #[repr(u32)]
@@ -388,6 +406,9 @@ pub enum EventKind {
     /// IPv6) was created or updated. args: [family, pmtu (0 for a
     /// redirect)]; `route` carries destination, gateway and device.
     RouteException = 10,
+    /// Streamed only by the pipeline benchmark (`cargo xtask bench`), never
+    /// by a real hook. args: [sequence number within its batch]
+    Synthetic = 11,
 }
 
 /// Positions in [`Event::args`] of an [`EventKind::AbortOnMemory`]. -1 is
@@ -424,6 +445,7 @@ impl EventKind {
             8 => EventKind::PressureEnter,
             9 => EventKind::PressureLeave,
             10 => EventKind::RouteException,
+            11 => EventKind::Synthetic,
             _ => return None,
         })
     }
@@ -440,6 +462,7 @@ impl EventKind {
             EventKind::PressureEnter => "memory_pressure_enter",
             EventKind::PressureLeave => "memory_pressure_leave",
             EventKind::RouteException => "route_exception",
+            EventKind::Synthetic => "synthetic",
         }
     }
 }

@@ -14,6 +14,7 @@ mod resets;
 mod routes;
 mod sock;
 mod sock_state;
+mod synthetic;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -16,7 +16,7 @@ use netmem_common::{
 pub static LAYOUT: KernelLayout = KernelLayout::unresolved();
 
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 
 /// Per-group counters: the in-kernel aggregation of every hook.
 #[map]
@@ -215,7 +215,7 @@ pub fn setting(s: Setting) -> u32 {
 /// `route`, and submits it. Filled in place: an Event built on the stack and
 /// copied would not fit the 512-byte BPF stack.
 #[inline(always)]
-fn emit_with(
+pub fn emit_with(
     kind: EventKind,
     group: &GroupKey,
     args: [i64; N_ARGS],

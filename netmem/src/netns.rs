@@ -37,6 +37,17 @@ impl Netns {
         })
     }
 
+    /// Another handle on the same namespace, for a worker thread.
+    pub fn try_clone(&self) -> Result<Netns> {
+        Ok(Netns {
+            file: match &self.file {
+                Some(f) => Some(f.try_clone().context("cannot duplicate the netns fd")?),
+                None => None,
+            },
+            label: self.label.clone(),
+        })
+    }
+
     pub fn label(&self) -> &str {
         &self.label
     }

@@ -58,6 +58,8 @@ pub fn group_json(ts: &str, g: &GroupKey, row: &GroupRow, with_counts: bool) -> 
         o.insert(k.into(), json!(v));
     }
     if with_counts {
+        // Trace's interval pass skips TIME_WAIT (see sockdiag::States::Buffered).
+        o.insert("time_wait".into(), Value::Null);
         for (name, v) in COUNTER_NAMES.iter().zip(row.counts.iter()) {
             o.insert((*name).into(), json!(v));
         }
@@ -296,6 +298,9 @@ pub fn event_json(ts: &str, e: &Event, cx: &EventContext) -> Option<Value> {
             o.insert("len".into(), json!(a[2]));
         }
         EventKind::DestroyWithData => {}
+        EventKind::Synthetic => {
+            o.insert("seq".into(), json!(a[0]));
+        }
         EventKind::OrphanBorn => {
             o.insert("bytes".into(), json!(a[0]));
             o.insert(

@@ -561,6 +561,23 @@ impl Probes {
             .and_then(|s| s.tier)
     }
 
+    /// The pipeline benchmark's producer (netmem-ebpf's `synthetic.rs`):
+    /// from now on every `syscall` this process makes streams `batch`
+    /// synthetic events through the ring buffer. Detached with the rest.
+    pub fn attach_synthetic(&mut self, syscall: u32, batch: u32) -> Result<()> {
+        let p: &mut RawTracePoint = self
+            .ebpf
+            .program_mut("synthetic_sys_enter")
+            .context("synthetic_sys_enter missing from the object")?
+            .try_into()?;
+        p.load().context("load synthetic_sys_enter")?;
+        p.attach("sys_enter")
+            .context("attach raw tracepoint sys_enter")?;
+        self.set(Setting::SyntheticSyscall, syscall)?;
+        self.set(Setting::SyntheticBatch, batch)?;
+        self.set(Setting::SyntheticTgid, std::process::id())
+    }
+
     fn set(&mut self, s: Setting, v: u32) -> Result<()> {
         let mut m: Array<&mut MapData, u32> = Array::try_from(
             self.ebpf

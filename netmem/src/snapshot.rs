@@ -14,8 +14,8 @@ use crate::procfs::Context;
 use crate::sockdiag::{dump_tcp, States};
 
 /// Dumps the listening sockets first, so every other socket can be charged
-/// to its group in one streaming pass.
-pub fn collect(netns: &Netns, agg: &mut Aggregator) -> Result<HashSet<u16>> {
+/// to its group in one streaming pass. `others`: which non-listening states.
+pub fn collect(netns: &Netns, agg: &mut Aggregator, others: States) -> Result<HashSet<u16>> {
     let mut listening = HashSet::new();
     let mut listeners = Vec::new();
     dump_tcp(netns, States::Listening, |r| {
@@ -25,15 +25,13 @@ pub fn collect(netns: &Netns, agg: &mut Aggregator) -> Result<HashSet<u16>> {
     for r in &listeners {
         agg.add_socket(r, &listening);
     }
-    dump_tcp(netns, States::AllButListening, |r| {
-        agg.add_socket(r, &listening)
-    })?;
+    dump_tcp(netns, others, |r| agg.add_socket(r, &listening))?;
     Ok(listening)
 }
 
 pub fn run(netns: &Netns, json: bool, filter: &Filter, out: &mut impl Write) -> Result<()> {
     let mut agg = Aggregator::default();
-    collect(netns, &mut agg)?;
+    collect(netns, &mut agg, States::AllButListening)?;
     let ctx = Context::read(netns)?;
     let ts = rfc3339(SystemTime::now());
     let rows = agg.sorted(filter);

@@ -6,10 +6,14 @@ use std::net::IpAddr;
 
 use anyhow::{anyhow, Context, Result};
 use netlink_packet_sock_diag::{
-    constants::{AF_INET, AF_INET6, IPPROTO_TCP},
-    inet::{nlas::Nla, ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags},
+    constants::{AF_INET, AF_INET6, INET_DIAG_SKMEMINFO, IPPROTO_TCP},
+    inet::{
+        nlas::MemInfoBuffer, ExtensionFlags, InetRequest, InetResponseBuffer, SocketId,
+        SocketIdBuffer, StateFlags,
+    },
     SockDiagMessage,
 };
+use netlink_packet_utils::DecodeError;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 
 use crate::netlink;
@@ -43,6 +47,10 @@ pub struct SockRecord {
 pub enum States {
     Listening,
     AllButListening,
+    /// For trace's interval pass: TIME_WAIT sockets hold no buffer memory,
+    /// and under connection churn there are tens of thousands of them, so
+    /// the kernel skips them (the global count comes from sockstat).
+    Buffered,
 }
 
 /// Streams every TCP socket (IPv4 and IPv6) of `netns` in the
@@ -52,6 +60,7 @@ pub fn dump_tcp(netns: &Netns, states: States, mut each: impl FnMut(&SockRecord)
     let states = match states {
         States::Listening => StateFlags::LISTEN,
         States::AllButListening => StateFlags::all() - StateFlags::LISTEN,
+        States::Buffered => StateFlags::all() - StateFlags::LISTEN - StateFlags::TIME_WAIT,
     };
     for family in [AF_INET, AF_INET6] {
         let socket_id = if family == AF_INET {
@@ -66,10 +75,8 @@ pub fn dump_tcp(netns: &Netns, states: States, mut each: impl FnMut(&SockRecord)
             states,
             socket_id,
         });
-        netlink::dump(&sock, request, |m| {
-            if let SockDiagMessage::InetResponse(r) = m {
-                each(&record(&r));
-            }
+        netlink::dump_raw(&sock, request, |b| {
+            each(&record(b.payload())?);
             Ok(())
         })
         .map_err(|e| match e.downcast_ref::<netlink::DumpRefused>() {
@@ -83,17 +90,33 @@ pub fn dump_tcp(netns: &Netns, states: States, mut each: impl FnMut(&SockRecord)
     Ok(())
 }
 
-fn record(r: &InetResponse) -> SockRecord {
-    let h = &r.header;
+/// One `inet_diag_msg` and its SK_MEMINFO, read in place.
+fn record(payload: &[u8]) -> Result<SockRecord> {
+    let bad = |e: DecodeError| anyhow!("malformed sock_diag message: {e}");
+    let r = InetResponseBuffer::new_checked(payload).map_err(bad)?;
+    let id = SocketIdBuffer::new_checked(r.socket_id()).map_err(bad)?;
+    let family = r.family();
+    let addr = |b: &[u8]| -> IpAddr {
+        if family == AF_INET6 {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&b[..16]);
+            IpAddr::from(a)
+        } else {
+            IpAddr::from([b[0], b[1], b[2], b[3]])
+        }
+    };
+    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    let mut cookie = [0u8; 8];
+    cookie.copy_from_slice(id.cookie());
     let mut rec = SockRecord {
-        family: h.family,
-        state: h.state,
-        local: h.socket_id.source_address,
-        lport: h.socket_id.source_port,
-        remote: h.socket_id.destination_address,
-        rport: h.socket_id.destination_port,
-        inode: h.inode,
-        cookie: u64::from_ne_bytes(h.socket_id.cookie),
+        family,
+        state: r.state(),
+        local: addr(id.source_address()),
+        lport: port(id.source_port()),
+        remote: addr(id.destination_address()),
+        rport: port(id.destination_port()),
+        inode: r.inode(),
+        cookie: u64::from_ne_bytes(cookie),
         rmem_alloc: 0,
         rcvbuf: 0,
         wmem_alloc: 0,
@@ -102,16 +125,18 @@ fn record(r: &InetResponse) -> SockRecord {
         wmem_queued: 0,
         drops: 0,
     };
-    for nla in r.nlas.iter() {
-        if let Nla::MemInfo(m) = nla {
-            rec.rmem_alloc = m.receive_queue;
-            rec.rcvbuf = m.receive_queue_max;
-            rec.wmem_alloc = m.bottom_send_queues;
-            rec.sndbuf = m.send_queue_max;
-            rec.fwd_alloc = m.cache;
-            rec.wmem_queued = m.send_queue;
-            rec.drops = m.drops;
+    for nla in r.nlas() {
+        let nla = nla.map_err(bad)?;
+        if nla.kind() == INET_DIAG_SKMEMINFO {
+            let m = MemInfoBuffer::new_checked(nla.value()).map_err(bad)?;
+            rec.rmem_alloc = m.receive_queue();
+            rec.rcvbuf = m.receive_queue_max();
+            rec.wmem_alloc = m.bottom_send_queues();
+            rec.sndbuf = m.send_queue_max();
+            rec.fwd_alloc = m.cache();
+            rec.wmem_queued = m.send_queue();
+            rec.drops = m.drops();
         }
     }
-    rec
+    Ok(rec)
 }

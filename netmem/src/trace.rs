@@ -75,7 +75,7 @@ fn hook_of(e: &Event) -> &'static str {
         Some(EventKind::PressureEnter | EventKind::PressureLeave) => "memory_pressure",
         Some(EventKind::RouteException) if e.args[0] == AF_INET6 as i64 => "route_exception_v6",
         Some(EventKind::RouteException) => "route_exception_v4",
-        None => "",
+        Some(EventKind::Synthetic) | None => "",
     }
 }
 
@@ -90,7 +90,8 @@ struct Tracer<W: Write> {
     sock_min_sndbuf: i64,
     /// procfs figures of the last interval, for what the kernel could not read
     last_ctx: Option<Context>,
-    polls: Polls,
+    /// None while an interval's gather runs on its worker.
+    polls: Option<Polls>,
     /// CLOCK_MONOTONIC ns of the memory-pressure entry being timed
     pressure_since: Option<u64>,
     routes: RouteStats,
@@ -100,7 +101,26 @@ struct Tracer<W: Write> {
     suppressed_total: u64,
 }
 
+/// What a finished trace counted: the summary line's figures, and every
+/// kernel-side statistic (indexed by [`Stat`]).
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub events: u64,
+    pub suppressed: u64,
+    pub stats: [u64; netmem_common::N_STATS as usize],
+}
+
 pub async fn run(opts: Options, out: impl Write) -> Result<()> {
+    run_with(opts, out, |_| Ok(())).await.map(|_| ())
+}
+
+/// `run`, with `extra` called once everything is attached and before the
+/// first event is read (the pipeline benchmark attaches its producer there).
+pub async fn run_with(
+    opts: Options,
+    out: impl Write,
+    extra: impl FnOnce(&mut Probes) -> Result<()>,
+) -> Result<Summary> {
     let mut listening = Vec::new();
     crate::sockdiag::dump_tcp(&opts.netns, crate::sockdiag::States::Listening, |r| {
         listening.push(r.lport)
@@ -128,7 +148,7 @@ pub async fn run(opts: Options, out: impl Write) -> Result<()> {
         prev_counts: HashMap::new(),
         sock_min_sndbuf: resolved.sock_min_sndbuf,
         last_ctx: None,
-        polls,
+        polls: Some(polls),
         pressure_since: None,
         routes: RouteStats::default(),
         received: 0,
@@ -136,15 +156,30 @@ pub async fn run(opts: Options, out: impl Write) -> Result<()> {
         suppressed_this_interval: 0,
         suppressed_total: 0,
     };
-    t.main_loop().await
+    extra(&mut t.probes)?;
+    t.main_loop().await?;
+    let mut stats = [0u64; netmem_common::N_STATS as usize];
+    for (i, s) in Stat::ALL.iter().enumerate() {
+        stats[i] = t.probes.stat(*s)?;
+    }
+    Ok(Summary {
+        events: t.received,
+        suppressed: t.suppressed_total,
+        stats,
+    })
 }
 
 impl<W: Write> Tracer<W> {
     async fn main_loop(&mut self) -> Result<()> {
         let started = Instant::now();
         self.print_probes()?;
-        // Seed the kernel's listening-port set before the first event needs it.
-        self.interval_report(false)?;
+        // Prime counters, pollers and the listening-port set.
+        let g = gather(
+            &self.opts.netns,
+            self.polls.take().expect("polls"),
+            self.opts.event_limit,
+        )?;
+        self.interval_report(g, false)?;
         let ring = self.probes.ring_buf()?;
         // SAFETY: the ring buffer owns its fd and is only dropped with the AsyncFd.
         let mut rb = unsafe { AsyncFd::register(ring) }
@@ -164,6 +199,8 @@ impl<W: Write> Tracer<W> {
             }
         };
         tokio::pin!(end);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut pending: Option<tokio::task::JoinHandle<Result<Gathered>>> = None;
         loop {
             tokio::select! {
                 guard = rb.readable_mut() => {
@@ -172,7 +209,12 @@ impl<W: Write> Tracer<W> {
                     guard.clear_ready();
                     self.out.flush()?;
                 }
-                _ = tick.tick() => self.interval_report(true)?,
+                _ = tick.tick(), if pending.is_none() => pending = Some(self.spawn_gather()?),
+                done = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
+                    pending = None;
+                    let g = done.context("interval worker panicked")??;
+                    self.interval_report(g, true)?;
+                }
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
                 _ = &mut end => break,
@@ -203,6 +245,8 @@ impl<W: Write> Tracer<W> {
         } else {
             writeln!(self.out, "{}", self.probes.coverage_line())?;
         }
+        // Whoever reads us (a pipe, a test) learns at once that every hook is live.
+        self.out.flush()?;
         Ok(())
     }
 
@@ -238,7 +282,7 @@ impl<W: Write> Tracer<W> {
             Some(EventKind::AbortOnMemory)
                 if e.args[AbortArg::Source as usize] == crate::pollers::ABORT_FROM_NSTAT =>
             {
-                if let Some(p) = &self.polls.aborts {
+                if let Some(p) = self.polls.as_ref().and_then(|p| p.aborts.as_ref()) {
                     extra.insert(
                         "kernel_log".into(),
                         json!({"too_many_orphans": p.log_counts.0, "out_of_tcp_mem": p.log_counts.1}),
@@ -285,66 +329,32 @@ impl<W: Write> Tracer<W> {
         Ok(())
     }
 
-    /// Runs the polling tier's readers and feeds what they found through
-    /// the same path as kernel events.
-    fn poll(&mut self, agg_orphans: Vec<(crate::sockdiag::SockRecord, GroupKey)>) -> Result<()> {
-        let now = monotonic_ns();
-        let netns = &self.opts.netns;
-        let mut events = Vec::new();
-        if let Some(d) = self.polls.orphans.as_mut() {
-            for (rec, g) in &agg_orphans {
-                d.observe(rec, *g);
-            }
-            events.extend(d.finish(now));
-        }
-        let tcp_mem = self
-            .last_ctx
-            .as_ref()
-            .and_then(|c| c.tcp_mem_pages)
-            .map_or([-1; 3], |m| m.map(|v| v as i64));
-        if let Some(p) = self.polls.pressure.as_mut() {
-            events.extend(p.poll(netns, now, tcp_mem)?);
-        }
-        if let Some(p) = self.polls.aborts.as_mut() {
-            let allocated = self
-                .last_ctx
-                .as_ref()
-                .map_or(-1, |c| c.memory_allocated_pages as i64);
-            for mut e in p.poll(netns, now, self.opts.event_limit)? {
-                e.args[AbortArg::Allocated as usize] = allocated;
-                e.args[AbortArg::Mem0 as usize] = tcp_mem[0];
-                e.args[AbortArg::Mem1 as usize] = tcp_mem[1];
-                e.args[AbortArg::Mem2 as usize] = tcp_mem[2];
-                events.push(e);
-            }
-        }
-        for (on, fam, key) in [
-            (self.polls.routes_v4, AF_INET, "ipv4"),
-            (self.polls.routes_v6, AF_INET6, "ipv6"),
-        ] {
-            if on {
-                let (n, ev) = self.polls.route_diff.poll(netns, fam, now)?;
-                self.routes.cached.insert(key, n);
-                events.extend(ev);
-            }
-        }
-        for e in &events {
-            self.on_event(e)?;
-        }
-        Ok(())
+    /// Starts the interval's sock_diag pass and pollers on a blocking
+    /// worker, so the ring buffer keeps being drained while they run.
+    fn spawn_gather(&mut self) -> Result<tokio::task::JoinHandle<Result<Gathered>>> {
+        let netns = self.opts.netns.try_clone()?;
+        let polls = self.polls.take().expect("one gather at a time");
+        let limit = self.opts.event_limit;
+        Ok(tokio::task::spawn_blocking(move || {
+            gather(&netns, polls, limit)
+        }))
     }
 
-    /// sock_diag pass + counter deltas; refreshes LISTEN_PORTS; prints the
-    /// table when `print` (the first pass only primes state).
-    fn interval_report(&mut self, print: bool) -> Result<()> {
-        let dump_started = monotonic_ns();
-        // Synchronous: a dump of 100k sockets takes well under the time the
-        // 1 MiB ring buffer needs to fill, and the loss counter covers the rest.
-        let mut agg = Aggregator::default();
-        if self.polls.orphans.is_some() {
-            agg.orphan_records = Some(Vec::new());
-        }
-        let listening = collect(&self.opts.netns, &mut agg)?;
+    /// Counter deltas on top of a gathered pass; refreshes LISTEN_PORTS;
+    /// feeds polled events through; prints the table when `print` (the
+    /// first pass only primes state).
+    fn interval_report(&mut self, g: Gathered, print: bool) -> Result<()> {
+        let Gathered {
+            mut agg,
+            listening,
+            dump_started,
+            ctx,
+            polls,
+            events,
+            route_cached,
+            rt6_cached,
+        } = g;
+        self.polls = Some(polls);
         self.sync_listen_ports(&listening, dump_started)?;
         let mut now_counts = HashMap::new();
         for (g, c) in self.probes.group_counts()? {
@@ -355,8 +365,13 @@ impl<W: Write> Tracer<W> {
             now_counts.insert(g, c);
         }
         self.prev_counts = now_counts;
-        self.last_ctx = Some(Context::read(&self.opts.netns)?);
-        self.poll(agg.orphan_records.take().unwrap_or_default())?;
+        self.last_ctx = Some(ctx);
+        for (k, n) in route_cached {
+            self.routes.cached.insert(k, n);
+        }
+        for e in &events {
+            self.on_event(e)?;
+        }
         if !print {
             return Ok(());
         }
@@ -367,11 +382,6 @@ impl<W: Write> Tracer<W> {
         by_dst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         by_dst.truncate(10);
         let rate = inserted as f64 / self.opts.interval.as_secs_f64();
-        let rt6_cached = self
-            .opts
-            .netns
-            .run(|| Ok(std::fs::read_to_string("/proc/thread-self/net/rt6_stats").ok()))?
-            .and_then(|t| crate::pollers::parse_rt6_cached(&t));
         let ts = rfc3339(SystemTime::now());
         let rows = agg.sorted(&self.opts.filter);
         let lost = self.probes.stat(Stat::RingbufLost)?;
@@ -459,4 +469,73 @@ impl<W: Write> Tracer<W> {
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// One interval's reads, done off the event loop.
+struct Gathered {
+    agg: Aggregator,
+    listening: HashSet<u16>,
+    dump_started: u64,
+    ctx: Context,
+    polls: Polls,
+    /// Found by the polling tier's readers.
+    events: Vec<Event>,
+    route_cached: Vec<(&'static str, usize)>,
+    rt6_cached: Option<u64>,
+}
+
+/// The sock_diag pass, the global context, and the polling tier's readers.
+fn gather(netns: &crate::netns::Netns, mut polls: Polls, event_limit: u64) -> Result<Gathered> {
+    let dump_started = monotonic_ns();
+    let mut agg = Aggregator::default();
+    if polls.orphans.is_some() {
+        agg.orphan_records = Some(Vec::new());
+    }
+    let listening = collect(netns, &mut agg, crate::sockdiag::States::Buffered)?;
+    let ctx = Context::read(netns)?;
+    let now = monotonic_ns();
+    let mut events = Vec::new();
+    if let Some(d) = polls.orphans.as_mut() {
+        for (rec, g) in agg.orphan_records.take().unwrap_or_default() {
+            d.observe(&rec, g);
+        }
+        events.extend(d.finish(now));
+    }
+    let tcp_mem = ctx.tcp_mem_pages.map_or([-1; 3], |m| m.map(|v| v as i64));
+    if let Some(p) = polls.pressure.as_mut() {
+        events.extend(p.poll(netns, now, tcp_mem)?);
+    }
+    if let Some(p) = polls.aborts.as_mut() {
+        for mut e in p.poll(netns, now, event_limit)? {
+            e.args[AbortArg::Allocated as usize] = ctx.memory_allocated_pages as i64;
+            e.args[AbortArg::Mem0 as usize] = tcp_mem[0];
+            e.args[AbortArg::Mem1 as usize] = tcp_mem[1];
+            e.args[AbortArg::Mem2 as usize] = tcp_mem[2];
+            events.push(e);
+        }
+    }
+    let mut route_cached = Vec::new();
+    for (on, fam, key) in [
+        (polls.routes_v4, AF_INET, "ipv4"),
+        (polls.routes_v6, AF_INET6, "ipv6"),
+    ] {
+        if on {
+            let (n, ev) = polls.route_diff.poll(netns, fam, now)?;
+            route_cached.push((key, n));
+            events.extend(ev);
+        }
+    }
+    let rt6_cached = netns
+        .run(|| Ok(std::fs::read_to_string("/proc/thread-self/net/rt6_stats").ok()))?
+        .and_then(|t| crate::pollers::parse_rt6_cached(&t));
+    Ok(Gathered {
+        agg,
+        listening,
+        dump_started,
+        ctx,
+        polls,
+        events,
+        route_cached,
+        rt6_cached,
+    })
 }

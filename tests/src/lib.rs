@@ -19,10 +19,17 @@ pub fn require_root() {
 }
 
 /// A binary of this workspace: $NETMEM_BIN for netmem if set, else the one
-/// in this test's target dir (`cargo xtask test` builds both first).
+/// beside this binary (a tool in target/release) or in this test's profile
+/// dir (tests run from target/debug/deps; `cargo xtask test` builds both).
 fn target_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join(name);
+    let dir = exe.parent().unwrap();
+    let beside = dir.join(name);
+    let p = if beside.exists() {
+        beside
+    } else {
+        dir.parent().unwrap().join(name)
+    };
     assert!(
         p.exists(),
         "{} not built: run `cargo build --workspace` or `cargo xtask test`",

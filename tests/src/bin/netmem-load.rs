@@ -102,14 +102,32 @@ fn udp_flood(args: &[String]) {
     drop((rx, tx));
 }
 
+/// N idle established connections to one listener on --port (2N sockets),
+/// for the snapshot benchmark. RLIMIT_NOFILE caps one process near 9k.
+fn idle(args: &[String]) {
+    let port = arg(args, "--port", 20000) as u16;
+    let conns = arg(args, "--conns", 1000) as usize;
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let mut held = Vec::with_capacity(conns * 2);
+    for _ in 0..conns {
+        let c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (s, _) = listener.accept().expect("accept");
+        held.push(c);
+        held.push(s);
+    }
+    hold();
+    drop(held);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("stuck-readers") => stuck_readers(&args, false),
         Some("orphans") => stuck_readers(&args, true),
         Some("udp-flood") => udp_flood(&args),
+        Some("idle") => idle(&args),
         _ => {
-            eprintln!("usage: netmem-load stuck-readers|orphans|udp-flood [--port P] [--conns N] [--count N]");
+            eprintln!("usage: netmem-load stuck-readers|orphans|udp-flood|idle [--port P] [--conns N] [--count N]");
             std::process::exit(2);
         }
     }

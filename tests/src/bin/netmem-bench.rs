@@ -1,0 +1,672 @@
+//! `cargo xtask bench`: netmem's cost against what an engineer would use
+//! instead, as ratios taken in one run with the arms alternating. The method
+//! is in BENCHMARKS.md.
+//!
+//! - overhead: loopback connection churn and bulk throughput, direct and
+//!   through HAProxy, with nothing attached / `netmem trace` / a bpftrace
+//!   script on the same tracepoints with per-port maps;
+//! - startup: start to every probe attached, netmem vs that bpftrace script;
+//! - snapshot: `netmem snapshot --json` vs `ss -tmnH` (+ awk per-port sums)
+//!   at 10k/50k/100k connections, wall time and peak RSS;
+//! - pipeline: synthetic events from one producer through netmem's real
+//!   ring buffer and consumer loop: highest lossless rate, and whether
+//!   generated - received == reported lost when overloaded.
+//!
+//! Needs root, haproxy and bpftrace. Prints a table and writes JSON to
+//! target/bench/results.json.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use netmem_tests::rig::{enter_netns, request, spawn_in_netns, Rig, RigConfig};
+use serde_json::{json, Value};
+
+/// The bpftrace peer: the tracepoints netmem attaches on a kernel without
+/// kprobes/fentry, each aggregated per port (or per what the tracepoint has)
+/// in bpftrace maps. `ready` marks every probe attached.
+const BPFTRACE_SCRIPT: &str = r#"
+BEGIN { printf("ready\n"); }
+tracepoint:sock:inet_sock_set_state { @state[args->sport, args->newstate] = count(); }
+tracepoint:tcp:tcp_destroy_sock { @destroy[args->sport] = count(); }
+tracepoint:tcp:tcp_send_reset { @reset[((struct sock *)args->skaddr)->__sk_common.skc_num, args->reason] = count(); }
+tracepoint:sock:sock_exceed_buf_limit { @exceed[args->kind] = count(); }
+tracepoint:sock:sock_rcvqueue_full { @rqfull[comm] = count(); }
+tracepoint:skb:kfree_skb /args->reason != 2/ { @drops[args->reason] = count(); }
+"#;
+
+/// The same per-port sums as netmem's groups: sockets and ss `w` by local port.
+const AWK_PER_PORT: &str = r#"/^[A-Z]/ { n = split($4, a, ":"); p = a[n]; next }
+/skmem/ { match($0, /,w[0-9]+/); w[p] += substr($0, RSTART + 2, RLENGTH - 2); c[p]++ }
+END { for (p in w) print p, c[p], w[p] }"#;
+
+struct Opts {
+    reps: usize,
+    secs: f64,
+    levels: Vec<usize>,
+    only: Vec<String>,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("netmem-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut o = Opts {
+        reps: 5,
+        secs: 3.0,
+        levels: vec![10_000, 50_000, 100_000],
+        only: vec![],
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut v = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--reps" => o.reps = v()?.parse()?,
+            "--secs" => o.secs = v()?.parse()?,
+            "--levels" => {
+                o.levels = v()?
+                    .split(',')
+                    .map(|s| s.parse().context("--levels"))
+                    .collect::<Result<_>>()?
+            }
+            "--quick" => {
+                o.reps = 3;
+                o.secs = 1.5;
+                o.levels = vec![10_000];
+            }
+            "overhead" | "startup" | "snapshot" | "pipeline" => o.only.push(a),
+            _ => bail!(
+                "usage: netmem-bench [--reps N] [--secs S] [--levels 10000,50000] [--quick] [overhead|snapshot|pipeline]..."
+            ),
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    ensure!(
+        unsafe { libc::geteuid() } == 0,
+        "run as root (loads eBPF, creates namespaces)"
+    );
+    let want = |s: &str| o.only.is_empty() || o.only.iter().any(|x| x == s);
+    let mut results = serde_json::Map::new();
+    if want("overhead") || want("startup") {
+        results.insert("overhead".into(), overhead(&o)?);
+    }
+    if want("snapshot") {
+        results.insert("snapshot".into(), snapshot(&o)?);
+    }
+    if want("pipeline") {
+        results.insert("pipeline".into(), pipeline(&o)?);
+    }
+    let dir = netmem_tests::netmem_bin()
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("bench"))
+        .context("target dir")?;
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("results.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&Value::Object(results))?,
+    )?;
+    println!("\nresults: {}", path.display());
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
+    }
+}
+
+fn netmem() -> String {
+    netmem_tests::netmem_bin().to_string_lossy().into_owned()
+}
+
+/// A tracer attached for one repetition; stdout is drained so it never blocks.
+struct Attached {
+    child: Child,
+    startup: Duration,
+}
+
+impl Attached {
+    fn start(arm: &str, ns: &str) -> Result<Option<Attached>> {
+        let mut cmd = match arm {
+            "none" => return Ok(None),
+            "netmem" => {
+                let mut c = Command::new(netmem());
+                c.args(["trace", "--json", "--netns", ns]);
+                c
+            }
+            "bpftrace" => {
+                let mut c = Command::new("bpftrace");
+                c.args(["-e", BPFTRACE_SCRIPT]);
+                c
+            }
+            _ => bail!("unknown arm {arm}"),
+        };
+        let t0 = Instant::now();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {arm}"))?;
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            ensure!(
+                out.read_line(&mut line)? > 0,
+                "{arm} exited before it was ready"
+            );
+            // netmem's first JSON line comes once every hook is attached.
+            if (arm == "netmem" && line.contains("\"probes\"")) || line.trim() == "ready" {
+                break;
+            }
+        }
+        let startup = t0.elapsed();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut out, &mut std::io::sink());
+        });
+        Ok(Some(Attached { child, startup }))
+    }
+
+    /// CPU seconds (user + system) the tracer process has used so far.
+    fn cpu_s(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are 14 and 15.
+        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        f.get(10)
+            .zip(f.get(11))
+            .map_or(0.0, |(u, s)| (u + s) as f64 / hz)
+    }
+
+    fn stop(mut self) -> Result<()> {
+        // SAFETY: signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let st = self.child.wait()?;
+        ensure!(
+            st.success() || st.code() == Some(0) || st.code().is_none(),
+            "tracer exited with {st}"
+        );
+        Ok(())
+    }
+}
+
+/// Connections completed per second: connect, a ~70-byte request, a
+/// 100-byte body, close; two client threads.
+fn churn(ns: &str, to: SocketAddr, secs: f64) -> Result<f64> {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (done, stop) = (done.clone(), stop.clone());
+            spawn_in_netns(ns, move || {
+                while !stop.load(Ordering::Relaxed) {
+                    netmem_tests::rig::fetch(to, 100)?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let n = done.load(Ordering::Relaxed);
+    let el = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("churn thread panicked"))??;
+    }
+    Ok(n as f64 / el)
+}
+
+/// Bytes per second of one HTTP response read as fast as possible.
+fn bulk(ns: &str, to: SocketAddr, secs: f64) -> Result<f64> {
+    enter_netns_scoped(ns, || {
+        let mut s = TcpStream::connect(to)?;
+        s.write_all(request(1 << 40).as_bytes())?;
+        let mut buf = vec![0u8; 256 * 1024];
+        // Past the headers and slow start.
+        let warm = Instant::now();
+        while warm.elapsed() < Duration::from_millis(200) {
+            s.read(&mut buf)?;
+        }
+        let t0 = Instant::now();
+        let mut total = 0u64;
+        while t0.elapsed().as_secs_f64() < secs {
+            let n = s.read(&mut buf)?;
+            ensure!(n > 0, "bulk response ended");
+            total += n as u64;
+        }
+        Ok(total as f64 / t0.elapsed().as_secs_f64())
+    })
+}
+
+fn enter_netns_scoped<T: Send>(ns: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_netns(ns)?;
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread panicked"))?
+    })
+}
+
+fn overhead(o: &Opts) -> Result<Value> {
+    let rig = Rig::start(RigConfig {
+        name: "netmem-bench".into(),
+        normal: 0,
+        slow: 0,
+        vanishing: 0,
+        ..Default::default()
+    })?;
+    let direct: SocketAddr = "127.0.0.1:9001".parse()?;
+    let haproxy: SocketAddr = format!("127.0.0.1:{}", rig.cfg.frontend_port).parse()?;
+    let arms = ["none", "netmem", "bpftrace"];
+    let mut out = serde_json::Map::new();
+    let mut startup: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    println!(
+        "\n== overhead: {} alternating repetitions of {:.1} s per arm",
+        o.reps, o.secs
+    );
+    println!(
+        "{:<18} {:>14} {:>14} {:>14} {:>9} {:>9}",
+        "workload", "none", "netmem", "bpftrace", "netmem", "bpftrace"
+    );
+    println!(
+        "{:<18} {:>14} {:>14} {:>14} {:>19}   {:>13}",
+        "", "", "", "", "throughput ratio", "tracer CPU"
+    );
+    for (name, kind, to) in [
+        ("churn direct", "churn", direct),
+        ("churn haproxy", "churn", haproxy),
+        ("bulk direct", "bulk", direct),
+        ("bulk haproxy", "bulk", haproxy),
+    ] {
+        let mut vals: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut tracer_cpu: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for rep in 0..o.reps {
+            for i in 0..arms.len() {
+                // Rotate the order so no arm always runs first or last.
+                let arm = arms[(i + rep) % arms.len()];
+                let a = Attached::start(arm, &rig.ns)?;
+                let cpu0 = a.as_ref().map_or(0.0, Attached::cpu_s);
+                if let Some(a) = &a {
+                    startup
+                        .entry(arm)
+                        .or_default()
+                        .push(a.startup.as_secs_f64() * 1e3);
+                }
+                let v = match kind {
+                    "churn" => churn(&rig.ns, to, o.secs)?,
+                    _ => bulk(&rig.ns, to, o.secs)?,
+                };
+                if let Some(a) = a {
+                    tracer_cpu
+                        .entry(arm)
+                        .or_default()
+                        .push((a.cpu_s() - cpu0) / o.secs * 100.0);
+                    a.stop()?;
+                }
+                vals.entry(arm).or_default().push(v);
+            }
+        }
+        let m = |a: &str| median(&vals[a]);
+        let cpu = |a: &str| median(&tracer_cpu[a]);
+        let unit = if kind == "churn" { "conn/s" } else { "MB/s" };
+        let scale = if kind == "churn" { 1.0 } else { 1e-6 };
+        println!(
+            "{:<18} {:>10.0} {unit:<3} {:>10.0} {unit:<3} {:>10.0} {unit:<3} {:>9.3} {:>9.3}   {:>5.2}% {:>5.2}%",
+            name,
+            m("none") * scale,
+            m("netmem") * scale,
+            m("bpftrace") * scale,
+            m("netmem") / m("none"),
+            m("bpftrace") / m("none"),
+            cpu("netmem"),
+            cpu("bpftrace"),
+        );
+        out.insert(
+            name.into(),
+            json!({"unit": if kind == "churn" {"connections/s"} else {"bytes/s"},
+                   "runs": vals, "median": {"none": m("none"), "netmem": m("netmem"), "bpftrace": m("bpftrace")},
+                   "ratio": {"netmem": m("netmem") / m("none"), "bpftrace": m("bpftrace") / m("none")},
+                   "tracer_cpu_pct": {"netmem": cpu("netmem"), "bpftrace": cpu("bpftrace")}}),
+        );
+    }
+    println!(
+        "\n== startup: exec to every probe attached (median of {} runs)",
+        startup.get("netmem").map_or(0, Vec::len)
+    );
+    for (arm, v) in &startup {
+        println!("{arm:<10} {:>8.0} ms", median(v));
+    }
+    out.insert(
+        "startup_ms".into(),
+        json!(startup
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!({"median": median(v), "runs": v})))
+            .collect::<serde_json::Map<_, _>>()),
+    );
+    Ok(Value::Object(out))
+}
+
+/// Runs `cmd`, returns (wall time, peak RSS in KiB of it and its children).
+fn timed(cmd: &mut Command) -> Result<(Duration, u64)> {
+    let t0 = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child; `child` is not waited on again.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    let wall = t0.elapsed();
+    ensure!(r > 0, "wait4: {}", std::io::Error::last_os_error());
+    ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed (status {status})"
+    );
+    Ok((wall, ru.ru_maxrss as u64))
+}
+
+struct Holders {
+    ns: String,
+    kids: Vec<Child>,
+    conns: usize,
+}
+
+impl Holders {
+    /// Adds idle connections until `target`, 8000 per process (two fds each
+    /// under RLIMIT_NOFILE), each process on its own listening port.
+    fn grow(&mut self, target: usize) -> Result<()> {
+        let load = netmem_tests::load_bin();
+        while self.conns < target {
+            let n = (target - self.conns).min(8000);
+            let port = 20000 + self.kids.len();
+            let mut c = Command::new("ip")
+                .args(["netns", "exec", &self.ns])
+                .arg(&load)
+                .args([
+                    "idle",
+                    "--port",
+                    &port.to_string(),
+                    "--conns",
+                    &n.to_string(),
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let mut line = String::new();
+            BufReader::new(c.stdout.take().unwrap()).read_line(&mut line)?;
+            ensure!(line.trim() == "ready", "holder on :{port} failed");
+            self.kids.push(c);
+            self.conns += n;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Holders {
+    fn drop(&mut self) {
+        for k in &mut self.kids {
+            drop(k.stdin.take());
+        }
+        for k in &mut self.kids {
+            let _ = k.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+fn snapshot(o: &Opts) -> Result<Value> {
+    let ns = "netmem-bench-snap".to_string();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+    ensure!(
+        Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()?
+            .success(),
+        "ip netns add"
+    );
+    Command::new("ip")
+        .args(["-n", &ns, "link", "set", "lo", "up"])
+        .status()?;
+    let mut h = Holders {
+        ns: ns.clone(),
+        kids: vec![],
+        conns: 0,
+    };
+    println!("\n== snapshot: {} alternating repetitions per size", o.reps);
+    println!(
+        "{:<12} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>9}",
+        "connections",
+        "netmem ms",
+        "ss ms",
+        "ss+awk ms",
+        "netmem KB",
+        "ss KB",
+        "ss+awk KB",
+        "speedup"
+    );
+    let mut out = serde_json::Map::new();
+    for &level in &o.levels {
+        h.grow(level)?;
+        let arms: [(&str, Box<dyn Fn() -> Command>); 3] = [
+            (
+                "netmem",
+                Box::new(|| {
+                    let mut c = Command::new(netmem());
+                    c.args(["snapshot", "--json", "--netns", &ns]);
+                    c
+                }),
+            ),
+            (
+                "ss",
+                Box::new(|| {
+                    let mut c = Command::new("ss");
+                    c.args(["-N", &ns, "-tmnH"]);
+                    c
+                }),
+            ),
+            (
+                "ss+awk",
+                Box::new(|| {
+                    let mut c = Command::new("sh");
+                    c.args(["-c", &format!("ss -N {ns} -tmnH | awk '{AWK_PER_PORT}'")]);
+                    c
+                }),
+            ),
+        ];
+        let mut ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut rss: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for rep in 0..o.reps {
+            for i in 0..arms.len() {
+                let (name, mk) = &arms[(i + rep) % arms.len()];
+                let (wall, kb) = timed(&mut mk())?;
+                ms.entry(name).or_default().push(wall.as_secs_f64() * 1e3);
+                rss.entry(name).or_default().push(kb as f64);
+            }
+        }
+        let m = |a: &str| median(&ms[a]);
+        let r = |a: &str| median(&rss[a]);
+        println!(
+            "{:<12} {:>12.1} {:>12.1} {:>12.1} {:>10.0} {:>10.0} {:>10.0} {:>8.2}x",
+            level,
+            m("netmem"),
+            m("ss"),
+            m("ss+awk"),
+            r("netmem"),
+            r("ss"),
+            r("ss+awk"),
+            m("ss+awk") / m("netmem")
+        );
+        out.insert(
+            level.to_string(),
+            json!({"ms": ms, "peak_rss_kb": rss,
+                   "median_ms": {"netmem": m("netmem"), "ss": m("ss"), "ss+awk": m("ss+awk")},
+                   "median_rss_kb": {"netmem": r("netmem"), "ss": r("ss"), "ss+awk": r("ss+awk")},
+                   "speedup_vs_ss": m("ss") / m("netmem"), "speedup_vs_ss_awk": m("ss+awk") / m("netmem")}),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// One pipeline run: the producer thread (CPU 0) makes getppid() calls, each
+/// of which streams `batch` synthetic events, paced to `rate` events/s (or
+/// unpaced when None); netmem's trace loop consumes on CPU 1.
+fn pipeline_run(
+    ns: &str,
+    rate: Option<f64>,
+    secs: f64,
+    batch: u32,
+) -> Result<(u64, u64, u64, f64)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    pin_to_cpu(1);
+    let opts = netmem::trace::Options {
+        netns: netmem::netns::Netns::open(Some(ns))?,
+        json: true,
+        interval: Duration::from_secs(1),
+        duration: Some(Duration::from_secs_f64(secs + 0.5)),
+        filter: Default::default(),
+        event_limit: 0,
+        max_tier: netmem::probes::Tier::Fentry,
+    };
+    let producer_time = Arc::new(AtomicU64::new(0));
+    let pt = producer_time.clone();
+    let summary = rt.block_on(netmem::trace::run_with(opts, std::io::sink(), move |p| {
+        p.attach_synthetic(libc::SYS_getppid as u32, batch)?;
+        std::thread::spawn(move || {
+            pin_to_cpu(0);
+            std::thread::sleep(Duration::from_millis(200));
+            let t0 = Instant::now();
+            let mut calls = 0u64;
+            loop {
+                let el = t0.elapsed().as_secs_f64();
+                if el >= secs {
+                    break;
+                }
+                if let Some(r) = rate {
+                    if (calls * batch as u64) as f64 > r * el {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                }
+                // SAFETY: getppid has no arguments and no side effects.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+                calls += 1;
+            }
+            pt.store(t0.elapsed().as_nanos() as u64, Ordering::SeqCst);
+        });
+        Ok(())
+    }))?;
+    let generated = summary.stats[netmem_common::Stat::SyntheticGenerated as usize];
+    let lost = summary.stats[netmem_common::Stat::RingbufLost as usize];
+    let el = producer_time.load(Ordering::SeqCst) as f64 / 1e9;
+    Ok((
+        generated,
+        summary.events,
+        lost,
+        generated as f64 / el.max(1e-9),
+    ))
+}
+
+fn pipeline(o: &Opts) -> Result<Value> {
+    let ns = "netmem-bench-pipe";
+    let _ = Command::new("ip").args(["netns", "del", ns]).output();
+    ensure!(
+        Command::new("ip")
+            .args(["netns", "add", ns])
+            .status()?
+            .success(),
+        "ip netns add"
+    );
+    let r = (|| -> Result<Value> {
+        let batch = 64;
+        let secs = o.secs.max(2.0);
+        println!("\n== pipeline: one producer, batches of {batch} events per syscall, {secs:.1} s per rate");
+        println!(
+            "{:>14} {:>14} {:>12} {:>12} {:>10}  exact",
+            "target ev/s", "produced ev/s", "generated", "received", "lost"
+        );
+        let mut runs = Vec::new();
+        let mut best = 0.0f64;
+        let mut exact_all = true;
+        let rates: Vec<Option<f64>> = [
+            1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0,
+        ]
+        .iter()
+        .map(|m| Some(m * 1e6))
+        .chain([None])
+        .collect();
+        let mut lossy_seen = false;
+        for rate in rates {
+            if lossy_seen && rate.is_some() {
+                continue;
+            }
+            let (g, rcv, lost, produced) = pipeline_run(ns, rate, secs, batch)?;
+            let exact = g == rcv + lost;
+            exact_all &= exact;
+            println!(
+                "{:>14} {:>14.0} {:>12} {:>12} {:>10}  {}",
+                rate.map_or("unpaced".to_string(), |r| format!("{r:.0}")),
+                produced,
+                g,
+                rcv,
+                lost,
+                if exact { "yes" } else { "NO" }
+            );
+            if lost == 0 && rate.is_some() {
+                best = best.max(produced);
+            }
+            if lost > 0 {
+                lossy_seen = true;
+            }
+            runs.push(json!({"target": rate, "produced_per_s": produced, "generated": g, "received": rcv, "lost": lost, "exact": exact}));
+        }
+        println!("highest lossless rate: {best:.0} events/s; loss counter exact in every run: {exact_all}");
+        Ok(
+            json!({"batch": batch, "secs": secs, "runs": runs, "max_lossless_per_s": best, "loss_count_exact": exact_all}),
+        )
+    })();
+    let _ = Command::new("ip").args(["netns", "del", ns]).output();
+    r
+}
