@@ -69,6 +69,12 @@ pub struct KernelLayout {
     pub sk_protocol: u32,
     pub sk_rmem_alloc: u32,
     pub sk_wmem_queued: u32,
+    /// struct tcp_sock -> rcv_nxt, copied_seq, write_seq, snd_una: unread
+    /// and unacknowledged bytes in sequence space, where a FIN counts one.
+    pub tcp_rcv_nxt: u32,
+    pub tcp_copied_seq: u32,
+    pub tcp_write_seq: u32,
+    pub tcp_snd_una: u32,
     pub sk_forward_alloc: u32,
     pub sk_rcvbuf: u32,
     pub sk_sndbuf: u32,
@@ -147,6 +153,10 @@ impl KernelLayout {
             sk_protocol: NO_OFFSET,
             sk_rmem_alloc: NO_OFFSET,
             sk_wmem_queued: NO_OFFSET,
+            tcp_rcv_nxt: NO_OFFSET,
+            tcp_copied_seq: NO_OFFSET,
+            tcp_write_seq: NO_OFFSET,
+            tcp_snd_una: NO_OFFSET,
             sk_forward_alloc: NO_OFFSET,
             sk_rcvbuf: NO_OFFSET,
             sk_sndbuf: NO_OFFSET,
@@ -388,8 +398,8 @@ pub enum EventKind {
     AbortOnMemory = 3,
     /// `skb:kfree_skb` with a memory-related reason. args: [reason, truesize, len]
     SkbDrop = 4,
-    /// `tcp:tcp_destroy_sock` of a socket still holding queued data (it is
-    /// thrown away). args: []
+    /// `tcp:tcp_destroy_sock` of a socket still holding data (it is thrown
+    /// away). args: [unread bytes, unacknowledged bytes] (a FIN not counted)
     DestroyWithData = 5,
     /// A socket became an orphan (closed by its owner, not yet CLOSE).
     /// args: [wmem_queued at birth, source: 0 tcp_close, 1 inet_child_forget]
@@ -547,7 +557,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<GroupKey>(), 20);
         assert_eq!(core::mem::size_of::<SockInfo>(), 16 + 16 + 4 + 4 + 7 * 4);
         assert_eq!(core::mem::size_of::<Event>(), 8 + 4 + 4 + 68 + 20 + 64 + 48);
-        assert_eq!(core::mem::size_of::<KernelLayout>(), 40 * 4 + 32 + 16);
+        assert_eq!(core::mem::size_of::<KernelLayout>(), 44 * 4 + 32 + 16);
         assert_eq!(core::mem::size_of::<OrphanInfo>(), 8 + 8 + 20 + 4);
     }
 

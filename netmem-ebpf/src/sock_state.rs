@@ -50,14 +50,26 @@ pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
     if !in_traced_netns(sk) {
         return 0;
     }
+    // Queued memory alone misleads: a socket that got only a FIN still has
+    // that skb charged. Sequence space alone misleads too: tcp_disconnect()
+    // moves write_seq a window ahead. Data is lost when both say so (a FIN
+    // counts one in sequence space).
     let wq: i32 = read(sk, lay!(sk_wmem_queued));
     let rq: i32 = read(sk, lay!(sk_rmem_alloc));
-    if wq <= 0 && rq <= 0 {
+    let unread = read::<u32>(sk, lay!(tcp_rcv_nxt)).wrapping_sub(read(sk, lay!(tcp_copied_seq)));
+    let unacked = read::<u32>(sk, lay!(tcp_write_seq)).wrapping_sub(read(sk, lay!(tcp_snd_una)));
+    let data = |n: u32| if n > 1 && n < (1 << 31) { n as i64 } else { 0 };
+    let unread = if rq > 0 { data(unread) } else { 0 };
+    let unacked = if wq > 0 { data(unacked) } else { 0 };
+    if unread == 0 && unacked == 0 {
         return 0;
     }
     let id = sock_id(sk);
     let g = group_of(&id);
     count(&g, Counter::DestroyedWithData);
-    emit(EventKind::DestroyWithData, sk, &id, &g, [0; N_ARGS]);
+    let mut args = [0; N_ARGS];
+    args[0] = unread;
+    args[1] = unacked;
+    emit(EventKind::DestroyWithData, sk, &id, &g, args);
     0
 }

@@ -257,6 +257,10 @@ impl KernelBtf {
         l.sk_protocol = off("sock", "sk_protocol", m);
         l.sk_rmem_alloc = off("sock", "sk_backlog.rmem_alloc", m);
         l.sk_wmem_queued = off("sock", "sk_wmem_queued", m);
+        l.tcp_rcv_nxt = off("tcp_sock", "rcv_nxt", m);
+        l.tcp_copied_seq = off("tcp_sock", "copied_seq", m);
+        l.tcp_write_seq = off("tcp_sock", "write_seq", m);
+        l.tcp_snd_una = off("tcp_sock", "snd_una", m);
         l.sk_forward_alloc = off("sock", "sk_forward_alloc", m);
         l.sk_rcvbuf = off("sock", "sk_rcvbuf", m);
         l.sk_sndbuf = off("sock", "sk_sndbuf", m);

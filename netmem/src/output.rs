@@ -297,7 +297,10 @@ pub fn event_json(ts: &str, e: &Event, cx: &EventContext) -> Option<Value> {
             o.insert("truesize".into(), json!(a[1]));
             o.insert("len".into(), json!(a[2]));
         }
-        EventKind::DestroyWithData => {}
+        EventKind::DestroyWithData => {
+            o.insert("unread_bytes".into(), json!(a[0]));
+            o.insert("unacked_bytes".into(), json!(a[1]));
+        }
         EventKind::Synthetic => {
             o.insert("seq".into(), json!(a[0]));
         }

@@ -44,6 +44,14 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build, then measure netmem against bpftrace and ss (needs root,
+    /// haproxy and bpftrace; see BENCHMARKS.md). Arguments go to
+    /// netmem-bench: `--reps N --secs S --levels 10000,50000,100000 --quick`,
+    /// or only some of `overhead snapshot pipeline`.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     VmTest {
         #[arg(long, default_value = "all", value_name = "5.10|6.1|6.12|all")]
         kernel: String,
@@ -65,7 +73,8 @@ fn main() {
                 vm::vm_test("all", "fentry,kprobe")
             }
         }),
-        Cmd::Rig { args } => setup().and_then(|_| rig(args)),
+        Cmd::Rig { args } => setup().and_then(|_| tool("netmem-rig", args)),
+        Cmd::Bench { args } => setup().and_then(|_| tool("netmem-bench", args)),
         Cmd::VmTest { kernel, tiers } => setup().and_then(|_| vm::vm_test(&kernel, &tiers)),
     };
     if let Err(e) = r {
@@ -231,7 +240,8 @@ fn run(args: Vec<String>) -> Result<()> {
     sh(Command::new(bin).args(args))
 }
 
-fn rig(args: Vec<String>) -> Result<()> {
+/// Builds netmem and the test tools in release mode and runs one of them.
+fn tool(name: &str, args: Vec<String>) -> Result<()> {
     mount_tracefs();
     sh(&mut cargo(&[
         "build",
@@ -242,7 +252,7 @@ fn rig(args: Vec<String>) -> Result<()> {
         "netmem-tests",
         "--bins",
     ]))?;
-    sh(Command::new(workspace_root().join("target/release/netmem-rig")).args(args))
+    sh(Command::new(workspace_root().join("target/release").join(name)).args(args))
 }
 
 fn test() -> Result<()> {
