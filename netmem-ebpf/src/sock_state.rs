@@ -47,15 +47,15 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
 pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
     let sk = ctx.arg::<u64>(0);
-    if !in_traced_netns(sk) {
-        return 0;
-    }
     // Queued memory alone misleads: a socket that got only a FIN still has
     // that skb charged. Sequence space alone misleads too: tcp_disconnect()
     // moves write_seq a window ahead. Data is lost when both say so (a FIN
-    // counts one in sequence space).
+    // counts one in sequence space). Most sockets die empty: two reads.
     let wq: i32 = read(sk, lay!(sk_wmem_queued));
     let rq: i32 = read(sk, lay!(sk_rmem_alloc));
+    if (wq <= 0 && rq <= 0) || !in_traced_netns(sk) {
+        return 0;
+    }
     let unread = read::<u32>(sk, lay!(tcp_rcv_nxt)).wrapping_sub(read(sk, lay!(tcp_copied_seq)));
     let unacked = read::<u32>(sk, lay!(tcp_write_seq)).wrapping_sub(read(sk, lay!(tcp_snd_una)));
     let data = |n: u32| if n > 1 && n < (1 << 31) { n as i64 } else { 0 };

@@ -159,6 +159,15 @@ impl Attached {
             }
             _ => bail!("unknown arm {arm}"),
         };
+        // If the bench dies, the tracer must not stay attached and skew
+        // whatever runs next.
+        // SAFETY: prctl in the forked child before exec, async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                Ok(())
+            });
+        }
         let t0 = Instant::now();
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -200,6 +209,38 @@ impl Attached {
         f.get(10)
             .zip(f.get(11))
             .map_or(0.0, |(u, s)| (u + s) as f64 / hz)
+    }
+
+    /// Kernel time and runs of every BPF program the tracer holds open
+    /// (from /proc/PID/fdinfo; counted while kernel.bpf_stats_enabled is 1).
+    fn prog_stats(&self) -> (u64, u64) {
+        let pid = self.child.id();
+        let (mut ns, mut runs) = (0, 0);
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return (0, 0);
+        };
+        for fd in fds.flatten() {
+            let is_prog = std::fs::read_link(fd.path())
+                .map(|l| l.to_string_lossy() == "anon_inode:bpf-prog")
+                .unwrap_or(false);
+            if !is_prog {
+                continue;
+            }
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            for l in info.lines() {
+                let mut kv = l.split(':').map(str::trim);
+                match (kv.next(), kv.next().and_then(|v| v.parse::<u64>().ok())) {
+                    (Some("run_time_ns"), Some(v)) => ns += v,
+                    (Some("run_cnt"), Some(v)) => runs += v,
+                    _ => {}
+                }
+            }
+        }
+        (ns, runs)
     }
 
     fn stop(mut self) -> Result<()> {
@@ -358,6 +399,7 @@ fn overhead(o: &Opts) -> Result<Value> {
                    "tracer_cpu_pct": {"netmem": cpu("netmem"), "bpftrace": cpu("bpftrace")}}),
         );
     }
+    out.insert("kernel_cost".into(), kernel_cost(&rig.ns, direct, o.secs)?);
     println!(
         "\n== startup: exec to every probe attached (median of {} runs)",
         startup.get("netmem").map_or(0, Vec::len)
@@ -373,6 +415,46 @@ fn overhead(o: &Opts) -> Result<Value> {
             .collect::<serde_json::Map<_, _>>()),
     );
     Ok(Value::Object(out))
+}
+
+/// The tracers' own kernel time, which a throughput ratio can only see
+/// through noise: with kernel.bpf_stats_enabled set for this phase only
+/// (and restored), the direct churn runs once per tracer and the run time of
+/// every program the tracer holds is read before and after.
+fn kernel_cost(ns: &str, to: SocketAddr, secs: f64) -> Result<Value> {
+    const KNOB: &str = "/proc/sys/kernel/bpf_stats_enabled";
+    let old = std::fs::read_to_string(KNOB).context("read bpf_stats_enabled")?;
+    std::fs::write(KNOB, "1").context("enable bpf_stats")?;
+    let r = (|| -> Result<Value> {
+        println!("\n== kernel cost: BPF program time during direct churn ({secs:.1} s each)");
+        println!(
+            "{:<10} {:>12} {:>14} {:>14} {:>12}",
+            "tracer", "conn/s", "prog runs/conn", "prog ns/conn", "CPU %"
+        );
+        let mut out = serde_json::Map::new();
+        for arm in ["netmem", "bpftrace"] {
+            let a = Attached::start(arm, ns)?.context("arm")?;
+            let (ns0, runs0) = a.prog_stats();
+            let t0 = Instant::now();
+            let rate = churn(ns, to, secs)?;
+            let el = t0.elapsed().as_secs_f64();
+            let (ns1, runs1) = a.prog_stats();
+            a.stop()?;
+            let conns = rate * secs;
+            let (dns, druns) = ((ns1 - ns0) as f64, (runs1 - runs0) as f64);
+            let cpu = dns / (el * 1e9) * 100.0;
+            println!(
+                "{arm:<10} {rate:>12.0} {:>14.1} {:>14.0} {cpu:>11.3}%",
+                druns / conns,
+                dns / conns
+            );
+            out.insert(arm.into(), json!({"conn_per_s": rate, "prog_runs_per_conn": druns / conns,
+                "prog_ns_per_conn": dns / conns, "prog_ns_per_run": dns / druns.max(1.0), "cpu_pct": cpu}));
+        }
+        Ok(Value::Object(out))
+    })();
+    let _ = std::fs::write(KNOB, old.trim());
+    r
 }
 
 /// Runs `cmd`, returns (wall time, peak RSS in KiB of it and its children).
