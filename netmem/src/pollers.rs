@@ -347,13 +347,22 @@ pub struct RouteDiff {
 
 impl RouteDiff {
     pub fn poll(&mut self, netns: &Netns, family: u8, now_ns: u64) -> Result<(usize, Vec<Event>)> {
-        let routes = netns.run(|| dump_cached_routes(family))?;
+        // Interface indexes only mean something inside their namespace.
+        let (routes, devs) = netns.run(|| {
+            let routes = dump_cached_routes(family)?;
+            let devs: Vec<_> = routes.iter().map(|r| ifname(r.oif)).collect();
+            Ok((routes, devs))
+        })?;
         let first = !self.known.contains_key(&family);
         let known = self.known.entry(family).or_default();
         let now: HashSet<(IpAddr, u32)> = routes.iter().map(|r| (r.dst, r.mtu)).collect();
         let mut out = Vec::new();
         if !first {
-            for r in routes.iter().filter(|r| !known.contains(&(r.dst, r.mtu))) {
+            for (r, dev) in routes
+                .iter()
+                .zip(devs)
+                .filter(|(r, _)| !known.contains(&(r.dst, r.mtu)))
+            {
                 let mut a = [0i64; N_ARGS];
                 a[0] = family as i64;
                 a[1] = r.mtu as i64;
@@ -362,7 +371,7 @@ impl RouteDiff {
                 if let Some(g) = r.gateway {
                     e.route.gateway = ip_bytes(&g);
                 }
-                e.route.dev = ifname(r.oif);
+                e.route.dev = dev;
                 out.push(e);
             }
         }

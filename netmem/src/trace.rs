@@ -172,14 +172,15 @@ pub async fn run_with(
 impl<W: Write> Tracer<W> {
     async fn main_loop(&mut self) -> Result<()> {
         let started = Instant::now();
-        self.print_probes()?;
-        // Prime counters, pollers and the listening-port set.
+        // Prime counters, pollers and the listening-port set before saying
+        // we are live: whatever happens after the probes line is reported.
         let g = gather(
             &self.opts.netns,
             self.polls.take().expect("polls"),
             self.opts.event_limit,
         )?;
         self.interval_report(g, false)?;
+        self.print_probes()?;
         let ring = self.probes.ring_buf()?;
         // SAFETY: the ring buffer owns its fd and is only dropped with the AsyncFd.
         let mut rb = unsafe { AsyncFd::register(ring) }
@@ -219,6 +220,11 @@ impl<W: Write> Tracer<W> {
                 _ = sigterm.recv() => break,
                 _ = &mut end => break,
             }
+        }
+        // An interval already gathered is reported, as it would have been.
+        if let Some(p) = pending {
+            let g = p.await.context("interval worker panicked")??;
+            self.interval_report(g, true)?;
         }
         // Drain what is already in the ring so the summary's counts are final.
         self.drain(rb.get_mut())?;
