@@ -106,7 +106,6 @@ struct Tracer<W: Write> {
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
     pub events: u64,
-    pub suppressed: u64,
     pub stats: [u64; netmem_common::N_STATS as usize],
 }
 
@@ -164,7 +163,6 @@ pub async fn run_with(
     }
     Ok(Summary {
         events: t.received,
-        suppressed: t.suppressed_total,
         stats,
     })
 }

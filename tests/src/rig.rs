@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
+use crate::scenarios::{in_netns, ip};
+
 /// The rig's frontend as clients see it (the rig side of the veth pair).
 pub const FRONTEND_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const CLIENT_ADDR: &str = "10.77.0.2/24";
@@ -105,20 +107,6 @@ pub fn request(body: u64) -> String {
 pub fn requested_size(head: &str) -> Option<u64> {
     let path = head.split_whitespace().nth(1)?;
     path.strip_prefix("/bytes/")?.parse().ok()
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let o = Command::new("ip")
-        .args(args)
-        .output()
-        .context("cannot run ip (install iproute2)")?;
-    ensure!(
-        o.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr).trim()
-    );
-    Ok(())
 }
 
 /// Moves the calling thread into network namespace NAME: every socket it
@@ -201,7 +189,7 @@ impl Rig {
         };
         rig.topology()?;
         for port in rig.cfg.backend_ports.clone() {
-            let listener = crate::scenarios::in_netns(&rig.ns, || {
+            let listener = in_netns(&rig.ns, || {
                 TcpListener::bind(("0.0.0.0", port))
                     .with_context(|| format!("bind backend :{port}"))
             })?;
@@ -275,7 +263,7 @@ impl Rig {
         let t0 = Instant::now();
         let fe = self.frontend;
         loop {
-            let up = crate::scenarios::in_netns(&self.client_ns, || {
+            let up = in_netns(&self.client_ns, || {
                 Ok(TcpStream::connect_timeout(&fe, Duration::from_millis(200)).is_ok())
             })?;
             if up {
@@ -302,7 +290,7 @@ impl Rig {
     pub fn start_clients(&mut self) -> Result<()> {
         let (fe, huge) = (self.frontend, self.cfg.huge_body);
         let n = self.cfg.slow;
-        self.slow = crate::scenarios::in_netns(&self.client_ns, || {
+        self.slow = in_netns(&self.client_ns, || {
             (0..n)
                 .map(|_| {
                     let mut s = TcpStream::connect(fe)?;

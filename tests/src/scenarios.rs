@@ -7,7 +7,6 @@
 //! inside a QEMU guest (`cargo xtask vm-test`); the route scenario lives in
 //! namespaces it creates and also runs on the host.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -264,6 +263,21 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
         .filter(|e| e["group"] == group.as_str())
         .collect();
     ensure!(!gone.is_empty(), "no orphan_gone on {group}");
+    // Orphans killed for memory die with their unsent data, and by then the
+    // kernel has released their port: the event must still name it.
+    let lost: Vec<&Value> = events(&lines, "destroy_with_data")
+        .into_iter()
+        .filter(|e| e["group"] == group.as_str())
+        .collect();
+    ensure!(
+        lost.iter()
+            .any(|e| e["unacked_bytes"].as_i64().unwrap_or(0) > 1
+                && e["local"]
+                    .as_str()
+                    .is_some_and(|l| l.ends_with(&format!(":{PORT}")))),
+        "no destroy_with_data with unacked bytes and local port {PORT} on {group}: {}",
+        summary(&lost)
+    );
     Ok(with_fallbacks(
         format!(
             "{} aborts (cause orphans, orphans={} from {}, max_orphans=0, shifts {:?}), {} born, {} gone",
@@ -339,14 +353,9 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
 /// Runs `f` on a thread inside network namespace `/run/netns/NAME`;
 /// sockets it creates stay in that namespace.
 pub fn in_netns<T: Send>(name: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    let file = File::open(format!("/run/netns/{name}"))
-        .with_context(|| format!("no network namespace {name}"))?;
     std::thread::scope(|s| {
         s.spawn(|| {
-            // SAFETY: setns on this thread only, with an fd we hold open.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                bail!("setns {name}: {}", std::io::Error::last_os_error());
-            }
+            crate::rig::enter_netns(name)?;
             f()
         })
         .join()
@@ -361,11 +370,12 @@ pub struct RouterTopology {
     names: Vec<String>,
 }
 
-fn ip(args: &[&str]) -> Result<()> {
+/// Runs `ip ARGS`; its stderr becomes the error.
+pub fn ip(args: &[&str]) -> Result<()> {
     let o = Command::new("ip")
         .args(args)
         .output()
-        .context("cannot run ip")?;
+        .context("cannot run ip (install iproute2)")?;
     ensure!(
         o.status.success(),
         "ip {}: {}",

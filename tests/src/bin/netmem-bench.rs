@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{enter_netns, request, spawn_in_netns, Rig, RigConfig};
+use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
+use netmem_tests::scenarios::in_netns;
+use netmem_tests::Netns;
 use serde_json::{json, Value};
 
 /// The bpftrace peer: the tracepoints netmem attaches on a kernel without
@@ -286,7 +288,7 @@ fn churn(ns: &str, to: SocketAddr, secs: f64) -> Result<f64> {
 
 /// Bytes per second of one HTTP response read as fast as possible.
 fn bulk(ns: &str, to: SocketAddr, secs: f64) -> Result<f64> {
-    enter_netns_scoped(ns, || {
+    in_netns(ns, || {
         let mut s = TcpStream::connect(to)?;
         s.write_all(request(1 << 40).as_bytes())?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -303,17 +305,6 @@ fn bulk(ns: &str, to: SocketAddr, secs: f64) -> Result<f64> {
             total += n as u64;
         }
         Ok(total as f64 / t0.elapsed().as_secs_f64())
-    })
-}
-
-fn enter_netns_scoped<T: Send>(ns: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            enter_netns(ns)?;
-            f()
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("thread panicked"))?
     })
 }
 
@@ -480,7 +471,7 @@ fn timed(cmd: &mut Command) -> Result<(Duration, u64)> {
 }
 
 struct Holders {
-    ns: String,
+    ns: Netns,
     kids: Vec<Child>,
     conns: usize,
 }
@@ -493,9 +484,9 @@ impl Holders {
         while self.conns < target {
             let n = (target - self.conns).min(8000);
             let port = 20000 + self.kids.len();
-            let mut c = Command::new("ip")
-                .args(["netns", "exec", &self.ns])
-                .arg(&load)
+            let mut c = self
+                .ns
+                .cmd(&load)
                 .args([
                     "idle",
                     "--port",
@@ -524,28 +515,16 @@ impl Drop for Holders {
         for k in &mut self.kids {
             let _ = k.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
 }
 
 fn snapshot(o: &Opts) -> Result<Value> {
-    let ns = "netmem-bench-snap".to_string();
-    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-    ensure!(
-        Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()?
-            .success(),
-        "ip netns add"
-    );
-    Command::new("ip")
-        .args(["-n", &ns, "link", "set", "lo", "up"])
-        .status()?;
     let mut h = Holders {
-        ns: ns.clone(),
+        ns: Netns::new("snap"),
         kids: vec![],
         conns: 0,
     };
+    let ns = h.ns.name.clone();
     println!("\n== snapshot: {} alternating repetitions per size", o.reps);
     println!(
         "{:<12} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>9}",
@@ -692,16 +671,9 @@ fn pipeline_run(
 }
 
 fn pipeline(o: &Opts) -> Result<Value> {
-    let ns = "netmem-bench-pipe";
-    let _ = Command::new("ip").args(["netns", "del", ns]).output();
-    ensure!(
-        Command::new("ip")
-            .args(["netns", "add", ns])
-            .status()?
-            .success(),
-        "ip netns add"
-    );
-    let r = (|| -> Result<Value> {
+    let netns = Netns::new("pipe");
+    let ns = netns.name.as_str();
+    {
         let batch = 64;
         let secs = o.secs.max(2.0);
         println!("\n== pipeline: one producer, batches of {batch} events per syscall, {secs:.1} s per rate");
@@ -748,7 +720,5 @@ fn pipeline(o: &Opts) -> Result<Value> {
         Ok(
             json!({"batch": batch, "secs": secs, "runs": runs, "max_lossless_per_s": best, "loss_count_exact": exact_all}),
         )
-    })();
-    let _ = Command::new("ip").args(["netns", "del", ns]).output();
-    r
+    }
 }
