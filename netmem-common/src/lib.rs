@@ -300,181 +300,249 @@ fn is_v4_mapped(a: &[u8; 16]) -> bool {
         && a[11] == 0xff
 }
 
-/// Per-group event counters kept in a per-CPU kernel map; indexes into
-/// [`GroupCounters::counts`].
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Counter {
-    Established = 0,
-    Closed = 1,
-    ExceedBufLimit = 2,
-    RcvqueueFull = 3,
-    MemAborts = 4,
-    SkbDrops = 5,
-    Resets = 6,
-    DestroyedWithData = 7,
-    OrphansBorn = 8,
-    OrphansGone = 9,
-    PressureEntered = 10,
+/// Declares a `#[repr(u32)]` enum once, with each variant's wire value and
+/// its name, and derives everything that used to be a parallel table:
+/// `ALL` (in declaration order), `COUNT`, `name()` and `from_u32()`.
+/// Kernel and userspace both use it, so a value and its name cannot drift.
+#[macro_export]
+macro_rules! named_enum {
+    ($(#[$m:meta])* $vis:vis enum $name:ident {
+        $($(#[$vm:meta])* $var:ident = $val:literal => $str:literal,)+
+    }) => {
+        $(#[$m])*
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $name { $($(#[$vm])* $var = $val,)+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$var,)+];
+            pub const COUNT: usize = [$($val,)+].len();
+
+            pub const fn name(self) -> &'static str {
+                match self { $($name::$var => $str,)+ }
+            }
+
+            pub const fn from_u32(v: u32) -> Option<Self> {
+                match v { $($val => Some($name::$var),)+ _ => None }
+            }
+
+            pub fn from_name(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.name() == s)
+            }
+        }
+    };
 }
 
-pub const N_COUNTERS: usize = 11;
-/// JSON field names of the counters, in [`Counter`] order.
-pub const COUNTER_NAMES: [&str; N_COUNTERS] = [
-    "established",
-    "closed",
-    "exceed_buf_limit",
-    "rcvqueue_full",
-    "mem_aborts",
-    "skb_drops",
-    "resets",
-    "destroyed_with_data",
-    "orphans_born",
-    "orphans_gone",
-    "pressure_entered",
-];
+named_enum! {
+    /// Per-group event counters kept in a per-CPU kernel map; the value is
+    /// the index into [`GroupCounters::counts`], the name its JSON field.
+    pub enum Counter {
+        Established = 0 => "established",
+        Closed = 1 => "closed",
+        ExceedBufLimit = 2 => "exceed_buf_limit",
+        RcvqueueFull = 3 => "rcvqueue_full",
+        MemAborts = 4 => "mem_aborts",
+        SkbDrops = 5 => "skb_drops",
+        Resets = 6 => "resets",
+        DestroyedWithData = 7 => "destroyed_with_data",
+        OrphansBorn = 8 => "orphans_born",
+        OrphansGone = 9 => "orphans_gone",
+        PressureEntered = 10 => "pressure_entered",
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupCounters {
-    pub counts: [u64; N_COUNTERS],
+    pub counts: [u64; Counter::COUNT],
 }
 
-/// Indexes of the per-CPU `STATS` array.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug)]
-pub enum Stat {
-    /// bpf_ringbuf_reserve failed: an event was dropped.
-    RingbufLost = 0,
-    /// The per-group counter map was full: a count was dropped.
-    GroupMapFull = 1,
-    /// The orphan tracking map was full: an orphan's birth was not recorded
-    /// (its death then reports no lifetime).
-    OrphanMapFull = 2,
-    /// Synthetic events the pipeline benchmark's program tried to stream
-    /// (each either reached the ring buffer or was counted in RingbufLost).
-    SyntheticGenerated = 3,
-}
-pub const N_STATS: u32 = 4;
-
-impl Stat {
-    pub const ALL: [Stat; N_STATS as usize] = [
-        Stat::RingbufLost,
-        Stat::GroupMapFull,
-        Stat::OrphanMapFull,
-        Stat::SyntheticGenerated,
-    ];
-}
-
-/// Indexes of the `SETTINGS` array, written by userspace after it has chosen
-/// each hook's tier (the programs are loaded by then, so this cannot live in
-/// read-only data).
-#[repr(u32)]
-#[derive(Clone, Copy, Debug)]
-pub enum Setting {
-    /// 1: tcp_check_oom is served by the tcp_send_reset tracepoint, which
-    /// then streams `abort_on_memory` itself.
-    AbortsFromResets = 0,
-    /// The pipeline benchmark's producer: its thread group id (0: the
-    /// synthetic program does nothing), the syscall number that triggers it,
-    /// and how many events each such syscall streams.
-    SyntheticTgid = 1,
-    SyntheticSyscall = 2,
-    SyntheticBatch = 3,
-}
-pub const N_SETTINGS: u32 = 4;
-
-/// Rare events streamed through the ring buffer.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// `sock:sock_exceed_buf_limit`. args: [allocated pages, kind (0 send, 1 recv),
-    /// sysctl_mem[0], sysctl_mem[1], sysctl_mem[2]]
-    ExceedBufLimit = 1,
-    /// `sock:sock_rcvqueue_full`. args: [skb truesize]
-    RcvqueueFull = 2,
-    /// tcp_check_oom() returned true (fexit/kretprobe), or `tcp:tcp_send_reset`
-    /// with reason TCP_ABORT_ON_MEMORY. args: [`AbortArg`] positions.
-    AbortOnMemory = 3,
-    /// `skb:kfree_skb` with a memory-related reason. args: [reason, truesize, len]
-    SkbDrop = 4,
-    /// `tcp:tcp_destroy_sock` of a socket still holding data (it is thrown
-    /// away). args: [unread bytes, unacknowledged bytes] (a FIN not counted)
-    DestroyWithData = 5,
-    /// A socket became an orphan (closed by its owner, not yet CLOSE).
-    /// args: [wmem_queued at birth, source: 0 tcp_close, 1 inet_child_forget]
-    OrphanBorn = 6,
-    /// An orphan was destroyed. args: [lifetime ns (-1 unknown), bytes at
-    /// birth, state before CLOSE, aborted on memory (0/1)]
-    OrphanGone = 7,
-    /// tcp_enter_memory_pressure() while not under pressure. args:
-    /// [allocated pages, tcp_mem[0], [1], [2]]
-    PressureEnter = 8,
-    /// tcp_leave_memory_pressure() while under pressure. args: as PressureEnter
-    PressureLeave = 9,
-    /// A route exception (next-hop exception for IPv4, RTF_CACHE route for
-    /// IPv6) was created or updated. args: [family, pmtu (0 for a
-    /// redirect)]; `route` carries destination, gateway and device.
-    RouteException = 10,
-    /// Streamed only by the pipeline benchmark (`cargo xtask bench`), never
-    /// by a real hook. args: [sequence number within its batch]
-    Synthetic = 11,
-}
-
-/// Positions in [`Event::args`] of an [`EventKind::AbortOnMemory`]. -1 is
-/// "not read by the kernel"; userspace then fills it from procfs and says so.
-#[repr(usize)]
-#[derive(Clone, Copy, Debug)]
-pub enum AbortArg {
-    /// tcp_check_oom's shift (0 from close, >0 from the retransmit timer)
-    Shift = 0,
-    /// the orphan figure tcp_check_oom compares
-    Orphans = 1,
-    MaxOrphans = 2,
-    /// protocol memory_allocated, pages
-    Allocated = 3,
-    Mem0 = 4,
-    Mem1 = 5,
-    Mem2 = 6,
-    /// [`ABORT_FROM_CHECK_OOM`] or [`ABORT_FROM_RESET`]
-    Source = 7,
-}
-pub const ABORT_FROM_CHECK_OOM: i64 = 0;
-pub const ABORT_FROM_RESET: i64 = 1;
-
-impl EventKind {
-    pub fn from_u32(v: u32) -> Option<EventKind> {
-        Some(match v {
-            1 => EventKind::ExceedBufLimit,
-            2 => EventKind::RcvqueueFull,
-            3 => EventKind::AbortOnMemory,
-            4 => EventKind::SkbDrop,
-            5 => EventKind::DestroyWithData,
-            6 => EventKind::OrphanBorn,
-            7 => EventKind::OrphanGone,
-            8 => EventKind::PressureEnter,
-            9 => EventKind::PressureLeave,
-            10 => EventKind::RouteException,
-            11 => EventKind::Synthetic,
-            _ => return None,
-        })
+named_enum! {
+    /// Indexes of the per-CPU `STATS` array: what the kernel side could not
+    /// do, so that no loss is silent.
+    pub enum Stat {
+        /// bpf_ringbuf_reserve failed: an event was dropped.
+        RingbufLost = 0 => "lost_events",
+        /// The per-group counter map was full: a count was dropped.
+        GroupMapFull = 1 => "group_map_full",
+        /// The orphan tracking map was full: an orphan's birth was not
+        /// recorded (its death then reports no lifetime).
+        OrphanMapFull = 2 => "orphan_map_full",
+        /// Synthetic events the pipeline benchmark's program tried to stream
+        /// (each either reached the ring buffer or was counted in RingbufLost).
+        SyntheticGenerated = 3 => "synthetic_generated",
     }
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::ExceedBufLimit => "exceed_buf_limit",
-            EventKind::RcvqueueFull => "rcvqueue_full",
-            EventKind::AbortOnMemory => "abort_on_memory",
-            EventKind::SkbDrop => "skb_drop",
-            EventKind::DestroyWithData => "destroy_with_data",
-            EventKind::OrphanBorn => "orphan_born",
-            EventKind::OrphanGone => "orphan_gone",
-            EventKind::PressureEnter => "memory_pressure_enter",
-            EventKind::PressureLeave => "memory_pressure_leave",
-            EventKind::RouteException => "route_exception",
-            EventKind::Synthetic => "synthetic",
+named_enum! {
+    /// Indexes of the `SETTINGS` array, written by userspace after it has
+    /// chosen each hook's tier (the programs are loaded by then, so this
+    /// cannot live in read-only data).
+    pub enum Setting {
+        /// 1: tcp_check_oom is served by the tcp_send_reset tracepoint, which
+        /// then streams `abort_on_memory` itself.
+        AbortsFromResets = 0 => "aborts_from_resets",
+        /// The pipeline benchmark's producer: its thread group id (0: the
+        /// synthetic program does nothing), the syscall number that triggers
+        /// it, and how many events each such syscall streams.
+        SyntheticTgid = 1 => "synthetic_tgid",
+        SyntheticSyscall = 2 => "synthetic_syscall",
+        SyntheticBatch = 3 => "synthetic_batch",
+    }
+}
+
+named_enum! {
+    /// Rare events streamed through the ring buffer. The name is the JSON
+    /// `event` field; the payload of each kind is the struct of the same
+    /// name in [`payload`].
+    pub enum EventKind {
+        /// `sock:sock_exceed_buf_limit`
+        ExceedBufLimit = 1 => "exceed_buf_limit",
+        /// `sock:sock_rcvqueue_full`
+        RcvqueueFull = 2 => "rcvqueue_full",
+        /// tcp_check_oom() returned true (fexit/kretprobe), or
+        /// `tcp:tcp_send_reset` with reason TCP_ABORT_ON_MEMORY, or nstat.
+        AbortOnMemory = 3 => "abort_on_memory",
+        /// `skb:kfree_skb` with a memory-related reason
+        SkbDrop = 4 => "skb_drop",
+        /// `tcp:tcp_destroy_sock` of a socket still holding data
+        DestroyWithData = 5 => "destroy_with_data",
+        /// A socket became an orphan (closed by its owner, not yet CLOSE).
+        OrphanBorn = 6 => "orphan_born",
+        /// An orphan was destroyed.
+        OrphanGone = 7 => "orphan_gone",
+        /// tcp_enter_memory_pressure() while not under pressure
+        PressureEnter = 8 => "memory_pressure_enter",
+        /// tcp_leave_memory_pressure() while under pressure
+        PressureLeave = 9 => "memory_pressure_leave",
+        /// A route exception (next-hop exception for IPv4, RTF_CACHE route
+        /// for IPv6) was created or updated; `route` carries its addresses.
+        RouteException = 10 => "route_exception",
+        /// Streamed only by the pipeline benchmark, never by a real hook.
+        Synthetic = 11 => "synthetic",
+    }
+}
+
+named_enum! {
+    /// Who saw an abort on memory: the `via` of `abort_on_memory`.
+    pub enum AbortSource {
+        CheckOom = 0 => "tcp_check_oom",
+        Reset = 1 => "tcp_send_reset reason TCP_ABORT_ON_MEMORY",
+        Nstat = 2 => "nstat TCPAbortOnMemory",
+    }
+}
+
+named_enum! {
+    /// Where an orphan was born: the `via` of `orphan_born`.
+    pub enum OrphanSource {
+        TcpClose = 0 => "tcp_close",
+        ChildForget = 1 => "inet_child_forget",
+        SockDiag = 2 => "sock_diag",
+    }
+}
+
+/// A payload of one [`EventKind`]: named fields, carried as the event's
+/// `args` words. `KIND` ties the type to its kind, so a program cannot
+/// stream one kind with another's payload.
+pub trait Payload: Sized {
+    const KIND: EventKind;
+    fn into_args(self) -> [i64; N_ARGS];
+    fn from_args(a: &[i64; N_ARGS]) -> Self;
+}
+
+macro_rules! payload {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $f:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name { $($(#[$fm])* pub $f: i64,)* }
+
+        const _: () = assert!(core::mem::size_of::<$name>() <= 8 * $crate::N_ARGS);
+
+        impl $crate::Payload for $name {
+            const KIND: $crate::EventKind = $crate::EventKind::$name;
+
+            #[inline(always)]
+            #[allow(unused_assignments)]
+            fn into_args(self) -> [i64; $crate::N_ARGS] {
+                let mut a = [0i64; $crate::N_ARGS];
+                let mut i = 0;
+                $(a[i] = self.$f; i += 1;)*
+                a
+            }
+
+            #[inline(always)]
+            #[allow(unused_assignments)]
+            fn from_args(a: &[i64; $crate::N_ARGS]) -> Self {
+                let mut i = 0;
+                $(let $f = a[i]; i += 1;)*
+                $name { $($f,)* }
+            }
         }
-    }
+    };
+}
+
+/// The payload of each event kind, one struct per [`EventKind`] variant and
+/// of the same name. -1 in a figure means "not read by the kernel".
+pub mod payload {
+    payload!(ExceedBufLimit {
+        /// protocol memory_allocated, pages
+        allocated_pages,
+        /// 0 send, 1 recv (the tracepoint's `kind`)
+        direction,
+        /// sysctl_mem[0..3] (tcp_mem or udp_mem), pages
+        mem0, mem1, mem2,
+    });
+    payload!(RcvqueueFull { truesize });
+    payload!(AbortOnMemory {
+        /// tcp_check_oom's shift (0 from close, >0 from the retransmit timer)
+        shift,
+        /// the orphan figure tcp_check_oom compares
+        orphans,
+        max_orphans,
+        /// protocol memory_allocated, pages
+        allocated_pages,
+        mem0, mem1, mem2,
+        /// an [`AbortSource`](crate::AbortSource) value
+        source,
+    });
+    payload!(SkbDrop {
+        /// `enum skb_drop_reason` value on this kernel
+        reason,
+        truesize,
+        len,
+    });
+    payload!(DestroyWithData {
+        /// unread and unacknowledged bytes in sequence space, a FIN not counted
+        unread_bytes,
+        unacked_bytes,
+    });
+    payload!(OrphanBorn {
+        /// wmem_queued at birth
+        bytes,
+        /// an [`OrphanSource`](crate::OrphanSource) value
+        source,
+    });
+    payload!(OrphanGone {
+        /// -1 when the birth was not seen
+        lifetime_ns,
+        bytes_at_birth,
+        /// TCP state before CLOSE (0: unknown)
+        last_state,
+        /// 1 when tcp_check_oom aborted it
+        aborted_on_memory,
+    });
+    payload!(PressureEnter { allocated_pages, mem0, mem1, mem2 });
+    payload!(PressureLeave { allocated_pages, mem0, mem1, mem2 });
+    payload!(RouteException {
+        /// AF_INET or AF_INET6
+        family,
+        /// 0 for a redirect
+        pmtu,
+    });
+    payload!(Synthetic {
+        /// sequence number within its batch
+        seq,
+    });
 }
 
 /// A socket as the kernel programs saw it: addresses, ports and the memory
@@ -500,13 +568,15 @@ pub struct SockInfo {
     pub drops: i32,
 }
 
+/// One ring buffer record. `args` holds the kind's [`payload`] struct.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
     /// bpf_ktime_get_ns (CLOCK_MONOTONIC)
     pub ts_ns: u64,
     pub kind: u32,
-    pub cpu: u32,
+    /// Explicit, so no implicit padding crosses the boundary.
+    pub _pad: u32,
     pub sock: SockInfo,
     pub group: GroupKey,
     pub args: [i64; N_ARGS],
@@ -514,6 +584,13 @@ pub struct Event {
 }
 
 pub const N_ARGS: usize = 8;
+
+impl Event {
+    /// The typed payload, when this record is of `P`'s kind.
+    pub fn payload<P: Payload>(&self) -> Option<P> {
+        (self.kind == P::KIND as u32).then(|| P::from_args(&self.args))
+    }
+}
 
 /// The route part of a [`EventKind::RouteException`]; zero otherwise.
 #[repr(C)]
@@ -557,6 +634,35 @@ mod tests {
         assert_eq!(core::mem::size_of::<GroupKey>(), 20);
         assert_eq!(core::mem::size_of::<SockInfo>(), 16 + 16 + 4 + 4 + 7 * 4);
         assert_eq!(core::mem::size_of::<Event>(), 8 + 4 + 4 + 68 + 20 + 64 + 48);
+    }
+
+    #[test]
+    fn payloads_round_trip_in_declaration_order() {
+        let p = payload::AbortOnMemory {
+            shift: 1,
+            orphans: 2,
+            max_orphans: 3,
+            allocated_pages: 4,
+            mem0: 5,
+            mem1: 6,
+            mem2: 7,
+            source: AbortSource::Reset as i64,
+        };
+        let a = p.into_args();
+        assert_eq!(a, [1, 2, 3, 4, 5, 6, 7, 1]);
+        assert_eq!(payload::AbortOnMemory::from_args(&a), p);
+        assert_eq!(<payload::OrphanGone as Payload>::KIND, EventKind::OrphanGone);
+    }
+
+    #[test]
+    fn enum_tables_come_from_one_declaration() {
+        assert_eq!(Counter::COUNT, Counter::ALL.len());
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "counters index GroupCounters::counts");
+        }
+        assert_eq!(EventKind::from_u32(3), Some(EventKind::AbortOnMemory));
+        assert_eq!(EventKind::from_name("orphan_gone"), Some(EventKind::OrphanGone));
+        assert_eq!(EventKind::from_u32(0), None);
         assert_eq!(core::mem::size_of::<KernelLayout>(), 44 * 4 + 32 + 16);
         assert_eq!(core::mem::size_of::<OrphanInfo>(), 8 + 8 + 20 + 4);
     }

@@ -1,7 +1,7 @@
 //! A socket hitting its buffer limits: rare in health, the first sign of
 //! memory trouble, so every occurrence is streamed.
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use netmem_common::{Counter, EventKind};
+use netmem_common::{payload, Counter};
 
 use crate::sock::{count, emit, group_of, in_traced_netns, lay, proto_mem, read, sock_id};
 
@@ -18,13 +18,14 @@ pub fn sock_exceed_buf_limit(ctx: RawTracePointContext) -> i32 {
     let g = group_of(&id);
     let (_, mem) = proto_mem(sk);
     count(&g, Counter::ExceedBufLimit);
-    emit(
-        EventKind::ExceedBufLimit,
-        sk,
-        &id,
-        &g,
-        [allocated, kind, mem[0], mem[1], mem[2], 0, 0, 0],
-    );
+    let p = payload::ExceedBufLimit {
+        allocated_pages: allocated,
+        direction: kind,
+        mem0: mem[0],
+        mem1: mem[1],
+        mem2: mem[2],
+    };
+    emit(sk, &id, &g, p);
     0
 }
 
@@ -40,12 +41,9 @@ pub fn sock_rcvqueue_full(ctx: RawTracePointContext) -> i32 {
     let id = sock_id(sk);
     let g = group_of(&id);
     count(&g, Counter::RcvqueueFull);
-    emit(
-        EventKind::RcvqueueFull,
-        sk,
-        &id,
-        &g,
-        [truesize as i64, 0, 0, 0, 0, 0, 0, 0],
-    );
+    let p = payload::RcvqueueFull {
+        truesize: truesize as i64,
+    };
+    emit(sk, &id, &g, p);
     0
 }

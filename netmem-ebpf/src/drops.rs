@@ -3,7 +3,7 @@
 //! the system, so the reason is checked against the BTF-resolved mask before
 //! anything else is read.
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use netmem_common::{Counter, EventKind, GroupKey, NO_ARG};
+use netmem_common::{payload, Counter, GroupKey, NO_ARG};
 
 use crate::sock::{
     arg_at, count, drop_reason_selected, emit, group_of, in_traced_netns, lay, read, sock_id,
@@ -51,12 +51,11 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     let truesize: u32 = read(skb, lay!(skb_truesize));
     let len: u32 = read(skb, lay!(skb_len));
     count(&g, Counter::SkbDrops);
-    emit(
-        EventKind::SkbDrop,
-        sk,
-        &id,
-        &g,
-        [reason as i64, truesize as i64, len as i64, 0, 0, 0, 0, 0],
-    );
+    let p = payload::SkbDrop {
+        reason: reason as i64,
+        truesize: truesize as i64,
+        len: len as i64,
+    };
+    emit(sk, &id, &g, p);
     0
 }

@@ -1,6 +1,8 @@
-//! netmem's kernel programs. Each hook family lives in its own module; the
-//! shared pieces (maps, the BTF-resolved layout, socket reading, counting) are
-//! in `sock.rs`. Frequent hooks only bump per-CPU counters; rare ones also
+//! netmem's kernel programs. Each hook family lives in its own module, with
+//! its own logic and maps; the shared pieces (the BTF-resolved layout,
+//! socket reading, counting, streaming) are in `sock.rs`. Which program
+//! serves which hook on which tier is decided by userspace's hook catalog
+//! (`netmem/src/hooks/catalog.rs`). Frequent hooks only bump per-CPU counters; rare ones also
 //! stream an [`Event`](netmem_common::Event) through `EVENTS`.
 #![no_std]
 #![no_main]

@@ -2,11 +2,10 @@
 //! tcp_check_oom() aborting a socket; that is the tracepoint tier of the
 //! tcp_check_oom hook, used when neither fexit nor kretprobe can attach.
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use netmem_common::{Counter, Setting, ABORT_FROM_RESET, NO_ARG};
+use netmem_common::{AbortSource, Counter, Setting, NO_ARG};
 
-use crate::sock::{
-    abort_on_memory, arg_at, count, group_of, in_traced_netns, lay, setting, sock_id,
-};
+use crate::oom::abort_on_memory;
+use crate::sock::{arg_at, count, group_of, in_traced_netns, lay, setting, sock_id};
 
 // TP_PROTO(const struct sock *sk, const struct sk_buff *skb[, enum sk_rst_reason reason])
 #[raw_tracepoint(tracepoint = "tcp_send_reset")]
@@ -21,7 +20,7 @@ pub fn tcp_send_reset(ctx: RawTracePointContext) -> i32 {
     }
     let reason = arg_at(&ctx, lay!(send_reset_reason_arg)) as u32;
     if reason == lay!(rst_reason_abort_on_memory) {
-        abort_on_memory(sk, -1, ABORT_FROM_RESET);
+        abort_on_memory(sk, -1, AbortSource::Reset);
     }
     0
 }

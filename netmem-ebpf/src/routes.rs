@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::{fentry, kprobe},
     programs::{FEntryContext, ProbeContext},
 };
-use netmem_common::{RouteInfo, AF_INET, AF_INET6, NO_OFFSET, N_ARGS};
+use netmem_common::{payload, RouteInfo, AF_INET, AF_INET6, NO_OFFSET};
 
 use crate::sock::{emit_route, lay, read};
 
@@ -20,10 +20,11 @@ fn dev_name(dev: u64, out: &mut [u8; 16]) {
 //                       u32 pmtu, bool lock, unsigned long expires)
 #[inline(always)]
 fn fnhe(nhc: u64, daddr: u64, gw: u64, pmtu: u64) {
-    let mut a = [0i64; N_ARGS];
-    a[0] = AF_INET as i64;
-    a[1] = pmtu as u32 as i64;
-    emit_route(a, |r: &mut RouteInfo| {
+    let p = payload::RouteException {
+        family: AF_INET as i64,
+        pmtu: pmtu as u32 as i64,
+    };
+    emit_route(p, |r: &mut RouteInfo| {
         r.dst[..4].copy_from_slice(&(daddr as u32).to_ne_bytes());
         r.gateway[..4].copy_from_slice(&(gw as u32).to_ne_bytes());
         dev_name(read(nhc, lay!(nhc_dev)), &mut r.dev);
@@ -50,10 +51,11 @@ fn rt6(nrt: u64) {
     let metrics: u64 = read(nrt, lay!(rt6_metrics));
     // dst->_metrics keeps flags in its low bits (DST_METRICS_FLAGS).
     let mtu: u32 = read(metrics & !3u64, lay!(rtax_mtu_index) * 4);
-    let mut a = [0i64; N_ARGS];
-    a[0] = AF_INET6 as i64;
-    a[1] = mtu as i64;
-    emit_route(a, |r: &mut RouteInfo| {
+    let p = payload::RouteException {
+        family: AF_INET6 as i64,
+        pmtu: mtu as i64,
+    };
+    emit_route(p, |r: &mut RouteInfo| {
         r.dst = read(nrt, lay!(rt6_dst));
         r.gateway = read(nrt, lay!(rt6_gateway));
         dev_name(read(nrt, lay!(rt6_dev)), &mut r.dev);

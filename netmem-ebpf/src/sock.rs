@@ -1,14 +1,17 @@
+//! What every hook family shares: the BTF-resolved layout, the maps that
+//! are not one family's own, reading a socket, charging it to its group,
+//! counting, and streaming an event. Hook-specific logic lives in each
+//! family's file.
 use aya_ebpf::{
-    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::RawTracePointContext,
     EbpfContext,
 };
 use netmem_common::{
-    AbortArg, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, OrphanInfo,
-    RouteInfo, Setting, SockInfo, Stat, AF_INET, AF_INET6, NO_OFFSET, N_ARGS, ORPHANS_CACHE,
-    ORPHANS_PERCPU_COUNTER, TCP_CLOSE, TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
+    payload, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, Payload,
+    RouteInfo, Setting, SockInfo, Stat, AF_INET, AF_INET6, NO_OFFSET, N_ARGS,
 };
 
 /// Filled in by userspace from the running kernel's BTF before load.
@@ -31,15 +34,10 @@ pub static GROUP_COUNTS: PerCpuHashMap<GroupKey, GroupCounters> =
 pub static LISTEN_PORTS: HashMap<u16, u64> = HashMap::with_max_entries(8192, 0);
 
 #[map]
-pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(netmem_common::N_STATS, 0);
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT as u32, 0);
 
 #[map]
-pub static SETTINGS: Array<u32> = Array::with_max_entries(netmem_common::N_SETTINGS, 0);
-
-/// Live orphans by socket address: birth time, bytes and group, so their
-/// death can report a lifetime. Bounded; a full map is counted.
-#[map]
-pub static ORPHANS: HashMap<u64, OrphanInfo> = HashMap::with_max_entries(65536, 0);
+pub static SETTINGS: Array<u32> = Array::with_max_entries(Setting::COUNT as u32, 0);
 
 /// kprobe -> kretprobe hand-over of a function's arguments, by thread
 /// (fexit programs see their arguments directly and do not need it).
@@ -61,6 +59,8 @@ pub enum Entry {
 /// event.
 macro_rules! lay {
     ($f:ident) => {
+        // SAFETY: LAYOUT is a plain static the program only reads; the
+        // pointer comes from a field place, so it is valid and aligned.
         unsafe { core::ptr::read_volatile(&raw const $crate::sock::LAYOUT.$f) }
     };
 }
@@ -73,17 +73,22 @@ pub fn drop_reason_selected(reason: u32) -> bool {
     let Some((word, bit)) = netmem_common::drop_reason_bit(reason) else {
         return false;
     };
+    // SAFETY: drop_reason_bit returns word < 4, inside the [u64; 4] mask.
     let mask = unsafe {
         core::ptr::read_volatile((&raw const LAYOUT.drop_reason_mask).cast::<u64>().add(word))
     };
     mask & bit != 0
 }
 
+/// Reads a `T` at `base + off` in kernel memory; zero when the base is null,
+/// the member does not exist on this kernel, or the read faults.
 #[inline(always)]
 pub fn read<T: Default>(base: u64, off: u32) -> T {
     if base == 0 || off == NO_OFFSET {
         return T::default();
     }
+    // SAFETY: bpf_probe_read_kernel copies through a checked helper that
+    // returns an error on a bad address instead of dereferencing it.
     unsafe { bpf_probe_read_kernel((base + off as u64) as *const T) }.unwrap_or_default()
 }
 
@@ -98,7 +103,16 @@ pub fn arg_at(ctx: &RawTracePointContext, idx: u32) -> u64 {
         return 0;
     }
     let base = ctx.as_ptr() as *const u64;
+    // SAFETY: a checked helper read of the context's argument array; an
+    // index past the real arguments reads a stale word, never faults.
     unsafe { bpf_probe_read_kernel(base.wrapping_add(idx as usize)) }.unwrap_or(0)
+}
+
+/// Now, CLOCK_MONOTONIC in ns.
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    unsafe { bpf_ktime_get_ns() }
 }
 
 /// Cheap identity of a socket: enough to filter and to group.
@@ -146,6 +160,8 @@ pub fn sock_id(sk: u64) -> SockId {
 
 #[inline(always)]
 pub fn group_of(id: &SockId) -> GroupKey {
+    // SAFETY: the value is only tested for presence, never read, so a
+    // concurrent update cannot be observed half-written.
     let listening = unsafe { LISTEN_PORTS.get(&id.lport) }.is_some();
     GroupKey::classify(id.family, id.lport, listening, &id.raddr, id.rport)
 }
@@ -179,6 +195,7 @@ pub fn fill_sock_info(s: &mut SockInfo, sk: u64, id: &SockId) {
 #[inline(always)]
 pub fn stat(s: Stat) {
     if let Some(p) = STATS.get_ptr_mut(s as u32) {
+        // SAFETY: a per-CPU slot, written only by this CPU with preemption off.
         unsafe { *p += 1 };
     }
 }
@@ -186,22 +203,22 @@ pub fn stat(s: Stat) {
 #[inline(always)]
 pub fn count(group: &GroupKey, c: Counter) {
     let i = c as usize;
+    if i >= Counter::COUNT {
+        return;
+    }
     if let Some(v) = GROUP_COUNTS.get_ptr_mut(group) {
-        if i < netmem_common::N_COUNTERS {
-            unsafe { (*v).counts[i] += 1 };
-        }
+        // SAFETY: this CPU's own slot of a per-CPU map value.
+        unsafe { (*v).counts[i] += 1 };
         return;
     }
     let mut fresh = GroupCounters::default();
-    if i < netmem_common::N_COUNTERS {
-        fresh.counts[i] = 1;
-    }
+    fresh.counts[i] = 1;
     // BPF_NOEXIST: a racing insert on another CPU only creates the entry;
     // per-CPU values mean this CPU's slot then still needs the bump.
     if GROUP_COUNTS.insert(group, &fresh, 1).is_err() {
         match GROUP_COUNTS.get_ptr_mut(group) {
-            Some(v) if i < netmem_common::N_COUNTERS => unsafe { (*v).counts[i] += 1 },
-            Some(_) => {}
+            // SAFETY: as above, this CPU's own slot.
+            Some(v) => unsafe { (*v).counts[i] += 1 },
             None => stat(Stat::GroupMapFull),
         }
     }
@@ -225,20 +242,23 @@ pub fn emit_with(
         stat(Stat::RingbufLost);
         return;
     };
+    // SAFETY: the reservation is sized and aligned for one Event and owned
+    // by this program until submit; every field is written before submit.
     let e = unsafe { &mut *entry.as_mut_ptr() };
-    e.ts_ns = unsafe { bpf_ktime_get_ns() };
+    e.ts_ns = now_ns();
     e.kind = kind as u32;
-    e.cpu = unsafe { bpf_get_smp_processor_id() };
+    e._pad = 0;
     e.group = *group;
     e.args = args;
     fill(e);
     entry.submit(0);
 }
 
-/// Streams one rare event about `sk` (0 when the hook had no socket).
+/// Streams one rare event about `sk` (0 when the hook had no socket); the
+/// payload's type decides the event's kind.
 #[inline(always)]
-pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64; N_ARGS]) {
-    emit_with(kind, group, args, |e| {
+pub fn emit<P: Payload>(sk: u64, id: &SockId, group: &GroupKey, payload: P) {
+    emit_with(P::KIND, group, payload.into_args(), |e| {
         e.route = RouteInfo::default();
         if sk == 0 {
             e.sock = SockInfo::default();
@@ -250,157 +270,17 @@ pub fn emit(kind: EventKind, sk: u64, id: &SockId, group: &GroupKey, args: [i64;
 
 /// Streams a route exception; `fill` writes the route part in place.
 #[inline(always)]
-pub fn emit_route(args: [i64; N_ARGS], fill: impl FnOnce(&mut RouteInfo)) {
+pub fn emit_route(p: payload::RouteException, fill: impl FnOnce(&mut RouteInfo)) {
     emit_with(
         EventKind::RouteException,
         &GroupKey::UNATTRIBUTED,
-        args,
+        p.into_args(),
         |e| {
             e.sock = SockInfo::default();
             e.route = RouteInfo::default();
             fill(&mut e.route);
         },
     );
-}
-
-/// The figures tcp_check_oom compared, read at the moment it answered, and
-/// the event that says which limit fired. `shift` is -1 when unknown (the
-/// reset tracepoint does not carry it).
-#[inline(always)]
-pub fn abort_on_memory(sk: u64, shift: i64, source: i64) {
-    if sk == 0 || !in_traced_netns(sk) {
-        return;
-    }
-    let id = sock_id(sk);
-    let g = group_of(&id);
-    count(&g, Counter::MemAborts);
-    if let Some(o) = ORPHANS.get_ptr_mut(&sk) {
-        unsafe { (*o).aborted_on_memory = 1 };
-    }
-    let (allocated, mem) = proto_mem(sk);
-    let mut a = [-1i64; N_ARGS];
-    a[AbortArg::Shift as usize] = shift;
-    a[AbortArg::Orphans as usize] = orphan_count();
-    let max_addr = lay!(max_orphans_addr);
-    if max_addr != 0 {
-        a[AbortArg::MaxOrphans as usize] = read::<i32>(max_addr, 0) as i64;
-    }
-    a[AbortArg::Allocated as usize] = allocated;
-    a[AbortArg::Mem0 as usize] = mem[0];
-    a[AbortArg::Mem1 as usize] = mem[1];
-    a[AbortArg::Mem2 as usize] = mem[2];
-    a[AbortArg::Source as usize] = source;
-    emit(EventKind::AbortOnMemory, sk, &id, &g, a);
-}
-
-/// The orphan figure tcp_too_many_orphans() compares, in the counter shape
-/// userspace found in BTF; -1 when this kernel's shape or address is unknown.
-#[inline(always)]
-fn orphan_count() -> i64 {
-    let addr = lay!(orphans_addr);
-    if addr == 0 {
-        return -1;
-    }
-    match lay!(orphan_shape) {
-        ORPHANS_CACHE => read::<i32>(addr, 0) as i64,
-        ORPHANS_PERCPU_COUNTER => read::<i64>(addr, lay!(percpu_counter_count)),
-        _ => -1,
-    }
-}
-
-/// `sk` was just orphaned by its owner, with `bytes` still queued.
-#[inline(always)]
-pub fn orphan_born(sk: u64, source: i64) {
-    if sk == 0 || !in_traced_netns(sk) {
-        return;
-    }
-    let id = sock_id(sk);
-    let g = group_of(&id);
-    count(&g, Counter::OrphansBorn);
-    let bytes = read::<i32>(sk, lay!(sk_wmem_queued)) as i64;
-    let info = OrphanInfo {
-        born_ns: unsafe { bpf_ktime_get_ns() },
-        bytes,
-        group: g,
-        last_state: 0,
-        aborted_on_memory: 0,
-        _pad: [0; 2],
-    };
-    if ORPHANS.insert(&sk, &info, 0).is_err() {
-        stat(Stat::OrphanMapFull);
-    }
-    let mut a = [0i64; N_ARGS];
-    a[0] = bytes;
-    a[1] = source;
-    emit(EventKind::OrphanBorn, sk, &id, &g, a);
-}
-
-/// Called from inet_sock_set_state: remembers how a tracked orphan reached
-/// CLOSE. Only the states a closed socket passes through are looked up:
-/// resets of live connections and failed connects skip the map.
-#[inline(always)]
-pub fn orphan_state(sk: u64, old: u8, new: u8) {
-    if new != TCP_CLOSE
-        || !matches!(
-            old,
-            TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_LAST_ACK | TCP_CLOSING
-        )
-    {
-        return;
-    }
-    if let Some(o) = ORPHANS.get_ptr_mut(&sk) {
-        unsafe { (*o).last_state = old };
-    }
-}
-
-/// `sk` is being destroyed; if it was a tracked orphan, report its life.
-#[inline(always)]
-pub fn orphan_gone(sk: u64) {
-    let Some(o) = (unsafe { ORPHANS.get(&sk) }) else {
-        return;
-    };
-    let o = *o;
-    let _ = ORPHANS.remove(&sk);
-    count(&o.group, Counter::OrphansGone);
-    let id = sock_id(sk);
-    let mut a = [0i64; N_ARGS];
-    a[0] = (unsafe { bpf_ktime_get_ns() } - o.born_ns) as i64;
-    a[1] = o.bytes;
-    a[2] = o.last_state as i64;
-    a[3] = o.aborted_on_memory as i64;
-    emit(EventKind::OrphanGone, sk, &id, &o.group, a);
-}
-
-/// tcp_enter/leave_memory_pressure: streamed only on a real transition,
-/// since the kernel calls enter on every allocation while over tcp_mem[1].
-#[inline(always)]
-pub fn memory_pressure(sk: u64, enter: bool) {
-    if sk == 0 {
-        return;
-    }
-    let prot: u64 = read(sk, lay!(sk_prot));
-    let flag_ptr: u64 = read(prot, lay!(proto_memory_pressure));
-    let under = read::<u64>(flag_ptr, 0) != 0;
-    if under == enter {
-        return;
-    }
-    let id = sock_id(sk);
-    let g = group_of(&id);
-    if enter {
-        count(&g, Counter::PressureEntered);
-    }
-    let (allocated, mem) = proto_mem(sk);
-    let mut a = [0i64; N_ARGS];
-    a[0] = allocated;
-    a[1] = mem[0];
-    a[2] = mem[1];
-    a[3] = mem[2];
-    let kind = if enter {
-        EventKind::PressureEnter
-    } else {
-        EventKind::PressureLeave
-    };
-    emit(kind, sk, &id, &g, a);
 }
 
 /// Saves a kprobe's arguments for its kretprobe.
@@ -413,6 +293,8 @@ pub fn save_entry_args(f: Entry, a: [u64; 2]) {
 #[inline(always)]
 pub fn take_entry_args(f: Entry) -> Option<[u64; 2]> {
     let key = [aya_ebpf::helpers::bpf_get_current_pid_tgid(), f as u64];
+    // SAFETY: the entry is keyed by this thread and only this thread writes
+    // it, so it cannot change while it is copied out.
     let a = unsafe { ENTRY_ARGS.get(&key) }.copied();
     let _ = ENTRY_ARGS.remove(&key);
     a

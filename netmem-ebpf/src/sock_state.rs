@@ -1,13 +1,10 @@
 //! Connection lifecycle: frequent, so only counted in the kernel, plus the
 //! listening-port set the grouping rule needs.
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
-use netmem_common::{
-    Counter, EventKind, IPPROTO_TCP, N_ARGS, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
-};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use netmem_common::{payload, Counter, IPPROTO_TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
 
-use crate::sock::{
-    count, emit, group_of, in_traced_netns, lay, orphan_state, read, sock_id, LISTEN_PORTS,
-};
+use crate::orphans::orphan_state;
+use crate::sock::{count, emit, group_of, in_traced_netns, lay, now_ns, read, sock_id, LISTEN_PORTS};
 
 // TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
@@ -29,8 +26,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     if newstate == TCP_LISTEN {
-        let now = unsafe { bpf_ktime_get_ns() };
-        let _ = LISTEN_PORTS.insert(&id.lport, &now, 0);
+        let _ = LISTEN_PORTS.insert(&id.lport, &now_ns(), 0);
         return 0;
     }
     let c = if newstate == TCP_ESTABLISHED {
@@ -67,9 +63,10 @@ pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
     let id = sock_id(sk);
     let g = group_of(&id);
     count(&g, Counter::DestroyedWithData);
-    let mut args = [0; N_ARGS];
-    args[0] = unread;
-    args[1] = unacked;
-    emit(EventKind::DestroyWithData, sk, &id, &g, args);
+    let p = payload::DestroyWithData {
+        unread_bytes: unread,
+        unacked_bytes: unacked,
+    };
+    emit(sk, &id, &g, p);
     0
 }

@@ -5,7 +5,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
-use netmem_common::{EventKind, GroupKey, RouteInfo, Setting, SockInfo, Stat, N_ARGS};
+use netmem_common::{payload, GroupKey, Payload, RouteInfo, Setting, SockInfo, Stat};
 
 use crate::sock::{arg_at, emit_with, setting, stat};
 
@@ -28,9 +28,8 @@ pub fn synthetic_sys_enter(ctx: RawTracePointContext) -> i32 {
             break;
         }
         stat(Stat::SyntheticGenerated);
-        let mut args = [0i64; N_ARGS];
-        args[0] = i as i64;
-        emit_with(EventKind::Synthetic, &GroupKey::UNATTRIBUTED, args, |e| {
+        let p = payload::Synthetic { seq: i as i64 };
+        emit_with(payload::Synthetic::KIND, &GroupKey::UNATTRIBUTED, p.into_args(), |e| {
             e.sock = SockInfo::default();
             e.route = RouteInfo::default();
         });

@@ -1,15 +1,16 @@
 //! netmem: live attribution of Linux socket memory to listening ports and
-//! backends. The binary (`main.rs`) is a thin CLI over these modules.
-pub mod attribution;
-pub mod btf_offsets;
-pub mod kallsyms;
-pub mod netlink;
-pub mod netns;
+//! backends. The binary (`main.rs`) is a thin CLI over this library.
+//!
+//! Data flows one way: `kernel` facts decide how `hooks` attach; the kernel
+//! programs and the `sources` (sock_diag, procfs, rtnetlink) and `polling`
+//! readers feed the `engine`, which builds the typed `model` (events,
+//! intervals); `cmd` runs a subcommand and hands the model to an `output`
+//! sink. See ARCHITECTURE.md.
+pub mod cmd;
+pub mod engine;
+pub mod hooks;
+pub mod kernel;
+pub mod model;
 pub mod output;
-pub mod pollers;
-pub mod privileges;
-pub mod probes;
-pub mod procfs;
-pub mod snapshot;
-pub mod sockdiag;
-pub mod trace;
+pub mod polling;
+pub mod sources;

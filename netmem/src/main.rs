@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use netmem::attribution::{parse_backend, Filter};
-use netmem::probes::Tier;
+use netmem::hooks::Tier;
+use netmem::model::group::{parse_backend, Filter};
+use netmem::output::{self, Format, Sink};
 
 /// Live socket memory attribution: which listening port or backend holds the
 /// kernel's socket memory, and which limit fired.
@@ -48,6 +49,7 @@ enum Cmd {
     /// kprobe, tracepoint, polling) and why each better tier is not used.
     /// Attaches and detaches at once. Needs root.
     Probes {
+        /// JSON lines instead of a table (one hook per line).
         #[arg(long)]
         json: bool,
         #[arg(long, value_enum, default_value = "fentry")]
@@ -72,6 +74,22 @@ struct Common {
     backends: Vec<(std::net::IpAddr, u16)>,
 }
 
+fn format(json: bool) -> Format {
+    if json {
+        Format::Json
+    } else {
+        Format::Text
+    }
+}
+
+/// Standard output through the sink of the chosen format.
+fn stdout_sink(json: bool) -> Box<dyn Sink> {
+    output::sink(
+        format(json),
+        std::io::BufWriter::new(std::io::stdout().lock()),
+    )
+}
+
 impl Common {
     fn filter(&self) -> Filter {
         Filter {
@@ -94,11 +112,11 @@ fn parse_backend_arg(s: &str) -> Result<(std::net::IpAddr, u16), String> {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let stdout = std::io::stdout();
     match cli.cmd {
         Cmd::Snapshot { common } => {
-            let netns = netmem::netns::Netns::open(common.netns.as_deref())?;
-            netmem::snapshot::run(&netns, common.json, &common.filter(), &mut stdout.lock())
+            let netns = netmem::sources::netns::Netns::open(common.netns.as_deref())?;
+            let mut sink = stdout_sink(common.json);
+            netmem::cmd::snapshot::run(&netns, &common.filter(), sink.as_mut())
         }
         Cmd::Trace {
             common,
@@ -110,22 +128,19 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let opts = netmem::trace::Options {
-                netns: netmem::netns::Netns::open(common.netns.as_deref())?,
-                json: common.json,
+            let opts = netmem::cmd::trace::Options {
+                netns: netmem::sources::netns::Netns::open(common.netns.as_deref())?,
                 interval,
                 duration,
                 filter: common.filter(),
                 event_limit,
                 max_tier,
             };
-            rt.block_on(netmem::trace::run(
-                opts,
-                std::io::BufWriter::new(stdout.lock()),
-            ))
+            let mut sink = stdout_sink(common.json);
+            rt.block_on(netmem::cmd::trace::run(opts, sink.as_mut()))
         }
         Cmd::Probes { json, max_tier } => {
-            netmem::probes::run_report(max_tier, json, &mut stdout.lock())
+            netmem::cmd::probes::run(max_tier, stdout_sink(json).as_mut())
         }
     }
 }

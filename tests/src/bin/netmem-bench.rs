@@ -622,18 +622,20 @@ fn pipeline_run(
         .enable_all()
         .build()?;
     pin_to_cpu(1);
-    let opts = netmem::trace::Options {
-        netns: netmem::netns::Netns::open(Some(ns))?,
-        json: true,
+    let opts = netmem::engine::Options {
+        netns: netmem::sources::netns::Netns::open(Some(ns))?,
         interval: Duration::from_secs(1),
         duration: Some(Duration::from_secs_f64(secs + 0.5)),
         filter: Default::default(),
         event_limit: 0,
-        max_tier: netmem::probes::Tier::Fentry,
+        max_tier: netmem::hooks::Tier::Fentry,
     };
     let producer_time = Arc::new(AtomicU64::new(0));
     let pt = producer_time.clone();
-    let summary = rt.block_on(netmem::trace::run_with(opts, std::io::sink(), move |p| {
+    // The JSON sink over a discarding writer: the pipeline's cost includes
+    // decoding and formatting every event, as a real `trace --json` does.
+    let mut sink = netmem::output::sink(netmem::output::Format::Json, std::io::sink());
+    let summary = rt.block_on(netmem::engine::run_with(opts, sink.as_mut(), move |p| {
         p.attach_synthetic(libc::SYS_getppid as u32, batch)?;
         std::thread::spawn(move || {
             pin_to_cpu(0);

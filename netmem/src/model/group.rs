@@ -1,16 +1,17 @@
-//! Charges sockets and events to groups (`listen:PORT`, `backend:ADDR:PORT`)
-//! with the rule in [`GroupKey::classify`], and sums each group's memory.
+//! Groups: charges sockets and events to `listen:PORT` / `backend:ADDR:PORT`
+//! with the one rule in [`GroupKey::classify`], names them, sums each
+//! group's memory and counts, and filters them (`--port`, `--backend`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{anyhow, Result};
 use netmem_common::{
-    GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_LISTEN, N_COUNTERS, TCP_LISTEN,
+    Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_LISTEN, TCP_LISTEN,
     TCP_NEW_SYN_RECV, TCP_TIME_WAIT,
 };
 
-use crate::sockdiag::SockRecord;
+use crate::sources::sockdiag::SockRecord;
 
 pub fn ip_bytes(ip: &IpAddr) -> [u8; 16] {
     match ip {
@@ -100,7 +101,13 @@ impl GroupMem {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupRow {
     pub mem: GroupMem,
-    pub counts: [u64; N_COUNTERS],
+    pub counts: [u64; Counter::COUNT],
+}
+
+impl GroupRow {
+    pub fn count(&self, c: Counter) -> u64 {
+        self.counts[c as usize]
+    }
 }
 
 #[derive(Default)]
@@ -134,6 +141,28 @@ impl Aggregator {
             m.orphans += 1;
             m.orphan_bytes += rec.rmem_alloc as u64 + rec.wmem_queued as u64;
         }
+    }
+
+    /// One sock_diag pass: the listening sockets first, so every other
+    /// socket can be charged to its group as the dump streams.
+    /// `others`: which non-listening states. Returns the listening ports.
+    pub fn collect(
+        &mut self,
+        netns: &crate::sources::netns::Netns,
+        others: crate::sources::sockdiag::States,
+    ) -> anyhow::Result<HashSet<u16>> {
+        use crate::sources::sockdiag::{dump_tcp, States};
+        let mut listening = HashSet::new();
+        let mut listeners = Vec::new();
+        dump_tcp(netns, States::Listening, |r| {
+            listening.insert(r.lport);
+            listeners.push(r.clone());
+        })?;
+        for r in &listeners {
+            self.add_socket(r, &listening);
+        }
+        dump_tcp(netns, others, |r| self.add_socket(r, &listening))?;
+        Ok(listening)
     }
 
     pub fn add_counts(&mut self, g: GroupKey, counts: &GroupCounters) {

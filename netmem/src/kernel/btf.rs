@@ -10,7 +10,8 @@ use netmem_common::{
     KernelLayout, NO_ARG, NO_OFFSET, ORPHANS_CACHE, ORPHANS_PERCPU_COUNTER, ORPHANS_UNKNOWN,
 };
 
-use crate::kallsyms::Kallsyms;
+use crate::hooks::HookId;
+use crate::kernel::kallsyms::Kallsyms;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -36,7 +37,8 @@ pub struct Resolved {
     /// SOCK_MIN_SNDBUF on this kernel: tcp_check_oom's tcp_mem test only
     /// applies to sockets queuing more than this.
     pub sock_min_sndbuf: i64,
-    pub missing: Vec<String>,
+    /// Each lookup that failed, with the hook it limits (None: all of them).
+    pub missing: Vec<(Option<HookId>, String)>,
     /// `enum skb_drop_reason` value → name, for printing drop events.
     pub drop_reason_names: Vec<(u32, String)>,
 }
@@ -233,15 +235,17 @@ impl KernelBtf {
     pub fn resolve(&self, netns_inum: u32, syms: &Kallsyms) -> Resolved {
         let mut l = KernelLayout::unresolved();
         let mut missing = Vec::new();
-        let off = |root: &str, path: &str, missing: &mut Vec<String>| -> u32 {
+        type Notes = Vec<(Option<HookId>, String)>;
+        let off_for = |hook: Option<HookId>, root: &str, path: &str, missing: &mut Notes| -> u32 {
             match self.offset_of(root, path) {
                 Ok(o) => o,
                 Err(e) => {
-                    missing.push(format!("{e:#}"));
+                    missing.push((hook, format!("{e:#}")));
                     NO_OFFSET
                 }
             }
         };
+        let off = |root: &str, path: &str, missing: &mut Notes| off_for(None, root, path, missing);
         let m = &mut missing;
         l.sk_family = off("sock", "__sk_common.skc_family", m);
         l.sk_state = off("sock", "__sk_common.skc_state", m);
@@ -257,10 +261,10 @@ impl KernelBtf {
         l.sk_protocol = off("sock", "sk_protocol", m);
         l.sk_rmem_alloc = off("sock", "sk_backlog.rmem_alloc", m);
         l.sk_wmem_queued = off("sock", "sk_wmem_queued", m);
-        l.tcp_rcv_nxt = off("tcp_sock", "rcv_nxt", m);
-        l.tcp_copied_seq = off("tcp_sock", "copied_seq", m);
-        l.tcp_write_seq = off("tcp_sock", "write_seq", m);
-        l.tcp_snd_una = off("tcp_sock", "snd_una", m);
+        l.tcp_rcv_nxt = off_for(Some(HookId::TcpDestroySock), "tcp_sock", "rcv_nxt", m);
+        l.tcp_copied_seq = off_for(Some(HookId::TcpDestroySock), "tcp_sock", "copied_seq", m);
+        l.tcp_write_seq = off_for(Some(HookId::TcpDestroySock), "tcp_sock", "write_seq", m);
+        l.tcp_snd_una = off_for(Some(HookId::TcpDestroySock), "tcp_sock", "snd_una", m);
         l.sk_forward_alloc = off("sock", "sk_forward_alloc", m);
         l.sk_rcvbuf = off("sock", "sk_rcvbuf", m);
         l.sk_sndbuf = off("sock", "sk_sndbuf", m);
@@ -272,23 +276,23 @@ impl KernelBtf {
         ) {
             (Ok(a), Ok(b)) => a + b,
             (Err(e), _) | (_, Err(e)) => {
-                missing.push(format!("{e:#}"));
+                missing.push((None, format!("{e:#}")));
                 NO_OFFSET
             }
         };
         let m = &mut missing;
         l.proto_memory_allocated = off("proto", "memory_allocated", m);
         l.proto_sysctl_mem = off("proto", "sysctl_mem", m);
-        l.skb_sk = off("sk_buff", "sk", m);
-        l.skb_truesize = off("sk_buff", "truesize", m);
-        l.skb_len = off("sk_buff", "len", m);
-        l.proto_memory_pressure = off("proto", "memory_pressure", m);
-        l.nhc_dev = off("fib_nh_common", "nhc_dev", m);
+        l.skb_sk = off_for(Some(HookId::KfreeSkb), "sk_buff", "sk", m);
+        l.skb_truesize = off_for(Some(HookId::KfreeSkb), "sk_buff", "truesize", m);
+        l.skb_len = off_for(Some(HookId::KfreeSkb), "sk_buff", "len", m);
+        l.proto_memory_pressure = off_for(Some(HookId::MemoryPressure), "proto", "memory_pressure", m);
+        l.nhc_dev = off_for(Some(HookId::RouteExceptionV4), "fib_nh_common", "nhc_dev", m);
         l.netdev_name = off("net_device", "name", m);
-        l.rt6_dst = off("rt6_info", "rt6i_dst.addr", m);
-        l.rt6_gateway = off("rt6_info", "rt6i_gateway", m);
-        l.rt6_dev = off("rt6_info", "dst.dev", m);
-        l.rt6_metrics = off("rt6_info", "dst._metrics", m);
+        l.rt6_dst = off_for(Some(HookId::RouteExceptionV6), "rt6_info", "rt6i_dst.addr", m);
+        l.rt6_gateway = off_for(Some(HookId::RouteExceptionV6), "rt6_info", "rt6i_gateway", m);
+        l.rt6_dev = off_for(Some(HookId::RouteExceptionV6), "rt6_info", "dst.dev", m);
+        l.rt6_metrics = off_for(Some(HookId::RouteExceptionV6), "rt6_info", "dst._metrics", m);
         // RTAX_MTU is uapi (rtnetlink), so it is ABI like the TCP states;
         // struct dst_metrics stores RTAX_n at index n-1.
         l.rtax_mtu_index = 1;
@@ -300,19 +304,21 @@ impl KernelBtf {
             Err(_) => 4608,
         };
 
-        let position = |tp: &str, wanted: &str, missing: &mut Vec<String>| -> u32 {
+        let position = |tp: &str, wanted: &str, missing: &mut Notes| -> u32 {
+            let hook = HookId::of_tracepoint(tp);
             match self.tracepoint_args(tp) {
                 Ok(args) => match args.iter().position(|a| a == wanted) {
                     Some(i) => i as u32,
                     None => {
-                        missing.push(format!(
-                            "tracepoint {tp} has no `{wanted}` argument on this kernel"
+                        missing.push((
+                            hook,
+                            format!("tracepoint {tp} has no `{wanted}` argument on this kernel"),
                         ));
                         NO_ARG
                     }
                 },
                 Err(e) => {
-                    missing.push(format!("{e:#}"));
+                    missing.push((hook, format!("{e:#}")));
                     NO_ARG
                 }
             }
@@ -330,10 +336,11 @@ impl KernelBtf {
         l.send_reset_reason_arg = position("tcp_send_reset", "enum sk_rst_reason", &mut missing);
         match self.enum_value("sk_rst_reason", RST_REASON_ABORT_ON_MEMORY) {
             Ok(Some(v)) => l.rst_reason_abort_on_memory = v,
-            Ok(None) => missing.push(format!(
-                "enum sk_rst_reason has no {RST_REASON_ABORT_ON_MEMORY}"
+            Ok(None) => missing.push((
+                Some(HookId::TcpCheckOom),
+                format!("enum sk_rst_reason has no {RST_REASON_ABORT_ON_MEMORY}"),
             )),
-            Err(e) => missing.push(format!("{e:#}")),
+            Err(e) => missing.push((Some(HookId::TcpCheckOom), format!("{e:#}"))),
         }
 
         let mut drop_reason_names = Vec::new();
@@ -347,7 +354,7 @@ impl KernelBtf {
                         .push((v, name.trim_start_matches("SKB_DROP_REASON_").to_string()));
                 }
             }
-            Err(e) => missing.push(format!("{e:#}")),
+            Err(e) => missing.push((Some(HookId::KfreeSkb), format!("{e:#}"))),
         }
         l.netns_inum = netns_inum;
         Resolved {
@@ -362,7 +369,13 @@ impl KernelBtf {
 impl KernelBtf {
     /// Where tcp_too_many_orphans() gets its figure on this kernel, by the
     /// type BTF gives `tcp_orphan_count`, and the addresses kallsyms gives.
-    fn resolve_orphans(&self, l: &mut KernelLayout, syms: &Kallsyms, m: &mut Vec<String>) {
+    fn resolve_orphans(
+        &self,
+        l: &mut KernelLayout,
+        syms: &Kallsyms,
+        m: &mut Vec<(Option<HookId>, String)>,
+    ) {
+        let oom = Some(HookId::TcpCheckOom);
         // pahole only puts per-CPU variables in BTF; a plain global (the old
         // percpu_counter) is absent. Then the symbols decide: only the
         // per-CPU shape has tcp_orphan_cache.
@@ -380,14 +393,14 @@ impl KernelBtf {
             Some("struct percpu_counter") => {
                 match self.offset_of("percpu_counter", "count") {
                     Ok(o) => l.percpu_counter_count = o,
-                    Err(e) => m.push(format!("{e:#}")),
+                    Err(e) => m.push((oom, format!("{e:#}"))),
                 }
                 ("tcp_orphan_count", ORPHANS_PERCPU_COUNTER)
             }
             other => {
-                m.push(format!(
+                m.push((oom, format!(
                     "tcp_check_oom: orphan counter shape unknown (tcp_orphan_count is {other:?} in BTF); orphans read from /proc/net/sockstat instead"
-                ));
+                )));
                 ("", ORPHANS_UNKNOWN)
             }
         };
@@ -397,16 +410,17 @@ impl KernelBtf {
                     l.orphan_shape = shape;
                     l.orphans_addr = a;
                 }
-                None => m.push(format!(
+                None => m.push((oom, format!(
                     "tcp_check_oom: {sym} not in /proc/kallsyms (needs CONFIG_KALLSYMS_ALL); orphans read from /proc/net/sockstat instead"
-                )),
+                ))),
             }
         }
         match syms.address("sysctl_tcp_max_orphans") {
             Some(a) => l.max_orphans_addr = a,
-            None => m.push(
+            None => m.push((
+                oom,
                 "tcp_check_oom: sysctl_tcp_max_orphans not in /proc/kallsyms; tcp_max_orphans read from /proc/sys instead".into(),
-            ),
+            )),
         }
     }
 }

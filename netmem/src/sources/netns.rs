@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub struct Netns {
     file: Option<File>,
+    /// As given on the command line, for error messages.
     label: String,
 }
 
@@ -46,10 +47,6 @@ impl Netns {
             },
             label: self.label.clone(),
         })
-    }
-
-    pub fn label(&self) -> &str {
-        &self.label
     }
 
     /// Inode number identifying the namespace, as the kernel programs see it.

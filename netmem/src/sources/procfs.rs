@@ -22,7 +22,7 @@ pub struct Context {
 impl Context {
     /// Usage of `netns` (sockstat's inuse and tw are per namespace) and the
     /// global limits as this process sees them.
-    pub fn read(netns: &crate::netns::Netns) -> Result<Context> {
+    pub fn read(netns: &super::netns::Netns) -> Result<Context> {
         // thread-self: /proc/net follows the thread group leader, not the
         // worker thread that entered the namespace.
         let sockstat = netns.run(|| read_file("/proc/thread-self/net/sockstat"))?;

@@ -16,8 +16,8 @@ use netlink_packet_sock_diag::{
 use netlink_packet_utils::DecodeError;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 
-use crate::netlink;
-use crate::netns::Netns;
+use super::netlink;
+use super::netns::Netns;
 
 /// One socket as sock_diag reports it. Memory figures are those of `ss -m`
 /// (r, t, f, w, d) and are zero where the kernel sent none (TIME_WAIT,

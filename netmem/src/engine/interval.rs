@@ -1,0 +1,121 @@
+//! One interval's reads, done off the event loop: the sock_diag pass, the
+//! global context and the polling tier; plus the listening-port sync and
+//! the route exception tally the interval reports.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use netmem_common::Event as RawEvent;
+
+use super::monotonic_ns;
+use crate::hooks::Probes;
+use crate::model::{Aggregator, RouteFigures};
+use crate::polling::Polls;
+use crate::sources::netns::Netns;
+use crate::sources::procfs::Context;
+use crate::sources::sockdiag::States;
+
+pub(super) struct Gathered {
+    pub agg: Aggregator,
+    pub listening: HashSet<u16>,
+    pub dump_started: u64,
+    pub ctx: Context,
+    pub polls: Polls,
+    /// Found by the polling tier's readers.
+    pub events: Vec<RawEvent>,
+    pub route_cached: Vec<(&'static str, usize)>,
+    pub rt6_cached: Option<u64>,
+}
+
+/// The sock_diag pass, the global context, and the polling tier's readers.
+pub(super) fn gather(netns: &Netns, mut polls: Polls, event_limit: u64) -> Result<Gathered> {
+    let dump_started = monotonic_ns();
+    let mut agg = Aggregator::default();
+    if polls.orphans.is_some() {
+        agg.orphan_records = Some(Vec::new());
+    }
+    let listening = agg.collect(netns, States::Buffered)?;
+    let ctx = Context::read(netns)?;
+    if let Some(d) = polls.orphans.as_mut() {
+        for (rec, g) in agg.orphan_records.take().unwrap_or_default() {
+            d.observe(&rec, g);
+        }
+    }
+    let (events, route_cached) = polls.poll(netns, &ctx, monotonic_ns(), event_limit)?;
+    let rt6_cached = crate::sources::routes::rt6_cached(netns)?;
+    Ok(Gathered {
+        agg,
+        listening,
+        dump_started,
+        ctx,
+        polls,
+        events,
+        route_cached,
+        rt6_cached,
+    })
+}
+
+/// Makes the kernel's listening-port set match the dump, but never drops
+/// a port the kernel learned after the dump began.
+pub(super) fn sync_listen_ports(
+    probes: &mut Probes,
+    listening: &HashSet<u16>,
+    dump_started: u64,
+) -> Result<()> {
+    let mut map = probes.listen_ports()?;
+    let existing: Vec<(u16, u64)> = map.iter().filter_map(|r| r.ok()).collect();
+    for (port, learned) in &existing {
+        if !listening.contains(port) && *learned < dump_started {
+            let _ = map.remove(port);
+        }
+    }
+    for port in listening {
+        if !existing.iter().any(|(p, _)| p == port) {
+            map.insert(port, 0, 0).context("cannot seed LISTEN_PORTS")?;
+        }
+    }
+    Ok(())
+}
+
+/// Route exceptions seen since the last interval, by destination, and the
+/// polled cache sizes (kept until a later dump replaces them).
+#[derive(Default)]
+pub(super) struct RouteTally {
+    inserted: u64,
+    by_dst: HashMap<IpAddr, u64>,
+    cached: BTreeMap<&'static str, usize>,
+}
+
+impl RouteTally {
+    pub fn add(&mut self, dst: IpAddr) {
+        self.inserted += 1;
+        *self.by_dst.entry(dst).or_default() += 1;
+    }
+
+    /// The interval's figures; starts the next interval's tally.
+    pub fn take(
+        &mut self,
+        interval: Duration,
+        rt6_cached: Option<u64>,
+        cached: &[(&'static str, usize)],
+    ) -> RouteFigures {
+        for (k, n) in cached {
+            self.cached.insert(k, *n);
+        }
+        let mut by_dst: Vec<(String, u64)> = std::mem::take(&mut self.by_dst)
+            .into_iter()
+            .map(|(d, n)| (d.to_string(), n))
+            .collect();
+        by_dst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        by_dst.truncate(10);
+        RouteFigures {
+            inserted: std::mem::take(&mut self.inserted),
+            interval,
+            by_dst,
+            rt6_cached,
+            cached: self.cached.clone(),
+        }
+    }
+}

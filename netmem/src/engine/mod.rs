@@ -1,0 +1,340 @@
+//! The live engine behind `trace` (and every live consumer to come):
+//! attaches the hooks, drains the ring buffer as events arrive, gathers an
+//! interval on a worker every `--interval`, turns both into the typed model
+//! and hands it to a [`Sink`]. It never formats anything itself.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
+use netmem_common::{Event as RawEvent, GroupCounters, GroupKey, Stat};
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::hooks::{Coverage, HookId, Probes, Tier};
+use crate::model::event::Decoder;
+use crate::model::{Body, Event, Filter, Summary};
+use crate::output::Sink;
+use crate::polling::Polls;
+use crate::sources::netns::Netns;
+use crate::sources::procfs::Context;
+
+mod interval;
+
+use interval::{gather, Gathered};
+
+pub struct Options {
+    pub netns: Netns,
+    pub interval: Duration,
+    pub duration: Option<Duration>,
+    pub filter: Filter,
+    /// Events handed to the sink per interval at most; the rest are counted.
+    pub event_limit: u64,
+    /// Best tier allowed (lower tiers are still used when better ones fail).
+    pub max_tier: Tier,
+}
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// State the live loop keeps between events and intervals.
+struct Tracer<'s> {
+    opts: Options,
+    sink: &'s mut dyn Sink,
+    probes: Probes,
+    drop_reasons: HashMap<u32, String>,
+    /// wall clock minus CLOCK_MONOTONIC, to date kernel timestamps
+    wall_offset: Duration,
+    prev_counts: HashMap<GroupKey, GroupCounters>,
+    sock_min_sndbuf: i64,
+    /// procfs figures of the last interval, for what the kernel could not read
+    last_ctx: Option<Context>,
+    /// None while an interval's gather runs on its worker.
+    polls: Option<Polls>,
+    /// CLOCK_MONOTONIC ns of the memory-pressure entry being timed
+    pressure_since: Option<u64>,
+    /// The polled abort poller's kernel log counts of the last pass.
+    kernel_log: Option<(u64, u64)>,
+    routes: interval::RouteTally,
+    /// Events of this interval handed to the sink, by kind.
+    shown: std::collections::BTreeMap<&'static str, u64>,
+    received: u64,
+    shown_this_interval: u64,
+    suppressed_this_interval: u64,
+    suppressed_total: u64,
+}
+
+pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<Summary> {
+    run_with(opts, sink, |_| Ok(())).await
+}
+
+/// `run`, with `extra` called once everything is attached and before the
+/// first event is read (the pipeline benchmark attaches its producer there).
+pub async fn run_with(
+    opts: Options,
+    sink: &mut dyn Sink,
+    extra: impl FnOnce(&mut Probes) -> Result<()>,
+) -> Result<Summary> {
+    let mut listening = Vec::new();
+    crate::sources::sockdiag::dump_tcp(
+        &opts.netns,
+        crate::sources::sockdiag::States::Listening,
+        |r| listening.push(r.lport),
+    )?;
+    let (probes, resolved) = crate::hooks::setup(opts.netns.inum()?, opts.max_tier, &listening)?;
+    let polls = Polls::for_tiers(|h| probes.tier_of(h));
+    let mono = monotonic_ns();
+    let wall = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut t = Tracer {
+        opts,
+        sink,
+        probes,
+        drop_reasons: resolved.drop_reason_names.into_iter().collect(),
+        wall_offset: wall.saturating_sub(Duration::from_nanos(mono)),
+        prev_counts: HashMap::new(),
+        sock_min_sndbuf: resolved.sock_min_sndbuf,
+        last_ctx: None,
+        polls: Some(polls),
+        pressure_since: None,
+        kernel_log: None,
+        routes: Default::default(),
+        shown: Default::default(),
+        received: 0,
+        shown_this_interval: 0,
+        suppressed_this_interval: 0,
+        suppressed_total: 0,
+    };
+    extra(&mut t.probes)?;
+    let elapsed = t.main_loop().await?;
+    let mut stats = [0u64; Stat::COUNT];
+    for s in Stat::ALL {
+        stats[*s as usize] = t.probes.stat(*s)?;
+    }
+    let summary = Summary {
+        ts: Some(SystemTime::now()),
+        events: t.received,
+        events_suppressed: t.suppressed_total,
+        duration: elapsed,
+        stats,
+    };
+    t.sink.summary(&summary)?;
+    Ok(summary)
+}
+
+impl Tracer<'_> {
+    async fn main_loop(&mut self) -> Result<Duration> {
+        let started = Instant::now();
+        // Prime counters, pollers and the listening-port set before saying
+        // we are live: whatever happens after the probes line is reported.
+        let g = gather(
+            &self.opts.netns,
+            self.polls.take().expect("polls"),
+            self.opts.event_limit,
+        )?;
+        self.interval_report(g, false)?;
+        self.sink.coverage(&self.probes.status)?;
+        let ring = self.probes.ring_buf()?;
+        // SAFETY: the ring buffer owns its fd and is only dropped with the AsyncFd.
+        let mut rb = unsafe { AsyncFd::register(ring) }
+            .map_err(|e| e.into_parts().1)
+            .context("cannot poll the ring buffer")?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.opts.interval,
+            self.opts.interval,
+        );
+        let deadline = self.opts.duration.map(|d| tokio::time::Instant::now() + d);
+        let end = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(end);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut pending: Option<tokio::task::JoinHandle<Result<Gathered>>> = None;
+        loop {
+            tokio::select! {
+                guard = rb.readable_mut() => {
+                    let mut guard = guard?;
+                    self.drain(guard.get_inner_mut())?;
+                    guard.clear_ready();
+                    self.sink.flush()?;
+                }
+                _ = tick.tick(), if pending.is_none() => pending = Some(self.spawn_gather()?),
+                done = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
+                    pending = None;
+                    let g = done.context("interval worker panicked")??;
+                    self.interval_report(g, true)?;
+                }
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+                _ = &mut end => break,
+            }
+        }
+        // An interval already gathered is reported, as it would have been.
+        if let Some(p) = pending {
+            let g = p.await.context("interval worker panicked")??;
+            self.interval_report(g, true)?;
+        }
+        // Drain what is already in the ring so the summary's counts are final.
+        self.drain(rb.get_mut())?;
+        Ok(started.elapsed())
+    }
+
+    fn drain(&mut self, rb: &mut RingBuf<MapData>) -> Result<()> {
+        while let Some(item) = rb.next() {
+            if item.len() >= std::mem::size_of::<RawEvent>() {
+                // SAFETY: the kernel writes whole `Event`s (checked length);
+                // read unaligned since the ring gives no alignment promise.
+                let e: RawEvent =
+                    unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RawEvent) };
+                self.on_event(&e)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(&self, raw: &RawEvent) -> Option<Event> {
+        let names = &self.drop_reasons;
+        let lookup = |r: u32| names.get(&r).cloned().unwrap_or_else(|| r.to_string());
+        let probes = &self.probes;
+        let tier = |h: HookId| probes.tier_of(h);
+        let offset = self.wall_offset;
+        let wall = |ns: u64| SystemTime::UNIX_EPOCH + offset + Duration::from_nanos(ns);
+        let d = Decoder {
+            drop_reason: &lookup,
+            sock_min_sndbuf: self.sock_min_sndbuf,
+            max_orphans: self
+                .last_ctx
+                .as_ref()
+                .and_then(|c| c.max_orphans)
+                .map(|v| v as i64),
+            orphans: self.last_ctx.as_ref().map(|c| c.orphans as i64),
+            tier: &tier,
+            wall: &wall,
+        };
+        d.decode(raw)
+    }
+
+    fn on_event(&mut self, raw: &RawEvent) -> Result<()> {
+        self.received += 1;
+        let Some(mut e) = self.decode(raw) else {
+            return Ok(());
+        };
+        // What only the stream as a whole knows: pressure durations, the
+        // route tally, the kernel log beside polled aborts.
+        match &mut e.body {
+            Body::PressureEnter { .. } => {
+                if self.pressure_since.is_some() {
+                    // Another CPU saw the same transition: one entry is enough.
+                    return Ok(());
+                }
+                self.pressure_since = Some(raw.ts_ns);
+            }
+            Body::PressureLeave { duration, .. } => {
+                *duration = self
+                    .pressure_since
+                    .take()
+                    .map(|t0| Duration::from_nanos(raw.ts_ns.saturating_sub(t0)));
+            }
+            Body::RouteException(r) => self.routes.add(r.dst),
+            Body::AbortOnMemory(a) if a.via == Some(netmem_common::AbortSource::Nstat) => {
+                a.kernel_log = self.kernel_log;
+            }
+            _ => {}
+        }
+        if let Some(g) = &e.group {
+            if !self.opts.filter.accepts(g) {
+                return Ok(());
+            }
+        }
+        if self.shown_this_interval >= self.opts.event_limit {
+            self.suppressed_this_interval += 1;
+            self.suppressed_total += 1;
+            return Ok(());
+        }
+        self.shown_this_interval += 1;
+        *self.shown.entry(e.body.kind().name()).or_default() += 1;
+        self.sink.event(&e)
+    }
+
+    /// Starts the interval's sock_diag pass and pollers on a blocking
+    /// worker, so the ring buffer keeps being drained while they run.
+    fn spawn_gather(&mut self) -> Result<tokio::task::JoinHandle<Result<Gathered>>> {
+        let netns = self.opts.netns.try_clone()?;
+        let polls = self.polls.take().expect("one gather at a time");
+        let limit = self.opts.event_limit;
+        Ok(tokio::task::spawn_blocking(move || {
+            gather(&netns, polls, limit)
+        }))
+    }
+
+    /// Counter deltas on top of a gathered pass; refreshes LISTEN_PORTS;
+    /// feeds polled events through; hands the interval to the sink when
+    /// `report` (the first pass only primes state).
+    fn interval_report(&mut self, g: Gathered, report: bool) -> Result<()> {
+        let Gathered {
+            mut agg,
+            listening,
+            dump_started,
+            ctx,
+            polls,
+            events,
+            route_cached,
+            rt6_cached,
+        } = g;
+        self.kernel_log = polls.aborts.as_ref().map(|p| p.log_counts);
+        self.polls = Some(polls);
+        interval::sync_listen_ports(&mut self.probes, &listening, dump_started)?;
+        let mut now_counts = HashMap::new();
+        for (g, c) in self.probes.group_counts()? {
+            let d = crate::model::group::counter_delta(&c, self.prev_counts.get(&g));
+            if d.counts.iter().any(|&x| x > 0) {
+                agg.add_counts(g, &d);
+            }
+            now_counts.insert(g, c);
+        }
+        self.prev_counts = now_counts;
+        self.last_ctx = Some(ctx);
+        for e in &events {
+            self.on_event(e)?;
+        }
+        if !report {
+            self.routes.take(self.opts.interval, rt6_cached, &route_cached);
+            return Ok(());
+        }
+        let live = crate::model::Live {
+            memory_pressure: self.pressure_since.is_some(),
+            routes: self.routes.take(self.opts.interval, rt6_cached, &route_cached),
+            coverage: Coverage::of(&self.probes.status),
+            loss: crate::model::Loss {
+                lost_events: self.probes.stat(Stat::RingbufLost)?,
+                events_suppressed: self.suppressed_this_interval,
+                group_map_full: self.probes.stat(Stat::GroupMapFull)?,
+            },
+            events: std::mem::take(&mut self.shown),
+        };
+        let i = crate::model::Interval {
+            ts: SystemTime::now(),
+            context: self.last_ctx.clone().expect("read above"),
+            groups: agg.sorted(&self.opts.filter),
+            live: Some(live),
+        };
+        self.sink.interval(&i)?;
+        self.shown_this_interval = 0;
+        self.suppressed_this_interval = 0;
+        Ok(())
+    }
+}

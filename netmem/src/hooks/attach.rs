@@ -1,0 +1,429 @@
+//! The attach engine: loads the embedded eBPF object with the running
+//! kernel's layout and gives every hook of the catalog the best mechanism
+//! this kernel allows: fentry/fexit, then kprobe/kretprobe, then a (raw)
+//! tracepoint, then userspace polling. Each better tier that was not used is
+//! reported with the reason, and a hook that cannot be served at all says so
+//! while the others run.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use aya::{
+    maps::{MapData, RingBuf},
+    programs::{FEntry, FExit, KProbe, Program, RawTracePoint},
+    Btf, Ebpf, EbpfLoader,
+};
+use netmem_common::{GroupCounters, GroupKey, KernelLayout, Setting, Stat, NO_ARG};
+
+use super::catalog::{wanted_symbols, HookId, Kind, Needs, Prog, Tier, TierSpec, HOOKS};
+use super::maps;
+use super::status::{HookStatus, Unavailable};
+use crate::kernel::btf::{KernelBtf, Resolved};
+use crate::kernel::kallsyms::Kallsyms;
+
+/// The eBPF object built by build.rs from netmem-ebpf.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netmem"));
+
+/// Facts about the kernel that decide tiers before anything is loaded.
+struct Env<'a> {
+    btf: &'a KernelBtf,
+    syms: &'a Kallsyms,
+    aya_btf: Option<Btf>,
+    kprobes: bool,
+    layout: &'a KernelLayout,
+}
+
+pub struct Probes {
+    pub ebpf: Ebpf,
+    pub status: Vec<HookStatus>,
+}
+
+/// Everything `trace` and `probes` need before the first event: privileges,
+/// the kernel's BTF and symbols, the resolved layout, and the attached hooks.
+/// `listening`: the traced namespace's listening ports, seeded into the
+/// kernel before anything is attached, so the first events are already
+/// charged to the right `listen:PORT` group.
+pub fn setup(
+    netns_inum: u32,
+    max_tier: Tier,
+    listening: &[u16],
+) -> Result<(Probes, Resolved)> {
+    crate::kernel::privileges::check()?;
+    let btf = KernelBtf::load()?;
+    let syms = Kallsyms::load(&wanted_symbols()).unwrap_or_else(|e| {
+        log::warn!("{e:#}: kprobe tier and orphan figures unavailable");
+        Kallsyms::default()
+    });
+    let resolved = btf.resolve(netns_inum, &syms);
+    let probes = Probes::attach(
+        &resolved.layout,
+        &resolved.missing,
+        &btf,
+        &syms,
+        max_tier,
+        listening,
+    )?;
+    Ok((probes, resolved))
+}
+
+impl Probes {
+    /// Loads the object and gives each hook its best tier not better than
+    /// `max_tier`. `layout_notes` are BTF lookups that failed; each is
+    /// attached to the status of the hooks it limits.
+    pub fn attach(
+        layout: &KernelLayout,
+        layout_notes: &[(Option<HookId>, String)],
+        btf: &KernelBtf,
+        syms: &Kallsyms,
+        max_tier: Tier,
+        listening: &[u16],
+    ) -> Result<Probes> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global("LAYOUT", layout, true)
+            .load(OBJECT)
+            .context("the kernel refused to load netmem's eBPF object")?;
+        {
+            let mut ports = maps::listen_ports(&mut ebpf)?;
+            for p in listening {
+                ports.insert(p, 0, 0).context("cannot seed LISTEN_PORTS")?;
+            }
+        }
+        if let Err(e) = aya_log::EbpfLogger::init(&mut ebpf) {
+            log::debug!("no kernel-side logs: {e}");
+        }
+        let env = Env {
+            btf,
+            syms,
+            aya_btf: Btf::from_sys_fs().ok(),
+            kprobes: Path::new("/sys/bus/event_source/devices/kprobe").exists(),
+            layout,
+        };
+        let mut status: Vec<HookStatus> = Vec::new();
+        for hook in HOOKS {
+            let mut st = HookStatus {
+                id: hook.id,
+                hook: hook.name,
+                tier: None,
+                via: String::new(),
+                unavailable: Vec::new(),
+                note: None,
+            };
+            for t in hook.tiers {
+                if t.tier < max_tier {
+                    st.unavailable.push(Unavailable {
+                        tier: t.tier,
+                        reason: format!("skipped: --max-tier {}", max_tier.name()),
+                    });
+                    continue;
+                }
+                match attach_tier(&mut ebpf, &env, t, &status) {
+                    Ok((via, note)) => {
+                        st.tier = Some(t.tier);
+                        st.via = via;
+                        st.note = note;
+                        break;
+                    }
+                    Err(e) => st.unavailable.push(Unavailable {
+                        tier: t.tier,
+                        reason: format!("{e:#}"),
+                    }),
+                }
+            }
+            if st.tier.is_none() {
+                if let Some((_, what)) = hook.polling {
+                    st.tier = Some(Tier::Polling);
+                    st.via = what.to_string();
+                }
+            }
+            let notes: Vec<&str> = layout_notes
+                .iter()
+                .filter(|(h, _)| *h == Some(hook.id))
+                .map(|(_, n)| n.as_str())
+                .collect();
+            if !notes.is_empty() && st.tier.is_some() {
+                let mut all: Vec<String> = st.note.take().into_iter().collect();
+                all.extend(notes.iter().map(|s| s.to_string()));
+                st.note = Some(all.join("; "));
+            }
+            status.push(st);
+        }
+        // With --max-tier polling no kernel hook is wanted; otherwise having
+        // none at all means netmem cannot do its job here.
+        if max_tier < Tier::Polling
+            && status
+                .iter()
+                .all(|s| matches!(s.tier, None | Some(Tier::Polling)))
+        {
+            let why: Vec<String> = status
+                .iter()
+                .map(|s| {
+                    let reasons: Vec<String> = s
+                        .unavailable
+                        .iter()
+                        .map(|u| format!("{}: {}", u.tier.name(), u.reason))
+                        .collect();
+                    format!("{}: {}", s.hook, reasons.join("; "))
+                })
+                .collect();
+            bail!("no kernel hook could be attached:\n  {}", why.join("\n  "));
+        }
+        let mut p = Probes { ebpf, status };
+        let from_resets = p.tier_of(HookId::TcpCheckOom) == Some(Tier::Tracepoint);
+        p.set(Setting::AbortsFromResets, from_resets as u32)?;
+        Ok(p)
+    }
+
+    pub fn tier_of(&self, hook: HookId) -> Option<Tier> {
+        self.status
+            .iter()
+            .find(|s| s.id == hook)
+            .and_then(|s| s.tier)
+    }
+
+    /// The pipeline benchmark's producer (netmem-ebpf's `synthetic.rs`):
+    /// from now on every `syscall` this process makes streams `batch`
+    /// synthetic events through the ring buffer. Detached with the rest.
+    pub fn attach_synthetic(&mut self, syscall: u32, batch: u32) -> Result<()> {
+        let p: &mut RawTracePoint = self
+            .ebpf
+            .program_mut("synthetic_sys_enter")
+            .context("synthetic_sys_enter missing from the object")?
+            .try_into()?;
+        p.load().context("load synthetic_sys_enter")?;
+        p.attach("sys_enter")
+            .context("attach raw tracepoint sys_enter")?;
+        self.set(Setting::SyntheticSyscall, syscall)?;
+        self.set(Setting::SyntheticBatch, batch)?;
+        self.set(Setting::SyntheticTgid, std::process::id())
+    }
+
+    fn set(&mut self, s: Setting, v: u32) -> Result<()> {
+        maps::set(&mut self.ebpf, s, v)
+    }
+
+    pub fn ring_buf(&mut self) -> Result<RingBuf<MapData>> {
+        maps::take_events(&mut self.ebpf)
+    }
+
+    pub fn listen_ports(&mut self) -> Result<aya::maps::HashMap<&mut MapData, u16, u64>> {
+        maps::listen_ports(&mut self.ebpf)
+    }
+
+    /// Cumulative per-group counters, summed over CPUs.
+    pub fn group_counts(&self) -> Result<Vec<(GroupKey, GroupCounters)>> {
+        maps::group_counts(&self.ebpf)
+    }
+
+    /// A STATS counter summed over CPUs.
+    pub fn stat(&self, s: Stat) -> Result<u64> {
+        maps::stat(&self.ebpf, s)
+    }
+}
+
+/// Tries one tier of one hook: checks what can be known up front, then
+/// loads and attaches its programs. On failure, everything this tier loaded
+/// is unloaded again, so a failed tier leaves nothing behind.
+fn attach_tier(
+    ebpf: &mut Ebpf,
+    env: &Env,
+    t: &TierSpec,
+    done: &[HookStatus],
+) -> Result<(String, Option<String>)> {
+    if t.needs == Needs::ResetReasons {
+        let resets = done.iter().find(|s| s.id == HookId::TcpSendReset);
+        if resets.and_then(|s| s.tier).is_none() {
+            bail!("{} is not attached", HookId::TcpSendReset.name());
+        }
+        if env.layout.send_reset_reason_arg == NO_ARG
+            || env.layout.rst_reason_abort_on_memory == u32::MAX
+        {
+            bail!("tcp:tcp_send_reset has no reset reason on this kernel (6.10+)");
+        }
+        return Ok((
+            "raw_tracepoint:tcp_send_reset reason=TCP_ABORT_ON_MEMORY".into(),
+            Some("shift unknown on this tier (the reset does not carry it)".into()),
+        ));
+    }
+    // Every check before any load, so a tier the kernel cannot serve loads nothing.
+    let checked: Vec<Result<()>> = t.progs.iter().map(|p| precheck(env, p)).collect();
+    if let Some((_, Err(e))) = t
+        .progs
+        .iter()
+        .zip(&checked)
+        .find(|(p, c)| !p.optional && c.is_err())
+    {
+        return Err(anyhow!("{e:#}"));
+    }
+    let mut loaded: Vec<&str> = Vec::new();
+    let mut via = Vec::new();
+    let mut notes = Vec::new();
+    for (p, checked) in t.progs.iter().zip(checked) {
+        let r = checked.and_then(|_| load_attach(ebpf, env, p));
+        match r {
+            Ok(()) => {
+                loaded.push(p.program);
+                via.push(format!("{}:{}", p.kind.name(), p.target));
+            }
+            Err(e) if p.optional => notes.push(format!("{} not probed: {e:#}", p.target)),
+            Err(e) => {
+                for name in loaded {
+                    unload(ebpf, name);
+                }
+                unload(ebpf, p.program);
+                return Err(e);
+            }
+        }
+    }
+    Ok((via.join(" "), (!notes.is_empty()).then(|| notes.join("; "))))
+}
+
+/// What can be known without loading: the function exists under its own
+/// name, BTF has its prototype, and the arguments netmem reads are where it
+/// expects them.
+fn precheck(env: &Env, p: &Prog) -> Result<()> {
+    match p.kind {
+        Kind::RawTp => {
+            if env.btf.tracepoint_args(p.target).is_err() {
+                bail!("tracepoint {} does not exist on this kernel", p.target);
+            }
+            return Ok(());
+        }
+        Kind::KProbe | Kind::KRetProbe => {
+            if !env.kprobes {
+                bail!("kprobes not built into this kernel (no kprobe PMU in /sys/bus/event_source/devices)");
+            }
+            if !env.syms.has_function(p.target) {
+                bail!(
+                    "function {} inlined or renamed: not in /proc/kallsyms",
+                    p.target
+                );
+            }
+        }
+        Kind::FEntry | Kind::FExit => {
+            if env.aya_btf.is_none() {
+                bail!("no kernel BTF for BPF trampolines");
+            }
+        }
+    }
+    let Some(params) = env.btf.func_params(p.target) else {
+        bail!(
+            "function {} has no BTF prototype (inlined or renamed by the compiler)",
+            p.target
+        );
+    };
+    for &(i, ty) in p.args {
+        match params.get(i) {
+            Some((_, actual)) if same_type(actual, ty) => {}
+            Some((name, actual)) => bail!(
+                "{} argument {i} is `{actual} {name}` on this kernel, netmem reads `{ty}`",
+                p.target
+            ),
+            None => bail!(
+                "{} has only {} arguments on this kernel",
+                p.target,
+                params.len()
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// BTF spells typedefs through to their base (`__be32` is `unsigned int`).
+fn same_type(actual: &str, wanted: &str) -> bool {
+    fn base(t: &str) -> &str {
+        match t {
+            "__be32" | "u32" | "__u32" => "unsigned int",
+            other => other,
+        }
+    }
+    base(actual) == base(wanted)
+}
+
+fn load_attach(ebpf: &mut Ebpf, env: &Env, p: &Prog) -> Result<()> {
+    let prog = ebpf
+        .program_mut(p.program)
+        .ok_or_else(|| anyhow!("program {} missing from the object", p.program))?;
+    match p.kind {
+        Kind::RawTp => {
+            let prog: &mut RawTracePoint = prog.try_into()?;
+            prog.load().map_err(|e| load_error("raw_tracepoint", e))?;
+            prog.attach(p.target).map_err(|e| anyhow!("attach: {e}"))?;
+        }
+        Kind::KProbe | Kind::KRetProbe => {
+            let prog: &mut KProbe = prog.try_into()?;
+            prog.load().map_err(|e| load_error("kprobe", e))?;
+            prog.attach(p.target, 0)
+                .map_err(|e| anyhow!("attach {}: {e}", p.target))?;
+        }
+        Kind::FEntry => {
+            let btf = env.aya_btf.as_ref().expect("prechecked");
+            let prog: &mut FEntry = prog.try_into()?;
+            prog.load(p.target, btf)
+                .map_err(|e| load_error("tracing", e))?;
+            prog.attach().map_err(|e| anyhow!("attach: {e}"))?;
+        }
+        Kind::FExit => {
+            let btf = env.aya_btf.as_ref().expect("prechecked");
+            let prog: &mut FExit = prog.try_into()?;
+            prog.load(p.target, btf)
+                .map_err(|e| load_error("tracing", e))?;
+            prog.attach().map_err(|e| anyhow!("attach: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn unload(ebpf: &mut Ebpf, name: &str) {
+    let Some(prog) = ebpf.program_mut(name) else {
+        return;
+    };
+    let _ = match prog {
+        Program::KProbe(p) => p.unload(),
+        Program::FEntry(p) => p.unload(),
+        Program::FExit(p) => p.unload(),
+        Program::RawTracePoint(p) => p.unload(),
+        _ => Ok(()),
+    };
+}
+
+/// The kernel's answer to BPF_PROG_LOAD, said the way an operator needs it:
+/// EPERM on a tracing program is a kernel policy, not a netmem bug.
+fn load_error(kind: &str, e: aya::programs::ProgramError) -> anyhow::Error {
+    use aya::programs::ProgramError;
+    match &e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let errno = io_error.raw_os_error().unwrap_or(0);
+            let what = match errno {
+                libc::EPERM => format!("program type {kind} refused: EPERM"),
+                libc::EINVAL => "program refused: EINVAL".to_string(),
+                libc::EACCES => "verifier rejected the program: EACCES".to_string(),
+                524 => "not supported by this kernel: ENOTSUPP".to_string(),
+                _ => format!("load failed: {io_error}"),
+            };
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(2).collect();
+            if tail.is_empty() {
+                anyhow!(what)
+            } else {
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                anyhow!("{what} ({})", tail.join(" / "))
+            }
+        }
+        _ => anyhow!("load: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typedefs_compare_by_base() {
+        assert!(same_type("unsigned int", "__be32"));
+        assert!(same_type("struct sock *", "struct sock *"));
+        assert!(!same_type("struct fib_nh *", "struct fib_nh_common *"));
+    }
+}

@@ -1,0 +1,73 @@
+//! Typed handles on the kernel programs' maps: the one place that names a
+//! map, knows its key and value types, and sums its per-CPU values (the
+//! aya equivalent of a libbpf skeleton's `skel->maps`).
+
+use anyhow::{Context, Result};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::Ebpf;
+use netmem_common::{GroupCounters, GroupKey, Setting, Stat};
+
+/// Map names as netmem-ebpf declares them (`#[map] pub static NAME`).
+const EVENTS: &str = "EVENTS";
+const GROUP_COUNTS: &str = "GROUP_COUNTS";
+const LISTEN_PORTS: &str = "LISTEN_PORTS";
+const STATS: &str = "STATS";
+const SETTINGS: &str = "SETTINGS";
+
+fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name)
+        .with_context(|| format!("map {name} missing from netmem's eBPF object"))
+}
+
+fn map<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a aya::maps::Map> {
+    ebpf.map(name)
+        .with_context(|| format!("map {name} missing from netmem's eBPF object"))
+}
+
+/// The event stream. Taken out of the object once, for the event loop.
+pub fn take_events(ebpf: &mut Ebpf) -> Result<RingBuf<MapData>> {
+    let m = ebpf
+        .take_map(EVENTS)
+        .with_context(|| format!("map {EVENTS} missing (or already taken)"))?;
+    RingBuf::try_from(m).context(EVENTS)
+}
+
+/// The listening-port set the kernel's grouping rule reads.
+pub fn listen_ports(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u16, u64>> {
+    HashMap::try_from(map_mut(ebpf, LISTEN_PORTS)?).context(LISTEN_PORTS)
+}
+
+/// Cumulative per-group counters, summed over CPUs.
+pub fn group_counts(ebpf: &Ebpf) -> Result<Vec<(GroupKey, GroupCounters)>> {
+    let m: PerCpuHashMap<&MapData, GroupKey, GroupCounters> =
+        PerCpuHashMap::try_from(map(ebpf, GROUP_COUNTS)?).context(GROUP_COUNTS)?;
+    let mut out = Vec::new();
+    for item in m.iter() {
+        let (k, per_cpu) = item.with_context(|| format!("reading {GROUP_COUNTS}"))?;
+        let mut sum = GroupCounters::default();
+        for v in per_cpu.iter() {
+            for (a, b) in sum.counts.iter_mut().zip(v.counts.iter()) {
+                *a += b;
+            }
+        }
+        out.push((k, sum));
+    }
+    Ok(out)
+}
+
+/// A STATS counter summed over CPUs.
+pub fn stat(ebpf: &Ebpf, s: Stat) -> Result<u64> {
+    let m: PerCpuArray<&MapData, u64> =
+        PerCpuArray::try_from(map(ebpf, STATS)?).context(STATS)?;
+    Ok(m.get(&(s as u32), 0)
+        .with_context(|| format!("reading {STATS}[{}]", s.name()))?
+        .iter()
+        .sum())
+}
+
+pub fn set(ebpf: &mut Ebpf, s: Setting, v: u32) -> Result<()> {
+    let mut m: Array<&mut MapData, u32> =
+        Array::try_from(map_mut(ebpf, SETTINGS)?).context(SETTINGS)?;
+    m.set(s as u32, v, 0)
+        .with_context(|| format!("cannot write {SETTINGS}[{}]", s.name()))
+}

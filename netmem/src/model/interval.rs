@@ -1,0 +1,87 @@
+//! What one pass produces: the global context, the groups with their memory
+//! (and, live, their event counts), and, live, what the interval saw beyond
+//! groups: pressure, route exceptions, coverage and every loss figure.
+//! `snapshot` produces one without the live part; the trace loop one per
+//! interval.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use netmem_common::{GroupKey, Stat};
+
+use super::group::GroupRow;
+use crate::hooks::Coverage;
+pub use crate::sources::procfs::Context;
+
+#[derive(Clone, Debug)]
+pub struct Interval {
+    pub ts: SystemTime,
+    pub context: Context,
+    /// Sorted by memory held, largest first; filtered.
+    pub groups: Vec<(GroupKey, GroupRow)>,
+    /// None for a snapshot (no kernel programs: no counts, no events).
+    pub live: Option<Live>,
+}
+
+/// The part of an interval only a live trace has.
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    pub memory_pressure: bool,
+    pub routes: RouteFigures,
+    pub coverage: Coverage,
+    pub loss: Loss,
+    /// Events of this interval that reached the sinks, by kind name.
+    pub events: BTreeMap<&'static str, u64>,
+}
+
+/// Nothing is lost silently: every figure of what did not reach the user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Loss {
+    /// Ring buffer full (cumulative, counted per CPU in the kernel).
+    pub lost_events: u64,
+    /// Over --event-limit, this interval.
+    pub events_suppressed: u64,
+    /// Per-group map full (cumulative).
+    pub group_map_full: u64,
+}
+
+/// The route exception cache's growth this interval.
+#[derive(Clone, Debug, Default)]
+pub struct RouteFigures {
+    pub inserted: u64,
+    pub interval: Duration,
+    /// Top destinations by exceptions inserted (at most 10).
+    pub by_dst: Vec<(String, u64)>,
+    /// /proc/net/rt6_stats' cached routes
+    pub rt6_cached: Option<u64>,
+    /// The polling tier's dump sizes, by family name.
+    pub cached: BTreeMap<&'static str, usize>,
+}
+
+impl RouteFigures {
+    pub fn per_s(&self) -> f64 {
+        let s = self.interval.as_secs_f64();
+        if s > 0.0 {
+            self.inserted as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What a finished trace counted.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub ts: Option<SystemTime>,
+    pub events: u64,
+    pub events_suppressed: u64,
+    pub duration: Duration,
+    /// Every kernel-side statistic, indexed by [`Stat`].
+    pub stats: [u64; Stat::COUNT],
+}
+
+impl Summary {
+    pub fn stat(&self, s: Stat) -> u64 {
+        self.stats[s as usize]
+    }
+}

@@ -1,0 +1,10 @@
+//! The typed model every source produces and every sink consumes: groups
+//! (the grouping rule, aggregation, filters), events (decoded, with their
+//! domain rules) and intervals (one pass's figures).
+pub mod event;
+pub mod group;
+pub mod interval;
+
+pub use event::{Body, Event};
+pub use group::{Aggregator, Filter, GroupMem, GroupRow};
+pub use interval::{Context, Interval, Live, Loss, RouteFigures, Summary};

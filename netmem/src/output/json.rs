@@ -1,0 +1,405 @@
+//! JSON lines: the documented contract (README, "JSON lines"). Field names
+//! and meanings only grow; `tests::contract` pins every line type's fields.
+
+use std::io::Write;
+
+use anyhow::Result;
+use netmem_common::{Counter, GroupKey, GROUP_BACKEND};
+use serde_json::{json, Map, Value};
+
+use super::{rfc3339, Sink};
+use crate::hooks::HookStatus;
+use crate::model::event::{family_name, state_name, Abort, Body, Protocol, ProtoMem};
+use crate::model::group::{group_kind, group_name, ip_from, GroupRow};
+use crate::model::{Context, Event, Interval, Summary};
+
+pub struct JsonSink<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W) -> Self {
+        JsonSink { out }
+    }
+
+    fn line(&mut self, v: &Value) -> Result<()> {
+        serde_json::to_writer(&mut self.out, v)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
+        let ts = rfc3339(std::time::SystemTime::now());
+        self.line(&json!({"type": "probes", "ts": ts, "hooks": hooks}))?;
+        self.flush()
+    }
+
+    fn probe_report(&mut self, hooks: &[HookStatus]) -> Result<()> {
+        for h in hooks {
+            self.line(&serde_json::to_value(h)?)?;
+        }
+        self.flush()
+    }
+
+    fn event(&mut self, e: &Event) -> Result<()> {
+        self.line(&Value::Object(event_object(e)))
+    }
+
+    fn interval(&mut self, i: &Interval) -> Result<()> {
+        let ts = rfc3339(i.ts);
+        let mut c = context_object(&ts, &i.context);
+        if let Some(l) = &i.live {
+            let r = &l.routes;
+            c["lost_events"] = json!(l.loss.lost_events);
+            c["events_suppressed"] = json!(l.loss.events_suppressed);
+            c["group_map_full"] = json!(l.loss.group_map_full);
+            c["memory_pressure"] = json!(l.memory_pressure);
+            c["route_exceptions"] = json!({
+                "inserted": r.inserted,
+                "per_s": (r.per_s() * 100.0).round() / 100.0,
+                "by_dst": r.by_dst.iter().map(|(d, n)| json!({"dst": d, "count": n})).collect::<Vec<_>>(),
+                "rt6_cached": r.rt6_cached,
+                "cached": r.cached,
+            });
+        }
+        self.line(&c)?;
+        for (g, row) in &i.groups {
+            self.line(&group_object(&ts, g, row, i.live.is_some()))?;
+        }
+        self.flush()
+    }
+
+    fn summary(&mut self, s: &Summary) -> Result<()> {
+        use netmem_common::Stat;
+        let ts = rfc3339(s.ts.unwrap_or_else(std::time::SystemTime::now));
+        self.line(&json!({
+            "type": "summary", "ts": ts, "events": s.events,
+            "lost_events": s.stat(Stat::RingbufLost),
+            "events_suppressed": s.events_suppressed,
+            "group_map_full": s.stat(Stat::GroupMapFull),
+            "orphan_map_full": s.stat(Stat::OrphanMapFull),
+            "duration_s": (s.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+        }))?;
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+pub fn context_object(ts: &str, c: &Context) -> Value {
+    json!({
+        "type": "context", "ts": ts,
+        "tcp_mem_pages": c.tcp_mem_pages, "memory_allocated_pages": c.memory_allocated_pages,
+        "orphans": c.orphans, "max_orphans": c.max_orphans,
+        "sockets_inuse": c.sockets_inuse, "tw": c.tw, "page_size": c.page_size,
+    })
+}
+
+pub fn group_object(ts: &str, g: &GroupKey, row: &GroupRow, live: bool) -> Value {
+    let m = &row.mem;
+    let mut o = Map::new();
+    o.insert("type".into(), json!("group"));
+    o.insert("ts".into(), json!(ts));
+    o.insert("group".into(), json!(group_name(g)));
+    o.insert("kind".into(), json!(group_kind(g)));
+    o.insert("port".into(), json!(g.port));
+    if g.kind == GROUP_BACKEND {
+        o.insert("addr".into(), json!(ip_from(g.family, &g.addr).to_string()));
+    }
+    for (k, v) in [
+        ("sockets", m.sockets),
+        ("listeners", m.listeners),
+        ("time_wait", m.time_wait),
+        ("orphans", m.orphans),
+        ("rmem_bytes", m.rmem),
+        ("wmem_queued_bytes", m.wmem_queued),
+        ("fwd_alloc_bytes", m.fwd_alloc),
+        ("orphan_bytes", m.orphan_bytes),
+        ("drops", m.drops),
+    ] {
+        o.insert(k.into(), json!(v));
+    }
+    if live {
+        // Trace's interval pass skips TIME_WAIT (see sockdiag::States::Buffered).
+        o.insert("time_wait".into(), Value::Null);
+        for c in Counter::ALL {
+            o.insert(c.name().into(), json!(row.count(*c)));
+        }
+    }
+    Value::Object(o)
+}
+
+fn mem_key(m: &ProtoMem) -> &'static str {
+    if m.protocol == Protocol::Udp {
+        "udp_mem_pages"
+    } else {
+        "tcp_mem_pages"
+    }
+}
+
+/// Every field of an event, named as the contract says. The text sink
+/// prints the same list, so both outputs say the same thing.
+pub fn event_object(e: &Event) -> Map<String, Value> {
+    let mut o = Map::new();
+    o.insert("type".into(), json!("event"));
+    o.insert("ts".into(), json!(rfc3339(e.ts)));
+    o.insert("event".into(), json!(e.body.kind().name()));
+    o.insert("tier".into(), json!(e.tier.map_or("none", |t| t.name())));
+    if let Some(g) = &e.group {
+        o.insert("group".into(), json!(group_name(g)));
+    }
+    if let Some(s) = &e.sock {
+        o.insert("local".into(), json!(s.local.to_string()));
+        o.insert("remote".into(), json!(s.remote.to_string()));
+        o.insert("protocol".into(), json!(s.protocol.name()));
+        o.insert("state".into(), json!(state_name(s.state)));
+        for (k, v) in [
+            ("rmem_alloc", s.rmem_alloc),
+            ("rcvbuf", s.rcvbuf),
+            ("wmem_queued", s.wmem_queued),
+            ("wmem_alloc", s.wmem_alloc),
+            ("sndbuf", s.sndbuf),
+            ("fwd_alloc", s.fwd_alloc),
+            ("sk_drops", s.drops),
+        ] {
+            o.insert(k.into(), json!(v));
+        }
+    }
+    body_fields(&e.body, &mut o);
+    o
+}
+
+fn body_fields(b: &Body, o: &mut Map<String, Value>) {
+    let mut put = |k: &str, v: Value| {
+        o.insert(k.into(), v);
+    };
+    match b {
+        Body::ExceedBufLimit {
+            allocated_pages,
+            direction,
+            mem,
+        } => {
+            put("allocated_pages", json!(allocated_pages));
+            put("direction", json!(direction.name()));
+            put(mem_key(mem), json!(mem.pages));
+        }
+        Body::RcvqueueFull { truesize } => put("truesize", json!(truesize)),
+        Body::AbortOnMemory(a) => abort_fields(a, o),
+        Body::SkbDrop {
+            reason,
+            truesize,
+            len,
+        } => {
+            put("reason", json!(reason));
+            put("truesize", json!(truesize));
+            put("len", json!(len));
+        }
+        Body::DestroyWithData {
+            unread_bytes,
+            unacked_bytes,
+        } => {
+            put("unread_bytes", json!(unread_bytes));
+            put("unacked_bytes", json!(unacked_bytes));
+        }
+        Body::OrphanBorn { bytes, via } => {
+            put("bytes", json!(bytes));
+            put("via", json!(via.map_or("unknown", |v| v.name())));
+        }
+        Body::OrphanGone {
+            lifetime,
+            bytes_at_birth,
+            last_state,
+            ended,
+        } => {
+            put(
+                "lifetime_ms",
+                json!(lifetime.map(|d| d.as_nanos() as f64 / 1e6)),
+            );
+            put("bytes_at_birth", json!(bytes_at_birth));
+            put("last_state", json!(state_name(*last_state)));
+            put("ended", json!(ended.name()));
+        }
+        Body::PressureEnter {
+            allocated_pages,
+            tcp_mem_pages,
+        } => {
+            put("allocated_pages", json!(allocated_pages));
+            put("tcp_mem_pages", json!(tcp_mem_pages));
+        }
+        Body::PressureLeave {
+            allocated_pages,
+            tcp_mem_pages,
+            duration,
+        } => {
+            put("allocated_pages", json!(allocated_pages));
+            put("tcp_mem_pages", json!(tcp_mem_pages));
+            put(
+                "duration_ms",
+                json!(duration.map(|d| d.as_nanos() as f64 / 1e6)),
+            );
+        }
+        Body::RouteException(r) => {
+            put("family", json!(family_name(r.family)));
+            put("dst", json!(r.dst.to_string()));
+            put("gateway", json!(r.gateway.map(|g| g.to_string())));
+            put("dev", json!(r.dev));
+            put("pmtu", json!(r.pmtu));
+            put(
+                "exception",
+                json!(if r.is_pmtu() { "pmtu" } else { "redirect" }),
+            );
+        }
+        Body::Synthetic { seq } => put("seq", json!(seq)),
+    }
+}
+
+fn abort_fields(a: &Abort, o: &mut Map<String, Value>) {
+    let mut put = |k: &str, v: Value| {
+        o.insert(k.into(), v);
+    };
+    put("cause", json!(a.cause.name()));
+    put("via", json!(a.via.map_or("unknown", |v| v.name())));
+    put("orphans", json!(a.orphans));
+    put("orphans_source", json!(a.orphans_source.name()));
+    put("shift", json!(a.shift));
+    put("max_orphans", json!(a.max_orphans));
+    put("max_orphans_source", json!(a.max_orphans_source.name()));
+    put("allocated_pages", json!(a.allocated_pages));
+    put(mem_key(&a.mem), json!(a.mem.pages));
+    put("sock_min_sndbuf", json!(a.sock_min_sndbuf));
+    if let Some((orphans, mem)) = a.kernel_log {
+        put(
+            "kernel_log",
+            json!({"too_many_orphans": orphans, "out_of_tcp_mem": mem}),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The contract: for each line type and event kind, the exact set of
+    //! fields README documents. A field may be added here (and in README);
+    //! none may disappear.
+    use super::*;
+    use crate::hooks::Tier;
+    use crate::model::event::Decoder;
+    use netmem_common::{
+        payload, AbortSource, EventKind, OrphanSource, Payload, SockInfo, AF_INET, IPPROTO_TCP,
+    };
+    use std::collections::BTreeSet;
+    use std::time::SystemTime;
+
+    const SOCK_FIELDS: &[&str] = &[
+        "local", "remote", "protocol", "state", "rmem_alloc", "rcvbuf", "wmem_queued",
+        "wmem_alloc", "sndbuf", "fwd_alloc", "sk_drops",
+    ];
+    const EVENT_HEAD: &[&str] = &["type", "ts", "event", "tier", "group"];
+
+    fn keys(v: &Map<String, Value>) -> BTreeSet<String> {
+        v.keys().cloned().collect()
+    }
+
+    fn want(parts: &[&[&str]]) -> BTreeSet<String> {
+        parts.iter().flat_map(|p| p.iter()).map(|s| s.to_string()).collect()
+    }
+
+    fn decode<P: Payload>(p: P, with_sock: bool) -> Map<String, Value> {
+        let names = |r: u32| format!("R{r}");
+        let d = Decoder {
+            drop_reason: &names,
+            sock_min_sndbuf: 4608,
+            max_orphans: Some(100),
+            orphans: Some(7),
+            tier: &|_| Some(Tier::Tracepoint),
+            wall: &|_| SystemTime::UNIX_EPOCH,
+        };
+        let mut sock = SockInfo::default();
+        if with_sock {
+            sock.present = 1;
+            sock.family = AF_INET;
+            sock.protocol = IPPROTO_TCP;
+        }
+        let raw = netmem_common::Event {
+            ts_ns: 0,
+            kind: P::KIND as u32,
+            _pad: 0,
+            sock,
+            group: GroupKey::UNATTRIBUTED,
+            args: p.into_args(),
+            route: Default::default(),
+        };
+        event_object(&d.decode(&raw).unwrap())
+    }
+
+    #[test]
+    fn contract_event_fields() {
+        let cases: Vec<(EventKind, Map<String, Value>, Vec<&str>)> = vec![
+            (EventKind::ExceedBufLimit, decode(payload::ExceedBufLimit::default(), true),
+             vec!["allocated_pages", "direction", "tcp_mem_pages"]),
+            (EventKind::RcvqueueFull, decode(payload::RcvqueueFull::default(), true), vec!["truesize"]),
+            (EventKind::AbortOnMemory, decode(payload::AbortOnMemory { source: AbortSource::CheckOom as i64, ..Default::default() }, true),
+             vec!["cause", "via", "orphans", "orphans_source", "shift", "max_orphans", "max_orphans_source",
+                  "allocated_pages", "tcp_mem_pages", "sock_min_sndbuf"]),
+            (EventKind::SkbDrop, decode(payload::SkbDrop::default(), true), vec!["reason", "truesize", "len"]),
+            (EventKind::DestroyWithData, decode(payload::DestroyWithData::default(), true),
+             vec!["unread_bytes", "unacked_bytes"]),
+            (EventKind::OrphanBorn, decode(payload::OrphanBorn { source: OrphanSource::SockDiag as i64, ..Default::default() }, true),
+             vec!["bytes", "via"]),
+            (EventKind::OrphanGone, decode(payload::OrphanGone::default(), true),
+             vec!["lifetime_ms", "bytes_at_birth", "last_state", "ended"]),
+            (EventKind::PressureEnter, decode(payload::PressureEnter::default(), true),
+             vec!["allocated_pages", "tcp_mem_pages"]),
+            (EventKind::PressureLeave, decode(payload::PressureLeave::default(), true),
+             vec!["allocated_pages", "tcp_mem_pages", "duration_ms"]),
+        ];
+        for (kind, got, fields) in cases {
+            assert_eq!(got["event"], kind.name());
+            assert_eq!(keys(&got), want(&[EVENT_HEAD, SOCK_FIELDS, &fields]), "{kind:?}");
+        }
+        let r = decode(payload::RouteException { family: AF_INET as i64, pmtu: 1280 }, false);
+        assert_eq!(
+            keys(&r),
+            want(&[&["type", "ts", "event", "tier"], &["family", "dst", "gateway", "dev", "pmtu", "exception"]])
+        );
+        assert_eq!(r["exception"], "pmtu");
+        assert_eq!(r["gateway"], Value::Null);
+        let d = decode(payload::SkbDrop { reason: 6, truesize: 768, len: 100 }, true);
+        assert_eq!(d["reason"], "R6");
+        assert_eq!(d["tier"], "tracepoint");
+        let o = decode(payload::OrphanBorn { bytes: 5, source: OrphanSource::TcpClose as i64 }, true);
+        assert_eq!(o["via"], "tcp_close");
+        let a = decode(payload::AbortOnMemory { source: AbortSource::Nstat as i64, shift: -1, ..Default::default() }, true);
+        assert_eq!(a["via"], "nstat TCPAbortOnMemory");
+        assert_eq!(a["shift"], Value::Null);
+    }
+
+    #[test]
+    fn contract_group_and_context_fields() {
+        let mem = [
+            "type", "ts", "group", "kind", "port", "sockets", "listeners", "time_wait", "orphans",
+            "rmem_bytes", "wmem_queued_bytes", "fwd_alloc_bytes", "orphan_bytes", "drops",
+        ];
+        let g = GroupKey::classify(AF_INET, 40000, false, &[10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 9001);
+        let snap = group_object("t", &g, &GroupRow::default(), false);
+        assert_eq!(keys(snap.as_object().unwrap()), want(&[&mem, &["addr"]]));
+        assert_eq!(snap["group"], "backend:10.0.0.2:9001");
+        let counts = [
+            "established", "closed", "exceed_buf_limit", "rcvqueue_full", "mem_aborts", "skb_drops",
+            "resets", "destroyed_with_data", "orphans_born", "orphans_gone", "pressure_entered",
+        ];
+        let live = group_object("t", &g, &GroupRow::default(), true);
+        assert_eq!(keys(live.as_object().unwrap()), want(&[&mem, &["addr"], &counts]));
+        assert_eq!(live["time_wait"], Value::Null);
+        let c = context_object("t", &Context::default());
+        assert_eq!(
+            keys(c.as_object().unwrap()),
+            want(&[&["type", "ts", "tcp_mem_pages", "memory_allocated_pages", "orphans",
+                     "max_orphans", "sockets_inuse", "tw", "page_size"]])
+        );
+    }
+}

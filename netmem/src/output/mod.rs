@@ -1,0 +1,113 @@
+//! The output seam. Commands and the trace loop hand typed values (hook
+//! status, events, intervals, summaries) to a [`Sink`]; each output format
+//! is one implementation. A new output (a Prometheus registry, a recorder,
+//! a live view) is one new file here plus its flag in the CLI.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use anyhow::Result;
+
+use crate::hooks::HookStatus;
+use crate::model::{Event, Interval, Summary};
+
+pub mod json;
+pub mod text;
+
+/// A consumer of the model. Every method has a no-op default, so a sink
+/// implements only what it shows.
+pub trait Sink {
+    /// `trace` is live: every hook is attached, on these tiers.
+    fn coverage(&mut self, _hooks: &[HookStatus]) -> Result<()> {
+        Ok(())
+    }
+    /// `netmem probes`: the full report of every hook's tier.
+    fn probe_report(&mut self, _hooks: &[HookStatus]) -> Result<()> {
+        Ok(())
+    }
+    fn event(&mut self, _e: &Event) -> Result<()> {
+        Ok(())
+    }
+    /// One pass: a snapshot, or one interval of a trace.
+    fn interval(&mut self, _i: &Interval) -> Result<()> {
+        Ok(())
+    }
+    fn summary(&mut self, _s: &Summary) -> Result<()> {
+        Ok(())
+    }
+    /// Whoever reads us (a pipe, a test) sees what was handed over so far.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Hands everything to each of several sinks, in order.
+impl Sink for Vec<Box<dyn Sink>> {
+    fn coverage(&mut self, h: &[HookStatus]) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.coverage(h))
+    }
+    fn probe_report(&mut self, h: &[HookStatus]) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.probe_report(h))
+    }
+    fn event(&mut self, e: &Event) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.event(e))
+    }
+    fn interval(&mut self, i: &Interval) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.interval(i))
+    }
+    fn summary(&mut self, x: &Summary) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.summary(x))
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.flush())
+    }
+}
+
+/// The formats of standard output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// tables and one line per event, for people
+    Text,
+    /// JSON lines, the documented contract
+    Json,
+}
+
+/// The sink for `format` over `out`.
+pub fn sink<W: Write + 'static>(format: Format, out: W) -> Box<dyn Sink> {
+    match format {
+        Format::Text => Box::new(text::TextSink::new(out)),
+        Format::Json => Box::new(json::JsonSink::new(out)),
+    }
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Human-readable byte count (`12.3M`), binary units.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["", "K", "M", "G", "T"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b}")
+    } else {
+        format!("{v:.1}{}", UNITS[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(512), "512");
+        assert_eq!(human_bytes(2048), "2.0K");
+        assert_eq!(human_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5M");
+    }
+}

@@ -1,0 +1,283 @@
+//! Tables and one line per event, for people at a terminal.
+
+use std::io::Write;
+
+use anyhow::Result;
+use netmem_common::{Counter, GroupKey, Stat};
+use serde_json::Value;
+
+use super::json::event_object;
+use super::{human_bytes, rfc3339, Sink};
+use crate::hooks::{HookStatus, Tier};
+use crate::model::group::{group_name, GroupRow};
+use crate::model::{Context, Event, Interval, Summary};
+
+pub struct TextSink<W: Write> {
+    out: W,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(out: W) -> Self {
+        TextSink { out }
+    }
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
+        writeln!(self.out, "{}", coverage_line(hooks))?;
+        self.flush()
+    }
+
+    fn probe_report(&mut self, hooks: &[HookStatus]) -> Result<()> {
+        write!(self.out, "{}", report_table(hooks))?;
+        self.flush()
+    }
+
+    fn event(&mut self, e: &Event) -> Result<()> {
+        writeln!(self.out, "{}", event_line(e))?;
+        Ok(())
+    }
+
+    fn interval(&mut self, i: &Interval) -> Result<()> {
+        let ctx = context_line(&i.context);
+        let Some(l) = &i.live else {
+            writeln!(self.out, "{ctx}")?;
+            write!(self.out, "{}", table(&i.groups, false))?;
+            return self.flush();
+        };
+        writeln!(
+            self.out,
+            "\n{}  {ctx}  lost {}",
+            rfc3339(i.ts),
+            l.loss.lost_events
+        )?;
+        let r = &l.routes;
+        if r.inserted > 0 || l.memory_pressure {
+            let top: Vec<String> = r.by_dst.iter().map(|(d, n)| format!("{d}x{n}")).collect();
+            writeln!(
+                self.out,
+                "memory pressure: {}  route exceptions: +{} ({:.1}/s) {}",
+                if l.memory_pressure { "YES" } else { "no" },
+                r.inserted,
+                r.per_s(),
+                top.join(" ")
+            )?;
+        }
+        if l.loss.events_suppressed > 0 {
+            writeln!(
+                self.out,
+                "({} events not shown: over --event-limit)",
+                l.loss.events_suppressed
+            )?;
+        }
+        write!(self.out, "{}", table(&i.groups, true))?;
+        self.flush()
+    }
+
+    fn summary(&mut self, s: &Summary) -> Result<()> {
+        writeln!(
+            self.out,
+            "\nsummary: {} events received, {} lost (ring buffer full), {} not shown (--event-limit), {} counts dropped (group map full), {:.1}s; probes detached",
+            s.events,
+            s.stat(Stat::RingbufLost),
+            s.events_suppressed,
+            s.stat(Stat::GroupMapFull),
+            s.duration.as_secs_f64()
+        )?;
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+pub fn context_line(c: &Context) -> String {
+    let p = c.page_size;
+    let tcp_mem = match c.tcp_mem_pages {
+        Some(m) => format!(
+            "{}/{}/{}",
+            human_bytes(m[0] * p),
+            human_bytes(m[1] * p),
+            human_bytes(m[2] * p)
+        ),
+        None => "?".to_string(),
+    };
+    let max_orphans = c.max_orphans.map_or("?".to_string(), |m| m.to_string());
+    format!(
+        "tcp_mem {tcp_mem} (min/pressure/max)  allocated {}  orphans {}/{max_orphans}  inuse {}  tw {}",
+        human_bytes(c.memory_allocated_pages * p),
+        c.orphans,
+        c.sockets_inuse,
+        c.tw
+    )
+}
+
+/// The interval's event counts shown as columns, with their headers.
+const COUNT_COLUMNS: [(&str, Counter); 6] = [
+    ("EXCEED", Counter::ExceedBufLimit),
+    ("RQFULL", Counter::RcvqueueFull),
+    ("ABORT", Counter::MemAborts),
+    ("SKBDROP", Counter::SkbDrops),
+    ("NEW", Counter::Established),
+    ("CLOSED", Counter::Closed),
+];
+
+pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
+    let mut s = format!(
+        "{:<28} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "GROUP", "SOCKS", "ORPH", "RMEM", "WMEMQ", "FWD", "ORPH_B", "DROPS"
+    );
+    if with_counts {
+        for (h, _) in COUNT_COLUMNS {
+            s += &format!(" {h:>w$}", w = h.len().max(6));
+        }
+    }
+    s.push('\n');
+    for (g, r) in rows {
+        let m = &r.mem;
+        s += &format!(
+            "{:<28} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
+            group_name(g),
+            m.sockets,
+            m.orphans,
+            human_bytes(m.rmem),
+            human_bytes(m.wmem_queued),
+            human_bytes(m.fwd_alloc),
+            human_bytes(m.orphan_bytes),
+            m.drops
+        );
+        if with_counts {
+            for (h, c) in COUNT_COLUMNS {
+                s += &format!(" {:>w$}", r.count(c), w = h.len().max(6));
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// One line per event: time, kind and group first, then every field the
+/// JSON line has, as `key=value`.
+pub fn event_line(e: &Event) -> String {
+    let o = event_object(e);
+    let group = e.group.as_ref().map(group_name).unwrap_or_default();
+    let mut s = format!(
+        "{} {:<17} {:<24}",
+        rfc3339(e.ts),
+        e.body.kind().name(),
+        group
+    );
+    for (k, val) in &o {
+        if matches!(k.as_str(), "type" | "ts" | "event" | "group") {
+            continue;
+        }
+        match val {
+            Value::String(x) => s += &format!(" {k}={x}"),
+            other => s += &format!(" {k}={other}"),
+        }
+    }
+    s
+}
+
+pub fn report_table(status: &[HookStatus]) -> String {
+    let mut s = format!("{:<28} {:<11} {}\n", "HOOK", "TIER", "VIA");
+    for st in status {
+        s += &format!(
+            "{:<28} {:<11} {}\n",
+            st.hook,
+            st.tier.map_or("NONE", Tier::name),
+            st.via
+        );
+        for u in &st.unavailable {
+            s += &format!("{:<28}   not {}: {}\n", "", u.tier.name(), u.reason);
+        }
+        if let Some(n) = &st.note {
+            s += &format!("{:<28}   note: {n}\n", "");
+        }
+    }
+    s
+}
+
+/// One line for the start of `trace`: what is covered, and how.
+pub fn coverage_line(status: &[HookStatus]) -> String {
+    let ok = status.iter().filter(|s| s.tier.is_some()).count();
+    let tiers: Vec<String> = status
+        .iter()
+        .map(|s| {
+            format!(
+                "{}={}",
+                s.hook.split(':').next_back().unwrap_or(s.hook),
+                s.tier.map_or("NONE", Tier::name)
+            )
+        })
+        .collect();
+    let mut parts = vec![format!(
+        "probes: {ok}/{} hooks served: {}",
+        status.len(),
+        tiers.join(" ")
+    )];
+    for s in status {
+        match (&s.tier, &s.note) {
+            (None, _) => parts.push(format!(
+                "{} NOT served: {}",
+                s.hook,
+                s.unavailable
+                    .iter()
+                    .map(|u| u.reason.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            (Some(_), Some(n)) => parts.push(format!("{} degraded: {n}", s.hook)),
+            _ => {}
+        }
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::{HookId, Unavailable};
+
+    #[test]
+    fn coverage_names_tiers_and_gaps() {
+        let st = vec![
+            HookStatus {
+                id: HookId::TcpCheckOom,
+                hook: "tcp_check_oom",
+                tier: Some(Tier::Tracepoint),
+                via: String::new(),
+                unavailable: vec![],
+                note: Some("shift unknown".into()),
+            },
+            HookStatus {
+                id: HookId::KfreeSkb,
+                hook: "skb:kfree_skb",
+                tier: None,
+                via: String::new(),
+                unavailable: vec![Unavailable {
+                    tier: Tier::Tracepoint,
+                    reason: "gone".into(),
+                }],
+                note: None,
+            },
+        ];
+        let line = coverage_line(&st);
+        assert!(line.contains("1/2 hooks served"));
+        assert!(line.contains("tcp_check_oom=tracepoint"));
+        assert!(line.contains("kfree_skb=NONE"));
+        assert!(line.contains("skb:kfree_skb NOT served: gone"));
+        assert!(line.contains("tcp_check_oom degraded: shift unknown"));
+    }
+
+    #[test]
+    fn table_has_count_columns_when_live() {
+        let mut row = GroupRow::default();
+        row.counts[Counter::MemAborts as usize] = 3;
+        let t = table(&[(GroupKey::UNATTRIBUTED, row)], true);
+        assert!(t.lines().next().unwrap().ends_with("CLOSED"));
+        assert!(t.contains("unattributed"));
+    }
+}
