@@ -16,6 +16,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use netmem::hooks::HookId;
 use serde_json::Value;
 
 /// A global sysctl set for the scenario and restored on drop.
@@ -107,28 +108,29 @@ pub fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 /// The tier netmem's probes line reports for `hook`.
-pub fn tier_of(lines: &[Value], hook: &str) -> Option<String> {
+pub fn tier_of(lines: &[Value], hook: HookId) -> Option<String> {
     let probes = lines.iter().find(|v| v["type"] == "probes")?;
     probes["hooks"]
         .as_array()?
         .iter()
-        .find(|h| h["hook"] == hook)
+        .find(|h| h["hook"] == hook.name())
         .and_then(|h| h["tier"].as_str().map(String::from))
 }
 
 /// Each hook must run on `expected`, the best tier the run allows, unless
 /// this kernel genuinely lacks it (netmem then names the reason, and a
 /// --max-tier cap is not a reason).
-pub fn check_tiers(lines: &[Value], hooks: &[&str], expected: &str) -> Result<Vec<String>> {
+pub fn check_tiers(lines: &[Value], hooks: &[HookId], expected: &str) -> Result<Vec<String>> {
     let probes = lines
         .iter()
         .find(|v| v["type"] == "probes")
         .ok_or_else(|| anyhow!("no probes line"))?;
     let mut fallbacks = Vec::new();
-    for h in hooks {
+    for id in hooks {
+        let h = id.name();
         let row = probes["hooks"]
             .as_array()
-            .and_then(|a| a.iter().find(|r| r["hook"] == *h))
+            .and_then(|a| a.iter().find(|r| r["hook"] == h))
             .ok_or_else(|| anyhow!("hook {h} missing from the probes line"))?;
         let t = row["tier"].as_str().unwrap_or("none");
         if t == expected {
@@ -237,7 +239,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop(s.clients);
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
-    let fb = check_tiers(&lines, &["tcp_check_oom", "orphans"], expect_tier)?;
+    let fb = check_tiers(&lines, &[HookId::TcpCheckOom, HookId::Orphans], expect_tier)?;
     let group = format!("listen:{PORT}");
     let ours = aborts_on(&lines, &group)?;
     for e in &ours {
@@ -323,7 +325,7 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop((extra, es));
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
-    let fb = check_tiers(&lines, &["tcp_check_oom", "memory_pressure"], expect_tier)?;
+    let fb = check_tiers(&lines, &[HookId::TcpCheckOom, HookId::MemoryPressure], expect_tier)?;
     let group = format!("listen:{PORT}");
     let ours = aborts_on(&lines, &group)?;
     for e in &ours {
@@ -486,7 +488,7 @@ pub fn routes(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<Str
     let lines = trace.stop()?;
     let fb = check_tiers(
         &lines,
-        &["route_exception_v4", "route_exception_v6"],
+        &[HookId::RouteExceptionV4, HookId::RouteExceptionV6],
         expect_tier,
     )?;
     let all = events(&lines, "route_exception");

@@ -202,7 +202,7 @@ fn orphans_born_during_trace_are_streamed() {
     let _load = ns.load(&["orphans", "--port", &port.to_string(), "--conns", "6"]);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let lines = trace.stop().unwrap();
-    let tier = netmem_tests::scenarios::tier_of(&lines, "orphans").unwrap();
+    let tier = netmem_tests::scenarios::tier_of(&lines, netmem::hooks::HookId::Orphans).unwrap();
     let born: Vec<_> = netmem_tests::scenarios::events(&lines, "orphan_born")
         .into_iter()
         .filter(|e| e["group"] == format!("listen:{port}").as_str())

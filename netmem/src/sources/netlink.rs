@@ -5,6 +5,7 @@
 use std::fmt::Debug;
 
 use anyhow::{anyhow, bail, Context, Result};
+use bytes::BytesMut;
 use netlink_packet_core::{
     ErrorBuffer, NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
     NetlinkPayload, NetlinkSerializable, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN,
@@ -74,10 +75,13 @@ where
     let mut buf = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut buf);
     sock.send(&buf, 0).context("cannot send the dump request")?;
-    // Large enough for the kernel's biggest dump batch (it fills up to 32 KiB).
-    let mut buf = vec![0u8; 1 << 16];
+    // One allocation for the whole dump, large enough for the kernel's
+    // biggest batch (it fills up to 32 KiB); netlink-sys receives into any
+    // BufMut, and clearing a BytesMut keeps its capacity for the next batch.
+    let mut buf = BytesMut::with_capacity(1 << 16);
     loop {
-        let n = sock.recv(&mut &mut buf[..], 0).context("netlink recv")?;
+        buf.clear();
+        let n = sock.recv(&mut buf, 0).context("netlink recv")?;
         if n == 0 {
             bail!("netlink socket closed mid-dump");
         }

@@ -47,11 +47,34 @@ const AWK_PER_PORT: &str = r#"/^[A-Z]/ { n = split($4, a, ":"); p = a[n]; next }
 /skmem/ { match($0, /,w[0-9]+/); w[p] += substr($0, RSTART + 2, RLENGTH - 2); c[p]++ }
 END { for (p in w) print p, c[p], w[p] }"#;
 
+/// netmem against bpftrace and ss, every ratio from one run with the arms
+/// alternating (BENCHMARKS.md has the method).
+#[derive(clap::Parser)]
+#[command(name = "netmem-bench")]
 struct Opts {
+    /// Repetitions per arm.
+    #[arg(long, default_value_t = 5)]
     reps: usize,
+    /// Seconds per run of an overhead arm.
+    #[arg(long, default_value_t = 3.0)]
     secs: f64,
+    /// Connection counts of the snapshot benchmark.
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000,100000")]
     levels: Vec<usize>,
-    only: Vec<String>,
+    /// 3 repetitions of 1.5 s, 10k connections only.
+    #[arg(long)]
+    quick: bool,
+    /// Only these parts (default: all).
+    #[arg(value_enum)]
+    only: Vec<Part>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Overhead,
+    Startup,
+    Snapshot,
+    Pipeline,
 }
 
 fn main() {
@@ -62,49 +85,26 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let mut o = Opts {
-        reps: 5,
-        secs: 3.0,
-        levels: vec![10_000, 50_000, 100_000],
-        only: vec![],
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut v = || args.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--reps" => o.reps = v()?.parse()?,
-            "--secs" => o.secs = v()?.parse()?,
-            "--levels" => {
-                o.levels = v()?
-                    .split(',')
-                    .map(|s| s.parse().context("--levels"))
-                    .collect::<Result<_>>()?
-            }
-            "--quick" => {
-                o.reps = 3;
-                o.secs = 1.5;
-                o.levels = vec![10_000];
-            }
-            "overhead" | "startup" | "snapshot" | "pipeline" => o.only.push(a),
-            _ => bail!(
-                "usage: netmem-bench [--reps N] [--secs S] [--levels 10000,50000] [--quick] [overhead|snapshot|pipeline]..."
-            ),
-        }
+    let mut o = <Opts as clap::Parser>::parse();
+    if o.quick {
+        o.reps = 3;
+        o.secs = 1.5;
+        o.levels = vec![10_000];
     }
     // SAFETY: geteuid has no preconditions.
     ensure!(
         unsafe { libc::geteuid() } == 0,
         "run as root (loads eBPF, creates namespaces)"
     );
-    let want = |s: &str| o.only.is_empty() || o.only.iter().any(|x| x == s);
+    let want = |p: Part| o.only.is_empty() || o.only.contains(&p);
     let mut results = serde_json::Map::new();
-    if want("overhead") || want("startup") {
+    if want(Part::Overhead) || want(Part::Startup) {
         results.insert("overhead".into(), overhead(&o)?);
     }
-    if want("snapshot") {
+    if want(Part::Snapshot) {
         results.insert("snapshot".into(), snapshot(&o)?);
     }
-    if want("pipeline") {
+    if want(Part::Pipeline) {
         results.insert("pipeline".into(), pipeline(&o)?);
     }
     let dir = netmem_tests::netmem_bin()

@@ -7,6 +7,8 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use clap::{Parser, Subcommand};
+
 fn set_int(fd: i32, level: i32, opt: i32, v: i32) {
     // SAFETY: plain setsockopt on an fd we own.
     let r = unsafe { libc::setsockopt(fd, level, opt, &v as *const i32 as *const libc::c_void, 4) };
@@ -18,11 +20,43 @@ fn set_int(fd: i32, level: i32, opt: i32, v: i32) {
     );
 }
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.windows(2)
-        .find(|w| w[0] == name)
-        .map(|w| w[1].parse().expect(name))
-        .unwrap_or(default)
+#[derive(Parser)]
+#[command(name = "netmem-load", about = "Sockets with known memory behaviour, held until stdin closes")]
+struct Cli {
+    #[command(subcommand)]
+    load: Load,
+}
+
+#[derive(Subcommand)]
+enum Load {
+    /// Servers write to clients that never read: full send and receive queues.
+    StuckReaders {
+        #[arg(long, default_value_t = 18080)]
+        port: u16,
+        #[arg(long, default_value_t = 10)]
+        conns: usize,
+    },
+    /// As stuck-readers, then the servers close: orphans holding their queues.
+    Orphans {
+        #[arg(long, default_value_t = 18080)]
+        port: u16,
+        #[arg(long, default_value_t = 10)]
+        conns: usize,
+    },
+    /// A tiny-SO_RCVBUF UDP socket flooded: SOCKET_RCVBUFF drops.
+    UdpFlood {
+        #[arg(long, default_value_t = 15353)]
+        port: u16,
+        #[arg(long, default_value_t = 2000)]
+        count: u64,
+    },
+    /// N idle established connections (2N sockets).
+    Idle {
+        #[arg(long, default_value_t = 20000)]
+        port: u16,
+        #[arg(long, default_value_t = 1000)]
+        conns: usize,
+    },
 }
 
 fn hold() {
@@ -43,9 +77,7 @@ fn hold() {
 /// Servers that keep writing to clients that never read, until nothing more
 /// fits: the server side's send queues (wmem_queued) and the client side's
 /// receive queues (rmem_alloc) fill up and stay put.
-fn stuck_readers(args: &[String], close_servers: bool) {
-    let port = arg(args, "--port", 18080) as u16;
-    let conns = arg(args, "--conns", 10) as usize;
+fn stuck_readers(port: u16, conns: usize, close_servers: bool) {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     let clients: Vec<TcpStream> = (0..conns)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
@@ -88,9 +120,7 @@ fn stuck_readers(args: &[String], close_servers: bool) {
 
 /// An unconnected UDP socket with a tiny receive buffer, flooded from a
 /// second socket: the kernel drops what does not fit (SOCKET_RCVBUFF).
-fn udp_flood(args: &[String]) {
-    let port = arg(args, "--port", 15353) as u16;
-    let count = arg(args, "--count", 2000);
+fn udp_flood(port: u16, count: u64) {
     let rx = UdpSocket::bind(("127.0.0.1", port)).expect("bind udp");
     set_int(rx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 1);
     let tx = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
@@ -104,9 +134,7 @@ fn udp_flood(args: &[String]) {
 
 /// N idle established connections to one listener on --port (2N sockets),
 /// for the snapshot benchmark. RLIMIT_NOFILE caps one process near 9k.
-fn idle(args: &[String]) {
-    let port = arg(args, "--port", 20000) as u16;
-    let conns = arg(args, "--conns", 1000) as usize;
+fn idle(port: u16, conns: usize) {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     let mut held = Vec::with_capacity(conns * 2);
     for _ in 0..conns {
@@ -120,15 +148,10 @@ fn idle(args: &[String]) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("stuck-readers") => stuck_readers(&args, false),
-        Some("orphans") => stuck_readers(&args, true),
-        Some("udp-flood") => udp_flood(&args),
-        Some("idle") => idle(&args),
-        _ => {
-            eprintln!("usage: netmem-load stuck-readers|orphans|udp-flood|idle [--port P] [--conns N] [--count N]");
-            std::process::exit(2);
-        }
+    match Cli::parse().load {
+        Load::StuckReaders { port, conns } => stuck_readers(port, conns, false),
+        Load::Orphans { port, conns } => stuck_readers(port, conns, true),
+        Load::UdpFlood { port, count } => udp_flood(port, count),
+        Load::Idle { port, conns } => idle(port, conns),
     }
 }

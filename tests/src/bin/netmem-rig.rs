@@ -7,10 +7,44 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 use netmem_tests::rig::{Rig, RigConfig};
 
-const USAGE: &str = "usage: netmem-rig [--name NS] [--frontend-port P] [--backends N] [--normal N] [--slow N] [--vanishing N]
-                  [--normal-body BYTES] [--client-timeout SECS] [--duration SECS] [--trace [NETMEM ARGS...]]";
+/// The HAProxy rig: HAProxy and its backends in one namespace, clients in
+/// another, up until Ctrl-C or --duration.
+#[derive(Parser)]
+#[command(name = "netmem-rig")]
+struct Cli {
+    /// Namespace of HAProxy and the backends (clients: NAME-c).
+    #[arg(long, default_value = "netmem-rig")]
+    name: String,
+    #[arg(long, default_value_t = 8080)]
+    frontend_port: u16,
+    /// Backends on 9001, 9002, ...
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=999))]
+    backends: u16,
+    /// Clients that fetch a body and read it.
+    #[arg(long, default_value_t = 2)]
+    normal: usize,
+    /// Clients that ask for a huge body and never read.
+    #[arg(long, default_value_t = 8)]
+    slow: usize,
+    /// Clients that read 64 KiB, hold, and close with data unread.
+    #[arg(long, default_value_t = 2)]
+    vanishing: usize,
+    /// Body size of the normal clients, bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    normal_body: u64,
+    /// HAProxy's `timeout client`, seconds.
+    #[arg(long, default_value_t = 30)]
+    client_timeout: u64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Run `netmem trace --netns NAME` in the foreground, with these arguments.
+    #[arg(long, num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+    trace: Option<Vec<String>>,
+}
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -26,42 +60,20 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let mut cfg = RigConfig::default();
-    let mut duration = None;
-    let mut trace: Option<Vec<String>> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--trace" {
-            trace = Some(args.by_ref().collect());
-            break;
-        }
-        if a == "-h" || a == "--help" {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        let v = args
-            .next()
-            .with_context(|| format!("{a} needs a value\n{USAGE}"))?;
-        let num = |v: &str| -> Result<u64> {
-            v.parse()
-                .with_context(|| format!("{a}: `{v}` is not a number"))
-        };
-        match a.as_str() {
-            "--name" => cfg.name = v,
-            "--frontend-port" => cfg.frontend_port = num(&v)? as u16,
-            "--backends" => cfg.backend_ports = (1..=num(&v)?).map(|i| 9000 + i as u16).collect(),
-            "--normal" => cfg.normal = num(&v)? as usize,
-            "--slow" => cfg.slow = num(&v)? as usize,
-            "--vanishing" => cfg.vanishing = num(&v)? as usize,
-            "--normal-body" => cfg.normal_body = num(&v)?,
-            "--client-timeout" => cfg.client_timeout = Duration::from_secs(num(&v)?),
-            "--duration" => duration = Some(Duration::from_secs(num(&v)?)),
-            _ => bail!("unknown option {a}\n{USAGE}"),
-        }
-    }
-    if cfg.backend_ports.is_empty() {
-        bail!("--backends must be at least 1");
-    }
+    let cli = Cli::parse();
+    let cfg = RigConfig {
+        name: cli.name,
+        frontend_port: cli.frontend_port,
+        backend_ports: (1..=cli.backends).map(|i| 9000 + i).collect(),
+        normal: cli.normal,
+        slow: cli.slow,
+        vanishing: cli.vanishing,
+        normal_body: cli.normal_body,
+        client_timeout: Duration::from_secs(cli.client_timeout),
+        ..RigConfig::default()
+    };
+    let duration = cli.duration.map(Duration::from_secs);
+    let trace = cli.trace;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
