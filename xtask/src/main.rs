@@ -114,7 +114,65 @@ pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// Debian packages the tests and tasks run: iproute2 (ip netns, ss),
+/// util-linux (setpriv, mount), build-essential (bpf-linker's build links
+/// with the C toolchain), haproxy (the rig and its test), qemu-system-x86,
+/// cpio, xz-utils and zstd (the QEMU guests of vm-test: initramfs and
+/// compressed modules), bpftrace (the bench's peer arm).
+const SYSTEM_PACKAGES: &[&str] = &[
+    "iproute2",
+    "util-linux",
+    "build-essential",
+    "haproxy",
+    "qemu-system-x86",
+    "cpio",
+    "xz-utils",
+    "zstd",
+    "bpftrace",
+];
+
+/// Installs the missing [`SYSTEM_PACKAGES`] with apt (update first). Says
+/// what to do by hand where that cannot work (not root, not Debian).
+fn setup_system_packages() -> Result<()> {
+    let missing: Vec<&str> = SYSTEM_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_ok_and(|s| s.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        eprintln!("xtask: system packages present");
+        return Ok(());
+    }
+    if which("apt-get").is_none() {
+        bail!(
+            "not a Debian-like system (no apt-get): install the equivalents of {} by hand, then rerun",
+            missing.join(" ")
+        );
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "missing packages {}: rerun as root, or `sudo apt-get install {}`",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    sh(Command::new("apt-get")
+        .args(["update", "-qq"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("apt-get update failed")?;
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .with_context(|| format!("apt-get install {} failed", missing.join(" ")))
+}
+
 fn setup() -> Result<()> {
+    setup_system_packages()?;
     // Nightly with rust-src: the eBPF crate is built with -Z build-std=core.
     // An installed nightly is kept as it is (no silent update): bpf-linker
     // is built against whichever LLVM it ships.
@@ -131,11 +189,6 @@ fn setup() -> Result<()> {
     sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
         .context("rustup could not add rust-src to the nightly toolchain")?;
     setup_bpf_linker()?;
-    for tool in ["ip", "ss", "setpriv"] {
-        if which(tool).is_none() {
-            eprintln!("xtask: warning: `{tool}` not found: install iproute2 and util-linux (the tests use them)");
-        }
-    }
     mount_tracefs();
     Ok(())
 }

@@ -4,7 +4,10 @@
 //! every scenario per kernel and tier.
 //!
 //! Kernel packages come through a private apt configuration under
-//! ~/.cache/netmem/vm (never the machine's own sources) and stay cached there.
+//! ~/.cache/netmem/vm (the machine's own apt state is never touched) and stay
+//! cached there. The archive address is the one the machine's apt sources
+//! already use for Debian (a local mirror works the same), or
+//! NETMEM_DEBIAN_MIRROR.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -48,12 +51,87 @@ fn apt_opts(dir: &Path) -> Vec<String> {
     ]
 }
 
+/// The Debian archive (not its security archive) the machine's apt sources
+/// name, in one-line (`deb URI SUITE COMPONENTS`) or deb822 (`URIs:`,
+/// `Suites:`) form: the first entry whose suites include a bare release name.
+pub fn debian_archive(sources: &[String]) -> Option<String> {
+    // Debian's own suite names: other vendors' repositories (a nodistro,
+    // a cloud-sdk-bookworm) are not Debian's archive.
+    const DEBIAN_SUITES: &[&str] = &[
+        "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "oldoldstable",
+        "oldstable", "stable", "testing", "unstable",
+    ];
+    let release = |suite: &str| DEBIAN_SUITES.contains(&suite);
+    for text in sources {
+        for line in text.lines().map(str::trim) {
+            let mut w = line.split_whitespace();
+            if w.next() != Some("deb") {
+                continue;
+            }
+            let mut rest: Vec<&str> = w.collect();
+            if rest.first().is_some_and(|o| o.starts_with('[')) {
+                let end = rest.iter().position(|o| o.ends_with(']')).unwrap_or(0);
+                rest.drain(..=end);
+            }
+            if let [uri, suite, ..] = rest[..] {
+                if release(suite) && !uri.contains("security") {
+                    return Some(uri.trim_end_matches('/').to_string());
+                }
+            }
+        }
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) else {
+                continue;
+            };
+            if field("Types:").is_some_and(|t| !t.split_whitespace().any(|x| x == "deb")) {
+                continue;
+            }
+            if suites.split_whitespace().any(release) {
+                if let Some(uri) = uris.split_whitespace().find(|u| !u.contains("security")) {
+                    return Some(uri.trim_end_matches('/').to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+fn machine_archive() -> Result<String> {
+    if let Ok(m) = std::env::var("NETMEM_DEBIAN_MIRROR") {
+        return Ok(m.trim_end_matches('/').to_string());
+    }
+    let mut texts = Vec::new();
+    texts.extend(std::fs::read_to_string("/etc/apt/sources.list").ok());
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            let ext = p.extension().and_then(|e| e.to_str());
+            if matches!(ext, Some("list") | Some("sources")) {
+                texts.extend(std::fs::read_to_string(&p).ok());
+            }
+        }
+    }
+    debian_archive(&texts).ok_or_else(|| {
+        anyhow!(
+            "no Debian archive found in /etc/apt/sources.list(.d): set NETMEM_DEBIAN_MIRROR to a Debian mirror's URL (the one that serves dists/bookworm)"
+        )
+    })
+}
+
 fn apt_update(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir.join("lists/partial"))?;
     std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
+    let archive = machine_archive()?;
     let sources: String = KERNELS
         .iter()
-        .map(|(_, rel)| format!("deb http://deb.debian.org/debian {rel} main\n"))
+        .map(|(_, rel)| format!("deb {archive} {rel} main\n"))
         .collect();
     std::fs::write(dir.join("sources.list"), sources)?;
     let fresh = std::fs::read_dir(dir.join("lists"))?
@@ -401,4 +479,19 @@ pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
     }
     println!("vm-test: all scenarios passed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::debian_archive;
+
+    #[test]
+    fn archive_from_one_line_and_deb822_sources() {
+        let one = "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.local/debian/ bookworm main\ndeb http://mirror.local/debian-security bookworm-security main\n";
+        assert_eq!(debian_archive(&[one.into()]).as_deref(), Some("http://mirror.local/debian"));
+        let deb822 = "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n\nTypes: deb\nURIs: http://m.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n";
+        assert_eq!(debian_archive(&[deb822.into()]).as_deref(), Some("http://m.example/debian"));
+        assert_eq!(debian_archive(&["deb https://packages.example/apt cloud-sdk-bookworm main".into()]), None);
+        assert_eq!(debian_archive(&["deb https://node.example/node_20.x nodistro main".into()]), None);
+    }
 }
