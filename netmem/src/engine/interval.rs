@@ -43,7 +43,7 @@ pub(super) fn gather(netns: &Netns, mut polls: Polls, event_limit: u64) -> Resul
             d.observe(&rec, g);
         }
     }
-    let (events, route_cached) = polls.poll(netns, &ctx, monotonic_ns(), event_limit)?;
+    let polled = polls.poll(netns, &ctx, monotonic_ns(), event_limit)?;
     let rt6_cached = crate::sources::routes::rt6_cached(netns)?;
     Ok(Gathered {
         agg,
@@ -51,8 +51,8 @@ pub(super) fn gather(netns: &Netns, mut polls: Polls, event_limit: u64) -> Resul
         dump_started,
         ctx,
         polls,
-        events,
-        route_cached,
+        events: polled.events,
+        route_cached: polled.cached,
         rt6_cached,
     })
 }

@@ -15,7 +15,7 @@ use aya::{
 };
 use netmem_common::{GroupCounters, GroupKey, KernelLayout, Setting, Stat, NO_ARG};
 
-use super::catalog::{wanted_symbols, HookId, Kind, Needs, Prog, Tier, TierSpec, HOOKS};
+use super::catalog::{wanted_symbols, Hook, HookId, Kind, Needs, Prog, Tier, TierSpec, HOOKS};
 use super::maps;
 use super::status::{HookStatus, Unavailable};
 use crate::kernel::btf::{KernelBtf, Resolved};
@@ -100,51 +100,12 @@ impl Probes {
         };
         let mut status: Vec<HookStatus> = Vec::new();
         for hook in HOOKS {
-            let mut st = HookStatus {
-                id: hook.id,
-                hook: hook.name,
-                tier: None,
-                via: String::new(),
-                unavailable: Vec::new(),
-                note: None,
-            };
-            for t in hook.tiers {
-                if t.tier < max_tier {
-                    st.unavailable.push(Unavailable {
-                        tier: t.tier,
-                        reason: format!("skipped: --max-tier {}", max_tier.name()),
-                    });
-                    continue;
-                }
-                match attach_tier(&mut ebpf, &env, t, &status) {
-                    Ok((via, note)) => {
-                        st.tier = Some(t.tier);
-                        st.via = via;
-                        st.note = note;
-                        break;
-                    }
-                    Err(e) => st.unavailable.push(Unavailable {
-                        tier: t.tier,
-                        reason: format!("{e:#}"),
-                    }),
-                }
-            }
-            if st.tier.is_none() {
-                if let Some((_, what)) = hook.polling {
-                    st.tier = Some(Tier::Polling);
-                    st.via = what.to_string();
-                }
-            }
             let notes: Vec<&str> = layout_notes
                 .iter()
                 .filter(|(h, _)| *h == Some(hook.id))
                 .map(|(_, n)| n.as_str())
                 .collect();
-            if !notes.is_empty() && st.tier.is_some() {
-                let mut all: Vec<String> = st.note.take().into_iter().collect();
-                all.extend(notes.iter().map(|s| s.to_string()));
-                st.note = Some(all.join("; "));
-            }
+            let st = serve_hook(&mut ebpf, &env, hook, max_tier, &status, &notes);
             status.push(st);
         }
         // With --max-tier polling no kernel hook is wanted; otherwise having
@@ -218,6 +179,60 @@ impl Probes {
     pub fn stat(&self, s: Stat) -> Result<u64> {
         maps::stat(&self.ebpf, s)
     }
+}
+
+/// Gives one hook its best tier not better than `max_tier`, else its
+/// poller; `done` are the hooks already served (a tier may need one),
+/// `notes` what BTF could not resolve for this hook.
+fn serve_hook(
+    ebpf: &mut Ebpf,
+    env: &Env,
+    hook: &Hook,
+    max_tier: Tier,
+    done: &[HookStatus],
+    notes: &[&str],
+) -> HookStatus {
+    let mut st = HookStatus {
+        id: hook.id,
+        hook: hook.name,
+        tier: None,
+        via: String::new(),
+        unavailable: Vec::new(),
+        note: None,
+    };
+    for t in hook.tiers {
+        if t.tier < max_tier {
+            st.unavailable.push(Unavailable {
+                tier: t.tier,
+                reason: format!("skipped: --max-tier {}", max_tier.name()),
+            });
+            continue;
+        }
+        match attach_tier(ebpf, env, t, done) {
+            Ok((via, note)) => {
+                st.tier = Some(t.tier);
+                st.via = via;
+                st.note = note;
+                break;
+            }
+            Err(e) => st.unavailable.push(Unavailable {
+                tier: t.tier,
+                reason: format!("{e:#}"),
+            }),
+        }
+    }
+    if st.tier.is_none() {
+        if let Some((_, what)) = hook.polling {
+            st.tier = Some(Tier::Polling);
+            st.via = what.to_string();
+        }
+    }
+    if !notes.is_empty() && st.tier.is_some() {
+        let mut all: Vec<String> = st.note.take().into_iter().collect();
+        all.extend(notes.iter().map(|s| s.to_string()));
+        st.note = Some(all.join("; "));
+    }
+    st
 }
 
 /// Tries one tier of one hook: checks what can be known up front, then

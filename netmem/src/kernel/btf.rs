@@ -124,7 +124,7 @@ impl KernelBtf {
                 };
             }
         }
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             bail!("{root}.{path} is a bitfield not on a byte boundary");
         }
         Ok(bits / 8)
@@ -235,7 +235,33 @@ impl KernelBtf {
     pub fn resolve(&self, netns_inum: u32, syms: &Kallsyms) -> Resolved {
         let mut l = KernelLayout::unresolved();
         let mut missing = Vec::new();
-        type Notes = Vec<(Option<HookId>, String)>;
+        self.resolve_offsets(&mut l, &mut missing);
+        self.resolve_orphans(&mut l, syms, &mut missing);
+        // SOCK_MIN_SNDBUF = 2 * TCP_SKB_MIN_TRUESIZE = 2 * (2048 +
+        // SKB_DATA_ALIGN(sizeof(struct sk_buff))), cache lines being 64 bytes.
+        let sock_min_sndbuf = match self.struct_size("sk_buff") {
+            Ok(n) => 2 * (2048 + n.div_ceil(64) * 64) as i64,
+            Err(_) => 4608,
+        };
+
+        let drop_reason_names = self.resolve_tracepoints(&mut l, &mut missing);
+        l.netns_inum = netns_inum;
+        Resolved {
+            layout: l,
+            sock_min_sndbuf,
+            missing,
+            drop_reason_names,
+        }
+    }
+}
+
+
+type Notes = Vec<(Option<HookId>, String)>;
+
+impl KernelBtf {
+    /// Struct member offsets; each missing one is noted with the hook it
+    /// limits (None: every socket read).
+    fn resolve_offsets(&self, l: &mut KernelLayout, missing: &mut Notes) {
         let off_for = |hook: Option<HookId>, root: &str, path: &str, missing: &mut Notes| -> u32 {
             match self.offset_of(root, path) {
                 Ok(o) => o,
@@ -246,7 +272,7 @@ impl KernelBtf {
             }
         };
         let off = |root: &str, path: &str, missing: &mut Notes| off_for(None, root, path, missing);
-        let m = &mut missing;
+        let m = &mut *missing;
         l.sk_family = off("sock", "__sk_common.skc_family", m);
         l.sk_state = off("sock", "__sk_common.skc_state", m);
         l.sk_num = off("sock", "__sk_common.skc_num", m);
@@ -280,7 +306,7 @@ impl KernelBtf {
                 NO_OFFSET
             }
         };
-        let m = &mut missing;
+        let m = &mut *missing;
         l.proto_memory_allocated = off("proto", "memory_allocated", m);
         l.proto_sysctl_mem = off("proto", "sysctl_mem", m);
         l.skb_sk = off_for(Some(HookId::KfreeSkb), "sk_buff", "sk", m);
@@ -296,14 +322,11 @@ impl KernelBtf {
         // RTAX_MTU is uapi (rtnetlink), so it is ABI like the TCP states;
         // struct dst_metrics stores RTAX_n at index n-1.
         l.rtax_mtu_index = 1;
-        self.resolve_orphans(&mut l, syms, m);
-        // SOCK_MIN_SNDBUF = 2 * TCP_SKB_MIN_TRUESIZE = 2 * (2048 +
-        // SKB_DATA_ALIGN(sizeof(struct sk_buff))), cache lines being 64 bytes.
-        let sock_min_sndbuf = match self.struct_size("sk_buff") {
-            Ok(n) => 2 * (2048 + n.div_ceil(64) * 64) as i64,
-            Err(_) => 4608,
-        };
+    }
 
+    /// Raw tracepoint argument positions and enum values; returns
+    /// `enum skb_drop_reason` value → name.
+    fn resolve_tracepoints(&self, l: &mut KernelLayout, missing: &mut Notes) -> Vec<(u32, String)> {
         let position = |tp: &str, wanted: &str, missing: &mut Notes| -> u32 {
             let hook = HookId::of_tracepoint(tp);
             match self.tracepoint_args(tp) {
@@ -323,7 +346,7 @@ impl KernelBtf {
                 }
             }
         };
-        l.kfree_skb_reason_arg = position("kfree_skb", "enum skb_drop_reason", &mut missing);
+        l.kfree_skb_reason_arg = position("kfree_skb", "enum skb_drop_reason", missing);
         // rx_sk is the only `struct sock *` kfree_skb passes (6.12+); older
         // kernels leave skb->sk as the only way to the socket.
         l.kfree_skb_rx_sk_arg = match self.tracepoint_args("kfree_skb") {
@@ -333,7 +356,7 @@ impl KernelBtf {
                 .map_or(NO_ARG, |i| i as u32),
             Err(_) => NO_ARG,
         };
-        l.send_reset_reason_arg = position("tcp_send_reset", "enum sk_rst_reason", &mut missing);
+        l.send_reset_reason_arg = position("tcp_send_reset", "enum sk_rst_reason", missing);
         match self.enum_value("sk_rst_reason", RST_REASON_ABORT_ON_MEMORY) {
             Ok(Some(v)) => l.rst_reason_abort_on_memory = v,
             Ok(None) => missing.push((
@@ -356,13 +379,7 @@ impl KernelBtf {
             }
             Err(e) => missing.push((Some(HookId::KfreeSkb), format!("{e:#}"))),
         }
-        l.netns_inum = netns_inum;
-        Resolved {
-            layout: l,
-            sock_min_sndbuf,
-            missing,
-            drop_reason_names,
-        }
+        drop_reason_names
     }
 }
 
@@ -449,7 +466,7 @@ mod tests {
         assert_ne!(l.sk_wmem_queued, NO_OFFSET);
         assert_ne!(l.sk_rmem_alloc, NO_OFFSET);
         assert!(l.sk_family < l.sk_wmem_queued);
-        assert_eq!(l.skb_sk != NO_OFFSET, true);
+        assert_ne!(l.skb_sk, NO_OFFSET);
         assert_ne!(l.kfree_skb_reason_arg, NO_ARG);
         assert!(r
             .drop_reason_names

@@ -1,6 +1,7 @@
 //! The typed model every source produces and every sink consumes: groups
 //! (the grouping rule, aggregation, filters), events (decoded, with their
 //! domain rules) and intervals (one pass's figures).
+pub mod decode;
 pub mod event;
 pub mod group;
 pub mod interval;

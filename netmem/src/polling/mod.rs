@@ -84,15 +84,14 @@ impl Polls {
     }
 
     /// The pollers' share of one pass, after sock_diag (orphans were fed to
-    /// the orphan poller while the dump streamed). Returns the new records
-    /// and the route cache sizes polled, by family.
+    /// the orphan poller while the dump streamed).
     pub fn poll(
         &mut self,
         netns: &Netns,
         ctx: &Context,
         now: u64,
         event_limit: u64,
-    ) -> Result<(Vec<Event>, Vec<(&'static str, usize)>)> {
+    ) -> Result<Polled> {
         let mut events = Vec::new();
         if let Some(d) = self.orphans.as_mut() {
             events.extend(d.finish(now));
@@ -111,6 +110,14 @@ impl Polls {
             cached.push((crate::model::event::family_name(fam), n));
             events.extend(ev);
         }
-        Ok((events, cached))
+        Ok(Polled { events, cached })
     }
+}
+
+/// What one pass of the pollers found.
+pub struct Polled {
+    /// New records, as the kernel programs would have streamed them.
+    pub events: Vec<Event>,
+    /// Route cache sizes polled, by family name.
+    pub cached: Vec<(&'static str, usize)>,
 }

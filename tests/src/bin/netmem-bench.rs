@@ -295,7 +295,7 @@ fn bulk(ns: &str, to: SocketAddr, secs: f64) -> Result<f64> {
         // Past the headers and slow start.
         let warm = Instant::now();
         while warm.elapsed() < Duration::from_millis(200) {
-            s.read(&mut buf)?;
+            ensure!(s.read(&mut buf)? > 0, "bulk response ended during warm-up");
         }
         let t0 = Instant::now();
         let mut total = 0u64;
