@@ -90,6 +90,14 @@ pub(crate) fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo puts what it builds: CARGO_TARGET_DIR when set, as cargo
+/// itself does.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 pub(crate) fn sh(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {cmd:?}");
     let st = cmd
@@ -284,7 +292,7 @@ pub(crate) fn cargo(args: &[&str]) -> Command {
 
 fn run(args: Vec<String>) -> Result<()> {
     sh(&mut cargo(&["build", "--release", "-p", "netmem"]))?;
-    let bin = workspace_root().join("target/release/netmem");
+    let bin = target_dir().join("release/netmem");
     let args = if args.is_empty() {
         vec!["trace".to_string()]
     } else {
@@ -305,7 +313,7 @@ fn tool(name: &str, args: Vec<String>) -> Result<()> {
         "netmem-tests",
         "--bins",
     ]))?;
-    sh(Command::new(workspace_root().join("target/release").join(name)).args(args))
+    sh(Command::new(target_dir().join("release").join(name)).args(args))
 }
 
 fn test() -> Result<()> {

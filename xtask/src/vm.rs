@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::{cargo, output, sh, workspace_root};
+use crate::{cargo, output, sh};
 
 /// Debian release per kernel line: bullseye 5.10, bookworm 6.1, trixie 6.12.
 pub const KERNELS: &[(&str, &str)] = &[
@@ -303,7 +303,7 @@ fn build_static() -> Result<PathBuf> {
         "--bin",
         "netmem-guest",
     ]))?;
-    Ok(workspace_root().join("target").join(MUSL).join("release"))
+    Ok(crate::target_dir().join(MUSL).join("release"))
 }
 
 fn initramfs(work: &Path, bins: &Path, k: &KernelFiles) -> Result<PathBuf> {
@@ -426,7 +426,7 @@ pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
     }
     let cache = cache_dir()?;
     let bins = build_static()?;
-    let work = workspace_root().join("target/vm-test");
+    let work = crate::target_dir().join("vm-test");
     std::fs::create_dir_all(&work)?;
     let mut failed = Vec::new();
     let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
