@@ -64,6 +64,7 @@ fn trace_leaves_no_program_behind() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(loaded_netmem_programs() > before, "trace attached nothing");
     // SIGINT, as Ctrl-C would send.
+    // SAFETY: kill has no memory preconditions; the pid is our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -87,6 +88,8 @@ fn loaded_netmem_programs() -> usize {
         let mut attr = [0u32; 32];
         attr[0] = id;
         // BPF_PROG_GET_NEXT_ID = 11
+        // SAFETY: attr is a zeroed buffer larger than union bpf_attr's
+        // members this command reads and writes.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -102,6 +105,7 @@ fn loaded_netmem_programs() -> usize {
         // BPF_PROG_GET_FD_BY_ID = 13
         let mut a2 = [0u32; 32];
         a2[0] = id;
+        // SAFETY: as above; the returned fd is ours and closed below.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -118,6 +122,8 @@ fn loaded_netmem_programs() -> usize {
         let mut a3 = [0u64; 4];
         a3[0] = fd as u64 | ((info.len() as u64) << 32);
         a3[1] = info.as_mut_ptr() as u64;
+        // SAFETY: the kernel writes at most info.len() bytes into info,
+        // which outlives the call.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -126,6 +132,7 @@ fn loaded_netmem_programs() -> usize {
                 std::mem::size_of_val(&a3),
             )
         };
+        // SAFETY: fd came from BPF_PROG_GET_FD_BY_ID and is closed once.
         unsafe { libc::close(fd as i32) };
         if r == 0 {
             let name = String::from_utf8_lossy(&info[64..80])

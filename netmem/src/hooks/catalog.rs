@@ -396,6 +396,24 @@ mod tests {
         assert_eq!(names.len(), n);
     }
 
+    /// README's tier table and support table have a row for every hook
+    /// that has tiers of its own (the stable tracepoints share one row).
+    #[test]
+    fn readme_tables_name_every_mission_hook() {
+        let readme = include_str!("../../../README.md");
+        for section in ["## How it works", "## Support"] {
+            let at = readme.find(section).expect(section);
+            let text = &readme[at..];
+            for h in mission_hooks() {
+                assert!(
+                    text.contains(&format!("| {} |", h.name)),
+                    "README {section} has no row for {}",
+                    h.name
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_streamed_kind_has_a_hook() {
         for k in EventKind::ALL {

@@ -300,7 +300,17 @@ mod tests {
     ];
     const EVENT_HEAD: &[&str] = &["type", "ts", "event", "tier", "group"];
 
+    const README: &str = include_str!("../../../README.md");
+
+    /// Every field a line has is documented in README's JSON section.
     fn keys(v: &Map<String, Value>) -> BTreeSet<String> {
+        let json = &README[README.find("## JSON lines").expect("README has its JSON section")..];
+        for k in v.keys() {
+            assert!(
+                json.contains(&format!("`{k}`")) || json.contains(&format!("`\"{k}\"`")),
+                "README's JSON section does not name `{k}`"
+            );
+        }
         v.keys().cloned().collect()
     }
 
