@@ -206,32 +206,35 @@ impl Decoder<'_> {
     }
 }
 
+/// A decoder with fixed figures (SOCK_MIN_SNDBUF 4608, 7 orphans of 100
+/// allowed, every hook on the tracepoint tier), for tests.
+#[cfg(test)]
+pub(crate) fn decoder_for_tests<'a>(names: &'a dyn Fn(u32) -> String) -> Decoder<'a> {
+    Decoder {
+        drop_reason: names,
+        sock_min_sndbuf: 4608,
+        max_orphans: Some(100),
+        orphans: Some(7),
+        tier: &|_| Some(Tier::Tracepoint),
+        wall: &|_| SystemTime::UNIX_EPOCH,
+    }
+}
+
+/// A raw record of `p`'s kind about `sock`, for tests.
+#[cfg(test)]
+pub(crate) fn raw_for_tests<P: Payload>(p: P, sock: netmem_common::SockInfo) -> RawEvent {
+    let mut e = crate::polling::raw_event(p, 0, netmem_common::GroupKey::UNATTRIBUTED);
+    e.sock = sock;
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netmem_common::{GroupKey, SockInfo, AF_INET};
-
-    pub(crate) fn decoder_for_tests<'a>(names: &'a dyn Fn(u32) -> String) -> Decoder<'a> {
-        Decoder {
-            drop_reason: names,
-            sock_min_sndbuf: 4608,
-            max_orphans: Some(100),
-            orphans: Some(7),
-            tier: &|_| Some(Tier::Tracepoint),
-            wall: &|_| SystemTime::UNIX_EPOCH,
-        }
-    }
+    use netmem_common::{SockInfo, AF_INET};
 
     fn raw<P: Payload>(p: P, sock: SockInfo) -> RawEvent {
-        RawEvent {
-            ts_ns: 0,
-            kind: P::KIND as u32,
-            _pad: 0,
-            sock,
-            group: GroupKey::UNATTRIBUTED,
-            args: p.into_args(),
-            route: Default::default(),
-        }
+        raw_for_tests(p, sock)
     }
 
     #[test]

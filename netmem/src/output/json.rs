@@ -286,13 +286,11 @@ mod tests {
     //! fields README documents. A field may be added here (and in README);
     //! none may disappear.
     use super::*;
-    use crate::hooks::Tier;
-    use crate::model::event::Decoder;
+    use crate::model::decode::{decoder_for_tests, raw_for_tests};
     use netmem_common::{
         payload, AbortSource, EventKind, OrphanSource, Payload, SockInfo, AF_INET, IPPROTO_TCP,
     };
     use std::collections::BTreeSet;
-    use std::time::SystemTime;
 
     const SOCK_FIELDS: &[&str] = &[
         "local", "remote", "protocol", "state", "rmem_alloc", "rcvbuf", "wmem_queued",
@@ -320,30 +318,14 @@ mod tests {
 
     fn decode<P: Payload>(p: P, with_sock: bool) -> Map<String, Value> {
         let names = |r: u32| format!("R{r}");
-        let d = Decoder {
-            drop_reason: &names,
-            sock_min_sndbuf: 4608,
-            max_orphans: Some(100),
-            orphans: Some(7),
-            tier: &|_| Some(Tier::Tracepoint),
-            wall: &|_| SystemTime::UNIX_EPOCH,
-        };
+        let d = decoder_for_tests(&names);
         let mut sock = SockInfo::default();
         if with_sock {
             sock.present = 1;
             sock.family = AF_INET;
             sock.protocol = IPPROTO_TCP;
         }
-        let raw = netmem_common::Event {
-            ts_ns: 0,
-            kind: P::KIND as u32,
-            _pad: 0,
-            sock,
-            group: GroupKey::UNATTRIBUTED,
-            args: p.into_args(),
-            route: Default::default(),
-        };
-        event_object(&d.decode(&raw).unwrap())
+        event_object(&d.decode(&raw_for_tests(p, sock)).unwrap())
     }
 
     #[test]
