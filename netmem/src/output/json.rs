@@ -349,6 +349,13 @@ mod tests {
             (EventKind::PressureLeave, decode(payload::PressureLeave::default(), true),
              vec!["allocated_pages", "tcp_mem_pages", "duration_ms"]),
         ];
+        // Every kind a hook streams is pinned here: a new kind fails this
+        // test until its fields are listed (and documented in README).
+        let mut covered: Vec<EventKind> = cases.iter().map(|c| c.0).collect();
+        covered.extend([EventKind::RouteException, EventKind::Synthetic]);
+        for k in EventKind::ALL {
+            assert!(covered.contains(k), "{k:?} has no contract case");
+        }
         for (kind, got, fields) in cases {
             assert_eq!(got["event"], kind.name());
             assert_eq!(keys(&got), want(&[EVENT_HEAD, SOCK_FIELDS, &fields]), "{kind:?}");
