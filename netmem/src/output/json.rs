@@ -174,6 +174,8 @@ pub fn event_object(e: &Event) -> Map<String, Value> {
     o
 }
 
+/// The kind-specific fields. One match arm per kind on purpose, like the
+/// decoder: each kind's fields read in one place.
 fn body_fields(b: &Body, o: &mut Map<String, Value>) {
     let mut put = |k: &str, v: Value| {
         o.insert(k.into(), v);
