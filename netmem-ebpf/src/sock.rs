@@ -26,12 +26,14 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 pub static GROUP_COUNTS: PerCpuHashMap<GroupKey, GroupCounters> =
     PerCpuHashMap::with_max_entries(16384, 0);
 
-/// Local ports with a listening socket in the traced namespace. Userspace
-/// seeds it from sock_diag and prunes it; the kernel adds ports as sockets
-/// enter LISTEN (value: bpf_ktime_get_ns at insert, so userspace never prunes
-/// a port newer than its last dump).
+/// Local ports with a listening socket in the traced namespace, indexed by
+/// port: every port has its slot, so there is no ceiling. Non-zero means
+/// listening. Userspace seeds it from sock_diag (value 1) and clears ports
+/// whose listener and sockets are gone; the kernel marks ports as sockets
+/// enter LISTEN (value: bpf_ktime_get_ns, so userspace never clears a port
+/// newer than its last dump).
 #[map]
-pub static LISTEN_PORTS: HashMap<u16, u64> = HashMap::with_max_entries(8192, 0);
+pub static LISTEN_PORTS: Array<u64> = Array::with_max_entries(65536, 0);
 
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT as u32, 0);
@@ -160,9 +162,9 @@ pub fn sock_id(sk: u64) -> SockId {
 
 #[inline(always)]
 pub fn group_of(id: &SockId) -> GroupKey {
-    // SAFETY: the value is only tested for presence, never read, so a
-    // concurrent update cannot be observed half-written.
-    let listening = unsafe { LISTEN_PORTS.get(&id.lport) }.is_some();
+    let listening = LISTEN_PORTS
+        .get(id.lport as u32)
+        .is_some_and(|v| *v != 0);
     GroupKey::classify(id.family, id.lport, listening, &id.raddr, id.rport)
 }
 

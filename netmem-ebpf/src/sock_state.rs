@@ -26,7 +26,11 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     if newstate == TCP_LISTEN {
-        let _ = LISTEN_PORTS.insert(&id.lport, &now_ns(), 0);
+        if let Some(v) = LISTEN_PORTS.get_ptr_mut(id.lport as u32) {
+            // SAFETY: an array slot, valid for the program's run; an aligned
+            // u64 store cannot tear.
+            unsafe { *v = now_ns() };
+        }
         return 0;
     }
     let c = if newstate == TCP_ESTABLISHED {

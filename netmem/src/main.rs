@@ -72,6 +72,13 @@ struct Common {
     /// Only the group backend:ADDR:PORT, e.g. 10.0.0.2:9001 or [::1]:9001 (repeatable).
     #[arg(long = "backend", value_name = "ADDR:PORT", value_parser = parse_backend_arg)]
     backends: Vec<(std::net::IpAddr, u16)>,
+    /// Also groups with no sockets, memory or events (bare listeners).
+    #[arg(long)]
+    all: bool,
+    /// Table rows at most, largest first; 0 shows every group (text only:
+    /// JSON always lists every group shown).
+    #[arg(long, default_value_t = 40, value_name = "N")]
+    rows: usize,
 }
 
 fn format(json: bool) -> Format {
@@ -83,10 +90,11 @@ fn format(json: bool) -> Format {
 }
 
 /// Standard output through the sink of the chosen format.
-fn stdout_sink(json: bool) -> Box<dyn Sink> {
+fn stdout_sink(json: bool, rows: usize) -> Box<dyn Sink> {
     output::sink(
         format(json),
         std::io::BufWriter::new(std::io::stdout().lock()),
+        rows,
     )
 }
 
@@ -95,6 +103,7 @@ impl Common {
         Filter {
             ports: self.ports.clone(),
             backends: self.backends.clone(),
+            all: self.all,
         }
     }
 }
@@ -115,7 +124,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Snapshot { common } => {
             let netns = netmem::sources::netns::Netns::open(common.netns.as_deref())?;
-            let mut sink = stdout_sink(common.json);
+            let mut sink = stdout_sink(common.json, common.rows);
             netmem::cmd::snapshot::run(&netns, &common.filter(), sink.as_mut())
         }
         Cmd::Trace {
@@ -136,11 +145,11 @@ fn run(cli: Cli) -> Result<()> {
                 event_limit,
                 max_tier,
             };
-            let mut sink = stdout_sink(common.json);
+            let mut sink = stdout_sink(common.json, common.rows);
             rt.block_on(netmem::cmd::trace::run(opts, sink.as_mut()))
         }
         Cmd::Probes { json, max_tier } => {
-            netmem::cmd::probes::run(max_tier, stdout_sink(json).as_mut())
+            netmem::cmd::probes::run(max_tier, stdout_sink(json, 0).as_mut())
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::sources::sockdiag::States;
 /// The snapshot as one typed interval (no live part).
 pub fn take(netns: &Netns, filter: &Filter) -> Result<Interval> {
     let mut agg = Aggregator::default();
-    agg.collect(netns, States::AllButListening)?;
+    agg.collect(netns, States::AllButListening, &Default::default())?;
     Ok(Interval {
         ts: SystemTime::now(),
         context: Context::read(netns)?,

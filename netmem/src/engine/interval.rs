@@ -30,13 +30,20 @@ pub(super) struct Gathered {
 }
 
 /// The sock_diag pass, the global context, and the polling tier's readers.
-pub(super) fn gather(netns: &Netns, mut polls: Polls, event_limit: u64) -> Result<Gathered> {
+/// `sticky`: the ports the kernel's listening set holds (see
+/// [`Aggregator::collect`]).
+pub(super) fn gather(
+    netns: &Netns,
+    mut polls: Polls,
+    event_limit: u64,
+    sticky: &HashSet<u16>,
+) -> Result<Gathered> {
     let dump_started = monotonic_ns();
     let mut agg = Aggregator::default();
     if polls.orphans.is_some() {
         agg.orphan_records = Some(Vec::new());
     }
-    let listening = agg.collect(netns, States::Buffered)?;
+    let listening = agg.collect(netns, States::Buffered, sticky)?;
     let ctx = Context::read(netns)?;
     if let Some(d) = polls.orphans.as_mut() {
         for (rec, g) in agg.orphan_records.take().unwrap_or_default() {
@@ -57,23 +64,37 @@ pub(super) fn gather(netns: &Netns, mut polls: Polls, event_limit: u64) -> Resul
     })
 }
 
-/// Makes the kernel's listening-port set match the dump, but never drops
-/// a port the kernel learned after the dump began.
+/// Keeps the kernel's listening-port set in step with the dumps. `known`
+/// is userspace's view of the ports set there. A port stays while it has a
+/// listener or, its listener closed, sockets of its own (so a draining
+/// frontend's connections stay `listen:PORT` instead of turning into one
+/// fake backend each); and a port the kernel learned after the dump began
+/// is never cleared.
 pub(super) fn sync_listen_ports(
     probes: &mut Probes,
+    known: &mut HashSet<u16>,
     listening: &HashSet<u16>,
+    in_use: &HashSet<u16>,
     dump_started: u64,
 ) -> Result<()> {
     let mut map = probes.listen_ports()?;
-    let existing: Vec<(u16, u64)> = map.iter().filter_map(|r| r.ok()).collect();
-    for (port, learned) in &existing {
-        if !listening.contains(port) && *learned < dump_started {
-            let _ = map.remove(port);
+    let stale: Vec<u16> = known
+        .iter()
+        .filter(|p| !listening.contains(p) && !in_use.contains(p))
+        .copied()
+        .collect();
+    for port in stale {
+        let learned = map.get(&(port as u32), 0).unwrap_or(0);
+        if learned < dump_started {
+            map.set(port as u32, 0, 0)
+                .context("cannot clear a LISTEN_PORTS slot")?;
+            known.remove(&port);
         }
     }
-    for port in listening {
-        if !existing.iter().any(|(p, _)| p == port) {
-            map.insert(port, 0, 0).context("cannot seed LISTEN_PORTS")?;
+    for &port in listening {
+        if known.insert(port) {
+            map.set(port as u32, 1, 0)
+                .context("cannot seed LISTEN_PORTS")?;
         }
     }
     Ok(())

@@ -66,6 +66,8 @@ struct Tracer<'s> {
     routes: interval::RouteTally,
     /// Events of this interval handed to the sink, by kind.
     shown: std::collections::BTreeMap<&'static str, u64>,
+    /// The ports set in the kernel's listening-port map.
+    listen_known: std::collections::HashSet<u16>,
     received: u64,
     shown_this_interval: u64,
     suppressed_this_interval: u64,
@@ -109,6 +111,7 @@ pub async fn run_with(
         kernel_log: None,
         routes: Default::default(),
         shown: Default::default(),
+        listen_known: listening.iter().copied().collect(),
         received: 0,
         shown_this_interval: 0,
         suppressed_this_interval: 0,
@@ -140,6 +143,7 @@ impl Tracer<'_> {
             &self.opts.netns,
             self.polls.take().expect("polls"),
             self.opts.event_limit,
+            &self.listen_known,
         )?;
         self.interval_report(g, false)?;
         self.sink.coverage(&self.probes.status)?;
@@ -183,12 +187,16 @@ impl Tracer<'_> {
                 _ = &mut end => break,
             }
         }
-        // An interval already gathered is reported, as it would have been.
-        if let Some(p) = pending {
-            let g = p.await.context("interval worker panicked")??;
-            self.interval_report(g, true)?;
-        }
-        // Drain what is already in the ring so the summary's counts are final.
+        // The last, partial interval is reported too: a gather under way
+        // finishes, else one more is taken now. Events already in the ring
+        // go first, so they count in it.
+        self.drain(rb.get_mut())?;
+        let last = match pending {
+            Some(p) => p.await.context("interval worker panicked")?,
+            None => self.spawn_gather()?.await.context("interval worker panicked")?,
+        };
+        self.interval_report(last?, true)?;
+        // Drain what arrived meanwhile so the summary's counts are final.
         self.drain(rb.get_mut())?;
         Ok(started.elapsed())
     }
@@ -276,9 +284,36 @@ impl Tracer<'_> {
         let netns = self.opts.netns.try_clone()?;
         let polls = self.polls.take().expect("one gather at a time");
         let limit = self.opts.event_limit;
+        let sticky = self.listen_known.clone();
         Ok(tokio::task::spawn_blocking(move || {
-            gather(&netns, polls, limit)
+            gather(&netns, polls, limit, &sticky)
         }))
+    }
+
+    /// Adds the kernel's per-group counts since the last interval to `agg`,
+    /// then removes from the kernel map every group that counted nothing
+    /// since the last interval: the map holds only recently active groups,
+    /// so it does not fill up over a long trace. An increment landing
+    /// between the read and the removal of an idle group is the only count
+    /// this can lose.
+    fn count_groups(&mut self, agg: &mut crate::model::Aggregator) -> Result<()> {
+        let mut now_counts = HashMap::new();
+        let mut idle = Vec::new();
+        for (g, c) in self.probes.group_counts()? {
+            let prev = self.prev_counts.get(&g);
+            if prev == Some(&c) {
+                idle.push(g);
+                continue;
+            }
+            let d = crate::model::group::counter_delta(&c, prev);
+            if d.counts.iter().any(|&x| x > 0) {
+                agg.add_counts(g, &d);
+            }
+            now_counts.insert(g, c);
+        }
+        self.probes.forget_groups(&idle)?;
+        self.prev_counts = now_counts;
+        Ok(())
     }
 
     /// Counter deltas on top of a gathered pass; refreshes LISTEN_PORTS;
@@ -297,16 +332,14 @@ impl Tracer<'_> {
         } = g;
         self.kernel_log = polls.aborts.as_ref().map(|p| p.log_counts);
         self.polls = Some(polls);
-        interval::sync_listen_ports(&mut self.probes, &listening, dump_started)?;
-        let mut now_counts = HashMap::new();
-        for (g, c) in self.probes.group_counts()? {
-            let d = crate::model::group::counter_delta(&c, self.prev_counts.get(&g));
-            if d.counts.iter().any(|&x| x > 0) {
-                agg.add_counts(g, &d);
-            }
-            now_counts.insert(g, c);
-        }
-        self.prev_counts = now_counts;
+        interval::sync_listen_ports(
+            &mut self.probes,
+            &mut self.listen_known,
+            &listening,
+            &agg.listen_ports_in_use,
+            dump_started,
+        )?;
+        self.count_groups(&mut agg)?;
         self.last_ctx = Some(ctx);
         for e in &events {
             self.on_event(e)?;

@@ -85,7 +85,9 @@ impl Probes {
         {
             let mut ports = maps::listen_ports(&mut ebpf)?;
             for p in listening {
-                ports.insert(p, 0, 0).context("cannot seed LISTEN_PORTS")?;
+                ports
+                    .set(*p as u32, 1, 0)
+                    .context("cannot seed LISTEN_PORTS")?;
             }
         }
         if let Err(e) = aya_log::EbpfLogger::init(&mut ebpf) {
@@ -166,8 +168,13 @@ impl Probes {
         maps::take_events(&mut self.ebpf)
     }
 
-    pub fn listen_ports(&mut self) -> Result<aya::maps::HashMap<&mut MapData, u16, u64>> {
+    pub fn listen_ports(&mut self) -> Result<aya::maps::Array<&mut MapData, u64>> {
         maps::listen_ports(&mut self.ebpf)
+    }
+
+    /// Removes these groups from the kernel's per-group map.
+    pub fn forget_groups(&mut self, keys: &[GroupKey]) -> Result<()> {
+        maps::forget_groups(&mut self.ebpf, keys)
     }
 
     /// Cumulative per-group counters, summed over CPUs.

@@ -3,7 +3,7 @@
 //! aya equivalent of a libbpf skeleton's `skel->maps`).
 
 use anyhow::{Context, Result};
-use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::Ebpf;
 use netmem_common::{GroupCounters, GroupKey, Setting, Stat};
 
@@ -32,9 +32,23 @@ pub fn take_events(ebpf: &mut Ebpf) -> Result<RingBuf<MapData>> {
     RingBuf::try_from(m).context(EVENTS)
 }
 
-/// The listening-port set the kernel's grouping rule reads.
-pub fn listen_ports(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u16, u64>> {
-    HashMap::try_from(map_mut(ebpf, LISTEN_PORTS)?).context(LISTEN_PORTS)
+/// The listening-port set the kernel's grouping rule reads: one slot per
+/// port, non-zero when listening (1: seeded by userspace; otherwise the
+/// CLOCK_MONOTONIC ns at which the kernel saw a socket enter LISTEN).
+pub fn listen_ports(ebpf: &mut Ebpf) -> Result<Array<&mut MapData, u64>> {
+    Array::try_from(map_mut(ebpf, LISTEN_PORTS)?).context(LISTEN_PORTS)
+}
+
+/// Removes idle groups from the per-group map, so it only holds groups
+/// that counted something recently and never fills for good.
+pub fn forget_groups(ebpf: &mut Ebpf, keys: &[GroupKey]) -> Result<()> {
+    let mut m: PerCpuHashMap<&mut MapData, GroupKey, GroupCounters> =
+        PerCpuHashMap::try_from(map_mut(ebpf, GROUP_COUNTS)?).context(GROUP_COUNTS)?;
+    for k in keys {
+        // Already gone is fine: nothing else deletes, but be tolerant.
+        let _ = m.remove(k);
+    }
+    Ok(())
 }
 
 /// Cumulative per-group counters, summed over CPUs.

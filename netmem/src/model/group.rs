@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{anyhow, Result};
 use netmem_common::{
-    Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_LISTEN, TCP_LISTEN,
-    TCP_NEW_SYN_RECV, TCP_TIME_WAIT,
+    Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_LISTEN, IPPROTO_TCP,
+    TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_TIME_WAIT,
 };
 
 use crate::sources::sockdiag::SockRecord;
@@ -67,13 +67,20 @@ pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
     )
 }
 
-/// An orphan as sock_diag shows it: no inode (no file refers to it any
-/// more) yet still a full socket, i.e. not a TIME_WAIT or request mini-socket.
+/// An orphan as the kernel counts one (tcp_orphan_count): a full TCP
+/// socket its application has closed. No inode alone is not enough:
+/// children still waiting in a listener's accept queue have none either,
+/// and sit in ESTABLISHED, SYN_RECV or CLOSE_WAIT, while a closed socket
+/// has moved on to FIN_WAIT1/2, CLOSING or LAST_ACK. `full` excludes the
+/// TIME_WAIT mini-sockets that sock_diag reports in their FIN_WAIT2 substate.
 pub fn is_orphan(rec: &SockRecord) -> bool {
-    rec.inode == 0
-        && rec.state != TCP_TIME_WAIT
-        && rec.state != TCP_NEW_SYN_RECV
-        && rec.state != TCP_LISTEN
+    rec.protocol == IPPROTO_TCP
+        && rec.inode == 0
+        && rec.full
+        && matches!(
+            rec.state,
+            TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK
+        )
 }
 
 /// One group's memory as sock_diag reports it, in bytes.
@@ -108,6 +115,18 @@ impl GroupRow {
     pub fn count(&self, c: Counter) -> u64 {
         self.counts[c as usize]
     }
+
+    /// Nothing to report: no sockets (a bare listener does not count), no
+    /// memory, no drops and no events.
+    pub fn is_empty(&self) -> bool {
+        let m = &self.mem;
+        m.sockets == 0
+            && m.orphans == 0
+            && m.time_wait == 0
+            && m.total() == 0
+            && m.drops == 0
+            && self.counts.iter().all(|&c| c == 0)
+    }
 }
 
 #[derive(Default)]
@@ -116,11 +135,17 @@ pub struct Aggregator {
     /// When Some, every orphan of the pass with its group (for the
     /// polling tier of the orphan hook).
     pub orphan_records: Option<Vec<(SockRecord, GroupKey)>>,
+    /// Listening ports that still had sockets of their own (accepted
+    /// connections, orphans) in the pass.
+    pub listen_ports_in_use: HashSet<u16>,
 }
 
 impl Aggregator {
     pub fn add_socket(&mut self, rec: &SockRecord, listening: &HashSet<u16>) {
         let g = group_of(rec, listening);
+        if g.kind == GROUP_LISTEN && rec.state != TCP_LISTEN {
+            self.listen_ports_in_use.insert(rec.lport);
+        }
         if is_orphan(rec) {
             if let Some(v) = self.orphan_records.as_mut() {
                 v.push((rec.clone(), g));
@@ -143,25 +168,41 @@ impl Aggregator {
         }
     }
 
-    /// One sock_diag pass: the listening sockets first, so every other
-    /// socket can be charged to its group as the dump streams.
-    /// `others`: which non-listening states. Returns the listening ports.
+    /// One sock_diag pass, TCP then UDP: the listening sockets first, so
+    /// every other socket can be charged to its group as the dump streams.
+    /// `others`: which non-listening TCP states. `sticky`: ports whose
+    /// listener closed while its accepted connections live on (the trace
+    /// keeps them); their sockets stay with `listen:PORT`. Returns the ports
+    /// with a listening socket now. A kernel without UDP sock_diag is noted
+    /// once and its UDP sockets left out.
     pub fn collect(
         &mut self,
         netns: &crate::sources::netns::Netns,
         others: crate::sources::sockdiag::States,
+        sticky: &HashSet<u16>,
     ) -> anyhow::Result<HashSet<u16>> {
-        use crate::sources::sockdiag::{dump_tcp, States};
+        use crate::sources::sockdiag::{dump_tcp, dump_udp, NoHandler, States};
         let mut listening = HashSet::new();
         let mut listeners = Vec::new();
         dump_tcp(netns, States::Listening, |r| {
             listening.insert(r.lport);
             listeners.push(r.clone());
         })?;
+        let mut ports = listening.clone();
+        ports.extend(sticky);
         for r in &listeners {
-            self.add_socket(r, &listening);
+            self.add_socket(r, &ports);
         }
-        dump_tcp(netns, others, |r| self.add_socket(r, &listening))?;
+        dump_tcp(netns, others, |r| self.add_socket(r, &ports))?;
+        if let Err(e) = dump_udp(netns, |r| self.add_socket(r, &ports)) {
+            match e.downcast_ref::<NoHandler>() {
+                Some(n) => {
+                    static ONCE: std::sync::Once = std::sync::Once::new();
+                    ONCE.call_once(|| log::warn!("{n}; UDP sockets are left out"));
+                }
+                None => return Err(e),
+            }
+        }
         Ok(listening)
     }
 
@@ -172,12 +213,14 @@ impl Aggregator {
         }
     }
 
-    /// Rows sorted by memory held, largest first; ties by name.
+    /// Rows sorted by memory held, largest first; ties by name. Empty
+    /// groups only with `--all`, or when asked for by `--port`/`--backend`.
     pub fn sorted(&self, filter: &Filter) -> Vec<(GroupKey, GroupRow)> {
+        let named = !filter.ports.is_empty() || !filter.backends.is_empty();
         let mut v: Vec<_> = self
             .groups
             .iter()
-            .filter(|(k, _)| filter.accepts(k))
+            .filter(|(k, r)| filter.accepts(k) && (filter.all || named || !r.is_empty()))
             .map(|(k, r)| (*k, r.clone()))
             .collect();
         v.sort_by(|a, b| {
@@ -213,6 +256,8 @@ pub fn counter_delta(now: &GroupCounters, prev: Option<&GroupCounters>) -> Group
 pub struct Filter {
     pub ports: Vec<u16>,
     pub backends: Vec<(IpAddr, u16)>,
+    /// Also groups with no sockets, no memory and no events (`--all`).
+    pub all: bool,
 }
 
 impl Filter {
@@ -265,6 +310,8 @@ mod tests {
         let remote: IpAddr = remote.parse().unwrap();
         SockRecord {
             family: if remote.is_ipv4() { AF_INET } else { AF_INET6 },
+            protocol: IPPROTO_TCP,
+            full: state != TCP_TIME_WAIT,
             state,
             local: "127.0.0.1".parse().unwrap(),
             lport,
@@ -315,6 +362,25 @@ mod tests {
     }
 
     #[test]
+    fn accept_queue_children_are_not_orphans() {
+        use netmem_common::{TCP_CLOSE_WAIT, TCP_SYN_RECV};
+        for st in [TCP_ESTABLISHED, TCP_SYN_RECV, TCP_CLOSE_WAIT] {
+            assert!(!is_orphan(&rec(80, "127.0.0.2", 5000, st, 0, 3000, 100)), "{st}");
+        }
+        for st in [TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK] {
+            assert!(is_orphan(&rec(80, "127.0.0.2", 5000, st, 0, 3000, 100)), "{st}");
+        }
+        // A TIME_WAIT socket in its FIN_WAIT2 substate: no SK_MEMINFO.
+        let mut tw = rec(80, "127.0.0.2", 5000, TCP_FIN_WAIT2, 0, 0, 0);
+        tw.full = false;
+        assert!(!is_orphan(&tw));
+        // UDP sockets are never orphans.
+        let mut udp = rec(5353, "0.0.0.0", 0, 7, 0, 0, 0);
+        udp.protocol = netmem_common::IPPROTO_UDP;
+        assert!(!is_orphan(&udp));
+    }
+
+    #[test]
     fn orphans_and_their_bytes() {
         let listening: HashSet<u16> = [80].into();
         let mut agg = Aggregator::default();
@@ -346,13 +412,13 @@ mod tests {
         );
         assert_eq!(group_name(&g), "backend:[::1]:9001");
         let f = Filter {
-            ports: vec![],
             backends: vec![parse_backend("[::1]:9001").unwrap()],
+            ..Default::default()
         };
         assert!(f.accepts(&g));
         let f = Filter {
             ports: vec![9001],
-            backends: vec![],
+            ..Default::default()
         };
         assert!(!f.accepts(&g));
     }
@@ -365,8 +431,8 @@ mod tests {
         );
         assert_eq!(group_name(&g), "backend:10.0.0.2:9001");
         let f = Filter {
-            ports: vec![],
             backends: vec![parse_backend("[::ffff:10.0.0.2]:9001").unwrap()],
+            ..Default::default()
         };
         assert!(f.accepts(&g));
     }
@@ -385,6 +451,37 @@ mod tests {
         b.counts[2] = 25;
         assert_eq!(counter_delta(&b, Some(&a)).counts[2], 15);
         assert_eq!(counter_delta(&b, None).counts[2], 25);
+    }
+
+    #[test]
+    fn empty_groups_only_when_asked() {
+        let listening: HashSet<u16> = [1, 2].into();
+        let mut agg = Aggregator::default();
+        let bare = |port| SockRecord {
+            fwd_alloc: 0,
+            drops: 0,
+            ..rec(port, "0.0.0.0", 0, TCP_LISTEN, 1, 0, 0)
+        };
+        agg.add_socket(&bare(1), &listening);
+        agg.add_socket(&bare(2), &listening);
+        agg.add_socket(
+            &rec(2, "127.0.0.9", 9, TCP_ESTABLISHED, 1, 10, 0),
+            &listening,
+        );
+        let names = |f: &Filter| -> Vec<String> {
+            agg.sorted(f).iter().map(|(k, _)| group_name(k)).collect()
+        };
+        assert_eq!(names(&Filter::default()), vec!["listen:2"]);
+        let all = Filter {
+            all: true,
+            ..Default::default()
+        };
+        assert_eq!(names(&all), vec!["listen:2", "listen:1"]);
+        let one = Filter {
+            ports: vec![1],
+            ..Default::default()
+        };
+        assert_eq!(names(&one), vec!["listen:1"]);
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub fn context_object(ts: &str, c: &Context) -> Value {
         "tcp_mem_pages": c.tcp_mem_pages, "memory_allocated_pages": c.memory_allocated_pages,
         "orphans": c.orphans, "max_orphans": c.max_orphans,
         "sockets_inuse": c.sockets_inuse, "tw": c.tw, "page_size": c.page_size,
+        "tcp6_inuse": c.tcp6_inuse, "udp_inuse": c.udp_inuse,
+        "udp_memory_allocated_pages": c.udp_memory_allocated_pages, "udp_mem_pages": c.udp_mem_pages,
     })
 }
 
@@ -400,7 +402,8 @@ mod tests {
         assert_eq!(
             keys(c.as_object().unwrap()),
             want(&[&["type", "ts", "tcp_mem_pages", "memory_allocated_pages", "orphans",
-                     "max_orphans", "sockets_inuse", "tw", "page_size"]])
+                     "max_orphans", "sockets_inuse", "tw", "page_size", "tcp6_inuse", "udp_inuse",
+                     "udp_memory_allocated_pages", "udp_mem_pages"]])
         );
     }
 }

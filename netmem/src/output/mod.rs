@@ -72,10 +72,10 @@ pub enum Format {
     Json,
 }
 
-/// The sink for `format` over `out`.
-pub fn sink<W: Write + 'static>(format: Format, out: W) -> Box<dyn Sink> {
+/// The sink for `format` over `out`; `rows` caps a text table (0: all).
+pub fn sink<W: Write + 'static>(format: Format, out: W, rows: usize) -> Box<dyn Sink> {
     match format {
-        Format::Text => Box::new(text::TextSink::new(out)),
+        Format::Text => Box::new(text::TextSink::new(out, rows)),
         Format::Json => Box::new(json::JsonSink::new(out)),
     }
 }

@@ -14,11 +14,30 @@ use crate::model::{Context, Event, Interval, Summary};
 
 pub struct TextSink<W: Write> {
     out: W,
+    /// Group rows per table at most (0: all); the rest are counted.
+    rows: usize,
 }
 
 impl<W: Write> TextSink<W> {
-    pub fn new(out: W) -> Self {
-        TextSink { out }
+    pub fn new(out: W, rows: usize) -> Self {
+        TextSink { out, rows }
+    }
+
+    fn table(&mut self, groups: &[(GroupKey, GroupRow)], live: bool) -> Result<()> {
+        let shown = if self.rows == 0 {
+            groups.len()
+        } else {
+            groups.len().min(self.rows)
+        };
+        write!(self.out, "{}", table(&groups[..shown], live))?;
+        if shown < groups.len() {
+            writeln!(
+                self.out,
+                "... {} more groups (--rows 0 shows all; JSON lists every one)",
+                groups.len() - shown
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -42,7 +61,7 @@ impl<W: Write> Sink for TextSink<W> {
         let ctx = context_line(&i.context);
         let Some(l) = &i.live else {
             writeln!(self.out, "{ctx}")?;
-            write!(self.out, "{}", table(&i.groups, false))?;
+            self.table(&i.groups, false)?;
             return self.flush();
         };
         writeln!(
@@ -70,7 +89,7 @@ impl<W: Write> Sink for TextSink<W> {
                 l.loss.events_suppressed
             )?;
         }
-        write!(self.out, "{}", table(&i.groups, true))?;
+        self.table(&i.groups, true)?;
         self.flush()
     }
 
@@ -105,12 +124,18 @@ pub fn context_line(c: &Context) -> String {
         None => "?".to_string(),
     };
     let max_orphans = c.max_orphans.map_or("?".to_string(), |m| m.to_string());
+    let udp_mem = match c.udp_mem_pages {
+        Some(m) => human_bytes(m[2] * p),
+        None => "?".to_string(),
+    };
     format!(
-        "tcp_mem {tcp_mem} (min/pressure/max)  allocated {}  orphans {}/{max_orphans}  inuse {}  tw {}",
+        "tcp_mem {tcp_mem} (min/pressure/max)  allocated {}  orphans {}/{max_orphans}  inuse {}  tw {}  udp {} of {udp_mem} ({} sockets)",
         human_bytes(c.memory_allocated_pages * p),
         c.orphans,
-        c.sockets_inuse,
-        c.tw
+        c.sockets_inuse + c.tcp6_inuse,
+        c.tw,
+        human_bytes(c.udp_memory_allocated_pages * p),
+        c.udp_inuse
     )
 }
 
@@ -125,8 +150,11 @@ const COUNT_COLUMNS: [(&str, Counter); 6] = [
 ];
 
 pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
+    // Wide enough for the longest name (IPv6 backends run past 28).
+    let names: Vec<String> = rows.iter().map(|(g, _)| group_name(g)).collect();
+    let w = names.iter().map(String::len).max().unwrap_or(0).max(28);
     let mut s = format!(
-        "{:<28} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "{:<w$} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
         "GROUP", "SOCKS", "ORPH", "RMEM", "WMEMQ", "FWD", "ORPH_B", "DROPS"
     );
     if with_counts {
@@ -135,11 +163,11 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
         }
     }
     s.push('\n');
-    for (g, r) in rows {
+    for ((_, r), name) in rows.iter().zip(&names) {
         let m = &r.mem;
         s += &format!(
-            "{:<28} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
-            group_name(g),
+            "{:<w$} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
+            name,
             m.sockets,
             m.orphans,
             human_bytes(m.rmem),
@@ -270,6 +298,33 @@ mod tests {
         assert!(line.contains("kfree_skb=NONE"));
         assert!(line.contains("skb:kfree_skb NOT served: gone"));
         assert!(line.contains("tcp_check_oom degraded: shift unknown"));
+    }
+
+    #[test]
+    fn long_ipv6_names_keep_columns_aligned() {
+        let a6: [u8; 16] = "2001:db8:1234:5678:9abc:def0:1234:5678"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        let g = GroupKey::classify(netmem_common::AF_INET6, 40000, false, &a6, 9001);
+        let t = table(
+            &[(g, GroupRow::default()), (GroupKey::UNATTRIBUTED, GroupRow::default())],
+            false,
+        );
+        let widths: Vec<usize> = t.lines().map(str::len).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{t}");
+    }
+
+    #[test]
+    fn rows_beyond_the_limit_are_counted() {
+        let rows: Vec<(GroupKey, GroupRow)> = (1..=5u16)
+            .map(|p| (GroupKey::classify(2, p, true, &[0; 16], 0), GroupRow::default()))
+            .collect();
+        let mut out = Vec::new();
+        TextSink::new(&mut out, 2).table(&rows, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(text.contains("3 more groups"));
     }
 
     #[test]

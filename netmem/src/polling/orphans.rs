@@ -82,6 +82,8 @@ mod tests {
     fn births_and_deaths() {
         let rec = |cookie| SockRecord {
             family: AF_INET,
+            protocol: netmem_common::IPPROTO_TCP,
+            full: true,
             state: 4,
             local: "127.0.0.1".parse().unwrap(),
             lport: 80,

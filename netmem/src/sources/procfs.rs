@@ -1,5 +1,6 @@
 //! Global figures the kernel exposes in procfs: the limits (tcp_mem,
-//! tcp_max_orphans) and the current usage (/proc/net/sockstat).
+//! tcp_max_orphans, udp_mem) and the current usage (/proc/net/sockstat and
+//! sockstat6).
 
 use anyhow::{anyhow, Context as _, Result};
 use serde::Serialize;
@@ -14,9 +15,18 @@ pub struct Context {
     pub memory_allocated_pages: u64,
     pub orphans: u64,
     pub max_orphans: Option<u64>,
+    /// IPv4 TCP sockets in use (sockstat `TCP: inuse`), per namespace
     pub sockets_inuse: u64,
+    /// IPv6 TCP sockets in use (sockstat6 `TCP6: inuse`), per namespace
+    pub tcp6_inuse: u64,
     pub tw: u64,
     pub page_size: u64,
+    /// UDP sockets in use, IPv4 and IPv6 (sockstat `UDP`, sockstat6 `UDP6`)
+    pub udp_inuse: u64,
+    /// UDP memory the kernel has charged (pages), sockstat's `UDP: mem`
+    pub udp_memory_allocated_pages: u64,
+    /// net.ipv4.udp_mem: min, pressure, max (pages); global
+    pub udp_mem_pages: Option<[u64; 3]>,
 }
 
 impl Context {
@@ -25,10 +35,23 @@ impl Context {
     pub fn read(netns: &super::netns::Netns) -> Result<Context> {
         // thread-self: /proc/net follows the thread group leader, not the
         // worker thread that entered the namespace.
-        let sockstat = netns.run(|| read_file("/proc/thread-self/net/sockstat"))?;
+        let (sockstat, sockstat6) = netns.run(|| {
+            Ok((
+                read_file("/proc/thread-self/net/sockstat")?,
+                // Absent when IPv6 is disabled.
+                std::fs::read_to_string("/proc/thread-self/net/sockstat6").unwrap_or_default(),
+            ))
+        })?;
         let mut ctx = parse_sockstat(&sockstat)?;
+        let v6 = sockstat_fields(&sockstat6);
+        ctx.tcp6_inuse = v6.get(&("TCP6", "inuse")).copied().unwrap_or(0);
+        ctx.udp_inuse += v6.get(&("UDP6", "inuse")).copied().unwrap_or(0);
         let (tcp_mem, max_orphans) = global_tcp_limits();
         ctx.tcp_mem_pages = tcp_mem.map(|s| parse_triple(&s)).transpose()?;
+        ctx.udp_mem_pages = std::fs::read_to_string(UDP_MEM)
+            .ok()
+            .map(|s| parse_triple(&s))
+            .transpose()?;
         ctx.max_orphans = max_orphans
             .map(|s| s.trim().parse().context("tcp_max_orphans is not a number"))
             .transpose()?;
@@ -39,6 +62,7 @@ impl Context {
 
 const TCP_MEM: &str = "/proc/sys/net/ipv4/tcp_mem";
 const TCP_MAX_ORPHANS: &str = "/proc/sys/net/ipv4/tcp_max_orphans";
+const UDP_MEM: &str = "/proc/sys/net/ipv4/udp_mem";
 
 /// tcp_mem and tcp_max_orphans are global, and the kernel only shows them in
 /// the initial network namespace: run netmem there (with --netns to look
@@ -74,28 +98,41 @@ pub fn parse_triple(s: &str) -> Result<[u64; 3]> {
         .map_err(|_| anyhow!("tcp_mem is not three numbers"))
 }
 
-/// Parses the `TCP:` line of /proc/net/sockstat:
-/// `TCP: inuse 5 orphan 0 tw 2 alloc 9 mem 3`.
-pub fn parse_sockstat(s: &str) -> Result<Context> {
-    let line = s
-        .lines()
-        .find(|l| l.starts_with("TCP:"))
-        .ok_or_else(|| anyhow!("/proc/net/sockstat has no TCP line"))?;
-    let mut ctx = Context::default();
-    let mut it = line.split_whitespace().skip(1);
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        let v: u64 = v
-            .parse()
-            .with_context(|| format!("sockstat: {k} is not a number"))?;
-        match k {
-            "inuse" => ctx.sockets_inuse = v,
-            "orphan" => ctx.orphans = v,
-            "tw" => ctx.tw = v,
-            "mem" => ctx.memory_allocated_pages = v,
-            _ => {}
+/// Every `PROTO: key value ...` pair of a sockstat text; values that are
+/// not numbers are left out.
+pub fn sockstat_fields(s: &str) -> std::collections::HashMap<(&str, &str), u64> {
+    let mut out = std::collections::HashMap::new();
+    for line in s.lines() {
+        let Some((proto, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let mut it = rest.split_whitespace();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            if let Ok(v) = v.parse() {
+                out.insert((proto.trim(), k), v);
+            }
         }
     }
-    Ok(ctx)
+    out
+}
+
+/// Parses /proc/net/sockstat: the `TCP:` line
+/// (`TCP: inuse 5 orphan 0 tw 2 alloc 9 mem 3`), required, and `UDP:`.
+pub fn parse_sockstat(s: &str) -> Result<Context> {
+    if !s.lines().any(|l| l.starts_with("TCP:")) {
+        return Err(anyhow!("/proc/net/sockstat has no TCP line"));
+    }
+    let f = sockstat_fields(s);
+    let get = |p: &str, k: &str| f.get(&(p, k)).copied().unwrap_or(0);
+    Ok(Context {
+        sockets_inuse: get("TCP", "inuse"),
+        orphans: get("TCP", "orphan"),
+        tw: get("TCP", "tw"),
+        memory_allocated_pages: get("TCP", "mem"),
+        udp_inuse: get("UDP", "inuse"),
+        udp_memory_allocated_pages: get("UDP", "mem"),
+        ..Context::default()
+    })
 }
 
 #[cfg(test)]
@@ -104,12 +141,15 @@ mod tests {
 
     #[test]
     fn sockstat_tcp_line() {
-        let s = "sockets: used 120\nTCP: inuse 5 orphan 7 tw 2 alloc 9 mem 3\nUDP: inuse 1 mem 0\n";
+        let s = "sockets: used 120\nTCP: inuse 5 orphan 7 tw 2 alloc 9 mem 3\nUDP: inuse 1 mem 4\nFRAG: inuse 0 memory 0\n";
         let c = parse_sockstat(s).unwrap();
         assert_eq!(
             (c.sockets_inuse, c.orphans, c.tw, c.memory_allocated_pages),
             (5, 7, 2, 3)
         );
+        assert_eq!((c.udp_inuse, c.udp_memory_allocated_pages), (1, 4));
+        let v6 = sockstat_fields("TCP6: inuse 3\nUDP6: inuse 2\n");
+        assert_eq!(v6[&("TCP6", "inuse")], 3);
     }
 
     #[test]

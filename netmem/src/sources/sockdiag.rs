@@ -1,12 +1,12 @@
 //! Socket dumps over NETLINK_SOCK_DIAG with SK_MEMINFO: the same source `ss
-//! -tm` reads, streamed record by record so memory use does not grow with the
-//! number of sockets.
+//! -tm` / `ss -um` reads, streamed record by record so memory use does not
+//! grow with the number of sockets.
 
 use std::net::IpAddr;
 
 use anyhow::{anyhow, Context, Result};
 use netlink_packet_sock_diag::{
-    constants::{AF_INET, AF_INET6, INET_DIAG_SKMEMINFO, IPPROTO_TCP},
+    constants::{AF_INET, AF_INET6, INET_DIAG_SKMEMINFO, IPPROTO_TCP, IPPROTO_UDP},
     inet::{
         nlas::MemInfoBuffer, ExtensionFlags, InetRequest, InetResponseBuffer, SocketId,
         SocketIdBuffer, StateFlags,
@@ -25,6 +25,12 @@ use super::netns::Netns;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SockRecord {
     pub family: u8,
+    /// IPPROTO_TCP or IPPROTO_UDP
+    pub protocol: u8,
+    /// A full socket: the kernel sent its SK_MEMINFO. TIME_WAIT and
+    /// NEW_SYN_RECV mini-sockets have none, and a TIME_WAIT socket in its
+    /// FIN_WAIT2 substate is reported as FIN_WAIT2, so this tells them apart.
+    pub full: bool,
     pub state: u8,
     pub local: IpAddr,
     pub lport: u16,
@@ -55,12 +61,59 @@ pub enum States {
 
 /// Streams every TCP socket (IPv4 and IPv6) of `netns` in the
 /// given states to `each`.
-pub fn dump_tcp(netns: &Netns, states: States, mut each: impl FnMut(&SockRecord)) -> Result<()> {
+pub fn dump_tcp(netns: &Netns, states: States, each: impl FnMut(&SockRecord)) -> Result<()> {
+    dump(netns, IPPROTO_TCP, states, each)
+}
+
+/// Streams every UDP socket (IPv4 and IPv6) of `netns` to `each`. UDP has
+/// no listening state: every socket is dumped whatever `states` says.
+pub fn dump_udp(netns: &Netns, each: impl FnMut(&SockRecord)) -> Result<()> {
+    dump(netns, IPPROTO_UDP, States::AllButListening, each)
+}
+
+/// The kernel has no sock_diag handler for this protocol (module not
+/// loaded or not built).
+#[derive(Debug)]
+pub struct NoHandler {
+    pub protocol: &'static str,
+    pub module: &'static str,
+}
+
+impl std::fmt::Display for NoHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the kernel has no sock_diag handler for {}: load it with `modprobe {}`",
+            self.protocol, self.module
+        )
+    }
+}
+
+impl std::error::Error for NoHandler {}
+
+fn dump(
+    netns: &Netns,
+    protocol: u8,
+    states: States,
+    mut each: impl FnMut(&SockRecord),
+) -> Result<()> {
     let sock = netns.run(|| netlink::open(NETLINK_SOCK_DIAG, "NETLINK_SOCK_DIAG"))?;
-    let states = match states {
-        States::Listening => StateFlags::LISTEN,
-        States::AllButListening => StateFlags::all() - StateFlags::LISTEN,
-        States::Buffered => StateFlags::all() - StateFlags::LISTEN - StateFlags::TIME_WAIT,
+    let states = match (protocol, states) {
+        (IPPROTO_UDP, _) => StateFlags::all(),
+        (_, States::Listening) => StateFlags::LISTEN,
+        (_, States::AllButListening) => StateFlags::all() - StateFlags::LISTEN,
+        (_, States::Buffered) => StateFlags::all() - StateFlags::LISTEN - StateFlags::TIME_WAIT,
+    };
+    let no_handler = if protocol == IPPROTO_UDP {
+        NoHandler {
+            protocol: "UDP",
+            module: "udp_diag",
+        }
+    } else {
+        NoHandler {
+            protocol: "TCP",
+            module: "tcp_diag",
+        }
     };
     for family in [AF_INET, AF_INET6] {
         let socket_id = if family == AF_INET {
@@ -70,28 +123,31 @@ pub fn dump_tcp(netns: &Netns, states: States, mut each: impl FnMut(&SockRecord)
         };
         let request = SockDiagMessage::InetRequest(InetRequest {
             family,
-            protocol: IPPROTO_TCP,
+            protocol,
             extensions: ExtensionFlags::SKMEMINFO,
             states,
             socket_id,
         });
-        netlink::dump_raw(&sock, request, |b| {
-            each(&record(b.payload())?);
+        let r = netlink::dump_raw(&sock, request, |b| {
+            each(&record(protocol, b.payload())?);
             Ok(())
-        })
-        .map_err(|e| match e.downcast_ref::<netlink::DumpRefused>() {
-            Some(r) if r.errno == libc::ENOENT => anyhow!(
-                "the kernel has no sock_diag handler for TCP: load it with `modprobe tcp_diag` (CONFIG_INET_TCP_DIAG)"
-            ),
-            _ => e,
-        })
+        });
+        if let Err(e) = &r {
+            if e
+                .downcast_ref::<netlink::DumpRefused>()
+                .is_some_and(|r| r.errno == libc::ENOENT)
+            {
+                return Err(anyhow::Error::new(no_handler));
+            }
+        }
+        r
         .with_context(|| format!("sock_diag dump (family {family}) failed"))?;
     }
     Ok(())
 }
 
 /// One `inet_diag_msg` and its SK_MEMINFO, read in place.
-fn record(payload: &[u8]) -> Result<SockRecord> {
+pub fn record(protocol: u8, payload: &[u8]) -> Result<SockRecord> {
     let bad = |e: DecodeError| anyhow!("malformed sock_diag message: {e}");
     let r = InetResponseBuffer::new_checked(payload).map_err(bad)?;
     let id = SocketIdBuffer::new_checked(r.socket_id()).map_err(bad)?;
@@ -110,6 +166,8 @@ fn record(payload: &[u8]) -> Result<SockRecord> {
     cookie.copy_from_slice(id.cookie());
     let mut rec = SockRecord {
         family,
+        protocol,
+        full: false,
         state: r.state(),
         local: addr(id.source_address()),
         lport: port(id.source_port()),
@@ -129,6 +187,7 @@ fn record(payload: &[u8]) -> Result<SockRecord> {
         let nla = nla.map_err(bad)?;
         if nla.kind() == INET_DIAG_SKMEMINFO {
             let m = MemInfoBuffer::new_checked(nla.value()).map_err(bad)?;
+            rec.full = true;
             rec.rmem_alloc = m.receive_queue();
             rec.rcvbuf = m.receive_queue_max();
             rec.wmem_alloc = m.bottom_send_queues();

@@ -634,7 +634,7 @@ fn pipeline_run(
     let pt = producer_time.clone();
     // The JSON sink over a discarding writer: the pipeline's cost includes
     // decoding and formatting every event, as a real `trace --json` does.
-    let mut sink = netmem::output::sink(netmem::output::Format::Json, std::io::sink());
+    let mut sink = netmem::output::sink(netmem::output::Format::Json, std::io::sink(), 0);
     let summary = rt.block_on(netmem::engine::run_with(opts, sink.as_mut(), move |p| {
         p.attach_synthetic(libc::SYS_getppid as u32, batch)?;
         std::thread::spawn(move || {
