@@ -32,14 +32,15 @@ enum Cmd {
     Trace {
         #[command(flatten)]
         common: Common,
-        /// Table period, e.g. 1s, 500ms.
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        /// Table period, e.g. 1s, 500ms (10ms to 24h).
+        #[arg(long, default_value = "1s", value_parser = parse_interval)]
         interval: Duration,
-        /// Stop after this long (default: until Ctrl-C or SIGTERM).
-        #[arg(long, value_parser = parse_duration)]
+        /// Stop after this long (default: until Ctrl-C, SIGTERM or SIGHUP; at most 366d).
+        #[arg(long, value_parser = parse_run_time)]
         duration: Option<Duration>,
-        /// Print at most this many events per interval; the rest are counted.
-        #[arg(long, default_value_t = 1000)]
+        /// Print at most this many events per interval (0 to 1000000); the
+        /// rest are counted.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
         event_limit: u64,
         /// Use no tier better than this (to compare tiers, or to avoid one).
         #[arg(long, value_enum, default_value = "fentry")]
@@ -67,7 +68,7 @@ struct Common {
     #[arg(long)]
     json: bool,
     /// Only the group listen:PORT (repeatable).
-    #[arg(long = "port", value_name = "PORT")]
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     ports: Vec<u16>,
     /// Only the group backend:ADDR:PORT, e.g. 10.0.0.2:9001 or [::1]:9001 (repeatable).
     #[arg(long = "backend", value_name = "ADDR:PORT", value_parser = parse_backend_arg)]
@@ -108,12 +109,26 @@ impl Common {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_bounded(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 500ms, 2m)"))?;
-    if d.is_zero() {
-        return Err("must be greater than zero".into());
+    if d < min || d > max {
+        return Err(format!(
+            "must be between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
     }
     Ok(d)
+}
+
+/// Shorter intervals only burn CPU on sock_diag dumps; longer ones are
+/// better served by `--duration`.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, Duration::from_millis(10), Duration::from_secs(24 * 3600))
+}
+
+fn parse_run_time(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, Duration::from_millis(1), Duration::from_secs(366 * 24 * 3600))
 }
 
 fn parse_backend_arg(s: &str) -> Result<(std::net::IpAddr, u16), String> {
@@ -155,6 +170,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Before anything else: a signal that arrives while the probes load
+    // must still stop netmem cleanly.
+    netmem::engine::stop::install();
     let cli = Cli::parse();
     let level = if cli.verbose { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
@@ -168,7 +186,18 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("netmem: error: {e:#}");
+            // Arguments echoed in a message may hold control characters.
+            let msg: String = format!("{e:#}")
+                .chars()
+                .flat_map(|c| {
+                    if c.is_control() && c != '\n' {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            eprintln!("netmem: error: {msg}");
             ExitCode::FAILURE
         }
     }

@@ -10,7 +10,6 @@ use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 use netmem_common::{Event as RawEvent, GroupCounters, GroupKey, Stat};
 use tokio::io::unix::AsyncFd;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::hooks::{Coverage, HookId, Probes, Tier};
 use crate::model::event::Decoder;
@@ -21,6 +20,11 @@ use crate::sources::netns::Netns;
 use crate::sources::procfs::Context;
 
 mod interval;
+pub mod stop;
+
+/// Ring buffer records handled per wake-up before the loop looks at its
+/// other duties (the interval tick, signals).
+const DRAIN_BATCH: usize = 16 * 1024;
 
 use interval::{gather, Gathered};
 
@@ -91,7 +95,7 @@ pub async fn run_with(
         crate::sources::sockdiag::States::Listening,
         |r| listening.push(r.lport),
     )?;
-    let (probes, resolved) = crate::hooks::setup(opts.netns.inum()?, opts.max_tier, &listening)?;
+    let (probes, resolved) = crate::hooks::setup("netmem trace", opts.netns.inum()?, opts.max_tier, &listening)?;
     let polls = Polls::for_tiers(|h| probes.tier_of(h));
     let mono = monotonic_ns();
     let wall = SystemTime::now()
@@ -152,8 +156,6 @@ impl Tracer<'_> {
         let mut rb = unsafe { AsyncFd::register(ring) }
             .map_err(|e| e.into_parts().1)
             .context("cannot poll the ring buffer")?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigint = signal(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval_at(
             tokio::time::Instant::now() + self.opts.interval,
             self.opts.interval,
@@ -172,8 +174,11 @@ impl Tracer<'_> {
             tokio::select! {
                 guard = rb.readable_mut() => {
                     let mut guard = guard?;
-                    self.drain(guard.get_inner_mut())?;
-                    guard.clear_ready();
+                    // A bounded batch: under a flood the ring never empties,
+                    // and the interval tick must still get its turn.
+                    if self.drain_some(guard.get_inner_mut(), DRAIN_BATCH)? {
+                        guard.clear_ready();
+                    }
                     self.sink.flush()?;
                 }
                 _ = tick.tick(), if pending.is_none() => pending = Some(self.spawn_gather()?),
@@ -182,8 +187,7 @@ impl Tracer<'_> {
                     let g = done.context("interval worker panicked")??;
                     self.interval_report(g, true)?;
                 }
-                _ = sigint.recv() => break,
-                _ = sigterm.recv() => break,
+                _ = stop::wait() => break,
                 _ = &mut end => break,
             }
         }
@@ -201,17 +205,28 @@ impl Tracer<'_> {
         Ok(started.elapsed())
     }
 
+    /// Everything in the ring now.
     fn drain(&mut self, rb: &mut RingBuf<MapData>) -> Result<()> {
-        while let Some(item) = rb.next() {
+        while !self.drain_some(rb, DRAIN_BATCH)? {}
+        Ok(())
+    }
+
+    /// At most `max` records; true when the ring was emptied.
+    fn drain_some(&mut self, rb: &mut RingBuf<MapData>, max: usize) -> Result<bool> {
+        for _ in 0..max {
+            let Some(item) = rb.next() else {
+                return Ok(true);
+            };
             if item.len() >= std::mem::size_of::<RawEvent>() {
                 // SAFETY: the kernel writes whole `Event`s (checked length);
                 // read unaligned since the ring gives no alignment promise.
                 let e: RawEvent =
                     unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RawEvent) };
+                drop(item);
                 self.on_event(&e)?;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     fn decode(&self, raw: &RawEvent) -> Option<Event> {

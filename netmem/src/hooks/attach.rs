@@ -44,11 +44,12 @@ pub struct Probes {
 /// kernel before anything is attached, so the first events are already
 /// charged to the right `listen:PORT` group.
 pub fn setup(
+    command: &str,
     netns_inum: u32,
     max_tier: Tier,
     listening: &[u16],
 ) -> Result<(Probes, Resolved)> {
-    crate::kernel::privileges::check()?;
+    crate::kernel::privileges::check(command)?;
     let btf = KernelBtf::load()?;
     let syms = Kallsyms::load(&wanted_symbols()).unwrap_or_else(|e| {
         log::warn!("{e:#}: kprobe tier and orphan figures unavailable");

@@ -15,18 +15,35 @@ pub fn parse_cap_eff(status: &str) -> Option<u64> {
 }
 
 pub fn can_trace(cap_eff: u64) -> bool {
-    let has = |c: u32| cap_eff & (1u64 << c) != 0;
-    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+    missing(cap_eff).is_empty()
 }
 
-pub fn check() -> Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    match parse_cap_eff(&status) {
-        Some(caps) if can_trace(caps) => Ok(()),
-        _ => bail!(
-            "netmem trace loads eBPF programs and needs root (or CAP_BPF and CAP_PERFMON); run it with sudo. `netmem snapshot` works without"
-        ),
+/// The capabilities loading tracing programs still needs: none with
+/// CAP_SYS_ADMIN, else whichever of CAP_BPF and CAP_PERFMON is missing.
+pub fn missing(cap_eff: u64) -> Vec<&'static str> {
+    let has = |c: u32| cap_eff & (1u64 << c) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return vec![];
     }
+    [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")]
+        .into_iter()
+        .filter(|(c, _)| !has(*c))
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// `command` (e.g. "netmem trace") is what the message names.
+pub fn check(command: &str) -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = parse_cap_eff(&status).unwrap_or(0);
+    let lacking = missing(caps);
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{command} loads eBPF programs and needs root (or CAP_BPF and CAP_PERFMON); this process lacks {}. Run it with sudo. `netmem snapshot` works without",
+        lacking.join(" and ")
+    )
 }
 
 #[cfg(test)]
@@ -39,6 +56,8 @@ mod tests {
         assert!(can_trace((1 << CAP_BPF) | (1 << CAP_PERFMON)));
         assert!(!can_trace(1 << CAP_BPF));
         assert!(!can_trace(0));
+        assert_eq!(missing(1 << CAP_BPF), vec!["CAP_PERFMON"]);
+        assert_eq!(missing(0), vec!["CAP_BPF", "CAP_PERFMON"]);
     }
 
     #[test]

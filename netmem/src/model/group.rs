@@ -288,8 +288,21 @@ fn normalize(ip: &IpAddr) -> IpAddr {
 /// Parses `--backend` values: `10.0.0.2:9001` or `[::1]:9001`.
 pub fn parse_backend(s: &str) -> Result<(IpAddr, u16)> {
     let sa: std::net::SocketAddr = s.parse().map_err(|_| {
-        anyhow!("invalid backend {s:?}: expected ADDR:PORT such as 10.0.0.2:9001 or [::1]:9001")
+        anyhow!(
+            "invalid backend {:?}: expected ADDR:PORT such as 10.0.0.2:9001 or [::1]:9001",
+            s.escape_debug().to_string()
+        )
     })?;
+    if let std::net::SocketAddr::V6(v6) = &sa {
+        if v6.scope_id() != 0 {
+            return Err(anyhow!(
+                "backend {s}: a scope id (%...) is not part of a group; give the address without it"
+            ));
+        }
+    }
+    if sa.port() == 0 {
+        return Err(anyhow!("backend {s}: port 0 is no backend's port"));
+    }
     Ok((sa.ip(), sa.port()))
 }
 
@@ -441,6 +454,11 @@ mod tests {
     fn bad_backend_is_explained() {
         let e = parse_backend("10.0.0.2").unwrap_err().to_string();
         assert!(e.contains("ADDR:PORT"), "{e}");
+        let e = parse_backend("[fe80::1%2]:9001").unwrap_err().to_string();
+        assert!(e.contains("scope id"), "{e}");
+        assert!(parse_backend("10.0.0.2:0").is_err());
+        let e = parse_backend("\u{1b}[31m:1").unwrap_err().to_string();
+        assert!(!e.contains('\u{1b}'), "control characters are escaped: {e}");
     }
 
     #[test]

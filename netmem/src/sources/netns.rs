@@ -4,11 +4,29 @@
 //! keeps the global limits (tcp_mem, tcp_max_orphans), which the kernel only
 //! shows in the initial namespace, readable.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use anyhow::{anyhow, bail, Context, Result};
+
+/// statfs f_type of nsfs, the filesystem of namespace files.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// ioctl(2) on a namespace file: its CLONE_NEW* type (Linux 4.11+).
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// The filesystem type of `path` (following symlinks), without opening it.
+fn statfs_type(path: &str) -> Result<i64> {
+    let c = CString::new(path).map_err(|_| anyhow!("the path contains a NUL byte"))?;
+    // SAFETY: statfs writes only into the zeroed struct we pass.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path; st is a valid out-pointer.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(st.f_type as i64)
+}
 
 pub struct Netns {
     file: Option<File>,
@@ -29,12 +47,28 @@ impl Netns {
         } else {
             format!("/run/netns/{arg}")
         };
-        let file = File::open(&path).with_context(|| {
-            format!("cannot open network namespace {path} (see `ip netns list`)")
+        let shown = path.escape_debug().to_string();
+        // Checked before opening: opening a FIFO blocks forever, and
+        // opening a device node as root can have side effects.
+        let fs_type = statfs_type(&path).with_context(|| {
+            format!("cannot open network namespace {shown} (see `ip netns list`)")
         })?;
+        if fs_type != NSFS_MAGIC {
+            bail!("{shown} is not a namespace file (give a name from `ip netns list` or a path such as /proc/PID/ns/net)");
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+            .with_context(|| format!("cannot open network namespace {shown}"))?;
+        // SAFETY: NS_GET_NSTYPE takes no argument and only returns a value.
+        let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
+        if kind >= 0 && kind != libc::CLONE_NEWNET {
+            bail!("{shown} is a namespace, but not a network namespace");
+        }
         Ok(Netns {
             file: Some(file),
-            label: arg.to_string(),
+            label: arg.escape_debug().to_string(),
         })
     }
 
@@ -68,11 +102,13 @@ impl Netns {
             s.spawn(|| {
                 // SAFETY: setns on a valid fd; it only moves this scoped thread.
                 if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
-                    bail!(
-                        "cannot enter network namespace {}: {}",
-                        self.label,
-                        std::io::Error::last_os_error()
-                    );
+                    let e = std::io::Error::last_os_error();
+                    let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                        " (entering a network namespace needs CAP_SYS_ADMIN: run as root)"
+                    } else {
+                        ""
+                    };
+                    bail!("cannot enter network namespace {}: {e}{hint}", self.label);
                 }
                 f()
             })
