@@ -6,7 +6,7 @@ pub mod scenarios;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
@@ -122,7 +122,14 @@ impl Netns {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         out.read_line(&mut first).unwrap();
-        Streaming { child, out, first }
+        // The rest is read as it comes: a reader that stops reading would
+        // block netmem's output (and so its loop) on a full pipe.
+        let rest = std::thread::spawn(move || {
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+            rest
+        });
+        Streaming { child, rest: Some(rest), first }
     }
 
     /// `ss -tmnH` in the namespace, parsed.
@@ -155,15 +162,14 @@ impl Drop for Held {
 
 pub struct Streaming {
     pub child: Child,
-    pub out: BufReader<ChildStdout>,
+    rest: Option<std::thread::JoinHandle<String>>,
     pub first: String,
 }
 
 impl Streaming {
     /// Waits for exit; returns every JSON line including the first.
     pub fn finish(mut self) -> Vec<Value> {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        let rest = self.rest.take().unwrap().join().unwrap();
         let st = self.child.wait().unwrap();
         let mut err = String::new();
         std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).unwrap();

@@ -55,7 +55,7 @@ fn trace_leaves_no_program_behind() {
     require_root();
     let ns = Netns::new("cleanup");
     let before = loaded_netmem_programs();
-    let mut child = ns
+    let child = ns
         .cmd(netmem_bin())
         .args(["trace", "--json"])
         .stdout(std::process::Stdio::piped())

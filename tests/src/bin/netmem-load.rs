@@ -50,6 +50,44 @@ enum Load {
         #[arg(long, default_value_t = 2000)]
         count: u64,
     },
+    /// A listener that never accepts: N clients connect and send data,
+    /// waiting in its accept queue (no inode, yet no orphans).
+    Backlog {
+        #[arg(long, default_value_t = 18090)]
+        port: u16,
+        #[arg(long, default_value_t = 20)]
+        conns: usize,
+    },
+    /// N accepted connections with queued data; the listener closes after
+    /// --close-after-ms while the connections live on (a draining frontend).
+    Drain {
+        #[arg(long, default_value_t = 18100)]
+        port: u16,
+        #[arg(long, default_value_t = 30)]
+        conns: usize,
+        #[arg(long, default_value_t = 1000)]
+        close_after_ms: u64,
+    },
+    /// N listening sockets on consecutive ports from --port, and one
+    /// connection to the last of them.
+    Listeners {
+        #[arg(long, default_value_t = 20000)]
+        port: u16,
+        #[arg(long, default_value_t = 9000)]
+        count: u16,
+    },
+    /// Connections to --count distinct backends (127.x.y.z:--port), opened
+    /// and closed in --waves waves --gap-ms apart; then one to --port + 1.
+    Backends {
+        #[arg(long, default_value_t = 18200)]
+        port: u16,
+        #[arg(long, default_value_t = 17000)]
+        count: u32,
+        #[arg(long, default_value_t = 6)]
+        waves: u32,
+        #[arg(long, default_value_t = 400)]
+        gap_ms: u64,
+    },
     /// N idle established connections (2N sockets).
     Idle {
         #[arg(long, default_value_t = 20000)]
@@ -147,8 +185,115 @@ fn idle(port: u16, conns: usize) {
     drop(held);
 }
 
+fn backlog(port: u16, conns: usize) {
+    // A backlog large enough for every client: they complete the handshake
+    // and wait in the accept queue, which is never drained.
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let clients: Vec<TcpStream> = (0..conns)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            c.write_all(&[0x42; 4000]).expect("send");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    hold();
+    drop((listener, clients));
+}
+
+fn drain(port: u16, conns: usize, close_after: Duration) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let clients: Vec<TcpStream> = (0..conns)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let mut servers: Vec<TcpStream> = (0..conns)
+        .map(|_| listener.accept().expect("accept").0)
+        .collect();
+    for s in servers.iter_mut() {
+        s.write_all(&[0x5a; 8000]).expect("write");
+    }
+    let l = std::sync::Mutex::new(Some(listener));
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            std::thread::sleep(close_after);
+            drop(l.lock().unwrap().take());
+        });
+        hold();
+    });
+    drop((clients, servers));
+}
+
+/// Raises the open-file soft limit to the hard limit (the hard one cannot
+/// be raised here).
+fn raise_nofile() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a valid struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+}
+
+fn listeners(port: u16, count: u16) {
+    raise_nofile();
+    let ls: Vec<TcpListener> = (0..count)
+        .map(|i| TcpListener::bind(("127.0.0.1", port + i)).expect("bind"))
+        .collect();
+    let last = port + count - 1;
+    let c = TcpStream::connect(("127.0.0.1", last)).expect("connect");
+    let (s, _) = ls.last().unwrap().accept().expect("accept");
+    hold();
+    drop((ls, c, s));
+}
+
+fn backends(port: u16, count: u32, waves: u32, gap: Duration) {
+    // One listener on every loopback address; each backend is its own
+    // destination address, so each is its own group.
+    let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
+    let extra = TcpListener::bind(("0.0.0.0", port + 1)).expect("bind");
+    let per_wave = count.div_ceil(waves);
+    let mut n = 0u32;
+    for _ in 0..waves {
+        let mut held = Vec::new();
+        for _ in 0..per_wave.min(count - n) {
+            // 127.0.1.0 onwards: every address of 127/8 is this host's.
+            let ip = std::net::Ipv4Addr::from(0x7f00_0100 + n);
+            let c = TcpStream::connect((ip, port)).expect("connect");
+            let (s, _) = listener.accept().expect("accept");
+            // Tuples drop in field order: the server closes first, so
+            // TIME_WAIT lands on its side and the client ports stay free.
+            held.push((s, c));
+            n += 1;
+        }
+        drop(held);
+        std::thread::sleep(gap);
+    }
+    let c = TcpStream::connect(("127.255.255.254", port + 1)).expect("connect last");
+    let (s, _) = extra.accept().expect("accept last");
+    std::thread::sleep(Duration::from_millis(50));
+    hold();
+    drop((listener, extra, c, s));
+}
+
 fn main() {
     match Cli::parse().load {
+        Load::Backlog { port, conns } => backlog(port, conns),
+        Load::Drain {
+            port,
+            conns,
+            close_after_ms,
+        } => drain(port, conns, Duration::from_millis(close_after_ms)),
+        Load::Listeners { port, count } => listeners(port, count),
+        Load::Backends {
+            port,
+            count,
+            waves,
+            gap_ms,
+        } => backends(port, count, waves, Duration::from_millis(gap_ms)),
         Load::StuckReaders { port, conns } => stuck_readers(port, conns, false),
         Load::Orphans { port, conns } => stuck_readers(port, conns, true),
         Load::UdpFlood { port, count } => udp_flood(port, count),

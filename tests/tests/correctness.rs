@@ -1,0 +1,280 @@
+//! Correct under real load (each found by trying netmem as an operator
+//! would): accept queues are not orphans, a draining frontend keeps its
+//! port, thousands of listeners and tens of thousands of backends over a
+//! trace's life, UDP memory, the last partial interval, signals and bad
+//! input. Every test owns its network namespace.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netmem_tests::*;
+use serde_json::Value;
+
+fn groups_named<'a>(groups: &'a [Value], prefix: &str) -> Vec<&'a Value> {
+    groups
+        .iter()
+        .filter(|g| g["group"].as_str().unwrap_or("").starts_with(prefix))
+        .collect()
+}
+
+/// Children waiting in an accept queue have no inode, like orphans, but
+/// nobody closed them: sockstat counts none, and neither may netmem.
+#[test]
+fn accept_queue_children_are_not_orphans() {
+    require_root();
+    let ns = Netns::new("backlog");
+    let port = 18090u16;
+    let _load = ns.load(&["backlog", "--port", &port.to_string(), "--conns", "20"]);
+    let snap = ok_json(&ns.netmem(&["snapshot", "--json"]));
+    let g = last_groups(&snap);
+    let listen = group(&g, &format!("listen:{port}"));
+    assert_eq!(listen["sockets"], 20, "{listen}");
+    assert_eq!(listen["orphans"], 0, "accept queue counted as orphans: {listen}");
+    assert_eq!(listen["orphan_bytes"], 0);
+    assert!(listen["rmem_bytes"].as_u64().unwrap() >= 20 * 4000);
+    // The trace's polling tier must not see them born either.
+    let lines = ok_json(&ns.netmem(&[
+        "trace", "--json", "--interval", "300ms", "--duration", "1s", "--max-tier", "polling",
+    ]));
+    let born: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["event"] == "orphan_born")
+        .collect();
+    assert!(born.is_empty(), "accept-queue children reported as orphans: {born:?}");
+}
+
+/// Orphans as netmem counts them are the kernel's own: after the servers
+/// close with data queued, sockstat's (global) orphan figure includes at
+/// least netmem's count for this namespace, and netmem sees all of them.
+#[test]
+fn orphans_match_the_kernels_count() {
+    require_root();
+    let ns = Netns::new("orphcount");
+    let port = 18095u16;
+    let _load = ns.load(&["orphans", "--port", &port.to_string(), "--conns", "12"]);
+    let snap = ok_json(&ns.netmem(&["snapshot", "--json"]));
+    let ctx = snap.iter().find(|v| v["type"] == "context").unwrap();
+    let g = last_groups(&snap);
+    let ours: u64 = g.iter().map(|x| x["orphans"].as_u64().unwrap()).sum();
+    assert_eq!(ours, 12, "{g:?}");
+    assert!(ctx["orphans"].as_u64().unwrap() >= ours, "{ctx}");
+}
+
+/// A frontend whose listener closes while its accepted connections live on
+/// stays one `listen:PORT` group in the trace, not one fake backend per
+/// client port.
+#[test]
+fn draining_frontend_keeps_its_port() {
+    require_root();
+    let ns = Netns::new("drain");
+    let port = 18100u16;
+    let trace = ns.netmem_streaming(&["trace", "--json", "--interval", "400ms", "--duration", "3s"]);
+    let _load = ns.load(&[
+        "drain", "--port", &port.to_string(), "--conns", "30", "--close-after-ms", "800",
+    ]);
+    let lines = trace.finish();
+    let g = last_groups(&lines);
+    let listen = group(&g, &format!("listen:{port}"));
+    assert_eq!(listen["listeners"], 0, "the listener should be closed by now: {listen}");
+    assert_eq!(listen["sockets"], 30, "{listen}");
+    let backends = groups_named(&g, "backend:127.0.0.1:");
+    assert_eq!(
+        backends.len(),
+        1,
+        "accepted sockets became fake backends: {backends:?}"
+    );
+    assert_eq!(backends[0]["group"], format!("backend:127.0.0.1:{port}"));
+}
+
+/// Far more listening ports than the old 8192-entry map: the trace starts,
+/// runs and charges a connection on the highest one.
+#[test]
+fn nine_thousand_listeners() {
+    require_root();
+    let ns = Netns::new("listeners");
+    let (first, count) = (20000u16, 9000u16);
+    let _load = ns.load(&["listeners", "--port", &first.to_string(), "--count", &count.to_string()]);
+    let lines = ok_json(&ns.netmem(&[
+        "trace", "--json", "--interval", "500ms", "--duration", "1200ms", "--all",
+    ]));
+    let g = last_groups(&lines);
+    let last = group(&g, &format!("listen:{}", first + count - 1));
+    assert_eq!(last["sockets"], 1, "{last}");
+    let listeners: u64 = g.iter().map(|x| x["listeners"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(listeners, count as u64);
+    // Without --all the bare listeners are left out.
+    let lines = ok_json(&ns.netmem(&["snapshot", "--json"]));
+    assert!(last_groups(&lines).len() < 10, "bare listeners listed by default");
+}
+
+/// 17,000 distinct backends over a trace's life (more than the kernel's
+/// per-group map holds at once): a backend that appears last is still
+/// counted, and no count is dropped for a full map.
+#[test]
+fn seventeen_thousand_backends_never_blind_the_trace() {
+    require_root();
+    let ns = Netns::new("backends");
+    let port = 18200u16;
+    let trace = ns.netmem_streaming(&["trace", "--json", "--interval", "200ms", "--event-limit", "0"]);
+    let load = ns.load(&[
+        "backends", "--port", &port.to_string(), "--count", "17000", "--waves", "6", "--gap-ms", "400",
+    ]);
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    unsafe { libc::kill(trace.child.id() as i32, libc::SIGINT) };
+    let lines = trace.finish();
+    drop(load);
+    let last = format!("backend:127.255.255.254:{}", port + 1);
+    let established: u64 = lines
+        .iter()
+        .filter(|v| v["type"] == "group" && v["group"] == last.as_str())
+        .map(|v| v["established"].as_u64().unwrap_or(0))
+        .sum();
+    if established != 1 {
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|v| v["type"] != "group" || v["group"] == last.as_str())
+            .collect();
+        panic!("the last backend was not counted: {mine:#?}");
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["group_map_full"], 0, "{summary}");
+    let seen: std::collections::HashSet<&str> = lines
+        .iter()
+        .filter(|v| v["type"] == "group" && v["established"].as_u64().unwrap_or(0) > 0)
+        .filter_map(|v| v["group"].as_str())
+        .filter(|g| g.starts_with("backend:127."))
+        .collect();
+    assert!(seen.len() > 16_384, "only {} backends counted", seen.len());
+}
+
+/// UDP sockets and their memory are in every group figure.
+#[test]
+fn udp_memory_is_visible() {
+    require_root();
+    let ns = Netns::new("udpmem");
+    let port = 15400u16;
+    let _load = ns.load(&["udp-flood", "--port", &port.to_string(), "--count", "500"]);
+    let snap = ok_json(&ns.netmem(&["snapshot", "--json"]));
+    let g = last_groups(&snap);
+    let l = group(&g, &format!("listen:{port}"));
+    assert!(l["sockets"].as_u64().unwrap() >= 1, "{l}");
+    assert!(l["rmem_bytes"].as_u64().unwrap() > 0, "{l}");
+    assert!(l["drops"].as_u64().unwrap() > 0, "{l}");
+    let ctx = snap.iter().find(|v| v["type"] == "context").unwrap();
+    assert!(ctx["udp_inuse"].as_u64().unwrap() >= 2, "{ctx}");
+}
+
+/// A trace shorter than its interval still reports the interval it saw.
+#[test]
+fn last_partial_interval_is_reported() {
+    require_root();
+    let ns = Netns::new("partial");
+    let lines = ok_json(&ns.netmem(&["trace", "--json", "--interval", "10s", "--duration", "1500ms"]));
+    let ctx: Vec<&Value> = lines.iter().filter(|v| v["type"] == "context").collect();
+    assert_eq!(ctx.len(), 1, "{lines:?}");
+    assert!(ctx[0]["lost_events"].is_u64());
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+}
+
+/// SIGINT right after start (before the probes are up), SIGTERM and SIGHUP
+/// all end the trace with its summary; SIGINT works even when the shell
+/// started netmem with SIGINT ignored (a script's background job).
+#[test]
+fn every_stop_signal_ends_with_a_summary() {
+    require_root();
+    let ns = Netns::new("signals");
+    for (sig, delay) in [
+        (libc::SIGINT, 0),
+        (libc::SIGTERM, 1500),
+        (libc::SIGHUP, 1500),
+    ] {
+        let mut child = Command::new("sh")
+            .args(["-c", &format!("exec {} trace --json --netns {}", netmem_bin().display(), ns.name)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay + 50));
+        // SAFETY: kill has no memory preconditions; the pid is our child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let st = child.wait().unwrap();
+        assert!(st.success(), "signal {sig}: {st}");
+        let lines = json_lines(&out);
+        assert_eq!(lines.last().unwrap()["type"], "summary", "signal {sig}");
+    }
+    // A script's background job: SIGINT ignored by the shell.
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "{} trace --json --netns {} >/dev/null & p=$!; sleep 1.5; kill -INT $p; wait $p",
+                netmem_bin().display(),
+                ns.name
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A reader that stopped reading must not keep netmem (and its programs)
+/// alive after SIGINT: it leaves within the grace period.
+#[test]
+fn stalled_reader_does_not_block_shutdown() {
+    require_root();
+    let ns = Netns::new("stalled");
+    let mut child = Command::new(netmem_bin())
+        .args(["trace", "--json", "--interval", "10ms", "--all", "--netns", &ns.name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Enough intervals to fill the pipe, never read.
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(8), "still running with a blocked stdout");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(child.stdout.take());
+}
+
+#[test]
+fn bad_input_fails_before_anything_is_attached() {
+    let netmem = netmem_bin();
+    let fifo = std::env::temp_dir().join(format!("netmem-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: c is a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["trace".into(), "--interval".into(), "18446744073709551615s".into()], "between"),
+        (vec!["trace".into(), "--interval".into(), "1ns".into()], "between"),
+        (vec!["trace".into(), "--event-limit".into(), "4294967295".into()], "1000000"),
+        (vec!["snapshot".into(), "--port".into(), "0".into()], "0 is not in"),
+        (vec!["snapshot".into(), "--backend".into(), "[fe80::1%2]:80".into()], "scope id"),
+        (vec!["snapshot".into(), "--netns".into(), fifo.to_str().unwrap().into()], "not a namespace file"),
+        (vec!["snapshot".into(), "--netns".into(), "/dev/null".into()], "not a namespace file"),
+        (vec!["snapshot".into(), "--netns".into(), "no\u{1b}[31mpe".into()], "\\u{1b}"),
+    ];
+    for (args, want) in cases {
+        let t0 = Instant::now();
+        let o = Command::new(&netmem).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains('\u{1b}'), "{args:?}: raw control character echoed");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{args:?} took too long");
+    }
+    let _ = std::fs::remove_file(&fifo);
+}
