@@ -120,6 +120,14 @@ pub struct KernelLayout {
     /// the port is released (inet_put_port, on the way to CLOSE), so a
     /// socket being destroyed is only recognisable by this copy.
     pub inet_sport: u32,
+    /// struct sock -> sk_drop_counters (a `struct numa_drop_counters *`,
+    /// 6.18+: UDP keeps its drop counts there, not in sk_drops) and that
+    /// struct's drops0/drops1, whose sum is the socket's drops.
+    pub sk_drop_counters: u32,
+    pub ndc_drops0: u32,
+    pub ndc_drops1: u32,
+    /// Explicit, so the u64 fields below need no implicit padding.
+    pub _pad: u32,
     /// Bit N set: `enum skb_drop_reason` value N is memory-related.
     pub drop_reason_mask: [u64; 4],
     /// Kernel addresses (from /proc/kallsyms) of the orphan figure
@@ -185,6 +193,10 @@ impl KernelLayout {
             rt6_metrics: NO_OFFSET,
             rtax_mtu_index: 1,
             inet_sport: NO_OFFSET,
+            sk_drop_counters: NO_OFFSET,
+            ndc_drops0: NO_OFFSET,
+            ndc_drops1: NO_OFFSET,
+            _pad: 0,
             drop_reason_mask: [0; 4],
             orphans_addr: 0,
             max_orphans_addr: 0,
@@ -663,7 +675,7 @@ mod tests {
         assert_eq!(EventKind::from_u32(3), Some(EventKind::AbortOnMemory));
         assert_eq!(EventKind::from_name("orphan_gone"), Some(EventKind::OrphanGone));
         assert_eq!(EventKind::from_u32(0), None);
-        assert_eq!(core::mem::size_of::<KernelLayout>(), 44 * 4 + 32 + 16);
+        assert_eq!(core::mem::size_of::<KernelLayout>(), 48 * 4 + 32 + 16);
         assert_eq!(core::mem::size_of::<OrphanInfo>(), 8 + 8 + 20 + 4);
     }
 

@@ -296,6 +296,12 @@ impl KernelBtf {
         l.sk_sndbuf = off("sock", "sk_sndbuf", m);
         l.sk_wmem_alloc = off("sock", "sk_wmem_alloc", m);
         l.sk_drops = off("sock", "sk_drops", m);
+        // 6.18+ only; absent before, which is no loss (sk_drops is the figure).
+        if let Ok(o) = self.offset_of("sock", "sk_drop_counters") {
+            l.sk_drop_counters = o;
+            l.ndc_drops0 = off("numa_drop_counters", "drops0", m);
+            l.ndc_drops1 = off("numa_drop_counters", "drops1", m);
+        }
         l.net_inum = match (
             self.offset_of("net", "ns"),
             self.offset_of("ns_common", "inum"),
