@@ -31,6 +31,45 @@ pub const MEMORY_DROP_REASONS: &[&str] = &[
 
 pub const RST_REASON_ABORT_ON_MEMORY: &str = "SK_RST_REASON_TCP_ABORT_ON_MEMORY";
 
+/// `struct btf_header` (include/uapi/linux/btf.h): magic 0xeb9f, version 1,
+/// flags, hdr_len, then type_off/type_len and str_off/str_len, relative to
+/// the end of the header.
+fn check_header(b: &[u8]) -> Result<()> {
+    if b.len() < 24 {
+        bail!("BTF shorter than its header ({} bytes)", b.len());
+    }
+    // The magic 0xeb9f, in the data's own byte order.
+    let le = match [b[0], b[1]] {
+        [0x9f, 0xeb] => true,
+        [0xeb, 0x9f] => false,
+        _ => bail!("not BTF (bad magic)"),
+    };
+    let u32_at = |i: usize| {
+        let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    if b[2] != 1 {
+        bail!("unsupported BTF version {}", b[2]);
+    }
+    let hdr_len = u32_at(4) as u64;
+    let (type_off, type_len) = (u32_at(8) as u64, u32_at(12) as u64);
+    let (str_off, str_len) = (u32_at(16) as u64, u32_at(20) as u64);
+    let len = b.len() as u64;
+    if hdr_len < 24 || hdr_len > len {
+        bail!("BTF header length {hdr_len} does not fit");
+    }
+    for (what, off, n) in [("type", type_off, type_len), ("string", str_off, str_len)] {
+        if hdr_len + off + n > len {
+            bail!("BTF {what} section ({off}+{n}) runs past the data ({len} bytes)");
+        }
+    }
+    Ok(())
+}
+
 /// What was resolved, plus a note for everything that was not.
 pub struct Resolved {
     pub layout: KernelLayout,
@@ -52,11 +91,20 @@ impl KernelBtf {
         Self::from_file(VMLINUX_BTF)
     }
 
-    pub fn from_file(path: &str) -> Result<Self> {
-        let btf = Btf::from_file(path).map_err(|e| {
-            anyhow!("cannot read kernel BTF at {path}: {e}; netmem needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")
-        })?;
+    /// BTF from memory. The header is checked first (magic, version, and
+    /// every section inside the data), so a truncated or corrupt file is an
+    /// error rather than a parser's arithmetic overflow.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        check_header(bytes)?;
+        let btf = Btf::from_bytes(bytes).map_err(|e| anyhow!("cannot parse BTF: {e}"))?;
         Ok(KernelBtf { btf })
+    }
+
+    pub fn from_file(path: &str) -> Result<Self> {
+        let hint = "netmem needs a kernel built with CONFIG_DEBUG_INFO_BTF=y";
+        let bytes = std::fs::read(path)
+            .map_err(|e| anyhow!("cannot read kernel BTF at {path}: {e}; {hint}"))?;
+        Self::from_bytes(&bytes).map_err(|e| anyhow!("kernel BTF at {path}: {e:#}; {hint}"))
     }
 
     fn strip(&self, mut t: Type) -> Result<Type> {

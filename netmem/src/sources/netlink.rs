@@ -85,27 +85,48 @@ where
         if n == 0 {
             bail!("netlink socket closed mid-dump");
         }
-        let mut off = 0;
-        while off < n {
-            let b = NetlinkBuffer::new_checked(&buf[off..n])
-                .map_err(|e| anyhow!("cannot parse a netlink message: {e}"))?;
-            let len = b.length() as usize;
-            match b.message_type() {
-                NLMSG_DONE => return Ok(()),
-                NLMSG_ERROR => {
-                    let e = ErrorBuffer::new_checked(b.payload())
-                        .map_err(|e| anyhow!("cannot parse a netlink error: {e}"))?;
-                    let errno = e.code().map_or(0, |c| -c.get());
-                    return Err(DumpRefused { errno }.into());
-                }
-                NLMSG_NOOP | NLMSG_OVERRUN => {}
-                _ => each(&b)?,
-            }
-            if len == 0 {
-                break;
-            }
-            // Messages are 4-byte aligned in the batch.
-            off += (len + 3) & !3;
+        if walk_batch(&buf[..n], &mut each)? == Batch::Done {
+            return Ok(());
         }
     }
+}
+
+/// Whether a dump's batch ended it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Batch {
+    More,
+    Done,
+}
+
+/// Hands every data message of one received batch to `each`; stops at
+/// NLMSG_DONE, and turns NLMSG_ERROR into [`DumpRefused`]. Malformed input
+/// (a length past the batch, a truncated header) is an error, never a panic
+/// or an endless loop.
+pub fn walk_batch(
+    batch: &[u8],
+    each: &mut impl FnMut(&NetlinkBuffer<&[u8]>) -> Result<()>,
+) -> Result<Batch> {
+    let mut off = 0;
+    while off < batch.len() {
+        let b = NetlinkBuffer::new_checked(&batch[off..])
+            .map_err(|e| anyhow!("cannot parse a netlink message: {e}"))?;
+        let len = b.length() as usize;
+        match b.message_type() {
+            NLMSG_DONE => return Ok(Batch::Done),
+            NLMSG_ERROR => {
+                let e = ErrorBuffer::new_checked(b.payload())
+                    .map_err(|e| anyhow!("cannot parse a netlink error: {e}"))?;
+                let errno = e.code().map_or(0, |c| -c.get());
+                return Err(DumpRefused { errno }.into());
+            }
+            NLMSG_NOOP | NLMSG_OVERRUN => {}
+            _ => each(&b)?,
+        }
+        if len == 0 {
+            break;
+        }
+        // Messages are 4-byte aligned in the batch.
+        off += (len + 3) & !3;
+    }
+    Ok(Batch::More)
 }

@@ -4,9 +4,7 @@
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric,
-};
+use netlink_packet_route::route::{RouteFlags, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netmem_common::AF_INET6;
@@ -23,14 +21,6 @@ pub struct CachedRoute {
     pub mtu: u32,
 }
 
-fn addr(a: &RouteAddress) -> Option<IpAddr> {
-    match a {
-        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-        _ => None,
-    }
-}
-
 /// `ip route show cache` / `ip -6 route show cache`: RTM_GETROUTE dump with
 /// RTM_F_CLONED, keeping only the cloned (exception) routes.
 pub fn dump_cached_routes(family: u8) -> Result<Vec<CachedRoute>> {
@@ -43,10 +33,10 @@ pub fn dump_cached_routes(family: u8) -> Result<Vec<CachedRoute>> {
     };
     request.header.flags = RouteFlags::Cloned;
     let mut out = Vec::new();
-    super::netlink::dump(&sock, RouteNetlinkMessage::GetRoute(request), |m| {
-        if let RouteNetlinkMessage::NewRoute(r) = m {
-            if r.header.flags.contains(RouteFlags::Cloned) {
-                out.push(cached_route(family, &r));
+    super::netlink::dump_raw(&sock, RouteNetlinkMessage::GetRoute(request), |m| {
+        if m.message_type() == RTM_NEWROUTE {
+            if let Some(r) = parse_route(family, m.payload()) {
+                out.push(r);
             }
         }
         Ok(())
@@ -55,7 +45,37 @@ pub fn dump_cached_routes(family: u8) -> Result<Vec<CachedRoute>> {
     Ok(out)
 }
 
-fn cached_route(family: u8, r: &RouteMessage) -> CachedRoute {
+const RTM_NEWROUTE: u16 = 24;
+const RTM_F_CLONED: u32 = 0x200;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_METRICS: u16 = 8;
+const RTAX_MTU: u16 = 2;
+/// sizeof(struct rtmsg): family, dst_len, src_len, tos, table, protocol,
+/// scope, type (a byte each), then u32 flags.
+const RTMSG_LEN: usize = 12;
+
+/// One RTM_NEWROUTE payload, read in place: the cloned (exception) route it
+/// describes, or None when it is not one or does not parse. Only the four
+/// attributes netmem uses are read, each length-checked, so a malformed
+/// message is skipped, never a panic (netlink-packet-route's full parser
+/// panics on a short RTA_FLOW, which fuzzing found).
+pub fn parse_route(family: u8, payload: &[u8]) -> Option<CachedRoute> {
+    use netlink_packet_utils::nla::NlasIterator;
+    let hdr = payload.get(..RTMSG_LEN)?;
+    let flags = u32::from_ne_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]);
+    if flags & RTM_F_CLONED == 0 {
+        return None;
+    }
+    let ip = |v: &[u8]| -> Option<IpAddr> {
+        match (family, v.len()) {
+            (AF_INET6, 16) => Some(IpAddr::from(<[u8; 16]>::try_from(v).ok()?)),
+            (f, 4) if f != AF_INET6 => Some(IpAddr::from(<[u8; 4]>::try_from(v).ok()?)),
+            _ => None,
+        }
+    };
+    let u32_of = |v: &[u8]| -> Option<u32> { Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)) };
     let mut c = CachedRoute {
         family,
         dst: if family == AF_INET6 {
@@ -67,22 +87,25 @@ fn cached_route(family: u8, r: &RouteMessage) -> CachedRoute {
         oif: 0,
         mtu: 0,
     };
-    for a in &r.attributes {
-        match a {
-            RouteAttribute::Destination(d) => c.dst = addr(d).unwrap_or(c.dst),
-            RouteAttribute::Gateway(g) => c.gateway = addr(g),
-            RouteAttribute::Oif(i) => c.oif = *i,
-            RouteAttribute::Metrics(ms) => {
-                for m in ms {
-                    if let RouteMetric::Mtu(v) = m {
-                        c.mtu = *v;
+    for nla in NlasIterator::new(&payload[RTMSG_LEN..]) {
+        let nla = nla.ok()?;
+        let v = nla.value();
+        match nla.kind() {
+            RTA_DST => c.dst = ip(v)?,
+            RTA_GATEWAY => c.gateway = ip(v),
+            RTA_OIF => c.oif = u32_of(v)?,
+            RTA_METRICS => {
+                for m in NlasIterator::new(v) {
+                    let m = m.ok()?;
+                    if m.kind() == RTAX_MTU {
+                        c.mtu = u32_of(m.value())?;
                     }
                 }
             }
             _ => {}
         }
     }
-    c
+    Some(c)
 }
 
 /// The cached-route count, `/proc/net/rt6_stats`' fifth field (hex).
@@ -116,6 +139,34 @@ pub fn ifname(index: u32) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloned_route_attributes() {
+        let mut m = vec![10u8, 128, 0, 0, 254, 0, 0, 1];
+        m.extend_from_slice(&RTM_F_CLONED.to_ne_bytes());
+        let nla = |m: &mut Vec<u8>, kind: u16, v: &[u8]| {
+            m.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+            m.extend_from_slice(&kind.to_ne_bytes());
+            m.extend_from_slice(v);
+            while m.len() % 4 != 0 {
+                m.push(0);
+            }
+        };
+        let dst: std::net::Ipv6Addr = "fd02::2".parse().unwrap();
+        nla(&mut m, RTA_DST, &dst.octets());
+        nla(&mut m, RTA_OIF, &7u32.to_ne_bytes());
+        let mut metrics = Vec::new();
+        nla(&mut metrics, RTAX_MTU, &1280u32.to_ne_bytes());
+        nla(&mut m, RTA_METRICS, &metrics);
+        let r = parse_route(AF_INET6, &m).unwrap();
+        assert_eq!((r.dst, r.oif, r.mtu, r.gateway), (IpAddr::V6(dst), 7, 1280, None));
+        // Not cloned, truncated, or an address of the wrong size: skipped.
+        let mut plain = m.clone();
+        plain[8..12].copy_from_slice(&0u32.to_ne_bytes());
+        assert!(parse_route(AF_INET6, &plain).is_none());
+        assert!(parse_route(AF_INET6, &m[..10]).is_none());
+        assert!(parse_route(2, &m).is_none());
+    }
 
     #[test]
     fn rt6_stats_cached_field() {
