@@ -52,6 +52,22 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build, then run `netmem trace` under connection churn across
+    /// thousands of ports and backends for N minutes, reporting RSS and CPU
+    /// every 10 s; fails on RSS growth over 10% after warm-up or a new
+    /// group not counted. `cargo xtask test` runs 2 minutes of it.
+    Soak {
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+    },
+    /// Run every fuzz target (tests/fuzz, cargo-fuzz on nightly) for SECS
+    /// seconds each, from and into the corpora kept in the repository.
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Only these targets (default: all).
+        targets: Vec<String>,
+    },
     VmTest {
         #[arg(long, default_value = "all", value_name = "5.10|6.1|6.12|all")]
         kernel: String,
@@ -66,13 +82,20 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Setup => setup(),
         Cmd::Run { args } => setup().and_then(|_| run(args)),
-        Cmd::Test { no_vm } => setup().and_then(|_| test()).and_then(|_| {
-            if no_vm {
-                Ok(())
-            } else {
-                vm::vm_test("all", "fentry,kprobe")
-            }
-        }),
+        Cmd::Test { no_vm } => setup()
+            .and_then(|_| test())
+            .and_then(|_| tool("netmem-soak", vec!["--minutes".into(), "2".into()]))
+            .and_then(|_| {
+                if no_vm {
+                    Ok(())
+                } else {
+                    vm::vm_test("all", "fentry,kprobe")
+                }
+            }),
+        Cmd::Soak { minutes } => {
+            setup().and_then(|_| tool("netmem-soak", vec!["--minutes".into(), minutes.to_string()]))
+        }
+        Cmd::Fuzz { secs, targets } => setup().and_then(|_| fuzz(secs, targets)),
         Cmd::Rig { args } => setup().and_then(|_| tool("netmem-rig", args)),
         Cmd::Bench { args } => setup().and_then(|_| tool("netmem-bench", args)),
         Cmd::VmTest { kernel, tiers } => setup().and_then(|_| vm::vm_test(&kernel, &tiers)),
@@ -314,6 +337,49 @@ fn tool(name: &str, args: Vec<String>) -> Result<()> {
         "--bins",
     ]))?;
     sh(Command::new(target_dir().join("release").join(name)).args(args))
+}
+
+/// cargo-fuzz on the nightly toolchain, each target for `secs` seconds
+/// from its corpus (which it grows); a crash stops with the input's path.
+fn fuzz(secs: u64, only: Vec<String>) -> Result<()> {
+    if output(Command::new("cargo").args(["fuzz", "--version"])).is_err() {
+        sh(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
+            .context("cannot install cargo-fuzz")?;
+    }
+    let dir = workspace_root().join("tests/fuzz");
+    let list = output(
+        Command::new("cargo")
+            .args(["+nightly", "fuzz", "list", "--fuzz-dir"])
+            .arg(&dir)
+            .current_dir(&dir),
+    )?;
+    let targets: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && (only.is_empty() || only.iter().any(|o| o == t)))
+        .collect();
+    if targets.is_empty() {
+        bail!("no such fuzz target; `cargo +nightly fuzz list --fuzz-dir tests/fuzz` lists them");
+    }
+    for t in targets {
+        let corpus = dir.join("corpus").join(t);
+        std::fs::create_dir_all(&corpus)?;
+        sh(Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", "--fuzz-dir"])
+            .arg(&dir)
+            .arg(t)
+            .arg(&corpus)
+            .arg("--")
+            .arg(format!("-max_total_time={secs}"))
+            .arg("-max_len=4096")
+            .current_dir(&dir))
+        .with_context(|| {
+            format!(
+                "fuzz target {t} crashed: the input is under tests/fuzz/artifacts/{t}/; move it to tests/fuzz/regressions/{t}/ once fixed"
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn test() -> Result<()> {
