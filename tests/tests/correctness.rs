@@ -278,3 +278,26 @@ fn bad_input_fails_before_anything_is_attached() {
     }
     let _ = std::fs::remove_file(&fifo);
 }
+
+/// A traced namespace deleted under netmem is said once, not reported on
+/// forever without a word.
+#[test]
+fn deleted_namespace_is_reported() {
+    require_root();
+    let ns = Netns::new("deleted");
+    let mut child = Command::new(netmem_bin())
+        .args(["trace", "--json", "--interval", "200ms", "--netns", &ns.name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    run_ok(Command::new("ip").args(["netns", "del", &ns.name]));
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(err.matches("was deleted").count(), 1, "{err}");
+}

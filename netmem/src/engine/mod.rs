@@ -72,6 +72,8 @@ struct Tracer<'s> {
     shown: std::collections::BTreeMap<&'static str, u64>,
     /// The ports set in the kernel's listening-port map.
     listen_known: std::collections::HashSet<u16>,
+    /// The traced namespace's name was deleted (said once).
+    netns_gone: bool,
     received: u64,
     shown_this_interval: u64,
     suppressed_this_interval: u64,
@@ -116,6 +118,7 @@ pub async fn run_with(
         routes: Default::default(),
         shown: Default::default(),
         listen_known: listening.iter().copied().collect(),
+        netns_gone: false,
         received: 0,
         shown_this_interval: 0,
         suppressed_this_interval: 0,
@@ -345,6 +348,13 @@ impl Tracer<'_> {
             route_cached,
             rt6_cached,
         } = g;
+        if !self.netns_gone && !self.opts.netns.still_named() {
+            self.netns_gone = true;
+            log::warn!(
+                "network namespace {} was deleted; its sockets are gone once nothing else holds it, and netmem keeps reporting what is left",
+                self.opts.netns.label()
+            );
+        }
         self.kernel_log = polls.aborts.as_ref().map(|p| p.log_counts);
         self.polls = Some(polls);
         interval::sync_listen_ports(

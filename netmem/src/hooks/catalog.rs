@@ -273,7 +273,7 @@ pub const HOOKS: &[Hook] = &[
         ],
         polling: Some((
             Poller::Orphans,
-            "sock_diag each interval: orphans (TCP, inode 0, not TIME_WAIT) appearing and vanishing between dumps, so lifetimes are +/- one interval",
+            "sock_diag each interval: orphans (closed TCP sockets: no inode, in FIN_WAIT1/2, CLOSING or LAST_ACK) appearing and vanishing between dumps, so lifetimes are +/- one interval",
         )),
         events: &[EventKind::OrphanBorn, EventKind::OrphanGone],
     },

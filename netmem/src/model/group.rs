@@ -1,11 +1,10 @@
 //! Groups: charges sockets and events to `listen:PORT` / `backend:ADDR:PORT`
 //! with the one rule in [`GroupKey::classify`], names them, sums each
-//! group's memory and counts, and filters them (`--port`, `--backend`).
+//! group's memory and counts.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use anyhow::{anyhow, Result};
 use netmem_common::{
     Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_LISTEN, IPPROTO_TCP,
     TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_TIME_WAIT,
@@ -57,6 +56,8 @@ pub fn group_kind(g: &GroupKey) -> &'static str {
 }
 
 /// Classifies a sock_diag record.
+pub use super::filter::{parse_backend, Filter};
+
 pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
     GroupKey::classify(
         rec.family,
@@ -251,61 +252,6 @@ pub fn counter_delta(now: &GroupCounters, prev: Option<&GroupCounters>) -> Group
     d
 }
 
-/// `--port` and `--backend`: with none given every group is shown.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    pub ports: Vec<u16>,
-    pub backends: Vec<(IpAddr, u16)>,
-    /// Also groups with no sockets, no memory and no events (`--all`).
-    pub all: bool,
-}
-
-impl Filter {
-    pub fn accepts(&self, g: &GroupKey) -> bool {
-        if self.ports.is_empty() && self.backends.is_empty() {
-            return true;
-        }
-        match g.kind {
-            GROUP_LISTEN => self.ports.contains(&g.port),
-            GROUP_BACKEND => {
-                let ip = ip_from(g.family, &g.addr);
-                self.backends
-                    .iter()
-                    .any(|(a, p)| *p == g.port && normalize(a) == ip)
-            }
-            _ => false,
-        }
-    }
-}
-
-fn normalize(ip: &IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(a) => a.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(*ip),
-        v4 => *v4,
-    }
-}
-
-/// Parses `--backend` values: `10.0.0.2:9001` or `[::1]:9001`.
-pub fn parse_backend(s: &str) -> Result<(IpAddr, u16)> {
-    let sa: std::net::SocketAddr = s.parse().map_err(|_| {
-        anyhow!(
-            "invalid backend {:?}: expected ADDR:PORT such as 10.0.0.2:9001 or [::1]:9001",
-            s.escape_debug().to_string()
-        )
-    })?;
-    if let std::net::SocketAddr::V6(v6) = &sa {
-        if v6.scope_id() != 0 {
-            return Err(anyhow!(
-                "backend {s}: a scope id (%...) is not part of a group; give the address without it"
-            ));
-        }
-    }
-    if sa.port() == 0 {
-        return Err(anyhow!("backend {s}: port 0 is no backend's port"));
-    }
-    Ok((sa.ip(), sa.port()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,51 +360,6 @@ mod tests {
             (m.orphans, m.orphan_bytes, m.sockets, m.time_wait),
             (1, 3100, 2, 1)
         );
-    }
-
-    #[test]
-    fn ipv6_backend_name_and_filter() {
-        let listening = HashSet::new();
-        let g = group_of(
-            &rec(40000, "::1", 9001, TCP_ESTABLISHED, 1, 0, 0),
-            &listening,
-        );
-        assert_eq!(group_name(&g), "backend:[::1]:9001");
-        let f = Filter {
-            backends: vec![parse_backend("[::1]:9001").unwrap()],
-            ..Default::default()
-        };
-        assert!(f.accepts(&g));
-        let f = Filter {
-            ports: vec![9001],
-            ..Default::default()
-        };
-        assert!(!f.accepts(&g));
-    }
-
-    #[test]
-    fn v4_mapped_backend_filter() {
-        let g = group_of(
-            &rec(40000, "::ffff:10.0.0.2", 9001, TCP_ESTABLISHED, 1, 0, 0),
-            &HashSet::new(),
-        );
-        assert_eq!(group_name(&g), "backend:10.0.0.2:9001");
-        let f = Filter {
-            backends: vec![parse_backend("[::ffff:10.0.0.2]:9001").unwrap()],
-            ..Default::default()
-        };
-        assert!(f.accepts(&g));
-    }
-
-    #[test]
-    fn bad_backend_is_explained() {
-        let e = parse_backend("10.0.0.2").unwrap_err().to_string();
-        assert!(e.contains("ADDR:PORT"), "{e}");
-        let e = parse_backend("[fe80::1%2]:9001").unwrap_err().to_string();
-        assert!(e.contains("scope id"), "{e}");
-        assert!(parse_backend("10.0.0.2:0").is_err());
-        let e = parse_backend("\u{1b}[31m:1").unwrap_err().to_string();
-        assert!(!e.contains('\u{1b}'), "control characters are escaped: {e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! domain rules) and intervals (one pass's figures).
 pub mod decode;
 pub mod event;
+pub mod filter;
 pub mod group;
 pub mod interval;
 

@@ -32,6 +32,8 @@ pub struct Netns {
     file: Option<File>,
     /// As given on the command line, for error messages.
     label: String,
+    /// The path it was opened by, when one was given.
+    path: Option<String>,
 }
 
 impl Netns {
@@ -40,6 +42,7 @@ impl Netns {
             return Ok(Netns {
                 file: None,
                 label: "own".into(),
+                path: None,
             });
         };
         let path = if arg.contains('/') {
@@ -69,6 +72,7 @@ impl Netns {
         Ok(Netns {
             file: Some(file),
             label: arg.escape_debug().to_string(),
+            path: Some(path),
         })
     }
 
@@ -80,7 +84,20 @@ impl Netns {
                 None => None,
             },
             label: self.label.clone(),
+            path: self.path.clone(),
         })
+    }
+
+    /// False once the name it was opened by is gone (`ip netns del`): the
+    /// namespace lives on only while something, netmem included, holds it.
+    pub fn still_named(&self) -> bool {
+        self.path
+            .as_ref()
+            .is_none_or(|p| std::path::Path::new(p).exists())
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// Inode number identifying the namespace, as the kernel programs see it.
