@@ -25,6 +25,10 @@ pub mod stop;
 /// Ring buffer records handled per wake-up before the loop looks at its
 /// other duties (the interval tick, signals).
 const DRAIN_BATCH: usize = 16 * 1024;
+/// ... and the longest such a batch may take.
+const DRAIN_TIME: Duration = Duration::from_millis(20);
+/// How long shutdown keeps decoding what is left in the ring.
+const EXIT_DRAIN_TIME: Duration = Duration::from_millis(300);
 
 use interval::{gather, Gathered};
 
@@ -75,6 +79,8 @@ struct Tracer<'s> {
     /// The traced namespace's name was deleted (said once).
     netns_gone: bool,
     received: u64,
+    /// Records still in the ring past the shutdown budget: counted only.
+    unread_at_exit: u64,
     shown_this_interval: u64,
     suppressed_this_interval: u64,
     suppressed_total: u64,
@@ -120,6 +126,7 @@ pub async fn run_with(
         listen_known: listening.iter().copied().collect(),
         netns_gone: false,
         received: 0,
+        unread_at_exit: 0,
         shown_this_interval: 0,
         suppressed_this_interval: 0,
         suppressed_total: 0,
@@ -134,6 +141,7 @@ pub async fn run_with(
         ts: Some(SystemTime::now()),
         events: t.received,
         events_suppressed: t.suppressed_total,
+        events_unread_at_exit: t.unread_at_exit,
         duration: elapsed,
         stats,
     };
@@ -174,24 +182,34 @@ impl Tracer<'_> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut pending: Option<tokio::task::JoinHandle<Result<Gathered>>> = None;
         loop {
+            // Biased, most urgent first: under an event flood the ring is
+            // always ready, and stopping, the interval's report and its tick
+            // must still win whenever they are due.
             tokio::select! {
-                guard = rb.readable_mut() => {
-                    let mut guard = guard?;
-                    // A bounded batch: under a flood the ring never empties,
-                    // and the interval tick must still get its turn.
-                    if self.drain_some(guard.get_inner_mut(), DRAIN_BATCH)? {
-                        guard.clear_ready();
-                    }
-                    self.sink.flush()?;
-                }
-                _ = tick.tick(), if pending.is_none() => pending = Some(self.spawn_gather()?),
+                biased;
+                _ = stop::wait() => break,
+                _ = &mut end => break,
                 done = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
                     pending = None;
                     let g = done.context("interval worker panicked")??;
                     self.interval_report(g, true)?;
                 }
-                _ = stop::wait() => break,
-                _ = &mut end => break,
+                _ = tick.tick(), if pending.is_none() => pending = Some(self.spawn_gather()?),
+                guard = rb.readable_mut() => {
+                    let mut guard = guard?;
+                    // A batch bounded in count and time: under a flood the
+                    // ring never empties. Yielding then lets the runtime
+                    // turn its timer and I/O drivers, which it only does
+                    // when this task gives control back.
+                    let emptied = self.drain_some(guard.get_inner_mut(), DRAIN_BATCH)?;
+                    if emptied {
+                        guard.clear_ready();
+                    }
+                    self.sink.flush()?;
+                    if !emptied {
+                        tokio::task::yield_now().await;
+                    }
+                }
             }
         }
         // The last, partial interval is reported too: a gather under way
@@ -208,15 +226,36 @@ impl Tracer<'_> {
         Ok(started.elapsed())
     }
 
-    /// Everything in the ring now.
+    /// What is in the ring at shutdown, for at most [`EXIT_DRAIN_TIME`]:
+    /// producers may still be flooding it, and a stop must end. Records
+    /// left after that are counted, not decoded (`events_unread_at_exit`),
+    /// up to what the ring can hold.
     fn drain(&mut self, rb: &mut RingBuf<MapData>) -> Result<()> {
-        while !self.drain_some(rb, DRAIN_BATCH)? {}
+        let started = Instant::now();
+        while started.elapsed() < EXIT_DRAIN_TIME {
+            if self.drain_some(rb, DRAIN_BATCH)? {
+                return Ok(());
+            }
+        }
+        let cap = 4 * (4 << 20) / std::mem::size_of::<RawEvent>();
+        for _ in 0..cap {
+            if rb.next().is_none() {
+                break;
+            }
+            self.received += 1;
+            self.unread_at_exit += 1;
+        }
         Ok(())
     }
 
-    /// At most `max` records; true when the ring was emptied.
+    /// At most `max` records, and for at most [`DRAIN_TIME`]; true when the
+    /// ring was emptied.
     fn drain_some(&mut self, rb: &mut RingBuf<MapData>, max: usize) -> Result<bool> {
-        for _ in 0..max {
+        let started = Instant::now();
+        for n in 0..max {
+            if n % 256 == 255 && started.elapsed() > DRAIN_TIME {
+                return Ok(false);
+            }
             let Some(item) = rb.next() else {
                 return Ok(true);
             };

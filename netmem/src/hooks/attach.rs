@@ -81,6 +81,7 @@ impl Probes {
     ) -> Result<Probes> {
         let mut ebpf = EbpfLoader::new()
             .override_global("LAYOUT", layout, true)
+            .map_max_entries(maps::ORPHANS, maps::orphans_capacity())
             .load(OBJECT)
             .context("the kernel refused to load netmem's eBPF object")?;
         {

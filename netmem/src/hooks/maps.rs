@@ -13,6 +13,20 @@ const GROUP_COUNTS: &str = "GROUP_COUNTS";
 const LISTEN_PORTS: &str = "LISTEN_PORTS";
 const STATS: &str = "STATS";
 const SETTINGS: &str = "SETTINGS";
+/// The kernel's own table of live orphans (orphans.rs), sized at load.
+pub const ORPHANS: &str = "ORPHANS";
+
+/// Live orphans the kernel can track, from this host's tcp_max_orphans:
+/// the kernel aborts orphans past that limit (sooner with its shift), so a
+/// quarter more is room enough; bounded so a huge setting does not pin
+/// tens of megabytes. A full map is counted (`orphan_map_full`), not silent.
+pub fn orphans_capacity() -> u32 {
+    let max: u64 = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_orphans")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65536);
+    (max + max / 4).clamp(1024, 1 << 18) as u32
+}
 
 fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
     ebpf.map_mut(name)

@@ -75,6 +75,8 @@ pub struct Summary {
     pub ts: Option<SystemTime>,
     pub events: u64,
     pub events_suppressed: u64,
+    /// Received at shutdown past its drain budget: counted, never shown.
+    pub events_unread_at_exit: u64,
     pub duration: Duration,
     /// Every kernel-side statistic, indexed by [`Stat`].
     pub stats: [u64; Stat::COUNT],

@@ -78,6 +78,7 @@ impl<W: Write> Sink for JsonSink<W> {
             "type": "summary", "ts": ts, "events": s.events,
             "lost_events": s.stat(Stat::RingbufLost),
             "events_suppressed": s.events_suppressed,
+            "events_unread_at_exit": s.events_unread_at_exit,
             "group_map_full": s.stat(Stat::GroupMapFull),
             "orphan_map_full": s.stat(Stat::OrphanMapFull),
             "duration_s": (s.duration.as_secs_f64() * 1000.0).round() / 1000.0,

@@ -96,10 +96,11 @@ impl<W: Write> Sink for TextSink<W> {
     fn summary(&mut self, s: &Summary) -> Result<()> {
         writeln!(
             self.out,
-            "\nsummary: {} events received, {} lost (ring buffer full), {} not shown (--event-limit), {} counts dropped (group map full), {:.1}s; probes detached",
+            "\nsummary: {} events received, {} lost (ring buffer full), {} not shown (--event-limit), {} left unread at exit, {} counts dropped (group map full), {:.1}s; probes detached",
             s.events,
             s.stat(Stat::RingbufLost),
             s.events_suppressed,
+            s.events_unread_at_exit,
             s.stat(Stat::GroupMapFull),
             s.duration.as_secs_f64()
         )?;

@@ -26,6 +26,28 @@ pub fn parse_abort_on_memory(text: &str) -> Option<u64> {
     None
 }
 
+/// Which of tcp_check_oom()'s two messages a kernel log line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OomLine {
+    TooManyOrphans,
+    OutOfTcpMem,
+}
+
+/// One /dev/kmsg record (`PRIO,SEQ,TIME,FLAGS;MESSAGE` plus continuation
+/// lines): which tcp_check_oom message its text is, if any. The message is
+/// what follows the first `;`, so a record's header can never match.
+pub fn classify_kmsg(record: &[u8]) -> Option<OomLine> {
+    let text = String::from_utf8_lossy(record);
+    let msg = text.split_once(';')?.1;
+    if msg.contains("too many orphaned sockets") {
+        Some(OomLine::TooManyOrphans)
+    } else if msg.contains("out of memory -- consider tuning tcp_mem") {
+        Some(OomLine::OutOfTcpMem)
+    } else {
+        None
+    }
+}
+
 /// Aborts counted by the kernel (nstat) since the last pass; the kernel
 /// log, when readable, says which limit fired.
 pub struct AbortPoll {
@@ -69,11 +91,10 @@ impl AbortPoll {
             if n == 0 {
                 break;
             }
-            let rec = String::from_utf8_lossy(&buf[..n]);
-            if rec.contains("too many orphaned sockets") {
-                orphans += 1;
-            } else if rec.contains("out of memory -- consider tuning tcp_mem") {
-                mem += 1;
+            match classify_kmsg(&buf[..n]) {
+                Some(OomLine::TooManyOrphans) => orphans += 1,
+                Some(OomLine::OutOfTcpMem) => mem += 1,
+                None => {}
             }
         }
         (orphans, mem)
@@ -125,6 +146,20 @@ impl Default for AbortPoll {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_log_records() {
+        assert_eq!(
+            classify_kmsg(b"4,1234,5678,-;TCP: too many orphaned sockets\n"),
+            Some(OomLine::TooManyOrphans)
+        );
+        assert_eq!(
+            classify_kmsg(b"6,9,1,-;TCP: out of memory -- consider tuning tcp_mem\n"),
+            Some(OomLine::OutOfTcpMem)
+        );
+        assert_eq!(classify_kmsg(b"6,9,1,-;eth0: link up\n"), None);
+        assert_eq!(classify_kmsg(b"no separator too many orphaned sockets"), None);
+    }
 
     #[test]
     fn nstat_abort_counter() {
