@@ -98,7 +98,7 @@ fn run() -> Result<()> {
                     conns.fetch_add(1, Ordering::Relaxed);
                 }
                 n = n.wrapping_add(1);
-                if n % 200 == 0 {
+                if n.is_multiple_of(200) {
                     // About 2000 connections a second: churn, not a flood.
                     std::thread::sleep(Duration::from_millis(100));
                 }
