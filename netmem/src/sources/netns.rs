@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 /// statfs f_type of nsfs, the filesystem of namespace files.
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 /// ioctl(2) on a namespace file: its CLONE_NEW* type (Linux 4.11+).
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
 
 /// The filesystem type of `path` (following symlinks), without opening it.
 fn statfs_type(path: &str) -> Result<i64> {
