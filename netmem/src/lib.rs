@@ -7,6 +7,7 @@
 //! intervals); `cmd` runs a subcommand and hands the model to an `output`
 //! sink. See ARCHITECTURE.md.
 pub mod cmd;
+pub mod doctor;
 pub mod engine;
 pub mod hooks;
 pub mod kernel;

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use netmem_common::{payload, AbortSource, Event, GroupKey};
 
 use super::raw_event;
+use crate::sources::kernel_log::{classify_record, LogMessage};
 use crate::sources::netns::Netns;
 
 /// TcpExt's TCPAbortOnMemory from a /proc/net/netstat text.
@@ -24,28 +25,6 @@ pub fn parse_abort_on_memory(text: &str) -> Option<u64> {
         return values.split_whitespace().nth(i)?.parse().ok();
     }
     None
-}
-
-/// Which of tcp_check_oom()'s two messages a kernel log line is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OomLine {
-    TooManyOrphans,
-    OutOfTcpMem,
-}
-
-/// One /dev/kmsg record (`PRIO,SEQ,TIME,FLAGS;MESSAGE` plus continuation
-/// lines): which tcp_check_oom message its text is, if any. The message is
-/// what follows the first `;`, so a record's header can never match.
-pub fn classify_kmsg(record: &[u8]) -> Option<OomLine> {
-    let text = String::from_utf8_lossy(record);
-    let msg = text.split_once(';')?.1;
-    if msg.contains("too many orphaned sockets") {
-        Some(OomLine::TooManyOrphans)
-    } else if msg.contains("out of memory -- consider tuning tcp_mem") {
-        Some(OomLine::OutOfTcpMem)
-    } else {
-        None
-    }
 }
 
 /// Aborts counted by the kernel (nstat) since the last pass; the kernel
@@ -91,10 +70,10 @@ impl AbortPoll {
             if n == 0 {
                 break;
             }
-            match classify_kmsg(&buf[..n]) {
-                Some(OomLine::TooManyOrphans) => orphans += 1,
-                Some(OomLine::OutOfTcpMem) => mem += 1,
-                None => {}
+            match classify_record(&buf[..n]) {
+                Some(LogMessage::TooManyOrphans) => orphans += 1,
+                Some(LogMessage::OutOfTcpMem) => mem += 1,
+                _ => {}
             }
         }
         (orphans, mem)
@@ -146,20 +125,6 @@ impl Default for AbortPoll {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_log_records() {
-        assert_eq!(
-            classify_kmsg(b"4,1234,5678,-;TCP: too many orphaned sockets\n"),
-            Some(OomLine::TooManyOrphans)
-        );
-        assert_eq!(
-            classify_kmsg(b"6,9,1,-;TCP: out of memory -- consider tuning tcp_mem\n"),
-            Some(OomLine::OutOfTcpMem)
-        );
-        assert_eq!(classify_kmsg(b"6,9,1,-;eth0: link up\n"), None);
-        assert_eq!(classify_kmsg(b"no separator too many orphaned sockets"), None);
-    }
 
     #[test]
     fn nstat_abort_counter() {

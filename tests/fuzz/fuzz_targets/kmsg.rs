@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = netmem::polling::aborts::classify_kmsg(data);
+    let _ = netmem::sources::kernel_log::classify_record(data);
 });

@@ -1,0 +1,407 @@
+//! The rules. Each reads the [`State`] and returns findings with their
+//! evidence; none guesses: a rule whose figures are unknown says nothing,
+//! and the command lines it proposes carry computed values.
+
+use super::{bytes, Finding, Scope, Severity, State};
+use crate::sources::kernel_log::LogMessage;
+
+/// tcp_mem in the kernel's own proportions (tcp_mem[0..2] = 3:4:6 of its
+/// computed limit): min and pressure from a chosen max.
+fn tcp_mem_line(max: u64) -> String {
+    format!(
+        "sysctl -w net.ipv4.tcp_mem=\"{} {} {}\"",
+        max / 2,
+        max * 2 / 3,
+        max
+    )
+}
+
+/// What a group's holder can change, said in the proxy's terms: a frontend
+/// (`listen:`) holds what it sends to clients and reads from them; a backend
+/// what it reads from servers.
+fn group_hint(group: &str) -> &'static str {
+    if group.starts_with("listen:") {
+        "its accepted connections' buffers (a proxy's client side: HAProxy tune.sndbuf.client / tune.rcvbuf.client)"
+    } else {
+        "its outgoing connections' buffers (a proxy's server side: HAProxy tune.rcvbuf.server / tune.sndbuf.server)"
+    }
+}
+
+pub fn orphans(s: &State) -> Option<Finding> {
+    let w = &s.window;
+    let max = s.max_orphans()?;
+    let peak = w.peak_orphans.max(w.orphans);
+    let logged = s.kernel_log.get(&LogMessage::TooManyOrphans).copied().unwrap_or(0);
+    let aborts: Vec<_> = w.aborts.iter().filter(|a| a.cause.contains("orphans")).collect();
+    let fired = !aborts.is_empty() || logged > 0 || peak > max;
+    let quarter = max / 4;
+    let severity = if fired {
+        Severity::Critical
+    } else if peak > quarter {
+        Severity::Warn
+    } else if peak > max / 8 {
+        Severity::Info
+    } else {
+        Severity::Ok
+    };
+    let title = if fired {
+        format!("The orphan limit fired: {peak} orphans against tcp_max_orphans {max} (sockets are aborted from {quarter} on)")
+    } else {
+        format!("Orphans: {peak} at peak, tcp_max_orphans {max}; aborts start at {quarter}")
+    };
+    let mut f = Finding::new("orphans", severity, title);
+    f.fired = fired;
+    f.priority = 2;
+    f.nearness = if quarter > 0 { peak as f64 / quarter as f64 } else { f64::from(u8::from(peak > 0)) * 2.0 };
+    f.ev("orphans now", w.orphans)
+        .ev("orphans at peak", peak)
+        .ev("tcp_max_orphans", max)
+        .ev("abort threshold, shift 1 (1/2)", max / 2)
+        .ev("abort threshold, shift 2 (1/4)", quarter);
+    if !aborts.is_empty() {
+        f.ev("aborts for orphans in the window", aborts.len());
+    }
+    if logged > 0 {
+        f.ev("kernel log: too many orphaned sockets", logged);
+    }
+    let holders = w.top_orphans();
+    let (n_orph, n_bytes): (u64, u64) = holders
+        .iter()
+        .fold((0, 0), |(a, b), (_, g)| (a + g.peak_orphans, b + g.peak_orphan_bytes));
+    for (name, g) in holders.iter().take(3) {
+        f.ev(format!("orphans on {name}"), format!("{} holding {}", g.peak_orphans, bytes(g.peak_orphan_bytes)));
+    }
+    if let Some((name, _)) = holders.first() {
+        f.group = Some(name.to_string());
+    }
+    f.explanation = "The kernel aborts a socket when orphans << shift > tcp_max_orphans, where shift grows to 2 for sockets idle past twice the maximum RTO or with soft errors, so it fires at a quarter of the configured limit. An orphan is a connection its application closed while data or the FIN handshake is still pending; it holds its queued bytes until it ends.".into();
+    if severity >= Severity::Warn {
+        let want = (peak * 4).max(max).next_power_of_two();
+        let per = if n_orph > 0 { n_bytes / n_orph } else { 0 };
+        if want > max {
+            f.action.push(format!("sysctl -w net.ipv4.tcp_max_orphans={want}"));
+            f.ev("recommended tcp_max_orphans (about 4x peak)", want);
+            if per > 0 {
+                f.ev("memory that many orphans would hold", format!("{} at {} per orphan", bytes(want * per), bytes(per)));
+            }
+        }
+        if let Some(g) = &f.group {
+            f.action.push(format!(
+                "{g} makes the orphans: its peers leave with data unsent; shorten the proxy's client timeout or lower net.ipv4.tcp_orphan_retries so they end sooner"
+            ));
+        }
+    }
+    Some(f)
+}
+
+pub fn tcp_mem(s: &State) -> Option<Finding> {
+    let w = &s.window;
+    let [min, pressure, max] = s.tcp_mem()?;
+    let page = s.page();
+    let peak = w.peak_allocated_pages.max(w.allocated_pages);
+    let logged = s.kernel_log.get(&LogMessage::OutOfTcpMem).copied().unwrap_or(0);
+    let aborts = w.aborts.iter().filter(|a| a.cause.contains("tcp_mem")).count();
+    let fired = aborts > 0 || logged > 0 || peak > max;
+    let severity = if fired {
+        Severity::Critical
+    } else if peak > pressure || w.under_pressure || w.pressure_entered > 0 {
+        Severity::Warn
+    } else if peak > min {
+        Severity::Info
+    } else {
+        Severity::Ok
+    };
+    let title = if fired {
+        format!("tcp_mem fired: TCP held {} at peak against a maximum of {}", bytes(peak * page), bytes(max * page))
+    } else {
+        format!("TCP memory: {} at peak; pressure starts at {}, the limit is {}", bytes(peak * page), bytes(pressure * page), bytes(max * page))
+    };
+    let mut f = Finding::new("tcp_mem", severity, title);
+    f.fired = fired;
+    f.priority = 2;
+    f.nearness = peak as f64 / max.max(1) as f64;
+    f.ev("tcp_mem (min pressure max)", format!("{min} {pressure} {max} pages ({} {} {})", bytes(min * page), bytes(pressure * page), bytes(max * page)))
+        .ev("allocated now", bytes(w.allocated_pages * page))
+        .ev("allocated at peak", bytes(peak * page));
+    if w.pressure_entered > 0 || w.under_pressure {
+        f.ev("memory pressure", format!("entered {} times, {:.1} s in total{}", w.pressure_entered, w.pressure_time.as_secs_f64(), if w.under_pressure { ", still under it" } else { "" }));
+    }
+    if aborts > 0 {
+        f.ev("aborts for tcp_mem in the window", aborts);
+    }
+    if logged > 0 {
+        f.ev("kernel log: out of memory -- consider tuning tcp_mem", logged);
+    }
+    let top = w.top_memory();
+    let total: u64 = top.iter().map(|(_, g)| g.memory).sum();
+    for (name, g) in top.iter().take(3) {
+        f.ev(format!("held by {name}"), format!("{} ({:.0}% of what the groups hold)", bytes(g.memory), 100.0 * g.memory as f64 / total.max(1) as f64));
+    }
+    if let Some((name, _)) = top.first() {
+        f.group = Some(name.to_string());
+    }
+    f.explanation = "tcp_mem is global, in pages: above tcp_mem[1] the kernel shrinks socket buffers, above tcp_mem[2] it refuses memory and aborts sockets that still have data to send. Raising it only helps if the RAM is there; otherwise lower what each connection may hold.".into();
+    if severity >= Severity::Warn {
+        let ram_pages = s.host.mem_total_bytes.map(|b| b / page);
+        let want = (peak * 2).max(max);
+        match ram_pages {
+            Some(ram) if want > ram / 4 => f.action.push(format!(
+                "no tcp_mem raise: {} would pass a quarter of RAM; lower per-connection buffers instead (net.ipv4.tcp_wmem / tcp_rmem maxima, or the top group's own settings)",
+                bytes(want * page)
+            )),
+            _ if want > max => f.action.push(tcp_mem_line(want)),
+            _ => {}
+        }
+        if let Some(g) = &f.group {
+            f.action.push(format!("{g} holds the most: cap {}", group_hint(g)));
+        }
+    }
+    Some(f)
+}
+
+/// tcp_mem[2] against RAM: the incident's fourfold raise to 1.4 GiB on a
+/// 1 GiB machine, or copy-pasted "high throughput" values.
+pub fn tcp_mem_vs_ram(s: &State) -> Option<Finding> {
+    let [_, _, max] = s.tcp_mem()?;
+    let ram = s.host.mem_total_bytes?;
+    let page = s.page();
+    let limit = max.saturating_mul(page);
+    let severity = if limit > ram {
+        Severity::Critical
+    } else if limit > ram / 3 {
+        Severity::Warn
+    } else {
+        return None;
+    };
+    let mut f = Finding::new(
+        "tcp_mem.ram",
+        severity,
+        format!("tcp_mem[2] allows {} of socket memory on a machine with {} of RAM", bytes(limit), bytes(ram)),
+    );
+    f.nearness = limit as f64 / ram as f64;
+    f.priority = 1;
+    f.ev("tcp_mem[2]", format!("{max} pages ({})", bytes(limit)))
+        .ev("MemTotal", bytes(ram))
+        .ev("share of RAM", format!("{:.0}%", 100.0 * limit as f64 / ram as f64));
+    f.explanation = "Past about a third of RAM the limit no longer protects the machine: socket buffers compete with everything else and the OOM killer, not tcp_mem, ends the incident. The kernel's own default is about a tenth of RAM.".into();
+    let want = ram / page / 4;
+    f.action.push(tcp_mem_line(want));
+    Some(f)
+}
+
+pub fn aborts(s: &State) -> Option<Finding> {
+    let w = &s.window;
+    let nstat = s.host.nstat.get("TCPAbortOnMemory").copied();
+    if w.aborts.is_empty() {
+        return None;
+    }
+    let mut by: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for a in &w.aborts {
+        *by.entry((a.cause.as_str(), a.group.as_str())).or_default() += 1;
+    }
+    let mut f = Finding::new(
+        "aborts",
+        Severity::Critical,
+        format!("{} sockets aborted on memory in the window", w.aborts.len()),
+    );
+    f.fired = true;
+    for ((cause, group), n) in &by {
+        f.ev(format!("{n} aborts, cause {cause}"), group);
+    }
+    let first = &w.aborts[0];
+    let fig = |v: Option<u64>| v.map_or("?".into(), |x| x.to_string());
+    f.ev(
+        "first abort's figures",
+        format!(
+            "orphans {} << shift {} vs tcp_max_orphans {}; allocated {} vs tcp_mem[2] {} pages",
+            fig(first.orphans),
+            fig(first.shift),
+            fig(first.max_orphans),
+            fig(first.allocated_pages),
+            fig(first.tcp_mem_max)
+        ),
+    );
+    if let Some(n) = nstat {
+        f.ev("TCPAbortOnMemory since boot", n);
+    }
+    f.group = Some(first.group.clone());
+    f.scope = Scope::Group;
+    f.explanation = "tcp_check_oom() aborted these sockets with a reset: the peer sees a connection reset and any unsent data is lost. The cause names which of its two tests fired, with the figures it compared.".into();
+    f.action.push("see the finding for the limit named by the cause (orphans or tcp_mem)".into());
+    Some(f)
+}
+
+pub fn per_connection(s: &State) -> Option<Finding> {
+    let w = &s.window;
+    let [_, _, max] = s.tcp_mem()?;
+    let limit = max * s.page();
+    let rmem = s.host.numbers("net.ipv4.tcp_rmem")?;
+    let wmem = s.host.numbers("net.ipv4.tcp_wmem")?;
+    let (r1, r2, w1, w2) = (*rmem.get(1)?, *rmem.get(2)?, *wmem.get(1)?, *wmem.get(2)?);
+    let top = w.top_memory();
+    let (name, g) = top.iter().find(|(_, g)| g.sockets > 0)?;
+    let avg = g.memory / g.sockets.max(1);
+    let sockets: u64 = w.groups.values().map(|g| g.sockets).sum();
+    let at_avg = limit / avg.max(1);
+    let at_default = limit / (r1 + w1).max(1);
+    let at_max = limit / (r2 + w2).max(1);
+    let severity = if at_avg < sockets.saturating_mul(2) || at_max < sockets {
+        Severity::Warn
+    } else {
+        Severity::Info
+    };
+    let mut f = Finding::new(
+        "buffers.per_connection",
+        severity,
+        format!("{name} holds {} per socket: tcp_mem[2] is reached at about {at_avg} such sockets", bytes(avg)),
+    );
+    f.group = Some(name.to_string());
+    f.scope = Scope::Group;
+    f.nearness = sockets as f64 / at_avg.max(1) as f64;
+    f.ev(format!("{name}"), format!("{} sockets, {} held", g.sockets, bytes(g.memory)))
+        .ev("sockets now (all groups)", sockets)
+        .ev("sockets to reach tcp_mem[2] at this average", at_avg)
+        .ev("... at the tcp_rmem/tcp_wmem defaults", format!("{at_default} ({} + {})", bytes(r1), bytes(w1)))
+        .ev("... at their maxima", format!("{at_max} ({} + {})", bytes(r2), bytes(w2)));
+    f.explanation = "Socket memory is per connection times connections: a proxy holds two sockets per client. Maximum buffer sizes bound what the busiest few sockets can take; when a few hundred sockets at maximum would exhaust tcp_mem, one slow client class can starve the rest.".into();
+    if at_max < sockets {
+        f.action.push(format!(
+            "lower the maxima so {sockets} sockets at maximum fit: sysctl -w net.ipv4.tcp_wmem=\"{} {} {}\" (per namespace)",
+            wmem.first().copied().unwrap_or(4096),
+            w1,
+            (limit / sockets.max(1) / 2).max(w1)
+        ));
+    }
+    if severity >= Severity::Warn {
+        f.action.push(format!("{name}: cap {}", group_hint(name)));
+    }
+    Some(f)
+}
+
+pub fn buffer_limits(s: &State) -> Vec<Finding> {
+    let w = &s.window;
+    let mut out = Vec::new();
+    for (name, g) in &w.groups {
+        let exceed = g.counts.get("exceed_buf_limit").copied().unwrap_or(0);
+        let rq = g.counts.get("rcvqueue_full").copied().unwrap_or(0);
+        let drops = g.counts.get("skb_drops").copied().unwrap_or(0);
+        if exceed + rq + drops == 0 {
+            continue;
+        }
+        let mut f = Finding::new(
+            "buffers.limits",
+            Severity::Warn,
+            format!("{name} hit buffer limits: {exceed} times the protocol limit, {rq} full receive queues, {drops} memory drops"),
+        );
+        f.fired = true;
+        f.group = Some(name.clone());
+        f.scope = Scope::Group;
+        f.nearness = (exceed + rq + drops) as f64;
+        f.ev("exceed_buf_limit (protocol memory: tcp_mem / udp_mem)", exceed)
+            .ev("rcvqueue_full (the socket's receive buffer, SO_RCVBUF)", rq)
+            .ev("skb_drops (memory-related drops)", drops);
+        for ((grp, reason), n) in &w.drops {
+            if grp == name {
+                f.ev(format!("drop reason {reason}"), n);
+            }
+        }
+        f.explanation = "Packets were refused because a buffer was full: a receive queue at its SO_RCVBUF (the application reads too slowly or set a small buffer), or the protocol's global limit (tcp_mem or udp_mem). Drops force retransmits on TCP and lose datagrams on UDP.".into();
+        if rq > 0 || w.drops.keys().any(|(g, r)| g == name && r.contains("RCVBUF")) {
+            f.action.push(format!("{name}: read faster, or raise its SO_RCVBUF (bounded by net.core.rmem_max, now {})", s.host.sysctls.get("net.core.rmem_max").map_or("?", String::as_str)));
+        }
+        if exceed > 0 {
+            f.action.push("the protocol limit: see the tcp_mem finding (or udp_mem for UDP)".into());
+        }
+        out.push(f);
+    }
+    out
+}
+
+pub fn kernel_log(s: &State) -> Vec<Finding> {
+    let (major, minor) = s.host.version().unwrap_or((0, 0));
+    let mut out = Vec::new();
+    for (m, n) in &s.kernel_log {
+        let (sev, fired, meaning, can_print) = match m {
+            LogMessage::OutOfSocketMemory => (Severity::Warn, true,
+                "Before 3.x, tcp_check_oom's one message for both causes: too many orphans or tcp_mem exhausted. See the orphans and tcp_mem findings for which one the figures point to.",
+                major < 3),
+            LogMessage::TooManyOrphans => (Severity::Critical, true,
+                "The orphan test of tcp_check_oom fired (orphans << shift > tcp_max_orphans): see the orphans finding.", major >= 3),
+            LogMessage::OutOfTcpMem => (Severity::Critical, true,
+                "The memory test of tcp_check_oom fired (allocated > tcp_mem[2] with data queued): see the tcp_mem finding.", major >= 3),
+            LogMessage::RouteHashChainTooLong => (Severity::Info, false,
+                "The IPv4 route cache's hash chain warning (with \"Adjust your secret_interval\"). The cache was removed in 3.6: it has nothing to do with socket memory.",
+                major < 3 || (major == 3 && minor < 6)),
+        };
+        let mut f = Finding::new("kernel_log", sev, format!("Kernel log: \"{}\" x{n}", m.pattern()));
+        f.fired = fired;
+        f.ev("lines", n)
+            .ev("source", s.kernel_log_source.as_deref().unwrap_or("?"))
+            .ev("this kernel can print it", if can_print { "yes" } else { "no (the log is from another kernel)" });
+        f.explanation = meaning.to_string();
+        out.push(f);
+    }
+    out
+}
+
+/// What each route knob does on the running kernel.
+fn route_knob(family: &str, knob: &str, version: (u32, u32)) -> &'static str {
+    match (family, knob) {
+        ("ipv4", "gc_thresh" | "max_size" | "gc_interval" | "gc_min_interval" | "gc_min_interval_ms" | "gc_elasticity") => {
+            "no effect: the IPv4 route cache it tuned was removed in 3.6"
+        }
+        ("ipv4", "gc_timeout") => "expiry of redirect exceptions (not memory)",
+        ("ipv4" | "ipv6", "mtu_expires") => "expiry of PMTU exceptions (not memory)",
+        ("ipv6", "max_size") if version >= (6, 3) => "no effect since 6.3 (also 6.1.73+ and 5.15.147+)",
+        ("ipv6", "max_size") => "bounds IPv6 cached routes on this kernel (not socket memory)",
+        ("ipv6", _) if knob.starts_with("gc_") => "IPv6 route garbage collection (not socket memory)",
+        _ => "not socket memory",
+    }
+}
+
+pub fn routes(s: &State) -> Option<Finding> {
+    let version = s.host.version().unwrap_or((0, 0));
+    let knobs: Vec<(&String, &String)> = s
+        .host
+        .sysctls
+        .iter()
+        .filter(|(k, _)| k.starts_with("net.ipv4.route.") || k.starts_with("net.ipv6.route."))
+        .collect();
+    if knobs.is_empty() && s.host.rhash_entries.is_none() {
+        return None;
+    }
+    let w = &s.window;
+    let mut f = Finding::new(
+        "routes",
+        Severity::Info,
+        format!("Route knobs: none affects socket memory; {} route exceptions added in the window", w.route_exceptions_inserted),
+    );
+    for (k, v) in &knobs {
+        let (fam, knob) = if let Some(x) = k.strip_prefix("net.ipv4.route.") {
+            ("ipv4", x)
+        } else {
+            ("ipv6", k.trim_start_matches("net.ipv6.route."))
+        };
+        if knob.starts_with("redirect_") || knob.starts_with("error_") || knob == "min_pmtu" || knob == "min_adv_mss" || knob == "skip_notify_on_dev_down" {
+            continue;
+        }
+        f.ev(format!("net.{fam}.route.{knob} = {v}"), route_knob(fam, knob, version));
+    }
+    f.ev("net.ipv4.route.secret_interval", if s.host.sysctls.contains_key("net.ipv4.route.secret_interval") { "present" } else { "gone (removed with the route cache)" });
+    f.ev("rhash_entries= (boot)", match &s.host.rhash_entries {
+        Some(v) => format!("{v}: a no-op since 3.6"),
+        None => "not set (a no-op since 3.6 anyway)".into(),
+    });
+    if let Some(n) = w.rt6_cached {
+        f.ev("IPv6 cached routes (rt6_stats)", n);
+    }
+    for (dst, n) in w.route_exception_dsts.iter().take(5) {
+        f.ev(format!("exceptions to {dst}"), n);
+    }
+    f.explanation = "The IPv4 route cache was replaced in 3.6 by next-hop exceptions (PMTU and redirects), kept per next hop and bounded by the kernel; the old gc_* knobs remain as files that do nothing. Messages about route hash chains come from kernels before 3.6.".into();
+    f.action.push("no change: leave the route.* knobs alone; size socket memory with the findings above".into());
+    Some(f)
+}
+
+#[cfg(test)]
+mod tests;
