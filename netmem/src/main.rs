@@ -46,6 +46,29 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "fentry")]
         max_tier: Tier,
     },
+    /// Which limit fired (or is nearest), with the numbers, which group
+    /// holds the memory, and what to change. One reading by default (no
+    /// eBPF, no root needed for what is readable).
+    Doctor {
+        /// Report on this network namespace instead of netmem's own.
+        #[arg(long, value_name = "NAME|PATH")]
+        netns: Option<String>,
+        /// JSON lines: a "doctor" line, then one "finding" per line.
+        #[arg(long)]
+        json: bool,
+        /// Watch this long with the eBPF probes (events, peaks, aborts); needs root.
+        #[arg(long, value_parser = parse_run_time, conflicts_with = "from")]
+        watch: Option<Duration>,
+        /// Read the kernel log from this file (syslog, kern.log, `journalctl -k`)
+        /// instead of /dev/kmsg.
+        #[arg(long, value_name = "FILE")]
+        kernel_log: Option<String>,
+        /// Diagnose a recording made with `netmem trace --json` instead of now.
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
+        #[arg(long, value_enum, default_value = "fentry")]
+        max_tier: Tier,
+    },
     /// List every hook, the tier that serves it on this kernel (fentry,
     /// kprobe, tracepoint, polling) and why each better tier is not used.
     /// Attaches and detaches at once. Needs root.
@@ -153,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()?;
             let opts = netmem::cmd::trace::Options {
+                command: "netmem trace",
                 netns: netmem::sources::netns::Netns::open(common.netns.as_deref())?,
                 interval,
                 duration,
@@ -162,6 +186,27 @@ fn run(cli: Cli) -> Result<()> {
             };
             let mut sink = stdout_sink(common.json, common.rows);
             rt.block_on(netmem::cmd::trace::run(opts, sink.as_mut()))
+        }
+        Cmd::Doctor {
+            netns,
+            json,
+            watch,
+            kernel_log,
+            from,
+            max_tier,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let opts = netmem::cmd::doctor::Options {
+                netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
+                watch,
+                kernel_log,
+                from,
+                max_tier,
+            };
+            let mut sink = stdout_sink(json, 0);
+            rt.block_on(netmem::cmd::doctor::run(opts, sink.as_mut()))
         }
         Cmd::Probes { json, max_tier } => {
             netmem::cmd::probes::run(max_tier, stdout_sink(json, 0).as_mut())

@@ -109,8 +109,9 @@ impl Netns {
             .expect("run netmem")
     }
 
-    /// Starts netmem and returns once it printed its first line (the probes
-    /// line of `trace --json`): from then on every hook is live.
+    /// Starts netmem and returns once it printed its probes line (`trace
+    /// --json` prints the host line, then probes): from then on every hook
+    /// is live.
     pub fn netmem_streaming(&self, args: &[&str]) -> Streaming {
         let mut child = Command::new(netmem_bin())
             .args(args)
@@ -120,8 +121,7 @@ impl Netns {
             .spawn()
             .expect("spawn netmem");
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
+        let first = until_probes(&mut out);
         // The rest is read as it comes: a reader that stops reading would
         // block netmem's output (and so its loop) on a full pipe.
         let rest = std::thread::spawn(move || {
@@ -175,6 +175,22 @@ impl Streaming {
         std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).unwrap();
         assert!(st.success(), "netmem failed: {err}");
         json_lines(&(self.first.clone() + &rest))
+    }
+}
+
+/// Reads lines up to and including the probes line (or the end); returns
+/// them all. `trace --json` is live from the probes line on.
+pub fn until_probes(out: &mut impl BufRead) -> String {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            return all;
+        }
+        all += &line;
+        if line.contains("\"type\":\"probes\"") || line.starts_with("probes:") {
+            return all;
+        }
     }
 }
 

@@ -60,11 +60,16 @@ impl Trace {
             .spawn()
             .with_context(|| format!("cannot start {netmem}"))?;
         let mut out = BufReader::new(child.stdout.take().expect("piped"));
-        let mut first = String::new();
-        out.read_line(&mut first)?;
-        let v: Value = serde_json::from_str(&first)
-            .map_err(|e| anyhow!("netmem's first line is not JSON ({e}): {first:?}"))?;
-        let lines = Arc::new(Mutex::new(vec![v]));
+        // Up to the probes line: from then on every hook is live.
+        let head = crate::until_probes(&mut out);
+        let mut first = Vec::new();
+        for l in head.lines() {
+            first.push(
+                serde_json::from_str::<Value>(l)
+                    .map_err(|e| anyhow!("netmem printed a line that is not JSON ({e}): {l:?}"))?,
+            );
+        }
+        let lines = Arc::new(Mutex::new(first));
         let l2 = lines.clone();
         let reader = std::thread::spawn(move || {
             for line in out.lines().map_while(Result::ok) {
@@ -147,6 +152,46 @@ pub fn check_tiers(lines: &[Value], hooks: &[HookId], expected: &str) -> Result<
         }
     }
     Ok(fallbacks)
+}
+
+/// `netmem doctor --from` on what the trace recorded: the findings, ranked.
+pub fn doctor_from(netmem: &str, lines: &[Value], tag: &str) -> Result<Vec<Value>> {
+    let path = std::env::temp_dir().join(format!("netmem-{tag}-{}.jsonl", std::process::id()));
+    let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(&path, text)?;
+    let o = Command::new(netmem)
+        .args(["doctor", "--json", "--from"])
+        .arg(&path)
+        .output()
+        .context("cannot run netmem doctor")?;
+    let _ = std::fs::remove_file(&path);
+    ensure!(
+        o.status.success(),
+        "netmem doctor failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "finding")
+        .collect())
+}
+
+/// The doctor's first finding must name `id`, fired, on `group`, with a
+/// `sysctl -w` action.
+fn check_doctor(netmem: &str, lines: &[Value], id: &str, group: &str) -> Result<String> {
+    let f = doctor_from(netmem, lines, id)?;
+    let first = f.first().ok_or_else(|| anyhow!("the doctor found nothing"))?;
+    ensure!(
+        first["id"] == id && first["fired"] == true && first["group"] == group,
+        "first finding is not {id} fired on {group}: {first}"
+    );
+    let action = first["action"].as_array().cloned().unwrap_or_default();
+    ensure!(
+        action.iter().any(|a| a.as_str().unwrap_or("").starts_with("sysctl -w ")),
+        "no sysctl action in {first}"
+    );
+    Ok(format!("doctor: {id} on {group}, {}", action[0].as_str().unwrap_or("")))
 }
 
 fn with_fallbacks(detail: String, f: Vec<String>) -> String {
@@ -265,6 +310,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
         .filter(|e| e["group"] == group.as_str())
         .collect();
     ensure!(!gone.is_empty(), "no orphan_gone on {group}");
+    let doctor = check_doctor(netmem, &lines, "orphans", &group)?;
     // Orphans killed for memory die with their unsent data, and by then the
     // kernel has released their port: the event must still name it.
     let lost: Vec<&Value> = events(&lines, "destroy_with_data")
@@ -282,7 +328,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     );
     Ok(with_fallbacks(
         format!(
-            "{} aborts (cause orphans, orphans={} from {}, max_orphans=0, shifts {:?}), {} born, {} gone",
+            "{} aborts (cause orphans, orphans={} from {}, max_orphans=0, shifts {:?}), {} born, {} gone; {doctor}",
             ours.len(),
             ours[0]["orphans"],
             ours[0]["orphans_source"],
@@ -341,9 +387,10 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
         "leave without duration: {}",
         summary(&leave)
     );
+    let doctor = check_doctor(netmem, &lines, "tcp_mem", &group)?;
     Ok(with_fallbacks(
         format!(
-            "{} aborts (cause tcp_mem, allocated {} pages > tcp_mem[2]=1), pressure entered and left after {:.0} ms",
+            "{} aborts (cause tcp_mem, allocated {} pages > tcp_mem[2]=1), pressure entered and left after {:.0} ms; {doctor}",
             ours.len(),
             ours[0]["allocated_pages"],
             leave[0]["duration_ms"].as_f64().unwrap_or(-1.0)

@@ -135,8 +135,9 @@ impl State {
         }
     }
 
+    /// tcp_mem as it was at the window's peak, else as it is.
     fn tcp_mem(&self) -> Option<[u64; 3]> {
-        self.window.tcp_mem_pages.or_else(|| {
+        self.window.tcp_mem_at_peak.or(self.window.tcp_mem_pages).or_else(|| {
             let v = self.host.numbers("net.ipv4.tcp_mem")?;
             Some([*v.first()?, *v.get(1)?, *v.get(2)?])
         })
@@ -147,6 +148,18 @@ impl State {
             .max_orphans
             .or_else(|| self.host.number("net.ipv4.tcp_max_orphans"))
     }
+}
+
+/// What the doctor hands to a sink.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// What was diagnosed: "a reading", "a 30s watch", "recording FILE".
+    pub source: String,
+    pub kernel_release: String,
+    /// Whose per-namespace figures (inuse, tw, groups, tcp_rmem/wmem).
+    pub namespace: String,
+    pub unreadable: Vec<String>,
+    pub findings: Vec<Finding>,
 }
 
 /// Every finding, ranked: what fired first (the limits before their

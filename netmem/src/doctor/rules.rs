@@ -71,9 +71,10 @@ pub fn orphans(s: &State) -> Option<Finding> {
     for (name, g) in holders.iter().take(3) {
         f.ev(format!("orphans on {name}"), format!("{} holding {}", g.peak_orphans, bytes(g.peak_orphan_bytes)));
     }
-    if let Some((name, _)) = holders.first() {
-        f.group = Some(name.to_string());
-    }
+    f.group = holders
+        .first()
+        .map(|(name, _)| name.to_string())
+        .or_else(|| aborts.first().map(|a| a.group.clone()));
     f.explanation = "The kernel aborts a socket when orphans << shift > tcp_max_orphans, where shift grows to 2 for sockets idle past twice the maximum RTO or with soft errors, so it fires at a quarter of the configured limit. An orphan is a connection its application closed while data or the FIN handshake is still pending; it holds its queued bytes until it ends.".into();
     if severity >= Severity::Warn {
         let want = (peak * 4).max(max).next_power_of_two();
@@ -100,7 +101,8 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     let page = s.page();
     let peak = w.peak_allocated_pages.max(w.allocated_pages);
     let logged = s.kernel_log.get(&LogMessage::OutOfTcpMem).copied().unwrap_or(0);
-    let aborts = w.aborts.iter().filter(|a| a.cause.contains("tcp_mem")).count();
+    let mem_aborts: Vec<_> = w.aborts.iter().filter(|a| a.cause.contains("tcp_mem")).collect();
+    let aborts = mem_aborts.len();
     let fired = aborts > 0 || logged > 0 || peak > max;
     let severity = if fired {
         Severity::Critical
@@ -126,8 +128,11 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     if w.pressure_entered > 0 || w.under_pressure {
         f.ev("memory pressure", format!("entered {} times, {:.1} s in total{}", w.pressure_entered, w.pressure_time.as_secs_f64(), if w.under_pressure { ", still under it" } else { "" }));
     }
-    if aborts > 0 {
+    if let Some(a) = mem_aborts.first() {
         f.ev("aborts for tcp_mem in the window", aborts);
+        if let (Some(alloc), Some(m2)) = (a.allocated_pages, a.tcp_mem_max) {
+            f.ev("first abort", format!("allocated {alloc} pages > tcp_mem[2] {m2} pages then"));
+        }
     }
     if logged > 0 {
         f.ev("kernel log: out of memory -- consider tuning tcp_mem", logged);
@@ -135,11 +140,15 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     let top = w.top_memory();
     let total: u64 = top.iter().map(|(_, g)| g.memory).sum();
     for (name, g) in top.iter().take(3) {
-        f.ev(format!("held by {name}"), format!("{} ({:.0}% of what the groups hold)", bytes(g.memory), 100.0 * g.memory as f64 / total.max(1) as f64));
+        f.ev(
+            format!("held by {name}"),
+            format!("{} bytes = {} ({:.0}% of what the groups hold)", g.memory, bytes(g.memory), 100.0 * g.memory as f64 / total.max(1) as f64),
+        );
     }
-    if let Some((name, _)) = top.first() {
-        f.group = Some(name.to_string());
-    }
+    f.group = top
+        .first()
+        .map(|(name, _)| name.to_string())
+        .or_else(|| mem_aborts.first().map(|a| a.group.clone()));
     f.explanation = "tcp_mem is global, in pages: above tcp_mem[1] the kernel shrinks socket buffers, above tcp_mem[2] it refuses memory and aborts sockets that still have data to send. Raising it only helps if the RAM is there; otherwise lower what each connection may hold.".into();
     if severity >= Severity::Warn {
         let ram_pages = s.host.mem_total_bytes.map(|b| b / page);
@@ -265,12 +274,18 @@ pub fn per_connection(s: &State) -> Option<Finding> {
         .ev("... at their maxima", format!("{at_max} ({} + {})", bytes(r2), bytes(w2)));
     f.explanation = "Socket memory is per connection times connections: a proxy holds two sockets per client. Maximum buffer sizes bound what the busiest few sockets can take; when a few hundred sockets at maximum would exhaust tcp_mem, one slow client class can starve the rest.".into();
     if at_max < sockets {
-        f.action.push(format!(
-            "lower the maxima so {sockets} sockets at maximum fit: sysctl -w net.ipv4.tcp_wmem=\"{} {} {}\" (per namespace)",
-            wmem.first().copied().unwrap_or(4096),
-            w1,
-            (limit / sockets.max(1) / 2).max(w1)
-        ));
+        // Each socket's share of tcp_mem[2], split between receive and
+        // send in today's proportion; only lowered, never raised.
+        let budget = limit / sockets.max(1);
+        let (rmin, wmin) = (rmem.first().copied().unwrap_or(4096), wmem.first().copied().unwrap_or(4096));
+        let new_r2 = (budget * r2 / (r2 + w2).max(1)).max(r1);
+        let new_w2 = (budget * w2 / (r2 + w2).max(1)).max(w1);
+        if new_r2 < r2 {
+            f.action.push(format!("sysctl -w net.ipv4.tcp_rmem=\"{rmin} {r1} {new_r2}\"  # per namespace: {sockets} sockets at maximum then fit tcp_mem[2]"));
+        }
+        if new_w2 < w2 {
+            f.action.push(format!("sysctl -w net.ipv4.tcp_wmem=\"{wmin} {w1} {new_w2}\"  # per namespace"));
+        }
     }
     if severity >= Severity::Warn {
         f.action.push(format!("{name}: cap {}", group_hint(name)));

@@ -48,6 +48,10 @@ pub struct Window {
     pub first_ts: Option<String>,
     pub last_ts: Option<String>,
     pub tcp_mem_pages: Option<[u64; 3]>,
+    /// tcp_mem as it was when allocation peaked (a limit can change
+    /// during a window; the one in effect at the peak is the one that
+    /// mattered).
+    pub tcp_mem_at_peak: Option<[u64; 3]>,
     pub udp_mem_pages: Option<[u64; 3]>,
     pub allocated_pages: u64,
     pub peak_allocated_pages: u64,
@@ -110,7 +114,10 @@ impl Window {
         self.tcp_mem_pages = triple(&v["tcp_mem_pages"]).or(self.tcp_mem_pages);
         self.udp_mem_pages = triple(&v["udp_mem_pages"]).or(self.udp_mem_pages);
         self.allocated_pages = u(&v["memory_allocated_pages"]).unwrap_or(0);
-        self.peak_allocated_pages = self.peak_allocated_pages.max(self.allocated_pages);
+        if self.allocated_pages >= self.peak_allocated_pages || self.tcp_mem_at_peak.is_none() {
+            self.peak_allocated_pages = self.allocated_pages;
+            self.tcp_mem_at_peak = triple(&v["tcp_mem_pages"]).or(self.tcp_mem_at_peak);
+        }
         self.orphans = u(&v["orphans"]).unwrap_or(0);
         self.peak_orphans = self.peak_orphans.max(self.orphans);
         self.max_orphans = u(&v["max_orphans"]).or(self.max_orphans);

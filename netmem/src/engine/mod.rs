@@ -33,6 +33,8 @@ const EXIT_DRAIN_TIME: Duration = Duration::from_millis(300);
 use interval::{gather, Gathered};
 
 pub struct Options {
+    /// The command the user ran, for messages (e.g. "netmem trace").
+    pub command: &'static str,
     pub netns: Netns,
     pub interval: Duration,
     pub duration: Option<Duration>,
@@ -97,13 +99,15 @@ pub async fn run_with(
     sink: &mut dyn Sink,
     extra: impl FnOnce(&mut Probes) -> Result<()>,
 ) -> Result<Summary> {
+    // The first line a recording needs to be diagnosed later.
+    sink.host(&crate::sources::host::Host::read(&opts.netns)?)?;
     let mut listening = Vec::new();
     crate::sources::sockdiag::dump_tcp(
         &opts.netns,
         crate::sources::sockdiag::States::Listening,
         |r| listening.push(r.lport),
     )?;
-    let (probes, resolved) = crate::hooks::setup("netmem trace", opts.netns.inum()?, opts.max_tier, &listening)?;
+    let (probes, resolved) = crate::hooks::setup(opts.command, opts.netns.inum()?, opts.max_tier, &listening)?;
     let polls = Polls::for_tiers(|h| probes.tier_of(h));
     let mono = monotonic_ns();
     let wall = SystemTime::now()

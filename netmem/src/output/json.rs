@@ -30,6 +30,25 @@ impl<W: Write> JsonSink<W> {
 }
 
 impl<W: Write> Sink for JsonSink<W> {
+    fn host(&mut self, h: &crate::sources::host::Host) -> Result<()> {
+        let ts = rfc3339(std::time::SystemTime::now());
+        self.line(&json!({"type": "host", "ts": ts, "host": h}))
+    }
+
+    fn report(&mut self, r: &crate::doctor::Report) -> Result<()> {
+        self.line(&json!({
+            "type": "doctor", "source": r.source, "kernel_release": r.kernel_release,
+            "namespace": r.namespace, "unreadable": r.unreadable, "findings": r.findings.len(),
+        }))?;
+        for (i, f) in r.findings.iter().enumerate() {
+            let mut v = serde_json::to_value(f)?;
+            v["type"] = json!("finding");
+            v["rank"] = json!(i + 1);
+            self.line(&v)?;
+        }
+        self.flush()
+    }
+
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
         let ts = rfc3339(std::time::SystemTime::now());
         self.line(&json!({"type": "probes", "ts": ts, "hooks": hooks}))?;
@@ -48,25 +67,8 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn interval(&mut self, i: &Interval) -> Result<()> {
-        let ts = rfc3339(i.ts);
-        let mut c = context_object(&ts, &i.context);
-        if let Some(l) = &i.live {
-            let r = &l.routes;
-            c["lost_events"] = json!(l.loss.lost_events);
-            c["events_suppressed"] = json!(l.loss.events_suppressed);
-            c["group_map_full"] = json!(l.loss.group_map_full);
-            c["memory_pressure"] = json!(l.memory_pressure);
-            c["route_exceptions"] = json!({
-                "inserted": r.inserted,
-                "per_s": (r.per_s() * 100.0).round() / 100.0,
-                "by_dst": r.by_dst.iter().map(|(d, n)| json!({"dst": d, "count": n})).collect::<Vec<_>>(),
-                "rt6_cached": r.rt6_cached,
-                "cached": r.cached,
-            });
-        }
-        self.line(&c)?;
-        for (g, row) in &i.groups {
-            self.line(&group_object(&ts, g, row, i.live.is_some()))?;
+        for v in interval_objects(i) {
+            self.line(&v)?;
         }
         self.flush()
     }
@@ -90,6 +92,31 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// An interval's lines: its context, then one line per group.
+pub fn interval_objects(i: &Interval) -> Vec<Value> {
+    let ts = rfc3339(i.ts);
+    let mut c = context_object(&ts, &i.context);
+    if let Some(l) = &i.live {
+        let r = &l.routes;
+        c["lost_events"] = json!(l.loss.lost_events);
+        c["events_suppressed"] = json!(l.loss.events_suppressed);
+        c["group_map_full"] = json!(l.loss.group_map_full);
+        c["memory_pressure"] = json!(l.memory_pressure);
+        c["route_exceptions"] = json!({
+            "inserted": r.inserted,
+            "per_s": (r.per_s() * 100.0).round() / 100.0,
+            "by_dst": r.by_dst.iter().map(|(d, n)| json!({"dst": d, "count": n})).collect::<Vec<_>>(),
+            "rt6_cached": r.rt6_cached,
+            "cached": r.cached,
+        });
+    }
+    let mut out = vec![c];
+    for (g, row) in &i.groups {
+        out.push(group_object(&ts, g, row, i.live.is_some()));
+    }
+    out
 }
 
 pub fn context_object(ts: &str, c: &Context) -> Value {

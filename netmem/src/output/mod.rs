@@ -8,8 +8,10 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
+use crate::doctor::Report;
 use crate::hooks::HookStatus;
 use crate::model::{Event, Interval, Summary};
+use crate::sources::host::Host;
 
 pub mod json;
 pub mod text;
@@ -17,6 +19,14 @@ pub mod text;
 /// A consumer of the model. Every method has a no-op default, so a sink
 /// implements only what it shows.
 pub trait Sink {
+    /// The host facts a later diagnosis needs (`trace`'s first line).
+    fn host(&mut self, _h: &Host) -> Result<()> {
+        Ok(())
+    }
+    /// `netmem doctor`'s findings, ranked.
+    fn report(&mut self, _r: &Report) -> Result<()> {
+        Ok(())
+    }
     /// `trace` is live: every hook is attached, on these tiers.
     fn coverage(&mut self, _hooks: &[HookStatus]) -> Result<()> {
         Ok(())
@@ -43,6 +53,12 @@ pub trait Sink {
 
 /// Hands everything to each of several sinks, in order.
 impl Sink for Vec<Box<dyn Sink>> {
+    fn host(&mut self, h: &Host) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.host(h))
+    }
+    fn report(&mut self, r: &Report) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.report(r))
+    }
     fn coverage(&mut self, h: &[HookStatus]) -> Result<()> {
         self.iter_mut().try_for_each(|s| s.coverage(h))
     }
@@ -75,7 +91,9 @@ pub enum Format {
 /// The sink for `format` over `out`; `rows` caps a text table (0: all).
 pub fn sink<W: Write + 'static>(format: Format, out: W, rows: usize) -> Box<dyn Sink> {
     match format {
-        Format::Text => Box::new(text::TextSink::new(out, rows)),
+        Format::Text => Box::new(
+            text::TextSink::new(out, rows).with_color(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        ),
         Format::Json => Box::new(json::JsonSink::new(out)),
     }
 }

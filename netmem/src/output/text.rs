@@ -16,11 +16,22 @@ pub struct TextSink<W: Write> {
     out: W,
     /// Group rows per table at most (0: all); the rest are counted.
     rows: usize,
+    /// ANSI colours (standard output is a terminal).
+    color: bool,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W, rows: usize) -> Self {
-        TextSink { out, rows }
+        TextSink {
+            out,
+            rows,
+            color: false,
+        }
+    }
+
+    pub fn with_color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
     }
 
     fn table(&mut self, groups: &[(GroupKey, GroupRow)], live: bool) -> Result<()> {
@@ -42,6 +53,11 @@ impl<W: Write> TextSink<W> {
 }
 
 impl<W: Write> Sink for TextSink<W> {
+    fn report(&mut self, r: &crate::doctor::Report) -> Result<()> {
+        write!(self.out, "{}", report_text(r, self.color))?;
+        self.flush()
+    }
+
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
         writeln!(self.out, "{}", coverage_line(hooks))?;
         self.flush()
@@ -111,6 +127,49 @@ impl<W: Write> Sink for TextSink<W> {
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// The doctor's findings, most urgent first, in the manner of bpftune's
+/// log: what happened, for which limit, and the change to make.
+pub fn report_text(r: &crate::doctor::Report, color: bool) -> String {
+    use crate::doctor::Severity;
+    let paint = |sev: Severity, s: &str| -> String {
+        if !color {
+            return s.to_string();
+        }
+        let code = match sev {
+            Severity::Critical => "1;31",
+            Severity::Warn => "1;33",
+            Severity::Info => "36",
+            Severity::Ok => "32",
+        };
+        format!("\x1b[{code}m{s}\x1b[0m")
+    };
+    let mut s = format!(
+        "netmem doctor: {} (kernel {}, namespace {})\n",
+        r.source, r.kernel_release, r.namespace
+    );
+    for u in &r.unreadable {
+        s += &format!("  could not read: {u}\n");
+    }
+    if r.findings.is_empty() {
+        s += "  nothing to report\n";
+    }
+    for (i, f) in r.findings.iter().enumerate() {
+        let tag = format!("[{}]", f.severity.name().to_uppercase());
+        s += &format!("\n{}. {} {}: {}\n", i + 1, paint(f.severity, &tag), f.id, f.title);
+        for e in &f.evidence {
+            s += &format!("     {}: {}\n", e.name, e.value);
+        }
+        s += &format!("   why: {}\n", f.explanation);
+        if f.action.is_empty() {
+            s += "   do:  no change\n";
+        }
+        for (j, a) in f.action.iter().enumerate() {
+            s += &format!("   {} {a}\n", if j == 0 { "do: " } else { "    " });
+        }
+    }
+    s
 }
 
 pub fn context_line(c: &Context) -> String {

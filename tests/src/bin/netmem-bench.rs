@@ -623,6 +623,7 @@ fn pipeline_run(
         .build()?;
     pin_to_cpu(1);
     let opts = netmem::engine::Options {
+        command: "netmem-bench",
         netns: netmem::sources::netns::Netns::open(Some(ns))?,
         interval: Duration::from_secs(1),
         duration: Some(Duration::from_secs_f64(secs + 0.5)),

@@ -118,11 +118,10 @@ fn run() -> Result<()> {
         .context("cannot start netmem")?;
     let pid = trace.id();
     let seen: Seen = Arc::default();
-    // The first line (probes) says every hook is live: the clock starts then.
+    // The probes line says every hook is live: the clock starts then.
     let mut out = BufReader::new(trace.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).context("netmem printed nothing")?;
-    ensure!(first.contains("\"probes\""), "unexpected first line: {first}");
+    let head = netmem_tests::until_probes(&mut out);
+    ensure!(head.contains("\"probes\""), "netmem never went live: {head}");
     let reader = {
         let seen = seen.clone();
         std::thread::spawn(move || -> Option<Value> {
