@@ -44,8 +44,13 @@ pub fn orphans(s: &State) -> Option<Finding> {
     } else {
         Severity::Ok
     };
-    let title = if fired {
+    // Fired by the figures seen, or only according to the kernel log (an
+    // earlier moment: today's figures do not show that peak).
+    let by_figures = !aborts.is_empty() || peak > max;
+    let title = if by_figures {
         format!("The orphan limit fired: {peak} orphans against tcp_max_orphans {max} (sockets are aborted from {quarter} on)")
+    } else if fired {
+        format!("The kernel log says the orphan limit fired ({logged} lines); now {peak} orphans against tcp_max_orphans {max}, aborts from {quarter}")
     } else {
         format!("Orphans: {peak} at peak, tcp_max_orphans {max}; aborts start at {quarter}")
     };
@@ -79,6 +84,12 @@ pub fn orphans(s: &State) -> Option<Finding> {
     if severity >= Severity::Warn {
         let want = (peak * 4).max(max).next_power_of_two();
         let per = if n_orph > 0 { n_bytes / n_orph } else { 0 };
+        if fired && !by_figures {
+            f.action.push(format!(
+                "size tcp_max_orphans from the incident's peak: record the next one with `netmem trace --json > rec.jsonl` (or `netmem doctor --watch`), then `netmem doctor --from rec.jsonl`; until then at least 4x today's peak ({})",
+                (peak * 4).max(1)
+            ));
+        }
         if want > max {
             f.action.push(format!("sysctl -w net.ipv4.tcp_max_orphans={want}"));
             f.ev("recommended tcp_max_orphans (about 4x peak)", want);
@@ -113,8 +124,11 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     } else {
         Severity::Ok
     };
-    let title = if fired {
+    let by_figures = aborts > 0 || peak > max;
+    let title = if by_figures {
         format!("tcp_mem fired: TCP held {} at peak against a maximum of {}", bytes(peak * page), bytes(max * page))
+    } else if fired {
+        format!("The kernel log says tcp_mem fired ({logged} lines); now TCP holds {} against a maximum of {}", bytes(peak * page), bytes(max * page))
     } else {
         format!("TCP memory: {} at peak; pressure starts at {}, the limit is {}", bytes(peak * page), bytes(pressure * page), bytes(max * page))
     };
