@@ -115,14 +115,21 @@ fn hold() {
 /// Servers that keep writing to clients that never read, until nothing more
 /// fits: the server side's send queues (wmem_queued) and the client side's
 /// receive queues (rmem_alloc) fill up and stay put.
-fn stuck_readers(port: u16, conns: usize, close_servers: bool) {
+/// A listener on `port` and `conns` connections to it: (listener, client
+/// sides, accepted server sides).
+fn connected(port: u16, conns: usize) -> (TcpListener, Vec<TcpStream>, Vec<TcpStream>) {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     let clients: Vec<TcpStream> = (0..conns)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
         .collect();
-    let mut servers: Vec<TcpStream> = (0..conns)
+    let servers: Vec<TcpStream> = (0..conns)
         .map(|_| listener.accept().expect("accept").0)
         .collect();
+    (listener, clients, servers)
+}
+
+fn stuck_readers(port: u16, conns: usize, close_servers: bool) {
+    let (listener, clients, mut servers) = connected(port, conns);
     let chunk = vec![0x5au8; 64 * 1024];
     for s in &servers {
         s.set_nonblocking(true).unwrap();
@@ -202,13 +209,7 @@ fn backlog(port: u16, conns: usize) {
 }
 
 fn drain(port: u16, conns: usize, close_after: Duration) {
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
-    let clients: Vec<TcpStream> = (0..conns)
-        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-        .collect();
-    let mut servers: Vec<TcpStream> = (0..conns)
-        .map(|_| listener.accept().expect("accept").0)
-        .collect();
+    let (listener, clients, mut servers) = connected(port, conns);
     for s in servers.iter_mut() {
         s.write_all(&[0x5a; 8000]).expect("write");
     }
