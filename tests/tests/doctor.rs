@@ -123,3 +123,34 @@ fn kernel_log_file_with_each_message() {
     let route = logs.iter().find(|f| f["title"].as_str().unwrap().contains("Route hash")).unwrap();
     assert_eq!(route["fired"], false);
 }
+
+/// Without privileges a reading still works and says what it could not
+/// read; probes and --watch say which capability is missing.
+#[test]
+fn unprivileged_reading_says_what_it_could_not_read() {
+    require_root();
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+            .arg(netmem_bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = nobody(&["doctor", "--json"]);
+    let all = ok_json(&o);
+    let head = all.iter().find(|v| v["type"] == "doctor").unwrap();
+    let restricted = std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    if restricted {
+        assert!(head["unreadable"].to_string().contains("/dev/kmsg"), "{head}");
+    }
+    assert!(all.iter().any(|v| v["type"] == "finding" && v["id"] == "tcp_mem"));
+    for (args, command) in [(&["probes"][..], "netmem probes"), (&["doctor", "--watch", "1s"][..], "netmem doctor --watch")] {
+        let o = nobody(args);
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(command) && err.contains("lacks CAP_BPF and CAP_PERFMON"), "{err}");
+    }
+}

@@ -21,6 +21,8 @@ pub(super) struct Gathered {
     pub agg: Aggregator,
     pub listening: HashSet<u16>,
     pub dump_started: u64,
+    /// Wall-clock time of the dump: what the interval's figures describe.
+    pub taken_at: std::time::SystemTime,
     pub ctx: Context,
     pub polls: Polls,
     /// Found by the polling tier's readers.
@@ -39,6 +41,7 @@ pub(super) fn gather(
     sticky: &HashSet<u16>,
 ) -> Result<Gathered> {
     let dump_started = monotonic_ns();
+    let taken_at = std::time::SystemTime::now();
     let mut agg = Aggregator::default();
     if polls.orphans.is_some() {
         agg.orphan_records = Some(Vec::new());
@@ -56,6 +59,7 @@ pub(super) fn gather(
         agg,
         listening,
         dump_started,
+        taken_at,
         ctx,
         polls,
         events: polled.events,

@@ -385,6 +385,7 @@ impl Tracer<'_> {
             mut agg,
             listening,
             dump_started,
+            taken_at,
             ctx,
             polls,
             events,
@@ -428,7 +429,9 @@ impl Tracer<'_> {
             events: std::mem::take(&mut self.shown),
         };
         let i = crate::model::Interval {
-            ts: SystemTime::now(),
+            // When the figures were read, not when they were printed: the
+            // dump may take a while on a busy host.
+            ts: taken_at,
             context: self.last_ctx.clone().expect("read above"),
             groups: agg.sorted(&self.opts.filter),
             live: Some(live),
