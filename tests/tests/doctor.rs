@@ -122,6 +122,13 @@ fn kernel_log_file_with_each_message() {
     assert!(["orphans", "tcp_mem"].contains(&f[0]["id"].as_str().unwrap()));
     let route = logs.iter().find(|f| f["title"].as_str().unwrap().contains("Route hash")).unwrap();
     assert_eq!(route["fired"], false);
+    // A log file that is not there is an error, not a silent empty log.
+    let o = Command::new(netmem_bin())
+        .args(["doctor", "--kernel-log", "/nonexistent/kern.log"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read kernel log"));
 }
 
 /// Without privileges a reading still works and says what it could not

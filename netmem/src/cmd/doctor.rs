@@ -59,7 +59,7 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
             }
         }
     };
-    read_kernel_log(&opts, &mut state);
+    read_kernel_log(&opts, &mut state)?;
     let report = Report {
         source,
         kernel_release: state.host.kernel_release.clone(),
@@ -75,20 +75,24 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
     sink.flush()
 }
 
-fn read_kernel_log(opts: &Options, state: &mut State) {
+/// A file the user named must be readable (an error otherwise); the live
+/// log may not be (without root), which is only noted.
+fn read_kernel_log(opts: &Options, state: &mut State) -> Result<()> {
     let (lines, source) = match &opts.kernel_log {
-        Some(p) => (kernel_log::read_file(p), p.clone()),
+        Some(p) => (kernel_log::read_file(p)?, p.clone()),
         // A recording is about another time: the live log would mislead.
-        None if opts.from.is_some() => return,
-        None => (kernel_log::read_kmsg(), "/dev/kmsg".to_string()),
+        None if opts.from.is_some() => return Ok(()),
+        None => match kernel_log::read_kmsg() {
+            Ok(l) => (l, "/dev/kmsg".to_string()),
+            Err(e) => {
+                state.unreadable.push(format!("{e:#}"));
+                return Ok(());
+            }
+        },
     };
-    match lines {
-        Ok(l) => {
-            state.add_kernel_log(l.iter().map(String::as_str));
-            state.kernel_log_source = Some(source);
-        }
-        Err(e) => state.unreadable.push(format!("{e:#}")),
-    }
+    state.add_kernel_log(lines.iter().map(String::as_str));
+    state.kernel_log_source = Some(source);
+    Ok(())
 }
 
 /// A recording: `trace --json` output (the contract), one object a line.
