@@ -188,7 +188,7 @@ fn check_doctor(netmem: &str, lines: &[Value], id: &str, group: &str) -> Result<
     );
     let action = first["action"].as_array().cloned().unwrap_or_default();
     ensure!(
-        action.iter().any(|a| a.as_str().unwrap_or("").starts_with("sysctl -w ")),
+        action.iter().any(|a| a.as_str().unwrap_or("").contains("sysctl -w ")),
         "no sysctl action in {first}"
     );
     Ok(format!("doctor: {id} on {group}, {}", action[0].as_str().unwrap_or("")))

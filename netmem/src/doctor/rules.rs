@@ -114,6 +114,12 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     let logged = s.kernel_log.get(&LogMessage::OutOfTcpMem).copied().unwrap_or(0);
     let mem_aborts: Vec<_> = w.aborts.iter().filter(|a| a.cause.contains("tcp_mem")).collect();
     let aborts = mem_aborts.len();
+    // The limit that mattered: as the first abort saw it (tcp_mem can
+    // change during a window; intervals may miss a short-lived setting),
+    // else as it was at the peak.
+    let max = mem_aborts.first().and_then(|a| a.tcp_mem_max).unwrap_or(max);
+    // tcp_mem as it is at the end of what was looked at.
+    let now = w.tcp_mem_pages.or_else(|| s.tcp_mem()).unwrap_or([min, pressure, max]);
     let fired = aborts > 0 || logged > 0 || peak > max;
     let severity = if fired {
         Severity::Critical
@@ -126,7 +132,7 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     };
     let by_figures = aborts > 0 || peak > max;
     let title = if by_figures {
-        format!("tcp_mem fired: TCP held {} at peak against a maximum of {}", bytes(peak * page), bytes(max * page))
+        format!("tcp_mem fired: TCP held {} at peak against a maximum of {} then", bytes(peak * page), bytes(max * page))
     } else if fired {
         format!("The kernel log says tcp_mem fired ({logged} lines); now TCP holds {} against a maximum of {}", bytes(peak * page), bytes(max * page))
     } else {
@@ -164,15 +170,24 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
         .map(|(name, _)| name.to_string())
         .or_else(|| mem_aborts.first().map(|a| a.group.clone()));
     f.explanation = "tcp_mem is global, in pages: above tcp_mem[1] the kernel shrinks socket buffers, above tcp_mem[2] it refuses memory and aborts sockets that still have data to send. Raising it only helps if the RAM is there; otherwise lower what each connection may hold.".into();
+    if now != [min, pressure, max] {
+        f.ev("tcp_mem now", format!("{} {} {} pages", now[0], now[1], now[2]));
+    }
     if severity >= Severity::Warn {
         let ram_pages = s.host.mem_total_bytes.map(|b| b / page);
+        // Room for twice the peak seen.
         let want = (peak * 2).max(max);
         match ram_pages {
             Some(ram) if want > ram / 4 => f.action.push(format!(
                 "no tcp_mem raise: {} would pass a quarter of RAM; lower per-connection buffers instead (net.ipv4.tcp_wmem / tcp_rmem maxima, or the top group's own settings)",
                 bytes(want * page)
             )),
-            _ if want > max => f.action.push(tcp_mem_line(want)),
+            _ if want > now[2] => f.action.push(tcp_mem_line(want)),
+            // Already raised since it fired: say to keep it, never lower it.
+            _ if fired => f.action.push(format!(
+                "tcp_mem[2] was {max} pages when it fired and is {} now, above twice the peak ({want}): keep it (persist in /etc/sysctl.d): sysctl -w net.ipv4.tcp_mem=\"{} {} {}\"",
+                now[2], now[0], now[1], now[2]
+            )),
             _ => {}
         }
         if let Some(g) = &f.group {

@@ -129,6 +129,28 @@ fn aborts_in_a_window_carry_their_figures() {
 }
 
 #[test]
+fn tcp_mem_set_tiny_then_restored_is_not_lowered() {
+    // The guests' scenario: tcp_mem was "1 1 1" while it fired and is back
+    // to 33684 at the end; the intervals never saw the tiny value.
+    let mut s = state(host("16842 22457 33684", 65536, GIB), 2177, 0, &[("listen:7002", 8, 8 << 20, 0, 0)]);
+    for _ in 0..8 {
+        s.window.feed(&json!({"type": "event", "event": "abort_on_memory", "group": "listen:7002",
+            "cause": "tcp_mem", "allocated_pages": 2145, "tcp_mem_pages": [1, 1, 1]}));
+    }
+    let f = diagnose(&s);
+    let first = &f[0];
+    assert_eq!(first.id, "tcp_mem", "{f:#?}");
+    assert!(first.title.contains("then"), "{}", first.title);
+    assert_eq!(first.group.as_deref(), Some("listen:7002"));
+    assert!(
+        first.action[0].starts_with("tcp_mem[2] was 1 pages when it fired and is 33684 now")
+            && first.action[0].ends_with("sysctl -w net.ipv4.tcp_mem=\"16842 22457 33684\""),
+        "{:?}",
+        first.action
+    );
+}
+
+#[test]
 fn route_knobs_are_judged_per_family_and_kernel() {
     let mut h = host("45984 61312 91968", 16384, GIB);
     h.kernel_release = "6.18.0".into();
