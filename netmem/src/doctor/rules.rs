@@ -29,10 +29,13 @@ fn group_hint(group: &str) -> &'static str {
 
 pub fn orphans(s: &State) -> Option<Finding> {
     let w = &s.window;
-    let max = s.max_orphans()?;
+    // tcp_max_orphans as it is at the end of what was looked at ...
+    let now = s.max_orphans()?;
     let peak = w.peak_orphans.max(w.orphans);
     let logged = s.kernel_log.get(&LogMessage::TooManyOrphans).copied().unwrap_or(0);
     let aborts: Vec<_> = w.aborts.iter().filter(|a| a.cause.contains("orphans")).collect();
+    // ... and as the first abort saw it, the limit that mattered.
+    let max = aborts.first().and_then(|a| a.max_orphans).unwrap_or(now);
     let fired = !aborts.is_empty() || logged > 0 || peak > max;
     let quarter = max / 4;
     let severity = if fired {
@@ -60,7 +63,7 @@ pub fn orphans(s: &State) -> Option<Finding> {
     f.nearness = if quarter > 0 { peak as f64 / quarter as f64 } else { f64::from(u8::from(peak > 0)) * 2.0 };
     f.ev("orphans now", w.orphans)
         .ev("orphans at peak", peak)
-        .ev("tcp_max_orphans", max)
+        .ev("tcp_max_orphans", if now != max { format!("{max} when it fired, {now} now") } else { max.to_string() })
         .ev("abort threshold, shift 1 (1/2)", max / 2)
         .ev("abort threshold, shift 2 (1/4)", quarter);
     if !aborts.is_empty() {
@@ -90,12 +93,17 @@ pub fn orphans(s: &State) -> Option<Finding> {
                 (peak * 4).max(1)
             ));
         }
-        if want > max {
+        if want > now {
             f.action.push(format!("sysctl -w net.ipv4.tcp_max_orphans={want}"));
             f.ev("recommended tcp_max_orphans (about 4x peak)", want);
             if per > 0 {
                 f.ev("memory that many orphans would hold", format!("{} at {} per orphan", bytes(want * per), bytes(per)));
             }
+        } else if fired && now > max {
+            // Raised since it fired: keep it, never lower it.
+            f.action.push(format!(
+                "tcp_max_orphans was {max} when it fired and is {now} now, at least 4x the peak ({want}): keep it (persist in /etc/sysctl.d): sysctl -w net.ipv4.tcp_max_orphans={now}"
+            ));
         }
         if let Some(g) = &f.group {
             f.action.push(format!(

@@ -151,6 +151,26 @@ fn tcp_mem_set_tiny_then_restored_is_not_lowered() {
 }
 
 #[test]
+fn orphan_limit_raised_since_it_fired_is_kept() {
+    // tcp_max_orphans was 0 when the aborts fired and is 4096 at the end.
+    let mut s = state(host("45984 61312 91968", 4096, GIB), 100, 8, &[("listen:7001", 8, 1 << 20, 8, 1 << 20)]);
+    for _ in 0..3 {
+        s.window.feed(&json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
+            "cause": "orphans", "orphans": 8, "max_orphans": 0, "shift": 0}));
+    }
+    let f = diagnose(&s);
+    let first = &f[0];
+    assert_eq!((first.id, first.group.as_deref()), ("orphans", Some("listen:7001")), "{f:#?}");
+    assert!(first.title.contains("against tcp_max_orphans 0"), "{}", first.title);
+    assert!(
+        first.action[0].starts_with("tcp_max_orphans was 0 when it fired and is 4096 now")
+            && first.action[0].ends_with("sysctl -w net.ipv4.tcp_max_orphans=4096"),
+        "{:?}",
+        first.action
+    );
+}
+
+#[test]
 fn route_knobs_are_judged_per_family_and_kernel() {
     let mut h = host("45984 61312 91968", 16384, GIB);
     h.kernel_release = "6.18.0".into();
