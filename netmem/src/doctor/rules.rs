@@ -86,7 +86,7 @@ pub fn orphans(s: &State) -> Option<Finding> {
     f.explanation = "The kernel aborts a socket when orphans << shift > tcp_max_orphans, where shift grows to 2 for sockets idle past twice the maximum RTO or with soft errors, so it fires at a quarter of the configured limit. An orphan is a connection its application closed while data or the FIN handshake is still pending; it holds its queued bytes until it ends.".into();
     if severity >= Severity::Warn {
         let want = (peak * 4).max(max).next_power_of_two();
-        let per = if n_orph > 0 { n_bytes / n_orph } else { 0 };
+        let per = n_bytes.checked_div(n_orph).unwrap_or(0);
         if fired && !by_figures {
             f.action.push(format!(
                 "size tcp_max_orphans from the incident's peak: record the next one with `netmem trace --json > rec.jsonl` (or `netmem doctor --watch`), then `netmem doctor --from rec.jsonl`; until then at least 4x today's peak ({})",
@@ -304,7 +304,7 @@ pub fn per_connection(s: &State) -> Option<Finding> {
     f.group = Some(name.to_string());
     f.scope = Scope::Group;
     f.nearness = sockets as f64 / at_avg.max(1) as f64;
-    f.ev(format!("{name}"), format!("{} sockets, {} held", g.sockets, bytes(g.memory)))
+    f.ev(name.to_string(), format!("{} sockets, {} held", g.sockets, bytes(g.memory)))
         .ev("sockets now (all groups)", sockets)
         .ev("sockets to reach tcp_mem[2] at this average", at_avg)
         .ev("... at the tcp_rmem/tcp_wmem defaults", format!("{at_default} ({} + {})", bytes(r1), bytes(w1)))
