@@ -48,3 +48,16 @@ fn route_message_crashes_are_skipped() {
         let _ = netmem::sources::routes::parse_route(family, payload);
     }
 }
+
+#[test]
+fn netlink_batch_crashes_are_errors() {
+    let cases = inputs("netlink_batch");
+    assert!(!cases.is_empty(), "no netlink_batch regressions found");
+    for (_, data) in cases {
+        // An NLMSG_ERROR carrying i32::MIN once overflowed its negation.
+        let _ = netmem::sources::netlink::walk_batch(&data, &mut |b| {
+            let _ = netmem::sources::sockdiag::record(6, b.payload());
+            Ok(())
+        });
+    }
+}

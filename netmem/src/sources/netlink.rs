@@ -116,7 +116,8 @@ pub fn walk_batch(
             NLMSG_ERROR => {
                 let e = ErrorBuffer::new_checked(b.payload())
                     .map_err(|e| anyhow!("cannot parse a netlink error: {e}"))?;
-                let errno = e.code().map_or(0, |c| -c.get());
+                // The kernel sends -errno; a corrupt i32::MIN must not overflow.
+                let errno = e.code().map_or(0, |c| c.get().checked_neg().unwrap_or(0));
                 return Err(DumpRefused { errno }.into());
             }
             NLMSG_NOOP | NLMSG_OVERRUN => {}
