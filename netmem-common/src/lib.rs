@@ -502,7 +502,9 @@ pub mod payload {
         /// 0 send, 1 recv (the tracepoint's `kind`)
         direction,
         /// sysctl_mem[0..3] (tcp_mem or udp_mem), pages
-        mem0, mem1, mem2,
+        mem0,
+        mem1,
+        mem2,
     });
     payload!(RcvqueueFull { truesize });
     payload!(AbortOnMemory {
@@ -513,7 +515,9 @@ pub mod payload {
         max_orphans,
         /// protocol memory_allocated, pages
         allocated_pages,
-        mem0, mem1, mem2,
+        mem0,
+        mem1,
+        mem2,
         /// an [`AbortSource`](crate::AbortSource) value
         source,
     });
@@ -543,8 +547,18 @@ pub mod payload {
         /// 1 when tcp_check_oom aborted it
         aborted_on_memory,
     });
-    payload!(PressureEnter { allocated_pages, mem0, mem1, mem2 });
-    payload!(PressureLeave { allocated_pages, mem0, mem1, mem2 });
+    payload!(PressureEnter {
+        allocated_pages,
+        mem0,
+        mem1,
+        mem2
+    });
+    payload!(PressureLeave {
+        allocated_pages,
+        mem0,
+        mem1,
+        mem2
+    });
     payload!(RouteException {
         /// AF_INET or AF_INET6
         family,
@@ -663,7 +677,10 @@ mod tests {
         let a = p.into_args();
         assert_eq!(a, [1, 2, 3, 4, 5, 6, 7, 1]);
         assert_eq!(payload::AbortOnMemory::from_args(&a), p);
-        assert_eq!(<payload::OrphanGone as Payload>::KIND, EventKind::OrphanGone);
+        assert_eq!(
+            <payload::OrphanGone as Payload>::KIND,
+            EventKind::OrphanGone
+        );
     }
 
     #[test]
@@ -673,7 +690,10 @@ mod tests {
             assert_eq!(*c as usize, i, "counters index GroupCounters::counts");
         }
         assert_eq!(EventKind::from_u32(3), Some(EventKind::AbortOnMemory));
-        assert_eq!(EventKind::from_name("orphan_gone"), Some(EventKind::OrphanGone));
+        assert_eq!(
+            EventKind::from_name("orphan_gone"),
+            Some(EventKind::OrphanGone)
+        );
         assert_eq!(EventKind::from_u32(0), None);
         assert_eq!(core::mem::size_of::<KernelLayout>(), 48 * 4 + 32 + 16);
         assert_eq!(core::mem::size_of::<OrphanInfo>(), 8 + 8 + 20 + 4);

@@ -7,9 +7,7 @@ use aya_ebpf::{
     macros::{fexit, kprobe, kretprobe},
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
-use netmem_common::{
-    payload, AbortSource, Counter, ORPHANS_CACHE, ORPHANS_PERCPU_COUNTER,
-};
+use netmem_common::{payload, AbortSource, Counter, ORPHANS_CACHE, ORPHANS_PERCPU_COUNTER};
 
 use crate::sock::{
     count, emit, group_of, in_traced_netns, lay, proto_mem, read, save_entry_args, sock_id,

@@ -10,8 +10,8 @@ use aya_ebpf::{
     EbpfContext,
 };
 use netmem_common::{
-    payload, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, Payload,
-    RouteInfo, Setting, SockInfo, Stat, AF_INET, AF_INET6, NO_OFFSET, N_ARGS,
+    payload, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, Payload, RouteInfo,
+    Setting, SockInfo, Stat, AF_INET, AF_INET6, NO_OFFSET, N_ARGS,
 };
 
 /// Filled in by userspace from the running kernel's BTF before load.
@@ -162,9 +162,7 @@ pub fn sock_id(sk: u64) -> SockId {
 
 #[inline(always)]
 pub fn group_of(id: &SockId) -> GroupKey {
-    let listening = LISTEN_PORTS
-        .get(id.lport as u32)
-        .is_some_and(|v| *v != 0);
+    let listening = LISTEN_PORTS.get(id.lport as u32).is_some_and(|v| *v != 0);
     GroupKey::classify(id.family, id.lport, listening, &id.raddr, id.rport)
 }
 

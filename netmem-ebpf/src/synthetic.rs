@@ -29,10 +29,15 @@ pub fn synthetic_sys_enter(ctx: RawTracePointContext) -> i32 {
         }
         stat(Stat::SyntheticGenerated);
         let p = payload::Synthetic { seq: i as i64 };
-        emit_with(payload::Synthetic::KIND, &GroupKey::UNATTRIBUTED, p.into_args(), |e| {
-            e.sock = SockInfo::default();
-            e.route = RouteInfo::default();
-        });
+        emit_with(
+            payload::Synthetic::KIND,
+            &GroupKey::UNATTRIBUTED,
+            p.into_args(),
+            |e| {
+                e.sock = SockInfo::default();
+                e.route = RouteInfo::default();
+            },
+        );
     }
     0
 }

@@ -151,7 +151,11 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_run_time(s: &str) -> Result<Duration, String> {
-    parse_bounded(s, Duration::from_millis(1), Duration::from_secs(366 * 24 * 3600))
+    parse_bounded(
+        s,
+        Duration::from_millis(1),
+        Duration::from_secs(366 * 24 * 3600),
+    )
 }
 
 fn parse_backend_arg(s: &str) -> Result<(std::net::IpAddr, u16), String> {

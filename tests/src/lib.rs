@@ -129,7 +129,11 @@ impl Netns {
             std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
             rest
         });
-        Streaming { child, rest: Some(rest), first }
+        Streaming {
+            child,
+            rest: Some(rest),
+            first,
+        }
     }
 
     /// `ss -tmnH` in the namespace, parsed.

@@ -181,17 +181,24 @@ pub fn doctor_from(netmem: &str, lines: &[Value], tag: &str) -> Result<Vec<Value
 /// `sysctl -w` action.
 fn check_doctor(netmem: &str, lines: &[Value], id: &str, group: &str) -> Result<String> {
     let f = doctor_from(netmem, lines, id)?;
-    let first = f.first().ok_or_else(|| anyhow!("the doctor found nothing"))?;
+    let first = f
+        .first()
+        .ok_or_else(|| anyhow!("the doctor found nothing"))?;
     ensure!(
         first["id"] == id && first["fired"] == true && first["group"] == group,
         "first finding is not {id} fired on {group}: {first}"
     );
     let action = first["action"].as_array().cloned().unwrap_or_default();
     ensure!(
-        action.iter().any(|a| a.as_str().unwrap_or("").contains("sysctl -w ")),
+        action
+            .iter()
+            .any(|a| a.as_str().unwrap_or("").contains("sysctl -w ")),
         "no sysctl action in {first}"
     );
-    Ok(format!("doctor: {id} on {group}, {}", action[0].as_str().unwrap_or("")))
+    Ok(format!(
+        "doctor: {id} on {group}, {}",
+        action[0].as_str().unwrap_or("")
+    ))
 }
 
 fn with_fallbacks(detail: String, f: Vec<String>) -> String {
@@ -371,7 +378,11 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop((extra, es));
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
-    let fb = check_tiers(&lines, &[HookId::TcpCheckOom, HookId::MemoryPressure], expect_tier)?;
+    let fb = check_tiers(
+        &lines,
+        &[HookId::TcpCheckOom, HookId::MemoryPressure],
+        expect_tier,
+    )?;
     let group = format!("listen:{PORT}");
     let ours = aborts_on(&lines, &group)?;
     for e in &ours {

@@ -152,7 +152,9 @@ fn receive_buffer_drops_are_attributed() {
     // The socket's own drop count, wherever this kernel keeps it (6.18
     // moved UDP's to sk_drop_counters): the later drops see earlier ones.
     assert!(
-        drops.iter().any(|d| d["sk_drops"].as_i64().unwrap_or(0) > 0),
+        drops
+            .iter()
+            .any(|d| d["sk_drops"].as_i64().unwrap_or(0) > 0),
         "sk_drops is 0 in every skb_drop event"
     );
     let counted: u64 = lines

@@ -30,18 +30,31 @@ fn accept_queue_children_are_not_orphans() {
     let g = last_groups(&snap);
     let listen = group(&g, &format!("listen:{port}"));
     assert_eq!(listen["sockets"], 20, "{listen}");
-    assert_eq!(listen["orphans"], 0, "accept queue counted as orphans: {listen}");
+    assert_eq!(
+        listen["orphans"], 0,
+        "accept queue counted as orphans: {listen}"
+    );
     assert_eq!(listen["orphan_bytes"], 0);
     assert!(listen["rmem_bytes"].as_u64().unwrap() >= 20 * 4000);
     // The trace's polling tier must not see them born either.
     let lines = ok_json(&ns.netmem(&[
-        "trace", "--json", "--interval", "300ms", "--duration", "1s", "--max-tier", "polling",
+        "trace",
+        "--json",
+        "--interval",
+        "300ms",
+        "--duration",
+        "1s",
+        "--max-tier",
+        "polling",
     ]));
     let born: Vec<&Value> = lines
         .iter()
         .filter(|v| v["event"] == "orphan_born")
         .collect();
-    assert!(born.is_empty(), "accept-queue children reported as orphans: {born:?}");
+    assert!(
+        born.is_empty(),
+        "accept-queue children reported as orphans: {born:?}"
+    );
 }
 
 /// Orphans as netmem counts them are the kernel's own: after the servers
@@ -69,14 +82,24 @@ fn draining_frontend_keeps_its_port() {
     require_root();
     let ns = Netns::new("drain");
     let port = 18100u16;
-    let trace = ns.netmem_streaming(&["trace", "--json", "--interval", "400ms", "--duration", "3s"]);
+    let trace =
+        ns.netmem_streaming(&["trace", "--json", "--interval", "400ms", "--duration", "3s"]);
     let _load = ns.load(&[
-        "drain", "--port", &port.to_string(), "--conns", "30", "--close-after-ms", "800",
+        "drain",
+        "--port",
+        &port.to_string(),
+        "--conns",
+        "30",
+        "--close-after-ms",
+        "800",
     ]);
     let lines = trace.finish();
     let g = last_groups(&lines);
     let listen = group(&g, &format!("listen:{port}"));
-    assert_eq!(listen["listeners"], 0, "the listener should be closed by now: {listen}");
+    assert_eq!(
+        listen["listeners"], 0,
+        "the listener should be closed by now: {listen}"
+    );
     assert_eq!(listen["sockets"], 30, "{listen}");
     let backends = groups_named(&g, "backend:127.0.0.1:");
     assert_eq!(
@@ -94,9 +117,21 @@ fn nine_thousand_listeners() {
     require_root();
     let ns = Netns::new("listeners");
     let (first, count) = (20000u16, 9000u16);
-    let _load = ns.load(&["listeners", "--port", &first.to_string(), "--count", &count.to_string()]);
+    let _load = ns.load(&[
+        "listeners",
+        "--port",
+        &first.to_string(),
+        "--count",
+        &count.to_string(),
+    ]);
     let lines = ok_json(&ns.netmem(&[
-        "trace", "--json", "--interval", "500ms", "--duration", "1200ms", "--all",
+        "trace",
+        "--json",
+        "--interval",
+        "500ms",
+        "--duration",
+        "1200ms",
+        "--all",
     ]));
     let g = last_groups(&lines);
     let last = group(&g, &format!("listen:{}", first + count - 1));
@@ -105,7 +140,10 @@ fn nine_thousand_listeners() {
     assert_eq!(listeners, count as u64);
     // Without --all the bare listeners are left out.
     let lines = ok_json(&ns.netmem(&["snapshot", "--json"]));
-    assert!(last_groups(&lines).len() < 10, "bare listeners listed by default");
+    assert!(
+        last_groups(&lines).len() < 10,
+        "bare listeners listed by default"
+    );
 }
 
 /// 17,000 distinct backends over a trace's life (more than the kernel's
@@ -116,9 +154,24 @@ fn seventeen_thousand_backends_never_blind_the_trace() {
     require_root();
     let ns = Netns::new("backends");
     let port = 18200u16;
-    let trace = ns.netmem_streaming(&["trace", "--json", "--interval", "200ms", "--event-limit", "0"]);
+    let trace = ns.netmem_streaming(&[
+        "trace",
+        "--json",
+        "--interval",
+        "200ms",
+        "--event-limit",
+        "0",
+    ]);
     let load = ns.load(&[
-        "backends", "--port", &port.to_string(), "--count", "17000", "--waves", "6", "--gap-ms", "400",
+        "backends",
+        "--port",
+        &port.to_string(),
+        "--count",
+        "17000",
+        "--waves",
+        "6",
+        "--gap-ms",
+        "400",
     ]);
     std::thread::sleep(Duration::from_millis(700));
     // SAFETY: kill has no memory preconditions; the pid is our child.
@@ -171,7 +224,14 @@ fn udp_memory_is_visible() {
 fn last_partial_interval_is_reported() {
     require_root();
     let ns = Netns::new("partial");
-    let lines = ok_json(&ns.netmem(&["trace", "--json", "--interval", "10s", "--duration", "1500ms"]));
+    let lines = ok_json(&ns.netmem(&[
+        "trace",
+        "--json",
+        "--interval",
+        "10s",
+        "--duration",
+        "1500ms",
+    ]));
     let ctx: Vec<&Value> = lines.iter().filter(|v| v["type"] == "context").collect();
     assert_eq!(ctx.len(), 1, "{lines:?}");
     assert!(ctx[0]["lost_events"].is_u64());
@@ -191,7 +251,14 @@ fn every_stop_signal_ends_with_a_summary() {
         (libc::SIGHUP, 1500),
     ] {
         let mut child = Command::new("sh")
-            .args(["-c", &format!("exec {} trace --json --netns {}", netmem_bin().display(), ns.name)])
+            .args([
+                "-c",
+                &format!(
+                    "exec {} trace --json --netns {}",
+                    netmem_bin().display(),
+                    ns.name
+                ),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -200,7 +267,12 @@ fn every_stop_signal_ends_with_a_summary() {
         // SAFETY: kill has no memory preconditions; the pid is our child.
         unsafe { libc::kill(child.id() as i32, sig) };
         let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         let st = child.wait().unwrap();
         assert!(st.success(), "signal {sig}: {st}");
         let lines = json_lines(&out);
@@ -228,7 +300,15 @@ fn stalled_reader_does_not_block_shutdown() {
     require_root();
     let ns = Netns::new("stalled");
     let mut child = Command::new(netmem_bin())
-        .args(["trace", "--json", "--interval", "10ms", "--all", "--netns", &ns.name])
+        .args([
+            "trace",
+            "--json",
+            "--interval",
+            "10ms",
+            "--all",
+            "--netns",
+            &ns.name,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -242,7 +322,10 @@ fn stalled_reader_does_not_block_shutdown() {
         if child.try_wait().unwrap().is_some() {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(8), "still running with a blocked stdout");
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "still running with a blocked stdout"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(child.stdout.take());
@@ -257,14 +340,50 @@ fn bad_input_fails_before_anything_is_attached() {
     // SAFETY: c is a valid path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["trace".into(), "--interval".into(), "18446744073709551615s".into()], "between"),
-        (vec!["trace".into(), "--interval".into(), "1ns".into()], "between"),
-        (vec!["trace".into(), "--event-limit".into(), "4294967295".into()], "1000000"),
-        (vec!["snapshot".into(), "--port".into(), "0".into()], "0 is not in"),
-        (vec!["snapshot".into(), "--backend".into(), "[fe80::1%2]:80".into()], "scope id"),
-        (vec!["snapshot".into(), "--netns".into(), fifo.to_str().unwrap().into()], "not a namespace file"),
-        (vec!["snapshot".into(), "--netns".into(), "/dev/null".into()], "not a namespace file"),
-        (vec!["snapshot".into(), "--netns".into(), "no\u{1b}[31mpe".into()], "\\u{1b}"),
+        (
+            vec![
+                "trace".into(),
+                "--interval".into(),
+                "18446744073709551615s".into(),
+            ],
+            "between",
+        ),
+        (
+            vec!["trace".into(), "--interval".into(), "1ns".into()],
+            "between",
+        ),
+        (
+            vec!["trace".into(), "--event-limit".into(), "4294967295".into()],
+            "1000000",
+        ),
+        (
+            vec!["snapshot".into(), "--port".into(), "0".into()],
+            "0 is not in",
+        ),
+        (
+            vec![
+                "snapshot".into(),
+                "--backend".into(),
+                "[fe80::1%2]:80".into(),
+            ],
+            "scope id",
+        ),
+        (
+            vec![
+                "snapshot".into(),
+                "--netns".into(),
+                fifo.to_str().unwrap().into(),
+            ],
+            "not a namespace file",
+        ),
+        (
+            vec!["snapshot".into(), "--netns".into(), "/dev/null".into()],
+            "not a namespace file",
+        ),
+        (
+            vec!["snapshot".into(), "--netns".into(), "no\u{1b}[31mpe".into()],
+            "\\u{1b}",
+        ),
     ];
     for (args, want) in cases {
         let t0 = Instant::now();
@@ -272,9 +391,15 @@ fn bad_input_fails_before_anything_is_attached() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{args:?} succeeded");
         assert!(err.contains(want), "{args:?}: {err}");
-        assert!(!err.contains('\u{1b}'), "{args:?}: raw control character echoed");
+        assert!(
+            !err.contains('\u{1b}'),
+            "{args:?}: raw control character echoed"
+        );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(t0.elapsed() < Duration::from_secs(5), "{args:?} took too long");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{args:?} took too long"
+        );
     }
     let _ = std::fs::remove_file(&fifo);
 }
@@ -286,7 +411,14 @@ fn deleted_namespace_is_reported() {
     require_root();
     let ns = Netns::new("deleted");
     let mut child = Command::new(netmem_bin())
-        .args(["trace", "--json", "--interval", "200ms", "--netns", &ns.name])
+        .args([
+            "trace",
+            "--json",
+            "--interval",
+            "200ms",
+            "--netns",
+            &ns.name,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -297,7 +429,12 @@ fn deleted_namespace_is_reported() {
     // SAFETY: kill has no memory preconditions; the pid is our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(err.matches("was deleted").count(), 1, "{err}");
 }
@@ -309,13 +446,26 @@ fn event_flood_does_not_starve_the_table() {
     require_root();
     let ns = Netns::new("flood");
     let trace = ns.netmem_streaming(&[
-        "trace", "--json", "--interval", "250ms", "--duration", "4s", "--event-limit", "1000000",
+        "trace",
+        "--json",
+        "--interval",
+        "250ms",
+        "--duration",
+        "4s",
+        "--event-limit",
+        "1000000",
     ]);
     // Three senders at once outpace one consumer: the ring never empties.
     let floods: Vec<std::process::Child> = (0..3)
         .map(|i| {
             ns.cmd(load_bin())
-                .args(["udp-flood", "--port", &(15500 + i).to_string(), "--count", "600000"])
+                .args([
+                    "udp-flood",
+                    "--port",
+                    &(15500 + i).to_string(),
+                    "--count",
+                    "600000",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()
@@ -327,7 +477,10 @@ fn event_flood_does_not_starve_the_table() {
     }
     let lines = trace.finish();
     let events = lines.iter().filter(|v| v["type"] == "event").count();
-    assert!(events > 10_000, "the flood was too small to test anything: {events}");
+    assert!(
+        events > 10_000,
+        "the flood was too small to test anything: {events}"
+    );
     let ts: Vec<std::time::SystemTime> = lines
         .iter()
         .filter(|v| v["type"] == "context")
@@ -341,7 +494,10 @@ fn event_flood_does_not_starve_the_table() {
         .max()
         .unwrap();
     assert!(ts.len() >= 8, "{} tables in 4 s at 250 ms", ts.len());
-    assert!(worst < Duration::from_millis(1000), "{worst:?} between tables");
+    assert!(
+        worst < Duration::from_millis(1000),
+        "{worst:?} between tables"
+    );
     let summary = lines.last().unwrap();
     assert!(summary["events_unread_at_exit"].is_u64(), "{summary}");
 }

@@ -25,7 +25,14 @@ fn held_by(f: &Value, group: &str) -> u64 {
         .iter()
         .find(|e| e["name"] == name.as_str())
         .unwrap_or_else(|| panic!("no {name} in {f}"));
-    ev["value"].as_str().unwrap().split(' ').next().unwrap().parse().unwrap()
+    ev["value"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -33,9 +40,18 @@ fn reading_names_the_holder_within_ten_percent_of_ss() {
     require_root();
     let ns = Netns::new("docread");
     let port = 18300u16;
-    let _load = ns.load(&["stuck-readers", "--port", &port.to_string(), "--conns", "16"]);
+    let _load = ns.load(&[
+        "stuck-readers",
+        "--port",
+        &port.to_string(),
+        "--conns",
+        "16",
+    ]);
     let f = findings(&ns.netmem(&["doctor", "--json"]));
-    let tm = f.iter().find(|f| f["id"] == "tcp_mem").expect("tcp_mem finding");
+    let tm = f
+        .iter()
+        .find(|f| f["id"] == "tcp_mem")
+        .expect("tcp_mem finding");
     let group = format!("listen:{port}");
     assert_eq!(tm["group"], group.as_str(), "{tm}");
     let got = held_by(tm, &group);
@@ -47,11 +63,17 @@ fn reading_names_the_holder_within_ten_percent_of_ss() {
         .sum();
     assert!(within_10pct(got, ss), "doctor {got} vs ss {ss}");
     // The per-connection rule speaks of the same group, with numbers.
-    let pc = f.iter().find(|f| f["id"] == "buffers.per_connection").unwrap();
+    let pc = f
+        .iter()
+        .find(|f| f["id"] == "buffers.per_connection")
+        .unwrap();
     assert_eq!(pc["group"], group.as_str());
     // The doctor line says what was diagnosed.
     let o = ns.netmem(&["doctor", "--json"]);
-    let head = ok_json(&o).into_iter().find(|v| v["type"] == "doctor").unwrap();
+    let head = ok_json(&o)
+        .into_iter()
+        .find(|v| v["type"] == "doctor")
+        .unwrap();
     assert_eq!(head["namespace"], ns.name.as_str());
 }
 
@@ -61,11 +83,21 @@ fn recording_is_diagnosed_after_the_fact() {
     let ns = Netns::new("docrec");
     let port = 18310u16;
     let load = ns.load(&["stuck-readers", "--port", &port.to_string(), "--conns", "8"]);
-    let rec = ns.netmem(&["trace", "--json", "--interval", "400ms", "--duration", "1200ms"]);
+    let rec = ns.netmem(&[
+        "trace",
+        "--json",
+        "--interval",
+        "400ms",
+        "--duration",
+        "1200ms",
+    ]);
     assert!(rec.status.success());
     drop(load);
     let lines = json_lines(&String::from_utf8_lossy(&rec.stdout));
-    assert_eq!(lines[0]["type"], "host", "a recording starts with the host line");
+    assert_eq!(
+        lines[0]["type"], "host",
+        "a recording starts with the host line"
+    );
     assert!(lines[0]["host"]["sysctls"]["net.ipv4.tcp_mem"].is_string());
     let path = std::env::temp_dir().join(format!("netmem-docrec-{}.jsonl", std::process::id()));
     std::fs::write(&path, &rec.stdout).unwrap();
@@ -77,16 +109,26 @@ fn recording_is_diagnosed_after_the_fact() {
         .unwrap();
     let all = ok_json(&o);
     let head = all.iter().find(|v| v["type"] == "doctor").unwrap();
-    assert!(head["source"].as_str().unwrap().starts_with("recording "), "{head}");
+    assert!(
+        head["source"].as_str().unwrap().starts_with("recording "),
+        "{head}"
+    );
     let tm = all.iter().find(|f| f["id"] == "tcp_mem").unwrap();
     assert_eq!(tm["group"], format!("listen:{port}"), "{tm}");
     // A file that is not a recording is refused with a clear message.
     std::fs::write(&path, "hello\n").unwrap();
-    let o = Command::new(netmem_bin()).args(["doctor", "--from"]).arg(&path).output().unwrap();
+    let o = Command::new(netmem_bin())
+        .args(["doctor", "--from"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a netmem recording"));
     let _ = std::fs::remove_file(&path);
-    let o = Command::new(netmem_bin()).args(["doctor", "--from", "/nonexistent/rec"]).output().unwrap();
+    let o = Command::new(netmem_bin())
+        .args(["doctor", "--from", "/nonexistent/rec"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read recording"));
 }
@@ -120,7 +162,10 @@ fn kernel_log_file_with_each_message() {
     let tm = f.iter().find(|f| f["id"] == "tcp_mem").unwrap();
     assert_eq!(tm["fired"], true);
     assert!(["orphans", "tcp_mem"].contains(&f[0]["id"].as_str().unwrap()));
-    let route = logs.iter().find(|f| f["title"].as_str().unwrap().contains("Route hash")).unwrap();
+    let route = logs
+        .iter()
+        .find(|f| f["title"].as_str().unwrap().contains("Route hash"))
+        .unwrap();
     assert_eq!(route["fired"], false);
     // A log file that is not there is an error, not a silent empty log.
     let o = Command::new(netmem_bin())
@@ -138,7 +183,13 @@ fn unprivileged_reading_says_what_it_could_not_read() {
     require_root();
     let nobody = |args: &[&str]| {
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
             .arg(netmem_bin())
             .args(args)
             .output()
@@ -151,13 +202,24 @@ fn unprivileged_reading_says_what_it_could_not_read() {
         .map(|s| s.trim() == "1")
         .unwrap_or(false);
     if restricted {
-        assert!(head["unreadable"].to_string().contains("/dev/kmsg"), "{head}");
+        assert!(
+            head["unreadable"].to_string().contains("/dev/kmsg"),
+            "{head}"
+        );
     }
-    assert!(all.iter().any(|v| v["type"] == "finding" && v["id"] == "tcp_mem"));
-    for (args, command) in [(&["probes"][..], "netmem probes"), (&["doctor", "--watch", "1s"][..], "netmem doctor --watch")] {
+    assert!(all
+        .iter()
+        .any(|v| v["type"] == "finding" && v["id"] == "tcp_mem"));
+    for (args, command) in [
+        (&["probes"][..], "netmem probes"),
+        (&["doctor", "--watch", "1s"][..], "netmem doctor --watch"),
+    ] {
         let o = nobody(args);
         assert_eq!(o.status.code(), Some(1));
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(command) && err.contains("lacks CAP_BPF and CAP_PERFMON"), "{err}");
+        assert!(
+            err.contains(command) && err.contains("lacks CAP_BPF and CAP_PERFMON"),
+            "{err}"
+        );
     }
 }

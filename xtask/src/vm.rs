@@ -58,8 +58,18 @@ pub fn debian_archive(sources: &[String]) -> Option<String> {
     // Debian's own suite names: other vendors' repositories (a nodistro,
     // a cloud-sdk-bookworm) are not Debian's archive.
     const DEBIAN_SUITES: &[&str] = &[
-        "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "oldoldstable",
-        "oldstable", "stable", "testing", "unstable",
+        "buster",
+        "bullseye",
+        "bookworm",
+        "trixie",
+        "forky",
+        "duke",
+        "sid",
+        "oldoldstable",
+        "oldstable",
+        "stable",
+        "testing",
+        "unstable",
     ];
     let release = |suite: &str| DEBIAN_SUITES.contains(&suite);
     for text in sources {
@@ -488,10 +498,22 @@ mod tests {
     #[test]
     fn archive_from_one_line_and_deb822_sources() {
         let one = "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.local/debian/ bookworm main\ndeb http://mirror.local/debian-security bookworm-security main\n";
-        assert_eq!(debian_archive(&[one.into()]).as_deref(), Some("http://mirror.local/debian"));
+        assert_eq!(
+            debian_archive(&[one.into()]).as_deref(),
+            Some("http://mirror.local/debian")
+        );
         let deb822 = "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n\nTypes: deb\nURIs: http://m.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n";
-        assert_eq!(debian_archive(&[deb822.into()]).as_deref(), Some("http://m.example/debian"));
-        assert_eq!(debian_archive(&["deb https://packages.example/apt cloud-sdk-bookworm main".into()]), None);
-        assert_eq!(debian_archive(&["deb https://node.example/node_20.x nodistro main".into()]), None);
+        assert_eq!(
+            debian_archive(&[deb822.into()]).as_deref(),
+            Some("http://m.example/debian")
+        );
+        assert_eq!(
+            debian_archive(&["deb https://packages.example/apt cloud-sdk-bookworm main".into()]),
+            None
+        );
+        assert_eq!(
+            debian_archive(&["deb https://node.example/node_20.x nodistro main".into()]),
+            None
+        );
     }
 }

@@ -148,7 +148,10 @@ impl Sink for WindowSink<'_> {
         if self.tty {
             eprint!("\r{line}   ");
         } else if i.live.is_some() && self.window.intervals == 1 {
-            eprintln!("doctor: watching for {}", humantime::format_duration(self.total));
+            eprintln!(
+                "doctor: watching for {}",
+                humantime::format_duration(self.total)
+            );
         }
         Ok(())
     }

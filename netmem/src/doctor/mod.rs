@@ -137,10 +137,13 @@ impl State {
 
     /// tcp_mem as it was at the window's peak, else as it is.
     fn tcp_mem(&self) -> Option<[u64; 3]> {
-        self.window.tcp_mem_at_peak.or(self.window.tcp_mem_pages).or_else(|| {
-            let v = self.host.numbers("net.ipv4.tcp_mem")?;
-            Some([*v.first()?, *v.get(1)?, *v.get(2)?])
-        })
+        self.window
+            .tcp_mem_at_peak
+            .or(self.window.tcp_mem_pages)
+            .or_else(|| {
+                let v = self.host.numbers("net.ipv4.tcp_mem")?;
+                Some([*v.first()?, *v.get(1)?, *v.get(2)?])
+            })
     }
 
     fn max_orphans(&self) -> Option<u64> {

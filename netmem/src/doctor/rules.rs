@@ -32,8 +32,16 @@ pub fn orphans(s: &State) -> Option<Finding> {
     // tcp_max_orphans as it is at the end of what was looked at ...
     let now = s.max_orphans()?;
     let peak = w.peak_orphans.max(w.orphans);
-    let logged = s.kernel_log.get(&LogMessage::TooManyOrphans).copied().unwrap_or(0);
-    let aborts: Vec<_> = w.aborts.iter().filter(|a| a.cause.contains("orphans")).collect();
+    let logged = s
+        .kernel_log
+        .get(&LogMessage::TooManyOrphans)
+        .copied()
+        .unwrap_or(0);
+    let aborts: Vec<_> = w
+        .aborts
+        .iter()
+        .filter(|a| a.cause.contains("orphans"))
+        .collect();
     // ... and as the first abort saw it, the limit that mattered.
     let max = aborts.first().and_then(|a| a.max_orphans).unwrap_or(now);
     let fired = !aborts.is_empty() || logged > 0 || peak > max;
@@ -60,10 +68,21 @@ pub fn orphans(s: &State) -> Option<Finding> {
     let mut f = Finding::new("orphans", severity, title);
     f.fired = fired;
     f.priority = 2;
-    f.nearness = if quarter > 0 { peak as f64 / quarter as f64 } else { f64::from(u8::from(peak > 0)) * 2.0 };
+    f.nearness = if quarter > 0 {
+        peak as f64 / quarter as f64
+    } else {
+        f64::from(u8::from(peak > 0)) * 2.0
+    };
     f.ev("orphans now", w.orphans)
         .ev("orphans at peak", peak)
-        .ev("tcp_max_orphans", if now != max { format!("{max} when it fired, {now} now") } else { max.to_string() })
+        .ev(
+            "tcp_max_orphans",
+            if now != max {
+                format!("{max} when it fired, {now} now")
+            } else {
+                max.to_string()
+            },
+        )
         .ev("abort threshold, shift 1 (1/2)", max / 2)
         .ev("abort threshold, shift 2 (1/4)", quarter);
     if !aborts.is_empty() {
@@ -73,11 +92,14 @@ pub fn orphans(s: &State) -> Option<Finding> {
         f.ev("kernel log: too many orphaned sockets", logged);
     }
     let holders = w.top_orphans();
-    let (n_orph, n_bytes): (u64, u64) = holders
-        .iter()
-        .fold((0, 0), |(a, b), (_, g)| (a + g.peak_orphans, b + g.peak_orphan_bytes));
+    let (n_orph, n_bytes): (u64, u64) = holders.iter().fold((0, 0), |(a, b), (_, g)| {
+        (a + g.peak_orphans, b + g.peak_orphan_bytes)
+    });
     for (name, g) in holders.iter().take(3) {
-        f.ev(format!("orphans on {name}"), format!("{} holding {}", g.peak_orphans, bytes(g.peak_orphan_bytes)));
+        f.ev(
+            format!("orphans on {name}"),
+            format!("{} holding {}", g.peak_orphans, bytes(g.peak_orphan_bytes)),
+        );
     }
     f.group = holders
         .first()
@@ -94,10 +116,14 @@ pub fn orphans(s: &State) -> Option<Finding> {
             ));
         }
         if want > now {
-            f.action.push(format!("sysctl -w net.ipv4.tcp_max_orphans={want}"));
+            f.action
+                .push(format!("sysctl -w net.ipv4.tcp_max_orphans={want}"));
             f.ev("recommended tcp_max_orphans (about 4x peak)", want);
             if per > 0 {
-                f.ev("memory that many orphans would hold", format!("{} at {} per orphan", bytes(want * per), bytes(per)));
+                f.ev(
+                    "memory that many orphans would hold",
+                    format!("{} at {} per orphan", bytes(want * per), bytes(per)),
+                );
             }
         } else if fired && now > max {
             // Raised since it fired: keep it, never lower it.
@@ -119,15 +145,29 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     let [min, pressure, max] = s.tcp_mem()?;
     let page = s.page();
     let peak = w.peak_allocated_pages.max(w.allocated_pages);
-    let logged = s.kernel_log.get(&LogMessage::OutOfTcpMem).copied().unwrap_or(0);
-    let mem_aborts: Vec<_> = w.aborts.iter().filter(|a| a.cause.contains("tcp_mem")).collect();
+    let logged = s
+        .kernel_log
+        .get(&LogMessage::OutOfTcpMem)
+        .copied()
+        .unwrap_or(0);
+    let mem_aborts: Vec<_> = w
+        .aborts
+        .iter()
+        .filter(|a| a.cause.contains("tcp_mem"))
+        .collect();
     let aborts = mem_aborts.len();
     // The limit that mattered: as the first abort saw it (tcp_mem can
     // change during a window; intervals may miss a short-lived setting),
     // else as it was at the peak.
-    let max = mem_aborts.first().and_then(|a| a.tcp_mem_max).unwrap_or(max);
+    let max = mem_aborts
+        .first()
+        .and_then(|a| a.tcp_mem_max)
+        .unwrap_or(max);
     // tcp_mem as it is at the end of what was looked at.
-    let now = w.tcp_mem_pages.or_else(|| s.tcp_mem()).unwrap_or([min, pressure, max]);
+    let now = w
+        .tcp_mem_pages
+        .or_else(|| s.tcp_mem())
+        .unwrap_or([min, pressure, max]);
     let fired = aborts > 0 || logged > 0 || peak > max;
     let severity = if fired {
         Severity::Critical
@@ -140,37 +180,77 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     };
     let by_figures = aborts > 0 || peak > max;
     let title = if by_figures {
-        format!("tcp_mem fired: TCP held {} at peak against a maximum of {} then", bytes(peak * page), bytes(max * page))
+        format!(
+            "tcp_mem fired: TCP held {} at peak against a maximum of {} then",
+            bytes(peak * page),
+            bytes(max * page)
+        )
     } else if fired {
         format!("The kernel log says tcp_mem fired ({logged} lines); now TCP holds {} against a maximum of {}", bytes(peak * page), bytes(max * page))
     } else {
-        format!("TCP memory: {} at peak; pressure starts at {}, the limit is {}", bytes(peak * page), bytes(pressure * page), bytes(max * page))
+        format!(
+            "TCP memory: {} at peak; pressure starts at {}, the limit is {}",
+            bytes(peak * page),
+            bytes(pressure * page),
+            bytes(max * page)
+        )
     };
     let mut f = Finding::new("tcp_mem", severity, title);
     f.fired = fired;
     f.priority = 2;
     f.nearness = peak as f64 / max.max(1) as f64;
-    f.ev("tcp_mem (min pressure max)", format!("{min} {pressure} {max} pages ({} {} {})", bytes(min * page), bytes(pressure * page), bytes(max * page)))
-        .ev("allocated now", bytes(w.allocated_pages * page))
-        .ev("allocated at peak", bytes(peak * page));
+    f.ev(
+        "tcp_mem (min pressure max)",
+        format!(
+            "{min} {pressure} {max} pages ({} {} {})",
+            bytes(min * page),
+            bytes(pressure * page),
+            bytes(max * page)
+        ),
+    )
+    .ev("allocated now", bytes(w.allocated_pages * page))
+    .ev("allocated at peak", bytes(peak * page));
     if w.pressure_entered > 0 || w.under_pressure {
-        f.ev("memory pressure", format!("entered {} times, {:.1} s in total{}", w.pressure_entered, w.pressure_time.as_secs_f64(), if w.under_pressure { ", still under it" } else { "" }));
+        f.ev(
+            "memory pressure",
+            format!(
+                "entered {} times, {:.1} s in total{}",
+                w.pressure_entered,
+                w.pressure_time.as_secs_f64(),
+                if w.under_pressure {
+                    ", still under it"
+                } else {
+                    ""
+                }
+            ),
+        );
     }
     if let Some(a) = mem_aborts.first() {
         f.ev("aborts for tcp_mem in the window", aborts);
         if let (Some(alloc), Some(m2)) = (a.allocated_pages, a.tcp_mem_max) {
-            f.ev("first abort", format!("allocated {alloc} pages > tcp_mem[2] {m2} pages then"));
+            f.ev(
+                "first abort",
+                format!("allocated {alloc} pages > tcp_mem[2] {m2} pages then"),
+            );
         }
     }
     if logged > 0 {
-        f.ev("kernel log: out of memory -- consider tuning tcp_mem", logged);
+        f.ev(
+            "kernel log: out of memory -- consider tuning tcp_mem",
+            logged,
+        );
     }
     let top = w.top_memory();
     let total: u64 = top.iter().map(|(_, g)| g.memory).sum();
     for (name, g) in top.iter().take(3) {
         f.ev(
             format!("held by {name}"),
-            format!("{} bytes = {} ({:.0}% of what the groups hold)", g.memory, bytes(g.memory), 100.0 * g.memory as f64 / total.max(1) as f64),
+            format!(
+                "{} bytes = {} ({:.0}% of what the groups hold)",
+                g.memory,
+                bytes(g.memory),
+                100.0 * g.memory as f64 / total.max(1) as f64
+            ),
         );
     }
     f.group = top
@@ -179,7 +259,10 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
         .or_else(|| mem_aborts.first().map(|a| a.group.clone()));
     f.explanation = "tcp_mem is global, in pages: above tcp_mem[1] the kernel shrinks socket buffers, above tcp_mem[2] it refuses memory and aborts sockets that still have data to send. Raising it only helps if the RAM is there; otherwise lower what each connection may hold.".into();
     if now != [min, pressure, max] {
-        f.ev("tcp_mem now", format!("{} {} {} pages", now[0], now[1], now[2]));
+        f.ev(
+            "tcp_mem now",
+            format!("{} {} {} pages", now[0], now[1], now[2]),
+        );
     }
     if severity >= Severity::Warn {
         let ram_pages = s.host.mem_total_bytes.map(|b| b / page);
@@ -199,7 +282,8 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
             _ => {}
         }
         if let Some(g) = &f.group {
-            f.action.push(format!("{g} holds the most: cap {}", group_hint(g)));
+            f.action
+                .push(format!("{g} holds the most: cap {}", group_hint(g)));
         }
     }
     Some(f)
@@ -222,13 +306,20 @@ pub fn tcp_mem_vs_ram(s: &State) -> Option<Finding> {
     let mut f = Finding::new(
         "tcp_mem.ram",
         severity,
-        format!("tcp_mem[2] allows {} of socket memory on a machine with {} of RAM", bytes(limit), bytes(ram)),
+        format!(
+            "tcp_mem[2] allows {} of socket memory on a machine with {} of RAM",
+            bytes(limit),
+            bytes(ram)
+        ),
     );
     f.nearness = limit as f64 / ram as f64;
     f.priority = 1;
     f.ev("tcp_mem[2]", format!("{max} pages ({})", bytes(limit)))
         .ev("MemTotal", bytes(ram))
-        .ev("share of RAM", format!("{:.0}%", 100.0 * limit as f64 / ram as f64));
+        .ev(
+            "share of RAM",
+            format!("{:.0}%", 100.0 * limit as f64 / ram as f64),
+        );
     f.explanation = "Past about a third of RAM the limit no longer protects the machine: socket buffers compete with everything else and the OOM killer, not tcp_mem, ends the incident. The kernel's own default is about a tenth of RAM.".into();
     let want = ram / page / 4;
     f.action.push(tcp_mem_line(want));
@@ -273,7 +364,8 @@ pub fn aborts(s: &State) -> Option<Finding> {
     f.group = Some(first.group.clone());
     f.scope = Scope::Group;
     f.explanation = "tcp_check_oom() aborted these sockets with a reset: the peer sees a connection reset and any unsent data is lost. The cause names which of its two tests fired, with the figures it compared.".into();
-    f.action.push("see the finding for the limit named by the cause (orphans or tcp_mem)".into());
+    f.action
+        .push("see the finding for the limit named by the cause (orphans or tcp_mem)".into());
     Some(f)
 }
 
@@ -299,29 +391,46 @@ pub fn per_connection(s: &State) -> Option<Finding> {
     let mut f = Finding::new(
         "buffers.per_connection",
         severity,
-        format!("{name} holds {} per socket: tcp_mem[2] is reached at about {at_avg} such sockets", bytes(avg)),
+        format!(
+            "{name} holds {} per socket: tcp_mem[2] is reached at about {at_avg} such sockets",
+            bytes(avg)
+        ),
     );
     f.group = Some(name.to_string());
     f.scope = Scope::Group;
     f.nearness = sockets as f64 / at_avg.max(1) as f64;
-    f.ev(name.to_string(), format!("{} sockets, {} held", g.sockets, bytes(g.memory)))
-        .ev("sockets now (all groups)", sockets)
-        .ev("sockets to reach tcp_mem[2] at this average", at_avg)
-        .ev("... at the tcp_rmem/tcp_wmem defaults", format!("{at_default} ({} + {})", bytes(r1), bytes(w1)))
-        .ev("... at their maxima", format!("{at_max} ({} + {})", bytes(r2), bytes(w2)));
+    f.ev(
+        name.to_string(),
+        format!("{} sockets, {} held", g.sockets, bytes(g.memory)),
+    )
+    .ev("sockets now (all groups)", sockets)
+    .ev("sockets to reach tcp_mem[2] at this average", at_avg)
+    .ev(
+        "... at the tcp_rmem/tcp_wmem defaults",
+        format!("{at_default} ({} + {})", bytes(r1), bytes(w1)),
+    )
+    .ev(
+        "... at their maxima",
+        format!("{at_max} ({} + {})", bytes(r2), bytes(w2)),
+    );
     f.explanation = "Socket memory is per connection times connections: a proxy holds two sockets per client. Maximum buffer sizes bound what the busiest few sockets can take; when a few hundred sockets at maximum would exhaust tcp_mem, one slow client class can starve the rest.".into();
     if at_max < sockets {
         // Each socket's share of tcp_mem[2], split between receive and
         // send in today's proportion; only lowered, never raised.
         let budget = limit / sockets.max(1);
-        let (rmin, wmin) = (rmem.first().copied().unwrap_or(4096), wmem.first().copied().unwrap_or(4096));
+        let (rmin, wmin) = (
+            rmem.first().copied().unwrap_or(4096),
+            wmem.first().copied().unwrap_or(4096),
+        );
         let new_r2 = (budget * r2 / (r2 + w2).max(1)).max(r1);
         let new_w2 = (budget * w2 / (r2 + w2).max(1)).max(w1);
         if new_r2 < r2 {
             f.action.push(format!("sysctl -w net.ipv4.tcp_rmem=\"{rmin} {r1} {new_r2}\"  # per namespace: {sockets} sockets at maximum then fit tcp_mem[2]"));
         }
         if new_w2 < w2 {
-            f.action.push(format!("sysctl -w net.ipv4.tcp_wmem=\"{wmin} {w1} {new_w2}\"  # per namespace"));
+            f.action.push(format!(
+                "sysctl -w net.ipv4.tcp_wmem=\"{wmin} {w1} {new_w2}\"  # per namespace"
+            ));
         }
     }
     if severity >= Severity::Warn {
@@ -349,20 +458,28 @@ pub fn buffer_limits(s: &State) -> Vec<Finding> {
         f.group = Some(name.clone());
         f.scope = Scope::Group;
         f.nearness = (exceed + rq + drops) as f64;
-        f.ev("exceed_buf_limit (protocol memory: tcp_mem / udp_mem)", exceed)
-            .ev("rcvqueue_full (the socket's receive buffer, SO_RCVBUF)", rq)
-            .ev("skb_drops (memory-related drops)", drops);
+        f.ev(
+            "exceed_buf_limit (protocol memory: tcp_mem / udp_mem)",
+            exceed,
+        )
+        .ev("rcvqueue_full (the socket's receive buffer, SO_RCVBUF)", rq)
+        .ev("skb_drops (memory-related drops)", drops);
         for ((grp, reason), n) in &w.drops {
             if grp == name {
                 f.ev(format!("drop reason {reason}"), n);
             }
         }
         f.explanation = "Packets were refused because a buffer was full: a receive queue at its SO_RCVBUF (the application reads too slowly or set a small buffer), or the protocol's global limit (tcp_mem or udp_mem). Drops force retransmits on TCP and lose datagrams on UDP.".into();
-        if rq > 0 || w.drops.keys().any(|(g, r)| g == name && r.contains("RCVBUF")) {
+        if rq > 0
+            || w.drops
+                .keys()
+                .any(|(g, r)| g == name && r.contains("RCVBUF"))
+        {
             f.action.push(format!("{name}: read faster, or raise its SO_RCVBUF (bounded by net.core.rmem_max, now {})", s.host.sysctls.get("net.core.rmem_max").map_or("?", String::as_str)));
         }
         if exceed > 0 {
-            f.action.push("the protocol limit: see the tcp_mem finding (or udp_mem for UDP)".into());
+            f.action
+                .push("the protocol limit: see the tcp_mem finding (or udp_mem for UDP)".into());
         }
         out.push(f);
     }
@@ -385,11 +502,22 @@ pub fn kernel_log(s: &State) -> Vec<Finding> {
                 "The IPv4 route cache's hash chain warning (with \"Adjust your secret_interval\"). The cache was removed in 3.6: it has nothing to do with socket memory.",
                 major < 3 || (major == 3 && minor < 6)),
         };
-        let mut f = Finding::new("kernel_log", sev, format!("Kernel log: \"{}\" x{n}", m.pattern()));
+        let mut f = Finding::new(
+            "kernel_log",
+            sev,
+            format!("Kernel log: \"{}\" x{n}", m.pattern()),
+        );
         f.fired = fired;
         f.ev("lines", n)
             .ev("source", s.kernel_log_source.as_deref().unwrap_or("?"))
-            .ev("this kernel can print it", if can_print { "yes" } else { "no (the log is from another kernel)" });
+            .ev(
+                "this kernel can print it",
+                if can_print {
+                    "yes"
+                } else {
+                    "no (the log is from another kernel)"
+                },
+            );
         f.explanation = meaning.to_string();
         out.push(f);
     }
@@ -399,14 +527,20 @@ pub fn kernel_log(s: &State) -> Vec<Finding> {
 /// What each route knob does on the running kernel.
 fn route_knob(family: &str, knob: &str, version: (u32, u32)) -> &'static str {
     match (family, knob) {
-        ("ipv4", "gc_thresh" | "max_size" | "gc_interval" | "gc_min_interval" | "gc_min_interval_ms" | "gc_elasticity") => {
-            "no effect: the IPv4 route cache it tuned was removed in 3.6"
-        }
+        (
+            "ipv4",
+            "gc_thresh" | "max_size" | "gc_interval" | "gc_min_interval" | "gc_min_interval_ms"
+            | "gc_elasticity",
+        ) => "no effect: the IPv4 route cache it tuned was removed in 3.6",
         ("ipv4", "gc_timeout") => "expiry of redirect exceptions (not memory)",
         ("ipv4" | "ipv6", "mtu_expires") => "expiry of PMTU exceptions (not memory)",
-        ("ipv6", "max_size") if version >= (6, 3) => "no effect since 6.3 (also 6.1.73+ and 5.15.147+)",
+        ("ipv6", "max_size") if version >= (6, 3) => {
+            "no effect since 6.3 (also 6.1.73+ and 5.15.147+)"
+        }
         ("ipv6", "max_size") => "bounds IPv6 cached routes on this kernel (not socket memory)",
-        ("ipv6", _) if knob.starts_with("gc_") => "IPv6 route garbage collection (not socket memory)",
+        ("ipv6", _) if knob.starts_with("gc_") => {
+            "IPv6 route garbage collection (not socket memory)"
+        }
         _ => "not socket memory",
     }
 }
@@ -426,7 +560,10 @@ pub fn routes(s: &State) -> Option<Finding> {
     let mut f = Finding::new(
         "routes",
         Severity::Info,
-        format!("Route knobs: none affects socket memory; {} route exceptions added in the window", w.route_exceptions_inserted),
+        format!(
+            "Route knobs: none affects socket memory; {} route exceptions added in the window",
+            w.route_exceptions_inserted
+        ),
     );
     for (k, v) in &knobs {
         let (fam, knob) = if let Some(x) = k.strip_prefix("net.ipv4.route.") {
@@ -434,16 +571,37 @@ pub fn routes(s: &State) -> Option<Finding> {
         } else {
             ("ipv6", k.trim_start_matches("net.ipv6.route."))
         };
-        if knob.starts_with("redirect_") || knob.starts_with("error_") || knob == "min_pmtu" || knob == "min_adv_mss" || knob == "skip_notify_on_dev_down" {
+        if knob.starts_with("redirect_")
+            || knob.starts_with("error_")
+            || knob == "min_pmtu"
+            || knob == "min_adv_mss"
+            || knob == "skip_notify_on_dev_down"
+        {
             continue;
         }
-        f.ev(format!("net.{fam}.route.{knob} = {v}"), route_knob(fam, knob, version));
+        f.ev(
+            format!("net.{fam}.route.{knob} = {v}"),
+            route_knob(fam, knob, version),
+        );
     }
-    f.ev("net.ipv4.route.secret_interval", if s.host.sysctls.contains_key("net.ipv4.route.secret_interval") { "present" } else { "gone (removed with the route cache)" });
-    f.ev("rhash_entries= (boot)", match &s.host.rhash_entries {
-        Some(v) => format!("{v}: a no-op since 3.6"),
-        None => "not set (a no-op since 3.6 anyway)".into(),
-    });
+    f.ev(
+        "net.ipv4.route.secret_interval",
+        if s.host
+            .sysctls
+            .contains_key("net.ipv4.route.secret_interval")
+        {
+            "present"
+        } else {
+            "gone (removed with the route cache)"
+        },
+    );
+    f.ev(
+        "rhash_entries= (boot)",
+        match &s.host.rhash_entries {
+            Some(v) => format!("{v}: a no-op since 3.6"),
+            None => "not set (a no-op since 3.6 anyway)".into(),
+        },
+    );
     if let Some(n) = w.rt6_cached {
         f.ev("IPv6 cached routes (rt6_stats)", n);
     }
@@ -451,7 +609,10 @@ pub fn routes(s: &State) -> Option<Finding> {
         f.ev(format!("exceptions to {dst}"), n);
     }
     f.explanation = "The IPv4 route cache was replaced in 3.6 by next-hop exceptions (PMTU and redirects), kept per next hop and bounded by the kernel; the old gc_* knobs remain as files that do nothing. Messages about route hash chains come from kernels before 3.6.".into();
-    f.action.push("no change: leave the route.* knobs alone; size socket memory with the findings above".into());
+    f.action.push(
+        "no change: leave the route.* knobs alone; size socket memory with the findings above"
+            .into(),
+    );
     Some(f)
 }
 

@@ -130,7 +130,10 @@ impl Window {
         if let Some(by) = r["by_dst"].as_array() {
             for d in by {
                 if let (Some(dst), Some(n)) = (d["dst"].as_str(), u(&d["count"])) {
-                    *self.route_exception_dsts.entry(dst.to_string()).or_default() += n;
+                    *self
+                        .route_exception_dsts
+                        .entry(dst.to_string())
+                        .or_default() += n;
                 }
             }
         }
@@ -206,7 +209,11 @@ impl Window {
 
     /// Groups by orphans at peak, most first.
     pub fn top_orphans(&self) -> Vec<(&String, &GroupFigures)> {
-        let mut v: Vec<_> = self.groups.iter().filter(|(_, g)| g.peak_orphans > 0).collect();
+        let mut v: Vec<_> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.peak_orphans > 0)
+            .collect();
         v.sort_by(|a, b| b.1.peak_orphans.cmp(&a.1.peak_orphans).then(a.0.cmp(b.0)));
         v
     }

@@ -107,7 +107,8 @@ pub async fn run_with(
         crate::sources::sockdiag::States::Listening,
         |r| listening.push(r.lport),
     )?;
-    let (probes, resolved) = crate::hooks::setup(opts.command, opts.netns.inum()?, opts.max_tier, &listening)?;
+    let (probes, resolved) =
+        crate::hooks::setup(opts.command, opts.netns.inum()?, opts.max_tier, &listening)?;
     let polls = Polls::for_tiers(|h| probes.tier_of(h));
     let mono = monotonic_ns();
     let wall = SystemTime::now()
@@ -222,7 +223,10 @@ impl Tracer<'_> {
         self.drain(rb.get_mut())?;
         let last = match pending {
             Some(p) => p.await.context("interval worker panicked")?,
-            None => self.spawn_gather()?.await.context("interval worker panicked")?,
+            None => self
+                .spawn_gather()?
+                .await
+                .context("interval worker panicked")?,
         };
         self.interval_report(last?, true)?;
         // Drain what arrived meanwhile so the summary's counts are final.
@@ -414,12 +418,15 @@ impl Tracer<'_> {
             self.on_event(e)?;
         }
         if !report {
-            self.routes.take(self.opts.interval, rt6_cached, &route_cached);
+            self.routes
+                .take(self.opts.interval, rt6_cached, &route_cached);
             return Ok(());
         }
         let live = crate::model::Live {
             memory_pressure: self.pressure_since.is_some(),
-            routes: self.routes.take(self.opts.interval, rt6_cached, &route_cached),
+            routes: self
+                .routes
+                .take(self.opts.interval, rt6_cached, &route_cached),
             coverage: Coverage::of(&self.probes.status),
             loss: crate::model::Loss {
                 lost_events: self.probes.stat(Stat::RingbufLost)?,

@@ -144,7 +144,10 @@ impl HookId {
                 HookId::RouteExceptionV4
             });
         }
-        HOOKS.iter().find(|h| h.events.contains(&kind)).map(|h| h.id)
+        HOOKS
+            .iter()
+            .find(|h| h.events.contains(&kind))
+            .map(|h| h.id)
     }
 
     /// The hook a raw tracepoint belongs to (BTF notes name tracepoints).

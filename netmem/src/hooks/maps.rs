@@ -85,8 +85,7 @@ pub fn group_counts(ebpf: &Ebpf) -> Result<Vec<(GroupKey, GroupCounters)>> {
 
 /// A STATS counter summed over CPUs.
 pub fn stat(ebpf: &Ebpf, s: Stat) -> Result<u64> {
-    let m: PerCpuArray<&MapData, u64> =
-        PerCpuArray::try_from(map(ebpf, STATS)?).context(STATS)?;
+    let m: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map(ebpf, STATS)?).context(STATS)?;
     Ok(m.get(&(s as u32), 0)
         .with_context(|| format!("reading {STATS}[{}]", s.name()))?
         .iter()

@@ -303,7 +303,6 @@ impl KernelBtf {
     }
 }
 
-
 type Notes = Vec<(Option<HookId>, String)>;
 
 impl KernelBtf {
@@ -366,13 +365,34 @@ impl KernelBtf {
         l.skb_sk = off_for(Some(HookId::KfreeSkb), "sk_buff", "sk", m);
         l.skb_truesize = off_for(Some(HookId::KfreeSkb), "sk_buff", "truesize", m);
         l.skb_len = off_for(Some(HookId::KfreeSkb), "sk_buff", "len", m);
-        l.proto_memory_pressure = off_for(Some(HookId::MemoryPressure), "proto", "memory_pressure", m);
-        l.nhc_dev = off_for(Some(HookId::RouteExceptionV4), "fib_nh_common", "nhc_dev", m);
+        l.proto_memory_pressure =
+            off_for(Some(HookId::MemoryPressure), "proto", "memory_pressure", m);
+        l.nhc_dev = off_for(
+            Some(HookId::RouteExceptionV4),
+            "fib_nh_common",
+            "nhc_dev",
+            m,
+        );
         l.netdev_name = off("net_device", "name", m);
-        l.rt6_dst = off_for(Some(HookId::RouteExceptionV6), "rt6_info", "rt6i_dst.addr", m);
-        l.rt6_gateway = off_for(Some(HookId::RouteExceptionV6), "rt6_info", "rt6i_gateway", m);
+        l.rt6_dst = off_for(
+            Some(HookId::RouteExceptionV6),
+            "rt6_info",
+            "rt6i_dst.addr",
+            m,
+        );
+        l.rt6_gateway = off_for(
+            Some(HookId::RouteExceptionV6),
+            "rt6_info",
+            "rt6i_gateway",
+            m,
+        );
         l.rt6_dev = off_for(Some(HookId::RouteExceptionV6), "rt6_info", "dst.dev", m);
-        l.rt6_metrics = off_for(Some(HookId::RouteExceptionV6), "rt6_info", "dst._metrics", m);
+        l.rt6_metrics = off_for(
+            Some(HookId::RouteExceptionV6),
+            "rt6_info",
+            "dst._metrics",
+            m,
+        );
         // RTAX_MTU is uapi (rtnetlink), so it is ABI like the TCP states;
         // struct dst_metrics stores RTAX_n at index n-1.
         l.rtax_mtu_index = 1;

@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use netmem_common::{
-    payload, AbortSource, Event as RawEvent, EventKind, OrphanSource, Payload,
-};
+use netmem_common::{payload, AbortSource, Event as RawEvent, EventKind, OrphanSource, Payload};
 
 use super::event::{
     Abort, AbortCause, Body, Direction, Event, FigureSource, OrphanEnd, ProtoMem, Protocol,
@@ -257,7 +255,9 @@ mod tests {
             source: AbortSource::CheckOom as i64,
         };
         let e = d.decode(&raw(p, sock)).unwrap();
-        let Body::AbortOnMemory(a) = &e.body else { panic!() };
+        let Body::AbortOnMemory(a) = &e.body else {
+            panic!()
+        };
         assert_eq!(a.cause, AbortCause::Orphans);
         assert_eq!(a.orphans_source, FigureSource::Kernel);
         assert_eq!(a.via, Some(AbortSource::CheckOom));
@@ -271,7 +271,9 @@ mod tests {
             ..p
         };
         let e = d.decode(&raw(p, sock)).unwrap();
-        let Body::AbortOnMemory(a) = &e.body else { panic!() };
+        let Body::AbortOnMemory(a) = &e.body else {
+            panic!()
+        };
         assert_eq!(a.cause, AbortCause::TcpMem);
         assert_eq!(a.orphans, Some(7));
         assert_eq!(a.max_orphans_source, FigureSource::Procfs);
@@ -294,7 +296,9 @@ mod tests {
         let e = d.decode(&r).unwrap();
         assert_eq!(e.group, None);
         assert_eq!(e.hook, Some(HookId::RouteExceptionV4));
-        let Body::RouteException(x) = &e.body else { panic!() };
+        let Body::RouteException(x) = &e.body else {
+            panic!()
+        };
         assert_eq!(x.dst.to_string(), "10.2.0.2");
         assert_eq!(x.gateway, None);
         assert_eq!(x.dev.as_deref(), Some("veth"));

@@ -314,12 +314,27 @@ mod tests {
     fn abort_cause_rules() {
         use AbortCause::*;
         // orphans << shift > max_orphans
-        assert_eq!(AbortCause::of(Some(60), 1, Some(100), 0, 10, 0, 4608), Orphans);
-        assert_eq!(AbortCause::of(Some(60), 0, Some(100), 0, 10, 0, 4608), Unknown);
+        assert_eq!(
+            AbortCause::of(Some(60), 1, Some(100), 0, 10, 0, 4608),
+            Orphans
+        );
+        assert_eq!(
+            AbortCause::of(Some(60), 0, Some(100), 0, 10, 0, 4608),
+            Unknown
+        );
         // tcp_mem needs queued data above SOCK_MIN_SNDBUF too
-        assert_eq!(AbortCause::of(Some(0), 0, Some(100), 50, 10, 9000, 4608), TcpMem);
-        assert_eq!(AbortCause::of(Some(0), 0, Some(100), 50, 10, 100, 4608), Unknown);
-        assert_eq!(AbortCause::of(Some(5), 0, Some(0), 50, 10, 9000, 4608), Both);
+        assert_eq!(
+            AbortCause::of(Some(0), 0, Some(100), 50, 10, 9000, 4608),
+            TcpMem
+        );
+        assert_eq!(
+            AbortCause::of(Some(0), 0, Some(100), 50, 10, 100, 4608),
+            Unknown
+        );
+        assert_eq!(
+            AbortCause::of(Some(5), 0, Some(0), 50, 10, 9000, 4608),
+            Both
+        );
         assert_eq!(AbortCause::of(None, 0, None, 0, 0, 0, 4608), Unknown);
         assert_eq!(Both.name(), "orphans+tcp_mem");
     }
@@ -327,8 +342,14 @@ mod tests {
     #[test]
     fn orphan_endings() {
         assert_eq!(OrphanEnd::of(TCP_LAST_ACK, false), OrphanEnd::Graceful);
-        assert_eq!(OrphanEnd::of(TCP_FIN_WAIT1, false), OrphanEnd::ResetOrTimeout);
-        assert_eq!(OrphanEnd::of(TCP_FIN_WAIT1, true), OrphanEnd::AbortedOnMemory);
+        assert_eq!(
+            OrphanEnd::of(TCP_FIN_WAIT1, false),
+            OrphanEnd::ResetOrTimeout
+        );
+        assert_eq!(
+            OrphanEnd::of(TCP_FIN_WAIT1, true),
+            OrphanEnd::AbortedOnMemory
+        );
         assert_eq!(OrphanEnd::of(0, false), OrphanEnd::Unknown);
     }
 }

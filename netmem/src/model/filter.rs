@@ -131,5 +131,4 @@ mod tests {
         let e = parse_backend("\u{1b}[31m:1").unwrap_err().to_string();
         assert!(!e.contains('\u{1b}'), "control characters are escaped: {e}");
     }
-
 }

@@ -324,10 +324,16 @@ mod tests {
     fn accept_queue_children_are_not_orphans() {
         use netmem_common::{TCP_CLOSE_WAIT, TCP_SYN_RECV};
         for st in [TCP_ESTABLISHED, TCP_SYN_RECV, TCP_CLOSE_WAIT] {
-            assert!(!is_orphan(&rec(80, "127.0.0.2", 5000, st, 0, 3000, 100)), "{st}");
+            assert!(
+                !is_orphan(&rec(80, "127.0.0.2", 5000, st, 0, 3000, 100)),
+                "{st}"
+            );
         }
         for st in [TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK] {
-            assert!(is_orphan(&rec(80, "127.0.0.2", 5000, st, 0, 3000, 100)), "{st}");
+            assert!(
+                is_orphan(&rec(80, "127.0.0.2", 5000, st, 0, 3000, 100)),
+                "{st}"
+            );
         }
         // A TIME_WAIT socket in its FIN_WAIT2 substate: no SK_MEMINFO.
         let mut tw = rec(80, "127.0.0.2", 5000, TCP_FIN_WAIT2, 0, 0, 0);

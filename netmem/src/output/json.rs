@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::{rfc3339, Sink};
 use crate::hooks::HookStatus;
-use crate::model::event::{family_name, state_name, Abort, Body, Protocol, ProtoMem};
+use crate::model::event::{family_name, state_name, Abort, Body, ProtoMem, Protocol};
 use crate::model::group::{group_kind, group_name, ip_from, GroupRow};
 use crate::model::{Context, Event, Interval, Summary};
 
@@ -325,8 +325,17 @@ mod tests {
     use std::collections::BTreeSet;
 
     const SOCK_FIELDS: &[&str] = &[
-        "local", "remote", "protocol", "state", "rmem_alloc", "rcvbuf", "wmem_queued",
-        "wmem_alloc", "sndbuf", "fwd_alloc", "sk_drops",
+        "local",
+        "remote",
+        "protocol",
+        "state",
+        "rmem_alloc",
+        "rcvbuf",
+        "wmem_queued",
+        "wmem_alloc",
+        "sndbuf",
+        "fwd_alloc",
+        "sk_drops",
     ];
     const EVENT_HEAD: &[&str] = &["type", "ts", "event", "tier", "group"];
 
@@ -334,7 +343,9 @@ mod tests {
 
     /// Every field a line has is documented in README's JSON section.
     fn keys(v: &Map<String, Value>) -> BTreeSet<String> {
-        let json = &README[README.find("## JSON lines").expect("README has its JSON section")..];
+        let json = &README[README
+            .find("## JSON lines")
+            .expect("README has its JSON section")..];
         for k in v.keys() {
             assert!(
                 json.contains(&format!("`{k}`")) || json.contains(&format!("`\"{k}\"`")),
@@ -345,7 +356,11 @@ mod tests {
     }
 
     fn want(parts: &[&[&str]]) -> BTreeSet<String> {
-        parts.iter().flat_map(|p| p.iter()).map(|s| s.to_string()).collect()
+        parts
+            .iter()
+            .flat_map(|p| p.iter())
+            .map(|s| s.to_string())
+            .collect()
     }
 
     fn decode<P: Payload>(p: P, with_sock: bool) -> Map<String, Value> {
@@ -363,23 +378,74 @@ mod tests {
     #[test]
     fn contract_event_fields() {
         let cases: Vec<(EventKind, Map<String, Value>, Vec<&str>)> = vec![
-            (EventKind::ExceedBufLimit, decode(payload::ExceedBufLimit::default(), true),
-             vec!["allocated_pages", "direction", "tcp_mem_pages"]),
-            (EventKind::RcvqueueFull, decode(payload::RcvqueueFull::default(), true), vec!["truesize"]),
-            (EventKind::AbortOnMemory, decode(payload::AbortOnMemory { source: AbortSource::CheckOom as i64, ..Default::default() }, true),
-             vec!["cause", "via", "orphans", "orphans_source", "shift", "max_orphans", "max_orphans_source",
-                  "allocated_pages", "tcp_mem_pages", "sock_min_sndbuf"]),
-            (EventKind::SkbDrop, decode(payload::SkbDrop::default(), true), vec!["reason", "truesize", "len"]),
-            (EventKind::DestroyWithData, decode(payload::DestroyWithData::default(), true),
-             vec!["unread_bytes", "unacked_bytes"]),
-            (EventKind::OrphanBorn, decode(payload::OrphanBorn { source: OrphanSource::SockDiag as i64, ..Default::default() }, true),
-             vec!["bytes", "via"]),
-            (EventKind::OrphanGone, decode(payload::OrphanGone::default(), true),
-             vec!["lifetime_ms", "bytes_at_birth", "last_state", "ended"]),
-            (EventKind::PressureEnter, decode(payload::PressureEnter::default(), true),
-             vec!["allocated_pages", "tcp_mem_pages"]),
-            (EventKind::PressureLeave, decode(payload::PressureLeave::default(), true),
-             vec!["allocated_pages", "tcp_mem_pages", "duration_ms"]),
+            (
+                EventKind::ExceedBufLimit,
+                decode(payload::ExceedBufLimit::default(), true),
+                vec!["allocated_pages", "direction", "tcp_mem_pages"],
+            ),
+            (
+                EventKind::RcvqueueFull,
+                decode(payload::RcvqueueFull::default(), true),
+                vec!["truesize"],
+            ),
+            (
+                EventKind::AbortOnMemory,
+                decode(
+                    payload::AbortOnMemory {
+                        source: AbortSource::CheckOom as i64,
+                        ..Default::default()
+                    },
+                    true,
+                ),
+                vec![
+                    "cause",
+                    "via",
+                    "orphans",
+                    "orphans_source",
+                    "shift",
+                    "max_orphans",
+                    "max_orphans_source",
+                    "allocated_pages",
+                    "tcp_mem_pages",
+                    "sock_min_sndbuf",
+                ],
+            ),
+            (
+                EventKind::SkbDrop,
+                decode(payload::SkbDrop::default(), true),
+                vec!["reason", "truesize", "len"],
+            ),
+            (
+                EventKind::DestroyWithData,
+                decode(payload::DestroyWithData::default(), true),
+                vec!["unread_bytes", "unacked_bytes"],
+            ),
+            (
+                EventKind::OrphanBorn,
+                decode(
+                    payload::OrphanBorn {
+                        source: OrphanSource::SockDiag as i64,
+                        ..Default::default()
+                    },
+                    true,
+                ),
+                vec!["bytes", "via"],
+            ),
+            (
+                EventKind::OrphanGone,
+                decode(payload::OrphanGone::default(), true),
+                vec!["lifetime_ms", "bytes_at_birth", "last_state", "ended"],
+            ),
+            (
+                EventKind::PressureEnter,
+                decode(payload::PressureEnter::default(), true),
+                vec!["allocated_pages", "tcp_mem_pages"],
+            ),
+            (
+                EventKind::PressureLeave,
+                decode(payload::PressureLeave::default(), true),
+                vec!["allocated_pages", "tcp_mem_pages", "duration_ms"],
+            ),
         ];
         // Every kind a hook streams is pinned here: a new kind fails this
         // test until its fields are listed (and documented in README).
@@ -390,21 +456,54 @@ mod tests {
         }
         for (kind, got, fields) in cases {
             assert_eq!(got["event"], kind.name());
-            assert_eq!(keys(&got), want(&[EVENT_HEAD, SOCK_FIELDS, &fields]), "{kind:?}");
+            assert_eq!(
+                keys(&got),
+                want(&[EVENT_HEAD, SOCK_FIELDS, &fields]),
+                "{kind:?}"
+            );
         }
-        let r = decode(payload::RouteException { family: AF_INET as i64, pmtu: 1280 }, false);
+        let r = decode(
+            payload::RouteException {
+                family: AF_INET as i64,
+                pmtu: 1280,
+            },
+            false,
+        );
         assert_eq!(
             keys(&r),
-            want(&[&["type", "ts", "event", "tier"], &["family", "dst", "gateway", "dev", "pmtu", "exception"]])
+            want(&[
+                &["type", "ts", "event", "tier"],
+                &["family", "dst", "gateway", "dev", "pmtu", "exception"]
+            ])
         );
         assert_eq!(r["exception"], "pmtu");
         assert_eq!(r["gateway"], Value::Null);
-        let d = decode(payload::SkbDrop { reason: 6, truesize: 768, len: 100 }, true);
+        let d = decode(
+            payload::SkbDrop {
+                reason: 6,
+                truesize: 768,
+                len: 100,
+            },
+            true,
+        );
         assert_eq!(d["reason"], "R6");
         assert_eq!(d["tier"], "tracepoint");
-        let o = decode(payload::OrphanBorn { bytes: 5, source: OrphanSource::TcpClose as i64 }, true);
+        let o = decode(
+            payload::OrphanBorn {
+                bytes: 5,
+                source: OrphanSource::TcpClose as i64,
+            },
+            true,
+        );
         assert_eq!(o["via"], "tcp_close");
-        let a = decode(payload::AbortOnMemory { source: AbortSource::Nstat as i64, shift: -1, ..Default::default() }, true);
+        let a = decode(
+            payload::AbortOnMemory {
+                source: AbortSource::Nstat as i64,
+                shift: -1,
+                ..Default::default()
+            },
+            true,
+        );
         assert_eq!(a["via"], "nstat TCPAbortOnMemory");
         assert_eq!(a["shift"], Value::Null);
     }
@@ -412,26 +511,68 @@ mod tests {
     #[test]
     fn contract_group_and_context_fields() {
         let mem = [
-            "type", "ts", "group", "kind", "port", "sockets", "listeners", "time_wait", "orphans",
-            "rmem_bytes", "wmem_queued_bytes", "fwd_alloc_bytes", "orphan_bytes", "drops",
+            "type",
+            "ts",
+            "group",
+            "kind",
+            "port",
+            "sockets",
+            "listeners",
+            "time_wait",
+            "orphans",
+            "rmem_bytes",
+            "wmem_queued_bytes",
+            "fwd_alloc_bytes",
+            "orphan_bytes",
+            "drops",
         ];
-        let g = GroupKey::classify(AF_INET, 40000, false, &[10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 9001);
+        let g = GroupKey::classify(
+            AF_INET,
+            40000,
+            false,
+            &[10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            9001,
+        );
         let snap = group_object("t", &g, &GroupRow::default(), false);
         assert_eq!(keys(snap.as_object().unwrap()), want(&[&mem, &["addr"]]));
         assert_eq!(snap["group"], "backend:10.0.0.2:9001");
         let counts = [
-            "established", "closed", "exceed_buf_limit", "rcvqueue_full", "mem_aborts", "skb_drops",
-            "resets", "destroyed_with_data", "orphans_born", "orphans_gone", "pressure_entered",
+            "established",
+            "closed",
+            "exceed_buf_limit",
+            "rcvqueue_full",
+            "mem_aborts",
+            "skb_drops",
+            "resets",
+            "destroyed_with_data",
+            "orphans_born",
+            "orphans_gone",
+            "pressure_entered",
         ];
         let live = group_object("t", &g, &GroupRow::default(), true);
-        assert_eq!(keys(live.as_object().unwrap()), want(&[&mem, &["addr"], &counts]));
+        assert_eq!(
+            keys(live.as_object().unwrap()),
+            want(&[&mem, &["addr"], &counts])
+        );
         assert_eq!(live["time_wait"], Value::Null);
         let c = context_object("t", &Context::default());
         assert_eq!(
             keys(c.as_object().unwrap()),
-            want(&[&["type", "ts", "tcp_mem_pages", "memory_allocated_pages", "orphans",
-                     "max_orphans", "sockets_inuse", "tw", "page_size", "tcp6_inuse", "udp_inuse",
-                     "udp_memory_allocated_pages", "udp_mem_pages"]])
+            want(&[&[
+                "type",
+                "ts",
+                "tcp_mem_pages",
+                "memory_allocated_pages",
+                "orphans",
+                "max_orphans",
+                "sockets_inuse",
+                "tw",
+                "page_size",
+                "tcp6_inuse",
+                "udp_inuse",
+                "udp_memory_allocated_pages",
+                "udp_mem_pages"
+            ]])
         );
     }
 }

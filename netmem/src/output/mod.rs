@@ -92,7 +92,8 @@ pub enum Format {
 pub fn sink<W: Write + 'static>(format: Format, out: W, rows: usize) -> Box<dyn Sink> {
     match format {
         Format::Text => Box::new(
-            text::TextSink::new(out, rows).with_color(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+            text::TextSink::new(out, rows)
+                .with_color(std::io::IsTerminal::is_terminal(&std::io::stdout())),
         ),
         Format::Json => Box::new(json::JsonSink::new(out)),
     }

@@ -157,7 +157,13 @@ pub fn report_text(r: &crate::doctor::Report, color: bool) -> String {
     }
     for (i, f) in r.findings.iter().enumerate() {
         let tag = format!("[{}]", f.severity.name().to_uppercase());
-        s += &format!("\n{}. {} {}: {}\n", i + 1, paint(f.severity, &tag), f.id, f.title);
+        s += &format!(
+            "\n{}. {} {}: {}\n",
+            i + 1,
+            paint(f.severity, &tag),
+            f.id,
+            f.title
+        );
         for e in &f.evidence {
             s += &format!("     {}: {}\n", e.name, e.value);
         }
@@ -368,7 +374,10 @@ mod tests {
             .octets();
         let g = GroupKey::classify(netmem_common::AF_INET6, 40000, false, &a6, 9001);
         let t = table(
-            &[(g, GroupRow::default()), (GroupKey::UNATTRIBUTED, GroupRow::default())],
+            &[
+                (g, GroupRow::default()),
+                (GroupKey::UNATTRIBUTED, GroupRow::default()),
+            ],
             false,
         );
         let widths: Vec<usize> = t.lines().map(str::len).collect();
@@ -378,7 +387,12 @@ mod tests {
     #[test]
     fn rows_beyond_the_limit_are_counted() {
         let rows: Vec<(GroupKey, GroupRow)> = (1..=5u16)
-            .map(|p| (GroupKey::classify(2, p, true, &[0; 16], 0), GroupRow::default()))
+            .map(|p| {
+                (
+                    GroupKey::classify(2, p, true, &[0; 16], 0),
+                    GroupRow::default(),
+                )
+            })
             .collect();
         let mut out = Vec::new();
         TextSink::new(&mut out, 2).table(&rows, false).unwrap();

@@ -69,7 +69,9 @@ impl Polls {
     pub fn for_tiers(tier_of: impl Fn(crate::hooks::HookId) -> Option<Tier>) -> Polls {
         let mut p = Polls::default();
         for h in HOOKS {
-            let Some((poller, _)) = h.polling else { continue };
+            let Some((poller, _)) = h.polling else {
+                continue;
+            };
             if tier_of(h.id) != Some(Tier::Polling) {
                 continue;
             }

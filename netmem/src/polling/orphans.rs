@@ -110,7 +110,9 @@ mod tests {
         assert_eq!(e.len(), 3);
         let gone: payload::OrphanGone = e[0].payload().unwrap();
         assert_eq!(gone.lifetime_ns, -1);
-        assert!(e[1..].iter().all(|e| e.kind == EventKind::OrphanBorn as u32));
+        assert!(e[1..]
+            .iter()
+            .all(|e| e.kind == EventKind::OrphanBorn as u32));
         d.observe(&rec(2), g);
         let e = d.finish(350);
         assert_eq!(e.len(), 1);

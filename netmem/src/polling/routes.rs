@@ -53,4 +53,3 @@ impl RouteDiff {
         Ok((routes.len(), out))
     }
 }
-

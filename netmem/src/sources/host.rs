@@ -78,7 +78,11 @@ pub fn parse_tcpext(text: &str) -> BTreeMap<String, u64> {
         if !names.starts_with("TcpExt:") || !values.starts_with("TcpExt:") {
             continue;
         }
-        for (n, v) in names.split_whitespace().zip(values.split_whitespace()).skip(1) {
+        for (n, v) in names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .skip(1)
+        {
             if let Ok(v) = v.parse() {
                 out.insert(n.to_string(), v);
             }
@@ -182,7 +186,8 @@ mod tests {
 
     #[test]
     fn tcpext_and_meminfo() {
-        let t = "TcpExt: SyncookiesSent TCPAbortOnMemory\nTcpExt: 0 17\nIpExt: InNoRoutes\nIpExt: 0\n";
+        let t =
+            "TcpExt: SyncookiesSent TCPAbortOnMemory\nTcpExt: 0 17\nIpExt: InNoRoutes\nIpExt: 0\n";
         assert_eq!(parse_tcpext(t)["TCPAbortOnMemory"], 17);
         assert_eq!(parse_mem_total("MemTotal:  1024 kB\n"), Some(1024 * 1024));
         let h = Host {

@@ -50,7 +50,9 @@ impl LogMessage {
 
 /// Which message a log line (any format) carries, if any.
 pub fn classify_line(line: &str) -> Option<LogMessage> {
-    LogMessage::ALL.into_iter().find(|m| line.contains(m.pattern()))
+    LogMessage::ALL
+        .into_iter()
+        .find(|m| line.contains(m.pattern()))
 }
 
 /// One /dev/kmsg record (`PRIO,SEQ,TIME,FLAGS;MESSAGE` plus continuation
@@ -105,10 +107,19 @@ mod tests {
     #[test]
     fn every_format() {
         for (line, want) in [
-            ("Nov 29 12:00:01 lb1 kernel: [123.4] TCP: too many orphaned sockets", LogMessage::TooManyOrphans),
-            ("kernel: TCP: out of memory -- consider tuning tcp_mem", LogMessage::OutOfTcpMem),
+            (
+                "Nov 29 12:00:01 lb1 kernel: [123.4] TCP: too many orphaned sockets",
+                LogMessage::TooManyOrphans,
+            ),
+            (
+                "kernel: TCP: out of memory -- consider tuning tcp_mem",
+                LogMessage::OutOfTcpMem,
+            ),
             ("Out of socket memory", LogMessage::OutOfSocketMemory),
-            ("[ 1.0] Route hash chain too long!", LogMessage::RouteHashChainTooLong),
+            (
+                "[ 1.0] Route hash chain too long!",
+                LogMessage::RouteHashChainTooLong,
+            ),
         ] {
             assert_eq!(classify_line(line), Some(want), "{line}");
         }
@@ -117,6 +128,9 @@ mod tests {
             classify_record(b"4,1234,5678,-;TCP: too many orphaned sockets\n"),
             Some(LogMessage::TooManyOrphans)
         );
-        assert_eq!(classify_record(b"no separator too many orphaned sockets"), None);
+        assert_eq!(
+            classify_record(b"no separator too many orphaned sockets"),
+            None
+        );
     }
 }

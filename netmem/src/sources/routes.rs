@@ -75,7 +75,8 @@ pub fn parse_route(family: u8, payload: &[u8]) -> Option<CachedRoute> {
             _ => None,
         }
     };
-    let u32_of = |v: &[u8]| -> Option<u32> { Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)) };
+    let u32_of =
+        |v: &[u8]| -> Option<u32> { Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)) };
     let mut c = CachedRoute {
         family,
         dst: if family == AF_INET6 {
@@ -159,7 +160,10 @@ mod tests {
         nla(&mut metrics, RTAX_MTU, &1280u32.to_ne_bytes());
         nla(&mut m, RTA_METRICS, &metrics);
         let r = parse_route(AF_INET6, &m).unwrap();
-        assert_eq!((r.dst, r.oif, r.mtu, r.gateway), (IpAddr::V6(dst), 7, 1280, None));
+        assert_eq!(
+            (r.dst, r.oif, r.mtu, r.gateway),
+            (IpAddr::V6(dst), 7, 1280, None)
+        );
         // Not cloned, truncated, or an address of the wrong size: skipped.
         let mut plain = m.clone();
         plain[8..12].copy_from_slice(&0u32.to_ne_bytes());

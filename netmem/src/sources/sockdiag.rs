@@ -133,15 +133,13 @@ fn dump(
             Ok(())
         });
         if let Err(e) = &r {
-            if e
-                .downcast_ref::<netlink::DumpRefused>()
+            if e.downcast_ref::<netlink::DumpRefused>()
                 .is_some_and(|r| r.errno == libc::ENOENT)
             {
                 return Err(anyhow::Error::new(no_handler));
             }
         }
-        r
-        .with_context(|| format!("sock_diag dump (family {family}) failed"))?;
+        r.with_context(|| format!("sock_diag dump (family {family}) failed"))?;
     }
     Ok(())
 }

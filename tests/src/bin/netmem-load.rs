@@ -21,7 +21,10 @@ fn set_int(fd: i32, level: i32, opt: i32, v: i32) {
 }
 
 #[derive(Parser)]
-#[command(name = "netmem-load", about = "Sockets with known memory behaviour, held until stdin closes")]
+#[command(
+    name = "netmem-load",
+    about = "Sockets with known memory behaviour, held until stdin closes"
+)]
 struct Cli {
     #[command(subcommand)]
     load: Load,

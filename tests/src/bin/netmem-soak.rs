@@ -63,7 +63,10 @@ fn proc_figures(pid: u32) -> Result<(u64, f64)> {
 fn run() -> Result<()> {
     let cli = Cli::parse();
     // SAFETY: geteuid has no preconditions.
-    ensure!(unsafe { libc::geteuid() } == 0, "run as root (loads eBPF, creates namespaces)");
+    ensure!(
+        unsafe { libc::geteuid() } == 0,
+        "run as root (loads eBPF, creates namespaces)"
+    );
     let ns = Netns::new("soak");
     let first_port = 30000u16;
     let stop = Arc::new(AtomicBool::new(false));
@@ -121,7 +124,10 @@ fn run() -> Result<()> {
     // The probes line says every hook is live: the clock starts then.
     let mut out = BufReader::new(trace.stdout.take().unwrap());
     let head = netmem_tests::until_probes(&mut out);
-    ensure!(head.contains("\"probes\""), "netmem never went live: {head}");
+    ensure!(
+        head.contains("\"probes\""),
+        "netmem never went live: {head}"
+    );
     let reader = {
         let seen = seen.clone();
         std::thread::spawn(move || -> Option<Value> {
@@ -151,7 +157,10 @@ fn run() -> Result<()> {
     let mut peak = 0u64;
     let mut probe = 0u32;
     let mut failures = Vec::new();
-    println!("{:>6} {:>10} {:>8} {:>12} {:>8}", "t", "rss KiB", "cpu %", "connections", "probe");
+    println!(
+        "{:>6} {:>10} {:>8} {:>12} {:>8}",
+        "t", "rss KiB", "cpu %", "connections", "probe"
+    );
     while t0.elapsed() < total {
         let tick = Instant::now();
         // A backend nobody used before: it must show up, counted.

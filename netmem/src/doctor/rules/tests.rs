@@ -60,11 +60,17 @@ fn incident_fourfold_tcp_mem_exceeds_ram() {
     let ram = f.iter().find(|f| f.id == "tcp_mem.ram").unwrap();
     assert_eq!(ram.severity, Severity::Critical, "{ram:?}");
     assert!(ram.title.contains("1.4G"), "{}", ram.title);
-    assert_eq!(ram.action, vec!["sysctl -w net.ipv4.tcp_mem=\"32768 43690 65536\"".to_string()]);
+    assert_eq!(
+        ram.action,
+        vec!["sysctl -w net.ipv4.tcp_mem=\"32768 43690 65536\"".to_string()]
+    );
     // The original setting, 35% of RAM, is over a third: a warning.
     let s = state(host("45984 61312 91968", 16384, GIB), 1000, 0, &[]);
     let f = diagnose(&s);
-    assert_eq!(f.iter().find(|f| f.id == "tcp_mem.ram").unwrap().severity, Severity::Warn);
+    assert_eq!(
+        f.iter().find(|f| f.id == "tcp_mem.ram").unwrap().severity,
+        Severity::Warn
+    );
     // Copy-pasted values: 128 GiB of pages on a 1 GiB machine.
     let s = state(host("4096 16777216 33554432", 16384, GIB), 1000, 0, &[]);
     let f = diagnose(&s);
@@ -80,7 +86,10 @@ fn incident_log_points_at_orphans_not_memory() {
         host("45984 61312 91968", 4096, GIB),
         20000,
         1500,
-        &[("listen:443", 3000, 200 << 20, 1500, 90 << 20), ("backend:10.0.3.17:9001", 3000, 50 << 20, 0, 0)],
+        &[
+            ("listen:443", 3000, 200 << 20, 1500, 90 << 20),
+            ("backend:10.0.3.17:9001", 3000, 50 << 20, 0, 0),
+        ],
     );
     s.add_kernel_log(["Nov 29 03:12:01 lb1 kernel: TCP: too many orphaned sockets"; 3]);
     let f = diagnose(&s);
@@ -88,8 +97,18 @@ fn incident_log_points_at_orphans_not_memory() {
     assert_eq!(first.id, "orphans", "{f:#?}");
     assert!(first.fired);
     assert_eq!(first.group.as_deref(), Some("listen:443"));
-    assert!(first.action.iter().any(|a| a == "sysctl -w net.ipv4.tcp_max_orphans=8192"), "{:?}", first.action);
-    assert!(first.evidence.iter().any(|e| e.name == "abort threshold, shift 2 (1/4)" && e.value == "1024"));
+    assert!(
+        first
+            .action
+            .iter()
+            .any(|a| a == "sysctl -w net.ipv4.tcp_max_orphans=8192"),
+        "{:?}",
+        first.action
+    );
+    assert!(first
+        .evidence
+        .iter()
+        .any(|e| e.name == "abort threshold, shift 2 (1/4)" && e.value == "1024"));
     // tcp_mem did not fire: 20000 pages against 91968.
     let tm = f.iter().find(|f| f.id == "tcp_mem").unwrap();
     assert!(!tm.fired);
@@ -102,29 +121,50 @@ fn tcp_mem_fired_names_the_holder_and_a_limit_within_ram() {
         host("1000 2000 3000", 65536, 16 * GIB),
         3100,
         0,
-        &[("listen:8080", 40, 11 << 20, 0, 0), ("backend:127.0.0.1:9001", 40, 1 << 20, 0, 0)],
+        &[
+            ("listen:8080", 40, 11 << 20, 0, 0),
+            ("backend:127.0.0.1:9001", 40, 1 << 20, 0, 0),
+        ],
     );
     let f = diagnose(&s);
     let first = &f[0];
     assert_eq!(first.id, "tcp_mem", "{f:#?}");
     assert!(first.fired);
     assert_eq!(first.group.as_deref(), Some("listen:8080"));
-    assert!(first.action.contains(&"sysctl -w net.ipv4.tcp_mem=\"3100 4133 6200\"".to_string()), "{:?}", first.action);
-    assert!(first.evidence.iter().any(|e| e.name == "held by listen:8080" && e.value.contains("92%")));
+    assert!(
+        first
+            .action
+            .contains(&"sysctl -w net.ipv4.tcp_mem=\"3100 4133 6200\"".to_string()),
+        "{:?}",
+        first.action
+    );
+    assert!(first
+        .evidence
+        .iter()
+        .any(|e| e.name == "held by listen:8080" && e.value.contains("92%")));
 }
 
 #[test]
 fn aborts_in_a_window_carry_their_figures() {
-    let mut s = state(host("1 1 1", 0, GIB), 2000, 8, &[("listen:7001", 8, 1 << 20, 8, 1 << 20)]);
+    let mut s = state(
+        host("1 1 1", 0, GIB),
+        2000,
+        8,
+        &[("listen:7001", 8, 1 << 20, 8, 1 << 20)],
+    );
     for _ in 0..3 {
-        s.window.feed(&json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
+        s.window.feed(
+            &json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
             "cause": "orphans+tcp_mem", "orphans": 8, "max_orphans": 0, "shift": 0,
-            "allocated_pages": 2000, "tcp_mem_pages": [1, 1, 1]}));
+            "allocated_pages": 2000, "tcp_mem_pages": [1, 1, 1]}),
+        );
     }
     let f = diagnose(&s);
     let a = f.iter().find(|f| f.id == "aborts").unwrap();
     assert_eq!(a.group.as_deref(), Some("listen:7001"));
-    assert!(a.evidence[0].name.starts_with("3 aborts, cause orphans+tcp_mem"));
+    assert!(a.evidence[0]
+        .name
+        .starts_with("3 aborts, cause orphans+tcp_mem"));
     assert!(f[0].fired && (f[0].id == "orphans" || f[0].id == "tcp_mem"));
 }
 
@@ -132,10 +172,17 @@ fn aborts_in_a_window_carry_their_figures() {
 fn tcp_mem_set_tiny_then_restored_is_not_lowered() {
     // The guests' scenario: tcp_mem was "1 1 1" while it fired and is back
     // to 33684 at the end; the intervals never saw the tiny value.
-    let mut s = state(host("16842 22457 33684", 65536, GIB), 2177, 0, &[("listen:7002", 8, 8 << 20, 0, 0)]);
+    let mut s = state(
+        host("16842 22457 33684", 65536, GIB),
+        2177,
+        0,
+        &[("listen:7002", 8, 8 << 20, 0, 0)],
+    );
     for _ in 0..8 {
-        s.window.feed(&json!({"type": "event", "event": "abort_on_memory", "group": "listen:7002",
-            "cause": "tcp_mem", "allocated_pages": 2145, "tcp_mem_pages": [1, 1, 1]}));
+        s.window.feed(
+            &json!({"type": "event", "event": "abort_on_memory", "group": "listen:7002",
+            "cause": "tcp_mem", "allocated_pages": 2145, "tcp_mem_pages": [1, 1, 1]}),
+        );
     }
     let f = diagnose(&s);
     let first = &f[0];
@@ -153,15 +200,30 @@ fn tcp_mem_set_tiny_then_restored_is_not_lowered() {
 #[test]
 fn orphan_limit_raised_since_it_fired_is_kept() {
     // tcp_max_orphans was 0 when the aborts fired and is 4096 at the end.
-    let mut s = state(host("45984 61312 91968", 4096, GIB), 100, 8, &[("listen:7001", 8, 1 << 20, 8, 1 << 20)]);
+    let mut s = state(
+        host("45984 61312 91968", 4096, GIB),
+        100,
+        8,
+        &[("listen:7001", 8, 1 << 20, 8, 1 << 20)],
+    );
     for _ in 0..3 {
-        s.window.feed(&json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
-            "cause": "orphans", "orphans": 8, "max_orphans": 0, "shift": 0}));
+        s.window.feed(
+            &json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
+            "cause": "orphans", "orphans": 8, "max_orphans": 0, "shift": 0}),
+        );
     }
     let f = diagnose(&s);
     let first = &f[0];
-    assert_eq!((first.id, first.group.as_deref()), ("orphans", Some("listen:7001")), "{f:#?}");
-    assert!(first.title.contains("against tcp_max_orphans 0"), "{}", first.title);
+    assert_eq!(
+        (first.id, first.group.as_deref()),
+        ("orphans", Some("listen:7001")),
+        "{f:#?}"
+    );
+    assert!(
+        first.title.contains("against tcp_max_orphans 0"),
+        "{}",
+        first.title
+    );
     assert!(
         first.action[0].starts_with("tcp_max_orphans was 0 when it fired and is 4096 now")
             && first.action[0].ends_with("sysctl -w net.ipv4.tcp_max_orphans=4096"),
@@ -177,7 +239,14 @@ fn route_knobs_are_judged_per_family_and_kernel() {
     let s = state(h, 10, 0, &[]);
     let f = diagnose(&s);
     let r = f.iter().find(|f| f.id == "routes").unwrap();
-    let ev = |n: &str| r.evidence.iter().find(|e| e.name.starts_with(n)).unwrap().value.clone();
+    let ev = |n: &str| {
+        r.evidence
+            .iter()
+            .find(|e| e.name.starts_with(n))
+            .unwrap()
+            .value
+            .clone()
+    };
     assert!(ev("net.ipv4.route.gc_thresh").contains("removed in 3.6"));
     assert!(ev("net.ipv4.route.gc_timeout").contains("redirect"));
     assert!(ev("net.ipv6.route.max_size").contains("no effect since 6.3"));
@@ -188,7 +257,10 @@ fn route_knobs_are_judged_per_family_and_kernel() {
 #[test]
 fn route_cache_log_line_is_not_memory() {
     let mut s = state(host("45984 61312 91968", 16384, GIB), 10, 0, &[]);
-    s.add_kernel_log(["kernel: Route hash chain too long!", "kernel: Adjust your secret_interval!"]);
+    s.add_kernel_log([
+        "kernel: Route hash chain too long!",
+        "kernel: Adjust your secret_interval!",
+    ]);
     let f = diagnose(&s);
     let k = f.iter().find(|f| f.id == "kernel_log").unwrap();
     assert!(!k.fired);
