@@ -283,7 +283,7 @@ fn every_stop_signal_ends_with_a_summary() {
         .args([
             "-c",
             &format!(
-                "{} trace --json --netns {} >/dev/null & p=$!; sleep 1.5; kill -INT $p; wait $p",
+                "{} trace --json --netns {} >/dev/null & p=$!; sleep 1.5; kill -INT $p; timeout 20 tail --pid=$p -f /dev/null && wait $p",
                 netmem_bin().display(),
                 ns.name
             ),
@@ -318,17 +318,28 @@ fn stalled_reader_does_not_block_shutdown() {
     let t0 = Instant::now();
     // SAFETY: as above.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(8),
             "still running with a blocked stdout"
         );
         std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(child.stdout.take());
+    };
+    // It was really tracing (not dead early): the pipe holds the probes
+    // line and intervals; and it left through the grace exit, 128+SIGINT.
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains("\"type\":\"probes\""), "never went live");
+    assert!(out.matches("\"type\":\"context\"").count() > 10);
+    assert_eq!(st.code(), Some(128 + libc::SIGINT), "{st}");
 }
 
 #[test]

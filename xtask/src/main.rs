@@ -27,15 +27,14 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Setup, build, then run the unit and integration tests (as root),
-    /// then the scenarios on every Debian kernel in QEMU (`vm-test --kernel all`).
+    /// Setup, build, then run the unit and integration tests (as root), a
+    /// 2-minute soak, then the scenarios on every Debian kernel in QEMU
+    /// (`vm-test --kernel all`).
     Test {
         /// Skip the QEMU guests (host tests only).
         #[arg(long)]
         no_vm: bool,
     },
-    /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels in QEMU and run the
-    /// hook scenarios in each, with the guest's own sysctls.
     /// Build, then start the HAProxy rig (HAProxy, two backends, normal,
     /// slow and vanishing clients, each side in its own namespace) until
     /// Ctrl-C. Arguments go to netmem-rig (`--help`); `--trace` runs
@@ -68,6 +67,8 @@ enum Cmd {
         /// Only these targets (default: all).
         targets: Vec<String>,
     },
+    /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels in QEMU and run the
+    /// hook scenarios in each, with the guest's own sysctls.
     VmTest {
         #[arg(long, default_value = "all", value_name = "5.10|6.1|6.12|all")]
         kernel: String,

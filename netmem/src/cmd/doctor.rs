@@ -25,10 +25,7 @@ pub struct Options {
 }
 
 pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
-    let mut state = State {
-        other_netns: opts.netns.label() != "own",
-        ..Default::default()
-    };
+    let mut state = State::default();
     let source = if let Some(path) = &opts.from {
         read_recording(path, &mut state.window)?;
         match state.window.host.take() {
@@ -60,6 +57,12 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
         }
     };
     read_kernel_log(&opts, &mut state)?;
+    if state.window.lost_events > 0 {
+        state.unreadable.push(format!(
+            "{} events were lost (ring buffer full): event counts are lower bounds",
+            state.window.lost_events
+        ));
+    }
     let report = Report {
         source,
         kernel_release: state.host.kernel_release.clone(),

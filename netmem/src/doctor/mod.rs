@@ -35,12 +35,12 @@ impl Severity {
     }
 }
 
-/// Whose figure a finding used: global limits apply to every namespace.
+/// Whose figure a finding used: global limits apply to every namespace;
+/// a group's figures are those of the namespace looked at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Global,
-    Namespace,
     Group,
 }
 
@@ -112,8 +112,6 @@ pub struct State {
     pub kernel_log_source: Option<String>,
     /// What could not be read, said in the output.
     pub unreadable: Vec<String>,
-    /// The figures are of another network namespace than the host's.
-    pub other_netns: bool,
 }
 
 impl State {

@@ -469,6 +469,11 @@ pub fn buffer_limits(s: &State) -> Vec<Finding> {
                 f.ev(format!("drop reason {reason}"), n);
             }
         }
+        for ((grp, direction), n) in &w.exceeded {
+            if grp == name {
+                f.ev(format!("protocol limit exceeded, {direction}"), n);
+            }
+        }
         f.explanation = "Packets were refused because a buffer was full: a receive queue at its SO_RCVBUF (the application reads too slowly or set a small buffer), or the protocol's global limit (tcp_mem or udp_mem). Drops force retransmits on TCP and lose datagrams on UDP.".into();
         if rq > 0
             || w.drops

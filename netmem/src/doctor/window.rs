@@ -43,8 +43,6 @@ pub struct Window {
     pub host: Option<Host>,
     /// Intervals (context lines) seen; 1 for a single reading.
     pub intervals: u64,
-    /// Whether the figures came from a live trace (counts and events).
-    pub live: bool,
     pub first_ts: Option<String>,
     pub last_ts: Option<String>,
     pub tcp_mem_pages: Option<[u64; 3]>,
@@ -52,13 +50,11 @@ pub struct Window {
     /// during a window; the one in effect at the peak is the one that
     /// mattered).
     pub tcp_mem_at_peak: Option<[u64; 3]>,
-    pub udp_mem_pages: Option<[u64; 3]>,
     pub allocated_pages: u64,
     pub peak_allocated_pages: u64,
     pub orphans: u64,
     pub peak_orphans: u64,
     pub max_orphans: Option<u64>,
-    pub sockets_inuse: u64,
     pub page_size: u64,
     pub under_pressure: bool,
     pub pressure_entered: u64,
@@ -73,8 +69,6 @@ pub struct Window {
     pub route_exception_dsts: BTreeMap<String, u64>,
     pub rt6_cached: Option<u64>,
     pub lost_events: u64,
-    /// Lines that were not JSON objects of a known type.
-    pub skipped_lines: u64,
 }
 
 fn u(v: &Value) -> Option<u64> {
@@ -99,8 +93,8 @@ impl Window {
             Some("summary") => {
                 self.lost_events = u(&v["lost_events"]).unwrap_or(self.lost_events);
             }
-            Some("probes") => {}
-            _ => self.skipped_lines += 1,
+            // probes, doctor and finding lines carry no figures.
+            _ => {}
         }
     }
 
@@ -110,9 +104,7 @@ impl Window {
             self.first_ts = v["ts"].as_str().map(String::from);
         }
         self.last_ts = v["ts"].as_str().map(String::from);
-        self.live |= v.get("lost_events").is_some();
         self.tcp_mem_pages = triple(&v["tcp_mem_pages"]).or(self.tcp_mem_pages);
-        self.udp_mem_pages = triple(&v["udp_mem_pages"]).or(self.udp_mem_pages);
         self.allocated_pages = u(&v["memory_allocated_pages"]).unwrap_or(0);
         if self.allocated_pages >= self.peak_allocated_pages || self.tcp_mem_at_peak.is_none() {
             self.peak_allocated_pages = self.allocated_pages;
@@ -121,7 +113,6 @@ impl Window {
         self.orphans = u(&v["orphans"]).unwrap_or(0);
         self.peak_orphans = self.peak_orphans.max(self.orphans);
         self.max_orphans = u(&v["max_orphans"]).or(self.max_orphans);
-        self.sockets_inuse = u(&v["sockets_inuse"]).unwrap_or(0) + u(&v["tcp6_inuse"]).unwrap_or(0);
         self.page_size = u(&v["page_size"]).unwrap_or(4096);
         self.under_pressure = v["memory_pressure"].as_bool().unwrap_or(false);
         self.lost_events = u(&v["lost_events"]).unwrap_or(self.lost_events);

@@ -1,37 +1,25 @@
 //! tcp_check_oom's polling tier: nstat's TCPAbortOnMemory, diffed between
 //! passes, and the kernel log lines that say which limit fired.
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-
 use anyhow::{anyhow, Context, Result};
 use netmem_common::{payload, AbortSource, Event, GroupKey};
 
 use super::raw_event;
-use crate::sources::kernel_log::{classify_record, LogMessage};
+use crate::sources::kernel_log::{classify_line, Kmsg, LogMessage};
 use crate::sources::netns::Netns;
 
 /// TcpExt's TCPAbortOnMemory from a /proc/net/netstat text.
 pub fn parse_abort_on_memory(text: &str) -> Option<u64> {
-    let lines: Vec<&str> = text.lines().collect();
-    for pair in lines.chunks(2) {
-        let [names, values] = pair else { continue };
-        if !names.starts_with("TcpExt:") {
-            continue;
-        }
-        let i = names
-            .split_whitespace()
-            .position(|n| n == "TCPAbortOnMemory")?;
-        return values.split_whitespace().nth(i)?.parse().ok();
-    }
-    None
+    crate::sources::host::parse_tcpext(text)
+        .get("TCPAbortOnMemory")
+        .copied()
 }
 
 /// Aborts counted by the kernel (nstat) since the last pass; the kernel
 /// log, when readable, says which limit fired.
 pub struct AbortPoll {
     last: Option<u64>,
-    kmsg: Option<std::fs::File>,
+    kmsg: Option<Kmsg>,
     /// What the kernel log said during the last pass: (too many orphaned
     /// sockets, out of memory -- consider tuning tcp_mem). The messages
     /// are rate-limited, so these are lower bounds.
@@ -40,20 +28,10 @@ pub struct AbortPoll {
 
 impl AbortPoll {
     pub fn new() -> AbortPoll {
-        // Only new records: seek to the end of the log buffer first.
-        let kmsg = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")
-            .ok();
-        if let Some(f) = &kmsg {
-            use std::os::fd::AsRawFd;
-            // SAFETY: valid fd; SEEK_END on /dev/kmsg skips old records.
-            unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
-        }
         AbortPoll {
             last: None,
-            kmsg,
+            // Only new records; unreadable without root: counts stay 0.
+            kmsg: Kmsg::open(true).ok(),
             log_counts: (0, 0),
         }
     }
@@ -61,16 +39,11 @@ impl AbortPoll {
     /// (orphan messages, tcp_mem messages) logged since the last call.
     fn kernel_log(&mut self) -> (u64, u64) {
         let (mut orphans, mut mem) = (0, 0);
-        let Some(f) = self.kmsg.as_mut() else {
+        let Some(k) = self.kmsg.as_mut() else {
             return (0, 0);
         };
-        let mut buf = vec![0u8; 8192];
-        // Each read returns one record; EAGAIN ends the backlog.
-        while let Ok(n) = f.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            match classify_record(&buf[..n]) {
+        for m in k.read_available() {
+            match classify_line(&m) {
                 Some(LogMessage::TooManyOrphans) => orphans += 1,
                 Some(LogMessage::OutOfTcpMem) => mem += 1,
                 _ => {}

@@ -10,6 +10,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::netns::Netns;
+use super::procfs::sysctl;
 
 /// Global sysctls (tcp_mem and tcp_max_orphans are not per namespace):
 /// read from the initial namespace, where netmem runs.
@@ -64,11 +65,6 @@ fn sysctl_path(name: &str) -> String {
     format!("/proc/sys/{}", name.replace('.', "/"))
 }
 
-fn read_sysctl(name: &str) -> Option<String> {
-    let v = std::fs::read_to_string(sysctl_path(name)).ok()?;
-    Some(v.split_whitespace().collect::<Vec<_>>().join(" "))
-}
-
 /// Every TcpExt counter of a /proc/net/netstat text.
 pub fn parse_tcpext(text: &str) -> BTreeMap<String, u64> {
     let lines: Vec<&str> = text.lines().collect();
@@ -95,7 +91,7 @@ impl Host {
     pub fn read(netns: &Netns) -> Result<Host> {
         let mut sysctls = BTreeMap::new();
         for name in GLOBAL_SYSCTLS {
-            if let Some(v) = read_sysctl(name) {
+            if let Some(v) = sysctl(name) {
                 sysctls.insert(name.to_string(), v);
             }
         }
@@ -106,7 +102,7 @@ impl Host {
                     if name.ends_with(".flush") {
                         continue;
                     }
-                    if let Some(v) = read_sysctl(&name) {
+                    if let Some(v) = sysctl(&name) {
                         sysctls.insert(name, v);
                     }
                 }
@@ -115,7 +111,7 @@ impl Host {
         let (ns_sysctls, netstat) = netns.run(|| {
             let v: Vec<(String, String)> = NAMESPACE_SYSCTLS
                 .iter()
-                .filter_map(|n| Some((n.to_string(), read_sysctl(n)?)))
+                .filter_map(|n| Some((n.to_string(), sysctl(n)?)))
                 .collect();
             let netstat =
                 std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap_or_default();

@@ -55,12 +55,16 @@ pub fn classify_line(line: &str) -> Option<LogMessage> {
         .find(|m| line.contains(m.pattern()))
 }
 
-/// One /dev/kmsg record (`PRIO,SEQ,TIME,FLAGS;MESSAGE` plus continuation
-/// lines): the message is what follows the first `;`, so a record's header
-/// can never match.
+/// The message of one /dev/kmsg record (`PRIO,SEQ,TIME,FLAGS;MESSAGE`
+/// plus continuation lines): what follows the first `;`, up to the line's
+/// end, so a record's header can never match.
+pub fn record_message(record: &str) -> Option<&str> {
+    record.split_once(';')?.1.lines().next()
+}
+
+/// Which message one /dev/kmsg record carries, if any.
 pub fn classify_record(record: &[u8]) -> Option<LogMessage> {
-    let text = String::from_utf8_lossy(record);
-    classify_line(text.split_once(';')?.1)
+    classify_line(record_message(&String::from_utf8_lossy(record))?)
 }
 
 /// Every message line of a log file: syslog, kern.log or `journalctl -k`
@@ -73,31 +77,54 @@ pub fn read_file(path: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The whole kernel ring buffer as /dev/kmsg gives it (needs root, or
-/// CAP_SYSLOG when kernel.dmesg_restrict is set).
-pub fn read_kmsg() -> Result<Vec<String>> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")
-        .context("cannot read /dev/kmsg (needs root or CAP_SYSLOG)")?;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let rec = String::from_utf8_lossy(&buf[..n]);
-                if let Some((_, msg)) = rec.split_once(';') {
-                    out.push(msg.lines().next().unwrap_or("").to_string());
-                }
-            }
-            // EPIPE: records overwritten while reading; go on.
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-            Err(_) => break,
+/// /dev/kmsg, read without blocking: each read returns one record.
+pub struct Kmsg {
+    file: std::fs::File,
+}
+
+impl Kmsg {
+    /// `from_end`: only records logged from now on (the live poller);
+    /// otherwise the whole ring buffer. Needs root, or CAP_SYSLOG when
+    /// kernel.dmesg_restrict is set.
+    pub fn open(from_end: bool) -> Result<Kmsg> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .context("cannot read /dev/kmsg (needs root or CAP_SYSLOG)")?;
+        if from_end {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid fd; SEEK_END on /dev/kmsg skips old records.
+            unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_END) };
         }
+        Ok(Kmsg { file })
     }
-    Ok(out)
+
+    /// The messages of every record available now.
+    pub fn read_available(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Some(m) = record_message(&String::from_utf8_lossy(&buf[..n])) {
+                        out.push(m.to_string());
+                    }
+                }
+                // EPIPE: records were overwritten while we read; go on.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                // EAGAIN: nothing more for now.
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+/// The whole kernel ring buffer as /dev/kmsg gives it.
+pub fn read_kmsg() -> Result<Vec<String>> {
+    Ok(Kmsg::open(false)?.read_available())
 }
 
 #[cfg(test)]

@@ -46,13 +46,17 @@ impl Context {
         let v6 = sockstat_fields(&sockstat6);
         ctx.tcp6_inuse = v6.get(&("TCP6", "inuse")).copied().unwrap_or(0);
         ctx.udp_inuse += v6.get(&("UDP6", "inuse")).copied().unwrap_or(0);
-        let (tcp_mem, max_orphans) = global_tcp_limits();
-        ctx.tcp_mem_pages = tcp_mem.map(|s| parse_triple(&s)).transpose()?;
-        ctx.udp_mem_pages = std::fs::read_to_string(UDP_MEM)
-            .ok()
+        // tcp_mem, udp_mem and tcp_max_orphans are global, and the kernel
+        // only shows them in the initial network namespace: run netmem
+        // there (with --netns to look into another). Elsewhere they are
+        // reported as unknown (null).
+        ctx.tcp_mem_pages = sysctl("net.ipv4.tcp_mem")
             .map(|s| parse_triple(&s))
             .transpose()?;
-        ctx.max_orphans = max_orphans
+        ctx.udp_mem_pages = sysctl("net.ipv4.udp_mem")
+            .map(|s| parse_triple(&s))
+            .transpose()?;
+        ctx.max_orphans = sysctl("net.ipv4.tcp_max_orphans")
             .map(|s| s.trim().parse().context("tcp_max_orphans is not a number"))
             .transpose()?;
         ctx.page_size = page_size();
@@ -60,18 +64,11 @@ impl Context {
     }
 }
 
-const TCP_MEM: &str = "/proc/sys/net/ipv4/tcp_mem";
-const TCP_MAX_ORPHANS: &str = "/proc/sys/net/ipv4/tcp_max_orphans";
-const UDP_MEM: &str = "/proc/sys/net/ipv4/udp_mem";
-
-/// tcp_mem and tcp_max_orphans are global, and the kernel only shows them in
-/// the initial network namespace: run netmem there (with --netns to look
-/// into another). Elsewhere they are reported as unknown (null).
-fn global_tcp_limits() -> (Option<String>, Option<String>) {
-    (
-        std::fs::read_to_string(TCP_MEM).ok(),
-        std::fs::read_to_string(TCP_MAX_ORPHANS).ok(),
-    )
+/// A sysctl by its dotted name (`net.ipv4.tcp_mem`), whitespace
+/// collapsed; None when the file does not exist here or is unreadable.
+pub fn sysctl(name: &str) -> Option<String> {
+    let v = std::fs::read_to_string(format!("/proc/sys/{}", name.replace('.', "/"))).ok()?;
+    Some(v.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 fn read_file(path: &str) -> Result<String> {

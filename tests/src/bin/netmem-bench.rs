@@ -198,19 +198,7 @@ impl Attached {
 
     /// CPU seconds (user + system) the tracer process has used so far.
     fn cpu_s(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are 14 and 15.
-        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        f.get(10)
-            .zip(f.get(11))
-            .map_or(0.0, |(u, s)| (u + s) as f64 / hz)
+        netmem_tests::cpu_seconds(self.child.id())
     }
 
     /// Kernel time and runs of every BPF program the tracer holds open

@@ -43,21 +43,8 @@ fn main() {
 }
 
 fn proc_figures(pid: u32) -> Result<(u64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmRSS")?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces): utime is the
-    // 14th field overall, stime the 15th.
-    let rest = stat.rsplit_once(')').context("odd stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((rss_kb, ticks as f64 / hz))
+    let rss = netmem_tests::rss_kib(pid).context("netmem is gone (no VmRSS)")?;
+    Ok((rss, netmem_tests::cpu_seconds(pid)))
 }
 
 fn run() -> Result<()> {
