@@ -69,6 +69,29 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "fentry")]
         max_tier: Tier,
     },
+    /// Serve Prometheus metrics (OpenMetrics or text format) on
+    /// http://ADDR:PORT/metrics: per-group memory and counts, the global
+    /// limits beside their usage, and netmem's own health. Attaches the
+    /// probes like `trace`; runs until SIGTERM or SIGINT (SIGHUP is
+    /// ignored). Needs root (or CAP_BPF + CAP_PERFMON, see README).
+    Serve {
+        /// Address to listen on: ADDR:PORT, [V6ADDR]:PORT, HOST:PORT, or
+        /// :PORT for every interface. Loopback by default.
+        #[arg(long, value_name = "ADDR:PORT", default_value = netmem::cmd::serve::DEFAULT_LISTEN, value_parser = parse_listen)]
+        listen: std::net::SocketAddr,
+        /// Report on this network namespace instead of netmem's own.
+        #[arg(long, value_name = "NAME|PATH")]
+        netns: Option<String>,
+        /// How often the figures are refreshed (scrapes read the latest).
+        #[arg(long, default_value = "5s", value_parser = parse_interval)]
+        interval: Duration,
+        /// Groups exported with a label of their own, those holding the
+        /// most memory; the rest are summed into group="other".
+        #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        max_groups: u64,
+        #[arg(long, value_enum, default_value = "fentry")]
+        max_tier: Tier,
+    },
     /// List every hook, the tier that serves it on this kernel (fentry,
     /// kprobe, tracepoint, polling) and why each better tier is not used.
     /// Attaches and detaches at once. Needs root.
@@ -158,6 +181,29 @@ fn parse_run_time(s: &str) -> Result<Duration, String> {
     )
 }
 
+/// `ADDR:PORT`, `[V6]:PORT`, `HOST:PORT` (first address it resolves to),
+/// or `:PORT` (every IPv4 interface, as Go exporters read it).
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let hint = "expected ADDR:PORT, e.g. 127.0.0.1:10077, [::1]:10077 or :10077";
+    if let Some(port) = s.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("bad port in {s:?}: {hint}"))?;
+        return Ok((std::net::Ipv4Addr::UNSPECIFIED, port).into());
+    }
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if !s.contains(':') {
+        return Err(format!("no port in {s:?}: {hint}"));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?}: {e} ({hint})"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address ({hint})"))
+}
+
 fn parse_backend_arg(s: &str) -> Result<(std::net::IpAddr, u16), String> {
     parse_backend(s).map_err(|e| e.to_string())
 }
@@ -211,6 +257,25 @@ fn run(cli: Cli) -> Result<()> {
             };
             let mut sink = stdout_sink(json, 0);
             rt.block_on(netmem::cmd::doctor::run(opts, sink.as_mut()))
+        }
+        Cmd::Serve {
+            listen,
+            netns,
+            interval,
+            max_groups,
+            max_tier,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let opts = netmem::cmd::serve::Options {
+                listen,
+                netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
+                interval,
+                max_groups: max_groups as usize,
+                max_tier,
+            };
+            rt.block_on(netmem::cmd::serve::run(opts))
         }
         Cmd::Probes { json, max_tier } => {
             netmem::cmd::probes::run(max_tier, stdout_sink(json, 0).as_mut())

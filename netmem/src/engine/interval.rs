@@ -109,13 +109,18 @@ pub(super) fn sync_listen_ports(
 #[derive(Default)]
 pub(super) struct RouteTally {
     inserted: u64,
+    by_family: BTreeMap<&'static str, u64>,
     by_dst: HashMap<IpAddr, u64>,
     cached: BTreeMap<&'static str, usize>,
 }
 
 impl RouteTally {
-    pub fn add(&mut self, dst: IpAddr) {
+    pub fn add(&mut self, dst: IpAddr, family: u8) {
         self.inserted += 1;
+        *self
+            .by_family
+            .entry(crate::model::event::family_name(family))
+            .or_default() += 1;
         *self.by_dst.entry(dst).or_default() += 1;
     }
 
@@ -137,6 +142,7 @@ impl RouteTally {
         by_dst.truncate(10);
         RouteFigures {
             inserted: std::mem::take(&mut self.inserted),
+            by_family: std::mem::take(&mut self.by_family),
             interval,
             by_dst,
             rt6_cached,

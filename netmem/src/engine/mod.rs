@@ -71,6 +71,8 @@ struct Tracer<'s> {
     polls: Option<Polls>,
     /// CLOCK_MONOTONIC ns of the memory-pressure entry being timed
     pressure_since: Option<u64>,
+    /// Pressure periods that ended, summed.
+    pressure_done: Duration,
     /// The polled abort poller's kernel log counts of the last pass.
     kernel_log: Option<(u64, u64)>,
     routes: interval::RouteTally,
@@ -125,6 +127,7 @@ pub async fn run_with(
         last_ctx: None,
         polls: Some(polls),
         pressure_since: None,
+        pressure_done: Duration::ZERO,
         kernel_log: None,
         routes: Default::default(),
         shown: Default::default(),
@@ -321,8 +324,9 @@ impl Tracer<'_> {
                     .pressure_since
                     .take()
                     .map(|t0| Duration::from_nanos(raw.ts_ns.saturating_sub(t0)));
+                self.pressure_done += duration.unwrap_or_default();
             }
-            Body::RouteException(r) => self.routes.add(r.dst),
+            Body::RouteException(r) => self.routes.add(r.dst, r.family),
             Body::AbortOnMemory(a) if a.via == Some(netmem_common::AbortSource::Nstat) => {
                 a.kernel_log = self.kernel_log;
             }
@@ -422,8 +426,15 @@ impl Tracer<'_> {
                 .take(self.opts.interval, rt6_cached, &route_cached);
             return Ok(());
         }
+        let now = monotonic_ns();
+        let ongoing = self
+            .pressure_since
+            .map(|t0| Duration::from_nanos(now.saturating_sub(t0)))
+            .unwrap_or_default();
         let live = crate::model::Live {
             memory_pressure: self.pressure_since.is_some(),
+            pressure_time: self.pressure_done + ongoing,
+            gather_time: Duration::from_nanos(now.saturating_sub(dump_started)),
             routes: self
                 .routes
                 .take(self.opts.interval, rt6_cached, &route_cached),

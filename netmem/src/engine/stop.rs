@@ -10,7 +10,9 @@
 //! second signal, the process exits at once with status 128+signal: the
 //! kernel detaches every program and link with the process's descriptors,
 //! so nothing is left behind either way. SIGHUP is a stop like SIGTERM
-//! (the terminal went away); run under `nohup` to ignore it.
+//! (the terminal went away); run under `nohup` to ignore it. A daemon
+//! (`netmem serve`) calls [`ignore_hangup`]: service managers send SIGHUP
+//! to mean "reload", and there is nothing to reload.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,6 +23,12 @@ use tokio::sync::Notify;
 pub const GRACE: Duration = Duration::from_secs(3);
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+static HANGUP_IGNORED: AtomicBool = AtomicBool::new(false);
+
+/// From now on SIGHUP is taken and dropped instead of stopping netmem.
+pub fn ignore_hangup() {
+    HANGUP_IGNORED.store(true, Ordering::SeqCst);
+}
 static NOTIFY: Notify = Notify::const_new();
 
 fn signal_set() -> libc::sigset_t {
@@ -56,6 +64,10 @@ pub fn install() {
             let mut sig = 0;
             // SAFETY: waits for one of the blocked signals in `set`.
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            if sig == libc::SIGHUP && HANGUP_IGNORED.load(Ordering::SeqCst) {
+                log::info!("SIGHUP ignored: netmem serve has no configuration to reload");
                 continue;
             }
             if REQUESTED.swap(true, Ordering::SeqCst) {

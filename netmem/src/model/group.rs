@@ -103,6 +103,19 @@ impl GroupMem {
     pub fn total(&self) -> u64 {
         self.rmem + self.wmem_queued + self.fwd_alloc
     }
+
+    /// Adds another group's figures (groups summed into one).
+    pub fn absorb(&mut self, o: &GroupMem) {
+        self.sockets += o.sockets;
+        self.listeners += o.listeners;
+        self.time_wait += o.time_wait;
+        self.orphans += o.orphans;
+        self.rmem += o.rmem;
+        self.wmem_queued += o.wmem_queued;
+        self.fwd_alloc += o.fwd_alloc;
+        self.orphan_bytes += o.orphan_bytes;
+        self.drops += o.drops;
+    }
 }
 
 /// A group's row: memory from sock_diag plus event counts from the kernel.

@@ -27,6 +27,11 @@ pub struct Interval {
 #[derive(Clone, Debug, Default)]
 pub struct Live {
     pub memory_pressure: bool,
+    /// Time spent under TCP memory pressure since the trace began, the
+    /// ongoing period included (cumulative).
+    pub pressure_time: Duration,
+    /// How long this interval's reads (sock_diag, procfs, pollers) took.
+    pub gather_time: Duration,
     pub routes: RouteFigures,
     pub coverage: Coverage,
     pub loss: Loss,
@@ -50,6 +55,8 @@ pub struct Loss {
 pub struct RouteFigures {
     pub inserted: u64,
     pub interval: Duration,
+    /// Exceptions inserted this interval, by family name (`ipv4`, `ipv6`).
+    pub by_family: BTreeMap<&'static str, u64>,
     /// Top destinations by exceptions inserted (at most 10).
     pub by_dst: Vec<(String, u64)>,
     /// /proc/net/rt6_stats' cached routes

@@ -1,7 +1,7 @@
 //! The output seam. Commands and the trace loop hand typed values (hook
 //! status, events, intervals, summaries) to a [`Sink`]; each output format
-//! is one implementation. A new output (a Prometheus registry, a recorder,
-//! a live view) is one new file here plus its flag in the CLI.
+//! is one implementation. A new output (the Prometheus exporter, a
+//! recorder, a live view) is one new module here plus its command.
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -14,6 +14,7 @@ use crate::model::{Event, Interval, Summary};
 use crate::sources::host::Host;
 
 pub mod json;
+pub mod prometheus;
 pub mod text;
 
 /// A consumer of the model. Every method has a no-op default, so a sink

@@ -1,0 +1,59 @@
+//! `netmem serve`: the trace engine feeding a Prometheus exposition, served
+//! over HTTP until SIGTERM or SIGINT (SIGHUP is ignored: nothing to reload).
+//! The address is bound before anything is attached, so a taken port fails
+//! at once and leaves nothing behind.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::engine::stop;
+use crate::hooks::Tier;
+use crate::model::Filter;
+use crate::output::prometheus::{http, MetricsSink, Shared};
+use crate::sources::netns::Netns;
+
+/// The default port. The Prometheus wiki's default-port allocations filled
+/// 9100-9999; exporters since get ports above 10000.
+pub const DEFAULT_PORT: u16 = 10077;
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:10077";
+
+/// Events decoded per interval at most (the rest are counted as
+/// suppressed): high enough that counters by cause, direction and reason
+/// are complete in practice, bounded so a polled flood stays cheap.
+const EVENT_LIMIT: u64 = 1_000_000;
+
+pub struct Options {
+    pub listen: SocketAddr,
+    pub netns: Netns,
+    pub interval: Duration,
+    pub max_groups: usize,
+    pub max_tier: Tier,
+}
+
+pub async fn run(opts: Options) -> Result<()> {
+    stop::ignore_hangup();
+    let listener = http::bind(opts.listen)?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared::default());
+    let server = http::Server::start(listener, shared.clone())?;
+    eprintln!(
+        "netmem serve: http://{addr}/metrics (every {}; attaching the probes)",
+        humantime::format_duration(opts.interval)
+    );
+    let mut sink = MetricsSink::new(shared, opts.max_groups, opts.interval);
+    let engine = crate::engine::Options {
+        command: "netmem serve",
+        netns: opts.netns,
+        interval: opts.interval,
+        duration: None,
+        filter: Filter::default(),
+        event_limit: EVENT_LIMIT,
+        max_tier: opts.max_tier,
+    };
+    let res = crate::engine::run(engine, &mut sink).await;
+    server.stop();
+    res.map(|_| ())
+}

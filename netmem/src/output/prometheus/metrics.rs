@@ -1,0 +1,593 @@
+//! The exposition: every metric `netmem serve` exports, its name, type,
+//! unit and help, written once here and encoded by `prometheus-client`
+//! from an [`Exposition`]. README's metric table is checked against
+//! [`NAMES`] by a unit test.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use netmem_common::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::http::HttpStats;
+use super::Exposition;
+
+/// Every exported family, as Prometheus shows it (with the `netmem_`
+/// prefix, unit and `_total`/`_info` suffixes).
+pub const NAMES: &[&str] = &[
+    "netmem_group_sockets",
+    "netmem_group_time_wait_sockets",
+    "netmem_group_orphans",
+    "netmem_group_orphan_bytes",
+    "netmem_group_memory_bytes",
+    "netmem_group_aborts_on_memory_total",
+    "netmem_group_buffer_limit_exceeded_total",
+    "netmem_group_receive_queue_full_total",
+    "netmem_group_memory_drops_total",
+    "netmem_group_orphans_born_total",
+    "netmem_group_orphans_gone_total",
+    "netmem_group_connections_established_total",
+    "netmem_group_connections_closed_total",
+    "netmem_group_resets_sent_total",
+    "netmem_group_destroyed_with_data_total",
+    "netmem_tcp_memory_allocated_bytes",
+    "netmem_tcp_memory_limit_bytes",
+    "netmem_tcp_memory_pressure",
+    "netmem_tcp_memory_pressure_seconds_total",
+    "netmem_tcp_orphans",
+    "netmem_tcp_max_orphans",
+    "netmem_tcp_time_wait_sockets",
+    "netmem_sockets_in_use",
+    "netmem_udp_memory_allocated_bytes",
+    "netmem_udp_memory_limit_bytes",
+    "netmem_route_exceptions_inserted_total",
+    "netmem_route_exceptions_cached",
+    "netmem_events_total",
+    "netmem_events_lost_total",
+    "netmem_events_suppressed_total",
+    "netmem_group_map_full_total",
+    "netmem_groups",
+    "netmem_groups_folded",
+    "netmem_probe_info",
+    "netmem_build_info",
+    "netmem_interval_seconds",
+    "netmem_interval_gather_seconds",
+    "netmem_last_interval_timestamp_seconds",
+    "netmem_scrape_duration_seconds",
+    "netmem_scrapes_total",
+    "netmem_http_rejected_total",
+];
+
+/// Which format a scrape asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4, for clients that do not ask for
+    /// OpenMetrics (curl, promtool, older scrapers).
+    Text,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// From an Accept header: OpenMetrics when the client lists it.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+}
+
+/// The interval's part of a scrape (everything but the HTTP self-metrics),
+/// the same for every scrape until the next interval: scrapes cache it.
+pub fn encode_interval(e: Arc<Exposition>, format: Format) -> String {
+    let mut r = Registry::with_prefix("netmem");
+    r.register_collector(Box::new(IntervalPart(e)));
+    encode(&r, format, false)
+}
+
+/// The scrape's own part; ends the exposition.
+pub fn encode_http(h: &HttpStats, format: Format) -> String {
+    let mut r = Registry::with_prefix("netmem");
+    r.register_collector(Box::new(HttpPart {
+        scrape_seconds: h.last_scrape_seconds(),
+        scrapes: h.scrapes(),
+        rejected: h.rejected(),
+    }));
+    encode(&r, format, true)
+}
+
+fn encode(r: &Registry, format: Format, last: bool) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail; the collectors return no errors of
+    // their own.
+    let res = match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode_registry(&mut out, r)
+            .and_then(|_| {
+                if last {
+                    prometheus_client::encoding::text::encode_eof(&mut out)
+                } else {
+                    Ok(())
+                }
+            }),
+        Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, r),
+    };
+    debug_assert!(res.is_ok());
+    out
+}
+
+/// One family at a time: its descriptor, then its series.
+struct Families<'a, 'b> {
+    enc: &'a mut DescriptorEncoder<'b>,
+}
+
+type Fmt = Result<(), std::fmt::Error>;
+
+/// A sample value: counts stay integers in the exposition.
+#[derive(Clone, Copy, Debug)]
+enum Num {
+    Int(u64),
+    Real(f64),
+}
+
+impl From<u64> for Num {
+    fn from(v: u64) -> Num {
+        Num::Int(v)
+    }
+}
+
+impl From<f64> for Num {
+    fn from(v: f64) -> Num {
+        Num::Real(v)
+    }
+}
+
+impl Families<'_, '_> {
+    fn family(
+        &mut self,
+        name: &str,
+        help: &str,
+        unit: Option<Unit>,
+        ty: MetricType,
+        body: impl FnOnce(&mut MetricEncoder) -> Fmt,
+    ) -> Fmt {
+        let mut m = self.enc.encode_descriptor(name, help, unit.as_ref(), ty)?;
+        body(&mut m)
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, unit: Option<Unit>, v: impl Into<Num>) -> Fmt {
+        let v = v.into();
+        self.family(name, help, unit, MetricType::Gauge, |m| gauge(m, v))
+    }
+
+    fn counter(&mut self, name: &str, help: &str, unit: Option<Unit>, v: impl Into<Num>) -> Fmt {
+        let v = v.into();
+        self.family(name, help, unit, MetricType::Counter, |m| counter(m, v))
+    }
+
+    /// A family whose series are `rows`: label set and value.
+    fn labelled<L: EncodeLabelSet>(
+        &mut self,
+        name: &str,
+        help: &str,
+        unit: Option<Unit>,
+        ty: MetricType,
+        rows: impl IntoIterator<Item = (L, Num)>,
+    ) -> Fmt {
+        self.family(name, help, unit, ty, |m| {
+            for (labels, v) in rows {
+                match ty {
+                    MetricType::Info => m.encode_info(&labels)?,
+                    MetricType::Counter => counter(&mut m.encode_family(&labels)?, v)?,
+                    _ => gauge(&mut m.encode_family(&labels)?, v)?,
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn counter(m: &mut MetricEncoder, v: Num) -> Fmt {
+    use prometheus_client::encoding::NoLabelSet;
+    match v {
+        Num::Int(v) => m.encode_counter::<NoLabelSet, _, u64>(&v, None),
+        Num::Real(v) => m.encode_counter::<NoLabelSet, _, f64>(&v, None),
+    }
+}
+
+fn gauge(m: &mut MetricEncoder, v: Num) -> Fmt {
+    match v {
+        Num::Int(v) => m.encode_gauge(&v),
+        Num::Real(v) => m.encode_gauge(&v),
+    }
+}
+
+fn seconds_since_epoch(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[derive(Debug)]
+struct IntervalPart(Arc<Exposition>);
+
+impl prometheus_client::collector::Collector for IntervalPart {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Fmt {
+        let e = &self.0;
+        let mut f = Families { enc: &mut enc };
+        groups(&mut f, e)?;
+        global(&mut f, e)?;
+        own(&mut f, e)
+    }
+}
+
+fn groups(f: &mut Families, e: &Exposition) -> Fmt {
+    use MetricType::{Counter as C, Gauge as G};
+    let per_group =
+        |f: &mut Families, name, help, unit, ty, v: &dyn Fn(&super::GroupSeries) -> u64| {
+            f.labelled(
+                name,
+                help,
+                unit,
+                ty,
+                e.groups.iter().map(|g| (labels(g), Num::from(v(g)))),
+            )
+        };
+    per_group(
+        f,
+        "group_sockets",
+        "Sockets of the group, neither listening nor in TIME_WAIT.",
+        None,
+        G,
+        &|g| g.mem.sockets,
+    )?;
+    per_group(
+        f,
+        "group_time_wait_sockets",
+        "TIME_WAIT sockets of the group.",
+        None,
+        G,
+        &|g| g.mem.time_wait,
+    )?;
+    per_group(
+        f,
+        "group_orphans",
+        "Orphaned TCP sockets of the group (closed by their process, still in the kernel).",
+        None,
+        G,
+        &|g| g.mem.orphans,
+    )?;
+    per_group(
+        f,
+        "group_orphan",
+        "Receive and send queue bytes held by the group's orphans.",
+        Some(Unit::Bytes),
+        G,
+        &|g| g.mem.orphan_bytes,
+    )?;
+    f.labelled(
+        "group_memory",
+        "Socket memory the group holds, by queue: rmem (receive queue), wmem_queued (send queue), fwd_alloc (reserved ahead); sum() is what it holds.",
+        Some(Unit::Bytes),
+        G,
+        e.groups.iter().flat_map(|g| {
+            [
+                ("rmem", g.mem.rmem),
+                ("wmem_queued", g.mem.wmem_queued),
+                ("fwd_alloc", g.mem.fwd_alloc),
+            ]
+            .map(|(q, v)| ([("group", g.group.as_str()), ("kind", g.kind), ("queue", q)], Num::from(v)))
+        }),
+    )?;
+    f.labelled(
+        "group_aborts_on_memory",
+        "Connections the kernel reset for lack of memory (tcp_check_oom), by the limit that fired: orphans, tcp_mem, orphans+tcp_mem, unknown.",
+        None,
+        C,
+        e.groups.iter().flat_map(|g| {
+            g.totals.aborts.iter().map(move |(c, n)| ([("group", g.group.as_str()), ("kind", g.kind), ("cause", c)], Num::from(*n)))
+        }),
+    )?;
+    f.labelled(
+        "group_buffer_limit_exceeded",
+        "Allocations over the protocol's memory limit (sock_exceed_buf_limit), by direction.",
+        None,
+        C,
+        e.groups.iter().flat_map(|g| {
+            g.totals.exceeded.iter().map(move |(d, n)| {
+                (
+                    [
+                        ("group", g.group.as_str()),
+                        ("kind", g.kind),
+                        ("direction", d),
+                    ],
+                    Num::from(*n),
+                )
+            })
+        }),
+    )?;
+    per_group(
+        f,
+        "group_receive_queue_full",
+        "Packets dropped because the receive queue was full (sock_rcvqueue_full).",
+        None,
+        C,
+        &|g| g.totals.count(Counter::RcvqueueFull),
+    )?;
+    f.labelled(
+        "group_memory_drops",
+        "Packets dropped for memory reasons (kfree_skb), by the kernel's drop reason.",
+        None,
+        C,
+        e.groups.iter().flat_map(|g| {
+            g.totals.drops.iter().map(move |(r, n)| {
+                (
+                    [
+                        ("group", g.group.as_str()),
+                        ("kind", g.kind),
+                        ("reason", r.as_str()),
+                    ],
+                    Num::from(*n),
+                )
+            })
+        }),
+    )?;
+    per_group(
+        f,
+        "group_orphans_born",
+        "Sockets orphaned (closed with the connection still open).",
+        None,
+        C,
+        &|g| g.totals.count(Counter::OrphansBorn),
+    )?;
+    per_group(
+        f,
+        "group_orphans_gone",
+        "Orphans that ended (freed).",
+        None,
+        C,
+        &|g| g.totals.count(Counter::OrphansGone),
+    )?;
+    per_group(
+        f,
+        "group_connections_established",
+        "Connections that reached ESTABLISHED.",
+        None,
+        C,
+        &|g| g.totals.count(Counter::Established),
+    )?;
+    per_group(
+        f,
+        "group_connections_closed",
+        "Connections that reached CLOSE.",
+        None,
+        C,
+        &|g| g.totals.count(Counter::Closed),
+    )?;
+    per_group(
+        f,
+        "group_resets_sent",
+        "Resets sent (tcp_send_reset).",
+        None,
+        C,
+        &|g| g.totals.count(Counter::Resets),
+    )?;
+    per_group(
+        f,
+        "group_destroyed_with_data",
+        "Sockets destroyed with unread or unacknowledged data.",
+        None,
+        C,
+        &|g| g.totals.count(Counter::DestroyedWithData),
+    )
+}
+
+fn labels(g: &super::GroupSeries) -> [(&'static str, &str); 2] {
+    [("group", g.group.as_str()), ("kind", g.kind)]
+}
+
+fn global(f: &mut Families, e: &Exposition) -> Fmt {
+    use MetricType::{Counter as C, Gauge as G};
+    let Some(gl) = &e.global else {
+        return Ok(());
+    };
+    let c = &gl.context;
+    let page = c.page_size;
+    let thresholds = |pages: [u64; 3]| {
+        ["min", "pressure", "max"]
+            .into_iter()
+            .zip(pages)
+            .map(move |(t, p)| ([("threshold", t)], Num::from(p * page)))
+    };
+    f.gauge(
+        "tcp_memory_allocated",
+        "TCP memory the kernel has charged (sockstat mem), all namespaces.",
+        Some(Unit::Bytes),
+        c.memory_allocated_pages * page,
+    )?;
+    if let Some(m) = c.tcp_mem_pages {
+        f.labelled(
+            "tcp_memory_limit",
+            "net.ipv4.tcp_mem: min, pressure and max.",
+            Some(Unit::Bytes),
+            G,
+            thresholds(m),
+        )?;
+    }
+    f.gauge(
+        "tcp_memory_pressure",
+        "1 while TCP is under memory pressure (tcp_enter_memory_pressure), else 0.",
+        None,
+        gl.memory_pressure as u64,
+    )?;
+    f.counter(
+        "tcp_memory_pressure",
+        "Time TCP spent under memory pressure since netmem started.",
+        Some(Unit::Seconds),
+        gl.pressure_time.as_secs_f64(),
+    )?;
+    f.gauge(
+        "tcp_orphans",
+        "Orphaned TCP sockets, all namespaces (sockstat orphan).",
+        None,
+        c.orphans,
+    )?;
+    if let Some(m) = c.max_orphans {
+        f.gauge("tcp_max_orphans", "net.ipv4.tcp_max_orphans. Aborts start at a quarter of it for sockets idle or in error (tcp_out_of_resources).", None, m)?;
+    }
+    f.gauge(
+        "tcp_time_wait_sockets",
+        "TCP sockets in TIME_WAIT, in the traced namespace (sockstat tw).",
+        None,
+        c.tw,
+    )?;
+    f.labelled(
+        "sockets_in_use",
+        "Sockets in use in the traced namespace (sockstat inuse), by protocol: tcp, tcp6, udp (v4 and v6).",
+        None,
+        G,
+        [("tcp", c.sockets_inuse), ("tcp6", c.tcp6_inuse), ("udp", c.udp_inuse)].map(|(p, v)| ([("protocol", p)], Num::from(v))),
+    )?;
+    f.gauge(
+        "udp_memory_allocated",
+        "UDP memory the kernel has charged (sockstat UDP mem).",
+        Some(Unit::Bytes),
+        c.udp_memory_allocated_pages * page,
+    )?;
+    if let Some(m) = c.udp_mem_pages {
+        f.labelled(
+            "udp_memory_limit",
+            "net.ipv4.udp_mem: min, pressure and max.",
+            Some(Unit::Bytes),
+            G,
+            thresholds(m),
+        )?;
+    }
+    f.labelled(
+        "route_exceptions_inserted",
+        "Route exceptions (PMTU, redirects) inserted since netmem started, by family.",
+        None,
+        C,
+        gl.routes_inserted
+            .iter()
+            .map(|(k, v)| ([("family", *k)], Num::from(*v))),
+    )?;
+    f.labelled(
+        "route_exceptions_cached",
+        "Cached routes (exceptions) now, by family, where a dump or /proc/net/rt6_stats tells.",
+        None,
+        G,
+        gl.routes_cached
+            .iter()
+            .map(|(k, v)| ([("family", *k)], Num::from(*v))),
+    )?;
+    f.labelled(
+        "events",
+        "Events netmem received, by kind.",
+        None,
+        C,
+        e.events
+            .iter()
+            .map(|(k, v)| ([("kind", *k)], Num::from(*v))),
+    )?;
+    f.counter(
+        "events_lost",
+        "Events lost because the ring buffer was full: the event counters above miss this many.",
+        None,
+        gl.lost_events,
+    )?;
+    f.counter(
+        "events_suppressed",
+        "Events over the per-interval limit, counted but not decoded.",
+        None,
+        gl.events_suppressed,
+    )?;
+    f.counter(
+        "group_map_full",
+        "Kernel per-group counts lost because the group map was full.",
+        None,
+        gl.group_map_full,
+    )?;
+    f.gauge(
+        "groups",
+        "Groups the last interval had (after filtering empty ones).",
+        None,
+        e.groups_seen as u64,
+    )?;
+    f.gauge(
+        "groups_folded",
+        "Groups summed into group=\"other\" at the last interval (over --max-groups).",
+        None,
+        e.groups_folded as u64,
+    )?;
+    f.gauge(
+        "interval_gather",
+        "How long the last interval's reads (sock_diag, procfs, pollers) took.",
+        Some(Unit::Seconds),
+        gl.gather_time.as_secs_f64(),
+    )?;
+    f.gauge(
+        "last_interval_timestamp",
+        "When the last interval's figures were read (Unix time).",
+        Some(Unit::Seconds),
+        seconds_since_epoch(gl.ts),
+    )
+}
+
+fn own(f: &mut Families, e: &Exposition) -> Fmt {
+    f.labelled(
+        "probe",
+        "One series per hook, with the tier serving it on this kernel: fentry, kprobe, tracepoint, polling, or none.",
+        None,
+        MetricType::Info,
+        e.probes.iter().map(|(h, t)| ([("hook", *h), ("tier", *t)], Num::from(1))),
+    )?;
+    f.labelled(
+        "build",
+        "netmem's version.",
+        None,
+        MetricType::Info,
+        [([("version", env!("CARGO_PKG_VERSION"))], Num::from(1))],
+    )?;
+    f.gauge(
+        "interval",
+        "The configured interval (--interval).",
+        Some(Unit::Seconds),
+        e.interval.as_secs_f64(),
+    )
+}
+
+/// The HTTP side's own figures, read at each scrape.
+#[derive(Debug)]
+struct HttpPart {
+    scrape_seconds: f64,
+    scrapes: u64,
+    rejected: u64,
+}
+
+impl prometheus_client::collector::Collector for HttpPart {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Fmt {
+        let mut f = Families { enc: &mut enc };
+        f.gauge(
+            "scrape_duration",
+            "How long the previous scrape of /metrics took to encode.",
+            Some(Unit::Seconds),
+            self.scrape_seconds,
+        )?;
+        f.counter(
+            "scrapes",
+            "Scrapes of /metrics answered.",
+            None,
+            self.scrapes,
+        )?;
+        f.counter("http_rejected", "HTTP connections or requests refused: too many at once, too slow, too large, malformed.", None, self.rejected)
+    }
+}

@@ -1,0 +1,331 @@
+//! `netmem serve`'s output: the model, kept as Prometheus series.
+//!
+//! [`MetricsSink`] turns each interval (and the events between) into one
+//! immutable [`Exposition`] and publishes it; scrapes only encode the latest
+//! one ([`metrics`]) and never touch the kernel or sock_diag ([`http`]).
+//!
+//! Cardinality: at most `max_groups` groups keep a `group` label of their
+//! own, the ones holding the most memory; the rest are summed into
+//! `group="other"`. A counter is charged to the label its group had when
+//! the count happened, so every series only grows, and the sum over groups
+//! is every count: a group that leaves the top hands what it counted since
+//! the last publication to `other`, and its series end (they go stale in
+//! Prometheus instead of piling up).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+use netmem_common::{Counter, GroupKey};
+
+use crate::hooks::HookStatus;
+use crate::model::group::{group_kind, group_name, GroupMem, GroupRow};
+use crate::model::{Body, Event, Interval};
+use crate::output::Sink;
+use crate::sources::procfs::Context;
+
+pub mod http;
+pub mod metrics;
+
+/// Where a group's counts go: its own label, or `other`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Slot {
+    Group(GroupKey),
+    Other,
+}
+
+/// Cumulative counts of one exported label value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// The kernel's per-group counters, indexed by [`Counter`].
+    pub counts: [u64; Counter::COUNT],
+    /// Aborts on memory by cause (from the events: the kernel counter has
+    /// no cause).
+    pub aborts: BTreeMap<&'static str, u64>,
+    /// Buffer limit exceeded, by direction.
+    pub exceeded: BTreeMap<&'static str, u64>,
+    /// Memory drops, by the kernel's drop reason.
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl Totals {
+    fn absorb(&mut self, o: &Totals) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts) {
+            *a += b;
+        }
+        for (k, v) in &o.aborts {
+            *self.aborts.entry(k).or_default() += v;
+        }
+        for (k, v) in &o.exceeded {
+            *self.exceeded.entry(k).or_default() += v;
+        }
+        for (k, v) in &o.drops {
+            *self.drops.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    pub fn count(&self, c: Counter) -> u64 {
+        self.counts[c as usize]
+    }
+}
+
+/// One exported group: `group` and `kind` label values, its memory now and
+/// its counts so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSeries {
+    pub group: String,
+    pub kind: &'static str,
+    pub mem: GroupMem,
+    pub totals: Totals,
+}
+
+/// The global figures of the latest interval.
+#[derive(Clone, Debug)]
+pub struct Global {
+    pub ts: SystemTime,
+    pub context: Context,
+    pub memory_pressure: bool,
+    pub pressure_time: Duration,
+    pub gather_time: Duration,
+    /// Route exceptions inserted since netmem started, by family.
+    pub routes_inserted: BTreeMap<&'static str, u64>,
+    /// Cached routes (exceptions) per family, where a dump or
+    /// /proc/net/rt6_stats says.
+    pub routes_cached: BTreeMap<&'static str, u64>,
+    pub lost_events: u64,
+    pub events_suppressed: u64,
+    pub group_map_full: u64,
+}
+
+/// Everything one scrape shows, as of the latest interval. Immutable once
+/// published.
+#[derive(Clone, Debug, Default)]
+pub struct Exposition {
+    /// Bumped on every publication (a scrape's cache key).
+    pub generation: u64,
+    pub interval: Duration,
+    pub max_groups: usize,
+    /// (hook, its tier or "none")
+    pub probes: Vec<(&'static str, &'static str)>,
+    /// None until the first interval.
+    pub global: Option<Global>,
+    /// Largest first; `other` last when present.
+    pub groups: Vec<GroupSeries>,
+    /// Groups the interval had, and how many of them were folded.
+    pub groups_seen: usize,
+    pub groups_folded: usize,
+    /// Events received so far, by kind.
+    pub events: BTreeMap<&'static str, u64>,
+}
+
+/// What the HTTP side reads: the latest exposition, and its own counters.
+#[derive(Debug, Default)]
+pub struct Shared {
+    current: Mutex<Option<Arc<Exposition>>>,
+    pub http: http::HttpStats,
+}
+
+impl Shared {
+    /// The latest publication; None before the probes are attached.
+    pub fn latest(&self) -> Option<Arc<Exposition>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, e: Exposition) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(e));
+    }
+}
+
+/// The [`Sink`] behind `netmem serve`.
+pub struct MetricsSink {
+    shared: Arc<Shared>,
+    max_groups: usize,
+    interval: Duration,
+    generation: u64,
+    probes: Vec<(&'static str, &'static str)>,
+    /// Groups with a label of their own since the last interval.
+    exported: HashSet<GroupKey>,
+    /// Counted since the last publication, by the slot of that moment.
+    pending: HashMap<Slot, Totals>,
+    /// Published, cumulative.
+    totals: HashMap<Slot, Totals>,
+    events: BTreeMap<&'static str, u64>,
+    routes_inserted: BTreeMap<&'static str, u64>,
+    suppressed: u64,
+}
+
+impl MetricsSink {
+    pub fn new(shared: Arc<Shared>, max_groups: usize, interval: Duration) -> MetricsSink {
+        MetricsSink {
+            shared,
+            max_groups,
+            interval,
+            generation: 0,
+            probes: Vec::new(),
+            exported: HashSet::new(),
+            pending: HashMap::new(),
+            totals: HashMap::new(),
+            events: BTreeMap::new(),
+            routes_inserted: BTreeMap::new(),
+            suppressed: 0,
+        }
+    }
+
+    fn slot(&self, g: &GroupKey) -> Slot {
+        if self.exported.contains(g) {
+            Slot::Group(*g)
+        } else {
+            Slot::Other
+        }
+    }
+
+    fn publish(&mut self, global: Option<Global>, groups: Vec<GroupSeries>, seen: usize) {
+        self.generation += 1;
+        let folded = seen.saturating_sub(self.max_groups);
+        self.shared.publish(Exposition {
+            generation: self.generation,
+            interval: self.interval,
+            max_groups: self.max_groups,
+            probes: self.probes.clone(),
+            global,
+            groups,
+            groups_seen: seen,
+            groups_folded: folded,
+            events: self.events.clone(),
+        });
+    }
+
+    /// Settles the counts of an interval whose groups, largest first, are
+    /// `groups`, and returns the series to export.
+    fn fold(&mut self, groups: &[(GroupKey, GroupRow)]) -> Vec<GroupSeries> {
+        let top: HashSet<GroupKey> = groups
+            .iter()
+            .take(self.max_groups)
+            .map(|(g, _)| *g)
+            .collect();
+        for (n, (g, row)) in groups.iter().enumerate() {
+            let slot = if n < self.max_groups {
+                Slot::Group(*g)
+            } else {
+                Slot::Other
+            };
+            let p = self.pending.entry(slot).or_default();
+            for (a, b) in p.counts.iter_mut().zip(row.counts) {
+                *a += b;
+            }
+        }
+        for (slot, p) in std::mem::take(&mut self.pending) {
+            let dest = match slot {
+                Slot::Group(g) if top.contains(&g) => slot,
+                _ => Slot::Other,
+            };
+            self.totals.entry(dest).or_default().absorb(&p);
+        }
+        self.totals.retain(|s, _| match s {
+            Slot::Group(g) => top.contains(g),
+            Slot::Other => true,
+        });
+        let mut out = Vec::with_capacity(top.len() + 1);
+        let mut other = GroupMem::default();
+        for (n, (g, row)) in groups.iter().enumerate() {
+            if n < self.max_groups {
+                out.push(GroupSeries {
+                    group: group_name(g),
+                    kind: group_kind(g),
+                    mem: row.mem.clone(),
+                    totals: self.totals.entry(Slot::Group(*g)).or_default().clone(),
+                });
+            } else {
+                other.absorb(&row.mem);
+            }
+        }
+        if let Some(t) = self.totals.get(&Slot::Other) {
+            out.push(GroupSeries {
+                group: "other".into(),
+                kind: "other",
+                mem: other,
+                totals: t.clone(),
+            });
+        }
+        self.exported = top;
+        out
+    }
+}
+
+impl Sink for MetricsSink {
+    fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
+        self.probes = hooks
+            .iter()
+            .map(|h| (h.hook, h.tier.map_or("none", |t| t.name())))
+            .collect();
+        // Live from here on: a scrape sees the probes before the first
+        // interval's figures.
+        self.publish(None, Vec::new(), 0);
+        Ok(())
+    }
+
+    fn event(&mut self, e: &Event) -> Result<()> {
+        *self.events.entry(e.body.kind().name()).or_default() += 1;
+        let Some(g) = &e.group else {
+            return Ok(());
+        };
+        let slot = self.slot(g);
+        let p = self.pending.entry(slot).or_default();
+        match &e.body {
+            Body::AbortOnMemory(a) => *p.aborts.entry(a.cause.name()).or_default() += 1,
+            Body::ExceedBufLimit { direction, .. } => {
+                *p.exceeded.entry(direction.name()).or_default() += 1
+            }
+            Body::SkbDrop { reason, .. } => {
+                if let Some(n) = p.drops.get_mut(reason) {
+                    *n += 1;
+                } else {
+                    p.drops.insert(reason.clone(), 1);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn interval(&mut self, i: &Interval) -> Result<()> {
+        let Some(live) = &i.live else {
+            return Ok(());
+        };
+        for (k, n) in &live.routes.by_family {
+            *self.routes_inserted.entry(k).or_default() += n;
+        }
+        self.suppressed += live.loss.events_suppressed;
+        let mut cached: BTreeMap<&'static str, u64> = live
+            .routes
+            .cached
+            .iter()
+            .map(|(k, v)| (*k, *v as u64))
+            .collect();
+        if let Some(n) = live.routes.rt6_cached {
+            cached.entry("ipv6").or_insert(n);
+        }
+        let global = Global {
+            ts: i.ts,
+            context: i.context.clone(),
+            memory_pressure: live.memory_pressure,
+            pressure_time: live.pressure_time,
+            gather_time: live.gather_time,
+            routes_inserted: self.routes_inserted.clone(),
+            routes_cached: cached,
+            lost_events: live.loss.lost_events,
+            events_suppressed: self.suppressed,
+            group_map_full: live.loss.group_map_full,
+        };
+        let groups = self.fold(&i.groups);
+        self.publish(Some(global), groups, i.groups.len());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
