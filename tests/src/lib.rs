@@ -3,6 +3,7 @@
 
 pub mod rig;
 pub mod scenarios;
+pub mod serve;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

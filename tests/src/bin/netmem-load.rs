@@ -90,6 +90,9 @@ enum Load {
         waves: u32,
         #[arg(long, default_value_t = 400)]
         gap_ms: u64,
+        /// Keep the last wave's connections open until the end.
+        #[arg(long)]
+        hold: bool,
     },
     /// N idle established connections (2N sockets).
     Idle {
@@ -254,14 +257,15 @@ fn listeners(port: u16, count: u16) {
     drop((ls, c, s));
 }
 
-fn backends(port: u16, count: u32, waves: u32, gap: Duration) {
+fn backends(port: u16, count: u32, waves: u32, gap: Duration, keep_last: bool) {
     // One listener on every loopback address; each backend is its own
     // destination address, so each is its own group.
     let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
     let extra = TcpListener::bind(("0.0.0.0", port + 1)).expect("bind");
     let per_wave = count.div_ceil(waves);
     let mut n = 0u32;
-    for _ in 0..waves {
+    let mut kept = Vec::new();
+    for wave in 0..waves {
         let mut held = Vec::new();
         for _ in 0..per_wave.min(count - n) {
             // 127.0.1.0 onwards: every address of 127/8 is this host's.
@@ -273,14 +277,18 @@ fn backends(port: u16, count: u32, waves: u32, gap: Duration) {
             held.push((s, c));
             n += 1;
         }
-        drop(held);
+        if keep_last && wave + 1 == waves {
+            kept = held;
+        } else {
+            drop(held);
+        }
         std::thread::sleep(gap);
     }
     let c = TcpStream::connect(("127.255.255.254", port + 1)).expect("connect last");
     let (s, _) = extra.accept().expect("accept last");
     std::thread::sleep(Duration::from_millis(50));
     hold();
-    drop((listener, extra, c, s));
+    drop((listener, extra, c, s, kept));
 }
 
 fn main() {
@@ -297,7 +305,8 @@ fn main() {
             count,
             waves,
             gap_ms,
-        } => backends(port, count, waves, Duration::from_millis(gap_ms)),
+            hold,
+        } => backends(port, count, waves, Duration::from_millis(gap_ms), hold),
         Load::StuckReaders { port, conns } => stuck_readers(port, conns, false),
         Load::Orphans { port, conns } => stuck_readers(port, conns, true),
         Load::UdpFlood { port, count } => udp_flood(port, count),

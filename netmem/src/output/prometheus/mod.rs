@@ -6,11 +6,11 @@
 //!
 //! Cardinality: at most `max_groups` groups keep a `group` label of their
 //! own, the ones holding the most memory; the rest are summed into
-//! `group="other"`. A counter is charged to the label its group had when
-//! the count happened, so every series only grows, and the sum over groups
-//! is every count: a group that leaves the top hands what it counted since
-//! the last publication to `other`, and its series end (they go stale in
-//! Prometheus instead of piling up).
+//! `group="other"`. Counts wait for the interval's ranking and go to the
+//! label their group gets then, so every series only grows and the sum over
+//! groups misses nothing: a group that leaves the top hands what it counted
+//! since the last publication to `other`, and its series end (they go stale
+//! in Prometheus instead of piling up).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -35,10 +35,16 @@ enum Slot {
     Other,
 }
 
+/// The counts that have no event: taken from the kernel's per-group
+/// counters. Every other count is of the events themselves, which every
+/// tier produces (the polling tier has no kernel counters); what the ring
+/// buffer lost is `netmem_events_lost_total`.
+const WITHOUT_EVENTS: [Counter; 3] = [Counter::Established, Counter::Closed, Counter::Resets];
+
 /// Cumulative counts of one exported label value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
-    /// The kernel's per-group counters, indexed by [`Counter`].
+    /// Indexed by [`Counter`].
     pub counts: [u64; Counter::COUNT],
     /// Aborts on memory by cause (from the events: the kernel counter has
     /// no cause).
@@ -147,9 +153,8 @@ pub struct MetricsSink {
     interval: Duration,
     generation: u64,
     probes: Vec<(&'static str, &'static str)>,
-    /// Groups with a label of their own since the last interval.
-    exported: HashSet<GroupKey>,
-    /// Counted since the last publication, by the slot of that moment.
+    /// Counted since the last publication, by group; settled to the
+    /// group's label or to `other` when the interval is published.
     pending: HashMap<Slot, Totals>,
     /// Published, cumulative.
     totals: HashMap<Slot, Totals>,
@@ -166,20 +171,11 @@ impl MetricsSink {
             interval,
             generation: 0,
             probes: Vec::new(),
-            exported: HashSet::new(),
             pending: HashMap::new(),
             totals: HashMap::new(),
             events: BTreeMap::new(),
             routes_inserted: BTreeMap::new(),
             suppressed: 0,
-        }
-    }
-
-    fn slot(&self, g: &GroupKey) -> Slot {
-        if self.exported.contains(g) {
-            Slot::Group(*g)
-        } else {
-            Slot::Other
         }
     }
 
@@ -214,8 +210,8 @@ impl MetricsSink {
                 Slot::Other
             };
             let p = self.pending.entry(slot).or_default();
-            for (a, b) in p.counts.iter_mut().zip(row.counts) {
-                *a += b;
+            for c in WITHOUT_EVENTS {
+                p.counts[c as usize] += row.count(c);
             }
         }
         for (slot, p) in std::mem::take(&mut self.pending) {
@@ -251,7 +247,6 @@ impl MetricsSink {
                 totals: t.clone(),
             });
         }
-        self.exported = top;
         out
     }
 }
@@ -273,12 +268,15 @@ impl Sink for MetricsSink {
         let Some(g) = &e.group else {
             return Ok(());
         };
-        let slot = self.slot(g);
-        let p = self.pending.entry(slot).or_default();
-        match &e.body {
-            Body::AbortOnMemory(a) => *p.aborts.entry(a.cause.name()).or_default() += 1,
+        let p = self.pending.entry(Slot::Group(*g)).or_default();
+        let counter = match &e.body {
+            Body::AbortOnMemory(a) => {
+                *p.aborts.entry(a.cause.name()).or_default() += 1;
+                Counter::MemAborts
+            }
             Body::ExceedBufLimit { direction, .. } => {
-                *p.exceeded.entry(direction.name()).or_default() += 1
+                *p.exceeded.entry(direction.name()).or_default() += 1;
+                Counter::ExceedBufLimit
             }
             Body::SkbDrop { reason, .. } => {
                 if let Some(n) = p.drops.get_mut(reason) {
@@ -286,9 +284,15 @@ impl Sink for MetricsSink {
                 } else {
                     p.drops.insert(reason.clone(), 1);
                 }
+                Counter::SkbDrops
             }
-            _ => {}
-        }
+            Body::RcvqueueFull { .. } => Counter::RcvqueueFull,
+            Body::OrphanBorn { .. } => Counter::OrphansBorn,
+            Body::OrphanGone { .. } => Counter::OrphansGone,
+            Body::DestroyWithData { .. } => Counter::DestroyedWithData,
+            _ => return Ok(()),
+        };
+        p.counts[counter as usize] += 1;
         Ok(())
     }
 

@@ -1,1 +1,257 @@
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use netmem_common::{Counter, GroupKey};
+
+use super::metrics::{encode_http, encode_interval, Format, NAMES};
+use super::*;
+use crate::model::event::{Direction, ProtoMem, Protocol};
+use crate::model::group::{GroupMem, GroupRow};
+use crate::model::{Body, Event, Interval, Live};
+
+fn listen(port: u16) -> GroupKey {
+    GroupKey::classify(2, port, true, &[0; 16], 0)
+}
+
+/// A group holding `bytes` of send queue, with `established` connections
+/// counted this interval.
+fn row(bytes: u64, established: u64) -> GroupRow {
+    let mut r = GroupRow {
+        mem: GroupMem {
+            sockets: 1,
+            wmem_queued: bytes,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    r.counts[Counter::Established as usize] = established;
+    r
+}
+
+/// An interval whose groups are sorted by memory, as the engine hands them.
+fn interval(mut groups: Vec<(GroupKey, GroupRow)>) -> Interval {
+    groups.sort_by(|a, b| b.1.mem.total().cmp(&a.1.mem.total()));
+    Interval {
+        ts: SystemTime::now(),
+        context: Default::default(),
+        groups,
+        live: Some(Live::default()),
+    }
+}
+
+fn exceed(g: GroupKey) -> Event {
+    Event {
+        ts: SystemTime::now(),
+        hook: None,
+        tier: None,
+        group: Some(g),
+        sock: None,
+        body: Body::ExceedBufLimit {
+            allocated_pages: 1,
+            direction: Direction::Send,
+            mem: ProtoMem {
+                protocol: Protocol::Tcp,
+                pages: [1, 2, 3],
+            },
+        },
+    }
+}
+
+fn sink(max: usize) -> (MetricsSink, Arc<Shared>) {
+    let shared = Arc::new(Shared::default());
+    (
+        MetricsSink::new(shared.clone(), max, Duration::from_secs(5)),
+        shared,
+    )
+}
+
+fn series<'a>(e: &'a Exposition, name: &str) -> Option<&'a GroupSeries> {
+    e.groups.iter().find(|g| g.group == name)
+}
+
+fn established_sum(e: &Exposition) -> u64 {
+    e.groups
+        .iter()
+        .map(|g| g.totals.count(Counter::Established))
+        .sum()
+}
+
+#[test]
+fn cap_keeps_the_largest_groups_and_sums_the_rest_into_other() {
+    let (mut s, shared) = sink(100);
+    let groups: Vec<_> = (1..=500u16)
+        .map(|p| (listen(p), row(p as u64 * 1000, 1)))
+        .collect();
+    s.interval(&interval(groups)).unwrap();
+    let e = shared.latest().unwrap();
+    assert_eq!(e.groups.len(), 101);
+    assert_eq!(e.groups_seen, 500);
+    assert_eq!(e.groups_folded, 400);
+    // The largest first, `other` last with the 400 smallest summed.
+    assert_eq!(e.groups[0].group, "listen:500");
+    assert!(series(&e, "listen:401").is_some());
+    assert!(series(&e, "listen:400").is_none());
+    let other = series(&e, "other").unwrap();
+    assert_eq!(other.kind, "other");
+    assert_eq!(other.mem.wmem_queued, (1..=400u64).sum::<u64>() * 1000);
+    assert_eq!(other.mem.sockets, 400);
+    assert_eq!(other.totals.count(Counter::Established), 400);
+    assert_eq!(established_sum(&e), 500);
+}
+
+#[test]
+fn counters_only_grow_and_nothing_is_lost_when_groups_change_places() {
+    let (mut s, shared) = sink(1);
+    let (a, b) = (listen(1), listen(2));
+    s.interval(&interval(vec![(a, row(100, 3)), (b, row(10, 2))]))
+        .unwrap();
+    let e = shared.latest().unwrap();
+    assert_eq!(
+        series(&e, "listen:1")
+            .unwrap()
+            .totals
+            .count(Counter::Established),
+        3
+    );
+    assert_eq!(
+        series(&e, "other")
+            .unwrap()
+            .totals
+            .count(Counter::Established),
+        2
+    );
+    // b overtakes a: a's series end, what it counted since goes to
+    // `other`, which never decreases; b's events go to b's own label.
+    s.event(&exceed(a)).unwrap();
+    s.event(&exceed(b)).unwrap();
+    s.interval(&interval(vec![(a, row(10, 4)), (b, row(100, 1))]))
+        .unwrap();
+    let e = shared.latest().unwrap();
+    assert!(series(&e, "listen:1").is_none());
+    let bs = series(&e, "listen:2").unwrap();
+    assert_eq!(bs.totals.count(Counter::Established), 1);
+    assert_eq!(bs.totals.exceeded.get("send"), Some(&1));
+    let other = series(&e, "other").unwrap();
+    assert_eq!(other.totals.count(Counter::Established), 2 + 4);
+    assert_eq!(other.totals.exceeded.get("send"), Some(&1));
+    assert_eq!(
+        established_sum(&e),
+        3 + 2 + 4 + 1 - 3,
+        "a's published 3 left with its series"
+    );
+}
+
+#[test]
+fn a_vanished_group_is_no_longer_exported() {
+    let (mut s, shared) = sink(10);
+    let (a, b) = (listen(1), listen(2));
+    s.interval(&interval(vec![(a, row(100, 1)), (b, row(10, 1))]))
+        .unwrap();
+    assert!(series(&shared.latest().unwrap(), "listen:2").is_some());
+    s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+    let e = shared.latest().unwrap();
+    assert!(series(&e, "listen:2").is_none());
+    assert!(series(&e, "other").is_none(), "nothing was folded");
+    assert_eq!(e.groups.len(), 1);
+    // A group keeps its cumulative counts while it stays.
+    assert_eq!(
+        series(&e, "listen:1")
+            .unwrap()
+            .totals
+            .count(Counter::Established),
+        1
+    );
+}
+
+#[test]
+fn drops_and_events_are_counted_by_label() {
+    let (mut s, shared) = sink(10);
+    let a = listen(1);
+    s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+    let mut drop = exceed(a);
+    drop.body = Body::SkbDrop {
+        reason: "PROTO_MEM".into(),
+        truesize: 1,
+        len: 1,
+    };
+    s.event(&drop).unwrap();
+    s.event(&drop).unwrap();
+    s.event(&exceed(a)).unwrap();
+    s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+    let e = shared.latest().unwrap();
+    let t = &series(&e, "listen:1").unwrap().totals;
+    assert_eq!(t.drops.get("PROTO_MEM"), Some(&2));
+    assert_eq!(t.exceeded.get("send"), Some(&1));
+    assert_eq!(e.events.get("skb_drop"), Some(&2));
+}
+
+/// The family names of an exposition in the Prometheus text format.
+fn families(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+fn full_exposition() -> Arc<Exposition> {
+    let (mut s, shared) = sink(10);
+    s.coverage(&[]).unwrap();
+    let mut i = interval(vec![(listen(1), row(100, 1))]);
+    i.context.tcp_mem_pages = Some([1, 2, 3]);
+    i.context.udp_mem_pages = Some([1, 2, 3]);
+    i.context.max_orphans = Some(4096);
+    i.context.page_size = 4096;
+    s.interval(&i).unwrap();
+    shared.latest().unwrap()
+}
+
+#[test]
+fn every_family_is_listed_in_names_and_every_name_is_encoded() {
+    let e = full_exposition();
+    let mut text = encode_interval(e, Format::Text);
+    text += &encode_http(&Default::default(), Format::Text);
+    let found = families(&text);
+    let listed: BTreeSet<String> = NAMES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(found, listed);
+}
+
+#[test]
+fn openmetrics_ends_with_eof_once_and_counts_are_integers() {
+    let e = full_exposition();
+    let mut om = encode_interval(e.clone(), Format::OpenMetrics);
+    om += &encode_http(&Default::default(), Format::OpenMetrics);
+    assert!(om.ends_with("# EOF\n"));
+    assert_eq!(om.matches("# EOF").count(), 1);
+    let text = encode_interval(e, Format::Text);
+    assert!(text.contains("netmem_group_memory_bytes{group=\"listen:1\",kind=\"listen\",queue=\"wmem_queued\"} 100\n"), "{text}");
+    assert!(
+        text.contains("netmem_tcp_memory_limit_bytes{threshold=\"max\"} 12288\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn readme_documents_every_metric() {
+    let readme = include_str!("../../../../README.md");
+    let missing: Vec<_> = NAMES
+        .iter()
+        .filter(|n| !readme.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README's metric table lacks {missing:?}"
+    );
+}
+
+#[test]
+fn accept_header_picks_the_format() {
+    assert_eq!(Format::negotiate(None), Format::Text);
+    assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+    assert_eq!(
+        Format::negotiate(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+        )),
+        Format::OpenMetrics
+    );
+}

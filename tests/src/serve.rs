@@ -1,0 +1,282 @@
+//! The parts `netmem serve`'s tests run for real: netmem serve itself, a
+//! plain HTTP/1.1 client, and a Prometheus server (Debian's `prometheus`)
+//! with its own config and data in a temp dir, listening on loopback only.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One GET; (status, body). `accept` is sent as the Accept header.
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    accept: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out += &rest[..n];
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The value of the sample `series` (name with labels, exactly as
+/// exposed) in a text exposition.
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let (name, v) = l.rsplit_once(' ')?;
+        (name == series).then(|| v.parse().ok())?
+    })
+}
+
+/// `netmem serve`, stopped with SIGTERM on drop.
+pub struct Serve {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Serve {
+    /// Starts it with `args` (plus --listen on a free loopback port) and
+    /// waits until its first interval is published.
+    pub fn start(args: &[&str]) -> Serve {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let child = Command::new(crate::netmem_bin())
+            .arg("serve")
+            .args(["--listen", &addr.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn netmem serve");
+        let mut s = Serve { child, addr };
+        s.wait_for("netmem_last_interval_timestamp_seconds");
+        s
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, body) = http_get(self.addr, "/metrics", None).expect("scrape");
+        assert_eq!(status, 200, "scrape failed: {body}");
+        body
+    }
+
+    /// Scrapes until the exposition contains `needle` (30 s at most).
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("netmem serve exited ({st}): {err}");
+            }
+            if let Ok((200, body)) = http_get(self.addr, "/metrics", None) {
+                if body.contains(needle) {
+                    return body;
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "netmem serve never showed {needle}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM, then the exit status and stderr.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let st = self.child.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (st, err)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+    }
+}
+
+/// A Prometheus server scraping `target` every second; killed and its data
+/// removed on drop.
+pub struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+    pub addr: SocketAddr,
+}
+
+pub fn prometheus_bin() -> &'static str {
+    assert!(
+        std::path::Path::new("/usr/bin/prometheus").exists(),
+        "Debian's prometheus package is not installed: run `cargo xtask setup`"
+    );
+    "/usr/bin/prometheus"
+}
+
+impl Prometheus {
+    pub fn start(target: SocketAddr) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!(
+            "netmem-prom-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: netmem\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let child = Command::new(prometheus_bin())
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("spawn prometheus");
+        let p = Prometheus { child, dir, addr };
+        let t0 = Instant::now();
+        while !matches!(http_get(p.addr, "/-/ready", None), Ok((200, _))) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "prometheus not ready: {}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        p
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// An instant query (at `time`, Unix seconds, if given): the result
+    /// vector.
+    pub fn query(&self, q: &str, time: Option<f64>) -> Vec<Value> {
+        let mut path = format!("/api/v1/query?query={}", urlencode(q));
+        if let Some(t) = time {
+            path += &format!("&time={t:.3}");
+        }
+        let (status, body) = http_get(self.addr, &path, None).expect("query prometheus");
+        let v: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("prometheus answered {status} {body:?}: {e}"));
+        assert_eq!(v["status"], "success", "{q}: {body}");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The single value of an instant query, if it has one.
+    pub fn value(&self, q: &str, time: Option<f64>) -> Option<f64> {
+        let r = self.query(q, time);
+        r.first()
+            .and_then(|s| s["value"][1].as_str())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits until `q` has a result (60 s at most).
+    pub fn wait_for(&self, q: &str) -> Vec<Value> {
+        let t0 = Instant::now();
+        loop {
+            let r = self.query(q, None);
+            if !r.is_empty() {
+                return r;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "prometheus never had {q}; its log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Unix time now, in seconds.
+pub fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}

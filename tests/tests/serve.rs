@@ -1,0 +1,379 @@
+//! `netmem serve` with real parts: the real eBPF programs, real sockets in
+//! a namespace of the test's own, Debian's `promtool`, and a real
+//! Prometheus server scraping netmem and answering from its own storage.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netmem_tests::serve::*;
+use netmem_tests::*;
+
+fn promtool_check_metrics(exposition: &str) {
+    let mut c = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; run `cargo xtask setup`)");
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(
+        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn label_values(result: &[serde_json::Value], label: &str) -> BTreeSet<String> {
+    result
+        .iter()
+        .filter_map(|s| s["metric"][label].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The incident's question, answered by Prometheus from what it stored:
+/// which group held the memory at a moment now past, how it compares with
+/// `ss`, the orphan burst on another port, every hook and its tier, and a
+/// group that went away going stale.
+#[test]
+fn prometheus_answers_which_group_held_the_memory() {
+    require_root();
+    let ns = Netns::new("prom");
+    let (port, orphan_port) = (18300u16, 18301u16);
+    let load = ns.load(&[
+        "stuck-readers",
+        "--port",
+        &port.to_string(),
+        "--conns",
+        "16",
+    ]);
+    let mut serve = Serve::start(&["--netns", &ns.name, "--interval", "1s"]);
+    let exposition = serve.wait_for(&format!("group=\"listen:{port}\""));
+    promtool_check_metrics(&exposition);
+    let (_, om) = http_get(
+        serve.addr,
+        "/metrics",
+        Some("application/openmetrics-text; version=1.0.0"),
+    )
+    .unwrap();
+    assert!(
+        om.ends_with("# EOF\n"),
+        "OpenMetrics exposition without # EOF"
+    );
+
+    let prom = Prometheus::start(serve.addr);
+    let wq = format!("netmem_group_memory_bytes{{group=\"listen:{port}\",queue=\"wmem_queued\"}}");
+    prom.wait_for(&wq);
+    let loaded_at = now_s();
+    let w: u64 = ns
+        .ss()
+        .iter()
+        .filter(|s| s.local_port == port && s.state != "LISTEN")
+        .map(|s| s.w)
+        .sum();
+    assert!(w > 1_000_000, "the load queued little ({w} bytes)");
+    let got = prom.value(&wq, None).expect("wmem_queued series") as u64;
+    assert!(
+        within_10pct(got, w),
+        "Prometheus has {got} for {wq}, ss says {w}"
+    );
+
+    // Every hook, each with its tier on this kernel.
+    let probes = prom.query("netmem_probe_info", None);
+    let hooks = label_values(&probes, "hook");
+    let catalog: BTreeSet<String> = netmem::hooks::catalog::HOOKS
+        .iter()
+        .map(|h| h.name.to_string())
+        .collect();
+    assert_eq!(hooks, catalog);
+    assert!(
+        probes.iter().all(|s| s["metric"]["tier"] != "none"),
+        "{probes:?}"
+    );
+
+    // An orphan burst on a second port.
+    let before_burst = now_s();
+    std::thread::sleep(Duration::from_secs(2));
+    let orphans = ns.load(&[
+        "orphans",
+        "--port",
+        &orphan_port.to_string(),
+        "--conns",
+        "12",
+    ]);
+    let oq = format!("netmem_group_orphans{{group=\"listen:{orphan_port}\"}}");
+    let t0 = Instant::now();
+    while prom.value(&oq, None).unwrap_or(0.0) < 12.0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no orphan burst in {oq}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(prom.value(&oq, Some(before_burst)).unwrap_or(0.0), 0.0);
+    let born = format!("netmem_group_orphans_born_total{{group=\"listen:{orphan_port}\"}}");
+    let t0 = Instant::now();
+    while prom.value(&born, None).unwrap_or(0.0) < 12.0 {
+        assert!(t0.elapsed() < Duration::from_secs(15), "{born} below 12");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The kernel-wide orphan count beside its limit, as the alert rules use.
+    assert!(prom.value("netmem_tcp_orphans", None).unwrap() >= 12.0);
+    assert!(prom.value("netmem_tcp_max_orphans", None).unwrap() > 0.0);
+
+    // "Which group held the memory at <then>?", asked afterwards.
+    std::thread::sleep(Duration::from_secs(2));
+    let top = prom.query(
+        "topk(1, sum by (group) (netmem_group_memory_bytes))",
+        Some(loaded_at),
+    );
+    assert_eq!(
+        top[0]["metric"]["group"],
+        format!("listen:{port}"),
+        "{top:?}"
+    );
+    // ... and no limit fired: usage below pressure, no aborts on memory.
+    assert!(!prom
+        .query(
+            "netmem_tcp_memory_allocated_bytes < ignoring(threshold) netmem_tcp_memory_limit_bytes{threshold=\"pressure\"}",
+            Some(loaded_at)
+        )
+        .is_empty());
+    assert_eq!(
+        prom.value("sum(netmem_group_aborts_on_memory_total)", None)
+            .unwrap_or(0.0),
+        0.0
+    );
+    assert_eq!(prom.value("netmem_events_lost_total", None), Some(0.0));
+
+    // The load ends: its series go stale instead of lingering.
+    drop(load);
+    let t0 = Instant::now();
+    while !prom.query(&wq, None).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{wq} did not go stale"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(orphans);
+    let (st, err) = serve.stop();
+    assert!(st.success(), "netmem serve on SIGTERM: {st} {err}");
+    assert_eq!(prom.value("up{job=\"netmem\"}", Some(loaded_at)), Some(1.0));
+}
+
+/// 500 backends at once: at most --max-groups of them keep a label, the
+/// rest are summed into `other` (nothing lost from the sums); once they
+/// close, their series are gone.
+#[test]
+fn cardinality_cap_holds_and_vanished_groups_leave() {
+    require_root();
+    let ns = Netns::new("cap");
+    let port = 18310u16;
+    let big = ns.load(&["stuck-readers", "--port", "18315", "--conns", "4"]);
+    let many = ns.load(&[
+        "backends",
+        "--port",
+        &port.to_string(),
+        "--count",
+        "500",
+        "--waves",
+        "1",
+        "--hold",
+    ]);
+    let mut serve = Serve::start(&[
+        "--netns",
+        &ns.name,
+        "--interval",
+        "500ms",
+        "--max-groups",
+        "50",
+    ]);
+    let text = serve.wait_for("group=\"other\"");
+    let groups: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("netmem_group_sockets{"))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    assert_eq!(groups.len(), 51, "{groups:?}");
+    assert!(groups.contains("other"));
+    // Chosen by memory: the group with queued data keeps its label.
+    assert!(groups.contains("listen:18315"), "{groups:?}");
+    let folded = sample(&text, "netmem_groups_folded").unwrap();
+    let seen = sample(&text, "netmem_groups").unwrap();
+    assert!(
+        seen >= 505.0 && folded == seen - 50.0,
+        "groups {seen}, folded {folded}"
+    );
+    // The sums survive folding: every client socket of the 500 backends,
+    // their 500 accepted peers (listen:PORT), the load's last connection
+    // to PORT+1 (both sides) and the 8 of the queued group.
+    let sockets: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("netmem_group_sockets{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(
+        sockets,
+        1000.0 + 8.0 + 1.0 + 1.0,
+        "sum of netmem_group_sockets"
+    );
+
+    drop(many);
+    let t0 = Instant::now();
+    loop {
+        let text = serve.metrics();
+        let backends = text
+            .lines()
+            .filter(|l| l.starts_with("netmem_group_sockets{") && l.contains("kind=\"backend\""))
+            .count();
+        // The queued group's backend side is left; `other` stays (its
+        // counters never go back) with nothing in it.
+        if backends <= 1 && sample(&text, "netmem_groups_folded") == Some(0.0) {
+            assert_eq!(
+                sample(
+                    &text,
+                    "netmem_group_sockets{group=\"other\",kind=\"other\"}"
+                ),
+                Some(0.0)
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "backend series stayed: {backends}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(big);
+}
+
+/// Clients that misbehave get bounded resources and never stall the
+/// interval loop: one sending a byte a second, a 1 MB request line, bytes
+/// that are not HTTP, hundreds of idle connections, a hundred scrapes at
+/// once.
+#[test]
+fn bad_and_slow_http_clients_do_not_stall_the_interval_loop() {
+    require_root();
+    let ns = Netns::new("http");
+    let _load = ns.load(&["stuck-readers", "--port", "18320", "--conns", "4"]);
+    let serve = Serve::start(&["--netns", &ns.name, "--interval", "300ms"]);
+    let addr = serve.addr;
+    let pid = serve.child.id();
+    let rss_before = rss_kib(pid).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // A slowloris: one byte a second, never finishing its head.
+    let slow = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let mut sent = 0;
+            for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa" {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) || s.write_all(&[*b]).is_err() {
+                    break;
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            sent
+        })
+    };
+    // A 1 MB request line.
+    {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1 << 20));
+        let _ = s.write_all(line.as_bytes());
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let head = String::from_utf8_lossy(&resp[..resp.len().min(40)]).to_string();
+        assert!(
+            head.is_empty() || head.contains(" 431 ") || head.contains(" 400 "),
+            "{head}"
+        );
+    }
+    // Garbage.
+    {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(b"\x00\xff\x16\x03\x01 not http at all\r\n\r\n");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        assert!(
+            resp.is_empty() || resp.starts_with("HTTP/1.1 400"),
+            "{resp}"
+        );
+    }
+    // Idle connections beyond the connection limit: the surplus is closed
+    // at once, the rest hold a slot until their head times out.
+    let idle: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(idle);
+    assert_eq!(http_get(addr, "/nope", None).unwrap().0, 404);
+    assert_eq!(http_get(addr, "/", None).unwrap().0, 200);
+
+    // A hundred scrapes at once, while the slowloris is still sending: all
+    // answered, each in well under a second.
+    let t0 = Instant::now();
+    let scrapes: Vec<_> = (0..100)
+        .map(|_| std::thread::spawn(move || http_get(addr, "/metrics", None)))
+        .collect();
+    let mut ok = 0;
+    for s in scrapes {
+        if let Ok((200, body)) = s.join().unwrap() {
+            assert!(body.contains("netmem_group_memory_bytes{group=\"listen:18320\""));
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 100, "some of the concurrent scrapes failed");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "100 scrapes took {:?}",
+        t0.elapsed()
+    );
+
+    // The interval loop kept its pace throughout: the published interval
+    // is at most a few intervals old.
+    for _ in 0..5 {
+        let text = serve.metrics();
+        let last = sample(&text, "netmem_last_interval_timestamp_seconds").unwrap();
+        assert!(
+            now_s() - last < 1.5,
+            "last interval {:.2}s ago",
+            now_s() - last
+        );
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let sent = {
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        slow.join().unwrap()
+    };
+    assert!(
+        sent <= 8,
+        "the slow client was allowed {sent} s for its head"
+    );
+    let text = serve.metrics();
+    assert!(
+        sample(&text, "netmem_http_rejected_total").unwrap() >= 40.0,
+        "rejections not counted"
+    );
+    let rss_after = rss_kib(pid).unwrap();
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    let (st, err) = serve.stop();
+    assert!(st.success(), "{err}");
+}
