@@ -377,3 +377,113 @@ fn bad_and_slow_http_clients_do_not_stall_the_interval_loop() {
     let (st, err) = serve.stop();
     assert!(st.success(), "{err}");
 }
+
+fn packaging(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging")
+        .join(path)
+}
+
+fn promtool(args: &[&str], dir: &std::path::Path) {
+    let o = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool");
+    assert!(
+        o.status.success(),
+        "promtool {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The alert rules parse, and fire (or stay quiet) as their unit tests
+/// say; the scrape config is a valid Prometheus config.
+#[test]
+fn packaged_alert_rules_and_scrape_config_pass_promtool() {
+    let dir = packaging("prometheus");
+    promtool(&["check", "rules", "netmem.rules.yml"], &dir);
+    promtool(&["test", "rules", "netmem.rules.test.yml"], &dir);
+    promtool(&["check", "config", "scrape.yml"], &dir);
+}
+
+/// The systemd unit's capability set is enough: netmem serve, started
+/// with exactly that bounding set, attaches every hook and serves them.
+/// The DaemonSet asks for the same set.
+#[test]
+fn packaged_capabilities_are_enough_to_serve() {
+    require_root();
+    let unit = std::fs::read_to_string(packaging("systemd/netmem.service")).unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .unwrap()
+        .split_whitespace()
+        .map(|c| c.trim_start_matches("CAP_").to_string())
+        .collect();
+    assert!(unit.contains(&format!(
+        "AmbientCapabilities={}",
+        unit.lines()
+            .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+            .unwrap()
+    )));
+    let ds = std::fs::read_to_string(packaging("kubernetes/daemonset.yaml")).unwrap();
+    let quoted: Vec<String> = caps.iter().map(|c| format!("\"{c}\"")).collect();
+    assert!(
+        ds.contains(&format!("add: [{}]", quoted.join(", "))),
+        "DaemonSet capabilities differ from the unit's {caps:?}"
+    );
+    assert!(unit.contains(&format!("--listen {}", netmem::cmd::serve::DEFAULT_LISTEN)));
+
+    let bounding = format!(
+        "-all,{}",
+        caps.iter()
+            .map(|c| format!("+{}", c.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut child = Command::new("setpriv")
+        .args([&format!("--bounding-set={bounding}"), "--inh-caps=-all"])
+        .arg(netmem_bin())
+        .args([
+            "serve",
+            "--interval",
+            "300ms",
+            "--listen",
+            &addr.to_string(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let text = loop {
+        if let Ok((200, body)) = http_get(addr, "/metrics", None) {
+            if body.contains("netmem_last_interval_timestamp_seconds") {
+                break body;
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("netmem serve with {bounding} exited {st}: {err}");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "never served");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let hooks = text
+        .lines()
+        .filter(|l| l.starts_with("netmem_probe_info{"))
+        .count();
+    assert_eq!(hooks, netmem::hooks::catalog::HOOKS.len());
+    assert!(!text.contains("tier=\"none\""), "{text}");
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}

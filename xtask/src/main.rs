@@ -161,6 +161,9 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "xz-utils",
     "zstd",
     "bpftrace",
+    // prometheus and promtool: netmem serve's tests scrape it with a real
+    // server and check its exposition and alert rules.
+    "prometheus",
 ];
 
 /// Installs the missing [`SYSTEM_PACKAGES`] with apt (update first). Says

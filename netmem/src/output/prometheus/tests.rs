@@ -255,3 +255,42 @@ fn accept_header_picks_the_format() {
         Format::OpenMetrics
     );
 }
+
+/// Every `netmem_*` name the packaged rules and dashboard use is exported.
+#[test]
+fn packaging_uses_only_exported_metrics() {
+    let files = [
+        (
+            "rules",
+            include_str!("../../../../packaging/prometheus/netmem.rules.yml"),
+        ),
+        (
+            "rule tests",
+            include_str!("../../../../packaging/prometheus/netmem.rules.test.yml"),
+        ),
+        (
+            "dashboard",
+            include_str!("../../../../packaging/grafana/netmem.json"),
+        ),
+    ];
+    let dashboard: serde_json::Value = serde_json::from_str(files[2].1).expect("dashboard JSON");
+    assert!(dashboard["panels"].as_array().unwrap().len() >= 5);
+    for (what, text) in files {
+        let mut rest = text;
+        while let Some(i) = rest.find("netmem_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            // Alert names and the like are not metrics.
+            if name == "netmem_" {
+                continue;
+            }
+            assert!(
+                NAMES.contains(&name.as_str()),
+                "{what} uses {name}, which netmem does not export"
+            );
+        }
+    }
+}
