@@ -105,6 +105,75 @@ impl Drop for Trace {
     }
 }
 
+/// `netmem serve` beside the trace, on a loopback port: at the end its
+/// exposition must say which group and which limit, as a Prometheus
+/// scraping it would store.
+pub struct Served {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Served {
+    pub fn start(netmem: &str, tier_args: &[&str]) -> Result<Served> {
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], crate::serve::free_port()).into();
+        let child = Command::new(netmem)
+            .args([
+                "serve",
+                "--interval",
+                "300ms",
+                "--listen",
+                &addr.to_string(),
+            ])
+            .args(tier_args)
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {netmem} serve"))?;
+        let s = Served { child, addr };
+        let t0 = Instant::now();
+        loop {
+            if let Ok((200, body)) = crate::serve::http_get(addr, "/metrics", None) {
+                if body.contains("netmem_last_interval_timestamp_seconds") {
+                    return Ok(s);
+                }
+            }
+            ensure!(
+                t0.elapsed() < Duration::from_secs(30),
+                "netmem serve never served"
+            );
+            sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The exposition after one more interval; stops it with SIGTERM.
+    pub fn finish(mut self) -> Result<String> {
+        sleep(Duration::from_millis(700));
+        let (status, body) = crate::serve::http_get(self.addr, "/metrics", None)?;
+        ensure!(status == 200, "scrape answered {status}");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let st = self.child.wait()?;
+        ensure!(st.success(), "netmem serve exited with {st}");
+        Ok(body)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The exposition names `group` and `cause` for the aborts.
+fn check_served(text: &str, group: &str, cause: &str) -> Result<String> {
+    let series = format!(
+        "netmem_group_aborts_on_memory_total{{group=\"{group}\",kind=\"listen\",cause=\"{cause}\"}}"
+    );
+    let n = crate::serve::sample(text, &series).unwrap_or(0.0);
+    ensure!(n >= 1.0, "serve: {series} is {n}");
+    Ok(format!("serve: {n} aborts {cause} on {group}"))
+}
+
 pub fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
     lines
         .iter()
@@ -280,6 +349,7 @@ fn stuck(port: u16, conns: usize, fill: usize) -> Result<(TcpListener, Stuck)> {
 pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<String> {
     const PORT: u16 = 7001;
     let _max = Sysctl::set("net/ipv4/tcp_max_orphans", "0")?;
+    let served = Served::start(netmem, tier_args)?;
     let trace = Trace::start(netmem, tier_args)?;
     let (_l, mut s) = stuck(PORT, 16, 256 * 1024)?;
     let second = s.servers.split_off(8);
@@ -291,8 +361,10 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop(s.clients);
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
+    let exposition = served.finish()?;
     let fb = check_tiers(&lines, &[HookId::TcpCheckOom, HookId::Orphans], expect_tier)?;
     let group = format!("listen:{PORT}");
+    let serve = check_served(&exposition, &group, "orphans")?;
     let ours = aborts_on(&lines, &group)?;
     for e in &ours {
         ensure!(e["cause"] == "orphans", "cause is not orphans: {e}");
@@ -335,7 +407,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     );
     Ok(with_fallbacks(
         format!(
-            "{} aborts (cause orphans, orphans={} from {}, max_orphans=0, shifts {:?}), {} born, {} gone; {doctor}",
+            "{} aborts (cause orphans, orphans={} from {}, max_orphans=0, shifts {:?}), {} born, {} gone; {doctor}; {serve}",
             ours.len(),
             ours[0]["orphans"],
             ours[0]["orphans_source"],
@@ -352,6 +424,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
 /// restoring tcp_mem and freeing memory leaves pressure.
 pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<String> {
     const PORT: u16 = 7002;
+    let served = Served::start(netmem, tier_args)?;
     let trace = Trace::start(netmem, tier_args)?;
     let (l, s) = stuck(PORT, 8, 1 << 20)?;
     sleep(Duration::from_millis(300));
@@ -378,12 +451,17 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop((extra, es));
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
+    let exposition = served.finish()?;
     let fb = check_tiers(
         &lines,
         &[HookId::TcpCheckOom, HookId::MemoryPressure],
         expect_tier,
     )?;
     let group = format!("listen:{PORT}");
+    let serve = check_served(&exposition, &group, "tcp_mem")?;
+    let pressure = crate::serve::sample(&exposition, "netmem_tcp_memory_pressure_seconds_total")
+        .unwrap_or(0.0);
+    ensure!(pressure > 0.0, "serve: no time under memory pressure");
     let ours = aborts_on(&lines, &group)?;
     for e in &ours {
         ensure!(e["cause"] == "tcp_mem", "cause is not tcp_mem: {e}");
@@ -401,7 +479,7 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     let doctor = check_doctor(netmem, &lines, "tcp_mem", &group)?;
     Ok(with_fallbacks(
         format!(
-            "{} aborts (cause tcp_mem, allocated {} pages > tcp_mem[2]=1), pressure entered and left after {:.0} ms; {doctor}",
+            "{} aborts (cause tcp_mem, allocated {} pages > tcp_mem[2]=1), pressure entered and left after {:.0} ms; {doctor}; {serve}, {pressure:.3} s under pressure",
             ours.len(),
             ours[0]["allocated_pages"],
             leave[0]["duration_ms"].as_f64().unwrap_or(-1.0)

@@ -10,7 +10,10 @@
 //!   at 10k/50k/100k connections, wall time and peak RSS;
 //! - pipeline: synthetic events from one producer through netmem's real
 //!   ring buffer and consumer loop: highest lossless rate, and whether
-//!   generated - received == reported lost when overloaded.
+//!   generated - received == reported lost when overloaded;
+//! - scrape: `GET /metrics` of `netmem serve` with 1000 groups (1000
+//!   backends held open), against `GET /` of the same server (the HTTP
+//!   cost alone): client latency, the server's own encode time.
 //!
 //! Needs root, haproxy and bpftrace. Prints a table and writes JSON to
 //! target/bench/results.json.
@@ -75,6 +78,7 @@ enum Part {
     Startup,
     Snapshot,
     Pipeline,
+    Scrape,
 }
 
 fn main() {
@@ -106,6 +110,9 @@ fn run() -> Result<()> {
     }
     if want(Part::Pipeline) {
         results.insert("pipeline".into(), pipeline(&o)?);
+    }
+    if want(Part::Scrape) {
+        results.insert("scrape".into(), scrape(&o)?);
     }
     let dir = netmem_tests::netmem_bin()
         .parent()
@@ -712,4 +719,116 @@ fn pipeline(o: &Opts) -> Result<Value> {
             json!({"batch": batch, "secs": secs, "runs": runs, "max_lossless_per_s": best, "loss_count_exact": exact_all}),
         )
     }
+}
+
+/// One GET on a new connection, as a scraper does it: milliseconds from
+/// connect to the last byte, and the raw response.
+fn fetch(addr: SocketAddr, path: &str) -> Result<(f64, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(4 << 20);
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )?;
+    s.read_to_end(&mut buf)?;
+    Ok((t0.elapsed().as_secs_f64() * 1e3, buf))
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[((s.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `netmem serve` at 1000 groups: the latency of a scrape, cold (the first
+/// after a new interval: the exposition is encoded) and overall, against
+/// `GET /` on the same server and connection pattern.
+fn scrape(o: &Opts) -> Result<Value> {
+    use netmem_tests::serve::{sample, Serve};
+    let ns = Netns::new("bench-scrape");
+    let mut load = ns
+        .cmd(netmem_tests::load_bin())
+        .args([
+            "backends", "--port", "18400", "--count", "1000", "--waves", "1", "--hold", "--gap-ms",
+            "0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(load.stdout.take().unwrap()).read_line(&mut line)?;
+    ensure!(line.trim() == "ready", "backends load failed");
+    let mut serve = Serve::start(&[
+        "--netns",
+        &ns.name,
+        "--interval",
+        "200ms",
+        "--max-groups",
+        "1000",
+    ]);
+    serve.wait_for("netmem_groups ");
+    let t0 = Instant::now();
+    let groups = loop {
+        let g = sample(&serve.metrics(), "netmem_groups").unwrap_or(0.0);
+        if g >= 1000.0 {
+            break g;
+        }
+        ensure!(t0.elapsed() < Duration::from_secs(30), "only {g} groups");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let n = if o.quick { 100 } else { 400 };
+    let (mut metrics, mut index, mut encode) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bytes = 0;
+    for i in 0..n {
+        // Alternate the arms; 250 ms apart so most scrapes follow a new
+        // interval and encode it afresh.
+        let (ms, body) = fetch(serve.addr, "/metrics")?;
+        metrics.push(ms);
+        bytes = body.len();
+        let body = String::from_utf8_lossy(&body);
+        ensure!(body.starts_with("HTTP/1.1 200"), "scrape {i} failed");
+        if let Some(e) = sample(&body, "netmem_scrape_duration_seconds") {
+            if i > 0 {
+                encode.push(e * 1e3);
+            }
+        }
+        let (ms, body) = fetch(serve.addr, "/")?;
+        ensure!(body.starts_with(b"HTTP/1.1 200"));
+        index.push(ms);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let cpu = netmem_tests::cpu_seconds(serve.child.id());
+    let (st, _) = serve.stop();
+    ensure!(st.success(), "netmem serve exited {st}");
+    drop(load.stdin.take());
+    let _ = load.wait();
+    let r = json!({
+        "groups": groups,
+        "scrapes": n,
+        "exposition_bytes": bytes,
+        "metrics_ms_median": median(&metrics),
+        "metrics_ms_p99": percentile(&metrics, 0.99),
+        "metrics_ms_max": percentile(&metrics, 1.0),
+        "index_ms_median": median(&index),
+        "server_encode_ms_median": median(&encode),
+        "server_encode_ms_max": percentile(&encode, 1.0),
+        "ratio_metrics_to_index": median(&metrics) / median(&index),
+        "serve_cpu_s": cpu,
+    });
+    println!(
+        "\nscrape at {groups} groups ({bytes} bytes): GET /metrics median {:.2} ms, p99 {:.2} ms, max {:.2} ms; GET / median {:.2} ms (ratio {:.1}); server encode median {:.2} ms, max {:.2} ms",
+        median(&metrics),
+        percentile(&metrics, 0.99),
+        percentile(&metrics, 1.0),
+        median(&index),
+        median(&metrics) / median(&index),
+        median(&encode),
+        percentile(&encode, 1.0),
+    );
+    Ok(r)
 }

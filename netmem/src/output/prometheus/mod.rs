@@ -196,20 +196,34 @@ impl MetricsSink {
     }
 
     /// Settles the counts of an interval whose groups, largest first, are
-    /// `groups`, and returns the series to export.
-    fn fold(&mut self, groups: &[(GroupKey, GroupRow)]) -> Vec<GroupSeries> {
-        let top: HashSet<GroupKey> = groups
+    /// `groups`, and returns the series to export. Groups that counted
+    /// something but are no longer in the pass (their last sockets closed,
+    /// as after an abort) rank after every group with sockets, memory 0, so
+    /// their counts keep their name while there is room.
+    fn fold(&mut self, groups: &[(GroupKey, GroupRow)]) -> (Vec<GroupSeries>, usize) {
+        let present: HashSet<GroupKey> = groups.iter().map(|(g, _)| *g).collect();
+        let mut gone: Vec<GroupKey> = self
+            .pending
+            .keys()
+            .filter_map(|s| match s {
+                Slot::Group(g) if !present.contains(g) => Some(*g),
+                _ => None,
+            })
+            .collect();
+        gone.sort();
+        let empty = GroupRow::default();
+        let ranked: Vec<(GroupKey, &GroupRow)> = groups
+            .iter()
+            .map(|(g, r)| (*g, r))
+            .chain(gone.into_iter().map(|g| (g, &empty)))
+            .collect();
+        let top: HashSet<GroupKey> = ranked
             .iter()
             .take(self.max_groups)
             .map(|(g, _)| *g)
             .collect();
-        for (n, (g, row)) in groups.iter().enumerate() {
-            let slot = if n < self.max_groups {
-                Slot::Group(*g)
-            } else {
-                Slot::Other
-            };
-            let p = self.pending.entry(slot).or_default();
+        for (g, row) in &ranked {
+            let p = self.pending.entry(Slot::Group(*g)).or_default();
             for c in WITHOUT_EVENTS {
                 p.counts[c as usize] += row.count(c);
             }
@@ -227,7 +241,7 @@ impl MetricsSink {
         });
         let mut out = Vec::with_capacity(top.len() + 1);
         let mut other = GroupMem::default();
-        for (n, (g, row)) in groups.iter().enumerate() {
+        for (n, (g, row)) in ranked.iter().enumerate() {
             if n < self.max_groups {
                 out.push(GroupSeries {
                     group: group_name(g),
@@ -247,7 +261,7 @@ impl MetricsSink {
                 totals: t.clone(),
             });
         }
-        out
+        (out, ranked.len())
     }
 }
 
@@ -325,8 +339,8 @@ impl Sink for MetricsSink {
             events_suppressed: self.suppressed,
             group_map_full: live.loss.group_map_full,
         };
-        let groups = self.fold(&i.groups);
-        self.publish(Some(global), groups, i.groups.len());
+        let (groups, seen) = self.fold(&i.groups);
+        self.publish(Some(global), groups, seen);
         Ok(())
     }
 }

@@ -294,3 +294,22 @@ fn packaging_uses_only_exported_metrics() {
         }
     }
 }
+
+#[test]
+fn a_group_gone_from_the_pass_keeps_its_counts_under_its_name() {
+    let (mut s, shared) = sink(10);
+    let (a, b) = (listen(1), listen(2));
+    s.interval(&interval(vec![(a, row(100, 0)), (b, row(10, 0))]))
+        .unwrap();
+    // b's last sockets are aborted: the event comes, the group is gone.
+    s.event(&exceed(b)).unwrap();
+    s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+    let e = shared.latest().unwrap();
+    let bs = series(&e, "listen:2").expect("b's count kept its name");
+    assert_eq!(bs.totals.exceeded.get("send"), Some(&1));
+    assert_eq!(bs.mem.total(), 0);
+    assert!(series(&e, "other").is_none());
+    // With nothing more to say, it leaves the next interval.
+    s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+    assert!(series(&shared.latest().unwrap(), "listen:2").is_none());
+}
