@@ -89,6 +89,11 @@ enum Cmd {
         /// most memory; the rest are summed into group="other".
         #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
         max_groups: u64,
+        /// How long a group that disappeared keeps its series (its last
+        /// counts, no memory): longer than your scrape interval, so a
+        /// short-lived group's aborts are still scraped. 0s drops it at once.
+        #[arg(long, default_value = "5m", value_parser = parse_linger)]
+        linger: Duration,
         #[arg(long, value_enum, default_value = "fentry")]
         max_tier: Tier,
     },
@@ -171,6 +176,10 @@ fn parse_bounded(s: &str, min: Duration, max: Duration) -> Result<Duration, Stri
 /// better served by `--duration`.
 fn parse_interval(s: &str) -> Result<Duration, String> {
     parse_bounded(s, Duration::from_millis(10), Duration::from_secs(24 * 3600))
+}
+
+fn parse_linger(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, Duration::ZERO, Duration::from_secs(24 * 3600))
 }
 
 fn parse_run_time(s: &str) -> Result<Duration, String> {
@@ -263,6 +272,7 @@ fn run(cli: Cli) -> Result<()> {
             netns,
             interval,
             max_groups,
+            linger,
             max_tier,
         } => {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -273,6 +283,7 @@ fn run(cli: Cli) -> Result<()> {
                 netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
                 interval,
                 max_groups: max_groups as usize,
+                linger,
                 max_tier,
             };
             rt.block_on(netmem::cmd::serve::run(opts))

@@ -56,7 +56,7 @@ fn prometheus_answers_which_group_held_the_memory() {
         "--conns",
         "16",
     ]);
-    let mut serve = Serve::start(&["--netns", &ns.name, "--interval", "1s"]);
+    let mut serve = Serve::start(&["--netns", &ns.name, "--interval", "1s", "--linger", "1s"]);
     let exposition = serve.wait_for(&format!("group=\"listen:{port}\""));
     promtool_check_metrics(&exposition);
     let (_, om) = http_get(
@@ -197,6 +197,8 @@ fn cardinality_cap_holds_and_vanished_groups_leave() {
         "500ms",
         "--max-groups",
         "50",
+        "--linger",
+        "1s",
     ]);
     let text = serve.wait_for("group=\"other\"");
     let groups: BTreeSet<&str> = text

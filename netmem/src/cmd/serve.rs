@@ -30,6 +30,7 @@ pub struct Options {
     pub netns: Netns,
     pub interval: Duration,
     pub max_groups: usize,
+    pub linger: Duration,
     pub max_tier: Tier,
 }
 
@@ -43,7 +44,7 @@ pub async fn run(opts: Options) -> Result<()> {
         "netmem serve: http://{addr}/metrics (every {}; attaching the probes)",
         humantime::format_duration(opts.interval)
     );
-    let mut sink = MetricsSink::new(shared, opts.max_groups, opts.interval);
+    let mut sink = MetricsSink::new(shared, opts.max_groups, opts.interval, opts.linger);
     let engine = crate::engine::Options {
         command: "netmem serve",
         netns: opts.netns,

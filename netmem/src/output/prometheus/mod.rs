@@ -151,6 +151,12 @@ pub struct MetricsSink {
     shared: Arc<Shared>,
     max_groups: usize,
     interval: Duration,
+    /// Intervals a group that left the pass keeps its series.
+    linger: u64,
+    /// Intervals published so far.
+    tick: u64,
+    /// The last interval each group was in the pass or counted something.
+    last_seen: HashMap<GroupKey, u64>,
     generation: u64,
     probes: Vec<(&'static str, &'static str)>,
     /// Counted since the last publication, by group; settled to the
@@ -164,11 +170,22 @@ pub struct MetricsSink {
 }
 
 impl MetricsSink {
-    pub fn new(shared: Arc<Shared>, max_groups: usize, interval: Duration) -> MetricsSink {
+    /// `linger`: how long a group that disappeared keeps its series (with
+    /// its last counts and no memory), so that a scraper slower than the
+    /// interval still sees what a short-lived group counted.
+    pub fn new(
+        shared: Arc<Shared>,
+        max_groups: usize,
+        interval: Duration,
+        linger: Duration,
+    ) -> MetricsSink {
         MetricsSink {
             shared,
             max_groups,
             interval,
+            linger: (linger.as_secs_f64() / interval.as_secs_f64()).ceil() as u64,
+            tick: 0,
+            last_seen: HashMap::new(),
             generation: 0,
             probes: Vec::new(),
             pending: HashMap::new(),
@@ -196,26 +213,37 @@ impl MetricsSink {
     }
 
     /// Settles the counts of an interval whose groups, largest first, are
-    /// `groups`, and returns the series to export. Groups that counted
-    /// something but are no longer in the pass (their last sockets closed,
-    /// as after an abort) rank after every group with sockets, memory 0, so
-    /// their counts keep their name while there is room.
+    /// `groups`, and returns the series to export and how many groups
+    /// ranked. Groups no longer in the pass (their last sockets closed, as
+    /// after an abort) rank after every group in it, most recently seen
+    /// first, with no memory: they keep their name and counts for
+    /// `linger` intervals while there is room.
     fn fold(&mut self, groups: &[(GroupKey, GroupRow)]) -> (Vec<GroupSeries>, usize) {
+        self.tick += 1;
+        let now = self.tick;
+        for (g, _) in groups {
+            self.last_seen.insert(*g, now);
+        }
+        for s in self.pending.keys() {
+            if let Slot::Group(g) = s {
+                self.last_seen.insert(*g, now);
+            }
+        }
+        let linger = self.linger;
+        self.last_seen.retain(|_, t| now - *t <= linger);
         let present: HashSet<GroupKey> = groups.iter().map(|(g, _)| *g).collect();
-        let mut gone: Vec<GroupKey> = self
-            .pending
-            .keys()
-            .filter_map(|s| match s {
-                Slot::Group(g) if !present.contains(g) => Some(*g),
-                _ => None,
-            })
+        let mut gone: Vec<(u64, GroupKey)> = self
+            .last_seen
+            .iter()
+            .filter(|(g, _)| !present.contains(g))
+            .map(|(g, t)| (*t, *g))
             .collect();
-        gone.sort();
+        gone.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let empty = GroupRow::default();
         let ranked: Vec<(GroupKey, &GroupRow)> = groups
             .iter()
             .map(|(g, r)| (*g, r))
-            .chain(gone.into_iter().map(|g| (g, &empty)))
+            .chain(gone.into_iter().map(|(_, g)| (g, &empty)))
             .collect();
         let top: HashSet<GroupKey> = ranked
             .iter()

@@ -61,7 +61,7 @@ fn exceed(g: GroupKey) -> Event {
 fn sink(max: usize) -> (MetricsSink, Arc<Shared>) {
     let shared = Arc::new(Shared::default());
     (
-        MetricsSink::new(shared.clone(), max, Duration::from_secs(5)),
+        MetricsSink::new(shared.clone(), max, Duration::from_secs(5), Duration::ZERO),
         shared,
     )
 }
@@ -310,6 +310,30 @@ fn a_group_gone_from_the_pass_keeps_its_counts_under_its_name() {
     assert_eq!(bs.mem.total(), 0);
     assert!(series(&e, "other").is_none());
     // With nothing more to say, it leaves the next interval.
+    s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+    assert!(series(&shared.latest().unwrap(), "listen:2").is_none());
+}
+
+#[test]
+fn a_vanished_group_lingers_with_its_counts_then_leaves() {
+    let shared = Arc::new(Shared::default());
+    // 5 s intervals, 12 s of linger: three more intervals.
+    let mut s = MetricsSink::new(
+        shared.clone(),
+        10,
+        Duration::from_secs(5),
+        Duration::from_secs(12),
+    );
+    let (a, b) = (listen(1), listen(2));
+    s.interval(&interval(vec![(a, row(100, 0)), (b, row(10, 2))]))
+        .unwrap();
+    for _ in 0..3 {
+        s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+        let e = shared.latest().unwrap();
+        let bs = series(&e, "listen:2").expect("lingers");
+        assert_eq!(bs.totals.count(Counter::Established), 2);
+        assert_eq!(bs.mem.total(), 0);
+    }
     s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
     assert!(series(&shared.latest().unwrap(), "listen:2").is_none());
 }
