@@ -31,7 +31,7 @@ fn row(bytes: u64, established: u64) -> GroupRow {
 
 /// An interval whose groups are sorted by memory, as the engine hands them.
 fn interval(mut groups: Vec<(GroupKey, GroupRow)>) -> Interval {
-    groups.sort_by(|a, b| b.1.mem.total().cmp(&a.1.mem.total()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.mem.total()));
     Interval {
         ts: SystemTime::now(),
         context: Default::default(),
