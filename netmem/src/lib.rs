@@ -14,4 +14,5 @@ pub mod kernel;
 pub mod model;
 pub mod output;
 pub mod polling;
+pub mod report;
 pub mod sources;

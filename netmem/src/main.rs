@@ -69,6 +69,50 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "fentry")]
         max_tier: Tier,
     },
+    /// Record a trace (the JSON lines of `trace --json`) to a zstd file,
+    /// flushed every interval, for `netmem report` and `doctor --from`.
+    /// Needs root like `trace`.
+    Record {
+        /// The recording to write.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: std::path::PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Stop after this long (default: until Ctrl-C or SIGTERM).
+        #[arg(long, value_parser = parse_run_time)]
+        duration: Option<Duration>,
+        #[arg(long, default_value = "1s", value_parser = parse_interval)]
+        interval: Duration,
+        /// Stop before the file passes this size, e.g. 50M, 1G (at least 16K).
+        #[arg(long, value_name = "SIZE", value_parser = parse_max_size)]
+        max_size: Option<u64>,
+        /// Report on this network namespace instead of netmem's own.
+        #[arg(long, value_name = "NAME|PATH")]
+        netns: Option<String>,
+        /// Events recorded per interval at most; the rest are counted.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+        event_limit: u64,
+        #[arg(long, value_enum, default_value = "fentry")]
+        max_tier: Tier,
+    },
+    /// Draw one recording, or compare two, as a self-contained HTML file:
+    /// the doctor's findings, memory by group against tcp_mem, orphans
+    /// against tcp_max_orphans, event rates, route exceptions, tables.
+    Report {
+        /// A recording (`netmem record`, or `trace --json` output,
+        /// zstd-compressed or not); a second one to compare with.
+        #[arg(value_name = "FILE", num_args = 1..=2, required = true)]
+        files: Vec<String>,
+        /// The HTML file to write.
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FILE",
+            default_value = "report.html"
+        )]
+        output: std::path::PathBuf,
+    },
     /// Serve Prometheus metrics (OpenMetrics or text format) on
     /// http://ADDR:PORT/metrics: per-group memory and counts, the global
     /// limits beside their usage, and netmem's own health. Attaches the
@@ -178,6 +222,14 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     parse_bounded(s, Duration::from_millis(10), Duration::from_secs(24 * 3600))
 }
 
+fn parse_max_size(s: &str) -> Result<u64, String> {
+    let n = parse_size::parse_size(s).map_err(|e| format!("{e} (examples: 50M, 1G, 200000)"))?;
+    if n < 16 * 1024 {
+        return Err("must be at least 16K (the first lines and one interval)".into());
+    }
+    Ok(n)
+}
+
 fn parse_linger(s: &str) -> Result<Duration, String> {
     parse_bounded(s, Duration::ZERO, Duration::from_secs(24 * 3600))
 }
@@ -267,6 +319,36 @@ fn run(cli: Cli) -> Result<()> {
             let mut sink = stdout_sink(json, 0);
             rt.block_on(netmem::cmd::doctor::run(opts, sink.as_mut()))
         }
+        Cmd::Record {
+            output,
+            force,
+            duration,
+            interval,
+            max_size,
+            netns,
+            event_limit,
+            max_tier,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let opts = netmem::cmd::record::Options {
+                output,
+                force,
+                max_size,
+                engine: netmem::engine::Options {
+                    command: "netmem record",
+                    netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
+                    interval,
+                    duration,
+                    filter: Filter::default(),
+                    event_limit,
+                    max_tier,
+                },
+            };
+            rt.block_on(netmem::cmd::record::run(opts))
+        }
+        Cmd::Report { files, output } => netmem::cmd::report::run(&files, &output),
         Cmd::Serve {
             listen,
             netns,

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 use crate::doctor::{diagnose, Report, State, Window};
@@ -27,7 +27,7 @@ pub struct Options {
 pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
     let mut state = State::default();
     let source = if let Some(path) = &opts.from {
-        read_recording(path, &mut state.window)?;
+        read_recording(path, &mut state)?;
         match state.window.host.take() {
             Some(h) => state.host = h,
             None => state.unreadable.push(format!(
@@ -98,28 +98,17 @@ fn read_kernel_log(opts: &Options, state: &mut State) -> Result<()> {
     Ok(())
 }
 
-/// A recording: `trace --json` output (the contract), one object a line.
-fn read_recording(path: &str, w: &mut Window) -> Result<()> {
-    let text = std::fs::read(path).with_context(|| format!("cannot read recording {path}"))?;
-    let text = String::from_utf8_lossy(&text);
-    let (mut good, mut bad) = (0u64, 0u64);
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) if v.is_object() && v["type"].is_string() => {
-                w.feed(&v);
-                good += 1;
-            }
-            _ => bad += 1,
-        }
+/// A recording (`netmem record`, or `trace --json` output, compressed or
+/// not): every readable line into the window; what was not readable is
+/// said in the report.
+fn read_recording(path: &str, state: &mut State) -> Result<()> {
+    let rec = crate::sources::recording::read(path)?;
+    for v in &rec.lines {
+        state.window.feed(v);
     }
-    if good == 0 {
-        bail!("{path} is not a netmem recording: no line of `netmem trace --json` output in it");
-    }
-    if w.intervals == 0 {
-        bail!("{path} has no interval (no \"context\" line): record for at least one --interval");
-    }
-    if bad > 0 {
-        log::warn!("{path}: {bad} lines are not JSON objects and were skipped");
+    for w in rec.warnings {
+        log::warn!("{path}: {w}");
+        state.unreadable.push(format!("{path}: {w}"));
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! or a source and hands it to the sink it was given; none formats output.
 pub mod doctor;
 pub mod probes;
+pub mod record;
+pub mod report;
 pub mod serve;
 pub mod snapshot;
 pub mod trace;

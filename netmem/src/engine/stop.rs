@@ -85,7 +85,15 @@ pub fn install() {
         .expect("cannot start the signal thread");
 }
 
-/// A stop was asked for (by a signal).
+/// Asks the engine to stop as a signal would (report the last interval,
+/// the summary, detach, exit 0), from inside netmem: a recording that
+/// reached its size limit.
+pub fn request() {
+    REQUESTED.store(true, Ordering::SeqCst);
+    NOTIFY.notify_waiters();
+}
+
+/// A stop was asked for (by a signal or [`request`]).
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }

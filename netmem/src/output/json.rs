@@ -22,6 +22,11 @@ impl<W: Write> JsonSink<W> {
         JsonSink { out }
     }
 
+    /// The writer, e.g. to take what was written to a buffer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     fn line(&mut self, v: &Value) -> Result<()> {
         serde_json::to_writer(&mut self.out, v)?;
         self.out.write_all(b"\n")?;

@@ -15,6 +15,7 @@ use crate::sources::host::Host;
 
 pub mod json;
 pub mod prometheus;
+pub mod record;
 pub mod text;
 
 /// A consumer of the model. Every method has a no-op default, so a sink

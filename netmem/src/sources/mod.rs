@@ -6,5 +6,6 @@ pub mod kernel_log;
 pub mod netlink;
 pub mod netns;
 pub mod procfs;
+pub mod recording;
 pub mod routes;
 pub mod sockdiag;

@@ -1,0 +1,367 @@
+//! The report's page: one file, styles inline, plots as inline SVG, no
+//! script and nothing fetched, so it opens offline in any browser.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+
+use super::{deltas, plots, ranges, sysctl_changes, top_groups, Run, ABORT_ROWS, TABLE_ROWS};
+use crate::output::{human_bytes, rfc3339};
+
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}\
+h1{margin-bottom:4px}h2{margin-top:32px;border-bottom:1px solid #ddd}\
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px}\
+th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+.row{display:flex;gap:12px}.row figure{flex:1;margin:0}figure{margin:0 0 12px 0}svg{max-width:100%;height:auto}\
+.warn{background:#fff6d6;border:1px solid #e6c200;padding:8px 12px}\
+.sev{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}\
+.critical{background:#c62828}.warn-sev{background:#ef6c00}.info{background:#1565c0}.ok{background:#2e7d32}\
+code{background:#f4f4f4;padding:1px 4px}.up{color:#c62828}.down{color:#2e7d32}";
+
+/// Text for HTML: the five characters that matter escaped.
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn label(i: usize) -> &'static str {
+    ["A", "B"][i.min(1)]
+}
+
+fn fmt_num(v: f64, bytes: bool) -> String {
+    if bytes {
+        human_bytes(v.max(0.0) as u64)
+    } else if v.fract() == 0.0 || v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+pub fn page(runs: &[Run]) -> Result<String> {
+    let mut h = String::with_capacity(256 * 1024);
+    let title = runs
+        .iter()
+        .map(|r| r.path.as_str())
+        .collect::<Vec<_>>()
+        .join(" vs ");
+    write!(
+        h,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>netmem report: {}</title><style>{STYLE}</style></head><body>\n<h1>netmem report</h1>\n<p>{}</p>\n",
+        esc(&title),
+        if runs.len() == 2 {
+            "Two recordings compared, aligned at their start (A left, B right)."
+        } else {
+            "Which listening port or backend held the kernel's socket memory, and when a limit fired."
+        }
+    )?;
+    header(&mut h, runs)?;
+    for (i, r) in runs.iter().enumerate() {
+        if !r.warnings.is_empty() {
+            write!(
+                h,
+                "<div class=\"warn\"><b>{} ({}) was not read whole:</b><ul>",
+                label(i),
+                esc(&r.path)
+            )?;
+            for w in &r.warnings {
+                write!(h, "<li>{}</li>", esc(w))?;
+            }
+            h.push_str("</ul>The report shows what was readable.</div>\n");
+        }
+    }
+    if runs.len() == 2 {
+        changes(&mut h, &runs[0], &runs[1])?;
+    }
+    findings(&mut h, runs)?;
+    plots_section(&mut h, runs)?;
+    for (i, r) in runs.iter().enumerate() {
+        groups(
+            &mut h,
+            r,
+            if runs.len() == 2 {
+                Some(label(i))
+            } else {
+                None
+            },
+        )?;
+    }
+    for (i, r) in runs.iter().enumerate() {
+        aborts(
+            &mut h,
+            r,
+            if runs.len() == 2 {
+                Some(label(i))
+            } else {
+                None
+            },
+        )?;
+    }
+    h.push_str("<p style=\"color:#888;font-size:12px\">Made by netmem report from the JSON-lines contract (README).</p></body></html>\n");
+    Ok(h)
+}
+
+fn header(h: &mut String, runs: &[Run]) -> Result<()> {
+    h.push_str("<table class=\"meta\"><tr><th></th>");
+    for (i, r) in runs.iter().enumerate() {
+        write!(
+            h,
+            "<th>{} {}</th>",
+            if runs.len() == 2 { label(i) } else { "" },
+            esc(&r.path)
+        )?;
+    }
+    h.push_str("</tr>");
+    let rows: [(&str, &dyn Fn(&Run) -> String); 7] = [
+        ("kernel", &|r| {
+            r.timeline
+                .host
+                .as_ref()
+                .map_or("?".into(), |x| x.kernel_release.clone())
+        }),
+        ("hooks (tier)", &|r| {
+            r.timeline
+                .hooks
+                .iter()
+                .map(|(k, t)| format!("{k}: {t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        ("start", &|r| r.timeline.start.map_or("?".into(), rfc3339)),
+        ("duration", &|r| {
+            format!(
+                "{:.0} s ({} intervals)",
+                r.timeline.duration(),
+                r.timeline.points.len()
+            )
+        }),
+        ("interval", &|r| format!("{:.2} s", r.timeline.interval_s)),
+        ("events received", &|r| match r.timeline.events_received {
+            Some(n) => n.to_string(),
+            None => format!(
+                "{} recorded (no summary line: the recording did not end cleanly)",
+                r.timeline.events.len()
+            ),
+        }),
+        ("events lost", &|r| r.timeline.lost_events.to_string()),
+    ];
+    for (name, f) in rows {
+        write!(h, "<tr><th>{name}</th>")?;
+        for r in runs {
+            write!(h, "<td>{}</td>", esc(&f(r)))?;
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>\n");
+    Ok(())
+}
+
+fn changes(h: &mut String, a: &Run, b: &Run) -> Result<()> {
+    h.push_str("<h2>What differs</h2>\n");
+    let sys = sysctl_changes(a.timeline.host.as_ref(), b.timeline.host.as_ref());
+    if sys.is_empty() {
+        h.push_str("<p>No sysctl differs between the two host lines.</p>\n");
+    } else {
+        h.push_str("<table class=\"sysctls\"><tr><th>sysctl</th><th>A</th><th>B</th></tr>");
+        for (n, x, y) in &sys {
+            write!(
+                h,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(n),
+                esc(x.as_deref().unwrap_or("(absent)")),
+                esc(y.as_deref().unwrap_or("(absent)"))
+            )?;
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("<table class=\"deltas\"><tr><th>figure</th><th>peak A</th><th>peak B</th><th>change</th><th>mean A</th><th>mean B</th><th>p95 A</th><th>p95 B</th></tr>");
+    for d in deltas(a, b) {
+        let change = if d.a.peak > 0.0 {
+            let pct = (d.b.peak - d.a.peak) / d.a.peak * 100.0;
+            let cls = if pct > 0.5 {
+                "up"
+            } else if pct < -0.5 {
+                "down"
+            } else {
+                ""
+            };
+            format!("<span class=\"{cls}\">{pct:+.0}%</span>")
+        } else if d.b.peak > 0.0 {
+            "<span class=\"up\">new</span>".into()
+        } else {
+            String::new()
+        };
+        write!(
+            h,
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{change}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            esc(&d.name),
+            fmt_num(d.a.peak, d.bytes),
+            fmt_num(d.b.peak, d.bytes),
+            fmt_num(d.a.mean, d.bytes),
+            fmt_num(d.b.mean, d.bytes),
+            fmt_num(d.a.p95, d.bytes),
+            fmt_num(d.b.p95, d.bytes),
+        )?;
+    }
+    h.push_str("</table>\n");
+    Ok(())
+}
+
+fn findings(h: &mut String, runs: &[Run]) -> Result<()> {
+    h.push_str("<h2>Findings</h2>\n");
+    for (i, r) in runs.iter().enumerate() {
+        if runs.len() == 2 {
+            write!(h, "<h3>{}</h3>", label(i))?;
+        }
+        if r.findings.is_empty() {
+            h.push_str("<p>The doctor found nothing to report.</p>");
+        }
+        h.push_str("<ol class=\"findings\">");
+        for f in r.findings.iter().take(6) {
+            let sev = f.severity.name();
+            let cls = if sev == "warn" { "warn-sev" } else { sev };
+            write!(
+                h,
+                "<li><span class=\"sev {cls}\">{sev}{}</span> <b>{}</b>",
+                if f.fired { ", fired" } else { "" },
+                esc(&f.title)
+            )?;
+            if !f.evidence.is_empty() {
+                h.push_str("<br><small>");
+                let ev: Vec<String> = f
+                    .evidence
+                    .iter()
+                    .map(|e| format!("{} = {}", esc(&e.name), esc(&e.value)))
+                    .collect();
+                h.push_str(&ev.join("; "));
+                h.push_str("</small>");
+            }
+            for a in &f.action {
+                write!(h, "<br><code>{}</code>", esc(a))?;
+            }
+            h.push_str("</li>");
+        }
+        h.push_str("</ol>\n");
+    }
+    Ok(())
+}
+
+fn plots_section(h: &mut String, runs: &[Run]) -> Result<()> {
+    h.push_str("<h2>Over time</h2>\n");
+    let r = ranges(runs);
+    let top_mem = top_groups(runs, false);
+    let top_orph = top_groups(runs, true);
+    let width = if runs.len() == 2 { 700 } else { plots::WIDTH };
+    type Draw<'a> = Box<dyn Fn(&Run) -> Result<String> + 'a>;
+    let kinds: [(&str, Draw); 4] = [
+        (
+            "memory",
+            Box::new(|x: &Run| plots::memory(&x.timeline, &top_mem, r.memory, width)),
+        ),
+        (
+            "orphans",
+            Box::new(|x: &Run| plots::orphans(&x.timeline, &top_orph, r.orphans, width)),
+        ),
+        (
+            "events",
+            Box::new(|x: &Run| plots::events(&x.timeline, r.events, width)),
+        ),
+        (
+            "routes",
+            Box::new(|x: &Run| plots::routes(&x.timeline, r.routes, width)),
+        ),
+    ];
+    for (kind, draw) in kinds {
+        h.push_str("<div class=\"row\">");
+        for (i, run) in runs.iter().enumerate() {
+            write!(
+                h,
+                "<figure class=\"plot\" data-plot=\"{kind}\" data-run=\"{}\">",
+                label(i)
+            )?;
+            h.push_str(&draw(run)?);
+            h.push_str("</figure>");
+        }
+        h.push_str("</div>\n");
+    }
+    Ok(())
+}
+
+fn groups(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
+    let g = r.timeline.groups();
+    write!(
+        h,
+        "<h2>Groups{}</h2>\n<table class=\"groups\"><tr><th>group</th><th>peak memory</th><th>mean memory</th><th>p95 memory</th><th>peak orphans</th><th>events</th></tr>",
+        which.map(|w| format!(" ({w})")).unwrap_or_default()
+    )?;
+    for s in g.iter().take(TABLE_ROWS) {
+        let ev: Vec<String> = s.events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        write!(
+            h,
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+            esc(&s.group),
+            human_bytes(s.memory.peak as u64),
+            human_bytes(s.memory.mean as u64),
+            human_bytes(s.memory.p95 as u64),
+            s.orphans.peak as u64,
+            esc(&ev.join(", "))
+        )?;
+    }
+    h.push_str("</table>");
+    if g.len() > TABLE_ROWS {
+        write!(h, "<p>... and {} smaller groups.</p>", g.len() - TABLE_ROWS)?;
+    }
+    h.push('\n');
+    Ok(())
+}
+
+fn aborts(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
+    let a = r.timeline.aborts();
+    write!(
+        h,
+        "<h2>Aborts on memory{}</h2>\n",
+        which.map(|w| format!(" ({w})")).unwrap_or_default()
+    )?;
+    if a.is_empty() {
+        h.push_str("<p>None: tcp_check_oom reset no connection.</p>\n");
+        return Ok(());
+    }
+    h.push_str("<table class=\"aborts\"><tr><th>at (s)</th><th>group</th><th>cause</th><th>orphans / max (shift)</th><th>allocated / tcp_mem max (pages)</th><th>socket</th></tr>");
+    for e in a.iter().take(ABORT_ROWS) {
+        let l = &e.line;
+        let s = |k: &str| l[k].as_i64().map_or("?".to_string(), |v| v.to_string());
+        let tcp_mem_max = l["tcp_mem_pages"][2]
+            .as_i64()
+            .map_or("?".to_string(), |v| v.to_string());
+        write!(
+            h,
+            "<tr><td class=n>{:.1}</td><td>{}</td><td><b>{}</b></td><td class=n>{} / {} ({})</td><td class=n>{} / {}</td><td>{} &rarr; {}</td></tr>",
+            e.t,
+            esc(e.group.as_deref().unwrap_or("?")),
+            esc(e.cause.as_deref().unwrap_or("?")),
+            s("orphans"),
+            s("max_orphans"),
+            s("shift"),
+            s("allocated_pages"),
+            tcp_mem_max,
+            esc(l["local"].as_str().unwrap_or("?")),
+            esc(l["remote"].as_str().unwrap_or("?")),
+        )?;
+    }
+    h.push_str("</table>");
+    if a.len() > ABORT_ROWS {
+        write!(h, "<p>... and {} more.</p>", a.len() - ABORT_ROWS)?;
+    }
+    h.push('\n');
+    Ok(())
+}
