@@ -84,7 +84,7 @@ enum Cmd {
         duration: Option<Duration>,
         #[arg(long, default_value = "1s", value_parser = parse_interval)]
         interval: Duration,
-        /// Stop before the file passes this size, e.g. 50M, 1G (at least 16K).
+        /// Stop before the file passes this size, e.g. 50M, 1G (binary units; at least 16K).
         #[arg(long, value_name = "SIZE", value_parser = parse_max_size)]
         max_size: Option<u64>,
         /// Report on this network namespace instead of netmem's own.
@@ -223,7 +223,11 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_max_size(s: &str) -> Result<u64, String> {
-    let n = parse_size::parse_size(s).map_err(|e| format!("{e} (examples: 50M, 1G, 200000)"))?;
+    // K, M, G in powers of 1024, as `human_bytes` prints them.
+    let n = parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("{e} (examples: 50M, 1G, 200000)"))?;
     if n < 16 * 1024 {
         return Err("must be at least 16K (the first lines and one interval)".into());
     }

@@ -164,6 +164,8 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // prometheus and promtool: netmem serve's tests scrape it with a real
     // server and check its exposition and alert rules.
     "prometheus",
+    // netmem report's test renders reports in headless Chromium.
+    "chromium",
 ];
 
 /// Installs the missing [`SYSTEM_PACKAGES`] with apt (update first). Says
