@@ -57,6 +57,9 @@ pub struct RigConfig {
     /// HAProxy's `timeout client`: how long it waits on a client that does
     /// not read before closing the connection (and orphaning its data).
     pub client_timeout: Duration,
+    /// Sysctls set in HAProxy's namespace before anything starts (the
+    /// per-namespace ones, e.g. net.ipv4.tcp_wmem), for tuning sessions.
+    pub sysctls: Vec<(String, String)>,
 }
 
 impl Default for RigConfig {
@@ -73,6 +76,7 @@ impl Default for RigConfig {
             vanish_after: 64 * 1024,
             vanish_hold: Duration::from_millis(300),
             client_timeout: Duration::from_secs(30),
+            sysctls: Vec::new(),
         }
     }
 }
@@ -221,6 +225,25 @@ impl Rig {
             let _ = Command::new("ip").args(["netns", "del", n]).output();
             ip(&["netns", "add", n])?;
             ip(&["-n", n, "link", "set", "lo", "up"])?;
+        }
+        for (k, v) in &self.cfg.sysctls {
+            let o = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.ns,
+                    "sysctl",
+                    "-qw",
+                    &format!("{k}={v}"),
+                ])
+                .output()
+                .context("cannot run sysctl")?;
+            ensure!(
+                o.status.success(),
+                "sysctl {k}={v} in {}: {}",
+                self.ns,
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
         }
         ip(&[
             "-n",

@@ -238,11 +238,19 @@ fn findings(h: &mut String, runs: &[Run]) -> Result<()> {
             )?;
             if !f.evidence.is_empty() {
                 h.push_str("<br><small>");
-                let ev: Vec<String> = f
+                // The first few figures; `netmem doctor --from` lists all.
+                let mut ev: Vec<String> = f
                     .evidence
                     .iter()
+                    .take(4)
                     .map(|e| format!("{} = {}", esc(&e.name), esc(&e.value)))
                     .collect();
+                if f.evidence.len() > 4 {
+                    ev.push(format!(
+                        "{} more in <code>netmem doctor --from</code>",
+                        f.evidence.len() - 4
+                    ));
+                }
                 h.push_str(&ev.join("; "));
                 h.push_str("</small>");
             }

@@ -41,9 +41,25 @@ struct Cli {
     /// Stop after this many seconds.
     #[arg(long)]
     duration: Option<u64>,
+    /// Set this sysctl in HAProxy's namespace first, e.g.
+    /// net.ipv4.tcp_wmem="4096 16384 1048576" (repeatable; per-namespace
+    /// sysctls only, the machine's own are never touched).
+    #[arg(long = "sysctl", value_name = "KEY=VALUE", value_parser = parse_sysctl)]
+    sysctls: Vec<(String, String)>,
+    /// Record the run with `netmem record -o FILE` (1 s interval; replaces
+    /// FILE), stopped when the rig stops.
+    #[arg(long, value_name = "FILE")]
+    record: Option<std::path::PathBuf>,
     /// Run `netmem trace --netns NAME` in the foreground, with these arguments.
     #[arg(long, num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
     trace: Option<Vec<String>>,
+}
+
+fn parse_sysctl(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -70,6 +86,7 @@ fn run() -> Result<()> {
         vanishing: cli.vanishing,
         normal_body: cli.normal_body,
         client_timeout: Duration::from_secs(cli.client_timeout),
+        sysctls: cli.sysctls,
         ..RigConfig::default()
     };
     let duration = cli.duration.map(Duration::from_secs);
@@ -80,6 +97,41 @@ fn run() -> Result<()> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let mut rig = Rig::start(cfg.clone())?;
+    let netmem = std::env::current_exe()?
+        .parent()
+        .context("exe dir")?
+        .join("netmem");
+    // Started before the clients, so the recording sees the load build up.
+    let recorder = match &cli.record {
+        Some(f) => {
+            use std::os::unix::process::CommandExt;
+            let c = std::process::Command::new(&netmem)
+                .args([
+                    "record",
+                    "--force",
+                    "--interval",
+                    "1s",
+                    "--netns",
+                    &rig.ns,
+                    "-o",
+                ])
+                .arg(f)
+                // Its own process group: a Ctrl-C at the terminal reaches
+                // the rig, which then stops the recorder exactly once.
+                .process_group(0)
+                .spawn()
+                .context("cannot start netmem record")?;
+            println!(
+                "recording to {} with {} record",
+                f.display(),
+                netmem.display()
+            );
+            // Its probes attach before the first client connects.
+            std::thread::sleep(Duration::from_secs(2));
+            Some(c)
+        }
+        None => None,
+    };
     rig.start_clients()?;
     let backends: Vec<String> = rig.backends.iter().map(|b| b.to_string()).collect();
     println!(
@@ -95,10 +147,6 @@ fn run() -> Result<()> {
         rig.dir.join("haproxy.cfg").display()
     );
     if let Some(extra) = trace {
-        let netmem = std::env::current_exe()?
-            .parent()
-            .context("exe dir")?
-            .join("netmem");
         println!(
             "watching with: {} trace --netns {} {}",
             netmem.display(),
@@ -111,6 +159,7 @@ fn run() -> Result<()> {
             .args(&extra)
             .status()
             .context("cannot run netmem")?;
+        stop_recorder(recorder)?;
         drop(rig);
         if !st.success() {
             bail!("netmem trace exited with {st}");
@@ -138,6 +187,22 @@ fn run() -> Result<()> {
             );
         }
     }
+    stop_recorder(recorder)?;
     println!("tearing the rig down");
+    Ok(())
+}
+
+/// SIGINT, as Ctrl-C would: the recording gets its last interval and its
+/// summary.
+fn stop_recorder(r: Option<std::process::Child>) -> Result<()> {
+    let Some(mut c) = r else {
+        return Ok(());
+    };
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+    let st = c.wait()?;
+    if !st.success() {
+        bail!("netmem record exited with {st}");
+    }
     Ok(())
 }
