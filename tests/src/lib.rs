@@ -4,6 +4,7 @@
 pub mod rig;
 pub mod scenarios;
 pub mod serve;
+pub mod synthetic;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

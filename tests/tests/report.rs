@@ -361,3 +361,26 @@ fn max_size_is_honoured() {
     let o = netmem(&["record", "-o", file.to_str().unwrap(), "--max-size", "1K"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Ten minutes at 1 s with 60 groups and an abort a minute make a report
+/// under 2 MB (its speed is `cargo xtask bench -- report`).
+#[test]
+fn a_ten_minute_recording_makes_a_small_report() {
+    let file = tmp("ten-minutes.nmr");
+    netmem_tests::synthetic::recording(&file, 600, 60).unwrap();
+    let html = tmp("ten-minutes.html");
+    ok(&netmem(&[
+        "report",
+        file.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]));
+    let size = std::fs::metadata(&html).unwrap().len();
+    assert!(size < 2 * 1024 * 1024, "{size} bytes");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<figure class=\"plot\"").count(), 4);
+    // Ten aborts, each in the table with its cause.
+    let aborts = &page[page.find("<table class=\"aborts\"").unwrap()..];
+    assert_eq!(aborts.matches("<b>orphans</b>").count(), 10);
+    assert!(page.contains("... and 10 smaller groups."));
+}

@@ -312,37 +312,36 @@ impl Timeline {
     }
 
     /// Events per second of each kind, per interval: (kind, [(t, rate)]).
+    /// An event counts in the first interval that ends at or after it.
     pub fn event_rates(&self) -> BTreeMap<String, Vec<(f64, f64)>> {
-        let mut out: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        let kinds: std::collections::BTreeSet<&str> =
-            self.events.iter().map(|e| e.kind.as_str()).collect();
-        for k in kinds {
-            let mut series = Vec::with_capacity(self.points.len());
-            let mut prev = f64::NEG_INFINITY;
-            for p in &self.points {
-                let n = self
-                    .events
-                    .iter()
-                    .filter(|e| e.kind == k && e.t > prev && e.t <= p.t)
-                    .count();
-                let width = if prev.is_finite() {
-                    p.t - prev
-                } else {
-                    self.interval_s
-                };
-                series.push((
-                    p.t,
-                    if width > 0.0 {
-                        n as f64 / width
-                    } else {
-                        n as f64
-                    },
-                ));
-                prev = p.t;
+        let n = self.points.len();
+        let mut counts: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for e in &self.events {
+            let i = self.points.partition_point(|p| p.t < e.t);
+            if i < n {
+                counts.entry(e.kind.as_str()).or_insert_with(|| vec![0; n])[i] += 1;
             }
-            out.insert(k.to_string(), series);
         }
-        out
+        counts
+            .into_iter()
+            .map(|(k, c)| {
+                let series = self
+                    .points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let width = if i > 0 {
+                            p.t - self.points[i - 1].t
+                        } else {
+                            self.interval_s
+                        };
+                        let v = c[i] as f64;
+                        (p.t, if width > 0.0 { v / width } else { v })
+                    })
+                    .collect();
+                (k.to_string(), series)
+            })
+            .collect()
     }
 
     /// The aborts on memory, in order.

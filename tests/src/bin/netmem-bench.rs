@@ -11,6 +11,9 @@
 //! - pipeline: synthetic events from one producer through netmem's real
 //!   ring buffer and consumer loop: highest lossless rate, and whether
 //!   generated - received == reported lost when overloaded;
+//! - report: `netmem report` of a 10-minute recording at 1 s (60 groups,
+//!   an abort a minute) against `netmem doctor --from` on the same file
+//!   (reading and diagnosing it without drawing);
 //! - scrape: `GET /metrics` of `netmem serve` with 1000 groups (1000
 //!   backends held open), against `GET /` of the same server (the HTTP
 //!   cost alone): client latency, the server's own encode time.
@@ -79,6 +82,7 @@ enum Part {
     Snapshot,
     Pipeline,
     Scrape,
+    Report,
 }
 
 fn main() {
@@ -110,6 +114,9 @@ fn run() -> Result<()> {
     }
     if want(Part::Pipeline) {
         results.insert("pipeline".into(), pipeline(&o)?);
+    }
+    if want(Part::Report) {
+        results.insert("report".into(), report(&o)?);
     }
     if want(Part::Scrape) {
         results.insert("scrape".into(), scrape(&o)?);
@@ -831,4 +838,53 @@ fn scrape(o: &Opts) -> Result<Value> {
         percentile(&encode, 1.0),
     );
     Ok(r)
+}
+
+/// `netmem report` of a 10-minute, 1 s recording, against `netmem doctor
+/// --from` of the same file, the arms alternating.
+fn report(o: &Opts) -> Result<Value> {
+    let dir = std::env::temp_dir().join(format!("netmem-bench-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let rec = dir.join("ten-minutes.nmr");
+    netmem_tests::synthetic::recording(&rec, 600, 60)?;
+    let html = dir.join("report.html");
+    let (mut rep, mut doc) = (Vec::new(), Vec::new());
+    for i in 0..o.reps.max(3) {
+        let mut arms: Vec<(&mut Vec<f64>, Vec<String>)> = vec![
+            (
+                &mut rep,
+                vec![
+                    "report".into(),
+                    rec.display().to_string(),
+                    "-o".into(),
+                    html.display().to_string(),
+                ],
+            ),
+            (
+                &mut doc,
+                vec!["doctor".into(), "--from".into(), rec.display().to_string()],
+            ),
+        ];
+        if i % 2 == 1 {
+            arms.reverse();
+        }
+        for (acc, args) in arms {
+            let (wall, _) = timed(Command::new(netmem()).args(&args))?;
+            acc.push(wall.as_secs_f64() * 1e3);
+        }
+    }
+    let size = std::fs::metadata(&html)?.len();
+    let rec_size = std::fs::metadata(&rec)?.len();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "\nreport of 600 intervals x 60 groups ({rec_size} bytes recorded): {:.0} ms median, {size} bytes of HTML; doctor --from on the same file {:.0} ms (ratio {:.2})",
+        median(&rep),
+        median(&doc),
+        median(&rep) / median(&doc)
+    );
+    Ok(json!({
+        "intervals": 600, "groups": 60, "recording_bytes": rec_size,
+        "report_ms_median": median(&rep), "doctor_ms_median": median(&doc),
+        "ratio": median(&rep) / median(&doc), "html_bytes": size,
+    }))
 }
