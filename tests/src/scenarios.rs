@@ -174,6 +174,16 @@ fn check_served(text: &str, group: &str, cause: &str) -> Result<String> {
     Ok(format!("serve: {n} aborts {cause} on {group}"))
 }
 
+/// Hands the scenario's trace to the host as a recording (zstd, hex on
+/// one console line), so `vm-test` can report a real abort.
+fn emit_recording(name: &str, tier: &str, lines: &[Value]) {
+    let text: String = lines.iter().map(|l| l.to_string() + "\n").collect();
+    if let Ok(z) = zstd::bulk::compress(text.as_bytes(), 9) {
+        let hex: String = z.iter().map(|b| format!("{b:02x}")).collect();
+        println!("NETMEM-RECORDING {name}-{tier} {hex}");
+    }
+}
+
 pub fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
     lines
         .iter()
@@ -361,6 +371,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop(s.clients);
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
+    emit_recording("orphans", expect_tier, &lines);
     let exposition = served.finish()?;
     let fb = check_tiers(&lines, &[HookId::TcpCheckOom, HookId::Orphans], expect_tier)?;
     let group = format!("listen:{PORT}");
@@ -451,6 +462,7 @@ pub fn tcp_mem(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     drop((extra, es));
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
+    emit_recording("tcp_mem", expect_tier, &lines);
     let exposition = served.finish()?;
     let fb = check_tiers(
         &lines,

@@ -166,6 +166,8 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "prometheus",
     // netmem report's test renders reports in headless Chromium.
     "chromium",
+    // The guests' static (musl) binaries compile zstd's C library.
+    "musl-tools",
 ];
 
 /// Installs the missing [`SYSTEM_PACKAGES`] with apt (update first). Says

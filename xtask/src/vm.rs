@@ -345,6 +345,8 @@ fn initramfs(work: &Path, bins: &Path, k: &KernelFiles) -> Result<PathBuf> {
 /// One guest's console, reduced to what netmem's runner printed.
 struct GuestRun {
     probes: Vec<String>,
+    /// (scenario-tier, zstd recording) of the scenarios that abort.
+    recordings: Vec<(String, Vec<u8>)>,
     results: Vec<serde_json::Value>,
     done: bool,
     tail: Vec<String>,
@@ -387,6 +389,7 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
     });
     let mut run = GuestRun {
         probes: vec![],
+        recordings: vec![],
         results: vec![],
         done: false,
         tail: vec![],
@@ -396,6 +399,16 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
         let line = line.trim_end_matches('\r').to_string();
         if let Some(p) = line.strip_prefix("NETMEM-PROBES ") {
             run.probes.push(p.to_string());
+        } else if let Some(r) = line.strip_prefix("NETMEM-RECORDING ") {
+            if let Some((name, hex)) = r.split_once(' ') {
+                let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+                    .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect();
+                match bytes {
+                    Some(b) => run.recordings.push((name.to_string(), b)),
+                    None => run.tail.push(format!("bad recording line for {name}")),
+                }
+            }
         } else if let Some(r) = line.strip_prefix("NETMEM-RESULT ") {
             let v: serde_json::Value =
                 serde_json::from_str(r).map_err(|e| anyhow!("bad result line ({e}): {r}"))?;
@@ -421,6 +434,40 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
     let _ = watchdog.join();
     run.seconds = t0.elapsed().as_secs_f64();
     Ok(run)
+}
+
+/// Saves a guest scenario's recording and reports it with `netmem
+/// report`: the aborts it saw must be in the report's abort table with
+/// their cause.
+fn report_recording(bins: &Path, work: &Path, version: &str, name: &str, z: &[u8]) -> Result<()> {
+    let rec = work.join(format!("recording-{version}-{name}.nmr"));
+    let html = work.join(format!("report-{version}-{name}.html"));
+    std::fs::write(&rec, z)?;
+    let o = Command::new(bins.join("netmem"))
+        .arg("report")
+        .arg(&rec)
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .context("cannot run netmem report")?;
+    if !o.status.success() {
+        bail!("{}", String::from_utf8_lossy(&o.stderr).trim());
+    }
+    let page = std::fs::read_to_string(&html)?;
+    let cause = if name.starts_with("orphans") {
+        "orphans"
+    } else {
+        "tcp_mem"
+    };
+    if !page.contains(&format!("<b>{cause}</b>")) || !page.contains("abort on memory") {
+        bail!("{} has no abort with cause {cause}", html.display());
+    }
+    eprintln!(
+        "xtask: {version} {name}: {} reports its aborts ({})",
+        rec.display(),
+        html.display()
+    );
+    Ok(())
 }
 
 pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
@@ -449,6 +496,11 @@ pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
             work.join(format!("probes-{version}.jsonl")),
             run.probes.join("\n") + "\n",
         )?;
+        for (name, z) in &run.recordings {
+            if let Err(e) = report_recording(&bins, &work, version, name, z) {
+                failed.push(format!("{version} {name}: report: {e:#}"));
+            }
+        }
         if run.results.iter().any(|r| r["ok"] != true) {
             eprintln!(
                 "xtask: {version} console (last lines):\n    {}",
