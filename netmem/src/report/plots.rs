@@ -227,7 +227,10 @@ pub fn memory(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::Re
     })
 }
 
-/// Limit lines over time (a limit may change during a recording).
+/// Limit lines over time (a limit may change during a recording, as when
+/// tcp_mem is lowered and restored): the stretches on the chart's scale
+/// are drawn, and the legend gives the range of values; a limit never on
+/// scale is only named, "above the chart".
 fn draw_limits(
     chart: &mut Chart<'_>,
     tl: &Timeline,
@@ -242,23 +245,52 @@ fn draw_limits(
             .iter()
             .filter_map(|p| Some((p.t, f(p)?[i] as f64)))
             .collect();
-        let Some(peak) = pts.iter().map(|p| p.1).reduce(f64::max) else {
+        let (Some(lo), Some(hi)) = (
+            pts.iter().map(|p| p.1).reduce(f64::min),
+            pts.iter().map(|p| p.1).reduce(f64::max),
+        ) else {
             continue;
         };
-        if peak <= r.y_max {
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
-                .label(format!("{name} {}", fmt(&peak)))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 15, y)], c.stroke_width(2))
-                });
+        let values = if lo == hi {
+            fmt(&hi)
         } else {
+            format!("{} to {}", fmt(&lo), fmt(&hi))
+        };
+        // Runs of consecutive points on scale.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for p in &pts {
+            if p.1 <= r.y_max {
+                runs.last_mut().expect("one run").push(*p);
+            } else if !runs.last().expect("one run").is_empty() {
+                runs.push(Vec::new());
+            }
+        }
+        runs.retain(|r| !r.is_empty());
+        if runs.is_empty() {
             // Named, not drawn: on this scale it would flatten the data.
             chart
                 .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
-                .label(format!("{name} {} (above the chart)", fmt(&peak)))
+                .label(format!("{name} {values} (above the chart)"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], c.mix(0.4)));
+            continue;
         }
+        let label = if hi > r.y_max {
+            format!("{name} {values} (above the chart when higher)")
+        } else {
+            format!("{name} {values}")
+        };
+        chart
+            .draw_series(runs.into_iter().map(|run| {
+                // A lone point is a short tick, so it stays visible.
+                let run = if run.len() == 1 {
+                    vec![run[0], (run[0].0 + tl.interval_s * 0.5, run[0].1)]
+                } else {
+                    run
+                };
+                PathElement::new(run, c.stroke_width(2))
+            }))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], c.stroke_width(2)));
     }
     Ok(())
 }
