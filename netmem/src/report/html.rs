@@ -122,7 +122,8 @@ fn header(h: &mut String, runs: &[Run]) -> Result<()> {
         )?;
     }
     h.push_str("</tr>");
-    let rows: [(&str, &dyn Fn(&Run) -> String); 7] = [
+    type Cell<'a> = &'a dyn Fn(&Run) -> String;
+    let rows: [(&str, Cell); 7] = [
         ("kernel", &|r| {
             r.timeline
                 .host
@@ -335,9 +336,9 @@ fn groups(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
 
 fn aborts(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
     let a = r.timeline.aborts();
-    write!(
+    writeln!(
         h,
-        "<h2>Aborts on memory{}</h2>\n",
+        "<h2>Aborts on memory{}</h2>",
         which.map(|w| format!(" ({w})")).unwrap_or_default()
     )?;
     if a.is_empty() {

@@ -158,7 +158,9 @@ pub fn memory(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::Re
             .draw()?;
         shade_pressure(&mut chart, tl, r.y_max)?;
         // Cumulative sums: layer k is the sum of groups 0..=k.
-        let mut layers: Vec<(String, RGBColor, Vec<(f64, f64)>)> = Vec::new();
+        // (name, colour, cumulative points)
+        type Layer = (String, RGBColor, Vec<(f64, f64)>);
+        let mut layers: Vec<Layer> = Vec::new();
         let mut acc = vec![0f64; tl.points.len()];
         for (i, g) in top.iter().enumerate() {
             for (a, p) in acc.iter_mut().zip(&tl.points) {
