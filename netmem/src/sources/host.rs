@@ -59,6 +59,10 @@ pub struct Host {
     pub nstat: BTreeMap<String, u64>,
     /// `rhash_entries=` on the kernel command line, if given.
     pub rhash_entries: Option<String>,
+    /// The host's name (its UTS namespace's), to tell recordings apart.
+    /// Absent from recordings made before it was added.
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 fn sysctl_path(name: &str) -> String {
@@ -134,6 +138,10 @@ impl Host {
         let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         Ok(Host {
             kernel_release,
             page_size: super::procfs::page_size(),
@@ -141,6 +149,7 @@ impl Host {
             sysctls,
             nstat,
             rhash_entries,
+            hostname,
         })
     }
 
