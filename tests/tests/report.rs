@@ -360,6 +360,27 @@ fn max_size_is_honoured() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
     let o = netmem(&["record", "-o", file.to_str().unwrap(), "--max-size", "1K"]);
     assert_eq!(o.status.code(), Some(2));
+    // Without the privileges to trace: one line, exit 1, and no empty file
+    // left behind.
+    let _ = std::fs::remove_file("/tmp/netmem-denied.nmr");
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(netmem_bin())
+        .args(["record", "-o", "/tmp/netmem-denied.nmr", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("netmem record loads eBPF programs"));
+    assert!(
+        !Path::new("/tmp/netmem-denied.nmr").exists(),
+        "an empty recording was left"
+    );
 }
 
 /// Ten minutes at 1 s with 60 groups and an abort a minute make a report

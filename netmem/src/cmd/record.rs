@@ -20,6 +20,11 @@ pub async fn run(opts: Options) -> Result<()> {
     let res = crate::engine::run(opts.engine, &mut sink).await;
     let written = sink.written();
     drop(sink);
+    if res.is_err() && written == 0 {
+        // Nothing was recorded (no privileges, say): leave no empty file
+        // that a retry would then refuse to replace.
+        let _ = std::fs::remove_file(&opts.output);
+    }
     let summary = res?;
     eprintln!(
         "netmem record: {} ({}, {} events, {} lost): `netmem report {}` draws it, `netmem doctor --from {}` diagnoses it",
