@@ -16,3 +16,4 @@ pub mod output;
 pub mod polling;
 pub mod report;
 pub mod sources;
+pub mod tui;

@@ -113,6 +113,25 @@ enum Cmd {
         )]
         output: std::path::PathBuf,
     },
+    /// A live view for the person on call: groups sorted by memory with
+    /// their last minute, the limits as gauges, the latest events, the
+    /// doctor's top finding. Keys: m o d a s sort, Enter sockets, / filter,
+    /// p pause, ? help, q quit. Needs root like `trace`, and a terminal.
+    Top {
+        /// Report on this network namespace instead of netmem's own.
+        #[arg(long, value_name = "NAME|PATH")]
+        netns: Option<String>,
+        #[arg(long, default_value = "1s", value_parser = parse_interval)]
+        interval: Duration,
+        /// Only the group listen:PORT (repeatable).
+        #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+        ports: Vec<u16>,
+        /// Only the group backend:ADDR:PORT (repeatable).
+        #[arg(long = "backend", value_name = "ADDR:PORT", value_parser = parse_backend_arg)]
+        backends: Vec<(std::net::IpAddr, u16)>,
+        #[arg(long, value_enum, default_value = "fentry")]
+        max_tier: Tier,
+    },
     /// Serve Prometheus metrics (OpenMetrics or text format) on
     /// http://ADDR:PORT/metrics: per-group memory and counts, the global
     /// limits beside their usage, and netmem's own health. Attaches the
@@ -351,6 +370,31 @@ fn run(cli: Cli) -> Result<()> {
                 },
             };
             rt.block_on(netmem::cmd::record::run(opts))
+        }
+        Cmd::Top {
+            netns,
+            interval,
+            ports,
+            backends,
+            max_tier,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let opts = netmem::engine::Options {
+                command: "netmem top",
+                netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
+                interval,
+                duration: None,
+                filter: Filter {
+                    ports,
+                    backends,
+                    all: false,
+                },
+                event_limit: 1000,
+                max_tier,
+            };
+            rt.block_on(netmem::cmd::top::run(opts))
         }
         Cmd::Report { files, output } => netmem::cmd::report::run(&files, &output),
         Cmd::Serve {

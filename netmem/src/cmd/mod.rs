@@ -6,4 +6,5 @@ pub mod record;
 pub mod report;
 pub mod serve;
 pub mod snapshot;
+pub mod top;
 pub mod trace;

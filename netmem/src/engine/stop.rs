@@ -23,6 +23,20 @@ use tokio::sync::Notify;
 pub const GRACE: Duration = Duration::from_secs(3);
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+static BEFORE_FORCED_EXIT: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// `f` runs before a forced exit (a second signal, or a stop that outlived
+/// [`GRACE`]): the live view restores the terminal with it.
+pub fn before_forced_exit(f: fn()) {
+    let _ = BEFORE_FORCED_EXIT.set(f);
+}
+
+fn forced_exit(code: i32) -> ! {
+    if let Some(f) = BEFORE_FORCED_EXIT.get() {
+        f();
+    }
+    std::process::exit(code)
+}
 static HANGUP_IGNORED: AtomicBool = AtomicBool::new(false);
 
 /// From now on SIGHUP is taken and dropped instead of stopping netmem.
@@ -72,14 +86,14 @@ pub fn install() {
             }
             if REQUESTED.swap(true, Ordering::SeqCst) {
                 // A second signal: the user insists.
-                std::process::exit(128 + sig);
+                forced_exit(128 + sig);
             }
             // Wakes every `wait` already created; later ones see REQUESTED.
             NOTIFY.notify_waiters();
             std::thread::spawn(move || {
                 std::thread::sleep(GRACE);
                 // Still here: output is blocked (or shutdown hangs).
-                std::process::exit(128 + sig);
+                forced_exit(128 + sig);
             });
         })
         .expect("cannot start the signal thread");

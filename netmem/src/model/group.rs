@@ -68,6 +68,26 @@ pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
     )
 }
 
+/// The TCP sockets of the group named `name` (as [`group_name`] writes
+/// it), largest memory first: one pass of sock_diag, grouped by the same
+/// rule as every table.
+pub fn sockets_of(netns: &crate::sources::netns::Netns, name: &str) -> anyhow::Result<Vec<SockRecord>> {
+    use crate::sources::sockdiag::{dump_tcp, States};
+    let mut listening = HashSet::new();
+    dump_tcp(netns, States::Listening, |r| {
+        listening.insert(r.lport);
+    })?;
+    let mut out = Vec::new();
+    dump_tcp(netns, States::AllButListening, |r| {
+        if group_name(&group_of(r, &listening)) == name {
+            out.push(r.clone());
+        }
+    })?;
+    let mem = |r: &SockRecord| r.rmem_alloc as u64 + r.wmem_queued as u64 + r.fwd_alloc as u64;
+    out.sort_by_key(|r| std::cmp::Reverse(mem(r)));
+    Ok(out)
+}
+
 /// An orphan as the kernel counts one (tcp_orphan_count): a full TCP
 /// socket its application has closed. No inode alone is not enough:
 /// children still waiting in a listener's accept queue have none either,

@@ -1,0 +1,33 @@
+//! `netmem top`: the trace engine feeding a live terminal view (see
+//! `tui/`). Refuses when stdout is not a terminal.
+
+use std::io::IsTerminal;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::doctor::State;
+use crate::tui::{run_ui, TopSink};
+
+pub async fn run(opts: crate::engine::Options) -> Result<()> {
+    if !std::io::stdout().is_terminal() {
+        bail!("netmem top draws on a terminal and standard output is not one: use `netmem trace` (or `trace --json`) for a pipe or a file");
+    }
+    let doctor = State {
+        host: crate::sources::host::Host::read(&opts.netns)?,
+        ..Default::default()
+    };
+    let netns = opts.netns.try_clone()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ui = std::thread::Builder::new()
+        .name("netmem-top".into())
+        .spawn(move || run_ui(rx, netns, doctor))
+        .context("cannot start the view")?;
+    let mut sink = TopSink { tx };
+    let res = crate::engine::run(opts, &mut sink).await;
+    drop(sink);
+    let ui_res = ui
+        .join()
+        .map_err(|_| anyhow::anyhow!("the view panicked"))?;
+    res?;
+    ui_res
+}

@@ -1,0 +1,177 @@
+//! `netmem top`'s live view. The engine runs as for `trace`; its sink
+//! ([`TopSink`]) hands the model to a UI thread that owns the terminal,
+//! keeps the [`view::View`] and draws it ([`draw`]) when something changed.
+//! The terminal is restored on every exit: `q`, the engine stopping
+//! (SIGTERM, SIGINT), a panic (ratatui's hook) and the forced exit after a
+//! stuck stop (a hook in `engine::stop`).
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use anyhow::Result;
+use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
+
+use crate::doctor::{diagnose, State};
+use crate::hooks::HookStatus;
+use crate::model::{Event, Interval};
+use crate::output::json::{event_object, interval_objects};
+use crate::output::Sink;
+use crate::sources::netns::Netns;
+use crate::sources::sockdiag::SockRecord;
+use view::{Mode, SortKey, View};
+
+pub mod draw;
+pub mod view;
+
+/// What the engine hands to the UI thread.
+pub enum Msg {
+    Coverage(String),
+    Event(Event),
+    Interval(Box<Interval>),
+}
+
+/// The engine's sink: everything goes to the UI thread; a UI that has
+/// quit is not an error (the engine is stopping too).
+pub struct TopSink {
+    pub tx: Sender<Msg>,
+}
+
+impl Sink for TopSink {
+    fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
+        let c = crate::hooks::Coverage::of(hooks);
+        let mut tiers: Vec<&str> = hooks.iter().filter_map(|h| h.tier.map(|t| t.name())).collect();
+        tiers.sort();
+        tiers.dedup();
+        let _ = self.tx.send(Msg::Coverage(format!(
+            "hooks {}/{} ({}; {} polled)",
+            c.served,
+            c.total,
+            tiers.join(", "),
+            c.polled
+        )));
+        Ok(())
+    }
+    fn event(&mut self, e: &Event) -> Result<()> {
+        let _ = self.tx.send(Msg::Event(e.clone()));
+        Ok(())
+    }
+    fn interval(&mut self, i: &Interval) -> Result<()> {
+        let _ = self.tx.send(Msg::Interval(Box::new(i.clone())));
+        Ok(())
+    }
+}
+
+/// The UI thread's loop: until `q` (which asks the engine to stop) or the
+/// engine's end (the sender dropped).
+pub fn run_ui(rx: Receiver<Msg>, netns: Netns, mut doctor: State) -> Result<()> {
+    let mut term = ratatui::try_init()?;
+    crate::engine::stop::before_forced_exit(ratatui::restore);
+    let res = ui_loop(&mut term, &rx, &netns, &mut doctor);
+    ratatui::restore();
+    res
+}
+
+fn ui_loop(
+    term: &mut ratatui::DefaultTerminal,
+    rx: &Receiver<Msg>,
+    netns: &Netns,
+    doctor: &mut State,
+) -> Result<()> {
+    let mut v = View::default();
+    let mut sockets: Vec<SockRecord> = Vec::new();
+    let mut dirty = true;
+    loop {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(0)) {
+                Ok(m) => {
+                    apply(&mut v, doctor, m);
+                    dirty = true;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        if dirty {
+            term.draw(|f| draw::draw(f, &v, &sockets))?;
+            dirty = false;
+        }
+        if !event::poll(Duration::from_millis(100))? {
+            continue;
+        }
+        dirty = true;
+        let TermEvent::Key(k) = event::read()? else {
+            continue; // a resize: redraw
+        };
+        if k.kind != KeyEventKind::Press {
+            continue;
+        }
+        let ctrl_c = k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c');
+        if ctrl_c {
+            crate::engine::stop::request();
+            return Ok(());
+        }
+        match (&v.mode, k.code) {
+            (Mode::Help, _) => v.mode = Mode::Table,
+            (Mode::Filter, KeyCode::Enter) => {
+                v.filter = std::mem::take(&mut v.typing);
+                v.selected = 0;
+                v.mode = Mode::Table;
+            }
+            (Mode::Filter, KeyCode::Esc) => {
+                v.typing.clear();
+                v.filter.clear();
+                v.mode = Mode::Table;
+            }
+            (Mode::Filter, KeyCode::Backspace) => {
+                v.typing.pop();
+            }
+            (Mode::Filter, KeyCode::Char(c)) => v.typing.push(c),
+            (Mode::Filter, _) => {}
+            (_, KeyCode::Char('q')) => {
+                crate::engine::stop::request();
+                return Ok(());
+            }
+            (Mode::Sockets(_), KeyCode::Esc) => v.mode = Mode::Table,
+            (_, KeyCode::Char('?')) => v.mode = Mode::Help,
+            (_, KeyCode::Char('p')) => v.toggle_pause(),
+            (_, KeyCode::Char('/')) => {
+                v.typing = v.filter.clone();
+                v.mode = Mode::Filter;
+            }
+            (Mode::Table, KeyCode::Down | KeyCode::Char('j')) => v.move_selection(true),
+            (Mode::Table, KeyCode::Up | KeyCode::Char('k')) => v.move_selection(false),
+            (Mode::Table, KeyCode::Enter) => {
+                if let Some(g) = v.selected_group() {
+                    sockets = crate::model::group::sockets_of(netns, &g).unwrap_or_default();
+                    v.mode = Mode::Sockets(g);
+                }
+            }
+            (Mode::Table, KeyCode::Char(c)) => {
+                if let Some(s) = SortKey::ALL.into_iter().find(|s| s.key() == c) {
+                    v.sort = s;
+                    v.selected = 0;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn apply(v: &mut View, doctor: &mut State, m: Msg) {
+    match m {
+        Msg::Coverage(c) => v.coverage = c,
+        Msg::Event(e) => {
+            doctor.window.feed(&serde_json::Value::Object(event_object(&e)));
+            v.on_event(&e);
+        }
+        Msg::Interval(i) => {
+            for line in interval_objects(&i) {
+                doctor.window.feed(&line);
+            }
+            v.on_interval(&i);
+            v.finding = diagnose(doctor).first().map(|f| {
+                format!("doctor: [{}] {}", f.severity.name(), f.title)
+            });
+        }
+    }
+}
