@@ -395,3 +395,80 @@ mod tests {
         assert_eq!(v[1].state, "LISTEN");
     }
 }
+
+/// Counts loaded BPF programs named like netmem's (via /proc fdinfo is not
+/// global, so ask the kernel through bpftool-free means: the program id
+/// space, read with BPF_PROG_GET_NEXT_ID).
+pub fn loaded_netmem_programs() -> usize {
+    let mut n = 0;
+    let mut id: u32 = 0;
+    loop {
+        let mut attr = [0u32; 32];
+        attr[0] = id;
+        // BPF_PROG_GET_NEXT_ID = 11
+        // SAFETY: attr is a zeroed buffer larger than union bpf_attr's
+        // members this command reads and writes.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                11,
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(&attr),
+            )
+        };
+        if r != 0 {
+            break;
+        }
+        id = attr[1];
+        // BPF_PROG_GET_FD_BY_ID = 13
+        let mut a2 = [0u32; 32];
+        a2[0] = id;
+        // SAFETY: as above; the returned fd is ours and closed below.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                13,
+                a2.as_mut_ptr(),
+                std::mem::size_of_val(&a2),
+            )
+        };
+        if fd < 0 {
+            continue;
+        }
+        // BPF_OBJ_GET_INFO_BY_FD = 15: struct bpf_prog_info's name is at byte 64.
+        let mut info = [0u8; 256];
+        let mut a3 = [0u64; 4];
+        a3[0] = fd as u64 | ((info.len() as u64) << 32);
+        a3[1] = info.as_mut_ptr() as u64;
+        // SAFETY: the kernel writes at most info.len() bytes into info,
+        // which outlives the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                15,
+                a3.as_mut_ptr(),
+                std::mem::size_of_val(&a3),
+            )
+        };
+        // SAFETY: fd came from BPF_PROG_GET_FD_BY_ID and is closed once.
+        unsafe { libc::close(fd as i32) };
+        if r == 0 {
+            let name = String::from_utf8_lossy(&info[64..80])
+                .trim_end_matches('\0')
+                .to_string();
+            if [
+                "inet_sock_set_s",
+                "sock_exceed_buf",
+                "sock_rcvqueue_f",
+                "tcp_send_reset",
+                "tcp_destroy_soc",
+                "kfree_skb",
+            ]
+            .contains(&name.as_str())
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}

@@ -168,6 +168,8 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "chromium",
     // The guests' static (musl) binaries compile zstd's C library.
     "musl-tools",
+    // netmem top's test drives it in a real terminal.
+    "tmux",
 ];
 
 /// Installs the missing [`SYSTEM_PACKAGES`] with apt (update first). Says
