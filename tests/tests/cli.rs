@@ -87,7 +87,6 @@ fn trace_leaves_no_program_behind() {
     );
 }
 
-
 #[test]
 fn serve_refuses_bad_flags_and_a_taken_port_before_attaching() {
     require_root();

@@ -25,7 +25,17 @@ impl Tmux {
             d = done.display()
         );
         run_ok(Command::new("tmux").args([
-            "new-session", "-d", "-s", &session, "-x", "150", "-y", "40", "bash", "-c", &script,
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "150",
+            "-y",
+            "40",
+            "bash",
+            "-c",
+            &script,
         ]));
         Tmux { session, done }
     }
@@ -44,7 +54,13 @@ impl Tmux {
 
     fn resize(&self, x: u16, y: u16) {
         run_ok(Command::new("tmux").args([
-            "resize-window", "-t", &self.session, "-x", &x.to_string(), "-y", &y.to_string(),
+            "resize-window",
+            "-t",
+            &self.session,
+            "-x",
+            &x.to_string(),
+            "-y",
+            &y.to_string(),
         ]));
     }
 
@@ -56,7 +72,10 @@ impl Tmux {
             if f(&s) {
                 return s;
             }
-            assert!(t0.elapsed() < Duration::from_secs(15), "never saw {what}:\n{s}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "never saw {what}:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -64,7 +83,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
         let _ = std::fs::remove_file(&self.done);
     }
 }
@@ -102,7 +123,9 @@ fn top_in_tmux_shows_sorts_opens_resizes_and_quits_cleanly() {
     let t = Tmux::start(&format!("--netns {} --interval 500ms", ns.name));
 
     // The loaded group first, its memory within 10% of ss.
-    let s = t.wait("the table", |s| rows(s).len() >= 2 && s.contains("sorted by memory"));
+    let s = t.wait("the table", |s| {
+        rows(s).len() >= 2 && s.contains("sorted by memory")
+    });
     let r = rows(&s);
     assert_eq!(r[0][0], format!("listen:{big}"), "{s}");
     let want: u64 = ns
@@ -113,7 +136,10 @@ fn top_in_tmux_shows_sorts_opens_resizes_and_quits_cleanly() {
         .sum();
     let got = bytes(&r[0][1]);
     assert!(within_10pct(got, want), "top says {got}, ss says {want}");
-    assert!(s.contains("TCP memory") && s.contains("tcp_max_orphans"), "{s}");
+    assert!(
+        s.contains("TCP memory") && s.contains("tcp_max_orphans"),
+        "{s}"
+    );
     assert!(s.contains("doctor:"), "{s}");
 
     // `o` sorts by orphans: the orphaned port comes first.
@@ -124,14 +150,18 @@ fn top_in_tmux_shows_sorts_opens_resizes_and_quits_cleanly() {
 
     // Enter: the selected group's sockets, from sock_diag.
     t.keys("Enter");
-    let s = t.wait("the sockets", |s| s.contains(&format!("sockets of listen:{orph}")));
+    let s = t.wait("the sockets", |s| {
+        s.contains(&format!("sockets of listen:{orph}"))
+    });
     assert_eq!(s.matches("FIN_WAIT1").count(), 3, "{s}");
     t.keys("Escape");
     t.wait("the table again", |s| s.contains("sorted by orphans"));
 
     // Tiny, then back.
     t.resize(40, 12);
-    t.wait("the small screen", |s| s.lines().all(|l| l.chars().count() <= 40) && s.contains("GROUP"));
+    t.wait("the small screen", |s| {
+        s.lines().all(|l| l.chars().count() <= 40) && s.contains("GROUP")
+    });
     t.resize(150, 40);
     t.wait("the full screen", |s| s.contains("latest events"));
 
@@ -139,20 +169,31 @@ fn top_in_tmux_shows_sorts_opens_resizes_and_quits_cleanly() {
     t.keys("/");
     t.keys(&big.to_string());
     t.keys("Enter");
-    let s = t.wait("the filter", |s| s.contains(&format!("filter: {big}")) && rows(s).len() == 2);
-    assert!(rows(&s).iter().all(|r| r[0].contains(&big.to_string())), "{s}");
+    let s = t.wait("the filter", |s| {
+        s.contains(&format!("filter: {big}")) && rows(s).len() == 2
+    });
+    assert!(
+        rows(&s).iter().all(|r| r[0].contains(&big.to_string())),
+        "{s}"
+    );
 
     // q: exit 0, the terminal back in canonical mode with echo, nothing
     // left attached.
     t.keys("q");
     let t0 = Instant::now();
     while !t.done.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "netmem top did not exit on q");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "netmem top did not exit on q"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let done = std::fs::read_to_string(&t.done).unwrap();
     assert!(done.contains("EXIT=0"), "{done}");
-    assert!(done.lines().any(|l| l == "icanon") && done.lines().any(|l| l == "echo"), "terminal not restored: {done}");
+    assert!(
+        done.lines().any(|l| l == "icanon") && done.lines().any(|l| l == "echo"),
+        "terminal not restored: {done}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(loaded_netmem_programs(), before, "programs left loaded");
 }
@@ -162,5 +203,8 @@ fn top_refuses_without_a_terminal() {
     let o = Command::new(netmem_bin()).args(["top"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("netmem trace") && err.contains("not one"), "{err}");
+    assert!(
+        err.contains("netmem trace") && err.contains("not one"),
+        "{err}"
+    );
 }

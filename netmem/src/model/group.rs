@@ -71,7 +71,10 @@ pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
 /// The TCP sockets of the group named `name` (as [`group_name`] writes
 /// it), largest memory first: one pass of sock_diag, grouped by the same
 /// rule as every table.
-pub fn sockets_of(netns: &crate::sources::netns::Netns, name: &str) -> anyhow::Result<Vec<SockRecord>> {
+pub fn sockets_of(
+    netns: &crate::sources::netns::Netns,
+    name: &str,
+) -> anyhow::Result<Vec<SockRecord>> {
     use crate::sources::sockdiag::{dump_tcp, States};
     let mut listening = HashSet::new();
     dump_tcp(netns, States::Listening, |r| {

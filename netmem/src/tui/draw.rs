@@ -32,7 +32,10 @@ pub fn sparkline(history: &std::collections::VecDeque<u64>, width: usize) -> Str
 }
 
 pub const KEYS: &[(&str, &str)] = &[
-    ("m o d a s", "sort by memory, orphans, drops, aborts, sockets"),
+    (
+        "m o d a s",
+        "sort by memory, orphans, drops, aborts, sockets",
+    ),
     ("Up/Down, j/k", "select a group"),
     ("Enter", "the selected group's sockets (Esc returns)"),
     ("/", "filter groups by name (Enter applies, Esc clears)"),
@@ -79,7 +82,10 @@ fn header(f: &mut Frame, v: &View, area: Rect) {
         Span::raw(format!("sort: {}  ", v.sort.name())),
     ];
     if h.pressure {
-        flags.push(Span::styled("MEMORY PRESSURE  ", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+        flags.push(Span::styled(
+            "MEMORY PRESSURE  ",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
     }
     flags.push(Span::raw(format!("routes {:.1}/s  ", h.routes_per_s)));
     flags.push(Span::raw(format!("lost {}  ", h.lost_events)));
@@ -87,7 +93,10 @@ fn header(f: &mut Frame, v: &View, area: Rect) {
         flags.push(Span::raw(format!("filter: {}  ", v.filter)));
     }
     if v.paused.is_some() {
-        flags.push(Span::styled("PAUSED", Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)));
+        flags.push(Span::styled(
+            "PAUSED",
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
     }
     if area.height < 4 {
         f.render_widget(Paragraph::new(Line::from(flags)), area);
@@ -143,10 +152,27 @@ fn header(f: &mut Frame, v: &View, area: Rect) {
 }
 
 fn groups(f: &mut Frame, v: &View, area: Rect) {
-    let rows = v.rows();
+    let all = v.rows();
+    // Only the rows that fit are formatted: with a thousand groups, the
+    // table would otherwise build a thousand rows a second to show thirty.
+    let fit = area.height.saturating_sub(2).max(1) as usize;
+    let selected = v.selected.min(all.len().saturating_sub(1));
+    let offset = selected.saturating_sub(fit - 1);
+    let rows = &all[offset.min(all.len())..(offset + fit).min(all.len())];
     let spark_w = 20usize;
-    let header = Row::new(["GROUP", "MEMORY", "RMEM", "WMEM", "SOCKS", "ORPH", "DROPS", "ABORTS", "LAST MINUTE", "EVENTS"])
-        .style(Style::new().add_modifier(Modifier::BOLD));
+    let header = Row::new([
+        "GROUP",
+        "MEMORY",
+        "RMEM",
+        "WMEM",
+        "SOCKS",
+        "ORPH",
+        "DROPS",
+        "ABORTS",
+        "LAST MINUTE",
+        "EVENTS",
+    ])
+    .style(Style::new().add_modifier(Modifier::BOLD));
     let body = rows.iter().map(|g| {
         let events: Vec<String> = g.events.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let style = if g.aborts > 0 {
@@ -180,16 +206,12 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
         Constraint::Length(spark_w as u16),
         Constraint::Fill(1),
     ];
-    let title = format!(
-        " groups ({}), sorted by {} ",
-        rows.len(),
-        v.sort.name()
-    );
+    let title = format!(" groups ({}), sorted by {} ", all.len(), v.sort.name());
     let table = Table::new(body, widths)
         .header(header)
         .block(Block::default().borders(Borders::TOP).title(title))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-    let mut state = TableState::default().with_selected(Some(v.selected.min(rows.len().saturating_sub(1))));
+    let mut state = TableState::default().with_selected(Some(selected - offset.min(selected)));
     f.render_stateful_widget(table, area, &mut state);
 }
 
@@ -216,7 +238,10 @@ fn sockets_table(f: &mut Frame, group: &str, socks: &[SockRecord], area: Rect) {
         Constraint::Length(8),
         Constraint::Length(6),
     ];
-    let title = format!(" sockets of {group} ({}), by memory; Esc returns ", socks.len());
+    let title = format!(
+        " sockets of {group} ({}), by memory; Esc returns ",
+        socks.len()
+    );
     f.render_widget(
         Table::new(rows, widths)
             .header(header)
@@ -232,14 +257,21 @@ fn event_pane(f: &mut Frame, v: &View, area: Rect) {
         .take(area.height.saturating_sub(1) as usize)
         .map(|(abort, text)| {
             if *abort {
-                Line::styled(text.clone(), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))
+                Line::styled(
+                    text.clone(),
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                )
             } else {
                 Line::raw(text.clone())
             }
         })
         .collect();
     f.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(" latest events ")),
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(" latest events "),
+        ),
         area,
     );
 }
@@ -253,10 +285,16 @@ fn status_line(f: &mut Frame, v: &View, area: Rect) {
         ]),
         _ => {
             let sorts: Vec<String> = SortKey::ALL.iter().map(|k| k.key().to_string()).collect();
-            let finding = v.finding.clone().unwrap_or_else(|| "doctor: gathering...".into());
+            let finding = v
+                .finding
+                .clone()
+                .unwrap_or_else(|| "doctor: gathering...".into());
             Line::from(vec![
                 Span::styled(finding, Style::new().add_modifier(Modifier::BOLD)),
-                Span::raw(format!("   [{}] sort  Enter sockets  / filter  p pause  ? help  q quit", sorts.join(""))),
+                Span::raw(format!(
+                    "   [{}] sort  Enter sockets  / filter  p pause  ? help  q quit",
+                    sorts.join("")
+                )),
             ])
         }
     };
@@ -266,14 +304,31 @@ fn status_line(f: &mut Frame, v: &View, area: Rect) {
 fn help(f: &mut Frame, area: Rect) {
     let w = area.width.min(70);
     let h = area.height.min(KEYS.len() as u16 + 2);
-    let r = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
     let lines: Vec<Line> = KEYS
         .iter()
-        .map(|(k, what)| Line::from(vec![Span::styled(format!("{k:<14}"), Style::new().add_modifier(Modifier::BOLD)), Span::raw(*what)]))
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{k:<14}"),
+                    Style::new().add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(*what),
+            ])
+        })
         .collect();
     f.render_widget(Clear, r);
     f.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys (any key closes) ")),
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" keys (any key closes) "),
+        ),
         r,
     );
 }
@@ -304,7 +359,12 @@ mod tests {
         });
         for (w, h) in [(1, 1), (19, 2), (20, 3), (40, 12), (80, 24), (200, 60)] {
             let mut t = ratatui::Terminal::new(TestBackend::new(w, h)).unwrap();
-            for mode in [Mode::Table, Mode::Help, Mode::Filter, Mode::Sockets("listen:80".into())] {
+            for mode in [
+                Mode::Table,
+                Mode::Help,
+                Mode::Filter,
+                Mode::Sockets("listen:80".into()),
+            ] {
                 v.mode = mode;
                 t.draw(|f| draw(f, &v, &[])).unwrap();
             }

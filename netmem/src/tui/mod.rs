@@ -39,7 +39,10 @@ pub struct TopSink {
 impl Sink for TopSink {
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
         let c = crate::hooks::Coverage::of(hooks);
-        let mut tiers: Vec<&str> = hooks.iter().filter_map(|h| h.tier.map(|t| t.name())).collect();
+        let mut tiers: Vec<&str> = hooks
+            .iter()
+            .filter_map(|h| h.tier.map(|t| t.name()))
+            .collect();
         tiers.sort();
         tiers.dedup();
         let _ = self.tx.send(Msg::Coverage(format!(
@@ -161,7 +164,9 @@ fn apply(v: &mut View, doctor: &mut State, m: Msg) {
     match m {
         Msg::Coverage(c) => v.coverage = c,
         Msg::Event(e) => {
-            doctor.window.feed(&serde_json::Value::Object(event_object(&e)));
+            doctor
+                .window
+                .feed(&serde_json::Value::Object(event_object(&e)));
             v.on_event(&e);
         }
         Msg::Interval(i) => {
@@ -169,9 +174,9 @@ fn apply(v: &mut View, doctor: &mut State, m: Msg) {
                 doctor.window.feed(&line);
             }
             v.on_interval(&i);
-            v.finding = diagnose(doctor).first().map(|f| {
-                format!("doctor: [{}] {}", f.severity.name(), f.title)
-            });
+            v.finding = diagnose(doctor)
+                .first()
+                .map(|f| format!("doctor: [{}] {}", f.severity.name(), f.title));
         }
     }
 }

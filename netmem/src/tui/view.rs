@@ -161,9 +161,18 @@ pub fn event_line(e: &Event) -> (bool, String) {
             );
             s
         }
-        Body::SkbDrop { reason, truesize, .. } => format!("skb_drop {reason} {truesize} B"),
-        Body::ExceedBufLimit { direction, allocated_pages, .. } => {
-            format!("exceed_buf_limit {} allocated {allocated_pages} pages", direction.name())
+        Body::SkbDrop {
+            reason, truesize, ..
+        } => format!("skb_drop {reason} {truesize} B"),
+        Body::ExceedBufLimit {
+            direction,
+            allocated_pages,
+            ..
+        } => {
+            format!(
+                "exceed_buf_limit {} allocated {allocated_pages} pages",
+                direction.name()
+            )
         }
         Body::OrphanBorn { bytes, .. } => format!("orphan_born holding {bytes} B"),
         Body::OrphanGone { ended, .. } => format!("orphan_gone ({})", ended.name()),
@@ -224,15 +233,14 @@ impl View {
 
     /// The table's rows: filtered, sorted by the key (then memory, then
     /// name), as frozen when paused.
-    pub fn rows(&self) -> Vec<GroupLine> {
+    pub fn rows(&self) -> Vec<&GroupLine> {
         if let Some((_, rows)) = &self.paused {
-            return rows.clone();
+            return rows.iter().collect();
         }
-        let mut v: Vec<GroupLine> = self
+        let mut v: Vec<&GroupLine> = self
             .groups
             .values()
             .filter(|g| self.filter.is_empty() || g.name.contains(&self.filter))
-            .cloned()
             .collect();
         let k = self.sort;
         v.sort_by(|a, b| {
@@ -251,7 +259,10 @@ impl View {
     pub fn toggle_pause(&mut self) {
         self.paused = match self.paused {
             Some(_) => None,
-            None => Some((self.header.clone(), self.rows())),
+            None => Some((
+                self.header.clone(),
+                self.rows().into_iter().cloned().collect(),
+            )),
         };
     }
 
@@ -305,7 +316,7 @@ mod tests {
     }
 
     fn names(v: &View) -> Vec<String> {
-        v.rows().into_iter().map(|g| g.name).collect()
+        v.rows().into_iter().map(|g| g.name.clone()).collect()
     }
 
     #[test]
@@ -367,7 +378,10 @@ mod tests {
     #[test]
     fn selection_stays_in_range() {
         let mut v = View::default();
-        v.on_interval(&interval(vec![(listen(1), row(2, 0, 1)), (listen(2), row(1, 0, 1))]));
+        v.on_interval(&interval(vec![
+            (listen(1), row(2, 0, 1)),
+            (listen(2), row(1, 0, 1)),
+        ]));
         v.move_selection(true);
         v.move_selection(true);
         assert_eq!(v.selected_group().as_deref(), Some("listen:2"));
