@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 
 use netmem_tests::*;
 
+/// The tests that load programs run one at a time: one of them counts the
+/// loaded programs before and after.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Tmux {
     session: String,
     done: std::path::PathBuf,
@@ -16,7 +24,12 @@ impl Tmux {
     /// `netmem top ARGS` in a new 150x40 session; when it exits, the shell
     /// writes its status and the terminal's modes to a file.
     fn start(args: &str) -> Tmux {
-        let session = format!("netmem-top-{}", std::process::id());
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let session = format!(
+            "netmem-top-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
         let done = std::env::temp_dir().join(format!("{session}.done"));
         let _ = std::fs::remove_file(&done);
         let script = format!(
@@ -115,6 +128,7 @@ fn bytes(s: &str) -> u64 {
 #[test]
 fn top_in_tmux_shows_sorts_opens_resizes_and_quits_cleanly() {
     require_root();
+    let _serial = serial();
     let ns = Netns::new("top");
     let (big, orph) = (18700u16, 18701u16);
     let _queued = ns.load(&["stuck-readers", "--port", &big.to_string(), "--conns", "8"]);
@@ -206,5 +220,43 @@ fn top_refuses_without_a_terminal() {
     assert!(
         err.contains("netmem trace") && err.contains("not one"),
         "{err}"
+    );
+}
+
+/// SIGTERM (a service manager, `kill`) ends it like `q`: exit 0, the
+/// terminal restored.
+#[test]
+fn top_restores_the_terminal_on_sigterm() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("top-term");
+    let t = Tmux::start(&format!("--netns {} --interval 300ms", ns.name));
+    t.wait("the view", |s| s.contains("sorted by memory"));
+    let o = Command::new("pgrep")
+        .args(["-f", &format!("top --netns {} ", ns.name)])
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .find(|p: &i32| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "netmem")
+        })
+        .expect("netmem top's pid");
+    // SAFETY: kill on a process this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let t0 = Instant::now();
+    while !t.done.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "netmem top did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let done = std::fs::read_to_string(&t.done).unwrap();
+    assert!(done.contains("EXIT=0"), "{done}");
+    assert!(
+        done.lines().any(|l| l == "icanon") && done.lines().any(|l| l == "echo"),
+        "terminal not restored: {done}"
     );
 }
