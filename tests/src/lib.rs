@@ -379,23 +379,6 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_ss_with_skmem_on_next_line() {
-        let s = "ESTAB 0 2626560 127.0.0.1:18080 127.0.0.1:45678\n\t skmem:(r0,rb131072,t0,tb2626560,f4096,w2637824,o0,bl0,d3)\nLISTEN 0 128 127.0.0.1:18080 0.0.0.0:*\n\t skmem:(r0,rb131072,t0,tb16384,f0,w0,o0,bl0,d0)\n";
-        let v = parse_ss(s);
-        assert_eq!(v.len(), 2);
-        assert_eq!(
-            (v[0].local_port, v[0].peer_port, v[0].w, v[0].f),
-            (18080, 45678, 2637824, 4096)
-        );
-        assert_eq!(v[1].state, "LISTEN");
-    }
-}
-
 /// Counts loaded BPF programs named like netmem's (via /proc fdinfo is not
 /// global, so ask the kernel through bpftool-free means: the program id
 /// space, read with BPF_PROG_GET_NEXT_ID).
@@ -471,4 +454,21 @@ pub fn loaded_netmem_programs() -> usize {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ss_with_skmem_on_next_line() {
+        let s = "ESTAB 0 2626560 127.0.0.1:18080 127.0.0.1:45678\n\t skmem:(r0,rb131072,t0,tb2626560,f4096,w2637824,o0,bl0,d3)\nLISTEN 0 128 127.0.0.1:18080 0.0.0.0:*\n\t skmem:(r0,rb131072,t0,tb16384,f0,w0,o0,bl0,d0)\n";
+        let v = parse_ss(s);
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (v[0].local_port, v[0].peer_port, v[0].w, v[0].f),
+            (18080, 45678, 2637824, 4096)
+        );
+        assert_eq!(v[1].state, "LISTEN");
+    }
 }

@@ -26,7 +26,7 @@ pub mod view;
 /// What the engine hands to the UI thread.
 pub enum Msg {
     Coverage(String),
-    Event(Event),
+    Event(Box<Event>),
     Interval(Box<Interval>),
 }
 
@@ -55,7 +55,7 @@ impl Sink for TopSink {
         Ok(())
     }
     fn event(&mut self, e: &Event) -> Result<()> {
-        let _ = self.tx.send(Msg::Event(e.clone()));
+        let _ = self.tx.send(Msg::Event(Box::new(e.clone())));
         Ok(())
     }
     fn interval(&mut self, i: &Interval) -> Result<()> {
