@@ -313,8 +313,38 @@ fn stalled_reader_does_not_block_shutdown() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Enough intervals to fill the pipe, never read.
-    std::thread::sleep(Duration::from_secs(3));
+    // Never read: wait until the pipe is full (shrunk to 16 KiB so that
+    // takes a few intervals however busy the machine is), so the next
+    // write blocks.
+    {
+        use std::os::fd::AsRawFd;
+        let fd = child.stdout.as_ref().unwrap().as_raw_fd();
+        // SAFETY: fcntl/ioctl on a pipe fd we own, with an int argument
+        // or out-parameter.
+        let size = unsafe {
+            libc::fcntl(fd, libc::F_SETPIPE_SZ, 16384);
+            libc::fcntl(fd, libc::F_GETPIPE_SZ)
+        };
+        // Full: more than half of it used and nothing added for a second
+        // (an atomic write that does not fit waits for room).
+        let t0 = Instant::now();
+        let mut last = (-1, Instant::now());
+        loop {
+            let mut n: libc::c_int = 0;
+            // SAFETY: as above.
+            unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+            if n != last.0 {
+                last = (n, Instant::now());
+            } else if n > size / 2 && last.1.elapsed() > Duration::from_secs(1) {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the pipe never filled ({n} of {size})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let t0 = Instant::now();
     // SAFETY: as above.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -338,7 +368,7 @@ fn stalled_reader_does_not_block_shutdown() {
         .read_to_string(&mut out)
         .unwrap();
     assert!(out.contains("\"type\":\"probes\""), "never went live");
-    assert!(out.matches("\"type\":\"context\"").count() > 10);
+    assert!(out.matches("\"type\":\"context\"").count() >= 2);
     assert_eq!(st.code(), Some(128 + libc::SIGINT), "{st}");
 }
 
