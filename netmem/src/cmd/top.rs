@@ -12,6 +12,8 @@ pub async fn run(opts: crate::engine::Options) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!("netmem top draws on a terminal and standard output is not one: use `netmem trace` (or `trace --json`) for a pipe or a file");
     }
+    // Before the screen is taken: a refusal is then one plain line.
+    crate::kernel::privileges::check(opts.command)?;
     let doctor = State {
         host: crate::sources::host::Host::read(&opts.netns)?,
         ..Default::default()
