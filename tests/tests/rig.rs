@@ -51,7 +51,10 @@ fn gap(a: SystemTime, b: SystemTime) -> Duration {
 }
 
 /// Every interval of `group` inside [from, to] must be within 10% of some ss
-/// sample taken within 200 ms of it. Returns (intervals checked, last pair).
+/// sample taken within 200 ms of it; a count of sockets (`orphans`) may also
+/// be one off: the vanishing clients' connections pass through short-lived
+/// orphan states, and one caught by the dump but by no sample moved a
+/// count of 8 by 12.5% once. Returns (intervals checked, last pair).
 fn check(
     lines: &[Value],
     samples: &[Sample],
@@ -78,7 +81,8 @@ fn check(
             .collect();
         assert!(!near.is_empty(), "no ss sample near {group} at {l}");
         assert!(
-            near.iter().any(|&want| within_10pct(got, want)),
+            near.iter().any(|&want| within_10pct(got, want)
+                || (field == "orphans" && want > 0 && got.abs_diff(want) <= 1)),
             "{group} {field}: netmem says {got}, ss says {near:?} at the same moment"
         );
         checked += 1;
