@@ -86,8 +86,22 @@ impl Serve {
     /// Starts it with `args` (plus --listen on a free loopback port) and
     /// waits until its first interval is published.
     pub fn start(args: &[&str]) -> Serve {
+        Serve::start_via(&[], args)
+    }
+
+    /// As [`Serve::start`], run through `wrapper` (e.g. `setpriv` with a
+    /// capability set).
+    pub fn start_via(wrapper: &[&str], args: &[&str]) -> Serve {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let child = Command::new(crate::netmem_bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(crate::netmem_bin());
+                c
+            }
+            None => Command::new(crate::netmem_bin()),
+        };
+        let child = cmd
             .arg("serve")
             .args(["--listen", &addr.to_string()])
             .args(args)

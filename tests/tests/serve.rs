@@ -445,47 +445,19 @@ fn packaged_capabilities_are_enough_to_serve() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let mut child = Command::new("setpriv")
-        .args([&format!("--bounding-set={bounding}"), "--inh-caps=-all"])
-        .arg(netmem_bin())
-        .args([
-            "serve",
-            "--interval",
-            "300ms",
-            "--listen",
-            &addr.to_string(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let text = loop {
-        if let Ok((200, body)) = http_get(addr, "/metrics", None) {
-            if body.contains("netmem_last_interval_timestamp_seconds") {
-                break body;
-            }
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("netmem serve with {bounding} exited {st}: {err}");
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "never served");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let setpriv = [
+        "setpriv",
+        &format!("--bounding-set={bounding}"),
+        "--inh-caps=-all",
+    ];
+    let serve = Serve::start_via(&setpriv, &["--interval", "300ms"]);
+    let text = serve.metrics();
     let hooks = text
         .lines()
         .filter(|l| l.starts_with("netmem_probe_info{"))
         .count();
     assert_eq!(hooks, netmem::hooks::catalog::HOOKS.len());
     assert!(!text.contains("tier=\"none\""), "{text}");
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    let (st, err) = serve.stop();
+    assert!(st.success(), "netmem serve with {bounding}: {st} {err}");
 }

@@ -77,6 +77,25 @@ impl Tmux {
         ]));
     }
 
+    /// netmem top exited 0 after `how` (10 s at most), and the shell found
+    /// the terminal back in canonical mode with echo.
+    fn assert_clean_exit(&self, how: &str) {
+        let t0 = Instant::now();
+        while !self.done.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "netmem top did not exit on {how}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let done = std::fs::read_to_string(&self.done).unwrap();
+        assert!(done.contains("EXIT=0"), "after {how}: {done}");
+        assert!(
+            done.lines().any(|l| l == "icanon") && done.lines().any(|l| l == "echo"),
+            "terminal not restored after {how}: {done}"
+        );
+    }
+
     /// Waits until the screen satisfies `f` (15 s at most).
     fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
         let t0 = Instant::now();
@@ -194,20 +213,7 @@ fn top_in_tmux_shows_sorts_opens_resizes_and_quits_cleanly() {
     // q: exit 0, the terminal back in canonical mode with echo, nothing
     // left attached.
     t.keys("q");
-    let t0 = Instant::now();
-    while !t.done.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "netmem top did not exit on q"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let done = std::fs::read_to_string(&t.done).unwrap();
-    assert!(done.contains("EXIT=0"), "{done}");
-    assert!(
-        done.lines().any(|l| l == "icanon") && done.lines().any(|l| l == "echo"),
-        "terminal not restored: {done}"
-    );
+    t.assert_clean_exit("q");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(loaded_netmem_programs(), before, "programs left loaded");
 }
@@ -245,18 +251,5 @@ fn top_restores_the_terminal_on_sigterm() {
         .expect("netmem top's pid");
     // SAFETY: kill on a process this test started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let t0 = Instant::now();
-    while !t.done.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "netmem top did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let done = std::fs::read_to_string(&t.done).unwrap();
-    assert!(done.contains("EXIT=0"), "{done}");
-    assert!(
-        done.lines().any(|l| l == "icanon") && done.lines().any(|l| l == "echo"),
-        "terminal not restored: {done}"
-    );
+    t.assert_clean_exit("SIGTERM");
 }

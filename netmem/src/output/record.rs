@@ -100,7 +100,7 @@ impl RecordSink {
                         "netmem record: {} reached --max-size {} after {}; stopping (the interval under way is not in it)",
                         self.path.display(),
                         human_bytes(max),
-                        humantime::format_duration(std::time::Duration::from_secs(self.started.elapsed().as_secs()))
+                        self.elapsed()
                     );
                     crate::engine::stop::request();
                 }
@@ -113,6 +113,13 @@ impl RecordSink {
             .with_context(|| format!("cannot write {}", self.path.display()))?;
         self.written += z.len() as u64;
         Ok(())
+    }
+
+    /// Time recorded, in whole seconds (`1m 23s`).
+    fn elapsed(&self) -> humantime::FormattedDuration {
+        humantime::format_duration(std::time::Duration::from_secs(
+            self.started.elapsed().as_secs(),
+        ))
     }
 
     fn end_progress(&mut self) {
@@ -149,9 +156,7 @@ impl Sink for RecordSink {
             eprint!(
                 "\rrecording {}: {}, {}, {} events, {} lost   ",
                 self.path.display(),
-                humantime::format_duration(std::time::Duration::from_secs(
-                    self.started.elapsed().as_secs()
-                )),
+                self.elapsed(),
                 human_bytes(self.written),
                 self.events,
                 self.lost

@@ -38,9 +38,11 @@ fn color(i: usize) -> RGBColor {
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-type Chart<'a> = ChartContext<
+/// A chart drawn on an area borrowed for `'a` of a backend writing to a
+/// string borrowed for `'b`.
+type Chart<'a, 'b> = ChartContext<
     'a,
-    SVGBackend<'a>,
+    SVGBackend<'b>,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 type Res = Result<(), Box<dyn std::error::Error>>;
@@ -89,7 +91,7 @@ pub fn y_range(data_max: f64, limits: &[f64]) -> f64 {
     y * 1.45
 }
 
-fn shade_pressure(chart: &mut Chart<'_>, tl: &Timeline, y_max: f64) -> Res {
+fn shade_pressure<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, tl: &Timeline, y_max: f64) -> Res {
     let spans = tl.pressure_spans();
     if spans.is_empty() {
         return Ok(());
@@ -106,7 +108,7 @@ fn shade_pressure(chart: &mut Chart<'_>, tl: &Timeline, y_max: f64) -> Res {
     Ok(())
 }
 
-fn mark_aborts(chart: &mut Chart<'_>, tl: &Timeline, y_max: f64) -> Res {
+fn mark_aborts<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, tl: &Timeline, y_max: f64) -> Res {
     let aborts = tl.aborts();
     if aborts.is_empty() {
         return Ok(());
@@ -125,7 +127,7 @@ fn mark_aborts(chart: &mut Chart<'_>, tl: &Timeline, y_max: f64) -> Res {
     Ok(())
 }
 
-fn legend(chart: &mut Chart<'_>) -> Res {
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Res {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -136,26 +138,43 @@ fn legend(chart: &mut Chart<'_>) -> Res {
     Ok(())
 }
 
+/// A chart titled `title` on `root`, with the shared x axis (seconds since
+/// the start) and a y axis labelled by `y_fmt`.
+fn axes<'a, 'b: 'a>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    r: Range,
+    y_fmt: &dyn Fn(&f64) -> String,
+    y_desc: &str,
+) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 17))
+        .margin(10)
+        .x_label_area_size(32)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..r.x_max.max(1.0), 0f64..r.y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start")
+        .y_desc(y_desc)
+        .y_label_formatter(y_fmt)
+        .light_line_style(BLACK.mix(0.05))
+        .draw()?;
+    Ok(chart)
+}
+
 /// Socket memory by group, stacked (the `top` groups, the rest as other),
 /// with TCP memory charged and tcp_mem's thresholds as lines, pressure
 /// shaded and aborts marked.
 pub fn memory(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::Result<String> {
     svg(width, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Socket memory by group (stacked) against tcp_mem",
-                ("sans-serif", 17),
-            )
-            .margin(10)
-            .x_label_area_size(32)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..r.x_max.max(1.0), 0f64..r.y_max)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .y_label_formatter(&bytes_label)
-            .light_line_style(BLACK.mix(0.05))
-            .draw()?;
+        let mut chart = axes(
+            root,
+            "Socket memory by group (stacked) against tcp_mem",
+            r,
+            &bytes_label,
+            "",
+        )?;
         shade_pressure(&mut chart, tl, r.y_max)?;
         // Cumulative sums: layer k is the sum of groups 0..=k.
         // (name, colour, cumulative points)
@@ -233,8 +252,8 @@ pub fn memory(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::Re
 /// tcp_mem is lowered and restored): the stretches on the chart's scale
 /// are drawn, and the legend gives the range of values; a limit never on
 /// scale is only named, "above the chart".
-fn draw_limits(
-    chart: &mut Chart<'_>,
+fn draw_limits<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
     tl: &Timeline,
     r: Range,
     f: impl Fn(&super::timeline::Point) -> Option<[u64; 3]>,
@@ -301,21 +320,13 @@ fn draw_limits(
 /// the 1/4 and 1/2 marks where tcp_check_oom starts aborting.
 pub fn orphans(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::Result<String> {
     svg(width, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Orphaned sockets against tcp_max_orphans",
-                ("sans-serif", 17),
-            )
-            .margin(10)
-            .x_label_area_size(32)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..r.x_max.max(1.0), 0f64..r.y_max)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .y_label_formatter(&count_label)
-            .light_line_style(BLACK.mix(0.05))
-            .draw()?;
+        let mut chart = axes(
+            root,
+            "Orphaned sockets against tcp_max_orphans",
+            r,
+            &count_label,
+            "",
+        )?;
         chart
             .draw_series(LineSeries::new(
                 tl.points.iter().map(|p| (p.t, p.orphans as f64)),
@@ -358,22 +369,13 @@ pub fn orphans(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::R
 /// Events per second by kind; aborts as markers by cause.
 pub fn events(tl: &Timeline, r: Range, width: u32) -> anyhow::Result<String> {
     svg(width, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Events per second by kind (aborts marked by cause)",
-                ("sans-serif", 17),
-            )
-            .margin(10)
-            .x_label_area_size(32)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..r.x_max.max(1.0), 0f64..r.y_max)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .y_desc("events/s")
-            .y_label_formatter(&count_label)
-            .light_line_style(BLACK.mix(0.05))
-            .draw()?;
+        let mut chart = axes(
+            root,
+            "Events per second by kind (aborts marked by cause)",
+            r,
+            &count_label,
+            "events/s",
+        )?;
         for (i, (kind, pts)) in tl.event_rates().into_iter().enumerate() {
             if kind == "abort_on_memory" {
                 continue;
@@ -413,21 +415,13 @@ pub fn events(tl: &Timeline, r: Range, width: u32) -> anyhow::Result<String> {
 /// Route exceptions: inserted per interval and cached.
 pub fn routes(tl: &Timeline, r: Range, width: u32) -> anyhow::Result<String> {
     svg(width, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Route exceptions (what replaced the route cache)",
-                ("sans-serif", 17),
-            )
-            .margin(10)
-            .x_label_area_size(32)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..r.x_max.max(1.0), 0f64..r.y_max)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .y_label_formatter(&count_label)
-            .light_line_style(BLACK.mix(0.05))
-            .draw()?;
+        let mut chart = axes(
+            root,
+            "Route exceptions (what replaced the route cache)",
+            r,
+            &count_label,
+            "",
+        )?;
         chart
             .draw_series(LineSeries::new(
                 tl.points.iter().map(|p| (p.t, p.routes_inserted as f64)),

@@ -105,50 +105,42 @@ fn header(f: &mut Frame, v: &View, area: Rect) {
     let [l1, l2, l3, _] = Layout::vertical([Constraint::Length(1); 4]).areas(area);
     f.render_widget(Paragraph::new(Line::from(flags)), l1);
     if let Some([_, pressure, max]) = h.tcp_mem {
-        let ratio = (h.allocated as f64 / max.max(1) as f64).clamp(0.0, 1.0);
-        let color = if h.allocated > max / 10 * 9 {
-            Color::Red
-        } else if h.allocated > pressure {
-            Color::Yellow
-        } else {
-            Color::Green
-        };
-        f.render_widget(
-            Gauge::default()
-                .gauge_style(Style::new().fg(color))
-                .ratio(ratio)
-                .label(format!(
-                    "TCP memory {} of tcp_mem max {} (pressure at {})",
-                    human_bytes(h.allocated),
-                    human_bytes(max),
-                    human_bytes(pressure)
-                )),
-            l2,
+        let label = format!(
+            "TCP memory {} of tcp_mem max {} (pressure at {})",
+            human_bytes(h.allocated),
+            human_bytes(max),
+            human_bytes(pressure)
         );
+        limit_gauge(f, l2, h.allocated, max, [pressure, max / 10 * 9], label);
     }
     if let Some(max) = h.max_orphans {
-        let ratio = (h.orphans as f64 / max.max(1) as f64).clamp(0.0, 1.0);
-        let color = if h.orphans > max / 2 {
-            Color::Red
-        } else if h.orphans > max / 4 {
-            Color::Yellow
-        } else {
-            Color::Green
-        };
-        f.render_widget(
-            Gauge::default()
-                .gauge_style(Style::new().fg(color))
-                .ratio(ratio)
-                .label(format!(
-                    "orphans {} of tcp_max_orphans {} (aborts from {} = 1/4, {} = 1/2)",
-                    h.orphans,
-                    max,
-                    max / 4,
-                    max / 2
-                )),
-            l3,
+        let label = format!(
+            "orphans {} of tcp_max_orphans {} (aborts from {} = 1/4, {} = 1/2)",
+            h.orphans,
+            max,
+            max / 4,
+            max / 2
         );
+        limit_gauge(f, l3, h.orphans, max, [max / 4, max / 2], label);
     }
+}
+
+/// `value` against `max`: green, yellow past `warn[0]`, red past `warn[1]`.
+fn limit_gauge(f: &mut Frame, area: Rect, value: u64, max: u64, warn: [u64; 2], label: String) {
+    let color = if value > warn[1] {
+        Color::Red
+    } else if value > warn[0] {
+        Color::Yellow
+    } else {
+        Color::Green
+    };
+    f.render_widget(
+        Gauge::default()
+            .gauge_style(Style::new().fg(color))
+            .ratio((value as f64 / max.max(1) as f64).clamp(0.0, 1.0))
+            .label(label),
+        area,
+    );
 }
 
 fn groups(f: &mut Frame, v: &View, area: Rect) {

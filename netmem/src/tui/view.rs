@@ -88,7 +88,6 @@ pub struct Header {
     pub pressure: bool,
     pub routes_per_s: f64,
     pub lost_events: u64,
-    pub suppressed: u64,
 }
 
 /// What the screen shows.
@@ -204,9 +203,8 @@ impl View {
             pressure: live.is_some_and(|l| l.memory_pressure),
             routes_per_s: live.map_or(0.0, |l| l.routes.per_s()),
             lost_events: live.map_or(0, |l| l.loss.lost_events),
-            suppressed: self.header.suppressed + live.map_or(0, |l| l.loss.events_suppressed),
         };
-        let mut seen = Vec::with_capacity(i.groups.len());
+        let mut seen = std::collections::HashSet::with_capacity(i.groups.len());
         for (g, row) in &i.groups {
             let name = group_name(g);
             let line = self.groups.entry(name.clone()).or_default();
@@ -223,11 +221,10 @@ impl View {
             while line.history.len() > HISTORY {
                 line.history.pop_front();
             }
-            seen.push(name);
+            seen.insert(name);
         }
         // A group gone from the pass leaves the table (its aborts, if any,
         // stay in the event pane).
-        let seen: std::collections::HashSet<String> = seen.into_iter().collect();
         self.groups.retain(|n, _| seen.contains(n));
     }
 

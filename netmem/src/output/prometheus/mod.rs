@@ -111,7 +111,6 @@ pub struct Exposition {
     /// Bumped on every publication (a scrape's cache key).
     pub generation: u64,
     pub interval: Duration,
-    pub max_groups: usize,
     /// (hook, its tier or "none")
     pub probes: Vec<(&'static str, &'static str)>,
     /// None until the first interval.
@@ -202,7 +201,6 @@ impl MetricsSink {
         self.shared.publish(Exposition {
             generation: self.generation,
             interval: self.interval,
-            max_groups: self.max_groups,
             probes: self.probes.clone(),
             global,
             groups,
