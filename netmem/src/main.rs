@@ -292,6 +292,14 @@ fn parse_backend_arg(s: &str) -> Result<(std::net::IpAddr, u16), String> {
     parse_backend(s).map_err(|e| e.to_string())
 }
 
+/// The live commands' runtime: one thread, the engine's loop (`serve`'s
+/// HTTP side and `top`'s view have threads of their own).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Snapshot { common } => {
@@ -306,9 +314,7 @@ fn run(cli: Cli) -> Result<()> {
             event_limit,
             max_tier,
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let opts = netmem::cmd::trace::Options {
                 command: "netmem trace",
                 netns: netmem::sources::netns::Netns::open(common.netns.as_deref())?,
@@ -329,9 +335,7 @@ fn run(cli: Cli) -> Result<()> {
             from,
             max_tier,
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let opts = netmem::cmd::doctor::Options {
                 netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
                 watch,
@@ -352,9 +356,7 @@ fn run(cli: Cli) -> Result<()> {
             event_limit,
             max_tier,
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let opts = netmem::cmd::record::Options {
                 output,
                 force,
@@ -378,9 +380,7 @@ fn run(cli: Cli) -> Result<()> {
             backends,
             max_tier,
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let opts = netmem::engine::Options {
                 command: "netmem top",
                 netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
@@ -405,9 +405,7 @@ fn run(cli: Cli) -> Result<()> {
             linger,
             max_tier,
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let opts = netmem::cmd::serve::Options {
                 listen,
                 netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
