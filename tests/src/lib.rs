@@ -47,6 +47,23 @@ pub fn netmem_bin() -> PathBuf {
     }
 }
 
+/// netmem run as `nobody` with no capability at all (`setpriv`), as an
+/// unprivileged user would.
+pub fn netmem_as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(netmem_bin())
+        .args(args)
+        .output()
+        .expect("run setpriv (util-linux)")
+}
+
 pub fn load_bin() -> PathBuf {
     target_bin("netmem-load")
 }

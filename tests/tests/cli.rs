@@ -36,18 +36,7 @@ fn bad_flags_are_clap_errors() {
 #[test]
 fn unprivileged_trace_explains_itself_and_attaches_nothing() {
     require_root();
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg(netmem_bin())
-        .args(["trace", "--duration", "1s"])
-        .output()
-        .unwrap();
+    let o = netmem_as_nobody(&["trace", "--duration", "1s"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -181,20 +181,7 @@ fn kernel_log_file_with_each_message() {
 #[test]
 fn unprivileged_reading_says_what_it_could_not_read() {
     require_root();
-    let nobody = |args: &[&str]| {
-        Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-            ])
-            .arg(netmem_bin())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let nobody = netmem_as_nobody;
     let o = nobody(&["doctor", "--json"]);
     let all = ok_json(&o);
     let head = all.iter().find(|v| v["type"] == "doctor").unwrap();

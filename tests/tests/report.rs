@@ -363,18 +363,7 @@ fn max_size_is_honoured() {
     // Without the privileges to trace: one line, exit 1, and no empty file
     // left behind.
     let _ = std::fs::remove_file("/tmp/netmem-denied.nmr");
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg(netmem_bin())
-        .args(["record", "-o", "/tmp/netmem-denied.nmr", "--duration", "1s"])
-        .output()
-        .unwrap();
+    let o = netmem_as_nobody(&["record", "-o", "/tmp/netmem-denied.nmr", "--duration", "1s"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("netmem record loads eBPF programs"));
     assert!(

@@ -764,18 +764,10 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 fn scrape(o: &Opts) -> Result<Value> {
     use netmem_tests::serve::{sample, Serve};
     let ns = Netns::new("bench-scrape");
-    let mut load = ns
-        .cmd(netmem_tests::load_bin())
-        .args([
-            "backends", "--port", "18400", "--count", "1000", "--waves", "1", "--hold", "--gap-ms",
-            "0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(load.stdout.take().unwrap()).read_line(&mut line)?;
-    ensure!(line.trim() == "ready", "backends load failed");
+    // Held open until the end of the part.
+    let load = ns.load(&[
+        "backends", "--port", "18400", "--count", "1000", "--waves", "1", "--hold", "--gap-ms", "0",
+    ]);
     let mut serve = Serve::start(&[
         "--netns",
         &ns.name,
@@ -818,8 +810,7 @@ fn scrape(o: &Opts) -> Result<Value> {
     let cpu = netmem_tests::cpu_seconds(serve.child.id());
     let (st, _) = serve.stop();
     ensure!(st.success(), "netmem serve exited {st}");
-    drop(load.stdin.take());
-    let _ = load.wait();
+    drop(load);
     let r = json!({
         "groups": groups,
         "scrapes": n,
@@ -900,18 +891,10 @@ fn report(o: &Opts) -> Result<Value> {
 /// /dev/null on the same load; the arms alternate.
 fn top(o: &Opts) -> Result<Value> {
     let ns = Netns::new("bench-top");
-    let mut load = ns
-        .cmd(netmem_tests::load_bin())
-        .args([
-            "backends", "--port", "18800", "--count", "1000", "--waves", "1", "--hold", "--gap-ms",
-            "0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(load.stdout.take().unwrap()).read_line(&mut line)?;
-    ensure!(line.trim() == "ready", "backends load failed");
+    // Held open until the end of the part.
+    let load = ns.load(&[
+        "backends", "--port", "18800", "--count", "1000", "--waves", "1", "--hold", "--gap-ms", "0",
+    ]);
     let secs = if o.quick { 8.0 } else { 20.0 };
     let session = format!("netmem-bench-top-{}", std::process::id());
     let (mut top_pct, mut trace_pct) = (Vec::new(), Vec::new());
@@ -978,8 +961,7 @@ fn top(o: &Opts) -> Result<Value> {
             }
         }
     }
-    drop(load.stdin.take());
-    let _ = load.wait();
+    drop(load);
     println!(
         "\ntop at 1 s with 1000 groups: {:.2}% of one CPU (median of {}); trace --json on the same load {:.2}% (ratio {:.2})",
         median(&top_pct),
