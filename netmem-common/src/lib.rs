@@ -227,6 +227,11 @@ pub fn drop_reason_bit(reason: u32) -> Option<(usize, u64)> {
 pub const GROUP_UNATTRIBUTED: u8 = 0;
 pub const GROUP_LISTEN: u8 = 1;
 pub const GROUP_BACKEND: u8 = 2;
+/// Userspace-only kinds, for `--group-by process|cgroup`: the owner's id
+/// (pid, or cgroup id) is in the first 8 bytes of `addr`. The kernel only
+/// ever counts by port groups; these are a regrouping of them.
+pub const GROUP_PROCESS: u8 = 3;
+pub const GROUP_CGROUP: u8 = 4;
 
 /// Where a socket's memory is charged: the listening port it was accepted on
 /// (a proxy's frontend), or the remote endpoint it connected to (a backend).
@@ -239,6 +244,9 @@ pub struct GroupKey {
     pub kind: u8,
     /// AF_INET or AF_INET6 for backends; 0 for listen groups, which cover both.
     pub family: u8,
+    /// The socket's network namespace (its inode number): the same port in
+    /// two namespaces is two groups. 0 for what belongs to none.
+    pub netns: u32,
 }
 
 impl GroupKey {
@@ -247,7 +255,15 @@ impl GroupKey {
         port: 0,
         kind: GROUP_UNATTRIBUTED,
         family: 0,
+        netns: 0,
     };
+
+    /// The same group, in namespace `netns`.
+    #[inline(always)]
+    pub fn in_netns(mut self, netns: u32) -> GroupKey {
+        self.netns = netns;
+        self
+    }
 
     /// The one port-grouping rule, used by the kernel programs and by the
     /// sock_diag aggregator alike. A socket whose local port is a listening
@@ -269,6 +285,7 @@ impl GroupKey {
                 port: lport,
                 kind: GROUP_LISTEN,
                 family: 0,
+                netns: 0,
             };
         }
         let mut addr = [0u8; 16];
@@ -292,6 +309,7 @@ impl GroupKey {
             port: rport,
             kind: GROUP_BACKEND,
             family: fam,
+            netns: 0,
         }
     }
 }
@@ -537,6 +555,14 @@ pub mod payload {
         bytes,
         /// an [`OrphanSource`](crate::OrphanSource) value
         source,
+        /// the closing process (tgid; 0: not closed by a process, e.g. a
+        /// child nobody accepted)
+        owner_pid,
+        /// its cgroup v2 id (0: unknown)
+        owner_cgroup,
+        /// its comm, 16 bytes NUL-padded, in two words
+        owner_comm0,
+        owner_comm1,
     });
     payload!(OrphanGone {
         /// -1 when the birth was not seen
@@ -546,6 +572,9 @@ pub mod payload {
         last_state,
         /// 1 when tcp_check_oom aborted it
         aborted_on_memory,
+        /// who closed it, as recorded at its birth (0: birth not seen)
+        owner_pid,
+        owner_cgroup,
     });
     payload!(PressureEnter {
         allocated_pages,
@@ -605,6 +634,8 @@ pub struct Event {
     pub _pad: u32,
     pub sock: SockInfo,
     pub group: GroupKey,
+    /// Explicit, so `args` is 8-aligned with no implicit padding.
+    pub _pad2: u32,
     pub args: [i64; N_ARGS],
     pub route: RouteInfo,
 }
@@ -639,6 +670,10 @@ pub struct OrphanInfo {
     pub last_state: u8,
     pub aborted_on_memory: u8,
     pub _pad: [u8; 2],
+    /// Who closed it (process context of `__tcp_close`): thread group id
+    /// and cgroup v2 id; 0 when the birth was seen outside one.
+    pub owner_pid: u32,
+    pub owner_cgroup: u64,
 }
 
 #[cfg(feature = "user")]
@@ -657,9 +692,9 @@ mod tests {
 
     #[test]
     fn layouts_have_no_padding() {
-        assert_eq!(core::mem::size_of::<GroupKey>(), 20);
+        assert_eq!(core::mem::size_of::<GroupKey>(), 24);
         assert_eq!(core::mem::size_of::<SockInfo>(), 16 + 16 + 4 + 4 + 7 * 4);
-        assert_eq!(core::mem::size_of::<Event>(), 8 + 4 + 4 + 68 + 20 + 64 + 48);
+        assert_eq!(core::mem::size_of::<Event>(), 8 + 4 + 4 + 68 + 24 + 4 + 64 + 48);
     }
 
     #[test]
@@ -696,7 +731,7 @@ mod tests {
         );
         assert_eq!(EventKind::from_u32(0), None);
         assert_eq!(core::mem::size_of::<KernelLayout>(), 48 * 4 + 32 + 16);
-        assert_eq!(core::mem::size_of::<OrphanInfo>(), 8 + 8 + 20 + 4);
+        assert_eq!(core::mem::size_of::<OrphanInfo>(), 8 + 8 + 24 + 4 + 4 + 8);
     }
 
     #[test]

@@ -29,24 +29,25 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     if sk == 0 {
         sk = read(skb, lay!(skb_sk));
     }
-    let (id, g) = if sk == 0 {
-        (
-            SockId {
-                family: 0,
-                protocol: 0,
-                lport: 0,
-                rport: 0,
-                raddr: [0; 16],
-            },
-            GroupKey::UNATTRIBUTED,
-        )
-    } else {
-        if !in_traced_netns(sk) {
-            return 0;
+    if sk != 0 && !in_traced_netns(sk) {
+        return 0;
+    }
+    let id = if sk == 0 {
+        SockId {
+            family: 0,
+            protocol: 0,
+            lport: 0,
+            rport: 0,
+            raddr: [0; 16],
+            netns: 0,
         }
-        let id = sock_id(sk);
-        let g = group_of(&id);
-        (id, g)
+    } else {
+        sock_id(sk)
+    };
+    let g = if sk == 0 {
+        GroupKey::UNATTRIBUTED
+    } else {
+        group_of(&id)
     };
     let truesize: u32 = read(skb, lay!(skb_truesize));
     let len: u32 = read(skb, lay!(skb_len));

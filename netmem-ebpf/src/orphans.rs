@@ -88,6 +88,13 @@ fn orphan_born(sk: u64, source: OrphanSource) {
     let g = group_of(&id);
     count(&g, Counter::OrphansBorn);
     let bytes = read::<i32>(sk, lay!(sk_wmem_queued)) as i64;
+    // __tcp_close runs in the closing process's context, so the current
+    // task is the owner; a child nobody accepted is forgotten by whoever
+    // closed the listener, so its owner is not recorded.
+    let (pid, cgroup, comm) = match source {
+        OrphanSource::TcpClose => current_owner(),
+        _ => (0, 0, [0; 16]),
+    };
     let info = OrphanInfo {
         born_ns: now_ns(),
         bytes,
@@ -95,6 +102,8 @@ fn orphan_born(sk: u64, source: OrphanSource) {
         last_state: 0,
         aborted_on_memory: 0,
         _pad: [0; 2],
+        owner_pid: pid,
+        owner_cgroup: cgroup,
     };
     if ORPHANS.insert(&sk, &info, 0).is_err() {
         stat(Stat::OrphanMapFull);
@@ -102,8 +111,27 @@ fn orphan_born(sk: u64, source: OrphanSource) {
     let p = payload::OrphanBorn {
         bytes,
         source: source as i64,
+        owner_pid: pid as i64,
+        owner_cgroup: cgroup as i64,
+        owner_comm0: i64::from_ne_bytes([
+            comm[0], comm[1], comm[2], comm[3], comm[4], comm[5], comm[6], comm[7],
+        ]),
+        owner_comm1: i64::from_ne_bytes([
+            comm[8], comm[9], comm[10], comm[11], comm[12], comm[13], comm[14], comm[15],
+        ]),
     };
     emit(sk, &id, &g, p);
+}
+
+/// The current process: tgid, cgroup v2 id and comm.
+#[inline(always)]
+fn current_owner() -> (u32, u64, [u8; 16]) {
+    let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: bpf_get_current_cgroup_id has no preconditions (4.18+, the
+    // oldest kernel with the tiers that reach here).
+    let cgroup = unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() };
+    let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
+    (tgid, cgroup, comm)
 }
 
 /// tcp_check_oom aborted `sk`: if it is a tracked orphan, its death says so.
@@ -152,6 +180,8 @@ fn orphan_gone(sk: u64) {
         bytes_at_birth: o.bytes,
         last_state: o.last_state as i64,
         aborted_on_memory: o.aborted_on_memory as i64,
+        owner_pid: o.owner_pid as i64,
+        owner_cgroup: o.owner_cgroup as i64,
     };
     emit(sk, &id, &o.group, p);
 }

@@ -124,16 +124,21 @@ pub struct SockId {
     pub lport: u16,
     pub rport: u16,
     pub raddr: [u8; 16],
+    /// The socket's network namespace inode: part of its group, so one
+    /// attachment counts every namespace apart (`--netns all`).
+    pub netns: u32,
 }
 
-/// Whether `sk` lives in the traced network namespace.
+#[inline(always)]
+fn netns_of(sk: u64) -> u32 {
+    let net: u64 = read(sk, lay!(sk_net));
+    read::<u32>(net, lay!(net_inum))
+}
+
+/// Whether `sk` lives in the traced network namespace (0: every one).
 #[inline(always)]
 pub fn in_traced_netns(sk: u64) -> bool {
-    if lay!(netns_inum) == 0 {
-        return true;
-    }
-    let net: u64 = read(sk, lay!(sk_net));
-    read::<u32>(net, lay!(net_inum)) == lay!(netns_inum)
+    lay!(netns_inum) == 0 || netns_of(sk) == lay!(netns_inum)
 }
 
 #[inline(always)]
@@ -157,13 +162,14 @@ pub fn sock_id(sk: u64) -> SockId {
         lport,
         rport: u16::from_be(read::<u16>(sk, lay!(sk_dport))),
         raddr,
+        netns: netns_of(sk),
     }
 }
 
 #[inline(always)]
 pub fn group_of(id: &SockId) -> GroupKey {
     let listening = LISTEN_PORTS.get(id.lport as u32).is_some_and(|v| *v != 0);
-    GroupKey::classify(id.family, id.lport, listening, &id.raddr, id.rport)
+    GroupKey::classify(id.family, id.lport, listening, &id.raddr, id.rport).in_netns(id.netns)
 }
 
 /// Full socket record for a streamed event.
@@ -260,6 +266,7 @@ pub fn emit_with(
     e.kind = kind as u32;
     e._pad = 0;
     e.group = *group;
+    e._pad2 = 0;
     e.args = args;
     fill(e);
     entry.submit(0);

@@ -6,6 +6,8 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use netmem::hooks::Tier;
 use netmem::model::group::{parse_backend, Filter};
+use netmem::model::owner::GroupBy;
+use netmem::sources::netns::Netns;
 use netmem::output::{self, Format, Sink};
 
 /// Live socket memory attribution: which listening port or backend holds the
@@ -87,9 +89,12 @@ enum Cmd {
         /// Stop before the file passes this size, e.g. 50M, 1G (binary units; at least 16K).
         #[arg(long, value_name = "SIZE", value_parser = parse_max_size)]
         max_size: Option<u64>,
-        /// Report on this network namespace instead of netmem's own.
-        #[arg(long, value_name = "NAME|PATH")]
+        /// Report on this network namespace instead of netmem's own, or
+        /// `all` for every namespace.
+        #[arg(long, value_name = "NAME|PATH|all")]
         netns: Option<String>,
+        #[command(flatten)]
+        who: Owners,
         /// Events recorded per interval at most; the rest are counted.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
         event_limit: u64,
@@ -118,9 +123,12 @@ enum Cmd {
     /// doctor's top finding. Keys: m o d a s sort, Enter sockets, / filter,
     /// p pause, ? help, q quit. Needs root like `trace`, and a terminal.
     Top {
-        /// Report on this network namespace instead of netmem's own.
-        #[arg(long, value_name = "NAME|PATH")]
+        /// Report on this network namespace instead of netmem's own, or
+        /// `all` for every namespace.
+        #[arg(long, value_name = "NAME|PATH|all")]
         netns: Option<String>,
+        #[command(flatten)]
+        who: Owners,
         #[arg(long, default_value = "1s", value_parser = parse_interval)]
         interval: Duration,
         /// Only the group listen:PORT (repeatable).
@@ -142,9 +150,12 @@ enum Cmd {
         /// :PORT for every interface. Loopback by default.
         #[arg(long, value_name = "ADDR:PORT", default_value = netmem::cmd::serve::DEFAULT_LISTEN, value_parser = parse_listen)]
         listen: std::net::SocketAddr,
-        /// Report on this network namespace instead of netmem's own.
-        #[arg(long, value_name = "NAME|PATH")]
+        /// Report on this network namespace instead of netmem's own, or
+        /// `all` for every namespace (a `netns` label on each group).
+        #[arg(long, value_name = "NAME|PATH|all")]
         netns: Option<String>,
+        #[command(flatten)]
+        who: Owners,
         /// How often the figures are refreshed (scrapes read the latest).
         #[arg(long, default_value = "5s", value_parser = parse_interval)]
         interval: Duration,
@@ -172,12 +183,28 @@ enum Cmd {
     },
 }
 
+/// Who owns the sockets, and what a group is.
+#[derive(Args, Clone, Copy)]
+struct Owners {
+    /// Show who holds each group's sockets: processes (pid, comm) and
+    /// cgroups (path, container, pod).
+    #[arg(long)]
+    owners: bool,
+    /// What a group is: the port (listen:PORT, backend:ADDR:PORT), the
+    /// process holding the sockets, or the cgroup they were created in.
+    #[arg(long, value_enum, default_value = "port")]
+    group_by: GroupBy,
+}
+
 #[derive(Args)]
 struct Common {
     /// Report on this network namespace instead of netmem's own: a name from
-    /// `ip netns list` or a path such as /proc/PID/ns/net.
-    #[arg(long, value_name = "NAME|PATH")]
+    /// `ip netns list`, a path such as /proc/PID/ns/net, or `all` for every
+    /// namespace of the host (groups outside netmem's own get @NAMESPACE).
+    #[arg(long, value_name = "NAME|PATH|all")]
     netns: Option<String>,
+    #[command(flatten)]
+    who: Owners,
     /// JSON lines instead of a table (schema in README).
     #[arg(long)]
     json: bool,
@@ -288,6 +315,42 @@ fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
         .ok_or_else(|| format!("{s:?} resolves to no address ({hint})"))
 }
 
+/// `--netns`: the namespace to open, and whether every one is wanted
+/// (`all`; a namespace really named "all" is `/run/netns/all`).
+fn open_netns(arg: Option<&str>) -> Result<(Netns, bool)> {
+    match arg {
+        Some("all") => Ok((Netns::open(None)?, true)),
+        a => Ok((Netns::open(a)?, false)),
+    }
+}
+
+/// The engine's options common to the live commands.
+#[allow(clippy::too_many_arguments)]
+fn engine_options(
+    command: &'static str,
+    netns: Option<&str>,
+    who: Owners,
+    interval: Duration,
+    duration: Option<Duration>,
+    filter: Filter,
+    event_limit: u64,
+    max_tier: Tier,
+) -> Result<netmem::engine::Options> {
+    let (netns, all_netns) = open_netns(netns)?;
+    Ok(netmem::engine::Options {
+        command,
+        netns,
+        all_netns,
+        owners: who.owners,
+        group_by: who.group_by,
+        interval,
+        duration,
+        filter,
+        event_limit,
+        max_tier,
+    })
+}
+
 fn parse_backend_arg(s: &str) -> Result<(std::net::IpAddr, u16), String> {
     parse_backend(s).map_err(|e| e.to_string())
 }
@@ -303,9 +366,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Snapshot { common } => {
-            let netns = netmem::sources::netns::Netns::open(common.netns.as_deref())?;
+            let (netns, all) = open_netns(common.netns.as_deref())?;
+            let filter = common.filter();
+            let mut census = netmem::sources::census::Census::new(
+                &netns,
+                all,
+                common.who.owners,
+                common.who.group_by,
+                &filter,
+            )?;
             let mut sink = stdout_sink(common.json, common.rows);
-            netmem::cmd::snapshot::run(&netns, &common.filter(), sink.as_mut())
+            netmem::cmd::snapshot::run(&netns, &filter, &mut census, sink.as_mut())
         }
         Cmd::Trace {
             common,
@@ -315,15 +386,16 @@ fn run(cli: Cli) -> Result<()> {
             max_tier,
         } => {
             let rt = runtime()?;
-            let opts = netmem::cmd::trace::Options {
-                command: "netmem trace",
-                netns: netmem::sources::netns::Netns::open(common.netns.as_deref())?,
+            let opts = engine_options(
+                "netmem trace",
+                common.netns.as_deref(),
+                common.who,
                 interval,
                 duration,
-                filter: common.filter(),
+                common.filter(),
                 event_limit,
                 max_tier,
-            };
+            )?;
             let mut sink = stdout_sink(common.json, common.rows);
             rt.block_on(netmem::cmd::trace::run(opts, sink.as_mut()))
         }
@@ -353,6 +425,7 @@ fn run(cli: Cli) -> Result<()> {
             interval,
             max_size,
             netns,
+            who,
             event_limit,
             max_tier,
         } => {
@@ -361,54 +434,63 @@ fn run(cli: Cli) -> Result<()> {
                 output,
                 force,
                 max_size,
-                engine: netmem::engine::Options {
-                    command: "netmem record",
-                    netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
+                engine: engine_options(
+                    "netmem record",
+                    netns.as_deref(),
+                    who,
                     interval,
                     duration,
-                    filter: Filter::default(),
+                    Filter::default(),
                     event_limit,
                     max_tier,
-                },
+                )?,
             };
             rt.block_on(netmem::cmd::record::run(opts))
         }
         Cmd::Top {
             netns,
+            who,
             interval,
             ports,
             backends,
             max_tier,
         } => {
             let rt = runtime()?;
-            let opts = netmem::engine::Options {
-                command: "netmem top",
-                netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
-                interval,
-                duration: None,
-                filter: Filter {
-                    ports,
-                    backends,
-                    all: false,
-                },
-                event_limit: 1000,
-                max_tier,
+            let filter = Filter {
+                ports,
+                backends,
+                all: false,
             };
+            let opts = engine_options(
+                "netmem top",
+                netns.as_deref(),
+                who,
+                interval,
+                None,
+                filter,
+                1000,
+                max_tier,
+            )?;
             rt.block_on(netmem::cmd::top::run(opts))
         }
         Cmd::Report { files, output } => netmem::cmd::report::run(&files, &output),
         Cmd::Serve {
             listen,
             netns,
+            who,
             interval,
             max_groups,
             linger,
             max_tier,
         } => {
             let rt = runtime()?;
+            let (netns, all_netns) = open_netns(netns.as_deref())?;
             let opts = netmem::cmd::serve::Options {
                 listen,
-                netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
+                netns,
+                all_netns,
+                owners: who.owners,
+                group_by: who.group_by,
                 interval,
                 max_groups: max_groups as usize,
                 linger,

@@ -83,6 +83,7 @@ fn abort(ts: SystemTime, g: GroupKey) -> Event {
         tier: None,
         group: Some(g),
         sock: None,
+        owner: None,
         body: Body::AbortOnMemory(Abort {
             cause: AbortCause::Orphans,
             via: None,

@@ -162,6 +162,9 @@ async fn watch(opts: &Options, d: Duration, w: &mut Window) -> Result<()> {
     let eo = crate::engine::Options {
         command: "netmem doctor --watch",
         netns: opts.netns.try_clone()?,
+        all_netns: false,
+        owners: false,
+        group_by: Default::default(),
         interval,
         duration: Some(d),
         filter: Filter::default(),

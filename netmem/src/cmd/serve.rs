@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use crate::engine::stop;
 use crate::hooks::Tier;
+use crate::model::owner::GroupBy;
 use crate::model::Filter;
 use crate::output::prometheus::{http, MetricsSink, Shared};
 use crate::sources::netns::Netns;
@@ -28,6 +29,9 @@ const EVENT_LIMIT: u64 = 1_000_000;
 pub struct Options {
     pub listen: SocketAddr,
     pub netns: Netns,
+    pub all_netns: bool,
+    pub owners: bool,
+    pub group_by: GroupBy,
     pub interval: Duration,
     pub max_groups: usize,
     pub linger: Duration,
@@ -48,6 +52,9 @@ pub async fn run(opts: Options) -> Result<()> {
     let engine = crate::engine::Options {
         command: "netmem serve",
         netns: opts.netns,
+        all_netns: opts.all_netns,
+        owners: opts.owners,
+        group_by: opts.group_by,
         interval: opts.interval,
         duration: None,
         filter: Filter::default(),

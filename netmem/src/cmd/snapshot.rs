@@ -7,14 +7,22 @@ use anyhow::Result;
 
 use crate::model::{Aggregator, Filter, Interval};
 use crate::output::Sink;
+use crate::model::owner::GroupBy;
+use crate::sources::census::Census;
 use crate::sources::netns::Netns;
 use crate::sources::procfs::Context;
 use crate::sources::sockdiag::States;
 
 /// The snapshot as one typed interval (no live part).
 pub fn take(netns: &Netns, filter: &Filter) -> Result<Interval> {
+    take_with(netns, filter, &mut Census::new(netns, false, false, GroupBy::Port, filter)?)
+}
+
+/// The snapshot over `census`'s namespaces, with its owners.
+pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<Interval> {
     let mut agg = Aggregator::default();
-    agg.collect(netns, States::AllButListening, &Default::default())?;
+    census.collect(netns, &mut agg, States::AllButListening, &Default::default())?;
+    agg.regroup(census.by);
     Ok(Interval {
         ts: SystemTime::now(),
         context: Context::read(netns)?,
@@ -23,8 +31,8 @@ pub fn take(netns: &Netns, filter: &Filter) -> Result<Interval> {
     })
 }
 
-pub fn run(netns: &Netns, filter: &Filter, sink: &mut dyn Sink) -> Result<()> {
-    let i = take(netns, filter)?;
+pub fn run(netns: &Netns, filter: &Filter, census: &mut Census, sink: &mut dyn Sink) -> Result<()> {
+    let i = take_with(netns, filter, census)?;
     sink.interval(&i)?;
     sink.flush()
 }

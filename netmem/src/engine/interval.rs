@@ -13,6 +13,7 @@ use super::monotonic_ns;
 use crate::hooks::Probes;
 use crate::model::{Aggregator, RouteFigures};
 use crate::polling::Polls;
+use crate::sources::census::Census;
 use crate::sources::netns::Netns;
 use crate::sources::procfs::Context;
 use crate::sources::sockdiag::States;
@@ -25,6 +26,7 @@ pub(super) struct Gathered {
     pub taken_at: std::time::SystemTime,
     pub ctx: Context,
     pub polls: Polls,
+    pub census: Census,
     /// Found by the polling tier's readers.
     pub events: Vec<RawEvent>,
     pub route_cached: Vec<(&'static str, usize)>,
@@ -37,6 +39,7 @@ pub(super) struct Gathered {
 pub(super) fn gather(
     netns: &Netns,
     mut polls: Polls,
+    mut census: Census,
     event_limit: u64,
     sticky: &HashSet<u16>,
 ) -> Result<Gathered> {
@@ -46,7 +49,7 @@ pub(super) fn gather(
     if polls.orphans.is_some() {
         agg.orphan_records = Some(Vec::new());
     }
-    let listening = agg.collect(netns, States::Buffered, sticky)?;
+    let listening = census.collect(netns, &mut agg, States::Buffered, sticky)?;
     let ctx = Context::read(netns)?;
     if let Some(d) = polls.orphans.as_mut() {
         for (rec, g) in agg.orphan_records.take().unwrap_or_default() {
@@ -62,6 +65,7 @@ pub(super) fn gather(
         taken_at,
         ctx,
         polls,
+        census,
         events: polled.events,
         route_cached: polled.cached,
         rt6_cached,

@@ -13,7 +13,9 @@ use tokio::io::unix::AsyncFd;
 
 use crate::hooks::{Coverage, HookId, Probes, Tier};
 use crate::model::event::Decoder;
+use crate::model::owner::{Attribution, GroupBy};
 use crate::model::{Body, Event, Filter, Summary};
+use crate::sources::census::Census;
 use crate::output::Sink;
 use crate::polling::Polls;
 use crate::sources::netns::Netns;
@@ -36,6 +38,11 @@ pub struct Options {
     /// The command the user ran, for messages (e.g. "netmem trace").
     pub command: &'static str,
     pub netns: Netns,
+    /// `--netns all`: every namespace, counted apart in one attachment.
+    pub all_netns: bool,
+    /// `--owners`: who holds each group's sockets.
+    pub owners: bool,
+    pub group_by: GroupBy,
     pub interval: Duration,
     pub duration: Option<Duration>,
     pub filter: Filter,
@@ -69,6 +76,11 @@ struct Tracer<'s> {
     last_ctx: Option<Context>,
     /// None while an interval's gather runs on its worker.
     polls: Option<Polls>,
+    /// Which namespaces and owners a pass covers; with `polls`, on the
+    /// worker while a gather runs.
+    census: Option<Census>,
+    /// The last pass's owners: events are charged by it.
+    attribution: Option<Attribution>,
     /// CLOCK_MONOTONIC ns of the memory-pressure entry being timed
     pressure_since: Option<u64>,
     /// Pressure periods that ended, summed.
@@ -109,8 +121,21 @@ pub async fn run_with(
         crate::sources::sockdiag::States::Listening,
         |r| listening.push(r.lport),
     )?;
+    let census = Census::new(
+        &opts.netns,
+        opts.all_netns,
+        opts.owners,
+        opts.group_by,
+        &opts.filter,
+    )?;
+    // 0: the kernel programs count every namespace, each apart.
+    let netns_inum = if opts.all_netns {
+        0
+    } else {
+        opts.netns.inum()?
+    };
     let (probes, resolved) =
-        crate::hooks::setup(opts.command, opts.netns.inum()?, opts.max_tier, &listening)?;
+        crate::hooks::setup(opts.command, netns_inum, opts.max_tier, &listening)?;
     let polls = Polls::for_tiers(|h| probes.tier_of(h));
     let mono = monotonic_ns();
     let wall = SystemTime::now()
@@ -126,6 +151,8 @@ pub async fn run_with(
         sock_min_sndbuf: resolved.sock_min_sndbuf,
         last_ctx: None,
         polls: Some(polls),
+        census: Some(census),
+        attribution: None,
         pressure_since: None,
         pressure_done: Duration::ZERO,
         kernel_log: None,
@@ -165,6 +192,7 @@ impl Tracer<'_> {
         let g = gather(
             &self.opts.netns,
             self.polls.take().expect("polls"),
+            self.census.take().expect("census"),
             self.opts.event_limit,
             &self.listen_known,
         )?;
@@ -337,6 +365,16 @@ impl Tracer<'_> {
                 return Ok(());
             }
         }
+        if let (Some(a), Some(g)) = (&self.attribution, e.group) {
+            // Owners from the last pass: the event's port group's main
+            // owner, unless the kernel recorded the socket's own.
+            if e.owner.is_none() {
+                e.owner = a.event_owner.get(&g).cloned();
+            }
+            if let Some(k) = a.group_owner.get(&g) {
+                e.group = Some(*k);
+            }
+        }
         if self.shown_this_interval >= self.opts.event_limit {
             self.suppressed_this_interval += 1;
             self.suppressed_total += 1;
@@ -352,10 +390,11 @@ impl Tracer<'_> {
     fn spawn_gather(&mut self) -> Result<tokio::task::JoinHandle<Result<Gathered>>> {
         let netns = self.opts.netns.try_clone()?;
         let polls = self.polls.take().expect("one gather at a time");
+        let census = self.census.take().expect("one gather at a time");
         let limit = self.opts.event_limit;
         let sticky = self.listen_known.clone();
         Ok(tokio::task::spawn_blocking(move || {
-            gather(&netns, polls, limit, &sticky)
+            gather(&netns, polls, census, limit, &sticky)
         }))
     }
 
@@ -396,10 +435,12 @@ impl Tracer<'_> {
             taken_at,
             ctx,
             polls,
+            census,
             events,
             route_cached,
             rt6_cached,
         } = g;
+        self.census = Some(census);
         if !self.netns_gone && !self.opts.netns.still_named() {
             self.netns_gone = true;
             log::warn!(
@@ -417,6 +458,8 @@ impl Tracer<'_> {
             dump_started,
         )?;
         self.count_groups(&mut agg)?;
+        agg.regroup(self.opts.group_by);
+        self.attribution = agg.attribution.take();
         self.last_ctx = Some(ctx);
         for e in &events {
             self.on_event(e)?;

@@ -25,6 +25,9 @@ pub struct Event {
     pub group: Option<GroupKey>,
     /// The socket as the kernel read it at that moment, when there was one.
     pub sock: Option<Sock>,
+    /// Who owned the socket, when owners are asked for or the kernel
+    /// recorded it (orphans closed by a process).
+    pub owner: Option<super::owner::EventOwner>,
     pub body: Body,
 }
 

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use anyhow::{anyhow, Result};
-use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_LISTEN};
+use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN, GROUP_PROCESS};
 
 use super::group::ip_from;
 
@@ -29,6 +29,8 @@ impl Filter {
                     .iter()
                     .any(|(a, p)| *p == g.port && normalize(a) == ip)
             }
+            // Owner groups are made of port groups the filter already chose.
+            GROUP_PROCESS | GROUP_CGROUP => true,
             _ => false,
         }
     }
@@ -90,6 +92,8 @@ mod tests {
             fwd_alloc: 0,
             wmem_queued: 0,
             drops: 0,
+            cgroup_id: 0,
+            netns: 0,
         }
     }
 

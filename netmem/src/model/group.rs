@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netmem_common::{
-    Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_LISTEN, IPPROTO_TCP,
+    Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN,
+    GROUP_PROCESS, IPPROTO_TCP,
     TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_TIME_WAIT,
 };
 
@@ -39,18 +40,25 @@ pub fn endpoint(ip: &IpAddr, port: u16) -> String {
     }
 }
 
+/// The group's name, unique within a pass: `listen:8080`,
+/// `backend:10.0.0.2:9001`, `process:haproxy[812]`, `cgroup:/PATH`; with
+/// `@NAMESPACE` when it is not the default namespace's (`--netns all`).
 pub fn group_name(g: &GroupKey) -> String {
-    match g.kind {
+    let base = match g.kind {
         GROUP_LISTEN => format!("listen:{}", g.port),
         GROUP_BACKEND => format!("backend:{}", endpoint(&ip_from(g.family, &g.addr), g.port)),
-        _ => "unattributed".to_string(),
-    }
+        GROUP_PROCESS | GROUP_CGROUP => super::owner::owner_group_name(g),
+        _ => return "unattributed".to_string(),
+    };
+    base + &super::owner::netns_suffix(g.netns)
 }
 
 pub fn group_kind(g: &GroupKey) -> &'static str {
     match g.kind {
         GROUP_LISTEN => "listen",
         GROUP_BACKEND => "backend",
+        GROUP_PROCESS => "process",
+        GROUP_CGROUP => "cgroup",
         _ => "unattributed",
     }
 }
@@ -66,6 +74,7 @@ pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
         &ip_bytes(&rec.remote),
         rec.rport,
     )
+    .in_netns(rec.netns)
 }
 
 /// The TCP sockets of the group named `name` (as [`group_name`] writes
@@ -123,6 +132,23 @@ pub struct GroupMem {
 }
 
 impl GroupMem {
+    /// Charges one socket.
+    pub fn add(&mut self, rec: &SockRecord) {
+        match rec.state {
+            TCP_LISTEN => self.listeners += 1,
+            TCP_TIME_WAIT => self.time_wait += 1,
+            _ => self.sockets += 1,
+        }
+        self.rmem += rec.rmem_alloc as u64;
+        self.wmem_queued += rec.wmem_queued as u64;
+        self.fwd_alloc += rec.fwd_alloc as u64;
+        self.drops += rec.drops as u64;
+        if is_orphan(rec) {
+            self.orphans += 1;
+            self.orphan_bytes += rec.rmem_alloc as u64 + rec.wmem_queued as u64;
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.rmem + self.wmem_queued + self.fwd_alloc
     }
@@ -146,6 +172,8 @@ impl GroupMem {
 pub struct GroupRow {
     pub mem: GroupMem,
     pub counts: [u64; Counter::COUNT],
+    /// Who holds its sockets, when asked (`--owners`, `--group-by`).
+    pub owners: Option<Box<super::owner::Owners>>,
 }
 
 impl GroupRow {
@@ -175,6 +203,10 @@ pub struct Aggregator {
     /// Listening ports that still had sockets of their own (accepted
     /// connections, orphans) in the pass.
     pub listen_ports_in_use: HashSet<u16>,
+    /// When Some, every socket of the pass with its group, for the owners.
+    pub sockets: Option<Vec<(SockRecord, GroupKey)>>,
+    /// Who owns the groups, when asked (see [`super::owner`]).
+    pub attribution: Option<super::owner::Attribution>,
 }
 
 impl Aggregator {
@@ -188,21 +220,10 @@ impl Aggregator {
                 v.push((rec.clone(), g));
             }
         }
-        let row = self.groups.entry(g).or_default();
-        let m = &mut row.mem;
-        match rec.state {
-            TCP_LISTEN => m.listeners += 1,
-            TCP_TIME_WAIT => m.time_wait += 1,
-            _ => m.sockets += 1,
+        if let Some(v) = self.sockets.as_mut() {
+            v.push((rec.clone(), g));
         }
-        m.rmem += rec.rmem_alloc as u64;
-        m.wmem_queued += rec.wmem_queued as u64;
-        m.fwd_alloc += rec.fwd_alloc as u64;
-        m.drops += rec.drops as u64;
-        if is_orphan(rec) {
-            m.orphans += 1;
-            m.orphan_bytes += rec.rmem_alloc as u64 + rec.wmem_queued as u64;
-        }
+        self.groups.entry(g).or_default().mem.add(rec);
     }
 
     /// One sock_diag pass, TCP then UDP: the listening sockets first, so
@@ -247,6 +268,15 @@ impl Aggregator {
         let row = self.groups.entry(g).or_default();
         for (a, b) in row.counts.iter_mut().zip(counts.counts.iter()) {
             *a += b;
+        }
+    }
+
+    /// With `--group-by process|cgroup`, the port groups (counts added)
+    /// become owner groups. Called once, when the pass's counts are in.
+    pub fn regroup(&mut self, by: super::owner::GroupBy) {
+        if let Some(a) = &self.attribution {
+            let groups = std::mem::take(&mut self.groups);
+            self.groups = super::owner::regroup(groups, a, by);
         }
     }
 
@@ -321,6 +351,8 @@ mod tests {
             fwd_alloc: 10,
             wmem_queued: w,
             drops: 1,
+            cgroup_id: 0,
+            netns: 0,
         }
     }
 

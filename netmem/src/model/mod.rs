@@ -6,6 +6,7 @@ pub mod event;
 pub mod filter;
 pub mod group;
 pub mod interval;
+pub mod owner;
 
 pub use event::{Body, Event};
 pub use group::{Aggregator, Filter, GroupMem, GroupRow};

@@ -4,13 +4,14 @@
 use std::io::Write;
 
 use anyhow::Result;
-use netmem_common::{Counter, GroupKey, GROUP_BACKEND};
+use netmem_common::{Counter, GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_PROCESS};
 use serde_json::{json, Map, Value};
 
 use super::{rfc3339, Sink};
 use crate::hooks::HookStatus;
 use crate::model::event::{family_name, state_name, Abort, Body, ProtoMem, Protocol};
 use crate::model::group::{group_kind, group_name, ip_from, GroupRow};
+use crate::model::owner;
 use crate::model::{Context, Event, Interval, Summary};
 
 pub struct JsonSink<W: Write> {
@@ -146,6 +147,11 @@ pub fn group_object(ts: &str, g: &GroupKey, row: &GroupRow, live: bool) -> Value
     if g.kind == GROUP_BACKEND {
         o.insert("addr".into(), json!(ip_from(g.family, &g.addr).to_string()));
     }
+    netns_fields(g, &mut o);
+    owner_group_fields(g, row, &mut o);
+    if let Some(w) = &row.owners {
+        o.insert("owners".into(), owners_json(w));
+    }
     for (k, v) in [
         ("sockets", m.sockets),
         ("listeners", m.listeners),
@@ -169,6 +175,76 @@ pub fn group_object(ts: &str, g: &GroupKey, row: &GroupRow, live: bool) -> Value
     Value::Object(o)
 }
 
+/// With `--netns all`: the group's namespace, by name and inode.
+fn netns_fields(g: &GroupKey, o: &mut Map<String, Value>) {
+    if owner::all_namespaces() && g.netns != 0 {
+        o.insert("netns".into(), json!(owner::netns_name(g.netns)));
+        o.insert("netns_inode".into(), json!(g.netns));
+    }
+}
+
+fn cgroup_fields(c: &crate::sources::owners::Cgroup, o: &mut Map<String, Value>) {
+    o.insert("cgroup".into(), json!(c.path));
+    o.insert("cgroup_id".into(), json!(c.id));
+    o.insert("container".into(), json!(c.container));
+    o.insert("pod".into(), json!(c.pod));
+}
+
+/// An owner group's own identity (`--group-by process|cgroup`).
+fn owner_group_fields(g: &GroupKey, row: &GroupRow, o: &mut Map<String, Value>) {
+    let id = owner::owner_id(g);
+    match g.kind {
+        GROUP_PROCESS => {
+            o.insert("pid".into(), json!((id != 0).then_some(id)));
+            o.insert("comm".into(), json!(owner::comm(id as u32)));
+        }
+        GROUP_CGROUP => {
+            match owner::cgroup(id) {
+                Some(c) => cgroup_fields(&c, o),
+                None => {
+                    o.insert("cgroup".into(), Value::Null);
+                }
+            }
+            // The cross-check: what the memory controller charged the
+            // cgroup for sockets, beside what its sockets hold.
+            let memcg = row
+                .owners
+                .as_ref()
+                .and_then(|w| w.cgroups.iter().find(|c| c.cgroup.id == id))
+                .and_then(|c| c.memcg_sock);
+            o.insert("memcg_sock_bytes".into(), json!(memcg));
+        }
+        _ => {}
+    }
+}
+
+fn owners_json(w: &owner::Owners) -> Value {
+    let procs: Vec<Value> = w
+        .processes
+        .iter()
+        .map(|p| json!({"pid": p.pid, "comm": p.comm, "sockets": p.sockets, "bytes": p.bytes}))
+        .collect();
+    let cgs: Vec<Value> = w
+        .cgroups
+        .iter()
+        .map(|c| {
+            let mut v = Map::new();
+            cgroup_fields(&c.cgroup, &mut v);
+            v.insert("sockets".into(), json!(c.sockets));
+            v.insert("bytes".into(), json!(c.bytes));
+            v.insert("memcg_sock_bytes".into(), json!(c.memcg_sock));
+            Value::Object(v)
+        })
+        .collect();
+    json!({
+        "processes": procs,
+        "more_processes": w.more_processes,
+        "cgroups": cgs,
+        "more_cgroups": w.more_cgroups,
+        "unheld_sockets": w.unheld,
+    })
+}
+
 fn mem_key(m: &ProtoMem) -> &'static str {
     if m.protocol == Protocol::Udp {
         "udp_mem_pages"
@@ -187,6 +263,18 @@ pub fn event_object(e: &Event) -> Map<String, Value> {
     o.insert("tier".into(), json!(e.tier.map_or("none", |t| t.name())));
     if let Some(g) = &e.group {
         o.insert("group".into(), json!(group_name(g)));
+        netns_fields(g, &mut o);
+    }
+    if let Some(w) = &e.owner {
+        let mut v = Map::new();
+        v.insert("pid".into(), json!(w.pid));
+        v.insert("comm".into(), json!(w.comm));
+        v.insert("cgroup_id".into(), json!(w.cgroup_id));
+        if let Some(c) = &w.cgroup {
+            cgroup_fields(c, &mut v);
+        }
+        v.insert("via".into(), json!(w.via.name()));
+        o.insert("owner".into(), Value::Object(v));
     }
     if let Some(s) = &e.sock {
         o.insert("local".into(), json!(s.local.to_string()));
@@ -497,6 +585,7 @@ mod tests {
             payload::OrphanBorn {
                 bytes: 5,
                 source: OrphanSource::TcpClose as i64,
+                ..Default::default()
             },
             true,
         );

@@ -228,8 +228,16 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
             s += &format!(" {h:>w$}", w = h.len().max(6));
         }
     }
+    let owners = rows.iter().any(|(_, r)| r.owners.is_some());
+    let memcg = rows.iter().any(|(g, _)| g.kind == netmem_common::GROUP_CGROUP);
+    if memcg {
+        s += &format!(" {:>10}", "MEMCG_SOCK");
+    }
+    if owners {
+        s += &format!(" {:<24} {}", "PROCESS", "CGROUP");
+    }
     s.push('\n');
-    for ((_, r), name) in rows.iter().zip(&names) {
+    for ((g, r), name) in rows.iter().zip(&names) {
         let m = &r.mem;
         s += &format!(
             "{:<w$} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
@@ -247,7 +255,48 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
                 s += &format!(" {:>w$}", r.count(c), w = h.len().max(6));
             }
         }
+        if memcg {
+            let v = r.owners.as_ref().and_then(|w| {
+                let id = crate::model::owner::owner_id(g);
+                w.cgroups.iter().find(|c| c.cgroup.id == id)?.memcg_sock
+            });
+            s += &format!(" {:>10}", v.map_or("-".to_string(), human_bytes));
+        }
+        if let (true, Some(w)) = (owners, &r.owners) {
+            s += &format!(" {:<24} {}", process_cell(w), cgroup_cell(w));
+        }
         s.push('\n');
+    }
+    s
+}
+
+/// `haproxy[812]`, `+N` more holders after it.
+fn process_cell(w: &crate::model::owner::Owners) -> String {
+    let Some(p) = w.processes.first() else {
+        return "-".into();
+    };
+    let more = w.processes.len() as u64 - 1 + w.more_processes;
+    let mut s = format!("{}[{}]", p.comm, p.pid);
+    if more > 0 {
+        s += &format!(" +{more}");
+    }
+    s
+}
+
+/// The largest cgroup's path, with its container or pod when it has one.
+fn cgroup_cell(w: &crate::model::owner::Owners) -> String {
+    let Some(c) = w.cgroups.first() else {
+        return "-".into();
+    };
+    let mut s = c.cgroup.path.clone();
+    if let Some(id) = &c.cgroup.container {
+        s += &format!(" (container {id})");
+    } else if let Some(pod) = &c.cgroup.pod {
+        s += &format!(" (pod {pod})");
+    }
+    let more = w.cgroups.len() as u64 - 1 + w.more_cgroups;
+    if more > 0 {
+        s += &format!(" +{more}");
     }
     s
 }

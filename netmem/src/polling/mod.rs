@@ -28,6 +28,7 @@ pub fn raw_event<P: Payload>(p: P, ts_ns: u64, group: GroupKey) -> Event {
         _pad: 0,
         sock: SockInfo::default(),
         group,
+        _pad2: 0,
         args: p.into_args(),
         route: RouteInfo::default(),
     }

@@ -11,7 +11,7 @@ use crate::sources::sockdiag::SockRecord;
 /// Orphans from consecutive sock_diag dumps, by socket cookie.
 #[derive(Default)]
 pub struct OrphanDiff {
-    live: HashMap<u64, (GroupKey, u64, i64)>,
+    live: HashMap<u64, (GroupKey, u64, i64, u64)>,
     seen: HashMap<u64, (GroupKey, SockRecord)>,
     /// The first dump only learns what exists: those orphans were born
     /// before netmem looked, and their lifetimes are unknown.
@@ -32,7 +32,7 @@ impl OrphanDiff {
         if !std::mem::replace(&mut self.primed, true) {
             self.live = seen
                 .into_iter()
-                .map(|(c, (g, r))| (c, (g, u64::MAX, r.wmem_queued as i64)))
+                .map(|(c, (g, r))| (c, (g, u64::MAX, r.wmem_queued as i64, r.cgroup_id)))
                 .collect();
             return out;
         }
@@ -43,7 +43,7 @@ impl OrphanDiff {
             .copied()
             .collect();
         for c in gone {
-            let (g, born, bytes) = self.live.remove(&c).expect("listed");
+            let (g, born, bytes, cgroup) = self.live.remove(&c).expect("listed");
             let p = payload::OrphanGone {
                 lifetime_ns: if born == u64::MAX {
                     -1
@@ -51,6 +51,7 @@ impl OrphanDiff {
                     now_ns.saturating_sub(born) as i64
                 },
                 bytes_at_birth: bytes,
+                owner_cgroup: cgroup as i64,
                 ..Default::default()
             };
             out.push(raw_event(p, now_ns, g));
@@ -60,10 +61,14 @@ impl OrphanDiff {
                 continue;
             }
             let bytes = rec.wmem_queued as i64;
-            self.live.insert(c, (g, now_ns, bytes));
+            self.live.insert(c, (g, now_ns, bytes, rec.cgroup_id));
+            // No process owns an orphan any more; its cgroup is still the
+            // socket's own (sock_diag reports it after close).
             let p = payload::OrphanBorn {
                 bytes,
                 source: OrphanSource::SockDiag as i64,
+                owner_cgroup: rec.cgroup_id as i64,
+                ..Default::default()
             };
             let mut e = raw_event(p, now_ns, g);
             e.sock = sock_info(&rec);
@@ -98,6 +103,8 @@ mod tests {
             fwd_alloc: 0,
             wmem_queued: 1000,
             drops: 0,
+            cgroup_id: 0,
+            netns: 0,
         };
         let g = GroupKey::UNATTRIBUTED;
         let mut d = OrphanDiff::default();

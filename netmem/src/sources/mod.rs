@@ -1,10 +1,12 @@
 //! Where the figures come from besides the kernel programs: sock_diag (per
 //! socket memory, as `ss -tm`), procfs (global limits and usage), rtnetlink
 //! (cached routes), all read inside the traced network namespace.
+pub mod census;
 pub mod host;
 pub mod kernel_log;
 pub mod netlink;
 pub mod netns;
+pub mod owners;
 pub mod procfs;
 pub mod recording;
 pub mod routes;

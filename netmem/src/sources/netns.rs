@@ -134,3 +134,91 @@ impl Netns {
         })
     }
 }
+
+/// `--netns all`: every network namespace of the host, found again at each
+/// pass (the named ones under /run/netns, and those of running processes),
+/// deduplicated by inode. A namespace is held open only while something
+/// else still holds it: one that disappears from the listing is closed, so
+/// netmem never keeps a dead container's namespace alive.
+#[derive(Default)]
+pub struct Namespaces {
+    open: std::collections::BTreeMap<u32, Netns>,
+}
+
+impl Namespaces {
+    /// Every namespace now, netmem's own first, with the name its groups
+    /// show (`NAME` under /run/netns, else the container id its first
+    /// process's cgroup shows, else `COMM[PID]`). A process that exits
+    /// while it is looked at is skipped.
+    pub fn discover(&mut self) -> Result<Vec<(&Netns, String)>> {
+        let own = std::fs::metadata("/proc/self/ns/net")
+            .context("cannot stat /proc/self/ns/net")?
+            .ino() as u32;
+        let mut found: std::collections::BTreeMap<u32, (String, String)> = Default::default();
+        if let Ok(rd) = std::fs::read_dir("/run/netns") {
+            for e in rd.flatten() {
+                let (Ok(m), Some(name)) = (std::fs::metadata(e.path()), e.file_name().to_str().map(String::from)) else {
+                    continue;
+                };
+                found
+                    .entry(m.ino() as u32)
+                    .or_insert((e.path().to_string_lossy().into_owned(), name));
+            }
+        }
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .context("cannot list /proc")?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        for pid in pids {
+            let path = format!("/proc/{pid}/ns/net");
+            let Ok(m) = std::fs::metadata(&path) else { continue };
+            let ino = m.ino() as u32;
+            if ino == own || found.contains_key(&ino) {
+                continue;
+            }
+            found.insert(ino, (path, process_label(pid)));
+        }
+        self.open.retain(|ino, _| *ino == own || found.contains_key(ino));
+        if !self.open.contains_key(&own) {
+            self.open.insert(own, Netns::open(None)?);
+        }
+        let mut names = vec![(own, "host".to_string())];
+        for (ino, (path, name)) in found {
+            if ino == own {
+                continue;
+            }
+            if !self.open.contains_key(&ino) {
+                // Gone between the listing and now, or not a namespace we
+                // may enter: skipped this pass, tried again at the next.
+                match Netns::open(Some(&path)) {
+                    Ok(n) if n.inum().ok() == Some(ino) => {
+                        self.open.insert(ino, n);
+                    }
+                    _ => continue,
+                }
+            }
+            names.push((ino, name));
+        }
+        Ok(names
+            .into_iter()
+            .filter_map(|(ino, name)| Some((self.open.get(&ino)?, name)))
+            .collect())
+    }
+}
+
+/// A process's namespace as groups name it: the container id its cgroup
+/// shows, else `COMM[PID]`.
+fn process_label(pid: u32) -> String {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let v2 = cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or_default();
+    if let (Some(c), _) = super::owners::container_of(v2) {
+        return format!("ctr:{c}");
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    format!("{}[{pid}]", comm.trim_end())
+}

@@ -17,6 +17,10 @@ use netlink_packet_utils::DecodeError;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 
 use super::netlink;
+
+/// `enum inet_diag_attr`'s INET_DIAG_CGROUP_ID (uapi, Linux 5.8+); sent
+/// with every full socket, unasked.
+const INET_DIAG_CGROUP_ID: u16 = 21;
 use super::netns::Netns;
 
 /// One socket as sock_diag reports it. Memory figures are those of `ss -m`
@@ -46,6 +50,13 @@ pub struct SockRecord {
     pub fwd_alloc: u32,
     pub wmem_queued: u32,
     pub drops: u32,
+    /// The cgroup v2 the socket was created in (INET_DIAG_CGROUP_ID,
+    /// Linux 5.8+): set at socket(), inherited by accepted sockets from
+    /// their listener, not moved when the process migrates. 0: not sent
+    /// (older kernel, or a TIME_WAIT / SYN_RECV mini-socket).
+    pub cgroup_id: u64,
+    /// The network namespace the socket was dumped from (its inode).
+    pub netns: u32,
 }
 
 /// Which TCP states a dump asks the kernel for (filtered kernel-side).
@@ -98,6 +109,7 @@ fn dump(
     mut each: impl FnMut(&SockRecord),
 ) -> Result<()> {
     let sock = netns.run(|| netlink::open(NETLINK_SOCK_DIAG, "NETLINK_SOCK_DIAG"))?;
+    let inum = netns.inum()?;
     let states = match (protocol, states) {
         (IPPROTO_UDP, _) => StateFlags::all(),
         (_, States::Listening) => StateFlags::LISTEN,
@@ -129,7 +141,9 @@ fn dump(
             socket_id,
         });
         let r = netlink::dump_raw(&sock, request, |b| {
-            each(&record(protocol, b.payload())?);
+            let mut rec = record(protocol, b.payload())?;
+            rec.netns = inum;
+            each(&rec);
             Ok(())
         });
         if let Err(e) = &r {
@@ -180,10 +194,16 @@ pub fn record(protocol: u8, payload: &[u8]) -> Result<SockRecord> {
         fwd_alloc: 0,
         wmem_queued: 0,
         drops: 0,
+        cgroup_id: 0,
+        netns: 0,
     };
     for nla in r.nlas() {
         let nla = nla.map_err(bad)?;
-        if nla.kind() == INET_DIAG_SKMEMINFO {
+        if nla.kind() == INET_DIAG_CGROUP_ID {
+            if let Ok(b) = <[u8; 8]>::try_from(nla.value()) {
+                rec.cgroup_id = u64::from_ne_bytes(b);
+            }
+        } else if nla.kind() == INET_DIAG_SKMEMINFO {
             let m = MemInfoBuffer::new_checked(nla.value()).map_err(bad)?;
             rec.full = true;
             rec.rmem_alloc = m.receive_queue();

@@ -633,6 +633,9 @@ fn pipeline_run(
     let opts = netmem::engine::Options {
         command: "netmem-bench",
         netns: netmem::sources::netns::Netns::open(Some(ns))?,
+        all_netns: false,
+        owners: false,
+        group_by: Default::default(),
         interval: Duration::from_secs(1),
         duration: Some(Duration::from_secs_f64(secs + 0.5)),
         filter: Default::default(),

@@ -47,6 +47,7 @@ fn exceed(g: GroupKey) -> Event {
         tier: None,
         group: Some(g),
         sock: None,
+        owner: None,
         body: Body::ExceedBufLimit {
             allocated_pages: 1,
             direction: Direction::Send,

@@ -1,0 +1,323 @@
+//! Who holds a socket: the processes with a file descriptor on it (socket
+//! inode to pid, from `/proc/*/fd`, as `ss -p` finds them) and the cgroup
+//! v2 it was created in (sock_diag's INET_DIAG_CGROUP_ID to a path under
+//! the cgroup2 mount), with the container or pod id a path shows, and the
+//! cgroup's own `memory.stat` `sock` figure to cross-check against.
+//!
+//! Both maps are caches: `/proc` is scanned again only when a pass brings
+//! socket inodes it has not placed, at most once per pass, and the cgroup
+//! tree is walked again only for cgroup ids it has not seen. A process or
+//! cgroup that vanishes while it is read is skipped, never an error.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One cgroup v2, named by its path under the cgroup2 mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cgroup {
+    pub id: u64,
+    /// `/system.slice/haproxy.service`; `/` for the root.
+    pub path: String,
+    /// The container id the path carries (docker, containerd, CRI-O,
+    /// podman), shortened to 12 hex digits as `docker ps` shows it.
+    pub container: Option<String>,
+    /// The Kubernetes pod UID the path carries.
+    pub pod: Option<String>,
+}
+
+/// What a scan of `/proc` met, for the tests and the curious.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub scans: u64,
+    /// Processes that were gone (or became unreadable) while scanned.
+    pub vanished: u64,
+    pub cgroup_walks: u64,
+}
+
+#[derive(Default)]
+pub struct OwnerSource {
+    /// socket inode -> processes holding it (sorted, deduplicated)
+    by_inode: HashMap<u32, Vec<u32>>,
+    /// inodes a scan looked for and no process held (in flight, or held by
+    /// the kernel): not looked for again while they live
+    unheld: HashSet<u32>,
+    comm: HashMap<u32, String>,
+    cgroups: HashMap<u64, Arc<Cgroup>>,
+    /// cgroup ids a walk did not find (removed since)
+    unknown_cgroups: HashSet<u64>,
+    /// The cgroup2 mount point; None on a host without one.
+    root: Option<PathBuf>,
+    pub stats: ScanStats,
+}
+
+impl OwnerSource {
+    pub fn new() -> OwnerSource {
+        OwnerSource {
+            root: cgroup2_mount(),
+            ..Default::default()
+        }
+    }
+
+    /// Where cgroup v2 is mounted, if anywhere.
+    pub fn cgroup_root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// Brings the caches up to date for one pass: forgets sockets that are
+    /// gone, scans `/proc` if some socket is not placed yet, walks the
+    /// cgroup tree if some cgroup id is new.
+    pub fn refresh(&mut self, inodes: &HashSet<u32>, cgroup_ids: &HashSet<u64>) {
+        self.by_inode.retain(|i, _| inodes.contains(i));
+        self.unheld.retain(|i| inodes.contains(i));
+        let missing = inodes
+            .iter()
+            .any(|i| *i != 0 && !self.by_inode.contains_key(i) && !self.unheld.contains(i));
+        if missing {
+            self.scan_proc(inodes);
+        }
+        let new_cgroup = cgroup_ids
+            .iter()
+            .any(|c| *c != 0 && !self.cgroups.contains_key(c) && !self.unknown_cgroups.contains(c));
+        if new_cgroup {
+            self.walk_cgroups(cgroup_ids);
+        }
+    }
+
+    /// The processes holding socket `inode`, lowest pid first.
+    pub fn holders(&self, inode: u32) -> &[u32] {
+        self.by_inode.get(&inode).map_or(&[], |v| v.as_slice())
+    }
+
+    pub fn comm(&self, pid: u32) -> &str {
+        self.comm.get(&pid).map_or("?", |s| s.as_str())
+    }
+
+    pub fn cgroup(&self, id: u64) -> Option<Arc<Cgroup>> {
+        self.cgroups.get(&id).cloned()
+    }
+
+    /// The cgroup's `memory.stat` `sock` (bytes): what the memory
+    /// controller has charged to it for socket buffers. None without a
+    /// cgroup v2 memory controller there (a v1 or hybrid host, or
+    /// `cgroup.memory=nosocket`).
+    pub fn memcg_sock(&self, id: u64) -> Option<u64> {
+        let root = self.root.as_ref()?;
+        let cg = self.cgroups.get(&id)?;
+        let stat = std::fs::read_to_string(root.join(cg.path.trim_start_matches('/')).join("memory.stat")).ok()?;
+        stat.lines()
+            .find_map(|l| l.strip_prefix("sock "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    fn scan_proc(&mut self, wanted: &HashSet<u32>) {
+        self.stats.scans += 1;
+        let mut found: HashMap<u32, Vec<u32>> = HashMap::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        let mut live = HashSet::new();
+        for ent in dir.flatten() {
+            let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(fds) = std::fs::read_dir(ent.path().join("fd")) else {
+                self.stats.vanished += 1;
+                continue;
+            };
+            let mut holds = false;
+            for fd in fds.flatten() {
+                let Ok(target) = std::fs::read_link(fd.path()) else {
+                    continue;
+                };
+                let Some(inode) = socket_inode(&target) else {
+                    continue;
+                };
+                if wanted.contains(&inode) {
+                    found.entry(inode).or_default().push(pid);
+                    holds = true;
+                }
+            }
+            if holds {
+                live.insert(pid);
+                if !self.comm.contains_key(&pid) {
+                    match std::fs::read_to_string(ent.path().join("comm")) {
+                        Ok(c) => {
+                            self.comm.insert(pid, c.trim_end().to_string());
+                        }
+                        Err(_) => self.stats.vanished += 1,
+                    }
+                }
+            }
+        }
+        // pids are reused: a name is kept only while its process holds
+        // something.
+        self.comm.retain(|p, _| live.contains(p));
+        for (inode, mut pids) in found {
+            pids.sort_unstable();
+            pids.dedup();
+            self.by_inode.insert(inode, pids);
+        }
+        for i in wanted {
+            if *i != 0 && !self.by_inode.contains_key(i) {
+                self.unheld.insert(*i);
+            }
+        }
+    }
+
+    fn walk_cgroups(&mut self, wanted: &HashSet<u64>) {
+        let Some(root) = self.root.clone() else {
+            return;
+        };
+        self.stats.cgroup_walks += 1;
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
+            let rel = dir.strip_prefix(&root).unwrap_or(Path::new(""));
+            let path = format!("/{}", rel.to_string_lossy());
+            let id = meta.ino();
+            if !self.cgroups.contains_key(&id) {
+                let (container, pod) = container_of(&path);
+                self.cgroups.insert(
+                    id,
+                    Arc::new(Cgroup {
+                        id,
+                        path,
+                        container,
+                        pod,
+                    }),
+                );
+            }
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+        for c in wanted {
+            if *c != 0 && !self.cgroups.contains_key(c) {
+                self.unknown_cgroups.insert(*c);
+            }
+        }
+    }
+}
+
+/// `socket:[12345]` -> 12345.
+fn socket_inode(target: &Path) -> Option<u32> {
+    let s = target.to_str()?;
+    s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// The cgroup2 mount point from /proc/self/mountinfo (`/sys/fs/cgroup` on
+/// a unified host, `/sys/fs/cgroup/unified` on a hybrid one).
+fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER
+        let (pre, post) = l.split_once(" - ")?;
+        if post.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        pre.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+fn is_hex_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The container id and pod UID a cgroup path carries, for the layouts of
+/// the systemd and cgroupfs drivers of docker, containerd, CRI-O, podman
+/// and the kubelet:
+/// `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<UID>.slice/cri-containerd-<ID>.scope`,
+/// `/kubepods/burstable/pod<UID>/<ID>`, `/system.slice/docker-<ID>.scope`,
+/// `/docker/<ID>`, `/machine.slice/libpod-<ID>.scope`.
+pub fn container_of(path: &str) -> (Option<String>, Option<String>) {
+    let mut container = None;
+    let mut pod = None;
+    for seg in path.split('/') {
+        let base = seg
+            .strip_suffix(".scope")
+            .or_else(|| seg.strip_suffix(".slice"))
+            .unwrap_or(seg);
+        let id = base.rsplit_once('-').map_or(base, |(_, id)| id);
+        if is_hex_id(id) {
+            container = Some(id[..12].to_string());
+        }
+        if let Some(at) = base.rfind("pod") {
+            let uid = base[at + 3..].replace('_', "-");
+            let looks_like_uid = uid.len() == 36
+                && uid.bytes().filter(|b| *b == b'-').count() == 4
+                && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+            if looks_like_uid {
+                pod = Some(uid);
+            }
+        }
+    }
+    (container, pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_and_pod_ids_from_paths() {
+        let id = "4f1c0c2b3f5a9d0e8b7c6a5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f";
+        let uid = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
+        let sd = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+            uid.replace('-', "_")
+        );
+        assert_eq!(
+            container_of(&sd),
+            (Some(id[..12].to_string()), Some(uid.to_string()))
+        );
+        let fs = format!("/kubepods/burstable/pod{uid}/{id}");
+        assert_eq!(
+            container_of(&fs),
+            (Some(id[..12].to_string()), Some(uid.to_string()))
+        );
+        for p in [
+            format!("/system.slice/docker-{id}.scope"),
+            format!("/docker/{id}"),
+            format!("/machine.slice/libpod-{id}.scope"),
+            format!("/system.slice/crio-{id}.scope"),
+        ] {
+            assert_eq!(container_of(&p), (Some(id[..12].to_string()), None), "{p}");
+        }
+        assert_eq!(container_of("/system.slice/haproxy.service"), (None, None));
+        assert_eq!(container_of("/"), (None, None));
+    }
+
+    #[test]
+    fn socket_links() {
+        assert_eq!(socket_inode(Path::new("socket:[4242]")), Some(4242));
+        assert_eq!(socket_inode(Path::new("pipe:[4242]")), None);
+        assert_eq!(socket_inode(Path::new("/dev/null")), None);
+    }
+
+    #[test]
+    fn finds_its_own_sockets() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ino = std::fs::metadata(format!("/proc/self/fd/{}", {
+            use std::os::fd::AsRawFd;
+            l.as_raw_fd()
+        }))
+        .unwrap()
+        .ino() as u32;
+        let mut o = OwnerSource::new();
+        o.refresh(&[ino].into(), &HashSet::new());
+        assert_eq!(o.holders(ino), &[std::process::id()]);
+        assert!(!o.comm(std::process::id()).is_empty());
+        // A second pass with nothing new does not scan again.
+        o.refresh(&[ino].into(), &HashSet::new());
+        assert_eq!(o.stats.scans, 1);
+    }
+}
