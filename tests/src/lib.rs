@@ -97,8 +97,42 @@ impl Netns {
 
     /// Starts `netmem-load` and waits for its `ready`.
     pub fn load(&self, args: &[&str]) -> Held {
-        let mut child = self
-            .cmd(load_bin())
+        self.load_with(args, None)
+    }
+
+    /// `load`, with netmem-load started inside `cgroup` (moved there
+    /// before it execs, so every socket it creates belongs to it).
+    pub fn load_in(&self, cgroup: &TestCgroup, args: &[&str]) -> Held {
+        self.load_with(args, Some(cgroup))
+    }
+
+    fn load_with(&self, args: &[&str], cgroup: Option<&TestCgroup>) -> Held {
+        let mut cmd = self.cmd(load_bin());
+        if let Some(cg) = cgroup {
+            let procs = std::ffi::CString::new(
+                cg.path.join("cgroup.procs").as_os_str().as_encoded_bytes(),
+            )
+            .unwrap();
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only async-signal-safe calls:
+            // open, write and close on a path prepared before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                    libc::close(fd);
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -168,6 +202,71 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// The cgroup v2 mount point (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// on a hybrid host).
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        if post.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        pre.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+/// A cgroup v2 the test owns, under `netmem-test-PID/` at the cgroup2
+/// root; removed (with the subtree, once empty) on drop. Nothing else on
+/// the machine is moved or limited.
+pub struct TestCgroup {
+    pub path: PathBuf,
+    /// As netmem names it: the path under the cgroup2 mount.
+    pub rel: String,
+}
+
+impl TestCgroup {
+    pub fn new(name: &str) -> TestCgroup {
+        let root = cgroup2_mount().expect("a cgroup2 mount (cgroup v2 or hybrid)");
+        let parent = root.join(format!("netmem-test-{}", std::process::id()));
+        let _ = std::fs::create_dir(&parent);
+        let path = parent.join(format!("{name}-{}", SEQ.fetch_add(1, Ordering::SeqCst)));
+        std::fs::create_dir(&path)
+            .unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", path.display()));
+        let rel = format!("/{}", path.strip_prefix(&root).unwrap().display());
+        TestCgroup { path, rel }
+    }
+
+    /// The cgroup's id, as sock_diag and bpf_get_current_cgroup_id give it.
+    pub fn id(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.path).unwrap().ino()
+    }
+
+    /// `memory.stat`'s `sock`, when this cgroup has a v2 memory controller.
+    pub fn memcg_sock(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(self.path.join("memory.stat")).ok()?;
+        s.lines()
+            .find_map(|l| l.strip_prefix("sock "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // The processes have exited by now (their Held dropped first); a
+        // cgroup is removed with rmdir once empty.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if let Some(parent) = self.path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 

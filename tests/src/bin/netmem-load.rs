@@ -187,6 +187,8 @@ fn udp_flood(port: u16, count: u64) {
 /// for the snapshot benchmark. RLIMIT_NOFILE caps one process near 9k.
 fn idle(port: u16, conns: usize) {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    // Port 0: whichever the kernel picked.
+    let port = listener.local_addr().expect("local address").port();
     let mut held = Vec::with_capacity(conns * 2);
     for _ in 0..conns {
         let c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
