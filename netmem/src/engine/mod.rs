@@ -365,15 +365,23 @@ impl Tracer<'_> {
                 return Ok(());
             }
         }
-        if let (Some(a), Some(g)) = (&self.attribution, e.group) {
+        if let Some(g) = e.group {
+            let a = self.attribution.as_ref();
             // Owners from the last pass: the event's port group's main
             // owner, unless the kernel recorded the socket's own.
-            if e.owner.is_none() {
-                e.owner = a.event_owner.get(&g).cloned();
+            match &mut e.owner {
+                None => e.owner = a.and_then(|a| a.event_owner.get(&g).cloned()),
+                Some(o) if o.cgroup.is_none() => {
+                    o.cgroup = o.cgroup_id.and_then(crate::sources::owners::lookup_cgroup);
+                }
+                Some(_) => {}
             }
-            if let Some(k) = a.group_owner.get(&g) {
-                e.group = Some(*k);
-            }
+            e.group = Some(crate::model::owner::event_group(
+                g,
+                e.owner.as_ref(),
+                a,
+                self.opts.group_by,
+            ));
         }
         if self.shown_this_interval >= self.opts.event_limit {
             self.suppressed_this_interval += 1;

@@ -184,6 +184,12 @@ pub fn cgroup(id: u64) -> Option<Arc<Cgroup>> {
     with(|r| r.cgroups.get(&id).cloned())
 }
 
+pub fn register_cgroup(c: Arc<Cgroup>) {
+    with_mut(|r| {
+        r.cgroups.insert(c.id, c);
+    });
+}
+
 pub fn comm(pid: u32) -> Option<String> {
     with(|r| r.processes.get(&pid).cloned())
 }
@@ -440,6 +446,32 @@ pub fn attribute(
         out.owner_rows.insert(k, o);
     }
     out
+}
+
+/// The group an event of port group `g` belongs to under `by`: the owner
+/// the kernel recorded for its socket when there is one, else the port
+/// group's main owner as of the last pass, else `(none)` (a group no pass
+/// has seen yet).
+pub fn event_group(
+    g: GroupKey,
+    own: Option<&EventOwner>,
+    a: Option<&Attribution>,
+    by: GroupBy,
+) -> GroupKey {
+    let recorded = own.filter(|o| o.via != OwnerVia::Group);
+    match by {
+        GroupBy::Port => g,
+        GroupBy::Process => recorded
+            .and_then(|o| o.pid)
+            .map(|p| owner_key(GROUP_PROCESS, p as u64, g.netns))
+            .or_else(|| a?.group_owner.get(&g).copied())
+            .unwrap_or_else(|| owner_key(GROUP_PROCESS, 0, g.netns)),
+        GroupBy::Cgroup => recorded
+            .and_then(|o| o.cgroup_id)
+            .map(|c| owner_key(GROUP_CGROUP, c, g.netns))
+            .or_else(|| a?.group_owner.get(&g).copied())
+            .unwrap_or_else(|| owner_key(GROUP_CGROUP, 0, g.netns)),
+    }
 }
 
 /// The port groups' rows regrouped by owner: memory from the owner

@@ -171,34 +171,10 @@ impl OwnerSource {
             return;
         };
         self.stats.cgroup_walks += 1;
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(meta) = std::fs::metadata(&dir) else {
-                continue;
-            };
-            let rel = dir.strip_prefix(&root).unwrap_or(Path::new(""));
-            let path = format!("/{}", rel.to_string_lossy());
-            let id = meta.ino();
-            if !self.cgroups.contains_key(&id) {
-                let (container, pod) = container_of(&path);
-                self.cgroups.insert(
-                    id,
-                    Arc::new(Cgroup {
-                        id,
-                        path,
-                        container,
-                        pod,
-                    }),
-                );
-            }
-            let Ok(rd) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
+        let mut found = Vec::new();
+        walk(&root, |id| !self.cgroups.contains_key(&id), |c| found.push(c));
+        for c in found {
+            self.cgroups.insert(c.id, c);
         }
         for c in wanted {
             if *c != 0 && !self.cgroups.contains_key(c) {
@@ -206,6 +182,59 @@ impl OwnerSource {
             }
         }
     }
+}
+
+/// Every cgroup under `root`: `new(id)` says whether one is worth naming,
+/// `found` gets those.
+fn walk(root: &Path, new: impl Fn(u64) -> bool, mut found: impl FnMut(Arc<Cgroup>)) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        let id = meta.ino();
+        if new(id) {
+            let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
+            let path = format!("/{}", rel.to_string_lossy());
+            let (container, pod) = container_of(&path);
+            found(Arc::new(Cgroup {
+                id,
+                path,
+                container,
+                pod,
+            }));
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+}
+
+/// A cgroup the kernel named by id in an event (an orphan's closer) that no
+/// pass has met yet: the tree is walked for it, at most once a second, and
+/// what is found is registered for every later name.
+pub fn lookup_cgroup(id: u64) -> Option<Arc<Cgroup>> {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    if let Some(c) = crate::model::owner::cgroup(id) {
+        return Some(c);
+    }
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return None;
+        }
+        *last = Some(Instant::now());
+    }
+    let root = cgroup2_mount()?;
+    walk(&root, |c| crate::model::owner::cgroup(c).is_none(), crate::model::owner::register_cgroup);
+    crate::model::owner::cgroup(id)
 }
 
 /// `socket:[12345]` -> 12345.

@@ -32,6 +32,8 @@ pub const NAMES: &[&str] = &[
     "netmem_group_connections_closed_total",
     "netmem_group_resets_sent_total",
     "netmem_group_destroyed_with_data_total",
+    "netmem_group_owner_info",
+    "netmem_group_memcg_sock_bytes",
     "netmem_tcp_memory_allocated_bytes",
     "netmem_tcp_memory_limit_bytes",
     "netmem_tcp_memory_pressure",
@@ -387,6 +389,35 @@ fn groups(f: &mut Families, e: &Exposition) -> Fmt {
         None,
         C,
         &|g| g.totals.count(Counter::DestroyedWithData),
+    )?;
+    f.labelled(
+        "group_owner",
+        "Who holds the group (--owners, --group-by, --netns all): its namespace, its largest process (comm, pid) and cgroup (path, container, pod); empty when unknown. Join on group.",
+        None,
+        MetricType::Info,
+        e.groups.iter().filter_map(|g| {
+            let o = g.owner.as_ref()?;
+            Some((
+                [
+                    ("group", g.group.as_str()),
+                    ("kind", g.kind),
+                    ("netns", o.netns.as_str()),
+                    ("process", o.process.as_str()),
+                    ("pid", o.pid.as_str()),
+                    ("cgroup", o.cgroup.as_str()),
+                    ("container", o.container.as_str()),
+                    ("pod", o.pod.as_str()),
+                ],
+                Num::from(1),
+            ))
+        }),
+    )?;
+    f.labelled(
+        "group_memcg_sock",
+        "A cgroup group's memory.stat sock: what the memory controller charged the cgroup for socket buffers (cgroup v2), beside netmem_group_memory_bytes for the cross-check.",
+        Some(Unit::Bytes),
+        G,
+        e.groups.iter().filter_map(|g| Some((labels(g), Num::from(g.memcg_sock?)))),
     )
 }
 

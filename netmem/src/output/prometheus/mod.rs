@@ -84,6 +84,53 @@ pub struct GroupSeries {
     pub kind: &'static str,
     pub mem: GroupMem,
     pub totals: Totals,
+    /// `netmem_group_owner_info`'s labels, with `--owners`, `--group-by`
+    /// or `--netns all`.
+    pub owner: Option<OwnerLabels>,
+    /// A cgroup group's `memory.stat` `sock`, for the cross-check.
+    pub memcg_sock: Option<u64>,
+}
+
+/// Who holds a group, as label values (empty when unknown): its largest
+/// process and cgroup, and its namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnerLabels {
+    pub netns: String,
+    pub process: String,
+    pub pid: String,
+    pub cgroup: String,
+    pub container: String,
+    pub pod: String,
+}
+
+impl OwnerLabels {
+    fn of(g: &netmem_common::GroupKey, row: &crate::model::GroupRow) -> Option<OwnerLabels> {
+        use crate::model::owner;
+        let all = owner::all_namespaces();
+        if row.owners.is_none() && !all {
+            return None;
+        }
+        let mut l = OwnerLabels {
+            netns: if all {
+                owner::netns_name(g.netns)
+            } else {
+                String::new()
+            },
+            ..Default::default()
+        };
+        if let Some(w) = &row.owners {
+            if let Some(p) = w.processes.first() {
+                l.process = p.comm.clone();
+                l.pid = p.pid.to_string();
+            }
+            if let Some(c) = w.cgroups.first() {
+                l.cgroup = c.cgroup.path.clone();
+                l.container = c.cgroup.container.clone().unwrap_or_default();
+                l.pod = c.cgroup.pod.clone().unwrap_or_default();
+            }
+        }
+        Some(l)
+    }
 }
 
 /// The global figures of the latest interval.
@@ -269,11 +316,20 @@ impl MetricsSink {
         let mut other = GroupMem::default();
         for (n, (g, row)) in ranked.iter().enumerate() {
             if n < self.max_groups {
+                let memcg_sock = (g.kind == netmem_common::GROUP_CGROUP)
+                    .then(|| {
+                        let id = crate::model::owner::owner_id(g);
+                        let w = row.owners.as_ref()?;
+                        w.cgroups.iter().find(|c| c.cgroup.id == id)?.memcg_sock
+                    })
+                    .flatten();
                 out.push(GroupSeries {
                     group: group_name(g),
                     kind: group_kind(g),
                     mem: row.mem.clone(),
                     totals: self.totals.entry(Slot::Group(*g)).or_default().clone(),
+                    owner: OwnerLabels::of(g, row),
+                    memcg_sock,
                 });
             } else {
                 other.absorb(&row.mem);
@@ -285,6 +341,8 @@ impl MetricsSink {
                 kind: "other",
                 mem: other,
                 totals: t.clone(),
+                owner: None,
+                memcg_sock: None,
             });
         }
         (out, ranked.len())
