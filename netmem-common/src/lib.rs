@@ -694,7 +694,10 @@ mod tests {
     fn layouts_have_no_padding() {
         assert_eq!(core::mem::size_of::<GroupKey>(), 24);
         assert_eq!(core::mem::size_of::<SockInfo>(), 16 + 16 + 4 + 4 + 7 * 4);
-        assert_eq!(core::mem::size_of::<Event>(), 8 + 4 + 4 + 68 + 24 + 4 + 64 + 48);
+        assert_eq!(
+            core::mem::size_of::<Event>(),
+            8 + 4 + 4 + 68 + 24 + 4 + 64 + 48
+        );
     }
 
     #[test]

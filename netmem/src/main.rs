@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use netmem::hooks::Tier;
 use netmem::model::group::{parse_backend, Filter};
 use netmem::model::owner::GroupBy;
-use netmem::sources::netns::Netns;
 use netmem::output::{self, Format, Sink};
+use netmem::sources::netns::Netns;
 
 /// Live socket memory attribution: which listening port or backend holds the
 /// kernel's socket memory, and which limit fired.

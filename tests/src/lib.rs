@@ -89,6 +89,27 @@ impl Netns {
         Netns { name }
     }
 
+    /// A namespace created from inside `parent`: it takes `parent`'s
+    /// `net.ipv4.tcp_child_ehash_entries` (a hash table of its own when
+    /// set there, Linux 5.19+), without touching the machine's setting.
+    pub fn new_child_of(parent: &Netns, tag: &str) -> Netns {
+        let name = format!(
+            "netmem-t{}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst),
+            tag
+        );
+        // nsenter, not `ip netns exec`: the new name must be mounted in
+        // this mount namespace, where the exec's private one would hide it.
+        run_ok(
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", parent.name))
+                .args(["ip", "netns", "add", &name]),
+        );
+        run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Netns { name }
+    }
+
     pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).arg(program);
@@ -109,10 +130,9 @@ impl Netns {
     fn load_with(&self, args: &[&str], cgroup: Option<&TestCgroup>) -> Held {
         let mut cmd = self.cmd(load_bin());
         if let Some(cg) = cgroup {
-            let procs = std::ffi::CString::new(
-                cg.path.join("cgroup.procs").as_os_str().as_encoded_bytes(),
-            )
-            .unwrap();
+            let procs =
+                std::ffi::CString::new(cg.path.join("cgroup.procs").as_os_str().as_encoded_bytes())
+                    .unwrap();
             use std::os::unix::process::CommandExt;
             // SAFETY: between fork and exec only async-signal-safe calls:
             // open, write and close on a path prepared before the fork.

@@ -484,7 +484,12 @@ pub fn owners(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<Str
     let g = last
         .iter()
         .find(|g| g["group"] == group.as_str())
-        .ok_or_else(|| anyhow!("no group {group} in {}", summary(&last.iter().collect::<Vec<_>>())))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "no group {group} in {}",
+                summary(&last.iter().collect::<Vec<_>>())
+            )
+        })?;
     let held: u64 = ["rmem_bytes", "wmem_queued_bytes", "fwd_alloc_bytes"]
         .iter()
         .map(|k| g[*k].as_u64().unwrap_or(0))
@@ -492,7 +497,10 @@ pub fn owners(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<Str
     ensure!(held > 1_000_000, "{group} holds only {held} bytes: {g}");
     let shown = g["memcg_sock_bytes"].as_u64();
     let m = memcg.ok_or_else(|| anyhow!("no memory.stat sock for {group}"))?;
-    ensure!(shown.is_some(), "netmem shows no memcg_sock_bytes for {group}: {g}");
+    ensure!(
+        shown.is_some(),
+        "netmem shows no memcg_sock_bytes for {group}: {g}"
+    );
     // memory.stat sock is charged in pages as buffers are allocated; the
     // sockets' own figures are bytes (forward allocation included). They
     // agree within a page or two per socket.
@@ -505,7 +513,11 @@ pub fn owners(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<Str
         .into_iter()
         .filter(|e| e["group"] == group.as_str())
         .collect();
-    ensure!(born.len() == 4, "orphan_born on {group}: {}", summary(&born));
+    ensure!(
+        born.len() == 4,
+        "orphan_born on {group}: {}",
+        summary(&born)
+    );
     for e in &born {
         let o = &e["owner"];
         ensure!(o["cgroup"] == format!("/{name}").as_str(), "owner: {e}");

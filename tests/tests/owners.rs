@@ -116,9 +116,7 @@ fn group_by_process_names_each_server() {
         let suffix = format!("@{}", t.ns[i].name);
         let g = groups
             .iter()
-            .find(|g| {
-                g["kind"] == "process" && g["group"].as_str().unwrap().ends_with(&suffix)
-            })
+            .find(|g| g["kind"] == "process" && g["group"].as_str().unwrap().ends_with(&suffix))
             .unwrap_or_else(|| panic!("no process group in {} in {groups:#?}", t.ns[i].name));
         assert_eq!(g["comm"], "netmem-load");
         assert_eq!(g["sockets"], 2 * CONNS as u64);
@@ -144,8 +142,16 @@ fn trace_over_every_namespace_attributes_each_tenant() {
     let t = two_tenants("stuck-readers");
     let o = Command::new(netmem_bin())
         .args([
-            "trace", "--json", "--netns", "all", "--group-by", "cgroup", "--interval", "700ms",
-            "--duration", "1600ms",
+            "trace",
+            "--json",
+            "--netns",
+            "all",
+            "--group-by",
+            "cgroup",
+            "--interval",
+            "700ms",
+            "--duration",
+            "1600ms",
         ])
         .output()
         .unwrap();
@@ -173,7 +179,13 @@ fn owners_of_an_orphan_burst_are_named() {
     let ns = Netns::new("own-orph");
     let cg = TestCgroup::new("orph");
     let trace = ns.netmem_streaming(&[
-        "trace", "--json", "--owners", "--interval", "500ms", "--duration", "3s",
+        "trace",
+        "--json",
+        "--owners",
+        "--interval",
+        "500ms",
+        "--duration",
+        "3s",
     ]);
     let load = ns.load_in(&cg, &["orphans", "--port", "7200", "--conns", "10"]);
     let lines = trace.finish();
@@ -255,7 +267,10 @@ fn processes_exiting_during_the_scan_do_not_break_a_pass() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let churned = churn.join().unwrap();
-    assert!(passes >= 5 && churned >= 16, "{passes} passes, {churned} processes");
+    assert!(
+        passes >= 5 && churned >= 16,
+        "{passes} passes, {churned} processes"
+    );
 }
 
 /// Every namespace of the host is found, named ones by name, and nothing

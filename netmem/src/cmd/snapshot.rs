@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
+use crate::model::owner::GroupBy;
 use crate::model::{Aggregator, Filter, Interval};
 use crate::output::Sink;
-use crate::model::owner::GroupBy;
 use crate::sources::census::Census;
 use crate::sources::netns::Netns;
 use crate::sources::procfs::Context;
@@ -15,13 +15,22 @@ use crate::sources::sockdiag::States;
 
 /// The snapshot as one typed interval (no live part).
 pub fn take(netns: &Netns, filter: &Filter) -> Result<Interval> {
-    take_with(netns, filter, &mut Census::new(netns, false, false, GroupBy::Port, filter)?)
+    take_with(
+        netns,
+        filter,
+        &mut Census::new(netns, false, false, GroupBy::Port, filter)?,
+    )
 }
 
 /// The snapshot over `census`'s namespaces, with its owners.
 pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<Interval> {
     let mut agg = Aggregator::default();
-    census.collect(netns, &mut agg, States::AllButListening, &Default::default())?;
+    census.collect(
+        netns,
+        &mut agg,
+        States::AllButListening,
+        &Default::default(),
+    )?;
     agg.regroup(census.by);
     Ok(Interval {
         ts: SystemTime::now(),

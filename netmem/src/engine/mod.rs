@@ -15,9 +15,9 @@ use crate::hooks::{Coverage, HookId, Probes, Tier};
 use crate::model::event::Decoder;
 use crate::model::owner::{Attribution, GroupBy};
 use crate::model::{Body, Event, Filter, Summary};
-use crate::sources::census::Census;
 use crate::output::Sink;
 use crate::polling::Polls;
+use crate::sources::census::Census;
 use crate::sources::netns::Netns;
 use crate::sources::procfs::Context;
 

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netmem_common::{
     Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN,
-    GROUP_PROCESS, IPPROTO_TCP,
-    TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_TIME_WAIT,
+    GROUP_PROCESS, IPPROTO_TCP, TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
+    TCP_LISTEN, TCP_TIME_WAIT,
 };
 
 use crate::sources::sockdiag::SockRecord;
@@ -226,33 +226,53 @@ impl Aggregator {
         self.groups.entry(g).or_default().mem.add(rec);
     }
 
-    /// One sock_diag pass, TCP then UDP: the listening sockets first, so
-    /// every other socket can be charged to its group as the dump streams.
-    /// `others`: which non-listening TCP states. `sticky`: ports whose
-    /// listener closed while its accepted connections live on (the trace
-    /// keeps them); their sockets stay with `listen:PORT`. Returns the ports
-    /// with a listening socket now. A kernel without UDP sock_diag is noted
-    /// once and its UDP sockets left out.
+    /// One sock_diag pass, TCP then UDP, each table dumped once: the
+    /// kernel sends a family's listening sockets before any other, so every
+    /// other socket is charged to its group as the dump streams. `others`:
+    /// which non-listening TCP states. `sticky`: ports whose listener
+    /// closed while its accepted connections live on (the trace keeps
+    /// them); their sockets stay with `listen:PORT`. Returns the ports with
+    /// a listening socket now. A kernel without UDP sock_diag is noted once
+    /// and its UDP sockets left out.
     pub fn collect(
         &mut self,
         netns: &crate::sources::netns::Netns,
         others: crate::sources::sockdiag::States,
         sticky: &HashSet<u16>,
     ) -> anyhow::Result<HashSet<u16>> {
-        use crate::sources::sockdiag::{dump_tcp, dump_udp, NoHandler, States};
+        self.collect_present(
+            netns,
+            others,
+            sticky,
+            crate::sources::sockdiag::Presence::ALL,
+        )
+    }
+
+    /// `collect`, dumping only the tables `present` says hold sockets.
+    pub fn collect_present(
+        &mut self,
+        netns: &crate::sources::netns::Netns,
+        others: crate::sources::sockdiag::States,
+        sticky: &HashSet<u16>,
+        present: crate::sources::sockdiag::Presence,
+    ) -> anyhow::Result<HashSet<u16>> {
+        use crate::sources::sockdiag::{NoHandler, SockDiag};
+        let diag = SockDiag::open(netns)?;
         let mut listening = HashSet::new();
-        let mut listeners = Vec::new();
-        dump_tcp(netns, States::Listening, |r| {
-            listening.insert(r.lport);
-            listeners.push(r.clone());
-        })?;
-        let mut ports = listening.clone();
-        ports.extend(sticky);
-        for r in &listeners {
-            self.add_socket(r, &ports);
+        let mut ports = sticky.clone();
+        if present.tcp.any() {
+            diag.tcp(present.tcp, others.with_listeners(), |r| {
+                if r.state == TCP_LISTEN {
+                    listening.insert(r.lport);
+                    ports.insert(r.lport);
+                }
+                self.add_socket(r, &ports)
+            })?;
         }
-        dump_tcp(netns, others, |r| self.add_socket(r, &ports))?;
-        if let Err(e) = dump_udp(netns, |r| self.add_socket(r, &ports)) {
+        if !present.udp.any() {
+            return Ok(listening);
+        }
+        if let Err(e) = diag.udp(present.udp, |r| self.add_socket(r, &ports)) {
             match e.downcast_ref::<NoHandler>() {
                 Some(n) => {
                     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -262,6 +282,24 @@ impl Aggregator {
             }
         }
         Ok(listening)
+    }
+
+    /// Takes in another pass's aggregate (another namespace's).
+    pub fn merge(&mut self, o: Aggregator) {
+        for (k, r) in o.groups {
+            let row = self.groups.entry(k).or_default();
+            row.mem.absorb(&r.mem);
+            for (a, b) in row.counts.iter_mut().zip(r.counts.iter()) {
+                *a += b;
+            }
+        }
+        if let (Some(a), Some(b)) = (self.orphan_records.as_mut(), o.orphan_records) {
+            a.extend(b);
+        }
+        if let (Some(a), Some(b)) = (self.sockets.as_mut(), o.sockets) {
+            a.extend(b);
+        }
+        self.listen_ports_in_use.extend(o.listen_ports_in_use);
     }
 
     pub fn add_counts(&mut self, g: GroupKey, counts: &GroupCounters) {

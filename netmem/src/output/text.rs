@@ -229,7 +229,9 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
         }
     }
     let owners = rows.iter().any(|(_, r)| r.owners.is_some());
-    let memcg = rows.iter().any(|(g, _)| g.kind == netmem_common::GROUP_CGROUP);
+    let memcg = rows
+        .iter()
+        .any(|(g, _)| g.kind == netmem_common::GROUP_CGROUP);
     if memcg {
         s += &format!(" {:>10}", "MEMCG_SOCK");
     }

@@ -13,6 +13,9 @@ use crate::sources::netns::{Namespaces, Netns};
 use crate::sources::owners::OwnerSource;
 use crate::sources::sockdiag::States;
 
+/// Threads dumping namespaces at once with `--netns all`.
+const MAX_WORKERS: usize = 4;
+
 /// What a pass covers; kept between passes for its caches.
 pub struct Census {
     /// Some with `--netns all`.
@@ -69,15 +72,62 @@ impl Census {
         let listening = match self.all.as_mut() {
             None => agg.collect(primary, others, sticky)?,
             Some(all) => {
+                let found = all.discover()?;
+                for (ns, name) in &found {
+                    owner::name_netns(ns.inum()?, name);
+                }
+                let primary_inum = primary.inum()?;
+                // Each namespace's dump walks the kernel's socket hash
+                // table, which every namespace shares: the dumps run on a
+                // few threads at once, each into an aggregator of its own.
+                let workers = std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .clamp(1, MAX_WORKERS);
+                let results: Vec<Result<(Aggregator, HashSet<u16>)>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..workers)
+                        .map(|w| {
+                            let mine: Vec<_> = found.iter().skip(w).step_by(workers).collect();
+                            let with_sockets = agg.sockets.is_some();
+                            let with_orphans = agg.orphan_records.is_some();
+                            s.spawn(move || {
+                                let mut part = Aggregator {
+                                    sockets: with_sockets.then(Vec::new),
+                                    orphan_records: with_orphans.then(Vec::new),
+                                    ..Default::default()
+                                };
+                                let mut listening = HashSet::new();
+                                for (ns, name) in mine {
+                                    let inum = ns.inum()?;
+                                    // An empty table is skipped: its dump
+                                    // would still walk the shared hash.
+                                    let pass = crate::sources::procfs::presence(ns)
+                                        .and_then(|p| part.collect_present(ns, others, sticky, p));
+                                    match pass {
+                                        Ok(l) => listening.extend(l),
+                                        Err(e) if inum == primary_inum => return Err(e),
+                                        Err(e) => {
+                                            log::debug!("namespace {name} skipped this pass: {e:#}")
+                                        }
+                                    }
+                                }
+                                Ok((part, listening))
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(anyhow::anyhow!("a namespace worker panicked"))
+                            })
+                        })
+                        .collect()
+                });
                 let mut listening = HashSet::new();
-                for (ns, name) in all.discover()? {
-                    let inum = ns.inum()?;
-                    owner::name_netns(inum, &name);
-                    match agg.collect(ns, others, sticky) {
-                        Ok(l) => listening.extend(l),
-                        Err(e) if inum == primary.inum()? => return Err(e),
-                        Err(e) => log::debug!("namespace {name} skipped this pass: {e:#}"),
-                    }
+                for r in results {
+                    let (part, l) = r?;
+                    agg.merge(part);
+                    listening.extend(l);
                 }
                 listening
             }

@@ -157,7 +157,10 @@ impl Namespaces {
         let mut found: std::collections::BTreeMap<u32, (String, String)> = Default::default();
         if let Ok(rd) = std::fs::read_dir("/run/netns") {
             for e in rd.flatten() {
-                let (Ok(m), Some(name)) = (std::fs::metadata(e.path()), e.file_name().to_str().map(String::from)) else {
+                let (Ok(m), Some(name)) = (
+                    std::fs::metadata(e.path()),
+                    e.file_name().to_str().map(String::from),
+                ) else {
                     continue;
                 };
                 found
@@ -173,14 +176,17 @@ impl Namespaces {
         pids.sort_unstable();
         for pid in pids {
             let path = format!("/proc/{pid}/ns/net");
-            let Ok(m) = std::fs::metadata(&path) else { continue };
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
             let ino = m.ino() as u32;
             if ino == own || found.contains_key(&ino) {
                 continue;
             }
             found.insert(ino, (path, process_label(pid)));
         }
-        self.open.retain(|ino, _| *ino == own || found.contains_key(ino));
+        self.open
+            .retain(|ino, _| *ino == own || found.contains_key(ino));
         if !self.open.contains_key(&own) {
             self.open.insert(own, Netns::open(None)?);
         }

@@ -105,7 +105,11 @@ impl OwnerSource {
     pub fn memcg_sock(&self, id: u64) -> Option<u64> {
         let root = self.root.as_ref()?;
         let cg = self.cgroups.get(&id)?;
-        let stat = std::fs::read_to_string(root.join(cg.path.trim_start_matches('/')).join("memory.stat")).ok()?;
+        let stat = std::fs::read_to_string(
+            root.join(cg.path.trim_start_matches('/'))
+                .join("memory.stat"),
+        )
+        .ok()?;
         stat.lines()
             .find_map(|l| l.strip_prefix("sock "))
             .and_then(|v| v.trim().parse().ok())
@@ -172,7 +176,11 @@ impl OwnerSource {
         };
         self.stats.cgroup_walks += 1;
         let mut found = Vec::new();
-        walk(&root, |id| !self.cgroups.contains_key(&id), |c| found.push(c));
+        walk(
+            &root,
+            |id| !self.cgroups.contains_key(&id),
+            |c| found.push(c),
+        );
         for c in found {
             self.cgroups.insert(c.id, c);
         }
@@ -233,7 +241,11 @@ pub fn lookup_cgroup(id: u64) -> Option<Arc<Cgroup>> {
         *last = Some(Instant::now());
     }
     let root = cgroup2_mount()?;
-    walk(&root, |c| crate::model::owner::cgroup(c).is_none(), crate::model::owner::register_cgroup);
+    walk(
+        &root,
+        |c| crate::model::owner::cgroup(c).is_none(),
+        crate::model::owner::register_cgroup,
+    );
     crate::model::owner::cgroup(id)
 }
 

@@ -64,6 +64,36 @@ impl Context {
     }
 }
 
+/// Which socket tables of a namespace have anything in them, from its
+/// sockstat files (per namespace): a dump of an empty one still walks the
+/// kernel's whole hash table, shared by every namespace, so `--netns all`
+/// skips them. TIME_WAIT is not split by family: any makes both TCP
+/// tables worth dumping.
+pub fn presence(netns: &super::netns::Netns) -> Result<super::sockdiag::Presence> {
+    let (v4, v6) = netns.run(|| {
+        Ok((
+            read_file("/proc/thread-self/net/sockstat")?,
+            std::fs::read_to_string("/proc/thread-self/net/sockstat6").unwrap_or_default(),
+        ))
+    })?;
+    let f4 = sockstat_fields(&v4);
+    let f6 = sockstat_fields(&v6);
+    let get = |f: &std::collections::HashMap<(&str, &str), u64>, p: &str, k: &str| {
+        f.get(&(p, k)).copied().unwrap_or(0)
+    };
+    let tw = get(&f4, "TCP", "tw") > 0;
+    Ok(super::sockdiag::Presence {
+        tcp: super::sockdiag::Families {
+            v4: tw || get(&f4, "TCP", "inuse") > 0,
+            v6: tw || get(&f6, "TCP6", "inuse") > 0,
+        },
+        udp: super::sockdiag::Families {
+            v4: get(&f4, "UDP", "inuse") > 0,
+            v6: get(&f6, "UDP6", "inuse") > 0,
+        },
+    })
+}
+
 /// A sysctl by its dotted name (`net.ipv4.tcp_mem`), whitespace
 /// collapsed; None when the file does not exist here or is unreadable.
 pub fn sysctl(name: &str) -> Option<String> {

@@ -68,18 +68,91 @@ pub enum States {
     /// and under connection churn there are tens of thousands of them, so
     /// the kernel skips them (the global count comes from sockstat).
     Buffered,
+    /// Listeners, then every other state: one dump instead of two (the
+    /// kernel walks its listening hash before the established one, so the
+    /// listening ports are all known before any other socket arrives).
+    Everything,
+    /// Listeners, then [`States::Buffered`].
+    ListeningAndBuffered,
+}
+
+impl States {
+    /// The same states, with the listeners.
+    pub fn with_listeners(self) -> States {
+        match self {
+            States::Buffered | States::ListeningAndBuffered => States::ListeningAndBuffered,
+            _ => States::Everything,
+        }
+    }
+}
+
+/// Which families a dump covers (`--netns all` skips the empty ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Families {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl Families {
+    pub const BOTH: Families = Families { v4: true, v6: true };
+
+    pub fn any(self) -> bool {
+        self.v4 || self.v6
+    }
+}
+
+/// Which tables a pass dumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presence {
+    pub tcp: Families,
+    pub udp: Families,
+}
+
+impl Presence {
+    pub const ALL: Presence = Presence {
+        tcp: Families::BOTH,
+        udp: Families::BOTH,
+    };
+}
+
+/// A sock_diag socket opened in one namespace, for the dumps of one pass.
+pub struct SockDiag {
+    sock: netlink_sys::Socket,
+    inum: u32,
+}
+
+impl SockDiag {
+    pub fn open(netns: &Netns) -> Result<SockDiag> {
+        Ok(SockDiag {
+            sock: netns.run(|| netlink::open(NETLINK_SOCK_DIAG, "NETLINK_SOCK_DIAG"))?,
+            inum: netns.inum()?,
+        })
+    }
+
+    pub fn tcp(
+        &self,
+        families: Families,
+        states: States,
+        each: impl FnMut(&SockRecord),
+    ) -> Result<()> {
+        self.dump(IPPROTO_TCP, families, states, each)
+    }
+
+    /// UDP has no listening state: every socket is dumped.
+    pub fn udp(&self, families: Families, each: impl FnMut(&SockRecord)) -> Result<()> {
+        self.dump(IPPROTO_UDP, families, States::AllButListening, each)
+    }
 }
 
 /// Streams every TCP socket (IPv4 and IPv6) of `netns` in the
 /// given states to `each`.
 pub fn dump_tcp(netns: &Netns, states: States, each: impl FnMut(&SockRecord)) -> Result<()> {
-    dump(netns, IPPROTO_TCP, states, each)
+    SockDiag::open(netns)?.tcp(Families::BOTH, states, each)
 }
 
-/// Streams every UDP socket (IPv4 and IPv6) of `netns` to `each`. UDP has
-/// no listening state: every socket is dumped whatever `states` says.
+/// Streams every UDP socket (IPv4 and IPv6) of `netns` to `each`.
 pub fn dump_udp(netns: &Netns, each: impl FnMut(&SockRecord)) -> Result<()> {
-    dump(netns, IPPROTO_UDP, States::AllButListening, each)
+    SockDiag::open(netns)?.udp(Families::BOTH, each)
 }
 
 /// The kernel has no sock_diag handler for this protocol (module not
@@ -102,60 +175,68 @@ impl std::fmt::Display for NoHandler {
 
 impl std::error::Error for NoHandler {}
 
-fn dump(
-    netns: &Netns,
-    protocol: u8,
-    states: States,
-    mut each: impl FnMut(&SockRecord),
-) -> Result<()> {
-    let sock = netns.run(|| netlink::open(NETLINK_SOCK_DIAG, "NETLINK_SOCK_DIAG"))?;
-    let inum = netns.inum()?;
-    let states = match (protocol, states) {
-        (IPPROTO_UDP, _) => StateFlags::all(),
-        (_, States::Listening) => StateFlags::LISTEN,
-        (_, States::AllButListening) => StateFlags::all() - StateFlags::LISTEN,
-        (_, States::Buffered) => StateFlags::all() - StateFlags::LISTEN - StateFlags::TIME_WAIT,
-    };
-    let no_handler = if protocol == IPPROTO_UDP {
-        NoHandler {
-            protocol: "UDP",
-            module: "udp_diag",
-        }
-    } else {
-        NoHandler {
-            protocol: "TCP",
-            module: "tcp_diag",
-        }
-    };
-    for family in [AF_INET, AF_INET6] {
-        let socket_id = if family == AF_INET {
-            SocketId::new_v4()
-        } else {
-            SocketId::new_v6()
+impl SockDiag {
+    fn dump(
+        &self,
+        protocol: u8,
+        families: Families,
+        states: States,
+        mut each: impl FnMut(&SockRecord),
+    ) -> Result<()> {
+        let sock = &self.sock;
+        let inum = self.inum;
+        let states = match (protocol, states) {
+            (IPPROTO_UDP, _) => StateFlags::all(),
+            (_, States::Listening) => StateFlags::LISTEN,
+            (_, States::AllButListening) => StateFlags::all() - StateFlags::LISTEN,
+            (_, States::Buffered) => StateFlags::all() - StateFlags::LISTEN - StateFlags::TIME_WAIT,
+            (_, States::Everything) => StateFlags::all(),
+            (_, States::ListeningAndBuffered) => StateFlags::all() - StateFlags::TIME_WAIT,
         };
-        let request = SockDiagMessage::InetRequest(InetRequest {
-            family,
-            protocol,
-            extensions: ExtensionFlags::SKMEMINFO,
-            states,
-            socket_id,
-        });
-        let r = netlink::dump_raw(&sock, request, |b| {
-            let mut rec = record(protocol, b.payload())?;
-            rec.netns = inum;
-            each(&rec);
-            Ok(())
-        });
-        if let Err(e) = &r {
-            if e.downcast_ref::<netlink::DumpRefused>()
-                .is_some_and(|r| r.errno == libc::ENOENT)
-            {
-                return Err(anyhow::Error::new(no_handler));
+        let no_handler = if protocol == IPPROTO_UDP {
+            NoHandler {
+                protocol: "UDP",
+                module: "udp_diag",
             }
+        } else {
+            NoHandler {
+                protocol: "TCP",
+                module: "tcp_diag",
+            }
+        };
+        for family in [AF_INET, AF_INET6] {
+            if (family == AF_INET && !families.v4) || (family == AF_INET6 && !families.v6) {
+                continue;
+            }
+            let socket_id = if family == AF_INET {
+                SocketId::new_v4()
+            } else {
+                SocketId::new_v6()
+            };
+            let request = SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol,
+                extensions: ExtensionFlags::SKMEMINFO,
+                states,
+                socket_id,
+            });
+            let r = netlink::dump_raw(sock, request, |b| {
+                let mut rec = record(protocol, b.payload())?;
+                rec.netns = inum;
+                each(&rec);
+                Ok(())
+            });
+            if let Err(e) = &r {
+                if e.downcast_ref::<netlink::DumpRefused>()
+                    .is_some_and(|r| r.errno == libc::ENOENT)
+                {
+                    return Err(anyhow::Error::new(no_handler));
+                }
+            }
+            r.with_context(|| format!("sock_diag dump (family {family}) failed"))?;
         }
-        r.with_context(|| format!("sock_diag dump (family {family}) failed"))?;
+        Ok(())
     }
-    Ok(())
 }
 
 /// One `inet_diag_msg` and its SK_MEMINFO, read in place.

@@ -86,6 +86,8 @@ enum Part {
     Scrape,
     Report,
     Top,
+    /// `snapshot --netns all` over many namespaces against one.
+    Namespaces,
 }
 
 fn main() {
@@ -126,6 +128,9 @@ fn run() -> Result<()> {
     }
     if want(Part::Scrape) {
         results.insert("scrape".into(), scrape(&o)?);
+    }
+    if want(Part::Namespaces) {
+        results.insert("namespaces".into(), namespaces(&o)?);
     }
     let dir = netmem_tests::netmem_bin()
         .parent()
@@ -458,6 +463,11 @@ fn kernel_cost(ns: &str, to: SocketAddr, secs: f64) -> Result<Value> {
 
 /// Runs `cmd`, returns (wall time, peak RSS in KiB of it and its children).
 fn timed(cmd: &mut Command) -> Result<(Duration, u64)> {
+    timed_cpu(cmd).map(|(w, kb, _)| (w, kb))
+}
+
+/// `timed`, with the child's CPU time (user + system).
+fn timed_cpu(cmd: &mut Command) -> Result<(Duration, u64, Duration)> {
     let t0 = Instant::now();
     let child = cmd
         .stdout(Stdio::null())
@@ -475,7 +485,8 @@ fn timed(cmd: &mut Command) -> Result<(Duration, u64)> {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{cmd:?} failed (status {status})"
     );
-    Ok((wall, ru.ru_maxrss as u64))
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok((wall, ru.ru_maxrss as u64, tv(ru.ru_utime) + tv(ru.ru_stime)))
 }
 
 struct Holders {
@@ -606,6 +617,131 @@ fn snapshot(o: &Opts) -> Result<Value> {
         );
     }
     Ok(Value::Object(out))
+}
+
+/// 20k sockets (10k connections) in one namespace, or spread over 20:
+/// `snapshot --netns all` over the twenty against `snapshot --netns ONE`
+/// over the one, each also with `--owners`. Both setups cannot coexist
+/// (all would count both), so they alternate in blocks within the run:
+/// one, twenty, one, twenty.
+fn namespaces(o: &Opts) -> Result<Value> {
+    const CONNS: usize = 10_000;
+    const SPREAD: usize = 20;
+    println!(
+        "\n== namespaces: {} sockets in 1 vs {SPREAD} namespaces, {} repetitions per arm and block",
+        2 * CONNS,
+        o.reps
+    );
+    let mut ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut cpu_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _block in 0..2 {
+        {
+            let mut h = Holders {
+                ns: Netns::new("one"),
+                kids: vec![],
+                conns: 0,
+            };
+            h.grow(CONNS)?;
+            let ns = h.ns.name.clone();
+            for rep in 0..o.reps {
+                let arms: [(&str, &[&str]); 2] = [("one", &[]), ("one+owners", &["--owners"])];
+                for i in 0..arms.len() {
+                    let (name, extra) = arms[(i + rep) % arms.len()];
+                    let (wall, _, cpu) = timed_cpu(
+                        Command::new(netmem())
+                            .args(["snapshot", "--json", "--netns", &ns])
+                            .args(extra),
+                    )?;
+                    ms.entry(name.into())
+                        .or_default()
+                        .push(wall.as_secs_f64() * 1e3);
+                    cpu_ms
+                        .entry(name.into())
+                        .or_default()
+                        .push(cpu.as_secs_f64() * 1e3);
+                }
+            }
+        }
+        // Twenty namespaces sharing the host's socket hash, then twenty
+        // with a hash of their own (created inside a parent namespace whose
+        // tcp_child_ehash_entries is set; the machine's own is untouched).
+        for own_hash in [false, true] {
+            let parent = own_hash.then(|| Netns::new("parent"));
+            if let Some(p) = &parent {
+                netmem_tests::run_ok(p.cmd("sh").args([
+                    "-c",
+                    "echo 1024 > /proc/sys/net/ipv4/tcp_child_ehash_entries",
+                ]));
+            }
+            let mut spread = Vec::new();
+            for _ in 0..SPREAD {
+                let ns = match &parent {
+                    Some(p) => Netns::new_child_of(p, "many"),
+                    None => Netns::new("many"),
+                };
+                let mut h = Holders {
+                    ns,
+                    kids: vec![],
+                    conns: 0,
+                };
+                h.grow(CONNS / SPREAD)?;
+                spread.push(h);
+            }
+            let tag = if own_hash { "all-own-hash" } else { "all" };
+            for rep in 0..o.reps {
+                let arms = [
+                    (tag.to_string(), vec![]),
+                    (format!("{tag}+owners"), vec!["--owners"]),
+                ];
+                for i in 0..arms.len() {
+                    let (name, extra) = &arms[(i + rep) % arms.len()];
+                    let (wall, _, cpu) = timed_cpu(
+                        Command::new(netmem())
+                            .args(["snapshot", "--json", "--netns", "all"])
+                            .args(extra),
+                    )?;
+                    ms.entry(name.clone())
+                        .or_default()
+                        .push(wall.as_secs_f64() * 1e3);
+                    cpu_ms
+                        .entry(name.clone())
+                        .or_default()
+                        .push(cpu.as_secs_f64() * 1e3);
+                }
+            }
+            drop(spread);
+        }
+    }
+    let m = |a: &str| median(&ms[a]);
+    let c = |a: &str| median(&cpu_ms[a]);
+    println!(
+        "{:<6} {:>8} {:>8} {:>7} {:>10} {:>7} {:>10} {:>10} {:>7}",
+        "ms", "one", "all", "ratio", "own hash", "ratio", "one+own", "all+own", "ratio"
+    );
+    for (what, f) in [("wall", &m as &dyn Fn(&str) -> f64), ("cpu", &c)] {
+        println!(
+            "{:<6} {:>8.1} {:>8.1} {:>6.2}x {:>10.1} {:>6.2}x {:>10.1} {:>10.1} {:>6.2}x",
+            what,
+            f("one"),
+            f("all"),
+            f("all") / f("one"),
+            f("all-own-hash"),
+            f("all-own-hash") / f("one"),
+            f("one+owners"),
+            f("all+owners"),
+            f("all+owners") / f("one+owners")
+        );
+    }
+    Ok(json!({
+        "sockets": 2 * CONNS, "namespaces": SPREAD, "ms": ms, "cpu_ms": cpu_ms,
+        "median_cpu_ms": {"one": c("one"), "all": c("all"), "one+owners": c("one+owners"), "all+owners": c("all+owners")},
+        "cpu_all_vs_one": c("all") / c("one"),
+        "all_own_hash_vs_one": m("all-own-hash") / m("one"),
+        "cpu_all_own_hash_vs_one": c("all-own-hash") / c("one"),
+        "median_ms": {"one": m("one"), "all": m("all"), "all-own-hash": m("all-own-hash"), "one+owners": m("one+owners"), "all+owners": m("all+owners")},
+        "all_vs_one": m("all") / m("one"),
+        "all_vs_one_with_owners": m("all+owners") / m("one+owners"),
+    }))
 }
 
 fn pin_to_cpu(cpu: usize) {
