@@ -289,3 +289,118 @@ fn namespaces_are_found_by_name_and_let_go() {
     assert!(by_ns.contains_key(&a.name), "{by_ns:?}");
     group(&groups, &format!("listen:7400@{}", a.name));
 }
+
+/// `serve --netns all --group-by cgroup`: the tenants are label values of
+/// their own, and `netmem_group_owner_info` joins namespace and cgroup to
+/// each; promtool accepts the exposition.
+#[test]
+fn serve_labels_each_tenant_by_cgroup_and_namespace() {
+    require_root();
+    let t = two_tenants("stuck-readers");
+    let mut s = netmem_tests::serve::Serve::start(&[
+        "--netns",
+        "all",
+        "--group-by",
+        "cgroup",
+        "--interval",
+        "500ms",
+    ]);
+    let want: Vec<String> = (0..2)
+        .map(|i| format!("cgroup:{}@{}", t.cg[i].rel, t.ns[i].name))
+        .collect();
+    let body = s.wait_for(&want[1]);
+    for (i, group) in want.iter().enumerate() {
+        let info = body
+            .lines()
+            .find(|l| {
+                l.starts_with("netmem_group_owner_info{")
+                    && l.contains(&format!("group=\"{group}\""))
+            })
+            .unwrap_or_else(|| panic!("no owner info for {group}:\n{body}"));
+        assert!(
+            info.contains(&format!("netns=\"{}\"", t.ns[i].name)),
+            "{info}"
+        );
+        assert!(
+            info.contains(&format!("cgroup=\"{}\"", t.cg[i].rel)),
+            "{info}"
+        );
+        assert!(info.contains("process=\"netmem-load\""), "{info}");
+        let mem: f64 = ["rmem", "wmem_queued", "fwd_alloc"]
+            .iter()
+            .map(|q| {
+                netmem_tests::serve::sample(
+                    &body,
+                    &format!("netmem_group_memory_bytes{{group=\"{group}\",kind=\"cgroup\",queue=\"{q}\"}}"),
+                )
+                .unwrap_or(0.0)
+            })
+            .sum();
+        assert!(
+            within_10pct(mem as u64, ss_bytes(&t.ns[i])),
+            "{group}: {mem} vs ss"
+        );
+    }
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(check.stdin.as_mut().unwrap(), s.metrics().as_bytes()).unwrap();
+    drop(check.stdin.take());
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (st, err) = s.stop();
+    assert!(st.success(), "{err}");
+}
+
+/// A recording made with owners carries them, and its report names them.
+#[test]
+fn recordings_and_reports_carry_the_owners() {
+    require_root();
+    let t = two_tenants("stuck-readers");
+    let dir = std::env::temp_dir().join(format!("netmem-own-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = dir.join("owners.nmr");
+    let html = dir.join("owners.html");
+    run_ok(Command::new(netmem_bin()).args([
+        "record",
+        "-o",
+        rec.to_str().unwrap(),
+        "--force",
+        "--netns",
+        "all",
+        "--owners",
+        "--interval",
+        "500ms",
+        "--duration",
+        "1600ms",
+    ]));
+    run_ok(Command::new(netmem_bin()).args([
+        "report",
+        rec.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]));
+    let page = std::fs::read_to_string(&html).unwrap();
+    for i in 0..2 {
+        assert!(
+            page.contains(&format!("listen:7100@{}", t.ns[i].name)),
+            "no group of {} in the report",
+            t.ns[i].name
+        );
+        assert!(
+            page.contains(&t.cg[i].rel),
+            "no cgroup {} in the report",
+            t.cg[i].rel
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -253,3 +253,32 @@ fn top_restores_the_terminal_on_sigterm() {
     unsafe { libc::kill(pid, libc::SIGTERM) };
     t.assert_clean_exit("SIGTERM");
 }
+
+/// `top --owners` over every namespace: the tenant's group carries its
+/// namespace in its name and its process in the OWNER column.
+#[test]
+fn top_shows_owners_and_namespaces() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("top-own");
+    let _load = ns.load(&["stuck-readers", "--port", "7500", "--conns", "4"]);
+    let t = Tmux::start("--netns all --owners --interval 500ms");
+    let group = format!("listen:7500@{}", ns.name);
+    let screen = t.wait("the tenant's group with its owner", |s| {
+        s.contains("OWNER")
+            && s.lines()
+                .any(|l| l.contains(&group) && l.contains("netmem-load["))
+    });
+    assert!(screen.contains("OWNER"), "{screen}");
+    // Its sockets, found in its own namespace.
+    t.keys(&format!("/{}", "7500"));
+    t.keys("Enter");
+    t.wait("a filtered table", |s| s.contains("filter"));
+    t.keys("Enter");
+    t.wait("the tenant's sockets", |s| {
+        s.contains("LOCAL") && s.matches(":7500").count() >= 4
+    });
+    t.keys("Escape");
+    t.keys("q");
+    t.assert_clean_exit("q");
+}

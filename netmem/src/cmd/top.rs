@@ -19,10 +19,11 @@ pub async fn run(opts: crate::engine::Options) -> Result<()> {
         ..Default::default()
     };
     let netns = opts.netns.try_clone()?;
+    let all_netns = opts.all_netns;
     let (tx, rx) = std::sync::mpsc::channel();
     let ui = std::thread::Builder::new()
         .name("netmem-top".into())
-        .spawn(move || run_ui(rx, netns, doctor))
+        .spawn(move || run_ui(rx, netns, all_netns, doctor))
         .context("cannot start the view")?;
     let mut sink = TopSink { tx };
     let res = crate::engine::run(opts, &mut sink).await;

@@ -77,24 +77,34 @@ pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
     .in_netns(rec.netns)
 }
 
-/// The TCP sockets of the group named `name` (as [`group_name`] writes
-/// it), largest memory first: one pass of sock_diag, grouped by the same
-/// rule as every table.
+/// The TCP sockets of the port group named `name` (as [`group_name`]
+/// writes it), largest memory first: one pass of sock_diag (of every
+/// namespace with `all`), grouped by the same rule as every table. An owner
+/// group (`--group-by`) has none listed here.
 pub fn sockets_of(
     netns: &crate::sources::netns::Netns,
+    all: bool,
     name: &str,
 ) -> anyhow::Result<Vec<SockRecord>> {
     use crate::sources::sockdiag::{dump_tcp, States};
-    let mut listening = HashSet::new();
-    dump_tcp(netns, States::Listening, |r| {
-        listening.insert(r.lport);
-    })?;
+    let mut namespaces = crate::sources::netns::Namespaces::default();
+    let spaces: Vec<&crate::sources::netns::Netns> = if all {
+        namespaces.discover()?.into_iter().map(|(n, _)| n).collect()
+    } else {
+        vec![netns]
+    };
     let mut out = Vec::new();
-    dump_tcp(netns, States::AllButListening, |r| {
-        if group_name(&group_of(r, &listening)) == name {
-            out.push(r.clone());
-        }
-    })?;
+    for ns in spaces {
+        let mut listening = HashSet::new();
+        dump_tcp(ns, States::Listening, |r| {
+            listening.insert(r.lport);
+        })?;
+        dump_tcp(ns, States::AllButListening, |r| {
+            if group_name(&group_of(r, &listening)) == name {
+                out.push(r.clone());
+            }
+        })?;
+    }
     let mem = |r: &SockRecord| r.rmem_alloc as u64 + r.wmem_queued as u64 + r.fwd_alloc as u64;
     out.sort_by_key(|r| std::cmp::Reverse(mem(r)));
     Ok(out)

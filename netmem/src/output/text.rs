@@ -273,7 +273,7 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
 }
 
 /// `haproxy[812]`, `+N` more holders after it.
-fn process_cell(w: &crate::model::owner::Owners) -> String {
+pub fn process_cell(w: &crate::model::owner::Owners) -> String {
     let Some(p) = w.processes.first() else {
         return "-".into();
     };
@@ -286,7 +286,7 @@ fn process_cell(w: &crate::model::owner::Owners) -> String {
 }
 
 /// The largest cgroup's path, with its container or pod when it has one.
-fn cgroup_cell(w: &crate::model::owner::Owners) -> String {
+pub fn cgroup_cell(w: &crate::model::owner::Owners) -> String {
     let Some(c) = w.cgroups.first() else {
         return "-".into();
     };

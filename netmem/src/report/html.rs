@@ -308,16 +308,24 @@ fn plots_section(h: &mut String, runs: &[Run]) -> Result<()> {
 
 fn groups(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
     let g = r.timeline.groups();
+    // The owner column only for recordings that have owners.
+    let owners = g.iter().any(|s| s.owner.is_some());
     write!(
         h,
-        "<h2>Groups{}</h2>\n<table class=\"groups\"><tr><th>group</th><th>peak memory</th><th>mean memory</th><th>p95 memory</th><th>peak orphans</th><th>events</th></tr>",
-        which.map(|w| format!(" ({w})")).unwrap_or_default()
+        "<h2>Groups{}</h2>\n<table class=\"groups\"><tr><th>group</th>{}<th>peak memory</th><th>mean memory</th><th>p95 memory</th><th>peak orphans</th><th>events</th></tr>",
+        which.map(|w| format!(" ({w})")).unwrap_or_default(),
+        if owners { "<th>owner</th>" } else { "" }
     )?;
     for s in g.iter().take(TABLE_ROWS) {
         let ev: Vec<String> = s.events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let owner = if owners {
+            format!("<td>{}</td>", esc(s.owner.as_deref().unwrap_or("")))
+        } else {
+            String::new()
+        };
         write!(
             h,
-            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td>{owner}<td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
             esc(&s.group),
             human_bytes(s.memory.peak as u64),
             human_bytes(s.memory.mean as u64),

@@ -79,6 +79,10 @@ pub struct GroupSummary {
     pub orphans: Stats,
     /// Events by kind.
     pub events: BTreeMap<String, u64>,
+    /// Who held it last (recordings made with `--owners` or `--group-by`):
+    /// its largest process and cgroup as the contract's `owners` object
+    /// names them.
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -93,6 +97,8 @@ pub struct Timeline {
     pub events_received: Option<u64>,
     pub lost_events: u64,
     pub interval_s: f64,
+    /// The last owners seen per group.
+    pub owners: BTreeMap<String, String>,
 }
 
 fn ts(v: &Value) -> Option<SystemTime> {
@@ -199,6 +205,15 @@ impl Timeline {
             return;
         };
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let o = &v["owners"];
+        let process = o["processes"][0]["comm"]
+            .as_str()
+            .map(|c| format!("{c}[{}]", o["processes"][0]["pid"]));
+        let cgroup = o["cgroups"][0]["cgroup"].as_str().map(str::to_string);
+        if process.is_some() || cgroup.is_some() {
+            let both: Vec<String> = process.into_iter().chain(cgroup).collect();
+            self.owners.insert(name.to_string(), both.join(" "));
+        }
         p.groups.insert(
             name.to_string(),
             GroupPoint {
@@ -241,6 +256,7 @@ impl Timeline {
                         .collect()
                 };
                 s.group = name.to_string();
+                s.owner = self.owners.get(name).cloned();
                 s.memory = Stats::of(&series(|g| g.memory));
                 s.orphans = Stats::of(&series(|g| g.orphans));
                 s

@@ -152,7 +152,9 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
     let offset = selected.saturating_sub(fit - 1);
     let rows = &all[offset.min(all.len())..(offset + fit).min(all.len())];
     let spark_w = 20usize;
-    let header = Row::new([
+    // The owner column only when owners were asked for.
+    let owners = rows.iter().any(|g| g.owner.is_some());
+    let mut head = vec![
         "GROUP",
         "MEMORY",
         "RMEM",
@@ -162,9 +164,12 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
         "DROPS",
         "ABORTS",
         "LAST MINUTE",
-        "EVENTS",
-    ])
-    .style(Style::new().add_modifier(Modifier::BOLD));
+    ];
+    if owners {
+        head.push("OWNER");
+    }
+    head.push("EVENTS");
+    let header = Row::new(head).style(Style::new().add_modifier(Modifier::BOLD));
     let body = rows.iter().map(|g| {
         let events: Vec<String> = g.events.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let style = if g.aborts > 0 {
@@ -172,7 +177,7 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
         } else {
             Style::new()
         };
-        Row::new(vec![
+        let mut cells = vec![
             g.name.clone(),
             human_bytes(g.mem.total()),
             human_bytes(g.mem.rmem),
@@ -182,12 +187,23 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
             g.drops.to_string(),
             g.aborts.to_string(),
             sparkline(&g.history, spark_w),
-            events.join(" "),
-        ])
-        .style(style)
+        ];
+        if owners {
+            cells.push(g.owner.clone().unwrap_or_default());
+        }
+        cells.push(events.join(" "));
+        Row::new(cells).style(style)
     });
-    let widths = [
-        Constraint::Min(18),
+    // As wide as the longest name shown (namespaced names run long), within
+    // reason; the events column takes what is left.
+    let name_w = rows
+        .iter()
+        .map(|g| g.name.len())
+        .max()
+        .unwrap_or(0)
+        .clamp(18, 60) as u16;
+    let mut widths = vec![
+        Constraint::Min(name_w),
         Constraint::Length(8),
         Constraint::Length(8),
         Constraint::Length(8),
@@ -196,8 +212,11 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(spark_w as u16),
-        Constraint::Fill(1),
     ];
+    if owners {
+        widths.push(Constraint::Length(28));
+    }
+    widths.push(Constraint::Fill(1));
     let title = format!(" groups ({}), sorted by {} ", all.len(), v.sort.name());
     let table = Table::new(body, widths)
         .header(header)

@@ -66,10 +66,10 @@ impl Sink for TopSink {
 
 /// The UI thread's loop: until `q` (which asks the engine to stop) or the
 /// engine's end (the sender dropped).
-pub fn run_ui(rx: Receiver<Msg>, netns: Netns, mut doctor: State) -> Result<()> {
+pub fn run_ui(rx: Receiver<Msg>, netns: Netns, all_netns: bool, mut doctor: State) -> Result<()> {
     let mut term = ratatui::try_init()?;
     crate::engine::stop::before_forced_exit(ratatui::restore);
-    let res = ui_loop(&mut term, &rx, &netns, &mut doctor);
+    let res = ui_loop(&mut term, &rx, (&netns, all_netns), &mut doctor);
     ratatui::restore();
     res
 }
@@ -77,7 +77,7 @@ pub fn run_ui(rx: Receiver<Msg>, netns: Netns, mut doctor: State) -> Result<()> 
 fn ui_loop(
     term: &mut ratatui::DefaultTerminal,
     rx: &Receiver<Msg>,
-    netns: &Netns,
+    (netns, all_netns): (&Netns, bool),
     doctor: &mut State,
 ) -> Result<()> {
     let mut v = View::default();
@@ -145,7 +145,8 @@ fn ui_loop(
             (Mode::Table, KeyCode::Up | KeyCode::Char('k')) => v.move_selection(false),
             (Mode::Table, KeyCode::Enter) => {
                 if let Some(g) = v.selected_group() {
-                    sockets = crate::model::group::sockets_of(netns, &g).unwrap_or_default();
+                    sockets =
+                        crate::model::group::sockets_of(netns, all_netns, &g).unwrap_or_default();
                     v.mode = Mode::Sockets(g);
                 }
             }

@@ -63,6 +63,8 @@ pub struct GroupLine {
     pub events: BTreeMap<&'static str, u64>,
     /// Memory held, oldest first, at most [`HISTORY`].
     pub history: VecDeque<u64>,
+    /// Its largest process and cgroup, with `--owners`/`--group-by`.
+    pub owner: Option<String>,
 }
 
 impl GroupLine {
@@ -212,6 +214,10 @@ impl View {
             line.kind = group_kind(g);
             line.mem = row.mem.clone();
             line.drops = row.count(Counter::SkbDrops) + row.count(Counter::RcvqueueFull);
+            line.owner = row.owners.as_ref().map(|w| {
+                use crate::output::text::{cgroup_cell, process_cell};
+                format!("{} {}", process_cell(w), cgroup_cell(w))
+            });
             line.events = Counter::ALL
                 .iter()
                 .filter(|c| row.count(**c) > 0)
