@@ -251,6 +251,81 @@ struct Tally {
     listener: bool,
 }
 
+impl Tally {
+    fn add(&mut self, bytes: u64, listener: bool) {
+        self.sockets += 1;
+        self.bytes += bytes;
+        self.listener |= listener;
+    }
+}
+
+/// Per process and per cgroup, the sockets and bytes they hold in one group.
+#[derive(Default)]
+struct Shares {
+    procs: BTreeMap<u32, Tally>,
+    cgroups: BTreeMap<u64, Tally>,
+    /// Sockets no process holds.
+    unheld: u64,
+}
+
+impl Shares {
+    fn add(&mut self, r: &SockRecord, src: &OwnerSource) {
+        let b = bytes_of(r);
+        let listener = r.state == TCP_LISTEN;
+        let holders = src.holders(r.inode);
+        if holders.is_empty() && r.full {
+            self.unheld += 1;
+        }
+        for pid in holders {
+            self.procs.entry(*pid).or_default().add(b, listener);
+        }
+        if r.cgroup_id != 0 {
+            self.cgroups
+                .entry(r.cgroup_id)
+                .or_default()
+                .add(b, listener);
+        }
+    }
+
+    /// Largest first, at most [`MAX_SHOWN`] of each.
+    fn owners(self, src: &OwnerSource, memcg_of: &mut impl FnMut(u64) -> Option<u64>) -> Owners {
+        fn largest<K: Copy + Ord>(t: BTreeMap<K, Tally>) -> (Vec<(K, Tally)>, u64) {
+            let mut v: Vec<_> = t.into_iter().collect();
+            v.sort_by(|a, b| (b.1.bytes, b.1.sockets, a.0).cmp(&(a.1.bytes, a.1.sockets, b.0)));
+            let more = v.len().saturating_sub(MAX_SHOWN) as u64;
+            v.truncate(MAX_SHOWN);
+            (v, more)
+        }
+        let (procs, more_processes) = largest(self.procs);
+        let (cgroups, more_cgroups) = largest(self.cgroups);
+        Owners {
+            processes: procs
+                .into_iter()
+                .map(|(pid, t)| ProcessShare {
+                    pid,
+                    comm: src.comm(pid).to_string(),
+                    sockets: t.sockets,
+                    bytes: t.bytes,
+                })
+                .collect(),
+            more_processes,
+            cgroups: cgroups
+                .into_iter()
+                .filter_map(|(id, t)| {
+                    Some(CgroupShare {
+                        cgroup: src.cgroup(id)?,
+                        sockets: t.sockets,
+                        bytes: t.bytes,
+                        memcg_sock: memcg_of(id),
+                    })
+                })
+                .collect(),
+            more_cgroups,
+            unheld: self.unheld,
+        }
+    }
+}
+
 fn bytes_of(r: &SockRecord) -> u64 {
     r.rmem_alloc as u64 + r.wmem_queued as u64 + r.fwd_alloc as u64
 }
@@ -276,40 +351,19 @@ pub fn attribute(
     by: GroupBy,
 ) -> Attribution {
     let inodes: HashSet<u32> = sockets.iter().map(|(r, _)| r.inode).collect();
-    let cgroups: HashSet<u64> = sockets.iter().map(|(r, _)| r.cgroup_id).collect();
-    src.refresh(&inodes, &cgroups);
-    // Per group: per process and per cgroup tallies.
-    let mut procs: HashMap<GroupKey, BTreeMap<u32, Tally>> = HashMap::new();
-    let mut cgs: HashMap<GroupKey, BTreeMap<u64, Tally>> = HashMap::new();
-    let mut unheld: HashMap<GroupKey, u64> = HashMap::new();
+    let cgroup_ids: HashSet<u64> = sockets.iter().map(|(r, _)| r.cgroup_id).collect();
+    src.refresh(&inodes, &cgroup_ids);
+    let src = &*src;
+    let mut per_group: HashMap<GroupKey, Shares> = HashMap::new();
     for (r, g) in sockets {
-        let b = bytes_of(r);
-        let listener = r.state == TCP_LISTEN;
-        let holders = src.holders(r.inode);
-        if holders.is_empty() && r.full {
-            *unheld.entry(*g).or_default() += 1;
-        }
-        for pid in holders {
-            let t = procs.entry(*g).or_default().entry(*pid).or_default();
-            t.sockets += 1;
-            t.bytes += b;
-            t.listener |= listener;
-        }
-        if r.cgroup_id != 0 {
-            let t = cgs.entry(*g).or_default().entry(r.cgroup_id).or_default();
-            t.sockets += 1;
-            t.bytes += b;
-            t.listener |= listener;
-        }
+        per_group.entry(*g).or_default().add(r, src);
     }
     with_mut(|reg| {
-        for t in procs.values() {
-            for pid in t.keys() {
+        for s in per_group.values() {
+            for pid in s.procs.keys() {
                 reg.processes.insert(*pid, src.comm(*pid).to_string());
             }
-        }
-        for t in cgs.values() {
-            for id in t.keys() {
+            for id in s.cgroups.keys() {
                 if let Some(c) = src.cgroup(*id) {
                     reg.cgroups.insert(*id, c);
                 }
@@ -320,10 +374,9 @@ pub fn attribute(
     let mut memcg: HashMap<u64, Option<u64>> = HashMap::new();
     let mut memcg_of = |id: u64| *memcg.entry(id).or_insert_with(|| src.memcg_sock(id));
     for (g, row) in groups.iter_mut() {
-        let p = procs.remove(g).unwrap_or_default();
-        let c = cgs.remove(g).unwrap_or_default();
-        let main_pid = main_of(&p);
-        let main_cg = main_of(&c);
+        let shares = per_group.remove(g).unwrap_or_default();
+        let main_pid = main_of(&shares.procs);
+        let main_cg = main_of(&shares.cgroups);
         out.event_owner.insert(
             *g,
             EventOwner {
@@ -334,62 +387,27 @@ pub fn attribute(
                 via: OwnerVia::Group,
             },
         );
-        match by {
-            GroupBy::Port => {}
-            GroupBy::Process => {
-                out.group_owner.insert(
-                    *g,
-                    owner_key(GROUP_PROCESS, main_pid.unwrap_or(0) as u64, g.netns),
-                );
-            }
-            GroupBy::Cgroup => {
-                out.group_owner
-                    .insert(*g, owner_key(GROUP_CGROUP, main_cg.unwrap_or(0), g.netns));
-            }
-        }
-        let mut o = Owners {
-            unheld: unheld.get(g).copied().unwrap_or(0),
-            ..Default::default()
+        let main = match by {
+            GroupBy::Port => None,
+            GroupBy::Process => Some(owner_key(
+                GROUP_PROCESS,
+                main_pid.unwrap_or(0) as u64,
+                g.netns,
+            )),
+            GroupBy::Cgroup => Some(owner_key(GROUP_CGROUP, main_cg.unwrap_or(0), g.netns)),
         };
-        let mut pv: Vec<_> = p.into_iter().collect();
-        pv.sort_by(|a, b| (b.1.bytes, b.1.sockets, a.0).cmp(&(a.1.bytes, a.1.sockets, b.0)));
-        o.more_processes = pv.len().saturating_sub(MAX_SHOWN) as u64;
-        o.processes = pv
-            .into_iter()
-            .take(MAX_SHOWN)
-            .map(|(pid, t)| ProcessShare {
-                pid,
-                comm: src.comm(pid).to_string(),
-                sockets: t.sockets,
-                bytes: t.bytes,
-            })
-            .collect();
-        let mut cv: Vec<_> = c.into_iter().collect();
-        cv.sort_by(|a, b| (b.1.bytes, b.1.sockets, a.0).cmp(&(a.1.bytes, a.1.sockets, b.0)));
-        o.more_cgroups = cv.len().saturating_sub(MAX_SHOWN) as u64;
-        o.cgroups = cv
-            .into_iter()
-            .take(MAX_SHOWN)
-            .filter_map(|(id, t)| {
-                Some(CgroupShare {
-                    cgroup: src.cgroup(id)?,
-                    sockets: t.sockets,
-                    bytes: t.bytes,
-                    memcg_sock: memcg_of(id),
-                })
-            })
-            .collect();
-        row.owners = Some(Box::new(o));
+        if let Some(k) = main {
+            out.group_owner.insert(*g, k);
+        }
+        row.owners = Some(Box::new(shares.owners(src, &mut memcg_of)));
     }
     if by == GroupBy::Port {
         return out;
     }
     // Owner groups, socket by socket: a socket goes to its own owner when
     // it has one, else to its port group's main owner.
-    let mut shares: HashMap<GroupKey, (BTreeMap<u32, Tally>, BTreeMap<u64, Tally>)> =
-        HashMap::new();
+    let mut per_owner: HashMap<GroupKey, Shares> = HashMap::new();
     for (r, g) in sockets {
-        let fallback = out.group_owner.get(g).copied();
         let own = match by {
             GroupBy::Process => src
                 .holders(r.inode)
@@ -398,52 +416,14 @@ pub fn attribute(
             _ => (r.cgroup_id != 0 && src.cgroup(r.cgroup_id).is_some())
                 .then(|| owner_key(GROUP_CGROUP, r.cgroup_id, g.netns)),
         };
-        let Some(k) = own.or(fallback) else { continue };
+        let Some(k) = own.or_else(|| out.group_owner.get(g).copied()) else {
+            continue;
+        };
         out.owner_mem.entry(k).or_default().add(r);
-        let (p, c) = shares.entry(k).or_default();
-        let b = bytes_of(r);
-        for pid in src.holders(r.inode) {
-            let t = p.entry(*pid).or_default();
-            t.sockets += 1;
-            t.bytes += b;
-        }
-        if r.cgroup_id != 0 {
-            let t = c.entry(r.cgroup_id).or_default();
-            t.sockets += 1;
-            t.bytes += b;
-        }
+        per_owner.entry(k).or_default().add(r, src);
     }
-    for (k, (p, c)) in shares {
-        let mut o = Owners::default();
-        let mut pv: Vec<_> = p.into_iter().collect();
-        pv.sort_by(|a, b| (b.1.bytes, a.0).cmp(&(a.1.bytes, b.0)));
-        o.more_processes = pv.len().saturating_sub(MAX_SHOWN) as u64;
-        o.processes = pv
-            .into_iter()
-            .take(MAX_SHOWN)
-            .map(|(pid, t)| ProcessShare {
-                pid,
-                comm: src.comm(pid).to_string(),
-                sockets: t.sockets,
-                bytes: t.bytes,
-            })
-            .collect();
-        let mut cv: Vec<_> = c.into_iter().collect();
-        cv.sort_by(|a, b| (b.1.bytes, a.0).cmp(&(a.1.bytes, b.0)));
-        o.more_cgroups = cv.len().saturating_sub(MAX_SHOWN) as u64;
-        o.cgroups = cv
-            .into_iter()
-            .take(MAX_SHOWN)
-            .filter_map(|(id, t)| {
-                Some(CgroupShare {
-                    cgroup: src.cgroup(id)?,
-                    sockets: t.sockets,
-                    bytes: t.bytes,
-                    memcg_sock: memcg_of(id),
-                })
-            })
-            .collect();
-        out.owner_rows.insert(k, o);
+    for (k, shares) in per_owner {
+        out.owner_rows.insert(k, shares.owners(src, &mut memcg_of));
     }
     out
 }
@@ -517,4 +497,168 @@ pub fn regroup(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::group::{group_name, Aggregator};
+    use netmem_common::{Counter, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_TIME_WAIT};
+
+    fn sock(lport: u16, rport: u16, state: u8, inode: u32, cgroup: u64, wmem: u32) -> SockRecord {
+        SockRecord {
+            family: netmem_common::AF_INET,
+            protocol: netmem_common::IPPROTO_TCP,
+            full: state != TCP_TIME_WAIT,
+            state,
+            local: "127.0.0.1".parse().unwrap(),
+            lport,
+            remote: "127.0.0.1".parse().unwrap(),
+            rport,
+            inode,
+            cookie: inode as u64,
+            rmem_alloc: 0,
+            rcvbuf: 0,
+            wmem_alloc: 0,
+            sndbuf: 0,
+            fwd_alloc: 0,
+            wmem_queued: wmem,
+            drops: 0,
+            cgroup_id: cgroup,
+            netns: 7,
+        }
+    }
+
+    /// Port 80: a listener held by pid 10 (cgroup 100), an accepted socket
+    /// held by pid 20 with more bytes (cgroup 200), an orphan (no inode,
+    /// cgroup 200), a TIME_WAIT (no inode, no cgroup).
+    fn pass() -> (Aggregator, OwnerSource) {
+        let listening: HashSet<u16> = [80].into();
+        let mut agg = Aggregator {
+            sockets: Some(Vec::new()),
+            ..Default::default()
+        };
+        for r in [
+            sock(80, 0, TCP_LISTEN, 1, 100, 0),
+            sock(80, 5000, TCP_ESTABLISHED, 2, 200, 9000),
+            sock(80, 5001, TCP_FIN_WAIT1, 0, 200, 4000),
+            sock(80, 5002, TCP_TIME_WAIT, 0, 0, 0),
+        ] {
+            agg.add_socket(&r, &listening);
+        }
+        let src = OwnerSource::known(
+            &[(1, &[10]), (2, &[20, 21])],
+            &[(10, "haproxy"), (20, "worker"), (21, "worker")],
+            &[(100, "/system.slice/haproxy.service"), (200, "/shop")],
+        );
+        (agg, src)
+    }
+
+    #[test]
+    fn the_listener_names_the_main_owner_and_shares_are_listed() {
+        let (mut agg, mut src) = pass();
+        let sockets = agg.sockets.take().unwrap();
+        let a = attribute(&mut agg.groups, &sockets, &mut src, GroupBy::Port);
+        let (g, row) = agg.groups.iter().next().unwrap();
+        let o = row.owners.as_ref().unwrap();
+        // pid 20 holds the most bytes, but pid 10 holds the listener.
+        let main = &a.event_owner[g];
+        assert_eq!(
+            (main.pid, main.comm.as_deref()),
+            (Some(10), Some("haproxy"))
+        );
+        assert_eq!(
+            main.cgroup.as_ref().unwrap().path,
+            "/system.slice/haproxy.service"
+        );
+        assert_eq!(o.processes[0].pid, 20);
+        assert_eq!(o.processes[0].bytes, 9000);
+        assert_eq!(o.processes.len(), 3);
+        // The orphan keeps its cgroup; only full sockets count as unheld.
+        assert_eq!(
+            (o.cgroups[0].cgroup.path.as_str(), o.cgroups[0].bytes),
+            ("/shop", 13000)
+        );
+        assert_eq!(o.unheld, 1);
+        assert!(a.group_owner.is_empty());
+    }
+
+    #[test]
+    fn group_by_cgroup_charges_sockets_to_their_own_and_counts_to_the_main_owner() {
+        let (mut agg, mut src) = pass();
+        let sockets = agg.sockets.take().unwrap();
+        let port_group = *agg.groups.keys().next().unwrap();
+        agg.attribution = Some(attribute(
+            &mut agg.groups,
+            &sockets,
+            &mut src,
+            GroupBy::Cgroup,
+        ));
+        let mut counts = netmem_common::GroupCounters::default();
+        counts.counts[Counter::MemAborts as usize] = 3;
+        agg.add_counts(port_group, &counts);
+        let total: u64 = agg.groups.values().map(|r| r.mem.total()).sum();
+        agg.regroup(GroupBy::Cgroup);
+        let rows: BTreeMap<String, GroupRow> = agg
+            .groups
+            .iter()
+            .map(|(k, r)| (group_name(k), r.clone()))
+            .collect();
+        let shop = rows
+            .iter()
+            .find(|(n, _)| n.starts_with("cgroup:/shop"))
+            .unwrap()
+            .1;
+        let proxy = rows
+            .iter()
+            .find(|(n, _)| n.starts_with("cgroup:/system.slice/haproxy.service"))
+            .unwrap()
+            .1;
+        assert_eq!(
+            (shop.mem.sockets, shop.mem.orphans, shop.mem.total()),
+            (2, 1, 13000)
+        );
+        // The listener and the TIME_WAIT mini-socket (no cgroup of its
+        // own) go to the main owner, and so do the kernel's counts.
+        assert_eq!((proxy.mem.listeners, proxy.mem.time_wait), (1, 1));
+        assert_eq!(proxy.count(Counter::MemAborts), 3);
+        assert_eq!(shop.count(Counter::MemAborts), 0);
+        // Nothing is lost in the regrouping.
+        assert_eq!(
+            agg.groups.values().map(|r| r.mem.total()).sum::<u64>(),
+            total
+        );
+        assert_eq!(
+            agg.groups.keys().map(|k| k.netns).collect::<Vec<_>>(),
+            vec![7, 7]
+        );
+    }
+
+    #[test]
+    fn events_go_to_the_recorded_owner_then_the_groups() {
+        let (mut agg, mut src) = pass();
+        let sockets = agg.sockets.take().unwrap();
+        let g = *agg.groups.keys().next().unwrap();
+        let a = attribute(&mut agg.groups, &sockets, &mut src, GroupBy::Process);
+        let closer = EventOwner {
+            pid: Some(21),
+            comm: None,
+            cgroup: None,
+            cgroup_id: Some(200),
+            via: OwnerVia::Closer,
+        };
+        let k = event_group(g, Some(&closer), Some(&a), GroupBy::Process);
+        assert_eq!((k.kind, owner_id(&k)), (GROUP_PROCESS, 21));
+        let k = event_group(g, None, Some(&a), GroupBy::Process);
+        assert_eq!(owner_id(&k), 10);
+        let k = event_group(g, Some(&closer), Some(&a), GroupBy::Cgroup);
+        assert_eq!((k.kind, owner_id(&k)), (GROUP_CGROUP, 200));
+        // A group no pass has seen: nobody yet.
+        let unseen = GroupKey { port: 9, ..g };
+        assert_eq!(
+            owner_id(&event_group(unseen, None, Some(&a), GroupBy::Process)),
+            0
+        );
+        assert_eq!(event_group(g, None, Some(&a), GroupBy::Port), g);
+    }
 }

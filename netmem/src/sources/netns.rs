@@ -187,20 +187,20 @@ impl Namespaces {
         }
         self.open
             .retain(|ino, _| *ino == own || found.contains_key(ino));
-        if !self.open.contains_key(&own) {
-            self.open.insert(own, Netns::open(None)?);
+        if let std::collections::btree_map::Entry::Vacant(e) = self.open.entry(own) {
+            e.insert(Netns::open(None)?);
         }
         let mut names = vec![(own, "host".to_string())];
         for (ino, (path, name)) in found {
             if ino == own {
                 continue;
             }
-            if !self.open.contains_key(&ino) {
+            if let std::collections::btree_map::Entry::Vacant(e) = self.open.entry(ino) {
                 // Gone between the listing and now, or not a namespace we
                 // may enter: skipped this pass, tried again at the next.
                 match Netns::open(Some(&path)) {
                     Ok(n) if n.inum().ok() == Some(ino) => {
-                        self.open.insert(ino, n);
+                        e.insert(n);
                     }
                     _ => continue,
                 }

@@ -60,6 +60,36 @@ impl OwnerSource {
         }
     }
 
+    /// A source that already knows its answers, for the model's tests:
+    /// (socket inode, holders), (pid, comm), (cgroup id, path).
+    #[cfg(test)]
+    pub fn known(
+        holders: &[(u32, &[u32])],
+        comms: &[(u32, &str)],
+        cgroups: &[(u64, &str)],
+    ) -> OwnerSource {
+        OwnerSource {
+            by_inode: holders.iter().map(|(i, p)| (*i, p.to_vec())).collect(),
+            comm: comms.iter().map(|(p, c)| (*p, c.to_string())).collect(),
+            cgroups: cgroups
+                .iter()
+                .map(|(id, path)| {
+                    let (container, pod) = container_of(path);
+                    (
+                        *id,
+                        Arc::new(Cgroup {
+                            id: *id,
+                            path: path.to_string(),
+                            container,
+                            pod,
+                        }),
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     /// Where cgroup v2 is mounted, if anywhere.
     pub fn cgroup_root(&self) -> Option<&Path> {
         self.root.as_deref()
@@ -145,10 +175,10 @@ impl OwnerSource {
             }
             if holds {
                 live.insert(pid);
-                if !self.comm.contains_key(&pid) {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.comm.entry(pid) {
                     match std::fs::read_to_string(ent.path().join("comm")) {
                         Ok(c) => {
-                            self.comm.insert(pid, c.trim_end().to_string());
+                            e.insert(c.trim_end().to_string());
                         }
                         Err(_) => self.stats.vanished += 1,
                     }
