@@ -273,21 +273,82 @@ fn processes_exiting_during_the_scan_do_not_break_a_pass() {
     );
 }
 
-/// Every namespace of the host is found, named ones by name, and nothing
-/// is left open: a deleted namespace disappears from the next pass.
+/// Every namespace of the host is found, named ones by name, and a live
+/// trace lets go of one that is deleted: it holds no descriptor on it
+/// afterwards (so the namespace really goes), and its groups leave.
 #[test]
 fn namespaces_are_found_by_name_and_let_go() {
     require_root();
     let a = Netns::new("own-gone");
-    let _l = a.load(&["stuck-readers", "--port", "7400", "--conns", "2"]);
-    let groups = snapshot_all(&[]);
-    let by_ns: HashMap<String, usize> = groups.iter().fold(HashMap::new(), |mut m, g| {
-        *m.entry(g["netns"].as_str().unwrap_or("?").to_string())
-            .or_default() += 1;
-        m
+    let inode = netns_inode(&a);
+    let load = a.load(&["stuck-readers", "--port", "7400", "--conns", "2"]);
+    let mut trace = Command::new(netmem_bin())
+        .args([
+            "trace",
+            "--json",
+            "--netns",
+            "all",
+            "--interval",
+            "300ms",
+            "--duration",
+            "4s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = trace.id();
+    let out = trace.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut { out }, &mut s).unwrap();
+        s
     });
-    assert!(by_ns.contains_key(&a.name), "{by_ns:?}");
-    group(&groups, &format!("listen:7400@{}", a.name));
+    let holds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                // The descriptor's target is the namespace's inode,
+                // whichever path opened it.
+                d.flatten().any(|e| {
+                    use std::os::unix::fs::MetadataExt;
+                    std::fs::metadata(e.path()).is_ok_and(|m| {
+                        m.ino() == inode && m.dev() != 0 && {
+                            std::fs::read_link(e.path()).is_ok_and(|l| {
+                                let l = l.to_string_lossy();
+                                l.starts_with("net:[") || l.starts_with("/run/netns/")
+                            })
+                        }
+                    })
+                })
+            })
+            .unwrap_or(false)
+    };
+    let t0 = Instant::now();
+    while !holds() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "netmem never opened the namespace"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(load);
+    let name = a.name.clone();
+    drop(a);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!holds(), "netmem still holds the deleted namespace {name}");
+    let st = trace.wait().unwrap();
+    assert!(st.success());
+    let lines = json_lines(&reader.join().unwrap());
+    let first = lines
+        .iter()
+        .filter(|v| v["type"] == "group")
+        .any(|g| g["group"] == format!("listen:7400@{name}").as_str());
+    assert!(first, "the namespace's group was never reported");
+    let last = last_groups(&lines);
+    assert!(
+        !last.iter().any(|g| g["netns"] == name.as_str()),
+        "the deleted namespace's groups are still reported: {last:#?}"
+    );
 }
 
 /// `serve --netns all --group-by cgroup`: the tenants are label values of
