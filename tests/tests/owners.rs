@@ -465,3 +465,22 @@ fn recordings_and_reports_carry_the_owners() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Without root, `--netns all --owners` still reports what it may read,
+/// and says what it had to leave out: namespaces it may not enter, and
+/// processes whose descriptors it may not read.
+#[test]
+fn without_root_what_is_left_out_is_said() {
+    require_root();
+    let ns = Netns::new("own-nobody");
+    let _l = ns.load(&["stuck-readers", "--port", "7600", "--conns", "2"]);
+    let o = netmem_as_nobody(&["snapshot", "--netns", "all", "--owners"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("is left out") && err.contains("CAP_SYS_ADMIN"),
+        "{err}"
+    );
+    assert!(err.contains("not readable by this user"), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("7600"));
+}

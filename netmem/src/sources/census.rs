@@ -13,6 +13,21 @@ use crate::sources::netns::{Namespaces, Netns};
 use crate::sources::owners::OwnerSource;
 use crate::sources::sockdiag::States;
 
+/// A namespace whose pass failed: one that went away meanwhile is normal
+/// churn (debug); one netmem may not enter is said once, since every pass
+/// would leave it out.
+fn skipped(name: &str, e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    if msg.contains("CAP_SYS_ADMIN") || msg.contains("Permission denied") {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            log::warn!("--netns all: namespace {name} (and any other like it) is left out: {msg}")
+        });
+    } else {
+        log::debug!("namespace {name} skipped this pass: {msg}");
+    }
+}
+
 /// Threads dumping namespaces at once with `--netns all`.
 const MAX_WORKERS: usize = 4;
 
@@ -105,9 +120,7 @@ impl Census {
                                     match pass {
                                         Ok(l) => listening.extend(l),
                                         Err(e) if inum == primary_inum => return Err(e),
-                                        Err(e) => {
-                                            log::debug!("namespace {name} skipped this pass: {e:#}")
-                                        }
+                                        Err(e) => skipped(name, &e),
                                     }
                                 }
                                 Ok((part, listening))

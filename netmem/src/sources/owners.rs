@@ -31,8 +31,11 @@ pub struct Cgroup {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScanStats {
     pub scans: u64,
-    /// Processes that were gone (or became unreadable) while scanned.
+    /// Processes that were gone while scanned.
     pub vanished: u64,
+    /// Processes whose descriptors this user may not read (another
+    /// user's, without root).
+    pub unreadable: u64,
     pub cgroup_walks: u64,
 }
 
@@ -156,9 +159,16 @@ impl OwnerSource {
             let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let Ok(fds) = std::fs::read_dir(ent.path().join("fd")) else {
-                self.stats.vanished += 1;
-                continue;
+            let fds = match std::fs::read_dir(ent.path().join("fd")) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    self.stats.unreadable += 1;
+                    continue;
+                }
+                Err(_) => {
+                    self.stats.vanished += 1;
+                    continue;
+                }
             };
             let mut holds = false;
             for fd in fds.flatten() {
@@ -184,6 +194,15 @@ impl OwnerSource {
                     }
                 }
             }
+        }
+        if self.stats.unreadable > 0 {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                log::warn!(
+                    "owners: the file descriptors of {} processes are not readable by this user, so their sockets have no process owner (run as root)",
+                    self.stats.unreadable
+                )
+            });
         }
         // pids are reused: a name is kept only while its process holds
         // something.
