@@ -242,6 +242,9 @@ pub struct Attribution {
     pub owner_mem: BTreeMap<GroupKey, GroupMem>,
     /// Owners per owner group (each owner group's own row).
     pub owner_rows: HashMap<GroupKey, Owners>,
+    /// The port groups asked for (`--port`, `--backend`): only theirs are
+    /// regrouped.
+    pub filter: super::Filter,
 }
 
 #[derive(Default)]
@@ -481,6 +484,9 @@ pub fn regroup(
         })
         .collect();
     for (g, row) in groups {
+        if !a.filter.accepts(&g) {
+            continue;
+        }
         // A group that only counted (no socket left in the pass) has no
         // known owner.
         let k = a
@@ -631,6 +637,31 @@ mod tests {
         assert_eq!(
             agg.groups.keys().map(|k| k.netns).collect::<Vec<_>>(),
             vec![7, 7]
+        );
+    }
+
+    #[test]
+    fn only_the_port_groups_asked_for_are_regrouped() {
+        let (mut agg, mut src) = pass();
+        let sockets = agg.sockets.take().unwrap();
+        let port_group = *agg.groups.keys().next().unwrap();
+        let mut a = attribute(&mut agg.groups, &[], &mut src, GroupBy::Process);
+        assert!(!sockets.is_empty());
+        // `--port 81`: port 80's sockets were left out of the pass's
+        // owners, and its kernel counts must not land in `(none)`.
+        a.filter = crate::model::Filter {
+            ports: vec![81],
+            ..Default::default()
+        };
+        agg.attribution = Some(a);
+        let mut counts = netmem_common::GroupCounters::default();
+        counts.counts[Counter::MemAborts as usize] = 3;
+        agg.add_counts(port_group, &counts);
+        agg.regroup(GroupBy::Process);
+        assert!(
+            agg.groups.is_empty(),
+            "{:?}",
+            agg.groups.keys().map(group_name).collect::<Vec<_>>()
         );
     }
 

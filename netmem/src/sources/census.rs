@@ -148,7 +148,9 @@ impl Census {
         if let Some(src) = self.owners.as_mut() {
             let mut sockets = agg.sockets.take().unwrap_or_default();
             sockets.retain(|(_, g)| self.filter.accepts(g));
-            agg.attribution = Some(owner::attribute(&mut agg.groups, &sockets, src, self.by));
+            let mut a = owner::attribute(&mut agg.groups, &sockets, src, self.by);
+            a.filter = self.filter.clone();
+            agg.attribution = Some(a);
         }
         Ok(listening)
     }
