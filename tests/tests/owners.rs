@@ -481,6 +481,6 @@ fn without_root_what_is_left_out_is_said() {
         err.contains("is left out") && err.contains("CAP_SYS_ADMIN"),
         "{err}"
     );
-    assert!(err.contains("not readable by this user"), "{err}");
+    assert!(err.contains("not readable by netmem"), "{err}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("7600"));
 }

@@ -410,6 +410,94 @@ fn packaged_alert_rules_and_scrape_config_pass_promtool() {
     promtool(&["check", "config", "scrape.yml"], &dir);
 }
 
+/// The capabilities the every-namespace drop-in adds to the unit's.
+fn every_namespace_caps() -> Vec<String> {
+    let dropin = std::fs::read_to_string(packaging("systemd/every-namespace.conf")).unwrap();
+    let caps: Vec<String> = dropin
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .unwrap()
+        .split_whitespace()
+        .map(|c| c.trim_start_matches("CAP_").to_string())
+        .collect();
+    assert!(dropin.contains(&format!("AmbientCapabilities=CAP_{}", caps.join(" CAP_"))));
+    caps
+}
+
+/// With the unit's set plus the every-namespace drop-in's, `serve --netns
+/// all --owners` (the drop-in's command) sees a tenant in a namespace of
+/// its own, with its process: setns and the other process's /proc entries
+/// are allowed. With the unit's set alone it says what it leaves out.
+#[test]
+fn every_namespace_drop_in_capabilities_are_enough() {
+    require_root();
+    let unit = std::fs::read_to_string(packaging("systemd/netmem.service")).unwrap();
+    let dropin = std::fs::read_to_string(packaging("systemd/every-namespace.conf")).unwrap();
+    let base: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .unwrap()
+        .split_whitespace()
+        .map(|c| c.trim_start_matches("CAP_").to_string())
+        .collect();
+    let args: Vec<&str> = dropin
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/netmem serve "))
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .filter(|a| !a.starts_with("--listen") && !a.starts_with("127.0.0.1"))
+        .collect();
+    let ns = Netns::new("dropin");
+    let _load = ns.load(&["stuck-readers", "--port", "7700", "--conns", "2"]);
+    let group = format!("listen:7700@{}", ns.name);
+    let bounding = |caps: &[String]| {
+        format!(
+            "--bounding-set=-all,{}",
+            caps.iter()
+                .map(|c| format!("+{}", c.to_lowercase()))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    let all = [base.clone(), every_namespace_caps()].concat();
+    let wrapper = ["setpriv", &bounding(&all), "--inh-caps=-all"];
+    let mut serve = Serve::start_via(&wrapper, &args);
+    let text = serve.wait_for(&group);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("netmem_group_owner_info{")
+                && l.contains(&format!("group=\"{group}\""))
+                && l.contains("process=\"netmem-load\"")),
+        "{text}"
+    );
+    let (st, err) = serve.stop();
+    assert!(st.success(), "{err}");
+    // Without CAP_SYS_PTRACE the namespace is read, but whose sockets
+    // they are is not, and that is said.
+    let no_ptrace: Vec<String> = all.iter().filter(|c| *c != "SYS_PTRACE").cloned().collect();
+    let o = Command::new("setpriv")
+        .args([&bounding(&no_ptrace), "--inh-caps=-all"])
+        .arg(netmem_bin())
+        .args(["snapshot", "--netns", "all", "--owners"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains("not readable by netmem"),
+        "{err}"
+    );
+    // The unit's set alone: the other namespace is left out, and said so.
+    let o = Command::new("setpriv")
+        .args([&bounding(&base), "--inh-caps=-all"])
+        .arg(netmem_bin())
+        .args(["snapshot", "--netns", "all", "--owners"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("is left out"), "{err}");
+}
+
 /// The systemd unit's capability set is enough: netmem serve, started
 /// with exactly that bounding set, attaches every hook and serves them.
 /// The DaemonSet asks for the same set.
@@ -430,12 +518,16 @@ fn packaged_capabilities_are_enough_to_serve() {
             .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
             .unwrap()
     )));
+    // The DaemonSet reports every namespace: the unit's set plus the
+    // every-namespace drop-in's.
     let ds = std::fs::read_to_string(packaging("kubernetes/daemonset.yaml")).unwrap();
-    let quoted: Vec<String> = caps.iter().map(|c| format!("\"{c}\"")).collect();
+    let all_caps = [caps.clone(), every_namespace_caps()].concat();
+    let quoted: Vec<String> = all_caps.iter().map(|c| format!("\"{c}\"")).collect();
     assert!(
         ds.contains(&format!("add: [{}]", quoted.join(", "))),
-        "DaemonSet capabilities differ from the unit's {caps:?}"
+        "DaemonSet capabilities differ from the unit's and drop-in's {all_caps:?}"
     );
+    assert!(ds.contains("\"--netns\", \"all\", \"--owners\""));
     assert!(unit.contains(&format!("--listen {}", netmem::cmd::serve::DEFAULT_LISTEN)));
 
     let bounding = format!(

@@ -172,8 +172,16 @@ impl OwnerSource {
             };
             let mut holds = false;
             for fd in fds.flatten() {
-                let Ok(target) = std::fs::read_link(fd.path()) else {
-                    continue;
+                let target = match std::fs::read_link(fd.path()) {
+                    Ok(t) => t,
+                    // Listing is allowed but following is not (a process
+                    // with capabilities netmem lacks): the whole process
+                    // is unreadable.
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        self.stats.unreadable += 1;
+                        break;
+                    }
+                    Err(_) => continue,
                 };
                 let Some(inode) = socket_inode(&target) else {
                     continue;
@@ -199,7 +207,7 @@ impl OwnerSource {
             static ONCE: std::sync::Once = std::sync::Once::new();
             ONCE.call_once(|| {
                 log::warn!(
-                    "owners: the file descriptors of {} processes are not readable by this user, so their sockets have no process owner (run as root)",
+                    "owners: the file descriptors of {} processes are not readable by netmem, so their sockets have no process owner (run as root, with CAP_SYS_PTRACE)",
                     self.stats.unreadable
                 )
             });
