@@ -441,16 +441,14 @@ pub fn parse_ss(s: &str) -> Vec<SsSocket> {
         if toks.is_empty() {
             continue;
         }
-        if !toks[0].starts_with("skmem") {
-            if toks.len() >= 5 {
-                out.push(SsSocket {
-                    state: toks[0].into(),
-                    local_port: port_of(toks[3]),
-                    peer: toks[4].into(),
-                    peer_port: port_of(toks[4]),
-                    ..Default::default()
-                });
-            }
+        if !toks[0].starts_with("skmem") && toks.len() >= 5 {
+            out.push(SsSocket {
+                state: toks[0].into(),
+                local_port: port_of(toks[3]),
+                peer: toks[4].into(),
+                peer_port: port_of(toks[4]),
+                ..Default::default()
+            });
         }
         if let (Some(cur), Some(ino)) = (
             out.last_mut(),

@@ -4,7 +4,6 @@
 //! namespace with `--netns all`, must tell the two apart by cgroup, by
 //! namespace and by process, with the bytes `ss` sees in each namespace.
 
-use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -559,7 +559,8 @@ fn snapshot(o: &Opts) -> Result<Value> {
     let mut out = serde_json::Map::new();
     for &level in &o.levels {
         h.grow(level)?;
-        let arms: [(&str, Box<dyn Fn() -> Command>); 3] = [
+        type Arm<'a> = (&'a str, Box<dyn Fn() -> Command + 'a>);
+        let arms: [Arm; 3] = [
             (
                 "netmem",
                 Box::new(|| {
