@@ -22,8 +22,11 @@ fn tcp_mem_line(max: u64) -> String {
 fn group_hint(group: &str) -> &'static str {
     if group.starts_with("listen:") {
         "its accepted connections' buffers (a proxy's client side: HAProxy tune.sndbuf.client / tune.rcvbuf.client)"
-    } else {
+    } else if group.starts_with("backend:") {
         "its outgoing connections' buffers (a proxy's server side: HAProxy tune.rcvbuf.server / tune.sndbuf.server)"
+    } else {
+        // An owner group (--group-by process|cgroup) holds both sides.
+        "its sockets' buffers, on both sides (group by port to see which side holds them)"
     }
 }
 
