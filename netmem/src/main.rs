@@ -156,6 +156,10 @@ enum Cmd {
         netns: Option<String>,
         #[command(flatten)]
         who: Owners,
+        /// Export each group's TIME_WAIT sockets
+        /// (netmem_group_time_wait_sockets); each pass then reads them all.
+        #[arg(long)]
+        time_wait: bool,
         /// How often the figures are refreshed (scrapes read the latest).
         #[arg(long, default_value = "5s", value_parser = parse_interval)]
         interval: Duration,
@@ -205,6 +209,11 @@ struct Common {
     netns: Option<String>,
     #[command(flatten)]
     who: Owners,
+    /// Count each group's TIME_WAIT sockets (JSON `time_wait`). Off by
+    /// default: they hold no buffer memory, and under connection churn
+    /// there are tens of thousands, which the pass would then have to read.
+    #[arg(long)]
+    time_wait: bool,
     /// JSON lines instead of a table (schema in README).
     #[arg(long)]
     json: bool,
@@ -330,6 +339,7 @@ fn engine_options(
     command: &'static str,
     netns: Option<&str>,
     who: Owners,
+    time_wait: bool,
     interval: Duration,
     duration: Option<Duration>,
     filter: Filter,
@@ -343,6 +353,7 @@ fn engine_options(
         all_netns,
         owners: who.owners,
         group_by: who.group_by,
+        time_wait,
         interval,
         duration,
         filter,
@@ -374,7 +385,8 @@ fn run(cli: Cli) -> Result<()> {
                 common.who.owners,
                 common.who.group_by,
                 &filter,
-            )?;
+            )?
+            .with_time_wait(common.time_wait);
             let mut sink = stdout_sink(common.json, common.rows);
             netmem::cmd::snapshot::run(&netns, &filter, &mut census, sink.as_mut())
         }
@@ -390,6 +402,7 @@ fn run(cli: Cli) -> Result<()> {
                 "netmem trace",
                 common.netns.as_deref(),
                 common.who,
+                common.time_wait,
                 interval,
                 duration,
                 common.filter(),
@@ -438,6 +451,7 @@ fn run(cli: Cli) -> Result<()> {
                     "netmem record",
                     netns.as_deref(),
                     who,
+                    false,
                     interval,
                     duration,
                     Filter::default(),
@@ -465,6 +479,7 @@ fn run(cli: Cli) -> Result<()> {
                 "netmem top",
                 netns.as_deref(),
                 who,
+                false,
                 interval,
                 None,
                 filter,
@@ -478,6 +493,7 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             netns,
             who,
+            time_wait,
             interval,
             max_groups,
             linger,
@@ -491,6 +507,7 @@ fn run(cli: Cli) -> Result<()> {
                 all_netns,
                 owners: who.owners,
                 group_by: who.group_by,
+                time_wait,
                 interval,
                 max_groups: max_groups as usize,
                 linger,

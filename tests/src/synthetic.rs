@@ -62,6 +62,7 @@ pub fn recording(path: &Path, intervals: u64, groups: u16) -> Result<()> {
         };
         context.memory_allocated_pages = rows.iter().map(|r| r.1.mem.total()).sum::<u64>() / 4096;
         sink.interval(&Interval {
+            time_wait_counted: false,
             ts,
             context,
             groups: rows,

@@ -542,3 +542,37 @@ fn event_flood_does_not_starve_the_table() {
     let summary = lines.last().unwrap();
     assert!(summary["events_unread_at_exit"].is_u64(), "{summary}");
 }
+
+/// TIME_WAIT sockets are skipped unless asked for: a snapshot's groups say
+/// `time_wait: null` (and cost nothing per TIME_WAIT socket); with
+/// `--time-wait` each group counts its own, as `ss` sees them.
+#[test]
+fn time_wait_is_counted_only_when_asked() {
+    require_root();
+    let ns = Netns::new("tw");
+    let _tw = ns.load(&["churn-tw", "--port", "21000", "--count", "400"]);
+    let ss_tw: Vec<SsSocket> = ns
+        .ss()
+        .into_iter()
+        .filter(|s| s.state == "TIME-WAIT")
+        .collect();
+    assert!(ss_tw.len() >= 390, "only {} TIME_WAIT sockets", ss_tw.len());
+    let plain = last_groups(&ok_json(&ns.netmem(&["snapshot", "--json", "--all"])));
+    assert!(!plain.is_empty());
+    for g in &plain {
+        assert_eq!(g["time_wait"], serde_json::Value::Null, "{g}");
+    }
+    let counted = last_groups(&ok_json(&ns.netmem(&[
+        "snapshot",
+        "--json",
+        "--all",
+        "--time-wait",
+    ])));
+    for port in 21000..21008u16 {
+        let want = ss_tw.iter().filter(|s| s.local_port == port).count() as u64;
+        let g = group(&counted, &format!("listen:{port}"));
+        // A few may expire or be recycled between ss and the snapshot.
+        let got = g["time_wait"].as_u64().unwrap();
+        assert!(got.abs_diff(want) <= 2, "listen:{port}: {got} vs ss {want}");
+    }
+}

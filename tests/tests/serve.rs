@@ -567,3 +567,22 @@ fn packaged_capabilities_are_enough_to_serve() {
     let (st, err) = serve.stop();
     assert!(st.success(), "netmem serve with {bounding}: {st} {err}");
 }
+
+/// `netmem_group_time_wait_sockets` has samples only with `--time-wait`:
+/// without it the pass skips TIME_WAIT sockets, and a zero would read as
+/// "none".
+#[test]
+fn time_wait_metric_only_when_counted() {
+    require_root();
+    let ns = Netns::new("servetw");
+    let _tw = ns.load(&["churn-tw", "--port", "21100", "--count", "400"]);
+    let series = "netmem_group_time_wait_sockets{group=\"listen:21100\",kind=\"listen\"}";
+    let plain = Serve::start(&["--netns", &ns.name, "--interval", "300ms"]);
+    let text = plain.metrics();
+    assert!(!text.contains("netmem_group_time_wait_sockets{"), "{text}");
+    drop(plain);
+    let mut counted = Serve::start(&["--netns", &ns.name, "--interval", "300ms", "--time-wait"]);
+    let text = counted.wait_for(series);
+    let n = sample(&text, series).unwrap();
+    assert!((45.0..=55.0).contains(&n), "{series} = {n} (400 over 8 ports)");
+}

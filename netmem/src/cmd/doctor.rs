@@ -165,6 +165,7 @@ async fn watch(opts: &Options, d: Duration, w: &mut Window) -> Result<()> {
         all_netns: false,
         owners: false,
         group_by: Default::default(),
+        time_wait: false,
         interval,
         duration: Some(d),
         filter: Filter::default(),

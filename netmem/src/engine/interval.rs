@@ -16,7 +16,6 @@ use crate::polling::Polls;
 use crate::sources::census::Census;
 use crate::sources::netns::Netns;
 use crate::sources::procfs::Context;
-use crate::sources::sockdiag::States;
 
 pub(super) struct Gathered {
     pub agg: Aggregator,
@@ -49,7 +48,7 @@ pub(super) fn gather(
     if polls.orphans.is_some() {
         agg.orphan_records = Some(Vec::new());
     }
-    let listening = census.collect(netns, &mut agg, States::Buffered, sticky)?;
+    let listening = census.collect(netns, &mut agg, sticky)?;
     let ctx = Context::read(netns)?;
     if let Some(d) = polls.orphans.as_mut() {
         for (rec, g) in agg.orphan_records.take().unwrap_or_default() {

@@ -43,6 +43,8 @@ pub struct Options {
     /// `--owners`: who holds each group's sockets.
     pub owners: bool,
     pub group_by: GroupBy,
+    /// `--time-wait`: count each group's TIME_WAIT sockets.
+    pub time_wait: bool,
     pub interval: Duration,
     pub duration: Option<Duration>,
     pub filter: Filter,
@@ -127,7 +129,8 @@ pub async fn run_with(
         opts.owners,
         opts.group_by,
         &opts.filter,
-    )?;
+    )?
+    .with_time_wait(opts.time_wait);
     // 0: the kernel programs count every namespace, each apart.
     let netns_inum = if opts.all_netns {
         0
@@ -498,6 +501,7 @@ impl Tracer<'_> {
             events: std::mem::take(&mut self.shown),
         };
         let i = crate::model::Interval {
+            time_wait_counted: self.opts.time_wait,
             // When the figures were read, not when they were printed: the
             // dump may take a while on a busy host.
             ts: taken_at,

@@ -19,6 +19,10 @@ pub struct Interval {
     pub context: Context,
     /// Sorted by memory held, largest first; filtered.
     pub groups: Vec<(GroupKey, GroupRow)>,
+    /// Whether the groups' TIME_WAIT counts were taken (`--time-wait`): a
+    /// pass skips TIME_WAIT sockets unless asked, since they hold no buffer
+    /// memory and under churn outnumber everything else.
+    pub time_wait_counted: bool,
     /// None for a snapshot (no kernel programs: no counts, no events).
     pub live: Option<Live>,
 }

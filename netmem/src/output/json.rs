@@ -120,7 +120,7 @@ pub fn interval_objects(i: &Interval) -> Vec<Value> {
     }
     let mut out = vec![c];
     for (g, row) in &i.groups {
-        out.push(group_object(&ts, g, row, i.live.is_some()));
+        out.push(group_object(&ts, g, row, i.live.is_some(), i.time_wait_counted));
     }
     out
 }
@@ -136,7 +136,9 @@ pub fn context_object(ts: &str, c: &Context) -> Value {
     })
 }
 
-pub fn group_object(ts: &str, g: &GroupKey, row: &GroupRow, live: bool) -> Value {
+/// One group line. `time_wait`: whether the pass counted TIME_WAIT
+/// sockets (else the field is null).
+pub fn group_object(ts: &str, g: &GroupKey, row: &GroupRow, live: bool, time_wait: bool) -> Value {
     let m = &row.mem;
     let mut o = Map::new();
     o.insert("type".into(), json!("group"));
@@ -165,9 +167,11 @@ pub fn group_object(ts: &str, g: &GroupKey, row: &GroupRow, live: bool) -> Value
     ] {
         o.insert(k.into(), json!(v));
     }
-    if live {
-        // Trace's interval pass skips TIME_WAIT (see sockdiag::States::Buffered).
+    if !time_wait {
+        // Skipped by the pass (see sockdiag::States::Buffered).
         o.insert("time_wait".into(), Value::Null);
+    }
+    if live {
         for c in Counter::ALL {
             o.insert(c.name().into(), json!(row.count(*c)));
         }
@@ -627,7 +631,7 @@ mod tests {
             &[10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             9001,
         );
-        let snap = group_object("t", &g, &GroupRow::default(), false);
+        let snap = group_object("t", &g, &GroupRow::default(), false, true);
         assert_eq!(keys(snap.as_object().unwrap()), want(&[&mem, &["addr"]]));
         assert_eq!(snap["group"], "backend:10.0.0.2:9001");
         let counts = [
@@ -643,7 +647,7 @@ mod tests {
             "orphans_gone",
             "pressure_entered",
         ];
-        let live = group_object("t", &g, &GroupRow::default(), true);
+        let live = group_object("t", &g, &GroupRow::default(), true, false);
         assert_eq!(
             keys(live.as_object().unwrap()),
             want(&[&mem, &["addr"], &counts])

@@ -40,6 +40,9 @@ pub struct Census {
     owners: Option<OwnerSource>,
     pub by: GroupBy,
     filter: Filter,
+    /// `--time-wait`: count each group's TIME_WAIT sockets, which means
+    /// dumping every one of them.
+    pub time_wait: bool,
 }
 
 impl Census {
@@ -59,7 +62,15 @@ impl Census {
             owners: (owners || by != GroupBy::Port).then(OwnerSource::new),
             by,
             filter: filter.clone(),
+            time_wait: false,
         })
+    }
+
+    /// Counts TIME_WAIT sockets per group (a pass then costs in proportion
+    /// to them; without it the kernel skips them).
+    pub fn with_time_wait(mut self, on: bool) -> Census {
+        self.time_wait = on;
+        self
     }
 
     pub fn all_namespaces(&self) -> bool {
@@ -70,22 +81,31 @@ impl Census {
         self.owners.as_ref()
     }
 
-    /// One pass: sock_diag in each namespace (`others`: which non-listening
-    /// TCP states; `sticky`: see [`Aggregator::collect`]), then the owners.
+    /// One pass: sock_diag in each namespace (every state but TIME_WAIT,
+    /// unless asked; `sticky`: see [`Aggregator::collect`]), then the
+    /// owners.
     /// Returns the ports with a listener in any namespace. With `--netns
     /// all`, a namespace that goes away during its dump is skipped.
     pub fn collect(
         &mut self,
         primary: &Netns,
         agg: &mut Aggregator,
-        others: States,
         sticky: &HashSet<u16>,
     ) -> Result<HashSet<u16>> {
+        let others = if self.time_wait {
+            States::AllButListening
+        } else {
+            States::Buffered
+        };
         if self.owners.is_some() {
             agg.sockets = Some(Vec::new());
         }
+        let time_wait = self.time_wait;
         let listening = match self.all.as_mut() {
-            None => agg.collect(primary, others, sticky)?,
+            None => {
+                let present = crate::sources::procfs::presence(primary, time_wait)?;
+                agg.collect_present(primary, others, sticky, present)?
+            }
             Some(all) => {
                 let found = all.discover()?;
                 for (ns, name) in &found {
@@ -115,7 +135,7 @@ impl Census {
                                     let inum = ns.inum()?;
                                     // An empty table is skipped: its dump
                                     // would still walk the shared hash.
-                                    let pass = crate::sources::procfs::presence(ns)
+                                    let pass = crate::sources::procfs::presence(ns, time_wait)
                                         .and_then(|p| part.collect_present(ns, others, sticky, p));
                                     match pass {
                                         Ok(l) => listening.extend(l),

@@ -66,10 +66,14 @@ impl Context {
 
 /// Which socket tables of a namespace have anything in them, from its
 /// sockstat files (per namespace): a dump of an empty one still walks the
-/// kernel's whole hash table, shared by every namespace, so `--netns all`
-/// skips them. TIME_WAIT is not split by family: any makes both TCP
-/// tables worth dumping.
-pub fn presence(netns: &super::netns::Netns) -> Result<super::sockdiag::Presence> {
+/// kernel's whole hash table (TIME_WAIT sockets included, and shared by
+/// every namespace), so a pass skips them. TIME_WAIT sockets only matter
+/// when `time_wait` says they are counted; sockstat does not split them by
+/// family, so any then makes both TCP tables worth dumping.
+pub fn presence(
+    netns: &super::netns::Netns,
+    time_wait: bool,
+) -> Result<super::sockdiag::Presence> {
     let (v4, v6) = netns.run(|| {
         Ok((
             read_file("/proc/thread-self/net/sockstat")?,
@@ -81,7 +85,7 @@ pub fn presence(netns: &super::netns::Netns) -> Result<super::sockdiag::Presence
     let get = |f: &std::collections::HashMap<(&str, &str), u64>, p: &str, k: &str| {
         f.get(&(p, k)).copied().unwrap_or(0)
     };
-    let tw = get(&f4, "TCP", "tw") > 0;
+    let tw = time_wait && get(&f4, "TCP", "tw") > 0;
     Ok(super::sockdiag::Presence {
         tcp: super::sockdiag::Families {
             v4: tw || get(&f4, "TCP", "inuse") > 0,

@@ -363,6 +363,7 @@ mod tests {
         let g = netmem_common::GroupKey::classify(2, 80, true, &[0; 16], 0);
         let row = crate::model::group::GroupRow::default();
         v.on_interval(&crate::model::Interval {
+            time_wait_counted: false,
             ts: std::time::SystemTime::now(),
             context: Default::default(),
             groups: vec![(g, row)],

@@ -311,6 +311,7 @@ mod tests {
 
     fn interval(groups: Vec<(GroupKey, GroupRow)>) -> Interval {
         Interval {
+            time_wait_counted: false,
             ts: SystemTime::now(),
             context: Default::default(),
             groups,

@@ -101,6 +101,18 @@ enum Load {
         #[arg(long, default_value_t = 1000)]
         conns: usize,
     },
+    /// Connection churn in which the server closes first: COUNT TIME_WAIT
+    /// sockets on the server's side (they last the kernel's 60 s), spread
+    /// over 8 server ports from PORT: a client port is reused as soon as
+    /// its connection closes, and a SYN on a four-tuple in TIME_WAIT
+    /// recycles it, so one port would hold at most what the ephemeral
+    /// range allows.
+    ChurnTw {
+        #[arg(long, default_value_t = 21000)]
+        port: u16,
+        #[arg(long, default_value_t = 60000)]
+        count: usize,
+    },
 }
 
 fn hold() {
@@ -198,6 +210,25 @@ fn idle(port: u16, conns: usize) {
     }
     hold();
     drop(held);
+}
+
+fn churn_tw(port: u16, count: usize) {
+    use std::io::Read;
+    let listeners: Vec<TcpListener> = (0..8)
+        .map(|i| TcpListener::bind(("127.0.0.1", port + i)).expect("bind"))
+        .collect();
+    for n in 0..count {
+        let l = &listeners[n % listeners.len()];
+        let mut c = TcpStream::connect(l.local_addr().expect("address")).expect("connect");
+        let (s, _) = l.accept().expect("accept");
+        // The server's close goes first, so TIME_WAIT is on its side
+        // (keyed by the four-tuple: the client's port is free again).
+        drop(s);
+        let mut b = [0u8; 1];
+        let _ = c.read(&mut b);
+        drop(c);
+    }
+    hold();
 }
 
 fn backlog(port: u16, conns: usize) {
@@ -313,5 +344,6 @@ fn main() {
         Load::Orphans { port, conns } => stuck_readers(port, conns, true),
         Load::UdpFlood { port, count } => udp_flood(port, count),
         Load::Idle { port, conns } => idle(port, conns),
+        Load::ChurnTw { port, count } => churn_tw(port, count),
     }
 }

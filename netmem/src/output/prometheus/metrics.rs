@@ -251,13 +251,18 @@ fn groups(f: &mut Families, e: &Exposition) -> Fmt {
         G,
         &|g| g.mem.sockets,
     )?;
-    per_group(
-        f,
+    // Only when counted (`serve --time-wait`): a pass skips TIME_WAIT
+    // sockets otherwise, and a zero would read as "none".
+    let tw = e.global.as_ref().is_some_and(|g| g.time_wait_counted);
+    f.labelled(
         "group_time_wait_sockets",
-        "TIME_WAIT sockets of the group.",
+        "TIME_WAIT sockets of the group (with serve --time-wait only).",
         None,
         G,
-        &|g| g.mem.time_wait,
+        e.groups
+            .iter()
+            .filter(|_| tw)
+            .map(|g| (labels(g), Num::from(g.mem.time_wait))),
     )?;
     per_group(
         f,

@@ -149,6 +149,8 @@ pub struct Global {
     pub lost_events: u64,
     pub events_suppressed: u64,
     pub group_map_full: u64,
+    /// The groups' TIME_WAIT counts were taken (`--time-wait`).
+    pub time_wait_counted: bool,
 }
 
 /// Everything one scrape shows, as of the latest interval. Immutable once
@@ -419,6 +421,7 @@ impl Sink for MetricsSink {
             gather_time: live.gather_time,
             routes_inserted: self.routes_inserted.clone(),
             routes_cached: cached,
+            time_wait_counted: i.time_wait_counted,
             lost_events: live.loss.lost_events,
             events_suppressed: self.suppressed,
             group_map_full: live.loss.group_map_full,

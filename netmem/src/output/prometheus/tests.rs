@@ -33,6 +33,7 @@ fn row(bytes: u64, established: u64) -> GroupRow {
 fn interval(mut groups: Vec<(GroupKey, GroupRow)>) -> Interval {
     groups.sort_by_key(|g| std::cmp::Reverse(g.1.mem.total()));
     Interval {
+        time_wait_counted: false,
         ts: SystemTime::now(),
         context: Default::default(),
         groups,
