@@ -40,6 +40,14 @@ fn target_bin(name: &str) -> PathBuf {
     p
 }
 
+/// The repository's root (README.md, BENCHMARKS.md, packaging/).
+pub fn workspace_root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
 pub fn netmem_bin() -> PathBuf {
     match std::env::var("NETMEM_BIN") {
         Ok(p) => p.into(),

@@ -584,5 +584,8 @@ fn time_wait_metric_only_when_counted() {
     let mut counted = Serve::start(&["--netns", &ns.name, "--interval", "300ms", "--time-wait"]);
     let text = counted.wait_for(series);
     let n = sample(&text, series).unwrap();
-    assert!((45.0..=55.0).contains(&n), "{series} = {n} (400 over 8 ports)");
+    assert!(
+        (45.0..=55.0).contains(&n),
+        "{series} = {n} (400 over 8 ports)"
+    );
 }

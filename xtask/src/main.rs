@@ -46,7 +46,9 @@ enum Cmd {
     /// Build, then measure netmem against bpftrace and ss (needs root,
     /// haproxy and bpftrace; see BENCHMARKS.md). Arguments go to
     /// netmem-bench: `--reps N --secs S --levels 10000,50000,100000 --quick`,
-    /// or only some of `overhead snapshot pipeline`.
+    /// `--check` (fail when a figure is 20% worse than BENCHMARKS.md's
+    /// baseline), or only some of `overhead snapshot pipeline scrape report
+    /// top time-wait namespaces`.
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,

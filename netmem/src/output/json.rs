@@ -120,7 +120,13 @@ pub fn interval_objects(i: &Interval) -> Vec<Value> {
     }
     let mut out = vec![c];
     for (g, row) in &i.groups {
-        out.push(group_object(&ts, g, row, i.live.is_some(), i.time_wait_counted));
+        out.push(group_object(
+            &ts,
+            g,
+            row,
+            i.live.is_some(),
+            i.time_wait_counted,
+        ));
     }
     out
 }

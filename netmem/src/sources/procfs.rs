@@ -70,10 +70,7 @@ impl Context {
 /// every namespace), so a pass skips them. TIME_WAIT sockets only matter
 /// when `time_wait` says they are counted; sockstat does not split them by
 /// family, so any then makes both TCP tables worth dumping.
-pub fn presence(
-    netns: &super::netns::Netns,
-    time_wait: bool,
-) -> Result<super::sockdiag::Presence> {
+pub fn presence(netns: &super::netns::Netns, time_wait: bool) -> Result<super::sockdiag::Presence> {
     let (v4, v6) = netns.run(|| {
         Ok((
             read_file("/proc/thread-self/net/sockstat")?,
