@@ -132,7 +132,10 @@ fn haproxy_queues_and_orphans_are_attributed_as_ss_sees_them() {
         // receive queue. At 1 KiB it stays far inside the 10% compared.
         normal_body: 1024,
         vanishing: 2,
-        client_timeout: Duration::from_secs(8),
+        // Long enough that a slow start (the clients are processes,
+        // started on a busy CI machine) still leaves phase 1's window
+        // before HAProxy times them out.
+        client_timeout: Duration::from_secs(12),
         ..Default::default()
     })
     .expect("start the rig");
@@ -167,7 +170,7 @@ fn haproxy_queues_and_orphans_are_attributed_as_ss_sees_them() {
     // client timeout).
     wait_for(
         "slow clients' queues to fill",
-        Duration::from_secs(6),
+        Duration::from_secs(9),
         &samples,
         |s| {
             let stuck = s
