@@ -6,8 +6,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{payload, Counter, GroupKey, NO_ARG};
 
 use crate::sock::{
-    arg_at, count, drop_reason_selected, emit, group_of, in_traced_netns, lay, read, sock_id,
-    SockId,
+    arg_at, count, drop_reason_selected, emit, group_of, lay, read, sock_id, traced_netns, SockId,
 };
 
 // TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason[, struct sock *rx_sk])
@@ -29,9 +28,14 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     if sk == 0 {
         sk = read(skb, lay!(skb_sk));
     }
-    if sk != 0 && !in_traced_netns(sk) {
-        return 0;
-    }
+    let netns = if sk == 0 {
+        0
+    } else {
+        match traced_netns(sk) {
+            Some(n) => n,
+            None => return 0,
+        }
+    };
     let id = if sk == 0 {
         SockId {
             family: 0,
@@ -42,7 +46,7 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
             netns: 0,
         }
     } else {
-        sock_id(sk)
+        sock_id(sk, netns)
     };
     let g = if sk == 0 {
         GroupKey::UNATTRIBUTED

@@ -10,8 +10,8 @@ use aya_ebpf::{
 use netmem_common::{payload, AbortSource, Counter, ORPHANS_CACHE, ORPHANS_PERCPU_COUNTER};
 
 use crate::sock::{
-    count, emit, group_of, in_traced_netns, lay, proto_mem, read, save_entry_args, sock_id,
-    take_entry_args, Entry,
+    count, emit, group_of, lay, proto_mem, read, save_entry_args, sock_id, take_entry_args,
+    traced_netns, Entry,
 };
 
 // bool tcp_check_oom([const] struct sock *sk, int shift); ctx[2] is the result.
@@ -54,10 +54,13 @@ pub fn tcp_check_oom_return(ctx: RetProbeContext) -> u32 {
 /// reset tracepoint does not carry it).
 #[inline(always)]
 pub fn abort_on_memory(sk: u64, shift: i64, source: AbortSource) {
-    if sk == 0 || !in_traced_netns(sk) {
+    if sk == 0 {
         return;
     }
-    let id = sock_id(sk);
+    let Some(netns) = traced_netns(sk) else {
+        return;
+    };
+    let id = sock_id(sk, netns);
     let g = group_of(&id);
     count(&g, Counter::MemAborts);
     crate::orphans::mark_aborted(sk);

@@ -13,8 +13,8 @@ use netmem_common::{
 };
 
 use crate::sock::{
-    count, emit, group_of, in_traced_netns, lay, now_ns, read, save_entry_args, sock_id, stat,
-    take_entry_args, Entry,
+    count, emit, group_of, lay, now_ns, read, save_entry_args, sock_id, stat, take_entry_args,
+    traced_netns, Entry,
 };
 
 /// Live orphans by socket address: birth time, bytes and group, so their
@@ -81,10 +81,13 @@ pub fn destroy_sock_kprobe(ctx: ProbeContext) -> u32 {
 /// `sk` was just orphaned by its owner, with `bytes` still queued.
 #[inline(always)]
 fn orphan_born(sk: u64, source: OrphanSource) {
-    if sk == 0 || !in_traced_netns(sk) {
+    if sk == 0 {
         return;
     }
-    let id = sock_id(sk);
+    let Some(netns) = traced_netns(sk) else {
+        return;
+    };
+    let id = sock_id(sk, netns);
     let g = group_of(&id);
     count(&g, Counter::OrphansBorn);
     let bytes = read::<i32>(sk, lay!(sk_wmem_queued)) as i64;
@@ -174,7 +177,7 @@ fn orphan_gone(sk: u64) {
     let o = *o;
     let _ = ORPHANS.remove(&sk);
     count(&o.group, Counter::OrphansGone);
-    let id = sock_id(sk);
+    let id = sock_id(sk, o.group.netns);
     let p = payload::OrphanGone {
         lifetime_ns: (now_ns() - o.born_ns) as i64,
         bytes_at_birth: o.bytes,

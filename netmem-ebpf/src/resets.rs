@@ -5,16 +5,19 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{AbortSource, Counter, Setting, NO_ARG};
 
 use crate::oom::abort_on_memory;
-use crate::sock::{arg_at, count, group_of, in_traced_netns, lay, setting, sock_id};
+use crate::sock::{arg_at, count, group_of, lay, setting, sock_id, traced_netns};
 
 // TP_PROTO(const struct sock *sk, const struct sk_buff *skb[, enum sk_rst_reason reason])
 #[raw_tracepoint(tracepoint = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: RawTracePointContext) -> i32 {
     let sk = ctx.arg::<u64>(0);
-    if sk == 0 || !in_traced_netns(sk) {
+    if sk == 0 {
         return 0;
     }
-    count(&group_of(&sock_id(sk)), Counter::Resets);
+    let Some(netns) = traced_netns(sk) else {
+        return 0;
+    };
+    count(&group_of(&sock_id(sk, netns)), Counter::Resets);
     if lay!(send_reset_reason_arg) == NO_ARG || setting(Setting::AbortsFromResets) == 0 {
         return 0;
     }

@@ -129,20 +129,24 @@ pub struct SockId {
     pub netns: u32,
 }
 
+/// The network namespace (inode) `sk` lives in.
 #[inline(always)]
-fn netns_of(sk: u64) -> u32 {
+pub fn netns_of(sk: u64) -> u32 {
     let net: u64 = read(sk, lay!(sk_net));
     read::<u32>(net, lay!(net_inum))
 }
 
-/// Whether `sk` lives in the traced network namespace (0: every one).
+/// `sk`'s namespace when netmem traces it (the traced one, or any with 0),
+/// read once: the filter needs it and so does the group key.
 #[inline(always)]
-pub fn in_traced_netns(sk: u64) -> bool {
-    lay!(netns_inum) == 0 || netns_of(sk) == lay!(netns_inum)
+pub fn traced_netns(sk: u64) -> Option<u32> {
+    let n = netns_of(sk);
+    (lay!(netns_inum) == 0 || n == lay!(netns_inum)).then_some(n)
 }
 
+/// `sk`'s identity; `netns` as [`traced_netns`] or [`netns_of`] read it.
 #[inline(always)]
-pub fn sock_id(sk: u64) -> SockId {
+pub fn sock_id(sk: u64, netns: u32) -> SockId {
     let family = read::<u16>(sk, lay!(sk_family)) as u8;
     let mut raddr = [0u8; 16];
     if family == AF_INET6 {
@@ -162,7 +166,7 @@ pub fn sock_id(sk: u64) -> SockId {
         lport,
         rport: u16::from_be(read::<u16>(sk, lay!(sk_dport))),
         raddr,
-        netns: netns_of(sk),
+        netns,
     }
 }
 

@@ -4,9 +4,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{payload, Counter, IPPROTO_TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
 
 use crate::orphans::orphan_state;
-use crate::sock::{
-    count, emit, group_of, in_traced_netns, lay, now_ns, read, sock_id, LISTEN_PORTS,
-};
+use crate::sock::{count, emit, group_of, lay, now_ns, read, sock_id, traced_netns, LISTEN_PORTS};
 
 // TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
@@ -20,10 +18,10 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let sk = ctx.arg::<u64>(0);
-    if !in_traced_netns(sk) {
+    let Some(netns) = traced_netns(sk) else {
         return 0;
-    }
-    let id = sock_id(sk);
+    };
+    let id = sock_id(sk, netns);
     if id.protocol != IPPROTO_TCP {
         return 0;
     }
@@ -55,9 +53,12 @@ pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
     // counts one in sequence space). Most sockets die empty: two reads.
     let wq: i32 = read(sk, lay!(sk_wmem_queued));
     let rq: i32 = read(sk, lay!(sk_rmem_alloc));
-    if (wq <= 0 && rq <= 0) || !in_traced_netns(sk) {
+    if wq <= 0 && rq <= 0 {
         return 0;
     }
+    let Some(netns) = traced_netns(sk) else {
+        return 0;
+    };
     let unread = read::<u32>(sk, lay!(tcp_rcv_nxt)).wrapping_sub(read(sk, lay!(tcp_copied_seq)));
     let unacked = read::<u32>(sk, lay!(tcp_write_seq)).wrapping_sub(read(sk, lay!(tcp_snd_una)));
     let data = |n: u32| if n > 1 && n < (1 << 31) { n as i64 } else { 0 };
@@ -66,7 +67,7 @@ pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
     if unread == 0 && unacked == 0 {
         return 0;
     }
-    let id = sock_id(sk);
+    let id = sock_id(sk, netns);
     let g = group_of(&id);
     count(&g, Counter::DestroyedWithData);
     let p = payload::DestroyWithData {
