@@ -500,18 +500,21 @@ fn run(cli: Cli) -> Result<()> {
             max_tier,
         } => {
             let rt = runtime()?;
-            let (netns, all_netns) = open_netns(netns.as_deref())?;
             let opts = netmem::cmd::serve::Options {
                 listen,
-                netns,
-                all_netns,
-                owners: who.owners,
-                group_by: who.group_by,
-                time_wait,
-                interval,
                 max_groups: max_groups as usize,
                 linger,
-                max_tier,
+                engine: engine_options(
+                    "netmem serve",
+                    netns.as_deref(),
+                    who,
+                    time_wait,
+                    interval,
+                    None,
+                    Filter::default(),
+                    netmem::cmd::serve::EVENT_LIMIT,
+                    max_tier,
+                )?,
             };
             rt.block_on(netmem::cmd::serve::run(opts))
         }

@@ -233,17 +233,13 @@ impl Drop for Netns {
     }
 }
 
-/// The cgroup v2 mount point (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
-/// on a hybrid host).
-pub fn cgroup2_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        if post.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        pre.split_whitespace().nth(4).map(PathBuf::from)
-    })
+/// A cgroup's `memory.stat` `sock`, read by the test itself (not through
+/// netmem, whose figure it checks), when it has a v2 memory controller.
+pub fn memory_stat_sock(cgroup: &std::path::Path) -> Option<u64> {
+    let s = std::fs::read_to_string(cgroup.join("memory.stat")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("sock "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A cgroup v2 the test owns, under `netmem-test-PID/` at the cgroup2
@@ -257,7 +253,8 @@ pub struct TestCgroup {
 
 impl TestCgroup {
     pub fn new(name: &str) -> TestCgroup {
-        let root = cgroup2_mount().expect("a cgroup2 mount (cgroup v2 or hybrid)");
+        let root = netmem::sources::owners::cgroup2_mount()
+            .expect("a cgroup2 mount (cgroup v2 or hybrid)");
         let parent = root.join(format!("netmem-test-{}", std::process::id()));
         let _ = std::fs::create_dir(&parent);
         let path = parent.join(format!("{name}-{}", SEQ.fetch_add(1, Ordering::SeqCst)));
@@ -275,10 +272,7 @@ impl TestCgroup {
 
     /// `memory.stat`'s `sock`, when this cgroup has a v2 memory controller.
     pub fn memcg_sock(&self) -> Option<u64> {
-        let s = std::fs::read_to_string(self.path.join("memory.stat")).ok()?;
-        s.lines()
-            .find_map(|l| l.strip_prefix("sock "))
-            .and_then(|v| v.trim().parse().ok())
+        memory_stat_sock(&self.path)
     }
 }
 

@@ -446,10 +446,7 @@ impl InCgroup {
     }
 
     fn memcg_sock(&self) -> Option<u64> {
-        let s = std::fs::read_to_string(self.path.join("memory.stat")).ok()?;
-        s.lines()
-            .find_map(|l| l.strip_prefix("sock "))
-            .and_then(|v| v.trim().parse().ok())
+        crate::memory_stat_sock(&self.path)
     }
 }
 

@@ -424,18 +424,43 @@ fn packaged_alert_rules_and_scrape_config_pass_promtool() {
     promtool(&["check", "config", "scrape.yml"], &dir);
 }
 
-/// The capabilities the every-namespace drop-in adds to the unit's.
-fn every_namespace_caps() -> Vec<String> {
-    let dropin = std::fs::read_to_string(packaging("systemd/every-namespace.conf")).unwrap();
-    let caps: Vec<String> = dropin
+/// A packaged unit file's capabilities, without `CAP_`: its
+/// CapabilityBoundingSet, which its AmbientCapabilities must repeat.
+fn unit_caps(path: &str) -> Vec<String> {
+    let unit = std::fs::read_to_string(packaging(path)).unwrap();
+    let set = unit
         .lines()
         .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
-        .unwrap()
-        .split_whitespace()
+        .unwrap();
+    assert!(
+        unit.contains(&format!("AmbientCapabilities={set}")),
+        "{path}: AmbientCapabilities differ from CapabilityBoundingSet"
+    );
+    set.split_whitespace()
         .map(|c| c.trim_start_matches("CAP_").to_string())
+        .collect()
+}
+
+/// setpriv's arguments for exactly `caps` (and nothing inherited).
+fn bounding(caps: &[String]) -> [String; 2] {
+    let set: Vec<String> = caps
+        .iter()
+        .map(|c| format!("+{}", c.to_lowercase()))
         .collect();
-    assert!(dropin.contains(&format!("AmbientCapabilities=CAP_{}", caps.join(" CAP_"))));
-    caps
+    [
+        format!("--bounding-set=-all,{}", set.join(",")),
+        "--inh-caps=-all".to_string(),
+    ]
+}
+
+/// `netmem ARGS` under setpriv with exactly `caps`.
+fn netmem_with_caps(caps: &[String], args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(bounding(caps))
+        .arg(netmem_bin())
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// With the unit's set plus the every-namespace drop-in's, `serve --netns
@@ -445,15 +470,8 @@ fn every_namespace_caps() -> Vec<String> {
 #[test]
 fn every_namespace_drop_in_capabilities_are_enough() {
     require_root();
-    let unit = std::fs::read_to_string(packaging("systemd/netmem.service")).unwrap();
     let dropin = std::fs::read_to_string(packaging("systemd/every-namespace.conf")).unwrap();
-    let base: Vec<String> = unit
-        .lines()
-        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
-        .unwrap()
-        .split_whitespace()
-        .map(|c| c.trim_start_matches("CAP_").to_string())
-        .collect();
+    let base = unit_caps("systemd/netmem.service");
     let args: Vec<&str> = dropin
         .lines()
         .filter_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/netmem serve "))
@@ -465,17 +483,9 @@ fn every_namespace_drop_in_capabilities_are_enough() {
     let ns = Netns::new("dropin");
     let _load = ns.load(&["stuck-readers", "--port", "7700", "--conns", "2"]);
     let group = format!("listen:7700@{}", ns.name);
-    let bounding = |caps: &[String]| {
-        format!(
-            "--bounding-set=-all,{}",
-            caps.iter()
-                .map(|c| format!("+{}", c.to_lowercase()))
-                .collect::<Vec<_>>()
-                .join(",")
-        )
-    };
-    let all = [base.clone(), every_namespace_caps()].concat();
-    let wrapper = ["setpriv", &bounding(&all), "--inh-caps=-all"];
+    let all = [base.clone(), unit_caps("systemd/every-namespace.conf")].concat();
+    let [b, i] = bounding(&all);
+    let wrapper = ["setpriv", b.as_str(), i.as_str()];
     let mut serve = Serve::start_via(&wrapper, &args);
     let text = serve.wait_for(&group);
     assert!(
@@ -487,27 +497,18 @@ fn every_namespace_drop_in_capabilities_are_enough() {
     );
     let (st, err) = serve.stop();
     assert!(st.success(), "{err}");
+    let snapshot = ["snapshot", "--netns", "all", "--owners"];
     // Without CAP_SYS_PTRACE the namespace is read, but whose sockets
     // they are is not, and that is said.
     let no_ptrace: Vec<String> = all.iter().filter(|c| *c != "SYS_PTRACE").cloned().collect();
-    let o = Command::new("setpriv")
-        .args([&bounding(&no_ptrace), "--inh-caps=-all"])
-        .arg(netmem_bin())
-        .args(["snapshot", "--netns", "all", "--owners"])
-        .output()
-        .unwrap();
+    let o = netmem_with_caps(&no_ptrace, &snapshot);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         o.status.success() && err.contains("not readable by netmem"),
         "{err}"
     );
     // The unit's set alone: the other namespace is left out, and said so.
-    let o = Command::new("setpriv")
-        .args([&bounding(&base), "--inh-caps=-all"])
-        .arg(netmem_bin())
-        .args(["snapshot", "--netns", "all", "--owners"])
-        .output()
-        .unwrap();
+    let o = netmem_with_caps(&base, &snapshot);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && err.contains("is left out"), "{err}");
 }
@@ -519,23 +520,11 @@ fn every_namespace_drop_in_capabilities_are_enough() {
 fn packaged_capabilities_are_enough_to_serve() {
     require_root();
     let unit = std::fs::read_to_string(packaging("systemd/netmem.service")).unwrap();
-    let caps: Vec<String> = unit
-        .lines()
-        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
-        .unwrap()
-        .split_whitespace()
-        .map(|c| c.trim_start_matches("CAP_").to_string())
-        .collect();
-    assert!(unit.contains(&format!(
-        "AmbientCapabilities={}",
-        unit.lines()
-            .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
-            .unwrap()
-    )));
+    let caps = unit_caps("systemd/netmem.service");
     // The DaemonSet reports every namespace: the unit's set plus the
     // every-namespace drop-in's.
     let ds = std::fs::read_to_string(packaging("kubernetes/daemonset.yaml")).unwrap();
-    let all_caps = [caps.clone(), every_namespace_caps()].concat();
+    let all_caps = [caps.clone(), unit_caps("systemd/every-namespace.conf")].concat();
     let quoted: Vec<String> = all_caps.iter().map(|c| format!("\"{c}\"")).collect();
     assert!(
         ds.contains(&format!("add: [{}]", quoted.join(", "))),
@@ -544,18 +533,8 @@ fn packaged_capabilities_are_enough_to_serve() {
     assert!(ds.contains("\"--netns\", \"all\", \"--owners\""));
     assert!(unit.contains(&format!("--listen {}", netmem::cmd::serve::DEFAULT_LISTEN)));
 
-    let bounding = format!(
-        "-all,{}",
-        caps.iter()
-            .map(|c| format!("+{}", c.to_lowercase()))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let setpriv = [
-        "setpriv",
-        &format!("--bounding-set={bounding}"),
-        "--inh-caps=-all",
-    ];
+    let [b, i] = bounding(&caps);
+    let setpriv = ["setpriv", b.as_str(), i.as_str()];
     let serve = Serve::start_via(&setpriv, &["--interval", "300ms"]);
     let text = serve.metrics();
     let hooks = text
@@ -565,7 +544,7 @@ fn packaged_capabilities_are_enough_to_serve() {
     assert_eq!(hooks, netmem::hooks::catalog::HOOKS.len());
     assert!(!text.contains("tier=\"none\""), "{text}");
     let (st, err) = serve.stop();
-    assert!(st.success(), "netmem serve with {bounding}: {st} {err}");
+    assert!(st.success(), "netmem serve with {b}: {st} {err}");
 }
 
 /// `netmem_group_time_wait_sockets` has samples only with `--time-wait`:

@@ -10,11 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::engine::stop;
-use crate::hooks::Tier;
-use crate::model::owner::GroupBy;
-use crate::model::Filter;
 use crate::output::prometheus::{http, MetricsSink, Shared};
-use crate::sources::netns::Netns;
 
 /// The default port. The Prometheus wiki's default-port allocations filled
 /// 9100-9999; exporters since get ports above 10000.
@@ -24,19 +20,15 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:10077";
 /// Events decoded per interval at most (the rest are counted as
 /// suppressed): high enough that counters by cause, direction and reason
 /// are complete in practice, bounded so a polled flood stays cheap.
-const EVENT_LIMIT: u64 = 1_000_000;
+pub const EVENT_LIMIT: u64 = 1_000_000;
 
 pub struct Options {
     pub listen: SocketAddr,
-    pub netns: Netns,
-    pub all_netns: bool,
-    pub owners: bool,
-    pub group_by: GroupBy,
-    pub time_wait: bool,
-    pub interval: Duration,
     pub max_groups: usize,
     pub linger: Duration,
-    pub max_tier: Tier,
+    /// What the engine traces; serve sets its own event limit (above) and
+    /// runs until stopped.
+    pub engine: crate::engine::Options,
 }
 
 pub async fn run(opts: Options) -> Result<()> {
@@ -47,23 +39,10 @@ pub async fn run(opts: Options) -> Result<()> {
     let server = http::Server::start(listener, shared.clone())?;
     eprintln!(
         "netmem serve: http://{addr}/metrics (every {}; attaching the probes)",
-        humantime::format_duration(opts.interval)
+        humantime::format_duration(opts.engine.interval)
     );
-    let mut sink = MetricsSink::new(shared, opts.max_groups, opts.interval, opts.linger);
-    let engine = crate::engine::Options {
-        command: "netmem serve",
-        netns: opts.netns,
-        all_netns: opts.all_netns,
-        owners: opts.owners,
-        group_by: opts.group_by,
-        time_wait: opts.time_wait,
-        interval: opts.interval,
-        duration: None,
-        filter: Filter::default(),
-        event_limit: EVENT_LIMIT,
-        max_tier: opts.max_tier,
-    };
-    let res = crate::engine::run(engine, &mut sink).await;
+    let mut sink = MetricsSink::new(shared, opts.max_groups, opts.engine.interval, opts.linger);
+    let res = crate::engine::run(opts.engine, &mut sink).await;
     server.stop();
     res.map(|_| ())
 }

@@ -27,6 +27,22 @@ pub struct Interval {
     pub live: Option<Live>,
 }
 
+#[cfg(test)]
+impl Interval {
+    /// A live interval of `groups` as the engine hands them (sorted by
+    /// memory), now, with an empty context: for the sinks' tests.
+    pub fn live_for_tests(mut groups: Vec<(GroupKey, GroupRow)>) -> Interval {
+        groups.sort_by_key(|g| std::cmp::Reverse(g.1.mem.total()));
+        Interval {
+            time_wait_counted: false,
+            ts: SystemTime::now(),
+            context: Context::default(),
+            groups,
+            live: Some(Live::default()),
+        }
+    }
+}
+
 /// The part of an interval only a live trace has.
 #[derive(Clone, Debug, Default)]
 pub struct Live {

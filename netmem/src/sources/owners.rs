@@ -314,7 +314,7 @@ fn socket_inode(target: &Path) -> Option<u32> {
 
 /// The cgroup2 mount point from /proc/self/mountinfo (`/sys/fs/cgroup` on
 /// a unified host, `/sys/fs/cgroup/unified` on a hybrid one).
-fn cgroup2_mount() -> Option<PathBuf> {
+pub fn cgroup2_mount() -> Option<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines().find_map(|l| {
         // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER

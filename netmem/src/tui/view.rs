@@ -289,9 +289,7 @@ impl View {
 mod tests {
     use super::*;
     use crate::model::group::GroupRow;
-    use crate::model::Live;
     use netmem_common::GroupKey;
-    use std::time::SystemTime;
 
     fn listen(p: u16) -> GroupKey {
         GroupKey::classify(2, p, true, &[0; 16], 0)
@@ -310,13 +308,7 @@ mod tests {
     }
 
     fn interval(groups: Vec<(GroupKey, GroupRow)>) -> Interval {
-        Interval {
-            time_wait_counted: false,
-            ts: SystemTime::now(),
-            context: Default::default(),
-            groups,
-            live: Some(Live::default()),
-        }
+        Interval::live_for_tests(groups)
     }
 
     fn names(v: &View) -> Vec<String> {

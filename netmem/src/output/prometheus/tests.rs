@@ -8,7 +8,7 @@ use super::metrics::{encode_http, encode_interval, Format, NAMES};
 use super::*;
 use crate::model::event::{Direction, ProtoMem, Protocol};
 use crate::model::group::{GroupMem, GroupRow};
-use crate::model::{Body, Event, Interval, Live};
+use crate::model::{Body, Event, Interval};
 
 fn listen(port: u16) -> GroupKey {
     GroupKey::classify(2, port, true, &[0; 16], 0)
@@ -29,16 +29,8 @@ fn row(bytes: u64, established: u64) -> GroupRow {
     r
 }
 
-/// An interval whose groups are sorted by memory, as the engine hands them.
-fn interval(mut groups: Vec<(GroupKey, GroupRow)>) -> Interval {
-    groups.sort_by_key(|g| std::cmp::Reverse(g.1.mem.total()));
-    Interval {
-        time_wait_counted: false,
-        ts: SystemTime::now(),
-        context: Default::default(),
-        groups,
-        live: Some(Live::default()),
-    }
+fn interval(groups: Vec<(GroupKey, GroupRow)>) -> Interval {
+    Interval::live_for_tests(groups)
 }
 
 fn exceed(g: GroupKey) -> Event {
