@@ -838,6 +838,30 @@ fn namespaces(o: &Opts) -> Result<Value> {
     );
     let mut ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut cpu_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // `snapshot --netns NETNS` as TAG, and with --owners as TAG+owners,
+    // alternating, each repetition's wall and CPU time kept.
+    let mut measure = |tag: &str, netns: &str| -> Result<()> {
+        let owners = format!("{tag}+owners");
+        let arms: [(&str, &[&str]); 2] = [(tag, &[]), (&owners, &["--owners"])];
+        for rep in 0..o.reps {
+            for i in 0..arms.len() {
+                let (name, extra) = arms[(i + rep) % arms.len()];
+                let (wall, _, cpu) = timed_cpu(
+                    Command::new(netmem())
+                        .args(["snapshot", "--json", "--netns", netns])
+                        .args(extra),
+                )?;
+                ms.entry(name.into())
+                    .or_default()
+                    .push(wall.as_secs_f64() * 1e3);
+                cpu_ms
+                    .entry(name.into())
+                    .or_default()
+                    .push(cpu.as_secs_f64() * 1e3);
+            }
+        }
+        Ok(())
+    };
     for _block in 0..2 {
         {
             let mut h = Holders {
@@ -846,25 +870,7 @@ fn namespaces(o: &Opts) -> Result<Value> {
                 conns: 0,
             };
             h.grow(CONNS)?;
-            let ns = h.ns.name.clone();
-            for rep in 0..o.reps {
-                let arms: [(&str, &[&str]); 2] = [("one", &[]), ("one+owners", &["--owners"])];
-                for i in 0..arms.len() {
-                    let (name, extra) = arms[(i + rep) % arms.len()];
-                    let (wall, _, cpu) = timed_cpu(
-                        Command::new(netmem())
-                            .args(["snapshot", "--json", "--netns", &ns])
-                            .args(extra),
-                    )?;
-                    ms.entry(name.into())
-                        .or_default()
-                        .push(wall.as_secs_f64() * 1e3);
-                    cpu_ms
-                        .entry(name.into())
-                        .or_default()
-                        .push(cpu.as_secs_f64() * 1e3);
-                }
-            }
+            measure("one", &h.ns.name)?;
         }
         // Twenty namespaces sharing the host's socket hash, then twenty
         // with a hash of their own (created inside a parent namespace whose
@@ -891,28 +897,7 @@ fn namespaces(o: &Opts) -> Result<Value> {
                 h.grow(CONNS / SPREAD)?;
                 spread.push(h);
             }
-            let tag = if own_hash { "all-own-hash" } else { "all" };
-            for rep in 0..o.reps {
-                let arms = [
-                    (tag.to_string(), vec![]),
-                    (format!("{tag}+owners"), vec!["--owners"]),
-                ];
-                for i in 0..arms.len() {
-                    let (name, extra) = &arms[(i + rep) % arms.len()];
-                    let (wall, _, cpu) = timed_cpu(
-                        Command::new(netmem())
-                            .args(["snapshot", "--json", "--netns", "all"])
-                            .args(extra),
-                    )?;
-                    ms.entry(name.clone())
-                        .or_default()
-                        .push(wall.as_secs_f64() * 1e3);
-                    cpu_ms
-                        .entry(name.clone())
-                        .or_default()
-                        .push(cpu.as_secs_f64() * 1e3);
-                }
-            }
+            measure(if own_hash { "all-own-hash" } else { "all" }, "all")?;
             drop(spread);
         }
     }
