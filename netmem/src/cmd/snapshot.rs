@@ -10,7 +10,6 @@ use crate::model::{Aggregator, Filter, Interval};
 use crate::output::Sink;
 use crate::sources::census::Census;
 use crate::sources::netns::Netns;
-use crate::sources::procfs::Context;
 
 /// The snapshot as one typed interval (no live part).
 pub fn take(netns: &Netns, filter: &Filter) -> Result<Interval> {
@@ -24,12 +23,12 @@ pub fn take(netns: &Netns, filter: &Filter) -> Result<Interval> {
 /// The snapshot over `census`'s namespaces, with its owners.
 pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<Interval> {
     let mut agg = Aggregator::default();
-    census.collect(netns, &mut agg, &Default::default())?;
+    let (_, context) = census.collect(netns, &mut agg, &Default::default())?;
     agg.regroup(census.by);
     Ok(Interval {
         time_wait_counted: census.time_wait,
         ts: SystemTime::now(),
-        context: Context::read(netns)?,
+        context,
         groups: agg.sorted(filter),
         live: None,
     })

@@ -48,8 +48,7 @@ pub(super) fn gather(
     if polls.orphans.is_some() {
         agg.orphan_records = Some(Vec::new());
     }
-    let listening = census.collect(netns, &mut agg, sticky)?;
-    let ctx = Context::read(netns)?;
+    let (listening, ctx) = census.collect(netns, &mut agg, sticky)?;
     if let Some(d) = polls.orphans.as_mut() {
         for (rec, g) in agg.orphan_records.take().unwrap_or_default() {
             d.observe(&rec, g);

@@ -11,6 +11,7 @@ use crate::model::owner::{self, GroupBy};
 use crate::model::{Aggregator, Filter};
 use crate::sources::netns::{Namespaces, Netns};
 use crate::sources::owners::OwnerSource;
+use crate::sources::procfs::{self, Context};
 use crate::sources::sockdiag::States;
 
 /// A namespace whose pass failed: one that went away meanwhile is normal
@@ -84,14 +85,17 @@ impl Census {
     /// One pass: sock_diag in each namespace (every state but TIME_WAIT,
     /// unless asked; `sticky`: see [`Aggregator::collect`]), then the
     /// owners.
-    /// Returns the ports with a listener in any namespace. With `--netns
-    /// all`, a namespace that goes away during its dump is skipped.
+    /// Returns the ports with a listener in any namespace, and the
+    /// primary namespace's context (read first: its sockstat says which
+    /// tables to dump). With `--netns all`, a namespace that goes away
+    /// during its dump is skipped.
     pub fn collect(
         &mut self,
         primary: &Netns,
         agg: &mut Aggregator,
         sticky: &HashSet<u16>,
-    ) -> Result<HashSet<u16>> {
+    ) -> Result<(HashSet<u16>, Context)> {
+        let ctx = Context::read(primary)?;
         let others = if self.time_wait {
             States::AllButListening
         } else {
@@ -103,7 +107,7 @@ impl Census {
         let time_wait = self.time_wait;
         let listening = match self.all.as_mut() {
             None => {
-                let present = crate::sources::procfs::presence(primary, time_wait)?;
+                let present = procfs::presence(&ctx, time_wait);
                 agg.collect_present(primary, others, sticky, present)?
             }
             Some(all) => {
@@ -135,8 +139,10 @@ impl Census {
                                     let inum = ns.inum()?;
                                     // An empty table is skipped: its dump
                                     // would still walk the shared hash.
-                                    let pass = crate::sources::procfs::presence(ns, time_wait)
-                                        .and_then(|p| part.collect_present(ns, others, sticky, p));
+                                    let pass = Context::usage(ns).and_then(|u| {
+                                        let p = procfs::presence(&u, time_wait);
+                                        part.collect_present(ns, others, sticky, p)
+                                    });
                                     match pass {
                                         Ok(l) => listening.extend(l),
                                         Err(e) if inum == primary_inum => return Err(e),
@@ -172,6 +178,6 @@ impl Census {
             a.filter = self.filter.clone();
             agg.attribution = Some(a);
         }
-        Ok(listening)
+        Ok((listening, ctx))
     }
 }

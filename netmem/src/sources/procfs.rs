@@ -33,19 +33,7 @@ impl Context {
     /// Usage of `netns` (sockstat's inuse and tw are per namespace) and the
     /// global limits as this process sees them.
     pub fn read(netns: &super::netns::Netns) -> Result<Context> {
-        // thread-self: /proc/net follows the thread group leader, not the
-        // worker thread that entered the namespace.
-        let (sockstat, sockstat6) = netns.run(|| {
-            Ok((
-                read_file("/proc/thread-self/net/sockstat")?,
-                // Absent when IPv6 is disabled.
-                std::fs::read_to_string("/proc/thread-self/net/sockstat6").unwrap_or_default(),
-            ))
-        })?;
-        let mut ctx = parse_sockstat(&sockstat)?;
-        let v6 = sockstat_fields(&sockstat6);
-        ctx.tcp6_inuse = v6.get(&("TCP6", "inuse")).copied().unwrap_or(0);
-        ctx.udp_inuse += v6.get(&("UDP6", "inuse")).copied().unwrap_or(0);
+        let mut ctx = Context::usage(netns)?;
         // tcp_mem, udp_mem and tcp_max_orphans are global, and the kernel
         // only shows them in the initial network namespace: run netmem
         // there (with --netns to look into another). Elsewhere they are
@@ -62,37 +50,44 @@ impl Context {
         ctx.page_size = page_size();
         Ok(ctx)
     }
+
+    /// Only the namespace's own usage (sockstat and sockstat6).
+    pub fn usage(netns: &super::netns::Netns) -> Result<Context> {
+        // thread-self: /proc/net follows the thread group leader, not the
+        // worker thread that entered the namespace.
+        let (sockstat, sockstat6) = netns.run(|| {
+            Ok((
+                read_file("/proc/thread-self/net/sockstat")?,
+                // Absent when IPv6 is disabled.
+                std::fs::read_to_string("/proc/thread-self/net/sockstat6").unwrap_or_default(),
+            ))
+        })?;
+        let mut ctx = parse_sockstat(&sockstat)?;
+        let v6 = sockstat_fields(&sockstat6);
+        ctx.tcp6_inuse = v6.get(&("TCP6", "inuse")).copied().unwrap_or(0);
+        ctx.udp_inuse += v6.get(&("UDP6", "inuse")).copied().unwrap_or(0);
+        Ok(ctx)
+    }
 }
 
 /// Which socket tables of a namespace have anything in them, from its
-/// sockstat files (per namespace): a dump of an empty one still walks the
+/// sockstat figures (per namespace): a dump of an empty one still walks the
 /// kernel's whole hash table (TIME_WAIT sockets included, and shared by
 /// every namespace), so a pass skips them. TIME_WAIT sockets only matter
 /// when `time_wait` says they are counted; sockstat does not split them by
-/// family, so any then makes both TCP tables worth dumping.
-pub fn presence(netns: &super::netns::Netns, time_wait: bool) -> Result<super::sockdiag::Presence> {
-    let (v4, v6) = netns.run(|| {
-        Ok((
-            read_file("/proc/thread-self/net/sockstat")?,
-            std::fs::read_to_string("/proc/thread-self/net/sockstat6").unwrap_or_default(),
-        ))
-    })?;
-    let f4 = sockstat_fields(&v4);
-    let f6 = sockstat_fields(&v6);
-    let get = |f: &std::collections::HashMap<(&str, &str), u64>, p: &str, k: &str| {
-        f.get(&(p, k)).copied().unwrap_or(0)
-    };
-    let tw = time_wait && get(&f4, "TCP", "tw") > 0;
-    Ok(super::sockdiag::Presence {
-        tcp: super::sockdiag::Families {
-            v4: tw || get(&f4, "TCP", "inuse") > 0,
-            v6: tw || get(&f6, "TCP6", "inuse") > 0,
+/// family, so any then makes both TCP tables worth dumping; nor does
+/// `udp_inuse`, which covers both UDP tables.
+pub fn presence(usage: &Context, time_wait: bool) -> super::sockdiag::Presence {
+    use super::sockdiag::{Families, Presence};
+    let tw = time_wait && usage.tw > 0;
+    let udp = usage.udp_inuse > 0;
+    Presence {
+        tcp: Families {
+            v4: tw || usage.sockets_inuse > 0,
+            v6: tw || usage.tcp6_inuse > 0,
         },
-        udp: super::sockdiag::Families {
-            v4: get(&f4, "UDP", "inuse") > 0,
-            v6: get(&f6, "UDP6", "inuse") > 0,
-        },
-    })
+        udp: Families { v4: udp, v6: udp },
+    }
 }
 
 /// A sysctl by its dotted name (`net.ipv4.tcp_mem`), whitespace
