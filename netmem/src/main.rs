@@ -525,6 +525,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    netmem::kernel::startup::begin();
     // Before anything else: a signal that arrives while the probes load
     // must still stop netmem cleanly.
     netmem::engine::stop::install();

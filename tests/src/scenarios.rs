@@ -686,6 +686,22 @@ impl RouterTopology {
             std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
             Ok(())
         })?;
+        // The links' own (link-local) addresses still run duplicate address
+        // detection; until it ends, IPv6 neighbours and the router's
+        // "packet too big" may not answer. A fast tracer start would then
+        // send before the path exists.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for n in &t.names {
+            while Instant::now() < deadline {
+                let o = Command::new("ip")
+                    .args(["-n", n, "-6", "addr", "show", "tentative"])
+                    .output()?;
+                if o.stdout.is_empty() {
+                    break;
+                }
+                sleep(Duration::from_millis(50));
+            }
+        }
         Ok(t)
     }
 }

@@ -137,6 +137,7 @@ pub async fn run_with(
     } else {
         opts.netns.inum()?
     };
+    crate::kernel::startup::mark("host and listeners read");
     let (probes, resolved) =
         crate::hooks::setup(opts.command, netns_inum, opts.max_tier, &listening)?;
     let polls = Polls::for_tiers(|h| probes.tier_of(h));
@@ -200,6 +201,7 @@ impl Tracer<'_> {
             &self.listen_known,
         )?;
         self.interval_report(g, false)?;
+        crate::kernel::startup::mark("first interval primed");
         self.sink.coverage(&self.probes.status)?;
         let ring = self.probes.ring_buf()?;
         // SAFETY: the ring buffer owns its fd and is only dropped with the AsyncFd.

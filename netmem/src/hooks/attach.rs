@@ -5,6 +5,7 @@
 //! reported with the reason, and a hook that cannot be served at all says so
 //! while the others run.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -15,22 +16,45 @@ use aya::{
 };
 use netmem_common::{GroupCounters, GroupKey, KernelLayout, Setting, Stat, NO_ARG};
 
-use super::catalog::{wanted_symbols, Hook, HookId, Kind, Needs, Prog, Tier, TierSpec, HOOKS};
+use super::catalog::{Hook, HookId, Kind, Needs, Prog, Tier, TierSpec, HOOKS};
 use super::maps;
 use super::status::{HookStatus, Unavailable};
-use crate::kernel::btf::{KernelBtf, Resolved};
-use crate::kernel::kallsyms::Kallsyms;
+use crate::kernel::btf::Resolved;
+use crate::kernel::facts::KernelFacts;
+use crate::kernel::startup::mark;
 
 /// The eBPF object built by build.rs from netmem-ebpf.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netmem"));
 
 /// Facts about the kernel that decide tiers before anything is loaded.
 struct Env<'a> {
-    btf: &'a KernelBtf,
-    syms: &'a Kallsyms,
-    aya_btf: Option<Btf>,
+    facts: &'a KernelFacts,
+    /// aya's parse of vmlinux BTF, which fentry/fexit loads need: made on
+    /// the first trampoline attempt only.
+    aya_btf: std::sync::OnceLock<Option<Btf>>,
     kprobes: bool,
     layout: &'a KernelLayout,
+}
+
+impl Env<'_> {
+    fn aya_btf(&self) -> Option<&Btf> {
+        self.aya_btf
+            .get_or_init(|| {
+                let b = Btf::from_sys_fs().ok();
+                mark("trampoline BTF parsed");
+                b
+            })
+            .as_ref()
+    }
+}
+
+/// One hook's programs, borrowed from the object.
+struct Programs<'a>(HashMap<&'a str, &'a mut Program>);
+
+impl Programs<'_> {
+    fn get(&mut self, name: &str) -> Option<&mut Program> {
+        self.0.get_mut(name).map(|p| &mut **p)
+    }
 }
 
 pub struct Probes {
@@ -50,17 +74,13 @@ pub fn setup(
     listening: &[u16],
 ) -> Result<(Probes, Resolved)> {
     crate::kernel::privileges::check(command)?;
-    let btf = KernelBtf::load()?;
-    let syms = Kallsyms::load(&wanted_symbols()).unwrap_or_else(|e| {
-        log::warn!("{e:#}: kprobe tier and orphan figures unavailable");
-        Kallsyms::default()
-    });
-    let resolved = btf.resolve(netns_inum, &syms);
+    let facts = KernelFacts::load()?;
+    mark("kernel facts known");
+    let resolved = facts.resolved(netns_inum);
     let probes = Probes::attach(
         &resolved.layout,
         &resolved.missing,
-        &btf,
-        &syms,
+        &facts,
         max_tier,
         listening,
     )?;
@@ -74,16 +94,20 @@ impl Probes {
     pub fn attach(
         layout: &KernelLayout,
         layout_notes: &[(Option<HookId>, String)],
-        btf: &KernelBtf,
-        syms: &Kallsyms,
+        facts: &KernelFacts,
         max_tier: Tier,
         listening: &[u16],
     ) -> Result<Probes> {
+        // No kernel BTF for the loader: the programs read fields at offsets
+        // netmem resolved itself (LAYOUT), not through CO-RE relocations,
+        // so parsing vmlinux BTF again here would only cost start-up time.
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
             .override_global("LAYOUT", layout, true)
             .map_max_entries(maps::ORPHANS, maps::orphans_capacity())
             .load(OBJECT)
             .context("the kernel refused to load netmem's eBPF object")?;
+        mark("object loaded, maps created");
         {
             let mut ports = maps::listen_ports(&mut ebpf)?;
             for p in listening {
@@ -96,22 +120,66 @@ impl Probes {
             log::debug!("no kernel-side logs: {e}");
         }
         let env = Env {
-            btf,
-            syms,
-            aya_btf: Btf::from_sys_fs().ok(),
+            facts,
+            aya_btf: std::sync::OnceLock::new(),
             kprobes: Path::new("/sys/bus/event_source/devices/kprobe").exists(),
             layout,
         };
-        let mut status: Vec<HookStatus> = Vec::new();
-        for hook in HOOKS {
-            let notes: Vec<&str> = layout_notes
+        let notes_of = |id: HookId| -> Vec<&str> {
+            layout_notes
                 .iter()
-                .filter(|(h, _)| *h == Some(hook.id))
+                .filter(|(h, _)| *h == Some(id))
                 .map(|(_, n)| n.as_str())
+                .collect()
+        };
+        // Each hook gets its own programs, so hooks can be served at once:
+        // the kernel verifies programs loaded from several threads in
+        // parallel, and verification is most of attaching.
+        let mut all: HashMap<&str, &mut Program> = ebpf.programs_mut().collect();
+        let mut jobs: Vec<(&Hook, Programs)> = HOOKS
+            .iter()
+            .map(|h| {
+                let mine = h
+                    .tiers
+                    .iter()
+                    .flat_map(|t| t.progs)
+                    .filter_map(|p| all.remove_entry(p.program))
+                    .collect();
+                (h, Programs(mine))
+            })
+            .collect();
+        // A hook with a tier that needs another hook attached waits for
+        // the rest.
+        let independent = |h: &Hook| h.tiers.iter().all(|t| t.needs == Needs::Nothing);
+        let mut served: Vec<Option<HookStatus>> = std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .iter_mut()
+                .map(|(hook, progs)| {
+                    let hook: &Hook = hook;
+                    let (env, notes) = (&env, notes_of(hook.id));
+                    independent(hook).then(|| {
+                        s.spawn(move || {
+                            let st = serve_hook(progs, env, hook, max_tier, &[], &notes);
+                            mark(hook.name);
+                            st
+                        })
+                    })
+                })
                 .collect();
-            let st = serve_hook(&mut ebpf, &env, hook, max_tier, &status, &notes);
-            status.push(st);
+            handles
+                .into_iter()
+                .map(|h| h.map(|h| h.join().expect("a hook's attach thread panicked")))
+                .collect()
+        });
+        let done: Vec<HookStatus> = served.iter().flatten().cloned().collect();
+        for ((hook, progs), slot) in jobs.iter_mut().zip(served.iter_mut()) {
+            if slot.is_none() {
+                *slot = Some(serve_hook(progs, &env, hook, max_tier, &done, &notes_of(hook.id)));
+                mark(hook.name);
+            }
         }
+        drop(jobs);
+        let status: Vec<HookStatus> = served.into_iter().flatten().collect();
         // With --max-tier polling no kernel hook is wanted; otherwise having
         // none at all means netmem cannot do its job here.
         if max_tier < Tier::Polling
@@ -194,7 +262,7 @@ impl Probes {
 /// poller; `done` are the hooks already served (a tier may need one),
 /// `notes` what BTF could not resolve for this hook.
 fn serve_hook(
-    ebpf: &mut Ebpf,
+    ebpf: &mut Programs,
     env: &Env,
     hook: &Hook,
     max_tier: Tier,
@@ -248,7 +316,7 @@ fn serve_hook(
 /// loads and attaches its programs. On failure, everything this tier loaded
 /// is unloaded again, so a failed tier leaves nothing behind.
 fn attach_tier(
-    ebpf: &mut Ebpf,
+    ebpf: &mut Programs,
     env: &Env,
     t: &TierSpec,
     done: &[HookStatus],
@@ -307,7 +375,7 @@ fn attach_tier(
 fn precheck(env: &Env, p: &Prog) -> Result<()> {
     match p.kind {
         Kind::RawTp => {
-            if env.btf.tracepoint_args(p.target).is_err() {
+            if !env.facts.has_tracepoint(p.target) {
                 bail!("tracepoint {} does not exist on this kernel", p.target);
             }
             return Ok(());
@@ -316,7 +384,7 @@ fn precheck(env: &Env, p: &Prog) -> Result<()> {
             if !env.kprobes {
                 bail!("kprobes not built into this kernel (no kprobe PMU in /sys/bus/event_source/devices)");
             }
-            if !env.syms.has_function(p.target) {
+            if !env.facts.has_function(p.target) {
                 bail!(
                     "function {} inlined or renamed: not in /proc/kallsyms",
                     p.target
@@ -324,12 +392,12 @@ fn precheck(env: &Env, p: &Prog) -> Result<()> {
             }
         }
         Kind::FEntry | Kind::FExit => {
-            if env.aya_btf.is_none() {
+            if env.aya_btf().is_none() {
                 bail!("no kernel BTF for BPF trampolines");
             }
         }
     }
-    let Some(params) = env.btf.func_params(p.target) else {
+    let Some(params) = env.facts.func_params(p.target) else {
         bail!(
             "function {} has no BTF prototype (inlined or renamed by the compiler)",
             p.target
@@ -363,9 +431,9 @@ fn same_type(actual: &str, wanted: &str) -> bool {
     base(actual) == base(wanted)
 }
 
-fn load_attach(ebpf: &mut Ebpf, env: &Env, p: &Prog) -> Result<()> {
+fn load_attach(ebpf: &mut Programs, env: &Env, p: &Prog) -> Result<()> {
     let prog = ebpf
-        .program_mut(p.program)
+        .get(p.program)
         .ok_or_else(|| anyhow!("program {} missing from the object", p.program))?;
     match p.kind {
         Kind::RawTp => {
@@ -380,14 +448,14 @@ fn load_attach(ebpf: &mut Ebpf, env: &Env, p: &Prog) -> Result<()> {
                 .map_err(|e| anyhow!("attach {}: {e}", p.target))?;
         }
         Kind::FEntry => {
-            let btf = env.aya_btf.as_ref().expect("prechecked");
+            let btf = env.aya_btf().expect("prechecked");
             let prog: &mut FEntry = prog.try_into()?;
             prog.load(p.target, btf)
                 .map_err(|e| load_error("tracing", e))?;
             prog.attach().map_err(|e| anyhow!("attach: {e}"))?;
         }
         Kind::FExit => {
-            let btf = env.aya_btf.as_ref().expect("prechecked");
+            let btf = env.aya_btf().expect("prechecked");
             let prog: &mut FExit = prog.try_into()?;
             prog.load(p.target, btf)
                 .map_err(|e| load_error("tracing", e))?;
@@ -397,8 +465,8 @@ fn load_attach(ebpf: &mut Ebpf, env: &Env, p: &Prog) -> Result<()> {
     Ok(())
 }
 
-fn unload(ebpf: &mut Ebpf, name: &str) {
-    let Some(prog) = ebpf.program_mut(name) else {
+fn unload(ebpf: &mut Programs, name: &str) {
+    let Some(prog) = ebpf.get(name) else {
         return;
     };
     let _ = match prog {

@@ -6,7 +6,7 @@
 //! [`HOOKS`].
 
 use netmem_common::{EventKind, AF_INET6};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mechanisms, best first: the order tiers are tried in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
@@ -34,7 +34,7 @@ impl Tier {
 }
 
 /// Every hook. The order is [`HOOKS`]' order (attach order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum HookId {
     InetSockSetState,
     SockExceedBufLimit,
