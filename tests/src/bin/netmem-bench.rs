@@ -5,7 +5,8 @@
 //! - overhead: loopback connection churn and bulk throughput, direct and
 //!   through HAProxy, with nothing attached / `netmem trace` / a bpftrace
 //!   script on the same tracepoints with per-port maps;
-//! - startup: start to every probe attached, netmem vs that bpftrace script;
+//! - startup: exec to every probe attached, netmem vs that bpftrace script
+//!   (and the script with a `struct sock` cast, which parses BTF);
 //! - snapshot: `netmem snapshot --json` vs `ss -tmnH` (+ awk per-port sums)
 //!   at 10k/50k/100k connections, wall time and peak RSS;
 //! - pipeline: synthetic events from one producer through netmem's real
@@ -44,11 +45,15 @@ const BPFTRACE_SCRIPT: &str = r#"
 BEGIN { printf("ready\n"); }
 tracepoint:sock:inet_sock_set_state { @state[args->sport, args->newstate] = count(); }
 tracepoint:tcp:tcp_destroy_sock { @destroy[args->sport] = count(); }
-tracepoint:tcp:tcp_send_reset { @reset[((struct sock *)args->skaddr)->__sk_common.skc_num, args->reason] = count(); }
+tracepoint:tcp:tcp_send_reset { @reset[(args->saddr[2] << 8) | args->saddr[3], args->reason] = count(); }
 tracepoint:sock:sock_exceed_buf_limit { @exceed[args->kind] = count(); }
 tracepoint:sock:sock_rcvqueue_full { @rqfull[comm] = count(); }
 tracepoint:skb:kfree_skb /args->reason != 2/ { @drops[args->reason] = count(); }
 "#;
+
+/// The startup part's variant: the local port read through the socket, as
+/// netmem does, makes bpftrace load and parse vmlinux BTF first.
+const BTF_CAST: &str = "((struct sock *)args->skaddr)->__sk_common.skc_num, args->reason";
 
 /// The same per-port sums as netmem's groups: sockets and ss `w` by local port.
 const AWK_PER_PORT: &str = r#"/^[A-Z]/ { n = split($4, a, ":"); p = a[n]; next }
@@ -117,8 +122,11 @@ fn run() -> Result<()> {
     );
     let want = |p: Part| o.only.is_empty() || o.only.contains(&p);
     let mut results = serde_json::Map::new();
-    if want(Part::Overhead) || want(Part::Startup) {
+    if want(Part::Overhead) {
         results.insert("overhead".into(), overhead(&o)?);
+    }
+    if want(Part::Startup) {
+        results.insert("startup".into(), startup(&o)?);
     }
     if want(Part::Snapshot) {
         results.insert("snapshot".into(), snapshot(&o)?);
@@ -274,12 +282,20 @@ impl Attached {
             "none" => return Ok(None),
             "netmem" => {
                 let mut c = Command::new(netmem());
-                c.args(["trace", "--json", "--netns", ns]);
+                c.args(["trace", "--json"]);
+                if !ns.is_empty() {
+                    c.args(["--netns", ns]);
+                }
                 c
             }
             "bpftrace" => {
                 let mut c = Command::new("bpftrace");
                 c.args(["-e", BPFTRACE_SCRIPT]);
+                c
+            }
+            "bpftrace-btf" => {
+                let mut c = Command::new("bpftrace");
+                c.args(["-e", &BPFTRACE_SCRIPT.replace("(args->saddr[2] << 8) | args->saddr[3], args->reason", BTF_CAST)]);
                 c
             }
             _ => bail!("unknown arm {arm}"),
@@ -431,7 +447,6 @@ fn overhead(o: &Opts) -> Result<Value> {
     let haproxy: SocketAddr = format!("127.0.0.1:{}", rig.cfg.frontend_port).parse()?;
     let arms = ["none", "netmem", "bpftrace"];
     let mut out = serde_json::Map::new();
-    let mut startup: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     println!(
         "\n== overhead: {} alternating repetitions of {:.1} s per arm",
         o.reps, o.secs
@@ -458,12 +473,6 @@ fn overhead(o: &Opts) -> Result<Value> {
                 let arm = arms[(i + rep) % arms.len()];
                 let a = Attached::start(arm, &rig.ns)?;
                 let cpu0 = a.as_ref().map_or(0.0, Attached::cpu_s);
-                if let Some(a) = &a {
-                    startup
-                        .entry(arm)
-                        .or_default()
-                        .push(a.startup.as_secs_f64() * 1e3);
-                }
                 let v = match kind {
                     "churn" => churn(&rig.ns, to, o.secs)?,
                     _ => bulk(&rig.ns, to, o.secs)?,
@@ -502,21 +511,40 @@ fn overhead(o: &Opts) -> Result<Value> {
         );
     }
     out.insert("kernel_cost".into(), kernel_cost(&rig.ns, direct, o.secs)?);
-    println!(
-        "\n== startup: exec to every probe attached (median of {} runs)",
-        startup.get("netmem").map_or(0, Vec::len)
-    );
-    for (arm, v) in &startup {
-        println!("{arm:<10} {:>8.0} ms", median(v));
-    }
-    out.insert(
-        "startup_ms".into(),
-        json!(startup
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!({"median": median(v), "runs": v})))
-            .collect::<serde_json::Map<_, _>>()),
-    );
     Ok(Value::Object(out))
+}
+
+/// Exec to every probe attached, alternating: netmem (`trace --json`, its
+/// probes line), bpftrace on the same six tracepoints with plain tracepoint
+/// fields, and the same with one `struct sock` cast (which makes bpftrace
+/// parse vmlinux BTF, as it did in this bench before 2026-11-29).
+fn startup(o: &Opts) -> Result<Value> {
+    let reps = (o.reps * 4).max(12);
+    let arms = ["netmem", "bpftrace", "bpftrace-btf"];
+    let mut ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for rep in 0..reps {
+        for i in 0..arms.len() {
+            let arm = arms[(i + rep) % arms.len()];
+            let a = Attached::start(arm, "")?.context("arm")?;
+            ms.entry(arm)
+                .or_default()
+                .push(a.startup.as_secs_f64() * 1e3);
+            a.stop()?;
+        }
+    }
+    println!("\n== startup: exec to every probe attached (median of {reps} runs)");
+    for (arm, v) in &ms {
+        println!("{arm:<14} {:>8.0} ms", median(v));
+    }
+    let ratio = median(&ms["netmem"]) / median(&ms["bpftrace"]);
+    println!("netmem / bpftrace: {ratio:.2}");
+    Ok(json!({
+        "netmem_ms": median(&ms["netmem"]),
+        "bpftrace_ms": median(&ms["bpftrace"]),
+        "bpftrace_btf_ms": median(&ms["bpftrace-btf"]),
+        "netmem_vs_bpftrace": ratio,
+        "runs": ms,
+    }))
 }
 
 /// The tracers' own kernel time, which a throughput ratio can only see
