@@ -418,6 +418,10 @@ named_enum! {
         SyntheticTgid = 1 => "synthetic_tgid",
         SyntheticSyscall = 2 => "synthetic_syscall",
         SyntheticBatch = 3 => "synthetic_batch",
+        /// 1: the orphans hook runs in the kernel (fentry or kprobe), so
+        /// the state tracepoint records how a tracked orphan reached CLOSE;
+        /// 0: ORPHANS is empty and looking a closing socket up is wasted.
+        OrphansTracked = 4 => "orphans_tracked",
     }
 }
 

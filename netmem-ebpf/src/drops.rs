@@ -6,7 +6,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{payload, Counter, GroupKey, NO_ARG};
 
 use crate::sock::{
-    arg_at, count, drop_reason_selected, emit, group_of, lay, read, sock_id, traced_netns, SockId,
+    arg_at, count, drop_reason_selected, emit, group_of, lay, read, Sock, SockId,
 };
 
 // TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason[, struct sock *rx_sk])
@@ -28,10 +28,11 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     if sk == 0 {
         sk = read(skb, lay!(skb_sk));
     }
+    let s = Sock::read(sk);
     let netns = if sk == 0 {
         0
     } else {
-        match traced_netns(sk) {
+        match s.traced_netns() {
             Some(n) => n,
             None => return 0,
         }
@@ -39,14 +40,13 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     let id = if sk == 0 {
         SockId {
             family: 0,
-            protocol: 0,
             lport: 0,
             rport: 0,
             raddr: [0; 16],
             netns: 0,
         }
     } else {
-        sock_id(sk, netns)
+        s.id(netns)
     };
     let g = if sk == 0 {
         GroupKey::UNATTRIBUTED

@@ -10,8 +10,8 @@ use aya_ebpf::{
 use netmem_common::{payload, AbortSource, Counter, ORPHANS_CACHE, ORPHANS_PERCPU_COUNTER};
 
 use crate::sock::{
-    count, emit, group_of, lay, proto_mem, read, save_entry_args, sock_id, take_entry_args,
-    traced_netns, Entry,
+    count, emit, group_of, lay, proto_mem, read, save_entry_args, take_entry_args,
+    Entry, Sock, SockId,
 };
 
 // bool tcp_check_oom([const] struct sock *sk, int shift); ctx[2] is the result.
@@ -57,11 +57,17 @@ pub fn abort_on_memory(sk: u64, shift: i64, source: AbortSource) {
     if sk == 0 {
         return;
     }
-    let Some(netns) = traced_netns(sk) else {
+    let s = Sock::read(sk);
+    let Some(netns) = s.traced_netns() else {
         return;
     };
-    let id = sock_id(sk, netns);
-    let g = group_of(&id);
+    report_abort(sk, &s.id(netns), shift, source);
+}
+
+/// [`abort_on_memory`] once the socket is known to be traced.
+#[inline(always)]
+pub fn report_abort(sk: u64, id: &SockId, shift: i64, source: AbortSource) {
+    let g = group_of(id);
     count(&g, Counter::MemAborts);
     crate::orphans::mark_aborted(sk);
     let (allocated, mem) = proto_mem(sk);
@@ -81,7 +87,7 @@ pub fn abort_on_memory(sk: u64, shift: i64, source: AbortSource) {
         mem2: mem[2],
         source: source as i64,
     };
-    emit(sk, &id, &g, p);
+    emit(sk, id, &g, p);
 }
 
 /// The orphan figure tcp_too_many_orphans() compares, in the counter shape

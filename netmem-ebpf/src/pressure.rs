@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use netmem_common::{payload, Counter};
 
-use crate::sock::{count, emit, group_of, lay, netns_of, proto_mem, read, sock_id};
+use crate::sock::{count, emit, group_of, lay, proto_mem, read, Sock};
 
 // void tcp_enter_memory_pressure(struct sock *sk)
 #[fentry]
@@ -47,7 +47,8 @@ fn memory_pressure(sk: u64, enter: bool) {
     if under == enter {
         return;
     }
-    let id = sock_id(sk, netns_of(sk));
+    let s = Sock::read(sk);
+    let id = s.id(s.netns());
     let g = group_of(&id);
     let (allocated_pages, mem) = proto_mem(sk);
     if enter {

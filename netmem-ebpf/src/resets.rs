@@ -4,8 +4,8 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{AbortSource, Counter, Setting, NO_ARG};
 
-use crate::oom::abort_on_memory;
-use crate::sock::{arg_at, count, group_of, lay, setting, sock_id, traced_netns};
+use crate::oom::report_abort;
+use crate::sock::{arg_at, count, group_of, lay, setting, Sock};
 
 // TP_PROTO(const struct sock *sk, const struct sk_buff *skb[, enum sk_rst_reason reason])
 #[raw_tracepoint(tracepoint = "tcp_send_reset")]
@@ -14,16 +14,18 @@ pub fn tcp_send_reset(ctx: RawTracePointContext) -> i32 {
     if sk == 0 {
         return 0;
     }
-    let Some(netns) = traced_netns(sk) else {
+    let s = Sock::read(sk);
+    let Some(netns) = s.traced_netns() else {
         return 0;
     };
-    count(&group_of(&sock_id(sk, netns)), Counter::Resets);
+    let id = s.id(netns);
+    count(&group_of(&id), Counter::Resets);
     if lay!(send_reset_reason_arg) == NO_ARG || setting(Setting::AbortsFromResets) == 0 {
         return 0;
     }
     let reason = arg_at(&ctx, lay!(send_reset_reason_arg)) as u32;
     if reason == lay!(rst_reason_abort_on_memory) {
-        abort_on_memory(sk, -1, AbortSource::Reset);
+        report_abort(sk, &id, -1, AbortSource::Reset);
     }
     0
 }

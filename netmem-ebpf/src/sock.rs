@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use netmem_common::{
     payload, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, Payload, RouteInfo,
-    Setting, SockInfo, Stat, AF_INET, AF_INET6, NO_OFFSET, N_ARGS,
+    Setting, SockInfo, Stat, AF_INET, AF_INET6, IPPROTO_TCP, NO_OFFSET, N_ARGS,
 };
 
 /// Filled in by userspace from the running kernel's BTF before load.
@@ -34,6 +34,11 @@ pub static GROUP_COUNTS: PerCpuHashMap<GroupKey, GroupCounters> =
 /// newer than its last dump).
 #[map]
 pub static LISTEN_PORTS: Array<u64> = Array::with_max_entries(65536, 0);
+
+/// Per CPU, the `struct proto` last seen on an IPv4 (0) and an IPv6 (1)
+/// TCP socket: see [`Sock::is_tcp`].
+#[map]
+static TCP_PROTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT as u32, 0);
@@ -120,7 +125,6 @@ pub fn now_ns() -> u64 {
 /// Cheap identity of a socket: enough to filter and to group.
 pub struct SockId {
     pub family: u8,
-    pub protocol: u8,
     pub lport: u16,
     pub rport: u16,
     pub raddr: [u8; 16],
@@ -129,44 +133,109 @@ pub struct SockId {
     pub netns: u32,
 }
 
-/// The network namespace (inode) `sk` lives in.
-#[inline(always)]
-pub fn netns_of(sk: u64) -> u32 {
-    let net: u64 = read(sk, lay!(sk_net));
-    read::<u32>(net, lay!(net_inum))
+/// How much of `struct sock` one helper call copies: `sock_common`'s
+/// addresses, ports, family, state and namespace pointer (0..88 on the
+/// kernels netmem runs on). One 96-byte copy costs about what one small
+/// `bpf_probe_read_kernel` does, and a counted state change needs six of
+/// these fields: per-field reads were most of the hot path's time.
+const HEAD_LEN: usize = 96;
+
+/// A socket with the head of its `struct sock` copied once; fields past
+/// the head (or on a kernel where they moved beyond it) are read one by one.
+pub struct Sock {
+    pub sk: u64,
+    head: [u8; HEAD_LEN],
 }
 
-/// `sk`'s namespace when netmem traces it (the traced one, or any with 0),
-/// read once: the filter needs it and so does the group key.
-#[inline(always)]
-pub fn traced_netns(sk: u64) -> Option<u32> {
-    let n = netns_of(sk);
-    (lay!(netns_inum) == 0 || n == lay!(netns_inum)).then_some(n)
-}
+impl Sock {
+    #[inline(always)]
+    pub fn read(sk: u64) -> Sock {
+        let mut head = [0u8; HEAD_LEN];
+        if sk != 0 {
+            // SAFETY: a checked helper copy; on a fault it zeroes `head`,
+            // which then reads as an unknown socket.
+            let _ = unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(sk as *const u8, &mut head) };
+        }
+        Sock { sk, head }
+    }
 
-/// `sk`'s identity; `netns` as [`traced_netns`] or [`netns_of`] read it.
-#[inline(always)]
-pub fn sock_id(sk: u64, netns: u32) -> SockId {
-    let family = read::<u16>(sk, lay!(sk_family)) as u8;
-    let mut raddr = [0u8; 16];
-    if family == AF_INET6 {
-        raddr = read(sk, lay!(sk_v6_daddr));
-    } else if family == AF_INET {
-        let a: [u8; 4] = read(sk, lay!(sk_daddr));
-        raddr[..4].copy_from_slice(&a);
+    /// The `T` at `off` in `struct sock`, as [`read`] gives it.
+    #[inline(always)]
+    pub fn get<T: Default + Copy>(&self, off: u32) -> T {
+        // `off` comes from LAYOUT, frozen read-only data the verifier knows
+        // as a constant, so only one branch survives verification.
+        if off != NO_OFFSET && (off as usize) + core::mem::size_of::<T>() <= HEAD_LEN {
+            // SAFETY: in bounds (checked above); read_unaligned because the
+            // byte buffer gives no alignment.
+            unsafe { core::ptr::read_unaligned(self.head.as_ptr().add(off as usize).cast::<T>()) }
+        } else {
+            read(self.sk, off)
+        }
     }
-    let mut lport = read::<u16>(sk, lay!(sk_num));
-    if lport == 0 {
-        // Port already released (closing or destroyed socket).
-        lport = u16::from_be(read::<u16>(sk, lay!(inet_sport)));
+
+    /// The network namespace (inode) the socket lives in.
+    #[inline(always)]
+    pub fn netns(&self) -> u32 {
+        let net: u64 = self.get(lay!(sk_net));
+        read::<u32>(net, lay!(net_inum))
     }
-    SockId {
-        family,
-        protocol: read::<u16>(sk, lay!(sk_protocol)) as u8,
-        lport,
-        rport: u16::from_be(read::<u16>(sk, lay!(sk_dport))),
-        raddr,
-        netns,
+
+    /// The socket's namespace when netmem traces it (the traced one, or
+    /// any with 0): the filter needs it and so does the group key.
+    #[inline(always)]
+    pub fn traced_netns(&self) -> Option<u32> {
+        let n = self.netns();
+        (lay!(netns_inum) == 0 || n == lay!(netns_inum)).then_some(n)
+    }
+
+    /// Whether this is a TCP socket. The state tracepoint also fires for
+    /// MPTCP (and DCCP before 6.16) sockets. Each CPU remembers the
+    /// `struct proto` pointers it last saw on TCP sockets (one per family):
+    /// a proto belongs to one protocol, so a match settles it without
+    /// reading `sk_protocol`, which is outside the copied head.
+    #[inline(always)]
+    pub fn is_tcp(&self) -> bool {
+        let prot: u64 = self.get(lay!(sk_prot));
+        let slot = (self.get::<u16>(lay!(sk_family)) == AF_INET6 as u16) as u32;
+        let known = TCP_PROTS.get_ptr_mut(slot);
+        if let Some(k) = known {
+            // SAFETY: this CPU's own slot of a per-CPU array.
+            if prot != 0 && unsafe { *k } == prot {
+                return true;
+            }
+        }
+        let tcp = read::<u16>(self.sk, lay!(sk_protocol)) as u8 == IPPROTO_TCP;
+        if let (true, Some(k)) = (tcp, known) {
+            // SAFETY: as above; preemption is off while the program runs.
+            unsafe { *k = prot };
+        }
+        tcp
+    }
+
+    /// The socket's identity; `netns` as [`Sock::traced_netns`] or
+    /// [`Sock::netns`] gave it.
+    #[inline(always)]
+    pub fn id(&self, netns: u32) -> SockId {
+        let family = self.get::<u16>(lay!(sk_family)) as u8;
+        let mut raddr = [0u8; 16];
+        if family == AF_INET6 {
+            raddr = self.get(lay!(sk_v6_daddr));
+        } else if family == AF_INET {
+            let a: [u8; 4] = self.get(lay!(sk_daddr));
+            raddr[..4].copy_from_slice(&a);
+        }
+        let mut lport = self.get::<u16>(lay!(sk_num));
+        if lport == 0 {
+            // Port already released (closing or destroyed socket).
+            lport = u16::from_be(read::<u16>(self.sk, lay!(inet_sport)));
+        }
+        SockId {
+            family,
+            lport,
+            rport: u16::from_be(self.get::<u16>(lay!(sk_dport))),
+            raddr,
+            netns,
+        }
     }
 }
 
@@ -191,7 +260,7 @@ pub fn fill_sock_info(s: &mut SockInfo, sk: u64, id: &SockId) {
     s.rport = id.rport;
     s.family = id.family;
     s.state = read(sk, lay!(sk_state));
-    s.protocol = id.protocol;
+    s.protocol = read::<u16>(sk, lay!(sk_protocol)) as u8;
     s.present = 1;
     s.rmem_alloc = read(sk, lay!(sk_rmem_alloc));
     s.wmem_queued = read(sk, lay!(sk_wmem_queued));

@@ -203,6 +203,10 @@ impl Probes {
         let mut p = Probes { ebpf, status };
         let from_resets = p.tier_of(HookId::TcpCheckOom) == Some(Tier::Tracepoint);
         p.set(Setting::AbortsFromResets, from_resets as u32)?;
+        // Set once every hook is served: an orphan born and closed in the
+        // few milliseconds before has no last state (reported as unknown).
+        let tracked = matches!(p.tier_of(HookId::Orphans), Some(Tier::Fentry | Tier::Kprobe));
+        p.set(Setting::OrphansTracked, tracked as u32)?;
         Ok(p)
     }
 

@@ -89,6 +89,8 @@ struct Opts {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Part {
     Overhead,
+    /// Only the overhead part's BPF time per connection (bpf_stats).
+    KernelCost,
     Startup,
     Snapshot,
     Pipeline,
@@ -124,6 +126,12 @@ fn run() -> Result<()> {
     let mut results = serde_json::Map::new();
     if want(Part::Overhead) {
         results.insert("overhead".into(), overhead(&o)?);
+    }
+    if want(Part::KernelCost) && !want(Part::Overhead) {
+        let rig = Rig::start(bench_rig())?;
+        let direct: SocketAddr = "127.0.0.1:9001".parse()?;
+        let k = kernel_cost(&rig.ns, direct, o.secs, o.reps)?;
+        results.insert("overhead".into(), json!({ "kernel_cost": k }));
     }
     if want(Part::Startup) {
         results.insert("startup".into(), startup(&o)?);
@@ -340,13 +348,14 @@ impl Attached {
         netmem_tests::cpu_seconds(self.child.id())
     }
 
-    /// Kernel time and runs of every BPF program the tracer holds open
-    /// (from /proc/PID/fdinfo; counted while kernel.bpf_stats_enabled is 1).
-    fn prog_stats(&self) -> (u64, u64) {
+    /// Kernel time and runs of every BPF program the tracer holds open,
+    /// by program name (from /proc/PID/fdinfo; counted while
+    /// kernel.bpf_stats_enabled is 1).
+    fn prog_stats_by_name(&self) -> BTreeMap<String, (u64, u64)> {
         let pid = self.child.id();
-        let (mut ns, mut runs) = (0, 0);
+        let mut by_id: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            return (0, 0);
+            return BTreeMap::new();
         };
         for fd in fds.flatten() {
             let is_prog = std::fs::read_link(fd.path())
@@ -360,16 +369,30 @@ impl Attached {
                 fd.file_name().to_string_lossy()
             ))
             .unwrap_or_default();
+            let (mut id, mut ns, mut runs) = (0, 0, 0);
             for l in info.lines() {
                 let mut kv = l.split(':').map(str::trim);
                 match (kv.next(), kv.next().and_then(|v| v.parse::<u64>().ok())) {
-                    (Some("run_time_ns"), Some(v)) => ns += v,
-                    (Some("run_cnt"), Some(v)) => runs += v,
+                    (Some("prog_id"), Some(v)) => id = v as u32,
+                    (Some("run_time_ns"), Some(v)) => ns = v,
+                    (Some("run_cnt"), Some(v)) => runs = v,
                     _ => {}
                 }
             }
+            by_id.insert(id, (ns, runs));
         }
-        (ns, runs)
+        let names: BTreeMap<u32, String> = aya::programs::loaded_programs()
+            .flatten()
+            .map(|p| (p.id(), p.name_as_str().unwrap_or("?").to_string()))
+            .collect();
+        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (id, (ns, runs)) in by_id {
+            let name = names.get(&id).cloned().unwrap_or_else(|| format!("id{id}"));
+            let e = out.entry(name).or_default();
+            e.0 += ns;
+            e.1 += runs;
+        }
+        out
     }
 
     fn stop(mut self) -> Result<()> {
@@ -435,14 +458,19 @@ fn bulk(ns: &str, to: SocketAddr, secs: f64) -> Result<f64> {
     })
 }
 
-fn overhead(o: &Opts) -> Result<Value> {
-    let rig = Rig::start(RigConfig {
+/// HAProxy and its backends with no clients: the workloads bring their own.
+fn bench_rig() -> RigConfig {
+    RigConfig {
         name: "netmem-bench".into(),
         normal: 0,
         slow: 0,
         vanishing: 0,
         ..Default::default()
-    })?;
+    }
+}
+
+fn overhead(o: &Opts) -> Result<Value> {
+    let rig = Rig::start(bench_rig())?;
     let direct: SocketAddr = "127.0.0.1:9001".parse()?;
     let haproxy: SocketAddr = format!("127.0.0.1:{}", rig.cfg.frontend_port).parse()?;
     let arms = ["none", "netmem", "bpftrace"];
@@ -510,7 +538,7 @@ fn overhead(o: &Opts) -> Result<Value> {
                    "tracer_cpu_pct": {"netmem": cpu("netmem"), "bpftrace": cpu("bpftrace")}}),
         );
     }
-    out.insert("kernel_cost".into(), kernel_cost(&rig.ns, direct, o.secs)?);
+    out.insert("kernel_cost".into(), kernel_cost(&rig.ns, direct, o.secs, o.reps)?);
     Ok(Value::Object(out))
 }
 
@@ -551,35 +579,71 @@ fn startup(o: &Opts) -> Result<Value> {
 /// through noise: with kernel.bpf_stats_enabled set for this phase only
 /// (and restored), the direct churn runs once per tracer and the run time of
 /// every program the tracer holds is read before and after.
-fn kernel_cost(ns: &str, to: SocketAddr, secs: f64) -> Result<Value> {
+fn kernel_cost(ns: &str, to: SocketAddr, secs: f64, reps: usize) -> Result<Value> {
     const KNOB: &str = "/proc/sys/kernel/bpf_stats_enabled";
     let old = std::fs::read_to_string(KNOB).context("read bpf_stats_enabled")?;
     std::fs::write(KNOB, "1").context("enable bpf_stats")?;
     let r = (|| -> Result<Value> {
-        println!("\n== kernel cost: BPF program time during direct churn ({secs:.1} s each)");
+        println!(
+            "\n== kernel cost: BPF program time during direct churn ({reps} alternating runs of {secs:.1} s)"
+        );
         println!(
             "{:<10} {:>12} {:>14} {:>14} {:>12}",
             "tracer", "conn/s", "prog runs/conn", "prog ns/conn", "CPU %"
         );
+        // Per arm: connections, seconds, and (ns, runs) per program, summed
+        // over the repetitions (this VM's run-to-run noise is about 10%).
+        type Sums = (f64, f64, BTreeMap<String, (u64, u64)>);
+        let arms = ["netmem", "bpftrace"];
+        let mut sums: BTreeMap<&str, Sums> = BTreeMap::new();
+        for rep in 0..reps {
+            for i in 0..arms.len() {
+                let arm = arms[(i + rep) % arms.len()];
+                let a = Attached::start(arm, ns)?.context("arm")?;
+                let before = a.prog_stats_by_name();
+                let t0 = Instant::now();
+                let rate = churn(ns, to, secs)?;
+                let el = t0.elapsed().as_secs_f64();
+                let after = a.prog_stats_by_name();
+                a.stop()?;
+                let e = sums.entry(arm).or_default();
+                e.0 += rate * secs;
+                e.1 += el;
+                for (name, (n1, r1)) in after {
+                    let (n0, r0) = before.get(&name).copied().unwrap_or_default();
+                    let p = e.2.entry(name).or_default();
+                    p.0 += n1 - n0;
+                    p.1 += r1 - r0;
+                }
+            }
+        }
         let mut out = serde_json::Map::new();
-        for arm in ["netmem", "bpftrace"] {
-            let a = Attached::start(arm, ns)?.context("arm")?;
-            let (ns0, runs0) = a.prog_stats();
-            let t0 = Instant::now();
-            let rate = churn(ns, to, secs)?;
-            let el = t0.elapsed().as_secs_f64();
-            let (ns1, runs1) = a.prog_stats();
-            a.stop()?;
-            let conns = rate * secs;
-            let (dns, druns) = ((ns1 - ns0) as f64, (runs1 - runs0) as f64);
+        for (arm, (conns, el, progs)) in &sums {
+            let (dns, druns) = progs
+                .values()
+                .fold((0.0, 0.0), |(n, r), p| (n + p.0 as f64, r + p.1 as f64));
             let cpu = dns / (el * 1e9) * 100.0;
+            let rate = conns / (secs * reps as f64);
             println!(
                 "{arm:<10} {rate:>12.0} {:>14.1} {:>14.0} {cpu:>11.3}%",
                 druns / conns,
                 dns / conns
             );
-            out.insert(arm.into(), json!({"conn_per_s": rate, "prog_runs_per_conn": druns / conns,
-                "prog_ns_per_conn": dns / conns, "prog_ns_per_run": dns / druns.max(1.0), "cpu_pct": cpu}));
+            let mut per_prog = serde_json::Map::new();
+            for (name, (n, r)) in progs.iter().filter(|(_, p)| p.1 > 0) {
+                let (n, r) = (*n as f64, *r as f64);
+                println!(
+                    "  {name:<24} {:>8.2} runs/conn {:>8.0} ns/conn {:>6.0} ns/run",
+                    r / conns,
+                    n / conns,
+                    n / r
+                );
+                per_prog.insert(name.clone(), json!({"runs_per_conn": r / conns,
+                    "ns_per_conn": n / conns, "ns_per_run": n / r}));
+            }
+            out.insert(arm.to_string(), json!({"conn_per_s": rate, "prog_runs_per_conn": druns / conns,
+                "prog_ns_per_conn": dns / conns, "prog_ns_per_run": dns / druns.max(1.0), "cpu_pct": cpu,
+                "programs": per_prog}));
         }
         Ok(Value::Object(out))
     })();
