@@ -3,19 +3,17 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{payload, Counter};
 
-use crate::sock::{count, emit, group_of, lay, proto_mem, read, Sock};
+use crate::sock::{count, emit, group_of, lay, proto_mem, read, traced_id};
 
 // TP_PROTO(struct sock *sk, struct proto *prot, long allocated, int kind)
 #[raw_tracepoint(tracepoint = "sock_exceed_buf_limit")]
 pub fn sock_exceed_buf_limit(ctx: RawTracePointContext) -> i32 {
     let sk = ctx.arg::<u64>(0);
-    let s = Sock::read(sk);
-    let Some(netns) = s.traced_netns() else {
+    let Some(id) = traced_id(sk) else {
         return 0;
     };
     let allocated = ctx.arg::<u64>(2) as i64;
     let kind = ctx.arg::<u64>(3) as i64;
-    let id = s.id(netns);
     let g = group_of(&id);
     let (_, mem) = proto_mem(sk);
     count(&g, Counter::ExceedBufLimit);
@@ -34,13 +32,11 @@ pub fn sock_exceed_buf_limit(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sock_rcvqueue_full")]
 pub fn sock_rcvqueue_full(ctx: RawTracePointContext) -> i32 {
     let sk = ctx.arg::<u64>(0);
-    let s = Sock::read(sk);
-    let Some(netns) = s.traced_netns() else {
+    let Some(id) = traced_id(sk) else {
         return 0;
     };
     let skb = ctx.arg::<u64>(1);
     let truesize: u32 = read(skb, lay!(skb_truesize));
-    let id = s.id(netns);
     let g = group_of(&id);
     count(&g, Counter::RcvqueueFull);
     let p = payload::RcvqueueFull {

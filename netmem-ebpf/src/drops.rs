@@ -6,7 +6,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{payload, Counter, GroupKey, NO_ARG};
 
 use crate::sock::{
-    arg_at, count, drop_reason_selected, emit, group_of, lay, read, Sock, SockId,
+    arg_at, count, drop_reason_selected, emit, group_of, lay, read, traced_id, SockId,
 };
 
 // TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason[, struct sock *rx_sk])
@@ -28,15 +28,6 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     if sk == 0 {
         sk = read(skb, lay!(skb_sk));
     }
-    let s = Sock::read(sk);
-    let netns = if sk == 0 {
-        0
-    } else {
-        match s.traced_netns() {
-            Some(n) => n,
-            None => return 0,
-        }
-    };
     let id = if sk == 0 {
         SockId {
             family: 0,
@@ -46,7 +37,10 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
             netns: 0,
         }
     } else {
-        s.id(netns)
+        match traced_id(sk) {
+            Some(id) => id,
+            None => return 0,
+        }
     };
     let g = if sk == 0 {
         GroupKey::UNATTRIBUTED

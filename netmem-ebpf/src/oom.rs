@@ -11,7 +11,7 @@ use netmem_common::{payload, AbortSource, Counter, ORPHANS_CACHE, ORPHANS_PERCPU
 
 use crate::sock::{
     count, emit, group_of, lay, proto_mem, read, save_entry_args, take_entry_args,
-    Entry, Sock, SockId,
+    traced_id, Entry, SockId,
 };
 
 // bool tcp_check_oom([const] struct sock *sk, int shift); ctx[2] is the result.
@@ -57,11 +57,10 @@ pub fn abort_on_memory(sk: u64, shift: i64, source: AbortSource) {
     if sk == 0 {
         return;
     }
-    let s = Sock::read(sk);
-    let Some(netns) = s.traced_netns() else {
+    let Some(id) = traced_id(sk) else {
         return;
     };
-    report_abort(sk, &s.id(netns), shift, source);
+    report_abort(sk, &id, shift, source);
 }
 
 /// [`abort_on_memory`] once the socket is known to be traced.

@@ -14,7 +14,7 @@ use netmem_common::{
 
 use crate::sock::{
     count, emit, group_of, lay, now_ns, read, save_entry_args, stat, take_entry_args,
-    Entry, Sock,
+    traced_id, Direct, Entry, Fields,
 };
 
 /// Live orphans by socket address: birth time, bytes and group, so their
@@ -84,11 +84,9 @@ fn orphan_born(sk: u64, source: OrphanSource) {
     if sk == 0 {
         return;
     }
-    let s = Sock::read(sk);
-    let Some(netns) = s.traced_netns() else {
+    let Some(id) = traced_id(sk) else {
         return;
     };
-    let id = s.id(netns);
     let g = group_of(&id);
     count(&g, Counter::OrphansBorn);
     let bytes = read::<i32>(sk, lay!(sk_wmem_queued)) as i64;
@@ -178,7 +176,7 @@ fn orphan_gone(sk: u64) {
     let o = *o;
     let _ = ORPHANS.remove(&sk);
     count(&o.group, Counter::OrphansGone);
-    let id = Sock::read(sk).id(o.group.netns);
+    let id = Direct(sk).id(o.group.netns);
     let p = payload::OrphanGone {
         lifetime_ns: (now_ns() - o.born_ns) as i64,
         bytes_at_birth: o.bytes,

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use netmem_common::{payload, Counter};
 
-use crate::sock::{count, emit, group_of, lay, proto_mem, read, Sock};
+use crate::sock::{count, emit, group_of, lay, proto_mem, read, Direct, Fields};
 
 // void tcp_enter_memory_pressure(struct sock *sk)
 #[fentry]
@@ -47,7 +47,7 @@ fn memory_pressure(sk: u64, enter: bool) {
     if under == enter {
         return;
     }
-    let s = Sock::read(sk);
+    let s = Direct(sk);
     let id = s.id(s.netns());
     let g = group_of(&id);
     let (allocated_pages, mem) = proto_mem(sk);

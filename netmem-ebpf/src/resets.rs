@@ -5,7 +5,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{AbortSource, Counter, Setting, NO_ARG};
 
 use crate::oom::report_abort;
-use crate::sock::{arg_at, count, group_of, lay, setting, Sock};
+use crate::sock::{arg_at, count, group_of, lay, setting, Direct, Fields};
 
 // TP_PROTO(const struct sock *sk, const struct sk_buff *skb[, enum sk_rst_reason reason])
 #[raw_tracepoint(tracepoint = "tcp_send_reset")]
@@ -14,7 +14,7 @@ pub fn tcp_send_reset(ctx: RawTracePointContext) -> i32 {
     if sk == 0 {
         return 0;
     }
-    let s = Sock::read(sk);
+    let s = Direct(sk);
     let Some(netns) = s.traced_netns() else {
         return 0;
     };

@@ -134,16 +134,91 @@ pub struct SockId {
 }
 
 /// How much of `struct sock` one helper call copies: `sock_common`'s
-/// addresses, ports, family, state and namespace pointer (0..88 on the
-/// kernels netmem runs on). One 96-byte copy costs about what one small
-/// `bpf_probe_read_kernel` does, and a counted state change needs six of
-/// these fields: per-field reads were most of the hot path's time.
-const HEAD_LEN: usize = 96;
+/// addresses, ports, family, state, proto and namespace pointers and the
+/// IPv6 peer (0..72 on the kernels netmem runs on). One such copy costs
+/// about what one small `bpf_probe_read_kernel` does, and a counted state
+/// change needs seven of these fields: per-field reads were most of the
+/// hot path's time. Kept small: it shares the 512-byte stack with events.
+const HEAD_LEN: usize = 72;
 
-/// A socket with the head of its `struct sock` copied once; fields past
-/// the head (or on a kernel where they moved beyond it) are read one by one.
+/// How a hook reads a socket's fields; the rules that combine them
+/// (namespace filter, identity, TCP test) are written once, on top.
+pub trait Fields {
+    fn sk(&self) -> u64;
+    /// The `T` at `off` in `struct sock`, zero where [`read`] gives zero.
+    fn get<T: Default + Copy>(&self, off: u32) -> T;
+
+    /// The network namespace (inode) the socket lives in.
+    #[inline(always)]
+    fn netns(&self) -> u32 {
+        let net: u64 = self.get(lay!(sk_net));
+        read::<u32>(net, lay!(net_inum))
+    }
+
+    /// The socket's namespace when netmem traces it (the traced one, or
+    /// any with 0): the filter needs it and so does the group key.
+    #[inline(always)]
+    fn traced_netns(&self) -> Option<u32> {
+        let n = self.netns();
+        (lay!(netns_inum) == 0 || n == lay!(netns_inum)).then_some(n)
+    }
+
+    /// Whether this is a TCP socket. The state tracepoint also fires for
+    /// MPTCP (and DCCP before 6.16) sockets. Each CPU remembers the
+    /// `struct proto` pointers it last saw on TCP sockets (one per family):
+    /// a proto belongs to one protocol, so a match settles it without
+    /// reading `sk_protocol`, which is outside the copied head.
+    #[inline(always)]
+    fn is_tcp(&self) -> bool {
+        let prot: u64 = self.get(lay!(sk_prot));
+        let slot = (self.get::<u16>(lay!(sk_family)) == AF_INET6 as u16) as u32;
+        let known = TCP_PROTS.get_ptr_mut(slot);
+        if let Some(k) = known {
+            // SAFETY: this CPU's own slot of a per-CPU array.
+            if prot != 0 && unsafe { *k } == prot {
+                return true;
+            }
+        }
+        let tcp = read::<u16>(self.sk(), lay!(sk_protocol)) as u8 == IPPROTO_TCP;
+        if let (true, Some(k)) = (tcp, known) {
+            // SAFETY: as above; preemption is off while the program runs.
+            unsafe { *k = prot };
+        }
+        tcp
+    }
+
+    /// The socket's identity; `netns` as [`Fields::traced_netns`] or
+    /// [`Fields::netns`] gave it.
+    #[inline(always)]
+    fn id(&self, netns: u32) -> SockId {
+        let family = self.get::<u16>(lay!(sk_family)) as u8;
+        let mut raddr = [0u8; 16];
+        if family == AF_INET6 {
+            raddr = self.get(lay!(sk_v6_daddr));
+        } else if family == AF_INET {
+            let a: [u8; 4] = self.get(lay!(sk_daddr));
+            raddr[..4].copy_from_slice(&a);
+        }
+        let mut lport = self.get::<u16>(lay!(sk_num));
+        if lport == 0 {
+            // Port already released (closing or destroyed socket).
+            lport = u16::from_be(read::<u16>(self.sk(), lay!(inet_sport)));
+        }
+        SockId {
+            family,
+            lport,
+            rport: u16::from_be(self.get::<u16>(lay!(sk_dport))),
+            raddr,
+            netns,
+        }
+    }
+}
+
+/// A socket with the head of its `struct sock` copied once, for the hot
+/// paths; fields past the head (or on a kernel where they moved beyond it)
+/// are read one by one.
 pub struct Sock {
-    pub sk: u64,
+    sk: u64,
     head: [u8; HEAD_LEN],
 }
 
@@ -158,10 +233,16 @@ impl Sock {
         }
         Sock { sk, head }
     }
+}
 
-    /// The `T` at `off` in `struct sock`, as [`read`] gives it.
+impl Fields for Sock {
     #[inline(always)]
-    pub fn get<T: Default + Copy>(&self, off: u32) -> T {
+    fn sk(&self) -> u64 {
+        self.sk
+    }
+
+    #[inline(always)]
+    fn get<T: Default + Copy>(&self, off: u32) -> T {
         // `off` comes from LAYOUT, frozen read-only data the verifier knows
         // as a constant, so only one branch survives verification.
         if off != NO_OFFSET && (off as usize) + core::mem::size_of::<T>() <= HEAD_LEN {
@@ -172,71 +253,32 @@ impl Sock {
             read(self.sk, off)
         }
     }
+}
 
-    /// The network namespace (inode) the socket lives in.
+/// A socket read field by field: for the rare paths that go on to fill an
+/// event, where a copied head would share the 512-byte stack (one stack
+/// for a whole call chain on 5.10) with the event's pieces.
+pub struct Direct(pub u64);
+
+impl Fields for Direct {
     #[inline(always)]
-    pub fn netns(&self) -> u32 {
-        let net: u64 = self.get(lay!(sk_net));
-        read::<u32>(net, lay!(net_inum))
+    fn sk(&self) -> u64 {
+        self.0
     }
 
-    /// The socket's namespace when netmem traces it (the traced one, or
-    /// any with 0): the filter needs it and so does the group key.
     #[inline(always)]
-    pub fn traced_netns(&self) -> Option<u32> {
-        let n = self.netns();
-        (lay!(netns_inum) == 0 || n == lay!(netns_inum)).then_some(n)
+    fn get<T: Default + Copy>(&self, off: u32) -> T {
+        read(self.0, off)
     }
+}
 
-    /// Whether this is a TCP socket. The state tracepoint also fires for
-    /// MPTCP (and DCCP before 6.16) sockets. Each CPU remembers the
-    /// `struct proto` pointers it last saw on TCP sockets (one per family):
-    /// a proto belongs to one protocol, so a match settles it without
-    /// reading `sk_protocol`, which is outside the copied head.
-    #[inline(always)]
-    pub fn is_tcp(&self) -> bool {
-        let prot: u64 = self.get(lay!(sk_prot));
-        let slot = (self.get::<u16>(lay!(sk_family)) == AF_INET6 as u16) as u32;
-        let known = TCP_PROTS.get_ptr_mut(slot);
-        if let Some(k) = known {
-            // SAFETY: this CPU's own slot of a per-CPU array.
-            if prot != 0 && unsafe { *k } == prot {
-                return true;
-            }
-        }
-        let tcp = read::<u16>(self.sk, lay!(sk_protocol)) as u8 == IPPROTO_TCP;
-        if let (true, Some(k)) = (tcp, known) {
-            // SAFETY: as above; preemption is off while the program runs.
-            unsafe { *k = prot };
-        }
-        tcp
-    }
-
-    /// The socket's identity; `netns` as [`Sock::traced_netns`] or
-    /// [`Sock::netns`] gave it.
-    #[inline(always)]
-    pub fn id(&self, netns: u32) -> SockId {
-        let family = self.get::<u16>(lay!(sk_family)) as u8;
-        let mut raddr = [0u8; 16];
-        if family == AF_INET6 {
-            raddr = self.get(lay!(sk_v6_daddr));
-        } else if family == AF_INET {
-            let a: [u8; 4] = self.get(lay!(sk_daddr));
-            raddr[..4].copy_from_slice(&a);
-        }
-        let mut lport = self.get::<u16>(lay!(sk_num));
-        if lport == 0 {
-            // Port already released (closing or destroyed socket).
-            lport = u16::from_be(read::<u16>(self.sk, lay!(inet_sport)));
-        }
-        SockId {
-            family,
-            lport,
-            rport: u16::from_be(self.get::<u16>(lay!(sk_dport))),
-            raddr,
-            netns,
-        }
-    }
+/// The identity of `sk` when netmem traces its namespace, read field by
+/// field (see [`Direct`]).
+#[inline(always)]
+pub fn traced_id(sk: u64) -> Option<SockId> {
+    let d = Direct(sk);
+    let netns = d.traced_netns()?;
+    Some(d.id(netns))
 }
 
 #[inline(always)]

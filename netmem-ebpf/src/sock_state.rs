@@ -4,7 +4,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{payload, Counter, Setting, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
 
 use crate::orphans::orphan_state;
-use crate::sock::{count, emit, group_of, lay, now_ns, read, setting, Sock, LISTEN_PORTS};
+use crate::sock::{count, emit, group_of, lay, now_ns, read, setting, traced_id, Fields, Sock, LISTEN_PORTS};
 
 // TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
@@ -73,11 +73,9 @@ pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
     if unread == 0 && unacked == 0 {
         return 0;
     }
-    let s = Sock::read(sk);
-    let Some(netns) = s.traced_netns() else {
+    let Some(id) = traced_id(sk) else {
         return 0;
     };
-    let id = s.id(netns);
     let g = group_of(&id);
     count(&g, Counter::DestroyedWithData);
     let p = payload::DestroyWithData {
