@@ -628,6 +628,12 @@ pub struct SockInfo {
 }
 
 /// One ring buffer record. `args` holds the kind's [`payload`] struct.
+///
+/// Records are as long as their kind needs: the head up to `args`
+/// ([`EVENT_HEAD`] bytes), then `sock` when the event is about a socket
+/// ([`EVENT_WITH_SOCK`]), then `route` for route exceptions (the whole
+/// struct). [`Event::from_record`] reads any of them; what a record leaves
+/// out reads as zero (`sock.present == 0`: no socket).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -636,12 +642,35 @@ pub struct Event {
     pub kind: u32,
     /// Explicit, so no implicit padding crosses the boundary.
     pub _pad: u32,
-    pub sock: SockInfo,
     pub group: GroupKey,
-    /// Explicit, so `args` is 8-aligned with no implicit padding.
-    pub _pad2: u32,
     pub args: [i64; N_ARGS],
+    pub sock: SockInfo,
+    /// Explicit, so `route` and the whole record end 8-aligned.
+    pub _pad2: u32,
     pub route: RouteInfo,
+}
+
+/// Bytes of a record with no socket and no route.
+pub const EVENT_HEAD: usize = core::mem::offset_of!(Event, sock);
+/// Bytes of a record about a socket.
+pub const EVENT_WITH_SOCK: usize = core::mem::offset_of!(Event, route);
+
+impl Event {
+    /// The event a ring buffer record holds; None when it is shorter than a
+    /// head (not one of netmem's records).
+    pub fn from_record(bytes: &[u8]) -> Option<Event> {
+        if bytes.len() < EVENT_HEAD {
+            return None;
+        }
+        let n = bytes.len().min(core::mem::size_of::<Event>());
+        // SAFETY: Event is plain integers, so all-zero bytes are a valid
+        // value, and `n` bytes fit both the source and the destination.
+        unsafe {
+            let mut e: Event = core::mem::zeroed();
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut e).cast::<u8>(), n);
+            Some(e)
+        }
+    }
 }
 
 pub const N_ARGS: usize = 8;
@@ -700,8 +729,22 @@ mod tests {
         assert_eq!(core::mem::size_of::<SockInfo>(), 16 + 16 + 4 + 4 + 7 * 4);
         assert_eq!(
             core::mem::size_of::<Event>(),
-            8 + 4 + 4 + 68 + 24 + 4 + 64 + 48
+            8 + 4 + 4 + 24 + 64 + 68 + 4 + 48
         );
+        assert_eq!(EVENT_HEAD, 104);
+        assert_eq!(EVENT_WITH_SOCK, 176);
+        assert_eq!(EVENT_WITH_SOCK % 8, 0);
+    }
+
+    #[test]
+    fn short_records_read_as_zero_past_their_end() {
+        let mut full: Event = Event::from_record(&[7u8; 300]).unwrap();
+        assert_eq!(full.sock.present, 7);
+        full = Event::from_record(&[7u8; EVENT_HEAD]).unwrap();
+        assert_eq!(full.kind, u32::from_ne_bytes([7; 4]));
+        assert_eq!(full.sock.present, 0);
+        assert_eq!(full.route.dst, [0; 16]);
+        assert!(Event::from_record(&[0u8; EVENT_HEAD - 1]).is_none());
     }
 
     #[test]

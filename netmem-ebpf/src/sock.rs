@@ -11,7 +11,8 @@ use aya_ebpf::{
 };
 use netmem_common::{
     payload, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, Payload, RouteInfo,
-    Setting, SockInfo, Stat, AF_INET, AF_INET6, IPPROTO_TCP, NO_OFFSET, N_ARGS,
+    Setting, SockInfo, Stat, AF_INET, AF_INET6, EVENT_HEAD, EVENT_WITH_SOCK, IPPROTO_TCP, NO_OFFSET,
+    N_ARGS,
 };
 
 /// Filled in by userspace from the running kernel's BTF before load.
@@ -326,9 +327,14 @@ fn drops(sk: u64) -> i32 {
 
 #[inline(always)]
 pub fn stat(s: Stat) {
+    stat_add(s, 1);
+}
+
+#[inline(always)]
+pub fn stat_add(s: Stat, n: u64) {
     if let Some(p) = STATS.get_ptr_mut(s as u32) {
         // SAFETY: a per-CPU slot, written only by this CPU with preemption off.
-        unsafe { *p += 1 };
+        unsafe { *p += n };
     }
 }
 
@@ -360,43 +366,105 @@ pub fn setting(s: Setting) -> u32 {
     SETTINGS.get(s as u32).copied().unwrap_or(0)
 }
 
-/// Reserves one event, writes its header, lets `fill` write `sock` and
-/// `route`, and submits it. Filled in place: an Event built on the stack and
-/// copied would not fit the 512-byte BPF stack.
+/// Waiting bytes from which a record always wakes the reader (1/16 of the
+/// ring): under a flood, one wake-up per batch instead of one per record.
+const WAKE_AT: u64 = 256 << 10;
+/// Between two wake-ups for a lone record, at least this long (per CPU):
+/// a reader keeping up with a fast producer finds the ring empty at every
+/// record, and a wake-up (an IPI and a scheduler call) costs more than the
+/// record. The reader also drains on a short tick, so a record that woke
+/// nobody waits at most that long.
+const WAKE_GAP_NS: u64 = 1_000_000;
+
+/// Per CPU, when a lone record last woke the reader.
+#[map]
+static LAST_WAKE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// How a record of `size` bytes, submitted at `now`, is announced.
+#[inline(always)]
+fn wake_flags(size: usize, now: u64) -> u64 {
+    const NO_WAKEUP: u64 = 1; // BPF_RB_NO_WAKEUP
+    const FORCE_WAKEUP: u64 = 2; // BPF_RB_FORCE_WAKEUP
+    const AVAIL_DATA: u64 = 0; // BPF_RB_AVAIL_DATA
+    let waiting = EVENTS.query(AVAIL_DATA);
+    if waiting >= WAKE_AT {
+        return FORCE_WAKEUP;
+    }
+    // Only this record (and its 8-byte header) waits: the reader had
+    // caught up and may be asleep.
+    if waiting <= size as u64 + 8 {
+        if let Some(last) = LAST_WAKE.get_ptr_mut(0) {
+            // SAFETY: this CPU's own slot; preemption is off.
+            unsafe {
+                if now.wrapping_sub(*last) >= WAKE_GAP_NS {
+                    *last = now;
+                    return FORCE_WAKEUP;
+                }
+            }
+        }
+    }
+    NO_WAKEUP
+}
+
+/// Reserves one record of `size` bytes (a constant at every call site:
+/// [`EVENT_HEAD`], [`EVENT_WITH_SOCK`] or the whole [`Event`]), writes its
+/// head, lets `fill` write what lies past the head, and submits it.
+/// Written in place: an Event built on the stack and copied would not fit
+/// the 512-byte BPF stack.
 #[inline(always)]
 pub fn emit_with(
     kind: EventKind,
     group: &GroupKey,
     args: [i64; N_ARGS],
-    fill: impl FnOnce(&mut Event),
+    size: usize,
+    fill: impl FnOnce(*mut Event),
 ) {
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+    emit_at(now_ns(), kind, group, args, size, fill);
+}
+
+/// [`emit_with`] at a time the caller read.
+#[inline(always)]
+pub fn emit_at(
+    now: u64,
+    kind: EventKind,
+    group: &GroupKey,
+    args: [i64; N_ARGS],
+    size: usize,
+    fill: impl FnOnce(*mut Event),
+) {
+    let Some(mut entry) = EVENTS.reserve_bytes(size, 0) else {
         stat(Stat::RingbufLost);
         return;
     };
-    // SAFETY: the reservation is sized and aligned for one Event and owned
-    // by this program until submit; every field is written before submit.
-    let e = unsafe { &mut *entry.as_mut_ptr() };
-    e.ts_ns = now_ns();
-    e.kind = kind as u32;
-    e._pad = 0;
-    e.group = *group;
-    e._pad2 = 0;
-    e.args = args;
+    let e = entry.as_mut_ptr().cast::<Event>();
+    // SAFETY: the reservation is 8-aligned and owned by this program until
+    // submit; the head lies within every record size, and `fill` writes
+    // only the parts `size` covers (see the callers).
+    unsafe {
+        (*e).ts_ns = now;
+        (*e).kind = kind as u32;
+        (*e)._pad = 0;
+        (*e).group = *group;
+        (*e).args = args;
+    }
     fill(e);
-    entry.submit(0);
+    entry.submit(wake_flags(size, now));
 }
 
 /// Streams one rare event about `sk` (0 when the hook had no socket); the
-/// payload's type decides the event's kind.
+/// payload's type decides the event's kind. Without a socket the record is
+/// only a head.
 #[inline(always)]
 pub fn emit<P: Payload>(sk: u64, id: &SockId, group: &GroupKey, payload: P) {
-    emit_with(P::KIND, group, payload.into_args(), |e| {
-        e.route = RouteInfo::default();
-        if sk == 0 {
-            e.sock = SockInfo::default();
-        } else {
-            fill_sock_info(&mut e.sock, sk, id);
+    if sk == 0 {
+        emit_with(P::KIND, group, payload.into_args(), EVENT_HEAD, |_| {});
+        return;
+    }
+    emit_with(P::KIND, group, payload.into_args(), EVENT_WITH_SOCK, |e| {
+        // SAFETY: an EVENT_WITH_SOCK record holds `sock` and `_pad2`.
+        unsafe {
+            fill_sock_info(&mut (*e).sock, sk, id);
+            (*e)._pad2 = 0;
         }
     });
 }
@@ -408,10 +476,15 @@ pub fn emit_route(p: payload::RouteException, fill: impl FnOnce(&mut RouteInfo))
         EventKind::RouteException,
         &GroupKey::UNATTRIBUTED,
         p.into_args(),
+        core::mem::size_of::<Event>(),
         |e| {
-            e.sock = SockInfo::default();
-            e.route = RouteInfo::default();
-            fill(&mut e.route);
+            // SAFETY: a whole Event was reserved.
+            unsafe {
+                (*e).sock = SockInfo::default();
+                (*e)._pad2 = 0;
+                (*e).route = RouteInfo::default();
+                fill(&mut (*e).route);
+            }
         },
     );
 }

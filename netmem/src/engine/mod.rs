@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use netmem_common::{Event as RawEvent, GroupCounters, GroupKey, Stat};
+use netmem_common::{Event as RawEvent, EventKind, GroupCounters, GroupKey, Stat};
 use tokio::io::unix::AsyncFd;
 
 use crate::hooks::{Coverage, HookId, Probes, Tier};
@@ -29,6 +29,9 @@ pub mod stop;
 const DRAIN_BATCH: usize = 16 * 1024;
 /// ... and the longest such a batch may take.
 const DRAIN_TIME: Duration = Duration::from_millis(20);
+/// How often the ring is read without a wake-up: the longest a lone event
+/// waits before it is shown.
+const DRAIN_TICK: Duration = Duration::from_millis(10);
 /// How long shutdown keeps decoding what is left in the ring.
 const EXIT_DRAIN_TIME: Duration = Duration::from_millis(300);
 
@@ -222,6 +225,11 @@ impl Tracer<'_> {
         tokio::pin!(end);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut pending: Option<tokio::task::JoinHandle<Result<Gathered>>> = None;
+        // The kernel wakes this loop for a batch, or for a lone record at
+        // most once a millisecond per CPU (sock.rs `wake_flags`); a record
+        // that woke nobody is read on this tick.
+        let mut drain_tick = tokio::time::interval(DRAIN_TICK);
+        drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Biased, most urgent first: under an event flood the ring is
             // always ready, and stopping, the interval's report and its tick
@@ -236,6 +244,10 @@ impl Tracer<'_> {
                     self.interval_report(g, true)?;
                 }
                 _ = tick.tick(), if pending.is_none() => pending = Some(self.spawn_gather()?),
+                _ = drain_tick.tick() => {
+                    self.drain_some(rb.get_mut(), DRAIN_BATCH)?;
+                    self.sink.flush()?;
+                }
                 guard = rb.readable_mut() => {
                     let mut guard = guard?;
                     // A batch bounded in count and time: under a flood the
@@ -303,12 +315,9 @@ impl Tracer<'_> {
             let Some(item) = rb.next() else {
                 return Ok(true);
             };
-            if item.len() >= std::mem::size_of::<RawEvent>() {
-                // SAFETY: the kernel writes whole `Event`s (checked length);
-                // read unaligned since the ring gives no alignment promise.
-                let e: RawEvent =
-                    unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RawEvent) };
-                drop(item);
+            let e = RawEvent::from_record(&item);
+            drop(item);
+            if let Some(e) = e {
                 self.on_event(&e)?;
             }
         }
@@ -339,6 +348,23 @@ impl Tracer<'_> {
 
     fn on_event(&mut self, raw: &RawEvent) -> Result<()> {
         self.received += 1;
+        // Past this interval's limit, an event only the sink would use is
+        // counted without being decoded: under a flood, decoding is most of
+        // the reader's cost. Kinds the stream keeps state from are not.
+        if self.shown_this_interval >= self.opts.event_limit {
+            use netmem_common::EventKind as K;
+            match EventKind::from_u32(raw.kind) {
+                None => return Ok(()),
+                Some(K::PressureEnter | K::PressureLeave | K::RouteException) => {}
+                Some(_) => {
+                    if self.opts.filter.accepts(&raw.group) {
+                        self.suppressed_this_interval += 1;
+                        self.suppressed_total += 1;
+                    }
+                    return Ok(());
+                }
+            }
+        }
         let Some(mut e) = self.decode(raw) else {
             return Ok(());
         };

@@ -1037,11 +1037,32 @@ fn pin_to_cpu(cpu: usize) {
 /// One pipeline run: the producer thread (CPU 0) makes getppid() calls, each
 /// of which streams `batch` synthetic events, paced to `rate` events/s (or
 /// unpaced when None); netmem's trace loop consumes on CPU 1.
+/// A reader of netmem's output that falls behind, like a terminal or a
+/// congested pipe: 100 ms stalls for every megabyte.
+#[derive(Default)]
+struct SlowPipe(usize);
+
+impl Write for SlowPipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        if self.0 >= 1 << 20 {
+            self.0 = 0;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn pipeline_run(
     ns: &str,
     rate: Option<f64>,
     secs: f64,
     batch: u32,
+    event_limit: u64,
 ) -> Result<(u64, u64, u64, f64)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1057,14 +1078,20 @@ fn pipeline_run(
         interval: Duration::from_secs(1),
         duration: Some(Duration::from_secs_f64(secs + 0.5)),
         filter: Default::default(),
-        event_limit: 0,
+        event_limit,
         max_tier: netmem::hooks::Tier::Fentry,
     };
     let producer_time = Arc::new(AtomicU64::new(0));
     let pt = producer_time.clone();
-    // The JSON sink over a discarding writer: the pipeline's cost includes
-    // decoding and formatting every event, as a real `trace --json` does.
-    let mut sink = netmem::output::sink(netmem::output::Format::Json, std::io::sink(), 0);
+    // The JSON sink over a discarding writer. With event_limit 0 every
+    // event is read and counted but none formatted (what `trace` does with
+    // events past its per-interval limit); with the maximum limit, every
+    // event is decoded and formatted, which overloads the reader.
+    let mut sink = if event_limit == 0 {
+        netmem::output::sink(netmem::output::Format::Json, std::io::sink(), 0)
+    } else {
+        netmem::output::sink(netmem::output::Format::Json, SlowPipe::default(), 0)
+    };
     let summary = rt.block_on(netmem::engine::run_with(opts, sink.as_mut(), move |p| {
         p.attach_synthetic(libc::SYS_getppid as u32, batch)?;
         std::thread::spawn(move || {
@@ -1106,7 +1133,7 @@ fn pipeline(o: &Opts) -> Result<Value> {
     let netns = Netns::new("pipe");
     let ns = netns.name.as_str();
     {
-        let batch = 64;
+        let batch = 256;
         let secs = o.secs.max(2.0);
         println!("\n== pipeline: one producer, batches of {batch} events per syscall, {secs:.1} s per rate");
         println!(
@@ -1128,7 +1155,7 @@ fn pipeline(o: &Opts) -> Result<Value> {
             if lossy_seen && rate.is_some() {
                 continue;
             }
-            let (g, rcv, lost, produced) = pipeline_run(ns, rate, secs, batch)?;
+            let (g, rcv, lost, produced) = pipeline_run(ns, rate, secs, batch, 0)?;
             let exact = g == rcv + lost;
             exact_all &= exact;
             println!(
@@ -1148,10 +1175,21 @@ fn pipeline(o: &Opts) -> Result<Value> {
             }
             runs.push(json!({"target": rate, "produced_per_s": produced, "generated": g, "received": rcv, "lost": lost, "exact": exact}));
         }
+        // Overloaded on purpose: events decoded, formatted, and written to a
+        // reader that stalls.
+        let (g, rcv, lost, produced) = pipeline_run(ns, None, secs, batch, 1_000_000)?;
+        let exact = g == rcv + lost;
+        exact_all &= exact;
+        println!(
+            "{:>14} {produced:>14.0} {g:>12} {rcv:>12} {lost:>10}  {}",
+            "slow reader",
+            if exact { "yes" } else { "NO" }
+        );
+        ensure!(lost > 0, "the formatting reader kept up: no overload to check the loss count with");
         println!("highest lossless rate: {best:.0} events/s; loss counter exact in every run: {exact_all}");
-        Ok(
-            json!({"batch": batch, "secs": secs, "runs": runs, "max_lossless_per_s": best, "loss_count_exact": exact_all}),
-        )
+        Ok(json!({"batch": batch, "secs": secs, "runs": runs, "max_lossless_per_s": best,
+            "loss_count_exact": exact_all,
+            "overloaded": {"produced_per_s": produced, "generated": g, "received": rcv, "lost": lost, "exact": exact}}))
     }
 }
 
