@@ -143,6 +143,7 @@ pub async fn run_with(
     crate::kernel::startup::mark("host and listeners read");
     let (probes, resolved) =
         crate::hooks::setup(opts.command, netns_inum, opts.max_tier, &listening)?;
+    crate::kernel::startup::release_freed_memory();
     let polls = Polls::for_tiers(|h| probes.tier_of(h));
     let mono = monotonic_ns();
     let wall = SystemTime::now()

@@ -6,9 +6,18 @@ use std::time::{Duration, Instant};
 
 static START: OnceLock<Instant> = OnceLock::new();
 
-/// Called first thing in `main`.
+/// Called first thing in `main`, before any thread exists.
 pub fn begin() {
     START.get_or_init(Instant::now);
+    // glibc gives each thread that allocates an arena of its own, up to 8
+    // per CPU, and an arena keeps what was freed in it. Hooks attach on a
+    // thread each and passes run on workers: with the default, `trace` at
+    // 100k sockets held 16 MB of heap; with two arenas, 6 MB.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a glibc tunable; no thread allocates yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// Time since [`begin`] (zero when it was not called, as in tests).
@@ -19,4 +28,17 @@ pub fn elapsed() -> Duration {
 /// Logs that `phase` is done (at debug level, so `-v` shows it).
 pub fn mark(phase: &str) {
     log::debug!("start-up: {phase} at {:.1} ms", elapsed().as_secs_f64() * 1e3);
+}
+
+/// Hands memory freed so far back to the kernel. Start-up parses vmlinux
+/// BTF (aya's loader always does) on several threads, and glibc keeps what
+/// they freed in per-thread arenas: 15-20 MB of RSS that a long-running
+/// `trace` or `serve` would never use again. Also called after each
+/// interval pass, whose buffers are freed on a worker thread.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
