@@ -10,8 +10,8 @@ use aya_ebpf::{
 use netmem_common::{payload, AbortSource, Counter, ORPHANS_CACHE, ORPHANS_PERCPU_COUNTER};
 
 use crate::sock::{
-    count, emit, group_of, lay, proto_mem, read, save_entry_args, take_entry_args,
-    traced_id, Entry, SockId,
+    count, emit, group_of, lay, proto_mem, read, save_entry_args, take_entry_args, traced_id,
+    Entry, SockId,
 };
 
 // bool tcp_check_oom([const] struct sock *sk, int shift); ctx[2] is the result.

@@ -13,8 +13,8 @@ use netmem_common::{
 };
 
 use crate::sock::{
-    count, emit, group_of, lay, now_ns, read, save_entry_args, stat, take_entry_args,
-    traced_id, Direct, Entry, Fields,
+    count, emit, group_of, lay, now_ns, read, save_entry_args, stat, take_entry_args, traced_id,
+    Direct, Entry, Fields,
 };
 
 /// Live orphans by socket address: birth time, bytes and group, so their

@@ -11,8 +11,8 @@ use aya_ebpf::{
 };
 use netmem_common::{
     payload, Counter, Event, EventKind, GroupCounters, GroupKey, KernelLayout, Payload, RouteInfo,
-    Setting, SockInfo, Stat, AF_INET, AF_INET6, EVENT_HEAD, EVENT_WITH_SOCK, IPPROTO_TCP, NO_OFFSET,
-    N_ARGS,
+    Setting, SockInfo, Stat, AF_INET, AF_INET6, EVENTS_BYTES, EVENT_HEAD, EVENT_WITH_SOCK,
+    IPPROTO_TCP, NO_OFFSET, N_ARGS,
 };
 
 /// Filled in by userspace from the running kernel's BTF before load.
@@ -20,7 +20,7 @@ use netmem_common::{
 pub static LAYOUT: KernelLayout = KernelLayout::unresolved();
 
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 /// Per-group counters: the in-kernel aggregation of every hook.
 #[map]
@@ -230,7 +230,8 @@ impl Sock {
         if sk != 0 {
             // SAFETY: a checked helper copy; on a fault it zeroes `head`,
             // which then reads as an unknown socket.
-            let _ = unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(sk as *const u8, &mut head) };
+            let _ =
+                unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(sk as *const u8, &mut head) };
         }
         Sock { sk, head }
     }
@@ -368,7 +369,7 @@ pub fn setting(s: Setting) -> u32 {
 
 /// Waiting bytes from which a record always wakes the reader (1/16 of the
 /// ring): under a flood, one wake-up per batch instead of one per record.
-const WAKE_AT: u64 = 256 << 10;
+const WAKE_AT: u64 = EVENTS_BYTES as u64 / 16;
 /// Between two wake-ups for a lone record, at least this long (per CPU):
 /// a reader keeping up with a fast producer finds the ring empty at every
 /// record, and a wake-up (an IPI and a scheduler call) costs more than the

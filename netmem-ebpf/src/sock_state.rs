@@ -4,7 +4,9 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use netmem_common::{payload, Counter, Setting, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
 
 use crate::orphans::orphan_state;
-use crate::sock::{count, emit, group_of, lay, now_ns, read, setting, traced_id, Fields, Sock, LISTEN_PORTS};
+use crate::sock::{
+    count, emit, group_of, lay, now_ns, read, setting, traced_id, Fields, Sock, LISTEN_PORTS,
+};
 
 // TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]

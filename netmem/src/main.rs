@@ -8,6 +8,7 @@ use netmem::hooks::Tier;
 use netmem::model::group::{parse_backend, Filter};
 use netmem::model::owner::GroupBy;
 use netmem::output::{self, Format, Sink};
+use netmem::sources::census::Budget;
 use netmem::sources::netns::Netns;
 
 /// Live socket memory attribution: which listening port or backend holds the
@@ -34,6 +35,8 @@ enum Cmd {
     Trace {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        pass: PassArgs,
         /// Table period, e.g. 1s, 500ms (10ms to 24h).
         #[arg(long, default_value = "1s", value_parser = parse_interval)]
         interval: Duration,
@@ -95,6 +98,8 @@ enum Cmd {
         netns: Option<String>,
         #[command(flatten)]
         who: Owners,
+        #[command(flatten)]
+        pass: PassArgs,
         /// Events recorded per interval at most; the rest are counted.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
         event_limit: u64,
@@ -129,6 +134,8 @@ enum Cmd {
         netns: Option<String>,
         #[command(flatten)]
         who: Owners,
+        #[command(flatten)]
+        pass: PassArgs,
         #[arg(long, default_value = "1s", value_parser = parse_interval)]
         interval: Duration,
         /// Only the group listen:PORT (repeatable).
@@ -156,6 +163,8 @@ enum Cmd {
         netns: Option<String>,
         #[command(flatten)]
         who: Owners,
+        #[command(flatten)]
+        pass: PassArgs,
         /// Export each group's TIME_WAIT sockets
         /// (netmem_group_time_wait_sockets); each pass then reads them all.
         #[arg(long)]
@@ -185,6 +194,35 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "fentry")]
         max_tier: Tier,
     },
+}
+
+/// How much the live commands may spend on their per-group pass.
+#[derive(Args, Clone, Copy)]
+struct PassArgs {
+    /// CPU, in percent of one core, that the per-group census (every
+    /// socket read through sock_diag) may use. Below the cost of one
+    /// census per interval it runs less often (each interval says how old
+    /// its groups are: JSON `census_age_ms`), and at once when the
+    /// namespace's socket memory moves by a quarter. 100: every interval.
+    #[arg(long, default_value = "1", value_name = "PERCENT", value_parser = parse_budget)]
+    census_budget: Budget,
+}
+
+fn parse_budget(s: &str) -> Result<Budget, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage (e.g. 1, 0.5, 100)"))?;
+    if !(v > 0.0 && v <= 100.0) {
+        return Err(format!(
+            "{s}: a census budget is above 0 and at most 100 (percent of one core)"
+        ));
+    }
+    Ok(if v >= 100.0 {
+        Budget::EveryPass
+    } else {
+        Budget::Share(v / 100.0)
+    })
 }
 
 /// Who owns the sockets, and what a group is.
@@ -339,6 +377,7 @@ fn engine_options(
     command: &'static str,
     netns: Option<&str>,
     who: Owners,
+    pass: PassArgs,
     time_wait: bool,
     interval: Duration,
     duration: Option<Duration>,
@@ -359,6 +398,7 @@ fn engine_options(
         filter,
         event_limit,
         max_tier,
+        census_budget: pass.census_budget,
     })
 }
 
@@ -392,6 +432,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Trace {
             common,
+            pass,
             interval,
             duration,
             event_limit,
@@ -402,6 +443,7 @@ fn run(cli: Cli) -> Result<()> {
                 "netmem trace",
                 common.netns.as_deref(),
                 common.who,
+                pass,
                 common.time_wait,
                 interval,
                 duration,
@@ -439,6 +481,7 @@ fn run(cli: Cli) -> Result<()> {
             max_size,
             netns,
             who,
+            pass,
             event_limit,
             max_tier,
         } => {
@@ -451,6 +494,7 @@ fn run(cli: Cli) -> Result<()> {
                     "netmem record",
                     netns.as_deref(),
                     who,
+                    pass,
                     false,
                     interval,
                     duration,
@@ -464,6 +508,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Top {
             netns,
             who,
+            pass,
             interval,
             ports,
             backends,
@@ -479,6 +524,7 @@ fn run(cli: Cli) -> Result<()> {
                 "netmem top",
                 netns.as_deref(),
                 who,
+                pass,
                 false,
                 interval,
                 None,
@@ -493,6 +539,7 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             netns,
             who,
+            pass,
             time_wait,
             interval,
             max_groups,
@@ -508,6 +555,7 @@ fn run(cli: Cli) -> Result<()> {
                     "netmem serve",
                     netns.as_deref(),
                     who,
+                    pass,
                     time_wait,
                     interval,
                     None,

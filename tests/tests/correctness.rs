@@ -576,3 +576,86 @@ fn time_wait_is_counted_only_when_asked() {
         assert!(got.abs_diff(want) <= 2, "listen:{port}: {got} vs ss {want}");
     }
 }
+
+/// `--census-budget`: between full passes an interval carries the last
+/// census's groups and says how old they are; when the namespace's socket
+/// memory moves by a quarter, a census runs at once and the new memory is
+/// attributed in that interval. At 100 (percent) every interval is fresh.
+#[test]
+fn census_runs_within_its_budget_and_at_once_when_memory_moves() {
+    require_root();
+    let ns = Netns::new("budget");
+    let _idle = ns.load(&["idle", "--port", "20400", "--conns", "2000"]);
+    let args = |budget: &'static str| {
+        vec![
+            "trace",
+            "--json",
+            "--interval",
+            "250ms",
+            "--duration",
+            "4s",
+            "--census-budget",
+            budget,
+        ]
+    };
+    // A hundredth of a percent: the first census pays for the next
+    // minute, so only a memory move can bring one sooner.
+    let trace = ns.netmem_streaming(&args("0.01"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let stuck = ns.load(&["stuck-readers", "--port", "18085", "--conns", "20"]);
+    let lines = trace.finish();
+    drop(stuck);
+    let contexts: Vec<&Value> = lines.iter().filter(|v| v["type"] == "context").collect();
+    let ages: Vec<u64> = contexts
+        .iter()
+        .map(|c| c["census_age_ms"].as_u64().expect("census_age_ms"))
+        .collect();
+    assert!(ages.len() >= 10, "{ages:?}");
+    // Reused censuses before the load, growing with time.
+    let before: Vec<u64> = ages[1..5].to_vec();
+    assert!(before.iter().all(|&a| a > 0), "{ages:?}");
+    assert!(before.windows(2).all(|w| w[1] > w[0]), "{ages:?}");
+    // The idle holders' groups are in every interval, fresh or not.
+    let mut interval = Vec::new();
+    let mut fresh_with_load = false;
+    for v in &lines {
+        match v["type"].as_str() {
+            Some("context") => {
+                check_interval(&interval, &mut fresh_with_load);
+                interval = vec![v];
+            }
+            Some("group") => interval.push(v),
+            _ => {}
+        }
+    }
+    check_interval(&interval, &mut fresh_with_load);
+    assert!(
+        fresh_with_load,
+        "no fresh census showed listen:18085's queues after the memory moved: {ages:?}"
+    );
+
+    fn check_interval(lines: &[&Value], fresh_with_load: &mut bool) {
+        let Some((ctx, groups)) = lines.split_first() else {
+            return;
+        };
+        assert!(
+            groups.iter().any(|g| g["group"] == "listen:20400"),
+            "an interval without the idle holders' group: {ctx}"
+        );
+        let stuck = groups
+            .iter()
+            .find(|g| g["group"] == "listen:18085")
+            .map(|g| {
+                g["wmem_queued_bytes"].as_u64().unwrap_or(0) + g["rmem_bytes"].as_u64().unwrap_or(0)
+            })
+            .unwrap_or(0);
+        if ctx["census_age_ms"] == 0 && stuck > 1 << 20 {
+            *fresh_with_load = true;
+        }
+    }
+
+    let every = ns.netmem_streaming(&args("100")).finish();
+    let fresh: Vec<&Value> = every.iter().filter(|v| v["type"] == "context").collect();
+    assert!(fresh.len() >= 10);
+    assert!(fresh.iter().all(|c| c["census_age_ms"] == 0), "{fresh:?}");
+}

@@ -172,6 +172,8 @@ async fn watch(opts: &Options, d: Duration, w: &mut Window) -> Result<()> {
         // Every event counts towards the findings; none is printed.
         event_limit: 1_000_000,
         max_tier: opts.max_tier,
+        // A watch is short and its verdict needs each interval's groups.
+        census_budget: crate::sources::census::Budget::EveryPass,
     };
     let mut sink = WindowSink {
         window: w,

@@ -56,7 +56,6 @@ pub(super) fn gather(
     }
     let polled = polls.poll(netns, &ctx, monotonic_ns(), event_limit)?;
     let rt6_cached = crate::sources::routes::rt6_cached(netns)?;
-    crate::kernel::startup::release_freed_memory();
     Ok(Gathered {
         agg,
         listening,

@@ -55,6 +55,8 @@ pub struct Options {
     pub event_limit: u64,
     /// Best tier allowed (lower tiers are still used when better ones fail).
     pub max_tier: Tier,
+    /// `--census-budget`: how often the per-group pass reads every socket.
+    pub census_budget: crate::sources::census::Budget,
 }
 
 pub fn monotonic_ns() -> u64 {
@@ -133,7 +135,8 @@ pub async fn run_with(
         opts.group_by,
         &opts.filter,
     )?
-    .with_time_wait(opts.time_wait);
+    .with_time_wait(opts.time_wait)
+    .with_budget(opts.census_budget);
     // 0: the kernel programs count every namespace, each apart.
     let netns_inum = if opts.all_netns {
         0
@@ -294,7 +297,8 @@ impl Tracer<'_> {
                 return Ok(());
             }
         }
-        let cap = 4 * (4 << 20) / std::mem::size_of::<RawEvent>();
+        // Twice what the ring can hold: bounded while producers flood it.
+        let cap = 2 * netmem_common::EVENTS_BYTES as usize / netmem_common::EVENT_HEAD;
         for _ in 0..cap {
             if rb.next().is_none() {
                 break;
@@ -518,6 +522,7 @@ impl Tracer<'_> {
             memory_pressure: self.pressure_since.is_some(),
             pressure_time: self.pressure_done + ongoing,
             gather_time: Duration::from_nanos(now.saturating_sub(dump_started)),
+            census_age: agg.census_age,
             routes: self
                 .routes
                 .take(self.opts.interval, rt6_cached, &route_cached),
@@ -541,6 +546,8 @@ impl Tracer<'_> {
         self.sink.interval(&i)?;
         self.shown_this_interval = 0;
         self.suppressed_this_interval = 0;
+        drop(i);
+        crate::kernel::startup::release_freed_memory();
         Ok(())
     }
 }

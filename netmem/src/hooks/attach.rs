@@ -174,7 +174,14 @@ impl Probes {
         let done: Vec<HookStatus> = served.iter().flatten().cloned().collect();
         for ((hook, progs), slot) in jobs.iter_mut().zip(served.iter_mut()) {
             if slot.is_none() {
-                *slot = Some(serve_hook(progs, &env, hook, max_tier, &done, &notes_of(hook.id)));
+                *slot = Some(serve_hook(
+                    progs,
+                    &env,
+                    hook,
+                    max_tier,
+                    &done,
+                    &notes_of(hook.id),
+                ));
                 mark(hook.name);
             }
         }
@@ -205,7 +212,10 @@ impl Probes {
         p.set(Setting::AbortsFromResets, from_resets as u32)?;
         // Set once every hook is served: an orphan born and closed in the
         // few milliseconds before has no last state (reported as unknown).
-        let tracked = matches!(p.tier_of(HookId::Orphans), Some(Tier::Fentry | Tier::Kprobe));
+        let tracked = matches!(
+            p.tier_of(HookId::Orphans),
+            Some(Tier::Fentry | Tier::Kprobe)
+        );
         p.set(Setting::OrphansTracked, tracked as u32)?;
         Ok(p)
     }

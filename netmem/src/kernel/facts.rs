@@ -65,7 +65,9 @@ impl KernelFacts {
         // half of resolving.
         let syms = std::thread::spawn(|| Kallsyms::load(&wanted_symbols()));
         let btf = KernelBtf::load()?;
-        let syms = syms.join().unwrap_or_else(|_| Err(anyhow::anyhow!("kallsyms reader panicked")));
+        let syms = syms
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("kallsyms reader panicked")));
         let f = Self::resolve(&btf, syms, key.clone().unwrap_or_default());
         // Freeing BTF's many small allocations takes 20 ms: done on a
         // thread of its own while the programs load.
@@ -168,7 +170,10 @@ fn layout_bytes(l: &KernelLayout) -> Vec<u8> {
     // SAFETY: KernelLayout is #[repr(C)] plain data with no padding
     // (netmem-common asserts its size), so all its bytes are initialised.
     unsafe {
-        std::slice::from_raw_parts((l as *const KernelLayout).cast::<u8>(), std::mem::size_of::<KernelLayout>())
+        std::slice::from_raw_parts(
+            (l as *const KernelLayout).cast::<u8>(),
+            std::mem::size_of::<KernelLayout>(),
+        )
     }
     .to_vec()
 }
@@ -258,7 +263,11 @@ mod tests {
         let back: KernelFacts = serde_json::from_slice(&serde_json::to_vec(&f).unwrap()).unwrap();
         let (a, b) = (f.resolved(7), back.resolved(7));
         assert_eq!(a.layout, b.layout);
-        assert_eq!(a.layout, btf.resolve(7, &Kallsyms::load(&wanted_symbols()).unwrap_or_default()).layout);
+        assert_eq!(
+            a.layout,
+            btf.resolve(7, &Kallsyms::load(&wanted_symbols()).unwrap_or_default())
+                .layout
+        );
         assert_eq!(a.missing, b.missing);
         assert!(back.has_tracepoint("inet_sock_set_state"));
         assert!(!back.has_tracepoint("no_such_tracepoint"));

@@ -217,6 +217,9 @@ pub struct Aggregator {
     pub sockets: Option<Vec<(SockRecord, GroupKey)>>,
     /// Who owns the groups, when asked (see [`super::owner`]).
     pub attribution: Option<super::owner::Attribution>,
+    /// Set when the groups' sockets and memory come from an earlier census
+    /// (see `sources::census`): how old they are.
+    pub census_age: Option<std::time::Duration>,
 }
 
 impl Aggregator {

@@ -52,6 +52,10 @@ pub struct Live {
     pub pressure_time: Duration,
     /// How long this interval's reads (sock_diag, procfs, pollers) took.
     pub gather_time: Duration,
+    /// Set when the groups come from an earlier census (`--census-budget`):
+    /// how old they are. Global figures (context) are always this
+    /// interval's.
+    pub census_age: Option<Duration>,
     pub routes: RouteFigures,
     pub coverage: Coverage,
     pub loss: Loss,

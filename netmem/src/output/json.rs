@@ -100,8 +100,10 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 }
 
-/// An interval's lines: its context, then one line per group.
-pub fn interval_objects(i: &Interval) -> Vec<Value> {
+/// An interval's lines: its context, then one line per group, each built
+/// as it is taken (at 1000+ groups, building them all first held
+/// megabytes at once).
+pub fn interval_objects(i: &Interval) -> impl Iterator<Item = Value> + '_ {
     let ts = rfc3339(i.ts);
     let mut c = context_object(&ts, &i.context);
     if let Some(l) = &i.live {
@@ -110,6 +112,8 @@ pub fn interval_objects(i: &Interval) -> Vec<Value> {
         c["events_suppressed"] = json!(l.loss.events_suppressed);
         c["group_map_full"] = json!(l.loss.group_map_full);
         c["memory_pressure"] = json!(l.memory_pressure);
+        // 0: the groups below were read this interval.
+        c["census_age_ms"] = json!(l.census_age.map_or(0, |a| a.as_millis() as u64));
         c["route_exceptions"] = json!({
             "inserted": r.inserted,
             "per_s": (r.per_s() * 100.0).round() / 100.0,
@@ -118,17 +122,11 @@ pub fn interval_objects(i: &Interval) -> Vec<Value> {
             "cached": r.cached,
         });
     }
-    let mut out = vec![c];
-    for (g, row) in &i.groups {
-        out.push(group_object(
-            &ts,
-            g,
-            row,
-            i.live.is_some(),
-            i.time_wait_counted,
-        ));
-    }
-    out
+    std::iter::once(c).chain(
+        i.groups
+            .iter()
+            .map(move |(g, row)| group_object(&ts, g, row, i.live.is_some(), i.time_wait_counted)),
+    )
 }
 
 pub fn context_object(ts: &str, c: &Context) -> Value {

@@ -105,6 +105,13 @@ impl<W: Write> Sink for TextSink<W> {
                 l.loss.events_suppressed
             )?;
         }
+        if let Some(age) = l.census_age {
+            writeln!(
+                self.out,
+                "(sockets and memory per group from the census {:.1}s ago: --census-budget)",
+                age.as_secs_f64()
+            )?;
+        }
         self.table(&i.groups, true)?;
         self.flush()
     }

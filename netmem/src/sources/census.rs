@@ -44,6 +44,47 @@ pub struct Census {
     /// `--time-wait`: count each group's TIME_WAIT sockets, which means
     /// dumping every one of them.
     pub time_wait: bool,
+    /// `--census-budget`: the share of one CPU full passes may take.
+    budget: Budget,
+    /// The last full pass, reused until the next is due.
+    last: Option<LastPass>,
+}
+
+/// How often a full pass runs. Every socket is dumped on each: at 100k
+/// sockets that is about 80 ms of kernel time, 8% of a CPU at a 1 s
+/// interval. Under a budget, a pass is due once the time since the last
+/// one pays for what it cost, or at once when the namespace's socket
+/// memory (sockstat, read every interval) has moved by a quarter since:
+/// an incident gets fresh attribution, a quiet host a cheap trace.
+#[derive(Clone, Copy, Debug)]
+pub enum Budget {
+    /// A full pass at every interval.
+    EveryPass,
+    /// At most this share of one CPU (0.01 = 1%).
+    Share(f64),
+}
+
+/// What the last full pass found, for the passes in between.
+struct LastPass {
+    at: std::time::Instant,
+    due: std::time::Instant,
+    groups: std::collections::BTreeMap<netmem_common::GroupKey, crate::model::GroupRow>,
+    listening: HashSet<u16>,
+    listen_ports_in_use: HashSet<u16>,
+    attribution: Option<owner::Attribution>,
+    /// TCP + UDP pages allocated when it ran.
+    mem_pages: u64,
+}
+
+impl LastPass {
+    /// Socket memory moved enough since this pass to warrant a new one.
+    fn stale_for(&self, ctx: &Context) -> bool {
+        let now = ctx.memory_allocated_pages + ctx.udp_memory_allocated_pages;
+        let (a, b) = (now.max(self.mem_pages), now.min(self.mem_pages));
+        // A quarter, and at least 256 pages (1 MiB): a host near idle
+        // swings by a few pages between reads.
+        a - b >= 256 && (a - b) * 4 >= a
+    }
 }
 
 impl Census {
@@ -64,7 +105,15 @@ impl Census {
             by,
             filter: filter.clone(),
             time_wait: false,
+            budget: Budget::EveryPass,
+            last: None,
         })
+    }
+
+    /// Full passes within `budget` (live commands; a snapshot is one pass).
+    pub fn with_budget(mut self, budget: Budget) -> Census {
+        self.budget = budget;
+        self
     }
 
     /// Counts TIME_WAIT sockets per group (a pass then costs in proportion
@@ -96,6 +145,86 @@ impl Census {
         sticky: &HashSet<u16>,
     ) -> Result<(HashSet<u16>, Context)> {
         let ctx = Context::read(primary)?;
+        let now = std::time::Instant::now();
+        let reuse = match (&self.budget, &self.last) {
+            (Budget::Share(_), Some(last)) => now < last.due && !last.stale_for(&ctx),
+            _ => false,
+        };
+        if reuse {
+            let listening = self.between(primary, agg, sticky, &ctx)?;
+            return Ok((listening, ctx));
+        }
+        let listening = self.full_pass(primary, agg, sticky, &ctx)?;
+        if let Budget::Share(share) = self.budget {
+            let cost = now.elapsed();
+            self.last = Some(LastPass {
+                at: now,
+                due: now + cost.div_f64(share.max(1e-6)),
+                groups: agg.groups.clone(),
+                listening: listening.clone(),
+                listen_ports_in_use: agg.listen_ports_in_use.clone(),
+                attribution: agg.attribution.clone(),
+                mem_pages: ctx.memory_allocated_pages + ctx.udp_memory_allocated_pages,
+            });
+        }
+        Ok((listening, ctx))
+    }
+
+    /// An interval between full passes: the last pass's groups, with what
+    /// must be fresh read cheaply. The listeners are dumped (the kernel
+    /// walks only its listening hash for them) so new ports are grouped
+    /// right away; the orphan poller's sockets are dumped by state, and
+    /// only while sockstat counts orphans.
+    fn between(
+        &mut self,
+        primary: &Netns,
+        agg: &mut Aggregator,
+        sticky: &HashSet<u16>,
+        ctx: &Context,
+    ) -> Result<HashSet<u16>> {
+        let last = self.last.as_ref().expect("checked by the caller");
+        agg.groups = last.groups.clone();
+        agg.listen_ports_in_use = last.listen_ports_in_use.clone();
+        agg.attribution = last.attribution.clone();
+        agg.census_age = Some(last.at.elapsed());
+        agg.sockets = None;
+        if self.all.is_some() {
+            return Ok(last.listening.clone());
+        }
+        let diag = crate::sources::sockdiag::SockDiag::open(primary)?;
+        let mut listening = HashSet::new();
+        diag.tcp(
+            crate::sources::sockdiag::Families::BOTH,
+            States::Listening,
+            |r| {
+                listening.insert(r.lport);
+            },
+        )?;
+        if let Some(orphans) = agg.orphan_records.as_mut() {
+            if ctx.orphans > 0 {
+                let mut ports = sticky.clone();
+                ports.extend(listening.iter().copied());
+                diag.tcp(
+                    crate::sources::sockdiag::Families::BOTH,
+                    States::Closing,
+                    |r| {
+                        if crate::model::group::is_orphan(r) {
+                            orphans.push((r.clone(), crate::model::group::group_of(r, &ports)));
+                        }
+                    },
+                )?;
+            }
+        }
+        Ok(listening)
+    }
+
+    fn full_pass(
+        &mut self,
+        primary: &Netns,
+        agg: &mut Aggregator,
+        sticky: &HashSet<u16>,
+        ctx: &Context,
+    ) -> Result<HashSet<u16>> {
         let others = if self.time_wait {
             States::AllButListening
         } else {
@@ -107,7 +236,7 @@ impl Census {
         let time_wait = self.time_wait;
         let listening = match self.all.as_mut() {
             None => {
-                let present = procfs::presence(&ctx, time_wait);
+                let present = procfs::presence(ctx, time_wait);
                 agg.collect_present(primary, others, sticky, present)?
             }
             Some(all) => {
@@ -178,6 +307,6 @@ impl Census {
             a.filter = self.filter.clone();
             agg.attribution = Some(a);
         }
-        Ok((listening, ctx))
+        Ok(listening)
     }
 }

@@ -74,6 +74,9 @@ pub enum States {
     Everything,
     /// Listeners, then [`States::Buffered`].
     ListeningAndBuffered,
+    /// Only the states an orphan can be in (FIN_WAIT1/2, CLOSING,
+    /// LAST_ACK): the orphan poller's own dump between census passes.
+    Closing,
 }
 
 impl States {
@@ -192,6 +195,12 @@ impl SockDiag {
             (_, States::Buffered) => StateFlags::all() - StateFlags::LISTEN - StateFlags::TIME_WAIT,
             (_, States::Everything) => StateFlags::all(),
             (_, States::ListeningAndBuffered) => StateFlags::all() - StateFlags::TIME_WAIT,
+            (_, States::Closing) => {
+                StateFlags::FIN_WAIT1
+                    | StateFlags::FIN_WAIT2
+                    | StateFlags::CLOSING
+                    | StateFlags::LAST_ACK
+            }
         };
         let no_handler = if protocol == IPPROTO_UDP {
             NoHandler {
