@@ -658,4 +658,26 @@ fn census_runs_within_its_budget_and_at_once_when_memory_moves() {
     let fresh: Vec<&Value> = every.iter().filter(|v| v["type"] == "context").collect();
     assert!(fresh.len() >= 10);
     assert!(fresh.iter().all(|c| c["census_age_ms"] == 0), "{fresh:?}");
+
+    // serve says the same to a scraper: the groups' age, as a gauge.
+    let serve = netmem_tests::serve::Serve::start(&[
+        "--netns",
+        &ns.name,
+        "--interval",
+        "250ms",
+        "--census-budget",
+        "0.01",
+    ]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let m = serve.metrics();
+    let age = netmem_tests::serve::sample(&m, "netmem_census_age_seconds").unwrap();
+    assert!(age > 0.2, "census age {age} s at a hundredth of a percent");
+    assert!(
+        netmem_tests::serve::sample(
+            &m,
+            "netmem_group_sockets{group=\"listen:20400\",kind=\"listen\"}"
+        )
+        .is_some_and(|n| n >= 2000.0),
+        "the idle holders' group left the exposition between censuses"
+    );
 }

@@ -89,6 +89,9 @@ fn header(f: &mut Frame, v: &View, area: Rect) {
     }
     flags.push(Span::raw(format!("routes {:.1}/s  ", h.routes_per_s)));
     flags.push(Span::raw(format!("lost {}  ", h.lost_events)));
+    if let Some(age) = h.census_age {
+        flags.push(Span::raw(format!("census {:.0}s ago  ", age.as_secs_f64())));
+    }
     if !v.filter.is_empty() {
         flags.push(Span::raw(format!("filter: {}  ", v.filter)));
     }

@@ -90,6 +90,8 @@ pub struct Header {
     pub pressure: bool,
     pub routes_per_s: f64,
     pub lost_events: u64,
+    /// How old the groups' census is (`--census-budget`); None: fresh.
+    pub census_age: Option<std::time::Duration>,
 }
 
 /// What the screen shows.
@@ -205,6 +207,7 @@ impl View {
             pressure: live.is_some_and(|l| l.memory_pressure),
             routes_per_s: live.map_or(0.0, |l| l.routes.per_s()),
             lost_events: live.map_or(0, |l| l.loss.lost_events),
+            census_age: live.and_then(|l| l.census_age),
         };
         let mut seen = std::collections::HashSet::with_capacity(i.groups.len());
         for (g, row) in &i.groups {

@@ -56,6 +56,7 @@ pub const NAMES: &[&str] = &[
     "netmem_build_info",
     "netmem_interval_seconds",
     "netmem_interval_gather_seconds",
+    "netmem_census_age_seconds",
     "netmem_last_interval_timestamp_seconds",
     "netmem_scrape_duration_seconds",
     "netmem_scrapes_total",
@@ -569,6 +570,12 @@ fn global(f: &mut Families, e: &Exposition) -> Fmt {
         "How long the last interval's reads (sock_diag, procfs, pollers) took.",
         Some(Unit::Seconds),
         gl.gather_time.as_secs_f64(),
+    )?;
+    f.gauge(
+        "census_age",
+        "How old the census behind the group series is: 0 when read at the last interval, more between full passes (--census-budget).",
+        Some(Unit::Seconds),
+        gl.census_age.as_secs_f64(),
     )?;
     f.gauge(
         "last_interval_timestamp",

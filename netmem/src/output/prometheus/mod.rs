@@ -141,6 +141,8 @@ pub struct Global {
     pub memory_pressure: bool,
     pub pressure_time: Duration,
     pub gather_time: Duration,
+    /// Zero when the groups were read at this interval (`--census-budget`).
+    pub census_age: Duration,
     /// Route exceptions inserted since netmem started, by family.
     pub routes_inserted: BTreeMap<&'static str, u64>,
     /// Cached routes (exceptions) per family, where a dump or
@@ -419,6 +421,7 @@ impl Sink for MetricsSink {
             memory_pressure: live.memory_pressure,
             pressure_time: live.pressure_time,
             gather_time: live.gather_time,
+            census_age: live.census_age.unwrap_or_default(),
             routes_inserted: self.routes_inserted.clone(),
             routes_cached: cached,
             time_wait_counted: i.time_wait_counted,
