@@ -51,7 +51,12 @@ fn chromium(html: &Path, png: &Path) -> String {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("Debian's chromium is not installed: run `cargo xtask setup`");
-    let profile = tmp("chromium-profile");
+    // A profile per call: tests run in parallel in one process, and two
+    // Chromiums on one profile refuse each other (SingletonLock; seen once
+    // in CI).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = tmp(&format!("chromium-profile-{n}"));
     let common = [
         "--headless",
         "--no-sandbox",
