@@ -91,3 +91,46 @@ fn route_exceptions_seen_on_this_kernel() {
         Err(e) => panic!("{e:#}"),
     }
 }
+
+/// The kernel facts cache: the first start resolves and writes it, the
+/// next reads it; a file others could have written is not trusted, and a
+/// damaged one is resolved again. Every start attaches the same hooks.
+#[test]
+fn kernel_facts_cache_is_used_and_distrusted_when_foreign() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("netmem-facts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("kernel-facts.json");
+    let start = || {
+        let o = std::process::Command::new(netmem_bin())
+            .args(["-v", "probes", "--json"])
+            .env("NETMEM_CACHE_DIR", &dir)
+            .env("RUST_LOG", "netmem=debug")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let tiers: Vec<String> = json_lines(&String::from_utf8_lossy(&o.stdout))
+            .iter()
+            .map(|r| format!("{}={}", r["hook"], r["tier"]))
+            .collect();
+        (String::from_utf8_lossy(&o.stderr).into_owned(), tiers)
+    };
+    let (first, tiers) = start();
+    assert!(first.contains("kernel facts not cached"), "{first}");
+    assert!(file.exists(), "no cache written: {first}");
+    let (second, again) = start();
+    assert!(second.contains("kernel facts from"), "{second}");
+    assert_eq!(tiers, again);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (foreign, again) = start();
+    assert!(foreign.contains("not owned by uid 0 alone"), "{foreign}");
+    assert_eq!(tiers, again);
+    std::fs::write(&file, b"{ not json").unwrap();
+    let (damaged, again) = start();
+    assert!(damaged.contains("unreadable"), "{damaged}");
+    assert_eq!(tiers, again);
+    let (healed, _) = start();
+    assert!(healed.contains("kernel facts from"), "{healed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

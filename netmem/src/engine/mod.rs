@@ -363,8 +363,7 @@ impl Tracer<'_> {
                 Some(K::PressureEnter | K::PressureLeave | K::RouteException) => {}
                 Some(_) => {
                     if self.opts.filter.accepts(&raw.group) {
-                        self.suppressed_this_interval += 1;
-                        self.suppressed_total += 1;
+                        self.suppress();
                     }
                     return Ok(());
                 }
@@ -420,13 +419,18 @@ impl Tracer<'_> {
             ));
         }
         if self.shown_this_interval >= self.opts.event_limit {
-            self.suppressed_this_interval += 1;
-            self.suppressed_total += 1;
+            self.suppress();
             return Ok(());
         }
         self.shown_this_interval += 1;
         *self.shown.entry(e.body.kind().name()).or_default() += 1;
         self.sink.event(&e)
+    }
+
+    /// One event over the interval's `--event-limit`: counted, not shown.
+    fn suppress(&mut self) {
+        self.suppressed_this_interval += 1;
+        self.suppressed_total += 1;
     }
 
     /// Starts the interval's sock_diag pass and pollers on a blocking

@@ -5,8 +5,12 @@
 //! - overhead: loopback connection churn and bulk throughput, direct and
 //!   through HAProxy, with nothing attached / `netmem trace` / a bpftrace
 //!   script on the same tracepoints with per-port maps;
+//! - kernel-cost: BPF time per connection of the direct churn, netmem vs
+//!   that bpftrace script, per program (bpf_stats; also part of overhead);
 //! - startup: exec to every probe attached, netmem vs that bpftrace script
 //!   (and the script with a `struct sock` cast, which parses BTF);
+//! - steady: `trace` and `serve` left running at 100k sockets and 1000+
+//!   groups: CPU and RSS;
 //! - snapshot: `netmem snapshot --json` vs `ss -tmnH` (+ awk per-port sums)
 //!   at 10k/50k/100k connections, wall time and peak RSS;
 //! - pipeline: synthetic events from one producer through netmem's real
