@@ -232,6 +232,10 @@ pub const GROUP_BACKEND: u8 = 2;
 /// ever counts by port groups; these are a regrouping of them.
 pub const GROUP_PROCESS: u8 = 3;
 pub const GROUP_CGROUP: u8 = 4;
+/// Userspace-only, for `--group-by proxy-backend`: a proxy's backend (its
+/// servers' `backend:` groups summed); the backend name's id is in the
+/// first 8 bytes of `addr`.
+pub const GROUP_PROXY_BACKEND: u8 = 5;
 
 /// Where a socket's memory is charged: the listening port it was accepted on
 /// (a proxy's frontend), or the remote endpoint it connected to (a backend).

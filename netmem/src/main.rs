@@ -71,6 +71,10 @@ enum Cmd {
         /// Diagnose a recording made with `netmem trace --json` instead of now.
         #[arg(long, value_name = "FILE")]
         from: Option<String>,
+        /// Name groups after HAProxy's frontends and servers (as for
+        /// `trace`; by default a running haproxy is found).
+        #[arg(long, value_name = "SOCKET|CONFIG|off", value_parser = parse_proxy_arg, conflicts_with = "from")]
+        haproxy: Vec<String>,
         #[arg(long, value_enum, default_value = "fentry")]
         max_tier: Tier,
     },
@@ -225,8 +229,8 @@ fn parse_budget(s: &str) -> Result<Budget, String> {
     })
 }
 
-/// Who owns the sockets, and what a group is.
-#[derive(Args, Clone, Copy)]
+/// Who owns the sockets, what a group is, and what the proxy calls it.
+#[derive(Args, Clone)]
 struct Owners {
     /// Show who holds each group's sockets: processes (pid, comm) and
     /// cgroups (path, container, pod).
@@ -236,6 +240,29 @@ struct Owners {
     /// process holding the sockets, or the cgroup they were created in.
     #[arg(long, value_enum, default_value = "port")]
     group_by: GroupBy,
+    /// Name groups after HAProxy's frontends and backend/servers, read
+    /// from its stats socket (runtime API), its configuration (a file or a
+    /// directory), or both (repeat the flag); `off` to name none. By
+    /// default a running haproxy in the traced namespace is found through
+    /// its command line (-f) and its configuration's `stats socket`.
+    #[arg(long, value_name = "SOCKET|CONFIG|off", value_parser = parse_proxy_arg)]
+    haproxy: Vec<String>,
+}
+
+fn parse_proxy_arg(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("give a stats socket, a configuration file or directory, or `off`".into());
+    }
+    Ok(s.to_string())
+}
+
+impl Owners {
+    fn proxy(&self) -> Result<netmem::sources::proxy::ProxySpec> {
+        if self.haproxy.len() > 1 && self.haproxy.iter().any(|h| h == "off" || h == "auto") {
+            anyhow::bail!("--haproxy off (or auto) cannot be combined with paths");
+        }
+        Ok(netmem::sources::proxy::ProxySpec::from_args(&self.haproxy))
+    }
 }
 
 #[derive(Args)]
@@ -386,7 +413,9 @@ fn engine_options(
     max_tier: Tier,
 ) -> Result<netmem::engine::Options> {
     let (netns, all_netns) = open_netns(netns)?;
+    let proxy = who.proxy()?;
     Ok(netmem::engine::Options {
+        proxy,
         command,
         netns,
         all_netns,
@@ -426,7 +455,8 @@ fn run(cli: Cli) -> Result<()> {
                 common.who.group_by,
                 &filter,
             )?
-            .with_time_wait(common.time_wait);
+            .with_time_wait(common.time_wait)
+            .with_proxies(common.who.proxy()?, &netns)?;
             let mut sink = stdout_sink(common.json, common.rows);
             netmem::cmd::snapshot::run(&netns, &filter, &mut census, sink.as_mut())
         }
@@ -442,7 +472,7 @@ fn run(cli: Cli) -> Result<()> {
             let opts = engine_options(
                 "netmem trace",
                 common.netns.as_deref(),
-                common.who,
+                common.who.clone(),
                 pass,
                 common.time_wait,
                 interval,
@@ -460,10 +490,18 @@ fn run(cli: Cli) -> Result<()> {
             watch,
             kernel_log,
             from,
+            haproxy,
             max_tier,
         } => {
             let rt = runtime()?;
+            let proxy = Owners {
+                owners: false,
+                group_by: GroupBy::Port,
+                haproxy,
+            }
+            .proxy()?;
             let opts = netmem::cmd::doctor::Options {
+                proxy,
                 netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
                 watch,
                 kernel_log,

@@ -85,6 +85,7 @@ fn abort(ts: SystemTime, g: GroupKey) -> Event {
         group: Some(g),
         sock: None,
         owner: None,
+        proxy: None,
         body: Body::AbortOnMemory(Abort {
             cause: AbortCause::Orphans,
             via: None,

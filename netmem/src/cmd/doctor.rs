@@ -22,6 +22,8 @@ pub struct Options {
     pub kernel_log: Option<String>,
     pub from: Option<String>,
     pub max_tier: Tier,
+    /// `--haproxy`: which proxy names the groups.
+    pub proxy: crate::sources::proxy::ProxySpec,
 }
 
 pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
@@ -48,7 +50,7 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
                 format!("a {} watch", humantime::format_duration(d))
             }
             None => {
-                let i = crate::cmd::snapshot::take(&opts.netns, &Filter::default())?;
+                let i = crate::cmd::snapshot::take(&opts.netns, &Filter::default(), opts.proxy.clone())?;
                 for v in interval_objects(&i) {
                     state.window.feed(&v);
                 }
@@ -174,6 +176,7 @@ async fn watch(opts: &Options, d: Duration, w: &mut Window) -> Result<()> {
         max_tier: opts.max_tier,
         // A watch is short and its verdict needs each interval's groups.
         census_budget: crate::sources::census::Budget::EveryPass,
+        proxy: opts.proxy.clone(),
     };
     let mut sink = WindowSink {
         window: w,

@@ -12,11 +12,16 @@ use crate::sources::census::Census;
 use crate::sources::netns::Netns;
 
 /// The snapshot as one typed interval (no live part).
-pub fn take(netns: &Netns, filter: &Filter) -> Result<Interval> {
+pub fn take(
+    netns: &Netns,
+    filter: &Filter,
+    proxy: crate::sources::proxy::ProxySpec,
+) -> Result<Interval> {
     take_with(
         netns,
         filter,
-        &mut Census::new(netns, false, false, GroupBy::Port, filter)?,
+        &mut Census::new(netns, false, false, GroupBy::Port, filter)?
+            .with_proxies(proxy, netns)?,
     )
 }
 
@@ -24,7 +29,7 @@ pub fn take(netns: &Netns, filter: &Filter) -> Result<Interval> {
 pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<Interval> {
     let mut agg = Aggregator::default();
     let (_, context) = census.collect(netns, &mut agg, &Default::default())?;
-    agg.regroup(census.by);
+    agg.finish(census.by, filter, &census.proxies());
     Ok(Interval {
         time_wait_counted: census.time_wait,
         ts: SystemTime::now(),
@@ -36,6 +41,7 @@ pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<
 
 pub fn run(netns: &Netns, filter: &Filter, census: &mut Census, sink: &mut dyn Sink) -> Result<()> {
     let i = take_with(netns, filter, census)?;
+    sink.proxies(&census.proxies())?;
     sink.interval(&i)?;
     sink.flush()
 }

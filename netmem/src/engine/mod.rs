@@ -57,6 +57,8 @@ pub struct Options {
     pub max_tier: Tier,
     /// `--census-budget`: how often the per-group pass reads every socket.
     pub census_budget: crate::sources::census::Budget,
+    /// `--haproxy`: which proxy names the groups.
+    pub proxy: crate::sources::proxy::ProxySpec,
 }
 
 pub fn monotonic_ns() -> u64 {
@@ -88,6 +90,10 @@ struct Tracer<'s> {
     census: Option<Census>,
     /// The last pass's owners: events are charged by it.
     attribution: Option<Attribution>,
+    /// The proxies as the last pass read them: events are named by them.
+    proxies: Vec<std::sync::Arc<crate::model::proxy::ProxyView>>,
+    /// The proxies' generations last handed to the sink.
+    proxies_shown: Vec<u64>,
     /// CLOCK_MONOTONIC ns of the memory-pressure entry being timed
     pressure_since: Option<u64>,
     /// Pressure periods that ended, summed.
@@ -136,7 +142,8 @@ pub async fn run_with(
         &opts.filter,
     )?
     .with_time_wait(opts.time_wait)
-    .with_budget(opts.census_budget);
+    .with_budget(opts.census_budget)
+    .with_proxies(opts.proxy.clone(), &opts.netns)?;
     // 0: the kernel programs count every namespace, each apart.
     let netns_inum = if opts.all_netns {
         0
@@ -164,6 +171,8 @@ pub async fn run_with(
         polls: Some(polls),
         census: Some(census),
         attribution: None,
+        proxies: Vec::new(),
+        proxies_shown: Vec::new(),
         pressure_since: None,
         pressure_done: Duration::ZERO,
         kernel_log: None,
@@ -209,6 +218,7 @@ impl Tracer<'_> {
         )?;
         self.interval_report(g, false)?;
         crate::kernel::startup::mark("first interval primed");
+        self.show_proxies()?;
         self.sink.coverage(&self.probes.status)?;
         let ring = self.probes.ring_buf()?;
         // SAFETY: the ring buffer owns its fd and is only dropped with the AsyncFd.
@@ -401,6 +411,7 @@ impl Tracer<'_> {
             }
         }
         if let Some(g) = e.group {
+            e.proxy = crate::model::proxy::name_of(&self.proxies, &g);
             let a = self.attribution.as_ref();
             // Owners from the last pass: the event's port group's main
             // owner, unless the kernel recorded the socket's own.
@@ -411,12 +422,10 @@ impl Tracer<'_> {
                 }
                 Some(_) => {}
             }
-            e.group = Some(crate::model::owner::event_group(
-                g,
-                e.owner.as_ref(),
-                a,
-                self.opts.group_by,
-            ));
+            e.group = Some(match self.opts.group_by {
+                GroupBy::ProxyBackend => crate::model::proxy::event_group(g, e.proxy.as_deref()),
+                by => crate::model::owner::event_group(g, e.owner.as_ref(), a, by),
+            });
         }
         if self.shown_this_interval >= self.opts.event_limit {
             self.suppress();
@@ -425,6 +434,16 @@ impl Tracer<'_> {
         self.shown_this_interval += 1;
         *self.shown.entry(e.body.kind().name()).or_default() += 1;
         self.sink.event(&e)
+    }
+
+    /// The proxies, when any changed since the sink last saw them.
+    fn show_proxies(&mut self) -> Result<()> {
+        let now: Vec<u64> = self.proxies.iter().map(|p| p.generation).collect();
+        if now != self.proxies_shown {
+            self.sink.proxies(&self.proxies)?;
+            self.proxies_shown = now;
+        }
+        Ok(())
     }
 
     /// One event over the interval's `--event-limit`: counted, not shown.
@@ -488,6 +507,7 @@ impl Tracer<'_> {
             route_cached,
             rt6_cached,
         } = g;
+        self.proxies = census.proxies();
         self.census = Some(census);
         if !self.netns_gone && !self.opts.netns.still_named() {
             self.netns_gone = true;
@@ -506,7 +526,7 @@ impl Tracer<'_> {
             dump_started,
         )?;
         self.count_groups(&mut agg)?;
-        agg.regroup(self.opts.group_by);
+        agg.finish(self.opts.group_by, &self.opts.filter, &self.proxies);
         self.attribution = agg.attribution.take();
         self.last_ctx = Some(ctx);
         for e in &events {
@@ -547,6 +567,7 @@ impl Tracer<'_> {
             groups: agg.sorted(&self.opts.filter),
             live: Some(live),
         };
+        self.show_proxies()?;
         self.sink.interval(&i)?;
         self.shown_this_interval = 0;
         self.suppressed_this_interval = 0;

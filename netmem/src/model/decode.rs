@@ -162,6 +162,7 @@ impl Decoder<'_> {
             group: (kind != EventKind::RouteException).then_some(raw.group),
             sock: sock_of(raw),
             owner,
+            proxy: None,
             body,
         })
     }

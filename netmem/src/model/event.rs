@@ -28,6 +28,8 @@ pub struct Event {
     /// Who owned the socket, when owners are asked for or the kernel
     /// recorded it (orphans closed by a process).
     pub owner: Option<super::owner::EventOwner>,
+    /// What the proxy in front calls its group (see [`super::proxy`]).
+    pub proxy: Option<std::sync::Arc<super::proxy::GroupProxy>>,
     pub body: Body,
 }
 

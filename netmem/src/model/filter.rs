@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 
 use anyhow::{anyhow, Result};
-use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN, GROUP_PROCESS};
+use netmem_common::{
+    GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN, GROUP_PROCESS, GROUP_PROXY_BACKEND,
+};
 
 use super::group::ip_from;
 
@@ -29,8 +31,9 @@ impl Filter {
                     .iter()
                     .any(|(a, p)| *p == g.port && normalize(a) == ip)
             }
-            // Owner groups are made of port groups the filter already chose.
-            GROUP_PROCESS | GROUP_CGROUP => true,
+            // Owner and proxy backend groups are made of port groups the
+            // filter already chose.
+            GROUP_PROCESS | GROUP_CGROUP | GROUP_PROXY_BACKEND => true,
             _ => false,
         }
     }

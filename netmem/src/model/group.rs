@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netmem_common::{
     Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN,
-    GROUP_PROCESS, IPPROTO_TCP, TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
+    GROUP_PROCESS, GROUP_PROXY_BACKEND, IPPROTO_TCP, TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
     TCP_LISTEN, TCP_TIME_WAIT,
 };
 
@@ -48,6 +48,7 @@ pub fn group_name(g: &GroupKey) -> String {
         GROUP_LISTEN => format!("listen:{}", g.port),
         GROUP_BACKEND => format!("backend:{}", endpoint(&ip_from(g.family, &g.addr), g.port)),
         GROUP_PROCESS | GROUP_CGROUP => super::owner::owner_group_name(g),
+        GROUP_PROXY_BACKEND => super::proxy::backend_group_name(g),
         _ => return "unattributed".to_string(),
     };
     base + &super::owner::netns_suffix(g.netns)
@@ -59,6 +60,7 @@ pub fn group_kind(g: &GroupKey) -> &'static str {
         GROUP_BACKEND => "backend",
         GROUP_PROCESS => "process",
         GROUP_CGROUP => "cgroup",
+        GROUP_PROXY_BACKEND => "proxy-backend",
         _ => "unattributed",
     }
 }
@@ -184,6 +186,8 @@ pub struct GroupRow {
     pub counts: [u64; Counter::COUNT],
     /// Who holds its sockets, when asked (`--owners`, `--group-by`).
     pub owners: Option<Box<super::owner::Owners>>,
+    /// What the proxy in front calls it (`--haproxy`, or one found running).
+    pub proxy: Option<std::sync::Arc<super::proxy::GroupProxy>>,
 }
 
 impl GroupRow {
@@ -322,10 +326,27 @@ impl Aggregator {
         }
     }
 
+    /// Names the groups after the proxies in front (counts added, so the
+    /// kernel's groups the pass did not see are named too), then
+    /// regroups them. Called once, when the pass's counts are in.
+    pub fn finish(
+        &mut self,
+        by: super::owner::GroupBy,
+        filter: &Filter,
+        proxies: &[std::sync::Arc<super::proxy::ProxyView>],
+    ) {
+        super::proxy::name_groups(&mut self.groups, proxies);
+        self.regroup(by, filter);
+    }
+
     /// With `--group-by process|cgroup`, the port groups (counts added)
-    /// become owner groups. Called once, when the pass's counts are in.
-    pub fn regroup(&mut self, by: super::owner::GroupBy) {
-        if let Some(a) = &self.attribution {
+    /// become owner groups; with `proxy-backend`, a backend's servers one
+    /// group.
+    pub fn regroup(&mut self, by: super::owner::GroupBy, filter: &Filter) {
+        if by == super::owner::GroupBy::ProxyBackend {
+            let groups = std::mem::take(&mut self.groups);
+            self.groups = super::proxy::regroup(groups, filter);
+        } else if let Some(a) = &self.attribution {
             let groups = std::mem::take(&mut self.groups);
             self.groups = super::owner::regroup(groups, a, by);
         }

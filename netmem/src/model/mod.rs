@@ -7,6 +7,7 @@ pub mod filter;
 pub mod group;
 pub mod interval;
 pub mod owner;
+pub mod proxy;
 
 pub use event::{Body, Event};
 pub use group::{Aggregator, Filter, GroupMem, GroupRow};

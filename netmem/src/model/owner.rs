@@ -30,6 +30,16 @@ pub enum GroupBy {
     Process,
     /// the cgroup v2 the sockets were created in (`cgroup:/PATH`)
     Cgroup,
+    /// a proxy's backend, its servers summed (`proxy-backend:NAME`);
+    /// other groups by port
+    ProxyBackend,
+}
+
+impl GroupBy {
+    /// Grouping by who holds the sockets: the pass must read owners.
+    pub fn by_owner(self) -> bool {
+        matches!(self, GroupBy::Process | GroupBy::Cgroup)
+    }
 }
 
 /// One process's share of a group.
@@ -391,7 +401,7 @@ pub fn attribute(
             },
         );
         let main = match by {
-            GroupBy::Port => None,
+            GroupBy::Port | GroupBy::ProxyBackend => None,
             GroupBy::Process => Some(owner_key(
                 GROUP_PROCESS,
                 main_pid.unwrap_or(0) as u64,
@@ -404,7 +414,7 @@ pub fn attribute(
         }
         row.owners = Some(Box::new(shares.owners(src, &mut memcg_of)));
     }
-    if by == GroupBy::Port {
+    if !by.by_owner() {
         return out;
     }
     // Owner groups, socket by socket: a socket goes to its own owner when
@@ -443,7 +453,7 @@ pub fn event_group(
 ) -> GroupKey {
     let recorded = own.filter(|o| o.via != OwnerVia::Group);
     match by {
-        GroupBy::Port => g,
+        GroupBy::Port | GroupBy::ProxyBackend => g,
         GroupBy::Process => recorded
             .and_then(|o| o.pid)
             .map(|p| owner_key(GROUP_PROCESS, p as u64, g.netns))
@@ -465,7 +475,7 @@ pub fn regroup(
     by: GroupBy,
 ) -> BTreeMap<GroupKey, GroupRow> {
     let kind = match by {
-        GroupBy::Port => return groups,
+        GroupBy::Port | GroupBy::ProxyBackend => return groups,
         GroupBy::Process => GROUP_PROCESS,
         GroupBy::Cgroup => GROUP_CGROUP,
     };
@@ -604,7 +614,7 @@ mod tests {
         counts.counts[Counter::MemAborts as usize] = 3;
         agg.add_counts(port_group, &counts);
         let total: u64 = agg.groups.values().map(|r| r.mem.total()).sum();
-        agg.regroup(GroupBy::Cgroup);
+        agg.regroup(GroupBy::Cgroup, &Default::default());
         let rows: BTreeMap<String, GroupRow> = agg
             .groups
             .iter()
@@ -657,7 +667,7 @@ mod tests {
         let mut counts = netmem_common::GroupCounters::default();
         counts.counts[Counter::MemAborts as usize] = 3;
         agg.add_counts(port_group, &counts);
-        agg.regroup(GroupBy::Process);
+        agg.regroup(GroupBy::Process, &Default::default());
         assert!(
             agg.groups.is_empty(),
             "{:?}",

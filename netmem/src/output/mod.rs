@@ -4,12 +4,14 @@
 //! recorder, a live view) is one new module here plus its command.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Result;
 
 use crate::doctor::Report;
 use crate::hooks::HookStatus;
+use crate::model::proxy::ProxyView;
 use crate::model::{Event, Interval, Summary};
 use crate::sources::host::Host;
 
@@ -35,6 +37,11 @@ pub trait Sink {
     }
     /// `netmem probes`: the full report of every hook's tier.
     fn probe_report(&mut self, _hooks: &[HookStatus]) -> Result<()> {
+        Ok(())
+    }
+    /// The proxies naming the groups, at start and whenever one changes
+    /// (its names, or what could not be read).
+    fn proxies(&mut self, _p: &[Arc<ProxyView>]) -> Result<()> {
         Ok(())
     }
     fn event(&mut self, _e: &Event) -> Result<()> {
@@ -66,6 +73,9 @@ impl Sink for Vec<Box<dyn Sink>> {
     }
     fn probe_report(&mut self, h: &[HookStatus]) -> Result<()> {
         self.iter_mut().try_for_each(|s| s.probe_report(h))
+    }
+    fn proxies(&mut self, p: &[Arc<ProxyView>]) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.proxies(p))
     }
     fn event(&mut self, e: &Event) -> Result<()> {
         self.iter_mut().try_for_each(|s| s.event(e))

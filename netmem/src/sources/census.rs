@@ -48,6 +48,8 @@ pub struct Census {
     budget: Budget,
     /// The last full pass, reused until the next is due.
     last: Option<LastPass>,
+    /// The proxies in front, read at every pass (`--haproxy`).
+    proxies: crate::sources::proxy::Proxies,
 }
 
 /// How often a full pass runs. Every socket is dumped on each: at 100k
@@ -97,11 +99,13 @@ impl Census {
         by: GroupBy,
         filter: &Filter,
     ) -> Result<Census> {
-        owner::set_default_netns(primary.inum()?);
+        let inum = primary.inum()?;
+        owner::set_default_netns(inum);
         owner::set_all_namespaces(all);
         Ok(Census {
+            proxies: crate::sources::proxy::Proxies::new(Default::default(), inum, all),
             all: all.then(Namespaces::default),
-            owners: (owners || by != GroupBy::Port).then(OwnerSource::new),
+            owners: (owners || by.by_owner()).then(OwnerSource::new),
             by,
             filter: filter.clone(),
             time_wait: false,
@@ -121,6 +125,26 @@ impl Census {
     pub fn with_time_wait(mut self, on: bool) -> Census {
         self.time_wait = on;
         self
+    }
+
+    /// Which proxies name the groups (`--haproxy`; by default, any
+    /// HAProxy found running in a traced namespace).
+    pub fn with_proxies(
+        mut self,
+        spec: crate::sources::proxy::ProxySpec,
+        primary: &Netns,
+    ) -> Result<Census> {
+        self.proxies = crate::sources::proxy::Proxies::new(
+            spec,
+            primary.inum()?,
+            self.all.is_some(),
+        );
+        Ok(self)
+    }
+
+    /// The proxies as the last pass read them.
+    pub fn proxies(&self) -> Vec<std::sync::Arc<crate::model::proxy::ProxyView>> {
+        self.proxies.views().to_vec()
     }
 
     pub fn all_namespaces(&self) -> bool {
@@ -145,6 +169,9 @@ impl Census {
         sticky: &HashSet<u16>,
     ) -> Result<(HashSet<u16>, Context)> {
         let ctx = Context::read(primary)?;
+        // Servers move between passes (DNS, `set server addr`): the proxy
+        // is read at every one, censused or not.
+        self.proxies.refresh();
         let now = std::time::Instant::now();
         let reuse = match (&self.budget, &self.last) {
             (Budget::Share(_), Some(last)) => now < last.due && !last.stale_for(&ctx),

@@ -8,6 +8,7 @@ pub mod netlink;
 pub mod netns;
 pub mod owners;
 pub mod procfs;
+pub mod proxy;
 pub mod recording;
 pub mod routes;
 pub mod sockdiag;

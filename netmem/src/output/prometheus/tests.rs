@@ -41,6 +41,7 @@ fn exceed(g: GroupKey) -> Event {
         group: Some(g),
         sock: None,
         owner: None,
+        proxy: None,
         body: Body::ExceedBufLimit {
             allocated_pages: 1,
             direction: Direction::Send,

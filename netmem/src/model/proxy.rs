@@ -1,0 +1,564 @@
+//! Proxy names: what the proxy in front of the sockets (HAProxy today)
+//! calls them. A `listen:PORT` group is named after the frontends bound
+//! to that port, a `backend:ADDR:PORT` group after the `backend/server`
+//! at that endpoint; the rule is written once here ([`ProxyView::name`]),
+//! and `--group-by proxy-backend` sums a backend's servers into one group.
+//!
+//! The kernel groups by port and endpoint only, so two frontends bound to
+//! the same port on different addresses, or one server endpoint listed in
+//! two backends, share one group: the group then carries every name (and
+//! says so) rather than guessing one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+
+use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_LISTEN, GROUP_PROXY_BACKEND};
+
+use super::group::{ip_from, GroupRow};
+use super::Filter;
+
+/// Which side of the proxy a group's sockets are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Accepted from clients (a frontend's `listen:` group).
+    Client,
+    /// Opened to servers (a `backend:` group).
+    Server,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// One side's socket buffer settings in bytes; None: not set, so the
+/// kernel autotunes the socket within tcp_rmem / tcp_wmem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SideTune {
+    pub rcvbuf: Option<u64>,
+    pub sndbuf: Option<u64>,
+}
+
+/// The proxy's own buffer settings (HAProxy: `tune.bufsize`,
+/// `tune.rcvbuf.client|server`, `tune.sndbuf.client|server`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tune {
+    /// The proxy's own buffer per stream direction (not kernel memory).
+    pub bufsize: Option<u64>,
+    pub client: SideTune,
+    pub server: SideTune,
+}
+
+impl Tune {
+    pub fn side(&self, s: Side) -> SideTune {
+        match s {
+            Side::Client => self.client,
+            Side::Server => self.server,
+        }
+    }
+}
+
+/// A frontend's listening socket.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listener {
+    pub frontend: String,
+    /// None: every address (`bind :80`).
+    pub addr: Option<IpAddr>,
+    pub port: u16,
+}
+
+/// A server as the proxy reaches it now.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Server {
+    pub backend: String,
+    pub server: String,
+    pub addr: SocketAddr,
+}
+
+/// What a proxy says of itself: its listeners, its servers where they are
+/// now, and its buffer settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxyMap {
+    pub listeners: Vec<Listener>,
+    pub servers: Vec<Server>,
+    /// Every backend, with the frontends routing to it (`default_backend`,
+    /// `use_backend`) when the configuration was read.
+    pub backends: BTreeMap<String, BTreeSet<String>>,
+    pub tune: Tune,
+    /// What was read from where (e.g. "servers: runtime API").
+    pub origin: Vec<String>,
+}
+
+/// One proxy as a pass saw it: where it was read, what it said, what
+/// went wrong. Its names, indexed by port and endpoint.
+#[derive(Debug, Default)]
+pub struct ProxyView {
+    /// `haproxy`.
+    pub kind: &'static str,
+    /// Where it was found and read from, for people.
+    pub source: String,
+    /// The network namespace whose sockets it names (inode number).
+    pub netns: u32,
+    pub map: Option<ProxyMap>,
+    /// What could not be read, said in full (a warning each).
+    pub problems: Vec<String>,
+    /// Changes whenever the map or the problems change, so sinks show a
+    /// proxy again only when there is something new.
+    pub generation: u64,
+    by_port: HashMap<u16, Arc<GroupProxy>>,
+    by_endpoint: HashMap<(IpAddr, u16), Arc<GroupProxy>>,
+}
+
+/// A group's proxy names, and the proxy's buffer settings for its side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupProxy {
+    pub kind: &'static str,
+    pub side: Side,
+    /// Frontends bound to a `listen:` group's port, by name; more than one
+    /// when several binds share the port.
+    pub frontends: Vec<String>,
+    /// `(backend, server)` at a `backend:` group's endpoint; more than one
+    /// when backends share a server. For a `proxy-backend:` group, every
+    /// server summed into it.
+    pub servers: Vec<(String, String)>,
+    pub bufsize: Option<u64>,
+    pub tune: SideTune,
+}
+
+impl GroupProxy {
+    pub fn frontend(&self) -> Option<&str> {
+        self.frontends.first().map(String::as_str)
+    }
+
+    pub fn backend(&self) -> Option<&str> {
+        self.servers.first().map(|s| s.0.as_str())
+    }
+
+    /// The server, for a group of one endpoint (not a backend's sum).
+    pub fn server(&self) -> Option<&str> {
+        let backends: BTreeSet<&str> = self.servers.iter().map(|s| s.0.as_str()).collect();
+        (self.servers.len() == 1 || backends.len() == self.servers.len())
+            .then(|| self.servers.first().map(|s| s.1.as_str()))
+            .flatten()
+    }
+
+    /// `backend/server` for every server.
+    pub fn server_paths(&self) -> Vec<String> {
+        self.servers.iter().map(|(b, s)| format!("{b}/{s}")).collect()
+    }
+
+    /// Shared by several frontends or backends: the kernel cannot tell
+    /// their sockets apart.
+    pub fn shared(&self) -> bool {
+        self.frontends.len() > 1
+            || self
+                .servers
+                .iter()
+                .map(|s| &s.0)
+                .collect::<BTreeSet<_>>()
+                .len()
+                > 1
+    }
+
+    /// How people read it: `frontend fe_https`, `backend app, server
+    /// app3`, `frontends fe_a + fe_b (one port)`, `backend app (3 servers)`.
+    pub fn describe(&self) -> String {
+        match self.side {
+            Side::Client if self.frontends.len() > 1 => {
+                format!("frontends {} (one port)", self.frontends.join(" + "))
+            }
+            Side::Client => format!("frontend {}", self.frontend().unwrap_or("?")),
+            Side::Server => {
+                let backends: BTreeSet<&str> = self.servers.iter().map(|s| s.0.as_str()).collect();
+                if backends.len() > 1 {
+                    format!(
+                        "servers {} (one endpoint)",
+                        self.server_paths().join(" + ")
+                    )
+                } else if let Some(s) = self.server() {
+                    format!("backend {}, server {s}", self.backend().unwrap_or("?"))
+                } else {
+                    format!(
+                        "backend {} ({} servers)",
+                        self.backend().unwrap_or("?"),
+                        self.servers.len()
+                    )
+                }
+            }
+        }
+    }
+
+    /// A short label for table columns: `fe_https`, `app/app3`,
+    /// `fe_a+fe_b`, `app (3)`.
+    pub fn label(&self) -> String {
+        match self.side {
+            Side::Client => self.frontends.join("+"),
+            Side::Server => match self.server() {
+                Some(_) => self.server_paths().join("+"),
+                None if self.shared() => self.server_paths().join("+"),
+                None => format!(
+                    "{} ({})",
+                    self.backend().unwrap_or("?"),
+                    self.servers.len()
+                ),
+            },
+        }
+    }
+}
+
+impl ProxyView {
+    /// A view of `map` (None when nothing could be read), indexed.
+    pub fn new(
+        kind: &'static str,
+        source: String,
+        netns: u32,
+        map: Option<ProxyMap>,
+        problems: Vec<String>,
+    ) -> ProxyView {
+        let mut v = ProxyView {
+            kind,
+            source,
+            netns,
+            map,
+            problems,
+            ..Default::default()
+        };
+        v.index();
+        v
+    }
+
+    fn index(&mut self) {
+        let Some(m) = &self.map else {
+            return;
+        };
+        let mut ports: HashMap<u16, BTreeSet<String>> = HashMap::new();
+        for l in &m.listeners {
+            ports.entry(l.port).or_default().insert(l.frontend.clone());
+        }
+        let mut endpoints: HashMap<(IpAddr, u16), BTreeSet<(String, String)>> = HashMap::new();
+        for s in &m.servers {
+            endpoints
+                .entry((canonical(s.addr.ip()), s.addr.port()))
+                .or_default()
+                .insert((s.backend.clone(), s.server.clone()));
+        }
+        let tune = m.tune;
+        self.by_port = ports
+            .into_iter()
+            .map(|(p, f)| {
+                let gp = GroupProxy {
+                    kind: self.kind,
+                    side: Side::Client,
+                    frontends: f.into_iter().collect(),
+                    servers: Vec::new(),
+                    bufsize: tune.bufsize,
+                    tune: tune.client,
+                };
+                (p, Arc::new(gp))
+            })
+            .collect();
+        self.by_endpoint = endpoints
+            .into_iter()
+            .map(|(e, s)| {
+                let gp = GroupProxy {
+                    kind: self.kind,
+                    side: Side::Server,
+                    frontends: Vec::new(),
+                    servers: s.into_iter().collect(),
+                    bufsize: tune.bufsize,
+                    tune: tune.server,
+                };
+                (e, Arc::new(gp))
+            })
+            .collect();
+    }
+
+    /// The rule: a `listen:` group is named by the frontends bound to its
+    /// port, a `backend:` group by the servers at its endpoint, in the
+    /// proxy's own namespace only.
+    pub fn name(&self, g: &GroupKey) -> Option<Arc<GroupProxy>> {
+        if g.netns != self.netns {
+            return None;
+        }
+        match g.kind {
+            GROUP_LISTEN => self.by_port.get(&g.port).cloned(),
+            GROUP_BACKEND => self
+                .by_endpoint
+                .get(&(canonical(ip_from(g.family, &g.addr)), g.port))
+                .cloned(),
+            _ => None,
+        }
+    }
+
+    /// Counts for people: frontends, backends, servers.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        self.map.as_ref().map_or((0, 0, 0), |m| {
+            let fe: BTreeSet<&str> = m.listeners.iter().map(|l| l.frontend.as_str()).collect();
+            (fe.len(), m.backends.len(), m.servers.len())
+        })
+    }
+
+    /// Same map and problems: nothing new to show.
+    pub fn same_as(&self, o: &ProxyView) -> bool {
+        self.kind == o.kind
+            && self.source == o.source
+            && self.netns == o.netns
+            && self.map == o.map
+            && self.problems == o.problems
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4: a dual-stack socket to a v4 server.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The first proxy's names for `g`.
+pub fn name_of(views: &[Arc<ProxyView>], g: &GroupKey) -> Option<Arc<GroupProxy>> {
+    views.iter().find_map(|v| v.name(g))
+}
+
+/// Names every group of a pass.
+pub fn name_groups(groups: &mut BTreeMap<GroupKey, GroupRow>, views: &[Arc<ProxyView>]) {
+    for (g, row) in groups.iter_mut() {
+        row.proxy = name_of(views, g);
+    }
+}
+
+/// Backend names behind `proxy-backend:` keys, by id (the key carries the
+/// id; names are never forgotten, so a key always names the same backend).
+static BACKENDS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+fn backend_id(name: &str) -> u64 {
+    if let Some(i) = BACKENDS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .position(|n| n == name)
+    {
+        return i as u64 + 1;
+    }
+    let mut w = BACKENDS.write().unwrap_or_else(|e| e.into_inner());
+    match w.iter().position(|n| n == name) {
+        Some(i) => i as u64 + 1,
+        None => {
+            w.push(name.to_string());
+            w.len() as u64
+        }
+    }
+}
+
+/// `proxy-backend:NAME` (without its namespace suffix).
+pub fn backend_group_name(g: &GroupKey) -> String {
+    let id = super::owner::owner_id(g) as usize;
+    let r = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
+    match id.checked_sub(1).and_then(|i| r.get(i)) {
+        Some(n) => format!("proxy-backend:{n}"),
+        None => format!("proxy-backend:{id}"),
+    }
+}
+
+fn backend_key(name: &str, netns: u32) -> GroupKey {
+    let mut addr = [0u8; 16];
+    addr[..8].copy_from_slice(&backend_id(name).to_ne_bytes());
+    GroupKey {
+        addr,
+        port: 0,
+        kind: GROUP_PROXY_BACKEND,
+        family: 0,
+        netns,
+    }
+}
+
+/// The group an event of port group `g` belongs to under `--group-by
+/// proxy-backend`: its server's backend, or `g` itself.
+pub fn event_group(g: GroupKey, named: Option<&GroupProxy>) -> GroupKey {
+    match named {
+        Some(p) if g.kind == GROUP_BACKEND => match p.backend() {
+            Some(b) => backend_key(b, g.netns),
+            None => g,
+        },
+        _ => g,
+    }
+}
+
+/// `--group-by proxy-backend`: the `backend:` groups of a proxy's servers
+/// summed per backend (a server shared by two backends goes to the first
+/// by name, and the group lists it); every other group stays as it is.
+/// Owners are not summed: a proxy backend's owner is the proxy.
+pub fn regroup(
+    groups: BTreeMap<GroupKey, GroupRow>,
+    filter: &Filter,
+) -> BTreeMap<GroupKey, GroupRow> {
+    let mut out = BTreeMap::new();
+    let mut members: HashMap<GroupKey, BTreeSet<(String, String)>> = HashMap::new();
+    for (g, row) in groups {
+        let named = row.proxy.clone();
+        let k = event_group(g, named.as_deref());
+        if k == g {
+            out.insert(g, row);
+            continue;
+        }
+        if !filter.accepts(&g) {
+            continue;
+        }
+        let p = named.expect("named: its key changed");
+        members
+            .entry(k)
+            .or_default()
+            .extend(p.servers.iter().cloned());
+        let r: &mut GroupRow = out.entry(k).or_insert_with(|| GroupRow {
+            proxy: Some(p.clone()),
+            ..Default::default()
+        });
+        r.mem.absorb(&row.mem);
+        for (a, b) in r.counts.iter_mut().zip(row.counts.iter()) {
+            *a += b;
+        }
+    }
+    for (k, servers) in members {
+        if let Some(r) = out.get_mut(&k) {
+            let base = r.proxy.as_deref().expect("set above");
+            let backend = base.backend().unwrap_or_default().to_string();
+            let mut servers: Vec<_> = servers.into_iter().collect();
+            // The backend's own servers first, so `backend()` names it.
+            servers.sort_by_key(|s| (s.0 != backend, s.clone()));
+            r.proxy = Some(Arc::new(GroupProxy {
+                servers,
+                ..base.clone()
+            }));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::group::group_name;
+    use netmem_common::AF_INET;
+
+    fn view() -> ProxyView {
+        let s = |b: &str, n: &str, a: &str| Server {
+            backend: b.into(),
+            server: n.into(),
+            addr: a.parse().unwrap(),
+        };
+        let l = |f: &str, a: Option<&str>, port| Listener {
+            frontend: f.into(),
+            addr: a.map(|a| a.parse().unwrap()),
+            port,
+        };
+        ProxyView::new(
+            "haproxy",
+            "test".into(),
+            0,
+            Some(ProxyMap {
+                listeners: vec![
+                    l("fe_https", None, 8443),
+                    l("fe_https", Some("10.0.0.1"), 8080),
+                    l("fe_b", Some("10.0.0.2"), 8080),
+                ],
+                servers: vec![
+                    s("app", "app1", "10.0.3.17:9001"),
+                    s("app", "app2", "10.0.3.18:9001"),
+                    s("static", "st1", "10.0.3.18:9001"),
+                ],
+                tune: Tune {
+                    bufsize: Some(16384),
+                    server: SideTune {
+                        rcvbuf: Some(262144),
+                        sndbuf: None,
+                    },
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            Vec::new(),
+        )
+    }
+
+    fn backend(a: [u8; 4], port: u16) -> GroupKey {
+        GroupKey::classify(AF_INET, 40000, false, &ip16(a), port).in_netns(0)
+    }
+
+    fn ip16(a: [u8; 4]) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&a);
+        b
+    }
+
+    fn listen(port: u16) -> GroupKey {
+        GroupKey::classify(AF_INET, port, true, &[0; 16], 0).in_netns(0)
+    }
+
+    #[test]
+    fn ports_and_endpoints_are_named_in_the_proxys_namespace_only() {
+        let v = view();
+        let fe = v.name(&listen(8443)).unwrap();
+        assert_eq!(
+            (fe.side, fe.frontend(), fe.describe().as_str()),
+            (Side::Client, Some("fe_https"), "frontend fe_https")
+        );
+        let shared = v.name(&listen(8080)).unwrap();
+        assert_eq!(shared.frontends, vec!["fe_b", "fe_https"]);
+        assert!(shared.shared());
+        assert_eq!(shared.label(), "fe_b+fe_https");
+        let one = v.name(&backend([10, 0, 3, 17], 9001)).unwrap();
+        assert_eq!(
+            (one.backend(), one.server(), one.tune.rcvbuf, one.bufsize),
+            (Some("app"), Some("app1"), Some(262144), Some(16384))
+        );
+        assert_eq!(one.describe(), "backend app, server app1");
+        let two = v.name(&backend([10, 0, 3, 18], 9001)).unwrap();
+        assert!(two.shared());
+        assert_eq!(two.server_paths(), vec!["app/app2", "static/st1"]);
+        assert_eq!(two.server(), Some("app2"));
+        assert!(v.name(&backend([10, 0, 3, 17], 9002)).is_none());
+        assert!(v.name(&listen(9999)).is_none());
+        let mut elsewhere = listen(8443);
+        elsewhere.netns = 8;
+        assert!(v.name(&elsewhere).is_none());
+    }
+
+    #[test]
+    fn proxy_backend_sums_a_backends_servers_and_keeps_the_rest() {
+        let views = vec![Arc::new(view())];
+        let mut groups = BTreeMap::new();
+        for (k, bytes) in [
+            (backend([10, 0, 3, 17], 9001), 1000),
+            (backend([10, 0, 3, 18], 9001), 500),
+            (backend([10, 0, 9, 9], 80), 7),
+            (listen(8443), 3),
+        ] {
+            let mut r = GroupRow::default();
+            r.mem.rmem = bytes;
+            r.mem.sockets = 1;
+            r.counts[0] = 1;
+            groups.insert(k, r);
+        }
+        name_groups(&mut groups, &views);
+        let out = regroup(groups, &Filter::default());
+        let names: BTreeMap<String, &GroupRow> =
+            out.iter().map(|(k, r)| (group_name(k), r)).collect();
+        let app = names["proxy-backend:app"];
+        assert_eq!((app.mem.rmem, app.mem.sockets, app.counts[0]), (1500, 2, 2));
+        let p = app.proxy.as_ref().unwrap();
+        assert_eq!(p.backend(), Some("app"));
+        assert_eq!(
+            p.server_paths(),
+            vec!["app/app1", "app/app2", "static/st1"]
+        );
+        assert!(names.contains_key("backend:10.0.9.9:80"));
+        assert!(names.contains_key("listen:8443"));
+        assert_eq!(out.len(), 3);
+    }
+}

@@ -1,0 +1,917 @@
+//! HAProxy: its names and buffer settings, from the runtime API (the
+//! `stats socket`) and from its configuration, whichever can be read.
+//!
+//! - Servers come from `show servers state` at every pass, so servers that
+//!   change address (`set server ... addr`, DNS, `server-template`) are
+//!   followed within one interval; from the configuration's `server` lines
+//!   (numeric addresses only) when the API cannot be read.
+//! - Frontends come from `show fd` (each listening socket's frontend and
+//!   port, as bound), read again only when the process changes (`show
+//!   info`'s Pid and start time: HAProxy's listeners change only on a
+//!   reload), since on a busy proxy it lists every connection; from the
+//!   configuration's `bind` lines otherwise.
+//! - `tune.bufsize` from `show pools` (the `buffer` pool's size, what the
+//!   running binary really uses), else the configuration; the per-side
+//!   `tune.rcvbuf.*`/`tune.sndbuf.*` only from the configuration.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::{Proxy, Reading};
+use crate::model::proxy::{Listener, ProxyMap, Server, Tune};
+
+/// The longest one runtime API exchange may take: the pass waits for it.
+const API_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a runtime API failure, how long before it is tried again (a
+/// stuck socket then costs the pass its timeout once in a while only).
+const API_RETRY: Duration = Duration::from_secs(10);
+/// More than any real answer (`show fd` of a million connections).
+const API_MAX_BYTES: usize = 256 << 20;
+
+/// One HAProxy: a stats socket, configuration files, or both.
+pub struct HaProxy {
+    /// `--haproxy SOCKET`, or found in the configuration.
+    socket: Option<PathBuf>,
+    /// `-f` paths: files, or directories of `*.cfg`.
+    configs: Vec<PathBuf>,
+    /// A detected process: its paths are read through its own root
+    /// (/proc/PID/root), so a containerised HAProxy is read as it sees them.
+    pid: Option<u32>,
+    netns: u32,
+    config: Option<(Vec<(PathBuf, i64, u64, u64)>, Config)>,
+    /// What `show info` said last (Pid, Start_time_sec), and what the
+    /// process-lifetime reads (`show fd`, `show pools`) gave then.
+    instance: Option<((String, String), Vec<Listener>, Option<u64>)>,
+    /// The runtime API failed: not tried again before this.
+    api_retry_at: Option<(Instant, String)>,
+}
+
+/// What a configuration says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub listeners: Vec<Listener>,
+    pub servers: Vec<Server>,
+    /// backend → frontends routing to it
+    pub backends: BTreeMap<String, BTreeSet<String>>,
+    pub tune: Tune,
+    /// UNIX stats sockets, in order.
+    pub stats_sockets: Vec<PathBuf>,
+    /// What could not be placed (hostnames, `${VAR}`, server templates).
+    pub notes: Vec<String>,
+}
+
+impl HaProxy {
+    /// `--haproxy PATH...`: sockets and configurations of one HAProxy,
+    /// naming the sockets of the namespace `netns`.
+    pub fn explicit(paths: &[PathBuf], netns: u32) -> HaProxy {
+        let (mut socket, mut configs) = (None, Vec::new());
+        for p in paths {
+            let is_socket = std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket());
+            if is_socket && socket.is_none() {
+                socket = Some(p.clone());
+            } else {
+                configs.push(p.clone());
+            }
+        }
+        HaProxy {
+            socket,
+            configs,
+            pid: None,
+            netns,
+            config: None,
+            instance: None,
+            api_retry_at: None,
+        }
+    }
+
+    /// A path as the process sees it.
+    fn resolve(&self, p: &Path) -> PathBuf {
+        match self.pid {
+            Some(pid) if p.is_absolute() => {
+                let through = Path::new(&format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p));
+                if through.exists() {
+                    through
+                } else {
+                    p.to_path_buf()
+                }
+            }
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// The configuration, parsed again only when a file changed.
+    fn load_config(&mut self) -> Result<Option<Config>> {
+        if self.configs.is_empty() {
+            return Ok(None);
+        }
+        let mut files = Vec::new();
+        for c in &self.configs {
+            let p = self.resolve(c);
+            let m = std::fs::metadata(&p).with_context(|| format!("{}", c.display()))?;
+            if m.is_dir() {
+                let mut inside: Vec<PathBuf> = std::fs::read_dir(&p)
+                    .with_context(|| format!("{}", c.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "cfg"))
+                    .collect();
+                inside.sort();
+                files.extend(inside);
+            } else {
+                files.push(p);
+            }
+        }
+        let sig: Vec<(PathBuf, i64, u64, u64)> = files
+            .iter()
+            .map(|f| {
+                let m = std::fs::metadata(f).ok();
+                (
+                    f.clone(),
+                    m.as_ref().map_or(0, |m| m.mtime_nsec() + m.mtime() * 1_000_000_000),
+                    m.as_ref().map_or(0, |m| m.size()),
+                    m.as_ref().map_or(0, |m| m.ino()),
+                )
+            })
+            .collect();
+        if let Some((s, c)) = &self.config {
+            if *s == sig {
+                return Ok(Some(c.clone()));
+            }
+        }
+        let mut text = String::new();
+        for f in &files {
+            let t = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
+            text += &t;
+            text.push('\n');
+        }
+        let c = parse_config(&text);
+        self.config = Some((sig, c.clone()));
+        Ok(Some(c))
+    }
+
+    /// Servers now, and the listeners and buffer size of this process.
+    fn runtime(&mut self, socket: &Path) -> Result<(Vec<Server>, Vec<Listener>, Option<u64>)> {
+        let path = self.resolve(socket);
+        let mut answers = ask(&path, &["show info", "show servers state"])?;
+        let servers = parse_servers_state(&answers.pop().unwrap_or_default())?;
+        let info = answers.pop().unwrap_or_default();
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(|v| v.trim().to_string()))
+                .unwrap_or_default()
+        };
+        let id = (field("Pid"), field("Start_time_sec"));
+        match &self.instance {
+            Some((known, l, b)) if *known == id && !id.1.is_empty() => {
+                Ok((servers, l.clone(), *b))
+            }
+            _ => {
+                // `show fd` needs level admin; without it, frontends come
+                // from the configuration.
+                let (listeners, bufsize) = match ask(&path, &["show fd", "show pools"]) {
+                    Ok(mut a) => {
+                        let pools = a.pop().unwrap_or_default();
+                        let fds = a.pop().unwrap_or_default();
+                        (parse_show_fd(&fds), parse_buffer_pool(&pools))
+                    }
+                    Err(e) => {
+                        log::debug!("show fd: {e:#}");
+                        (Vec::new(), None)
+                    }
+                };
+                self.instance = Some((id, listeners.clone(), bufsize));
+                Ok((servers, listeners, bufsize))
+            }
+        }
+    }
+}
+
+impl Proxy for HaProxy {
+    fn kind(&self) -> &'static str {
+        "haproxy"
+    }
+
+    fn source(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(pid) = self.pid {
+            parts.push(format!("pid {pid}"));
+        }
+        if let Some(s) = &self.socket {
+            parts.push(format!("stats socket {}", s.display()));
+        }
+        if !self.configs.is_empty() {
+            let c: Vec<String> = self.configs.iter().map(|c| c.display().to_string()).collect();
+            parts.push(format!("config {}", c.join(", ")));
+        }
+        parts.join(", ")
+    }
+
+    fn netns(&self) -> u32 {
+        self.netns
+    }
+
+    fn read(&mut self) -> Reading {
+        let mut problems = Vec::new();
+        let config = match self.load_config() {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!(
+                    "cannot read HAProxy's configuration {e:#} (netmem needs read access; run it as root or point --haproxy at a readable copy)"
+                ));
+                None
+            }
+        };
+        let socket = self.socket.clone().or_else(|| {
+            config
+                .as_ref()
+                .and_then(|c| c.stats_sockets.iter().find(|s| self.resolve(s).exists()).cloned())
+        });
+        let mut runtime = None;
+        match (&socket, &self.api_retry_at) {
+            (Some(_), Some((at, why))) if at.elapsed() < API_RETRY => problems.push(why.clone()),
+            (Some(s), _) => match self.runtime(s) {
+                Ok(r) => {
+                    self.api_retry_at = None;
+                    runtime = Some(r);
+                }
+                Err(e) => {
+                    let why = format!(
+                        "HAProxy's runtime API {} cannot be read: {e:#}; {}",
+                        s.display(),
+                        if config.is_some() {
+                            "names come from its configuration only, so servers that change address are not followed"
+                        } else {
+                            "its groups keep their plain names"
+                        }
+                    );
+                    self.api_retry_at = Some((Instant::now(), why.clone()));
+                    problems.push(why);
+                }
+            },
+            (None, _) => {}
+        }
+        if config.is_none() && runtime.is_none() {
+            if socket.is_none() && problems.is_empty() {
+                problems.push("HAProxy: neither a readable configuration nor a stats socket; give one with --haproxy".into());
+            }
+            return Reading {
+                map: None,
+                problems,
+            };
+        }
+        let mut map = ProxyMap::default();
+        let mut origin = Vec::new();
+        if let Some(c) = &config {
+            map.listeners = c.listeners.clone();
+            map.servers = c.servers.clone();
+            map.backends = c.backends.clone();
+            map.tune = c.tune;
+            origin.push("tune: configuration".to_string());
+            origin.extend(c.notes.iter().cloned());
+        }
+        if let Some((servers, listeners, bufsize)) = runtime {
+            for s in &servers {
+                map.backends.entry(s.backend.clone()).or_default();
+            }
+            map.servers = servers;
+            origin.push("servers: runtime API (show servers state)".into());
+            if !listeners.is_empty() {
+                map.listeners = listeners;
+                origin.push("frontends: runtime API (show fd)".into());
+            }
+            if bufsize.is_some() {
+                map.tune.bufsize = bufsize;
+            }
+        }
+        if config.is_some() && !origin.iter().any(|o| o.starts_with("servers:")) {
+            origin.push("servers: configuration".into());
+        }
+        if !origin.iter().any(|o| o.starts_with("frontends:")) {
+            origin.push("frontends: configuration (bind lines)".into());
+        }
+        map.listeners.sort();
+        map.listeners.dedup();
+        map.servers.sort();
+        map.origin = origin;
+        Reading {
+            map: Some(map),
+            problems,
+        }
+    }
+}
+
+/// Sends `cmds` in one exchange (non-interactive mode: HAProxy runs them in
+/// order, ends each answer with an empty line, and closes) and returns one
+/// answer per command. Bounded by [`API_TIMEOUT`] overall.
+pub fn ask(path: &Path, cmds: &[&str]) -> Result<Vec<String>> {
+    let started = Instant::now();
+    let mut s = UnixStream::connect(path).with_context(|| format!("connect {}", path.display()))?;
+    s.set_write_timeout(Some(API_TIMEOUT))?;
+    s.write_all(format!("{}\n", cmds.join(";")).as_bytes())
+        .context("send")?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        let left = API_TIMEOUT.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            bail!(
+                "no complete answer to `{}` within {} ms",
+                cmds.join(";"),
+                API_TIMEOUT.as_millis()
+            );
+        }
+        s.set_read_timeout(Some(left))?;
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > API_MAX_BYTES {
+                    bail!("answer larger than {} MiB", API_MAX_BYTES >> 20);
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                bail!(
+                    "no complete answer to `{}` within {} ms",
+                    cmds.join(";"),
+                    API_TIMEOUT.as_millis()
+                )
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("read"),
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let answers: Vec<String> = text
+        .split("\n\n")
+        .map(|a| a.trim_start_matches('\n').to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    for (c, a) in cmds.iter().zip(&answers) {
+        let first = a.lines().next().unwrap_or("");
+        if first.starts_with("Permission denied") || first.starts_with("Unknown command") {
+            bail!("`{c}`: {first} (the stats socket needs `level admin`, or `level operator` for servers only)");
+        }
+    }
+    if answers.len() < cmds.len() {
+        bail!(
+            "`{}` answered {} of {} commands (is this HAProxy's stats socket?)",
+            cmds.join(";"),
+            answers.len(),
+            cmds.len()
+        );
+    }
+    Ok(answers)
+}
+
+/// `show servers state`: a version line, a `#` header naming the columns,
+/// one line per server. Columns are found by name: they grew over versions.
+pub fn parse_servers_state(text: &str) -> Result<Vec<Server>> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let version = lines.next().unwrap_or("").trim();
+    if version != "1" {
+        bail!("`show servers state`: unknown format version {version:?}");
+    }
+    let header: Vec<&str> = lines
+        .next()
+        .and_then(|h| h.strip_prefix('#'))
+        .ok_or_else(|| anyhow!("`show servers state`: no header line"))?
+        .split_whitespace()
+        .collect();
+    let col = |n: &str| {
+        header
+            .iter()
+            .position(|h| *h == n)
+            .ok_or_else(|| anyhow!("`show servers state`: no {n} column"))
+    };
+    let (be, srv, addr, port) = (col("be_name")?, col("srv_name")?, col("srv_addr")?, col("srv_port")?);
+    let mut out = Vec::new();
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (Some(b), Some(s), Some(a), Some(p)) = (f.get(be), f.get(srv), f.get(addr), f.get(port)) else {
+            continue;
+        };
+        let (Ok(ip), Ok(port)) = (a.parse::<IpAddr>(), p.parse::<u16>()) else {
+            continue;
+        };
+        if ip.is_unspecified() || port == 0 {
+            // Not resolved yet (DNS), or a port taken from the client's.
+            continue;
+        }
+        out.push(Server {
+            backend: b.to_string(),
+            server: s.to_string(),
+            addr: SocketAddr::new(ip, port),
+        });
+    }
+    Ok(out)
+}
+
+/// `show fd`'s listeners: `... l.st=RDY fe=NAME fam=ipv4 lport=PORT`.
+pub fn parse_show_fd(text: &str) -> Vec<Listener> {
+    let mut out = Vec::new();
+    for l in text.lines().filter(|l| l.contains(" l.st=")) {
+        let field = |k: &str| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .map(str::to_string)
+        };
+        let (Some(fe), Some(port)) = (field("fe="), field("lport=").and_then(|p| p.parse().ok()))
+        else {
+            continue;
+        };
+        if fe == "GLOBAL" {
+            continue;
+        }
+        out.push(Listener {
+            frontend: fe,
+            addr: None,
+            port,
+        });
+    }
+    out
+}
+
+/// `show pools`: `Pool buffer (16384 bytes)` is tune.bufsize.
+pub fn parse_buffer_pool(text: &str) -> Option<u64> {
+    let rest = text.split("Pool buffer (").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// HAProxy's words: whitespace separated, `"..."`/`'...'` quoted,
+/// backslash escapes, `#` starting a comment outside quotes.
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut has = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                    has = true;
+                }
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                has = true;
+            }
+            (None, '#') => break,
+            (None, c) if c.is_whitespace() => {
+                if has {
+                    out.push(std::mem::take(&mut cur));
+                    has = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                has = true;
+            }
+        }
+    }
+    if has {
+        out.push(cur);
+    }
+    out
+}
+
+/// A size in bytes: `16384`, `16k`, `1m`.
+fn size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (n, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (&s[..], 1),
+    };
+    n.parse::<u64>().ok().map(|v| v * mult)
+}
+
+/// An address as HAProxy writes one: what it is, without its prefix.
+enum Addr {
+    /// IP (None: every address) and ports.
+    Inet(Option<IpAddr>, Vec<u16>),
+    /// A UNIX or abstract socket, an inherited fd: no port of its own.
+    Local,
+    /// A host name (resolved by HAProxy, not by netmem).
+    Name(String, Vec<u16>),
+    /// No port, or a port offset (`+1`): the client's port decides.
+    NoPort,
+    Bad(String),
+}
+
+fn parse_addr(raw: &str) -> Addr {
+    let mut s = raw;
+    for p in [
+        "ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@", "udp@", "udp4@", "udp6@", "quic4@", "quic6@",
+    ] {
+        if let Some(r) = s.strip_prefix(p) {
+            s = r;
+            break;
+        }
+    }
+    if s.starts_with('/')
+        || ["unix@", "abns@", "fd@", "sockpair@", "uxst@", "uxdg@"]
+            .iter()
+            .any(|p| s.starts_with(p))
+    {
+        return Addr::Local;
+    }
+    if s.contains("${") {
+        return Addr::Bad(format!("{raw} (environment variable)"));
+    }
+    let (host, port) = if let Some(r) = s.strip_prefix('[') {
+        match r.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':').unwrap_or("")),
+            None => return Addr::Bad(raw.to_string()),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (s, ""),
+        }
+    };
+    if port.is_empty() || port.starts_with('+') || port.starts_with('-') {
+        return Addr::NoPort;
+    }
+    let ports: Vec<u16> = match port.split_once('-') {
+        Some((a, b)) => match (a.parse::<u16>(), b.parse::<u16>()) {
+            (Ok(a), Ok(b)) if a <= b => (a..=b).collect(),
+            _ => return Addr::Bad(raw.to_string()),
+        },
+        None => match port.parse::<u16>() {
+            Ok(p) => vec![p],
+            Err(_) => return Addr::Bad(raw.to_string()),
+        },
+    };
+    match host {
+        "" | "*" => Addr::Inet(None, ports),
+        h => match h.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => Addr::Inet(None, ports),
+            Ok(ip) => Addr::Inet(Some(ip), ports),
+            Err(_) => Addr::Name(h.to_string(), ports),
+        },
+    }
+}
+
+#[derive(PartialEq)]
+enum Section {
+    Global,
+    Frontend(String),
+    Backend(String),
+    Listen(String),
+    Other,
+}
+
+/// Reads a configuration (every `-f` file concatenated, in order).
+pub fn parse_config(text: &str) -> Config {
+    let mut c = Config::default();
+    let mut section = Section::Other;
+    let mut templates = 0;
+    let mut named = Vec::new();
+    for line in text.lines() {
+        let w = words(line);
+        let Some(k) = w.first().map(String::as_str) else {
+            continue;
+        };
+        let arg = |i: usize| w.get(i).map(String::as_str).unwrap_or("");
+        match k {
+            "global" => {
+                section = Section::Global;
+                continue;
+            }
+            "frontend" => {
+                section = Section::Frontend(arg(1).to_string());
+                continue;
+            }
+            "backend" => {
+                c.backends.entry(arg(1).to_string()).or_default();
+                section = Section::Backend(arg(1).to_string());
+                continue;
+            }
+            "listen" => {
+                let name = arg(1).to_string();
+                c.backends.entry(name.clone()).or_default().insert(name.clone());
+                // The old `listen NAME ADDR:PORT` form binds too.
+                if w.len() > 2 {
+                    bind(&mut c, &name, &w[2..], &mut named);
+                }
+                section = Section::Listen(name);
+                continue;
+            }
+            "defaults" | "peers" | "resolvers" | "userlist" | "program" | "http-errors"
+            | "ring" | "cache" | "mailers" | "crt-store" | "traces" => {
+                section = Section::Other;
+                continue;
+            }
+            _ => {}
+        }
+        match (&section, k) {
+            (Section::Global, "tune.bufsize") => c.tune.bufsize = size(arg(1)),
+            (Section::Global, "tune.rcvbuf.client") => c.tune.client.rcvbuf = size(arg(1)),
+            (Section::Global, "tune.sndbuf.client") => c.tune.client.sndbuf = size(arg(1)),
+            (Section::Global, "tune.rcvbuf.server") => c.tune.server.rcvbuf = size(arg(1)),
+            (Section::Global, "tune.sndbuf.server") => c.tune.server.sndbuf = size(arg(1)),
+            (Section::Global, "stats") if arg(1) == "socket" => {
+                let a = arg(2);
+                let path = a.strip_prefix("unix@").unwrap_or(a);
+                if path.starts_with('/') {
+                    c.stats_sockets.push(PathBuf::from(path));
+                } else {
+                    c.notes.push(format!("stats socket {a}: only UNIX sockets are read"));
+                }
+            }
+            (Section::Frontend(f) | Section::Listen(f), "bind") => {
+                let f = f.clone();
+                bind(&mut c, &f, &w[1..], &mut named);
+            }
+            (Section::Frontend(f) | Section::Listen(f), "default_backend" | "use_backend") => {
+                let b = arg(1);
+                if b.contains("%[") {
+                    c.notes.push(format!("{k} {b} in {f}: chosen per request"));
+                } else {
+                    c.backends.entry(b.to_string()).or_default().insert(f.clone());
+                }
+            }
+            (Section::Backend(b) | Section::Listen(b), "server") => {
+                match parse_addr(arg(2)) {
+                    Addr::Inet(Some(ip), ports) => c.servers.push(Server {
+                        backend: b.clone(),
+                        server: arg(1).to_string(),
+                        addr: SocketAddr::new(ip, ports[0]),
+                    }),
+                    Addr::Name(..) => named.push(format!("{b}/{}", arg(1))),
+                    _ => {}
+                }
+            }
+            (Section::Backend(_) | Section::Listen(_), "server-template") => templates += 1,
+            _ => {}
+        }
+    }
+    if !named.is_empty() {
+        c.notes.push(format!(
+            "{} addresses given by name ({}{}): named through the runtime API only",
+            named.len(),
+            named.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            if named.len() > 3 { ", ..." } else { "" }
+        ));
+    }
+    if templates > 0 {
+        c.notes.push(format!(
+            "{templates} server-template lines: their servers are named through the runtime API only"
+        ));
+    }
+    c
+}
+
+/// One `bind` line's addresses (comma separated) for frontend `f`.
+fn bind(c: &mut Config, f: &str, w: &[String], named: &mut Vec<String>) {
+    let Some(addrs) = w.first() else {
+        return;
+    };
+    for a in addrs.split(',') {
+        match parse_addr(a) {
+            Addr::Inet(ip, ports) => {
+                for port in ports {
+                    c.listeners.push(Listener {
+                        frontend: f.to_string(),
+                        addr: ip,
+                        port,
+                    });
+                }
+            }
+            Addr::Name(h, ports) => {
+                for port in ports {
+                    c.listeners.push(Listener {
+                        frontend: f.to_string(),
+                        addr: None,
+                        port,
+                    });
+                }
+                named.push(format!("bind {h} in {f}"));
+            }
+            Addr::Bad(why) => c.notes.push(format!("bind {why} in {f}: not read")),
+            Addr::Local | Addr::NoPort => {}
+        }
+    }
+}
+
+/// Running HAProxies in the traced namespaces (`netns`, or every one with
+/// `all`), one per master: a worker whose parent is HAProxy is its
+/// master's. Each is read through its command line's `-f` paths, and the
+/// configuration's stats socket.
+pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let comm = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut out: Vec<Box<dyn Proxy>> = Vec::new();
+    let mut pids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        if comm(pid) != "haproxy" {
+            continue;
+        }
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s.rsplit_once(')')?.1.to_string();
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        if ppid.is_some_and(|p| comm(p) == "haproxy") {
+            continue;
+        }
+        let Ok(ns) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        let inum = ns.ino() as u32;
+        if !all && inum != netns {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+        let mut configs = Vec::new();
+        let mut it = args.iter().skip(1);
+        let mut base = cwd.clone();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "-f" => {
+                    if let Some(p) = it.next() {
+                        configs.push(base.join(p));
+                    }
+                }
+                "-C" => {
+                    if let Some(d) = it.next() {
+                        base = cwd.join(d);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if configs.is_empty() {
+            log::debug!("haproxy pid {pid} has no -f configuration; give --haproxy");
+            continue;
+        }
+        out.push(Box::new(HaProxy {
+            socket: None,
+            configs,
+            pid: Some(pid),
+            netns: inum,
+            config: None,
+            instance: None,
+            api_retry_at: None,
+        }));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"
+global
+    maxconn 100
+    stats socket /run/haproxy/admin.sock mode 660 level admin
+    stats socket ipv4@127.0.0.1:9999 level admin
+    tune.bufsize 32768
+    tune.sndbuf.client 64k
+    tune.rcvbuf.server 262144
+
+defaults
+    mode http
+
+frontend fe_https
+    bind :8443,:8444 ssl crt /x.pem   # two ports
+    bind 127.0.0.1:8080
+    bind unix@/run/fe.sock
+    bind "${PORT}"
+    default_backend app
+    use_backend static if { path_beg /s }
+
+frontend fe_b
+    bind [::1]:8080 v4v6
+    bind :9000-9002
+    use_backend %[req.hdr(host)]
+
+backend app
+    server app1 10.0.3.17:9001 check
+    server app2 10.0.3.18:9001
+    server app3 app3.internal:9001
+    server-template tpl 3 _http._tcp.app.local resolvers dns
+
+backend static
+    server st1 10.0.3.18:9001
+    server st2 10.0.3.19
+
+listen stats 0.0.0.0:7000
+    server s1 127.0.0.3:80
+"#;
+
+    #[test]
+    fn configuration_binds_servers_routes_and_tunes() {
+        let c = parse_config(CFG);
+        let ports = |f: &str| -> Vec<u16> {
+            c.listeners
+                .iter()
+                .filter(|l| l.frontend == f)
+                .map(|l| l.port)
+                .collect()
+        };
+        assert_eq!(ports("fe_https"), vec![8443, 8444, 8080]);
+        assert_eq!(ports("fe_b"), vec![8080, 9000, 9001, 9002]);
+        assert_eq!(ports("stats"), vec![7000]);
+        let v6 = c.listeners.iter().find(|l| l.frontend == "fe_b").unwrap();
+        assert_eq!(v6.addr, Some("::1".parse().unwrap()));
+        let servers: Vec<String> = c
+            .servers
+            .iter()
+            .map(|s| format!("{}/{} {}", s.backend, s.server, s.addr))
+            .collect();
+        assert_eq!(
+            servers,
+            vec![
+                "app/app1 10.0.3.17:9001",
+                "app/app2 10.0.3.18:9001",
+                "static/st1 10.0.3.18:9001",
+                "stats/s1 127.0.0.3:80"
+            ]
+        );
+        assert_eq!(
+            c.backends["app"].iter().collect::<Vec<_>>(),
+            vec!["fe_https"]
+        );
+        assert_eq!(c.backends["static"].len(), 1);
+        assert_eq!(
+            c.tune,
+            Tune {
+                bufsize: Some(32768),
+                client: crate::model::proxy::SideTune {
+                    rcvbuf: None,
+                    sndbuf: Some(65536)
+                },
+                server: crate::model::proxy::SideTune {
+                    rcvbuf: Some(262144),
+                    sndbuf: None
+                },
+            }
+        );
+        assert_eq!(c.stats_sockets, vec![PathBuf::from("/run/haproxy/admin.sock")]);
+        let notes = c.notes.join("\n");
+        for want in ["${PORT}", "chosen per request", "app/app3", "server-template", "ipv4@127.0.0.1:9999"] {
+            assert!(notes.contains(want), "{want} in {notes}");
+        }
+    }
+
+    #[test]
+    fn runtime_answers() {
+        let state = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord\n\
+4 app 1 app1 127.0.0.1 2 0 1 1 2 1 0 2 0 0 0 0 - 9001 -\n\
+4 app 3 tpl1 0.0.0.0 0 0 1 1 2 1 0 2 0 0 0 0 app.local 0 -\n\
+4 app 4 v6 fd00::7 2 0 1 1 2 1 0 2 0 0 0 0 - 443 -\n";
+        let s = parse_servers_state(state).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].addr, "[fd00::7]:443".parse().unwrap());
+        assert!(parse_servers_state("2\n# x\n").is_err());
+        let fd = "      4 : st=0x120023(Cl heopi W:sRa R:sRA) ref=0 gid=1 iocb=0x1(sock_accept_iocb) l.st=RDY fe=fe_https fam=ipv4 lport=8443\n\
+      9 : st=0x120121(Cl heopI W:sRa R:srA) iocb=0x1(sock_accept_iocb) l.st=RDY fe=GLOBAL fam=unix\n\
+     17 : st=0x000121(cl heopI W:sRa R:srA) iocb=0x1(sock_conn_iocb) back=0 cflg=0x00000300 fe=fe_https mux=PASS\n";
+        let l = parse_show_fd(fd);
+        assert_eq!(l.len(), 1);
+        assert_eq!((l[0].frontend.as_str(), l[0].port), ("fe_https", 8443));
+        assert_eq!(
+            parse_buffer_pool("  - Pool trash (32800 bytes)\n  - Pool buffer (32768 bytes) : 4 allocated"),
+            Some(32768)
+        );
+    }
+
+    #[test]
+    fn words_quotes_and_comments() {
+        assert_eq!(
+            words(r#"  bind "a b":80 'c' d\ e # no"#),
+            vec!["bind", "a b:80", "c", "d e"]
+        );
+        assert_eq!(words("# only"), Vec::<String>::new());
+    }
+}

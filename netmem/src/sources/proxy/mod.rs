@@ -1,0 +1,179 @@
+//! Proxies in front of the sockets: what they call their listeners and
+//! servers, read from the proxy itself. One small interface, [`Proxy`];
+//! HAProxy is its one implementation today (`haproxy.rs`). Another proxy
+//! (nginx `upstream` blocks, Envoy's admin `/clusters`) is one more
+//! implementation and one more arm in [`Proxies::new`].
+//!
+//! A proxy that cannot be read never fails netmem: its problem is said
+//! once on stderr (and again only when it changes), the proxy's line says
+//! it, and groups keep their plain names.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::model::proxy::{ProxyMap, ProxyView};
+
+pub mod haproxy;
+
+/// What one read of a proxy gave: its names (None when nothing could be
+/// read) and what went wrong, each said in full.
+#[derive(Debug, Default)]
+pub struct Reading {
+    pub map: Option<ProxyMap>,
+    pub problems: Vec<String>,
+}
+
+/// A proxy netmem can read names from.
+pub trait Proxy: Send {
+    /// `haproxy`.
+    fn kind(&self) -> &'static str;
+    /// Where it is and what it is read from, for people.
+    fn source(&self) -> String;
+    /// The network namespace whose sockets it names (inode number).
+    fn netns(&self) -> u32;
+    /// Reads what it says now. Called at every pass, so cheap when
+    /// nothing changed, and bounded in time when the proxy does not answer.
+    fn read(&mut self) -> Reading;
+    /// The same proxy as `other` (re-detection keeps the one it has).
+    fn same(&self, other: &dyn Proxy) -> bool {
+        self.kind() == other.kind()
+            && self.source() == other.source()
+            && self.netns() == other.netns()
+    }
+}
+
+/// `--haproxy`: find it (default), read these paths, or neither.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ProxySpec {
+    /// A running `haproxy` in a traced namespace, through its command line
+    /// (`-f` configuration, then its `stats socket`).
+    #[default]
+    Auto,
+    /// `--haproxy off`.
+    Off,
+    /// `--haproxy PATH` (repeatable): a stats socket, a configuration
+    /// file or a directory of them; all of one HAProxy.
+    Paths(Vec<PathBuf>),
+}
+
+impl ProxySpec {
+    pub fn from_args(args: &[String]) -> ProxySpec {
+        match args {
+            [] => ProxySpec::Auto,
+            [one] if one == "off" => ProxySpec::Off,
+            [one] if one == "auto" => ProxySpec::Auto,
+            paths => ProxySpec::Paths(paths.iter().map(PathBuf::from).collect()),
+        }
+    }
+}
+
+/// How often a running proxy is looked for again (a restarted or newly
+/// started HAProxy is found within this).
+const REDETECT: Duration = Duration::from_secs(30);
+
+/// The proxies of a trace, read at each pass.
+pub struct Proxies {
+    spec: ProxySpec,
+    /// The namespaces traced: the primary one, or every one.
+    primary: u32,
+    all: bool,
+    sources: Vec<Box<dyn Proxy>>,
+    views: Vec<Arc<ProxyView>>,
+    detected_at: Option<Instant>,
+    generation: u64,
+}
+
+impl Proxies {
+    /// `primary`: the traced namespace's inode (an explicit `--haproxy`
+    /// names its sockets); `all`: every namespace is traced.
+    pub fn new(spec: ProxySpec, primary: u32, all: bool) -> Proxies {
+        let mut p = Proxies {
+            sources: Vec::new(),
+            views: Vec::new(),
+            detected_at: None,
+            generation: 0,
+            spec,
+            primary,
+            all,
+        };
+        if let ProxySpec::Paths(paths) = &p.spec {
+            p.sources
+                .push(Box::new(haproxy::HaProxy::explicit(paths, primary)));
+        }
+        p
+    }
+
+    /// Looks for running proxies again when due (auto-detection only).
+    fn detect(&mut self) {
+        if self.spec != ProxySpec::Auto
+            || self.detected_at.is_some_and(|t| t.elapsed() < REDETECT)
+        {
+            return;
+        }
+        self.detected_at = Some(Instant::now());
+        let found = haproxy::detect(self.primary, self.all);
+        let mut kept: Vec<Box<dyn Proxy>> = Vec::new();
+        for f in found {
+            match self.sources.iter().position(|s| s.same(f.as_ref())) {
+                Some(i) => kept.push(self.sources.swap_remove(i)),
+                None => {
+                    log::info!("found {} ({})", f.kind(), f.source());
+                    kept.push(f);
+                }
+            }
+        }
+        for gone in &self.sources {
+            log::info!(
+                "{} ({}) is no longer running; its groups keep their plain names",
+                gone.kind(),
+                gone.source()
+            );
+        }
+        self.sources = kept;
+    }
+
+    /// Reads every proxy; a view whose names and problems did not change
+    /// is kept as it was (same generation). New problems are said on
+    /// stderr once.
+    pub fn refresh(&mut self) -> &[Arc<ProxyView>] {
+        self.detect();
+        let mut views = Vec::with_capacity(self.sources.len());
+        for s in self.sources.iter_mut() {
+            let r = s.read();
+            let mut v = ProxyView::new(s.kind(), s.source(), s.netns(), r.map, r.problems);
+            let before = self
+                .views
+                .iter()
+                .find(|o| o.kind == v.kind && o.source == v.source && o.netns == v.netns);
+            match before {
+                Some(b) if b.same_as(&v) => {
+                    views.push(b.clone());
+                    continue;
+                }
+                Some(b) => {
+                    for p in v.problems.iter().filter(|p| !b.problems.contains(p)) {
+                        log::warn!("{p}");
+                    }
+                    if v.problems.is_empty() && !b.problems.is_empty() {
+                        log::warn!("{} ({}) is read again", v.kind, v.source);
+                    }
+                }
+                None => {
+                    for p in &v.problems {
+                        log::warn!("{p}");
+                    }
+                }
+            }
+            self.generation += 1;
+            v.generation = self.generation;
+            views.push(Arc::new(v));
+        }
+        self.views = views;
+        &self.views
+    }
+
+    pub fn views(&self) -> &[Arc<ProxyView>] {
+        &self.views
+    }
+}
