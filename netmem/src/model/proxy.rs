@@ -90,8 +90,11 @@ pub struct ProxyMap {
     /// `use_backend`) when the configuration was read.
     pub backends: BTreeMap<String, BTreeSet<String>>,
     pub tune: Tune,
-    /// What was read from where (e.g. "servers: runtime API").
+    /// What was read from where (e.g. "servers: runtime API PATH").
     pub origin: Vec<String>,
+    /// What could not be named, and why (host names, `${VAR}`, templates
+    /// without the runtime API).
+    pub notes: Vec<String>,
 }
 
 /// One proxy as a pass saw it: where it was read, what it said, what

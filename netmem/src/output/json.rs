@@ -12,6 +12,7 @@ use crate::hooks::HookStatus;
 use crate::model::event::{family_name, state_name, Abort, Body, ProtoMem, Protocol};
 use crate::model::group::{group_kind, group_name, ip_from, GroupRow};
 use crate::model::owner;
+use crate::model::proxy::{GroupProxy, ProxyView, Side};
 use crate::model::{Context, Event, Interval, Summary};
 
 pub struct JsonSink<W: Write> {
@@ -64,6 +65,14 @@ impl<W: Write> Sink for JsonSink<W> {
     fn probe_report(&mut self, hooks: &[HookStatus]) -> Result<()> {
         for h in hooks {
             self.line(&serde_json::to_value(h)?)?;
+        }
+        self.flush()
+    }
+
+    fn proxies(&mut self, p: &[std::sync::Arc<ProxyView>]) -> Result<()> {
+        let ts = rfc3339(std::time::SystemTime::now());
+        for v in p {
+            self.line(&proxy_object(&ts, v))?;
         }
         self.flush()
     }
@@ -155,6 +164,9 @@ pub fn group_object(ts: &str, g: &GroupKey, row: &GroupRow, live: bool, time_wai
     }
     netns_fields(g, &mut o);
     owner_group_fields(g, row, &mut o);
+    if let Some(p) = &row.proxy {
+        proxy_fields(p, &mut o);
+    }
     if let Some(w) = &row.owners {
         o.insert("owners".into(), owners_json(w));
     }
@@ -179,6 +191,84 @@ pub fn group_object(ts: &str, g: &GroupKey, row: &GroupRow, live: bool, time_wai
         for c in Counter::ALL {
             o.insert(c.name().into(), json!(row.count(*c)));
         }
+    }
+    Value::Object(o)
+}
+
+/// What the proxy calls a group (or an event's group), and its buffer
+/// settings for that side. The first name is in `proxy_frontend` /
+/// `proxy_backend` / `proxy_server`; the lists hold every one when the
+/// kernel's group is shared.
+fn proxy_fields(p: &GroupProxy, o: &mut Map<String, Value>) {
+    o.insert("proxy".into(), json!(p.kind));
+    o.insert("proxy_side".into(), json!(p.side.name()));
+    match p.side {
+        Side::Client => {
+            o.insert("proxy_frontend".into(), json!(p.frontend()));
+            o.insert("proxy_frontends".into(), json!(p.frontends));
+        }
+        Side::Server => {
+            o.insert("proxy_backend".into(), json!(p.backend()));
+            o.insert("proxy_server".into(), json!(p.server()));
+            o.insert("proxy_servers".into(), json!(p.server_paths()));
+        }
+    }
+    o.insert(
+        "proxy_tune".into(),
+        json!({"bufsize": p.bufsize, "rcvbuf": p.tune.rcvbuf, "sndbuf": p.tune.sndbuf}),
+    );
+}
+
+/// A `proxy` line: where a proxy was read, what it named, its settings,
+/// and what could not be read.
+pub fn proxy_object(ts: &str, v: &ProxyView) -> Value {
+    let mut o = Map::new();
+    o.insert("type".into(), json!("proxy"));
+    o.insert("ts".into(), json!(ts));
+    o.insert("proxy".into(), json!(v.kind));
+    o.insert("source".into(), json!(v.source));
+    if owner::all_namespaces() {
+        o.insert("netns".into(), json!(owner::netns_name(v.netns)));
+        o.insert("netns_inode".into(), json!(v.netns));
+    }
+    o.insert("named".into(), json!(v.map.is_some()));
+    o.insert("problems".into(), json!(v.problems));
+    if let Some(m) = &v.map {
+        let mut fe: std::collections::BTreeMap<&str, std::collections::BTreeSet<u16>> =
+            Default::default();
+        for l in &m.listeners {
+            fe.entry(&l.frontend).or_default().insert(l.port);
+        }
+        let frontends: Vec<Value> = fe
+            .iter()
+            .map(|(n, ports)| json!({"name": n, "ports": ports}))
+            .collect();
+        let backends: Vec<Value> = m
+            .backends
+            .iter()
+            .map(|(b, from)| {
+                let servers: Vec<Value> = m
+                    .servers
+                    .iter()
+                    .filter(|s| &s.backend == b)
+                    .map(|s| json!({"name": s.server, "addr": s.addr.to_string()}))
+                    .collect();
+                json!({"name": b, "frontends": from, "servers": servers})
+            })
+            .collect();
+        o.insert("frontends".into(), Value::Array(frontends));
+        o.insert("backends".into(), Value::Array(backends));
+        let t = &m.tune;
+        o.insert(
+            "tune".into(),
+            json!({
+                "bufsize": t.bufsize,
+                "rcvbuf_client": t.client.rcvbuf, "sndbuf_client": t.client.sndbuf,
+                "rcvbuf_server": t.server.rcvbuf, "sndbuf_server": t.server.sndbuf,
+            }),
+        );
+        o.insert("origin".into(), json!(m.origin));
+        o.insert("notes".into(), json!(m.notes));
     }
     Value::Object(o)
 }
@@ -272,6 +362,9 @@ pub fn event_object(e: &Event) -> Map<String, Value> {
     if let Some(g) = &e.group {
         o.insert("group".into(), json!(group_name(g)));
         netns_fields(g, &mut o);
+    }
+    if let Some(p) = &e.proxy {
+        proxy_fields(p, &mut o);
     }
     if let Some(w) = &e.owner {
         let mut v = Map::new();

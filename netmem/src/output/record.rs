@@ -142,6 +142,9 @@ impl Sink for RecordSink {
         // The host and probes lines are on disk before the first event.
         self.frame(false)
     }
+    fn proxies(&mut self, p: &[std::sync::Arc<crate::model::proxy::ProxyView>]) -> Result<()> {
+        self.json.proxies(p)
+    }
     fn event(&mut self, e: &Event) -> Result<()> {
         self.events += 1;
         self.json.event(e)

@@ -10,6 +10,7 @@ use super::json::event_object;
 use super::{human_bytes, rfc3339, Sink};
 use crate::hooks::{HookStatus, Tier};
 use crate::model::group::{group_name, GroupRow};
+use crate::model::proxy::ProxyView;
 use crate::model::{Context, Event, Interval, Summary};
 
 pub struct TextSink<W: Write> {
@@ -18,6 +19,8 @@ pub struct TextSink<W: Write> {
     rows: usize,
     /// ANSI colours (standard output is a terminal).
     color: bool,
+    /// The proxies naming groups, for the coverage line.
+    proxies: Vec<String>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -26,6 +29,7 @@ impl<W: Write> TextSink<W> {
             out,
             rows,
             color: false,
+            proxies: Vec::new(),
         }
     }
 
@@ -59,7 +63,22 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
-        writeln!(self.out, "{}", coverage_line(hooks))?;
+        let mut line = coverage_line(hooks);
+        for p in &self.proxies {
+            line += &format!("; names from {p}");
+        }
+        writeln!(self.out, "{line}")?;
+        self.flush()
+    }
+
+    fn proxies(&mut self, p: &[std::sync::Arc<ProxyView>]) -> Result<()> {
+        self.proxies.clear();
+        for v in p {
+            write!(self.out, "{}", proxy_text(v))?;
+            if v.map.is_some() {
+                self.proxies.push(format!("{} ({})", v.kind, v.source));
+            }
+        }
         self.flush()
     }
 
@@ -212,6 +231,41 @@ pub fn context_line(c: &Context) -> String {
     )
 }
 
+/// A proxy's lines: what it names and its buffer settings, then what
+/// could not be read.
+pub fn proxy_text(v: &ProxyView) -> String {
+    let (fe, be, srv) = v.sizes();
+    let mut s = format!("proxy: {} ({})", v.kind, v.source);
+    if crate::model::owner::all_namespaces() {
+        s += &format!(" in netns {}", crate::model::owner::netns_name(v.netns));
+    }
+    s += ": ";
+    match &v.map {
+        Some(m) => {
+            let b = |x: Option<u64>| x.map_or("auto".to_string(), human_bytes);
+            let t = &m.tune;
+            s += &format!(
+                "{fe} frontends, {be} backends, {srv} servers; tune.bufsize {}, client rcvbuf {} sndbuf {}, server rcvbuf {} sndbuf {}\n",
+                t.bufsize.map_or("?".to_string(), human_bytes),
+                b(t.client.rcvbuf),
+                b(t.client.sndbuf),
+                b(t.server.rcvbuf),
+                b(t.server.sndbuf)
+            );
+        }
+        None => s += "not read, groups keep their plain names\n",
+    }
+    if let Some(m) = &v.map {
+        for n in &m.notes {
+            s += &format!("proxy: note: {n}\n");
+        }
+    }
+    for p in &v.problems {
+        s += &format!("proxy: {p}\n");
+    }
+    s
+}
+
 /// The interval's event counts shown as columns, with their headers.
 const COUNT_COLUMNS: [(&str, Counter); 6] = [
     ("EXCEED", Counter::ExceedBufLimit),
@@ -226,9 +280,22 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
     // Wide enough for the longest name (IPv6 backends run past 28).
     let names: Vec<String> = rows.iter().map(|(g, _)| group_name(g)).collect();
     let w = names.iter().map(String::len).max().unwrap_or(0).max(28);
-    let mut s = format!(
-        "{:<w$} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
-        "GROUP", "SOCKS", "ORPH", "RMEM", "WMEMQ", "FWD", "ORPH_B", "DROPS"
+    // The proxy's name for each group, when a proxy names any.
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|(_, r)| r.proxy.as_ref().map_or("-".into(), |p| p.label()))
+        .collect();
+    let pw = rows
+        .iter()
+        .any(|(_, r)| r.proxy.is_some())
+        .then(|| labels.iter().map(String::len).max().unwrap_or(0).max(5));
+    let mut s = format!("{:<w$}", "GROUP");
+    if let Some(pw) = pw {
+        s += &format!(" {:<pw$}", "PROXY");
+    }
+    s += &format!(
+        " {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "SOCKS", "ORPH", "RMEM", "WMEMQ", "FWD", "ORPH_B", "DROPS"
     );
     if with_counts {
         for (h, _) in COUNT_COLUMNS {
@@ -246,11 +313,14 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
         s += &format!(" {:<24} {}", "PROCESS", "CGROUP");
     }
     s.push('\n');
-    for ((g, r), name) in rows.iter().zip(&names) {
+    for (((g, r), name), label) in rows.iter().zip(&names).zip(&labels) {
         let m = &r.mem;
+        s += &format!("{name:<w$}");
+        if let Some(pw) = pw {
+            s += &format!(" {label:<pw$}");
+        }
         s += &format!(
-            "{:<w$} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
-            name,
+            " {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
             m.sockets,
             m.orphans,
             human_bytes(m.rmem),

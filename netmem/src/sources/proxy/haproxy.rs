@@ -123,8 +123,11 @@ impl HaProxy {
                     .collect();
                 inside.sort();
                 files.extend(inside);
-            } else {
+            } else if m.is_file() {
                 files.push(p);
+            } else {
+                // A FIFO or a device would block the pass on its read.
+                bail!("{}: not a regular file, a directory or a stats socket", c.display());
             }
         }
         let sig: Vec<(PathBuf, i64, u64, u64)> = files
@@ -273,17 +276,18 @@ impl Proxy for HaProxy {
             map.backends = c.backends.clone();
             map.tune = c.tune;
             origin.push("tune: configuration".to_string());
-            origin.extend(c.notes.iter().cloned());
+            map.notes = c.notes.clone();
         }
+        let api = socket.as_ref().map(|s| s.display().to_string()).unwrap_or_default();
         if let Some((servers, listeners, bufsize)) = runtime {
             for s in &servers {
                 map.backends.entry(s.backend.clone()).or_default();
             }
             map.servers = servers;
-            origin.push("servers: runtime API (show servers state)".into());
+            origin.push(format!("servers: runtime API {api} (show servers state)"));
             if !listeners.is_empty() {
                 map.listeners = listeners;
-                origin.push("frontends: runtime API (show fd)".into());
+                origin.push(format!("frontends: runtime API {api} (show fd)"));
             }
             if bufsize.is_some() {
                 map.tune.bufsize = bufsize;
