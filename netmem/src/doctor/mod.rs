@@ -66,6 +66,9 @@ pub struct Finding {
     pub scope: Scope,
     /// The group that holds what the finding is about, when one does.
     pub group: Option<String>,
+    /// What the proxy in front calls that group (`backend app, server
+    /// app3`), when a proxy names it.
+    pub group_proxy: Option<String>,
     /// How close to its limit, 1.0 at the limit: ranks what did not fire.
     #[serde(skip)]
     pub nearness: f64,
@@ -87,6 +90,7 @@ impl Finding {
             action: Vec::new(),
             scope: Scope::Global,
             group: None,
+            group_proxy: None,
             nearness: 0.0,
             priority: 0,
         }
@@ -175,6 +179,13 @@ pub fn diagnose(s: &State) -> Vec<Finding> {
     f.extend(rules::buffer_limits(s));
     f.extend(rules::kernel_log(s));
     f.extend(rules::routes(s));
+    for x in f.iter_mut() {
+        x.group_proxy = x
+            .group
+            .as_ref()
+            .and_then(|g| s.window.groups.get(g)?.proxy.as_ref())
+            .map(|p| p.describe());
+    }
     f.sort_by(|a, b| {
         b.fired
             .cmp(&a.fired)

@@ -18,15 +18,46 @@ fn tcp_mem_line(max: u64) -> String {
 
 /// What a group's holder can change, said in the proxy's terms: a frontend
 /// (`listen:`) holds what it sends to clients and reads from them; a backend
-/// what it reads from servers.
-fn group_hint(group: &str) -> &'static str {
+/// what it reads from servers. When HAProxy names the group, the setting of
+/// that side holding the most (send or receive queues), with its value now
+/// and, given `budget` (bytes per socket), the value to set.
+fn group_hint(w: &super::Window, group: &str, budget: Option<u64>) -> String {
+    if let Some((g, p)) = w
+        .groups
+        .get(group)
+        .and_then(|g| Some((g, g.proxy.as_ref()?)))
+    {
+        let side = p.side.name();
+        let (knob, now, sysctl) = if g.wmem >= g.rmem {
+            (format!("tune.sndbuf.{side}"), p.tune.sndbuf, "tcp_wmem")
+        } else {
+            (format!("tune.rcvbuf.{side}"), p.tune.rcvbuf, "tcp_rmem")
+        };
+        let now = now.map_or(
+            format!("unset: the kernel grows each socket up to {sysctl}'s maximum"),
+            bytes,
+        );
+        // Below HAProxy's own buffer a socket cannot take one full buffer.
+        let floor = p.bufsize.unwrap_or(16384);
+        return match budget {
+            Some(b) => format!(
+                "its {side}-side sockets: HAProxy `{knob} {}` in the global section (now {now}; tune.bufsize {})",
+                b.max(floor),
+                bytes(floor)
+            ),
+            None => format!(
+                "its {side}-side sockets with HAProxy's {knob} (now {now}; tune.bufsize {})",
+                bytes(floor)
+            ),
+        };
+    }
     if group.starts_with("listen:") {
-        "its accepted connections' buffers (a proxy's client side: HAProxy tune.sndbuf.client / tune.rcvbuf.client)"
+        "its accepted connections' buffers (a proxy's client side: HAProxy tune.sndbuf.client / tune.rcvbuf.client)".into()
     } else if group.starts_with("backend:") {
-        "its outgoing connections' buffers (a proxy's server side: HAProxy tune.rcvbuf.server / tune.sndbuf.server)"
+        "its outgoing connections' buffers (a proxy's server side: HAProxy tune.rcvbuf.server / tune.sndbuf.server)".into()
     } else {
         // An owner group (--group-by process|cgroup) holds both sides.
-        "its sockets' buffers, on both sides (group by port to see which side holds them)"
+        "its sockets' buffers, on both sides (group by port to see which side holds them)".into()
     }
 }
 
@@ -100,7 +131,7 @@ pub fn orphans(s: &State) -> Option<Finding> {
     });
     for (name, g) in holders.iter().take(3) {
         f.ev(
-            format!("orphans on {name}"),
+            format!("orphans on {}", w.label(name)),
             format!("{} holding {}", g.peak_orphans, bytes(g.peak_orphan_bytes)),
         );
     }
@@ -136,7 +167,8 @@ pub fn orphans(s: &State) -> Option<Finding> {
         }
         if let Some(g) = &f.group {
             f.action.push(format!(
-                "{g} makes the orphans: its peers leave with data unsent; shorten the proxy's client timeout or lower net.ipv4.tcp_orphan_retries so they end sooner"
+                "{} makes the orphans: its peers leave with data unsent; shorten the proxy's client timeout or lower net.ipv4.tcp_orphan_retries so they end sooner",
+                w.label(g)
             ));
         }
     }
@@ -247,12 +279,13 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     let total: u64 = top.iter().map(|(_, g)| g.memory).sum();
     for (name, g) in top.iter().take(3) {
         f.ev(
-            format!("held by {name}"),
+            format!("held by {}", w.label(name)),
             format!(
-                "{} bytes = {} ({:.0}% of what the groups hold)",
+                "{} bytes = {} ({:.0}% of what the groups hold, {:.0}% of tcp_mem[2])",
                 g.memory,
                 bytes(g.memory),
-                100.0 * g.memory as f64 / total.max(1) as f64
+                100.0 * g.memory as f64 / total.max(1) as f64,
+                100.0 * g.memory as f64 / (max * page).max(1) as f64
             ),
         );
     }
@@ -285,8 +318,11 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
             _ => {}
         }
         if let Some(g) = &f.group {
-            f.action
-                .push(format!("{g} holds the most: cap {}", group_hint(g)));
+            f.action.push(format!(
+                "{} holds the most: cap {}",
+                w.label(g),
+                group_hint(w, g, None)
+            ));
         }
     }
     Some(f)
@@ -395,7 +431,8 @@ pub fn per_connection(s: &State) -> Option<Finding> {
         "buffers.per_connection",
         severity,
         format!(
-            "{name} holds {} per socket: tcp_mem[2] is reached at about {at_avg} such sockets",
+            "{} holds {} per socket: tcp_mem[2] is reached at about {at_avg} such sockets",
+            w.label(name),
             bytes(avg)
         ),
     );
@@ -437,7 +474,11 @@ pub fn per_connection(s: &State) -> Option<Finding> {
         }
     }
     if severity >= Severity::Warn {
-        f.action.push(format!("{name}: cap {}", group_hint(name)));
+        f.action.push(format!(
+            "{}: cap {}",
+            w.label(name),
+            group_hint(w, name, Some(limit / sockets.max(1)))
+        ));
     }
     Some(f)
 }
@@ -455,7 +496,7 @@ pub fn buffer_limits(s: &State) -> Vec<Finding> {
         let mut f = Finding::new(
             "buffers.limits",
             Severity::Warn,
-            format!("{name} hit buffer limits: {exceed} times the protocol limit, {rq} full receive queues, {drops} memory drops"),
+            format!("{} hit buffer limits: {exceed} times the protocol limit, {rq} full receive queues, {drops} memory drops", w.label(name)),
         );
         f.fired = true;
         f.group = Some(name.clone());

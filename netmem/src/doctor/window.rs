@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::model::proxy::{GroupProxy, Side, SideTune};
 use crate::sources::host::Host;
 
 /// One group's figures: now (the last interval) and at peak.
@@ -24,6 +25,45 @@ pub struct GroupFigures {
     pub peak_orphan_bytes: u64,
     /// Counters summed over the window, by JSON name.
     pub counts: BTreeMap<String, u64>,
+    /// Now: receive and send queue bytes (rmem, wmem_queued).
+    pub rmem: u64,
+    pub wmem: u64,
+    /// What the proxy in front calls it, with its buffer settings.
+    pub proxy: Option<GroupProxy>,
+}
+
+/// A group line's proxy fields (see `output::json::proxy_fields`).
+fn group_proxy(v: &Value) -> Option<GroupProxy> {
+    let strings = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    let side = match v["proxy_side"].as_str()? {
+        "client" => Side::Client,
+        _ => Side::Server,
+    };
+    let t = &v["proxy_tune"];
+    Some(GroupProxy {
+        kind: match v["proxy"].as_str()? {
+            "haproxy" => "haproxy",
+            _ => "proxy",
+        },
+        side,
+        frontends: strings("proxy_frontends"),
+        servers: strings("proxy_servers")
+            .into_iter()
+            .filter_map(|p| {
+                let (b, s) = p.split_once('/')?;
+                Some((b.to_string(), s.to_string()))
+            })
+            .collect(),
+        bufsize: u(&t["bufsize"]),
+        tune: SideTune {
+            rcvbuf: u(&t["rcvbuf"]),
+            sndbuf: u(&t["sndbuf"]),
+        },
+    })
 }
 
 /// An abort on memory with the figures that fired it.
@@ -147,6 +187,9 @@ impl Window {
         g.sockets = u(&v["sockets"]).unwrap_or(0);
         g.orphans = u(&v["orphans"]).unwrap_or(0);
         g.orphan_bytes = u(&v["orphan_bytes"]).unwrap_or(0);
+        g.rmem = u(&v["rmem_bytes"]).unwrap_or(0);
+        g.wmem = u(&v["wmem_queued_bytes"]).unwrap_or(0);
+        g.proxy = group_proxy(v).or(g.proxy.take());
         g.memory = ["rmem_bytes", "wmem_queued_bytes", "fwd_alloc_bytes"]
             .iter()
             .filter_map(|k| u(&v[*k]))
@@ -188,6 +231,15 @@ impl Window {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A group as people know it: `backend app, server app3
+    /// (backend:10.0.3.17:9001)` when a proxy names it, else its name.
+    pub fn label(&self, name: &str) -> String {
+        match self.groups.get(name).and_then(|g| g.proxy.as_ref()) {
+            Some(p) => format!("{} ({name})", p.describe()),
+            None => name.to_string(),
         }
     }
 

@@ -34,6 +34,8 @@ pub const NAMES: &[&str] = &[
     "netmem_group_destroyed_with_data_total",
     "netmem_group_owner_info",
     "netmem_group_memcg_sock_bytes",
+    "netmem_group_proxy_info",
+    "netmem_group_proxy_buffer_bytes",
     "netmem_tcp_memory_allocated_bytes",
     "netmem_tcp_memory_limit_bytes",
     "netmem_tcp_memory_pressure",
@@ -416,6 +418,52 @@ fn groups(f: &mut Families, e: &Exposition) -> Fmt {
                 ],
                 Num::from(1),
             ))
+        }),
+    )?;
+    f.labelled(
+        "group_proxy",
+        "What the proxy in front calls the group (--haproxy, or a haproxy found running): its side, frontend, or backend and server; several names joined by '+' when the kernel's group is shared. Join on group.",
+        None,
+        MetricType::Info,
+        e.groups.iter().filter_map(|g| {
+            let p = g.proxy.as_ref()?;
+            Some((
+                [
+                    ("group", g.group.clone()),
+                    ("kind", g.kind.to_string()),
+                    ("proxy", p.kind.to_string()),
+                    ("side", p.side.name().to_string()),
+                    ("frontend", p.frontends.join("+")),
+                    ("backend", {
+                        let mut b: Vec<&str> = p.servers.iter().map(|s| s.0.as_str()).collect();
+                        b.dedup();
+                        b.join("+")
+                    }),
+                    ("server", p.server().map(str::to_string).unwrap_or_default()),
+                ],
+                Num::from(1),
+            ))
+        }),
+    )?;
+    f.labelled(
+        "group_proxy_buffer",
+        "The proxy's buffer settings for the group's side, when set: tune.bufsize, and the side's tune.rcvbuf / tune.sndbuf (unset ones, autotuned by the kernel, have no sample).",
+        Some(Unit::Bytes),
+        G,
+        e.groups.iter().flat_map(|g| {
+            let p = g.proxy.as_deref();
+            [
+                ("bufsize", p.and_then(|p| p.bufsize)),
+                ("rcvbuf", p.and_then(|p| p.tune.rcvbuf)),
+                ("sndbuf", p.and_then(|p| p.tune.sndbuf)),
+            ]
+            .into_iter()
+            .filter_map(move |(k, v)| {
+                Some((
+                    [("group", g.group.as_str()), ("kind", g.kind), ("setting", k)],
+                    Num::from(v?),
+                ))
+            })
         }),
     )?;
     f.labelled(

@@ -89,6 +89,8 @@ pub struct GroupSeries {
     pub owner: Option<OwnerLabels>,
     /// A cgroup group's `memory.stat` `sock`, for the cross-check.
     pub memcg_sock: Option<u64>,
+    /// What the proxy in front calls it, and its buffer settings.
+    pub proxy: Option<std::sync::Arc<crate::model::proxy::GroupProxy>>,
 }
 
 /// Who holds a group, as label values (empty when unknown): its largest
@@ -334,6 +336,7 @@ impl MetricsSink {
                     totals: self.totals.entry(Slot::Group(*g)).or_default().clone(),
                     owner: OwnerLabels::of(g, row),
                     memcg_sock,
+                    proxy: row.proxy.clone(),
                 });
             } else {
                 other.absorb(&row.mem);
@@ -347,6 +350,7 @@ impl MetricsSink {
                 totals: t.clone(),
                 owner: None,
                 memcg_sock: None,
+                proxy: None,
             });
         }
         (out, ranked.len())

@@ -284,6 +284,8 @@ impl Proxy for HaProxy {
                 map.backends.entry(s.backend.clone()).or_default();
             }
             map.servers = servers;
+            // Names the configuration could not give, the API did.
+            map.notes.retain(|n| !n.contains("runtime API only"));
             origin.push(format!("servers: runtime API {api} (show servers state)"));
             if !listeners.is_empty() {
                 map.listeners = listeners;
