@@ -33,7 +33,7 @@ pub struct GroupFigures {
 }
 
 /// A group line's proxy fields (see `output::json::proxy_fields`).
-fn group_proxy(v: &Value) -> Option<GroupProxy> {
+pub fn group_proxy(v: &Value) -> Option<GroupProxy> {
     let strings = |k: &str| -> Vec<String> {
         v[k].as_array()
             .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())

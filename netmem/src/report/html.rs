@@ -310,14 +310,21 @@ fn groups(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
     let g = r.timeline.groups();
     // The owner column only for recordings that have owners.
     let owners = g.iter().any(|s| s.owner.is_some());
+    let proxies = g.iter().any(|s| s.proxy.is_some());
     write!(
         h,
-        "<h2>Groups{}</h2>\n<table class=\"groups\"><tr><th>group</th>{}<th>peak memory</th><th>mean memory</th><th>p95 memory</th><th>peak orphans</th><th>events</th></tr>",
+        "<h2>Groups{}</h2>\n<table class=\"groups\"><tr><th>group</th>{}{}<th>peak memory</th><th>mean memory</th><th>p95 memory</th><th>peak orphans</th><th>events</th></tr>",
         which.map(|w| format!(" ({w})")).unwrap_or_default(),
+        if proxies { "<th>proxy</th>" } else { "" },
         if owners { "<th>owner</th>" } else { "" }
     )?;
     for s in g.iter().take(TABLE_ROWS) {
         let ev: Vec<String> = s.events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let proxy = if proxies {
+            format!("<td>{}</td>", esc(s.proxy.as_deref().unwrap_or("")))
+        } else {
+            String::new()
+        };
         let owner = if owners {
             format!("<td>{}</td>", esc(s.owner.as_deref().unwrap_or("")))
         } else {
@@ -325,7 +332,7 @@ fn groups(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
         };
         write!(
             h,
-            "<tr><td>{}</td>{owner}<td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td>{proxy}{owner}<td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
             esc(&s.group),
             human_bytes(s.memory.peak as u64),
             human_bytes(s.memory.mean as u64),

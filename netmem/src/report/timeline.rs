@@ -83,6 +83,8 @@ pub struct GroupSummary {
     /// its largest process and cgroup as the contract's `owners` object
     /// names them.
     pub owner: Option<String>,
+    /// What the proxy in front called it last (`backend app, server app3`).
+    pub proxy: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -99,6 +101,8 @@ pub struct Timeline {
     pub interval_s: f64,
     /// The last owners seen per group.
     pub owners: BTreeMap<String, String>,
+    /// The proxy's name last seen per group.
+    pub proxies: BTreeMap<String, String>,
 }
 
 fn ts(v: &Value) -> Option<SystemTime> {
@@ -210,6 +214,9 @@ impl Timeline {
             .as_str()
             .map(|c| format!("{c}[{}]", o["processes"][0]["pid"]));
         let cgroup = o["cgroups"][0]["cgroup"].as_str().map(str::to_string);
+        if let Some(p) = crate::doctor::window::group_proxy(v) {
+            self.proxies.insert(name.to_string(), p.describe());
+        }
         if process.is_some() || cgroup.is_some() {
             let both: Vec<String> = process.into_iter().chain(cgroup).collect();
             self.owners.insert(name.to_string(), both.join(" "));
@@ -257,6 +264,7 @@ impl Timeline {
                 };
                 s.group = name.to_string();
                 s.owner = self.owners.get(name).cloned();
+                s.proxy = self.proxies.get(name).cloned();
                 s.memory = Stats::of(&series(|g| g.memory));
                 s.orphans = Stats::of(&series(|g| g.orphans));
                 s

@@ -157,8 +157,13 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
     let spark_w = 20usize;
     // The owner column only when owners were asked for.
     let owners = rows.iter().any(|g| g.owner.is_some());
-    let mut head = vec![
-        "GROUP",
+    // The proxy's names only when a proxy names any group.
+    let proxies = rows.iter().any(|g| g.proxy.is_some());
+    let mut head = vec!["GROUP"];
+    if proxies {
+        head.push("PROXY");
+    }
+    head.extend([
         "MEMORY",
         "RMEM",
         "WMEM",
@@ -167,7 +172,7 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
         "DROPS",
         "ABORTS",
         "LAST MINUTE",
-    ];
+    ]);
     if owners {
         head.push("OWNER");
     }
@@ -180,8 +185,11 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
         } else {
             Style::new()
         };
-        let mut cells = vec![
-            g.name.clone(),
+        let mut cells = vec![g.name.clone()];
+        if proxies {
+            cells.push(g.proxy.clone().unwrap_or_default());
+        }
+        cells.extend([
             human_bytes(g.mem.total()),
             human_bytes(g.mem.rmem),
             human_bytes(g.mem.wmem_queued),
@@ -190,7 +198,7 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
             g.drops.to_string(),
             g.aborts.to_string(),
             sparkline(&g.history, spark_w),
-        ];
+        ]);
         if owners {
             cells.push(g.owner.clone().unwrap_or_default());
         }
@@ -205,8 +213,17 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
         .max()
         .unwrap_or(0)
         .clamp(18, 60) as u16;
-    let mut widths = vec![
-        Constraint::Min(name_w),
+    let mut widths = vec![Constraint::Min(name_w)];
+    if proxies {
+        let w = rows
+            .iter()
+            .filter_map(|g| g.proxy.as_ref().map(String::len))
+            .max()
+            .unwrap_or(0)
+            .clamp(5, 40) as u16;
+        widths.push(Constraint::Length(w));
+    }
+    widths.extend([
         Constraint::Length(8),
         Constraint::Length(8),
         Constraint::Length(8),
@@ -215,7 +232,7 @@ fn groups(f: &mut Frame, v: &View, area: Rect) {
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(spark_w as u16),
-    ];
+    ]);
     if owners {
         widths.push(Constraint::Length(28));
     }

@@ -65,6 +65,8 @@ pub struct GroupLine {
     pub history: VecDeque<u64>,
     /// Its largest process and cgroup, with `--owners`/`--group-by`.
     pub owner: Option<String>,
+    /// What the proxy in front calls it.
+    pub proxy: Option<String>,
 }
 
 impl GroupLine {
@@ -217,6 +219,7 @@ impl View {
             line.kind = group_kind(g);
             line.mem = row.mem.clone();
             line.drops = row.count(Counter::SkbDrops) + row.count(Counter::RcvqueueFull);
+            line.proxy = row.proxy.as_ref().map(|p| p.label());
             line.owner = row.owners.as_ref().map(|w| {
                 use crate::output::text::{cgroup_cell, process_cell};
                 format!("{} {}", process_cell(w), cgroup_cell(w))
