@@ -342,6 +342,28 @@ impl Rig {
         Ok(())
     }
 
+    /// HAProxy's stats socket (its runtime API), `level admin`.
+    pub fn stats_socket(&self) -> PathBuf {
+        self.dir.join("haproxy.sock")
+    }
+
+    /// HAProxy's configuration, as the rig wrote it.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("haproxy.cfg")
+    }
+
+    /// One runtime API command (e.g. `set server servers/b2 addr ...`);
+    /// its answer.
+    pub fn api(&self, cmd: &str) -> Result<String> {
+        let mut s = std::os::unix::net::UnixStream::connect(self.stats_socket())
+            .context("connect to HAProxy's stats socket")?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(format!("{cmd}\n").as_bytes())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
     pub fn haproxy_pid(&self) -> Option<u32> {
         self.haproxy.as_ref().map(|c| c.id())
     }

@@ -85,6 +85,11 @@ impl Trace {
         })
     }
 
+    /// Every line so far (the trace keeps running).
+    pub fn lines(&self) -> Vec<Value> {
+        self.lines.lock().unwrap().clone()
+    }
+
     /// SIGINT, as an operator's Ctrl-C; returns every line.
     pub fn stop(mut self) -> Result<Vec<Value>> {
         // SAFETY: signalling our own child.

@@ -1,0 +1,390 @@
+//! Groups named as HAProxy names them, against the real HAProxy of the rig
+//! (`cargo xtask rig`): found running without being told, its frontend and
+//! servers on the right groups, a server moved through the runtime API
+//! followed within one interval, `--group-by proxy-backend`, the names in
+//! serve's exposition and the doctor's findings; and sources that cannot
+//! be read (missing, silent, refused, a FIFO) only warn.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime};
+
+use netmem_tests::rig::{request, serve, Rig, RigConfig};
+use netmem_tests::scenarios::{in_netns, Trace};
+use netmem_tests::serve::Serve;
+use netmem_tests::{netmem_bin, require_root};
+use serde_json::Value;
+
+const INTERVAL: Duration = Duration::from_millis(300);
+
+fn ts(v: &Value) -> SystemTime {
+    humantime::parse_rfc3339(v["ts"].as_str().expect("ts")).expect("rfc3339 ts")
+}
+
+fn groups<'a>(lines: &'a [Value], name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    lines
+        .iter()
+        .filter(move |l| l["type"] == "group" && l["group"] == name)
+}
+
+/// Waits (at most `limit`) until `ok` holds for the trace's lines.
+fn wait_lines(trace: &Trace, what: &str, limit: Duration, ok: impl Fn(&[Value]) -> bool) {
+    let t0 = Instant::now();
+    loop {
+        if ok(&trace.lines()) {
+            return;
+        }
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        sleep(Duration::from_millis(50));
+    }
+}
+
+fn named(l: &Value, backend: &str, server: &str) -> bool {
+    l["proxy"] == "haproxy" && l["proxy_backend"] == backend && l["proxy_server"] == server
+}
+
+fn run(args: &[&str]) -> (std::process::Output, Duration) {
+    let t0 = Instant::now();
+    let o = Command::new(netmem_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run netmem");
+    (o, t0.elapsed())
+}
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn haproxy_names_groups_and_follows_a_server_that_moves() {
+    require_root();
+    let mut rig = Rig::start(RigConfig {
+        name: format!("nmpx{}", std::process::id() % 100000),
+        slow: 4,
+        normal: 0,
+        vanishing: 0,
+        client_timeout: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .expect("start the rig");
+    // Where b2 will be moved to: a third backend, unknown to HAProxy's
+    // configuration.
+    let stop = Arc::new(AtomicBool::new(false));
+    let spare = in_netns(&rig.ns, || Ok(TcpListener::bind(("127.0.0.1", 9003))?)).unwrap();
+    let spare_thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || serve(spare, stop))
+    };
+    let netmem = netmem_bin();
+    // No --haproxy: the rig's HAProxy is found through its command line.
+    let trace = Trace::start(
+        netmem.to_str().unwrap(),
+        &["--netns", &rig.ns, "--census-budget", "100"],
+    )
+    .expect("trace");
+    rig.start_clients().expect("clients");
+
+    // The proxy line: found, read from both the runtime API and the config.
+    let head = trace.lines();
+    let proxy = head
+        .iter()
+        .find(|l| l["type"] == "proxy")
+        .unwrap_or_else(|| panic!("no proxy line before the probes line: {head:?}"));
+    let pid = rig.haproxy_pid().unwrap().to_string();
+    let src = proxy["source"].as_str().unwrap();
+    assert!(
+        src.contains(&pid) && src.contains(rig.config_path().to_str().unwrap()),
+        "{proxy}"
+    );
+    assert_eq!(proxy["named"], true, "{proxy}");
+    assert_eq!(proxy["problems"], serde_json::json!([]), "{proxy}");
+    assert_eq!(proxy["frontends"][0]["name"], "rig", "{proxy}");
+    assert_eq!(proxy["frontends"][0]["ports"], serde_json::json!([8080]));
+    // What the running binary uses (show pools), HAProxy's default here.
+    assert_eq!(proxy["tune"]["bufsize"], 16384, "{proxy}");
+    let origin = proxy["origin"].to_string();
+    assert!(origin.contains("runtime API"), "{proxy}");
+
+    // The frontend's and each server's groups carry their names.
+    wait_lines(
+        &trace,
+        "named groups holding the slow clients' data",
+        Duration::from_secs(20),
+        |lines| {
+            groups(lines, "listen:8080")
+                .any(|l| l["proxy_frontend"] == "rig" && l["wmem_queued_bytes"].as_u64() > Some(0))
+                && groups(lines, "backend:127.0.0.1:9001")
+                    .any(|l| named(l, "servers", "b1") && l["rmem_bytes"].as_u64() > Some(0))
+                && groups(lines, "backend:127.0.0.1:9002")
+                    .any(|l| named(l, "servers", "b2") && l["rmem_bytes"].as_u64() > Some(0))
+        },
+    );
+    let lines = trace.lines();
+    let fe = groups(&lines, "listen:8080").last().unwrap();
+    assert_eq!(
+        (&fe["proxy_side"], &fe["proxy_frontends"]),
+        (&serde_json::json!("client"), &serde_json::json!(["rig"]))
+    );
+    let b1 = groups(&lines, "backend:127.0.0.1:9001").last().unwrap();
+    assert_eq!(b1["proxy_servers"], serde_json::json!(["servers/b1"]));
+    assert_eq!(b1["proxy_side"], "server");
+    assert_eq!(b1["proxy_tune"]["bufsize"], 16384);
+    assert_eq!(b1["proxy_tune"]["rcvbuf"], Value::Null);
+
+    // --group-by proxy-backend sums the backend's servers, in one pass.
+    let (o, _) = run(&[
+        "snapshot",
+        "--netns",
+        &rig.ns,
+        "--json",
+        "--group-by",
+        "proxy-backend",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let snap = json_lines(&o.stdout);
+    let be = groups(&snap, "proxy-backend:servers")
+        .next()
+        .unwrap_or_else(|| panic!("no proxy-backend:servers group: {snap:?}"));
+    assert_eq!(be["kind"], "proxy-backend");
+    assert_eq!(be["proxy_backend"], "servers");
+    assert_eq!(
+        be["proxy_servers"],
+        serde_json::json!(["servers/b1", "servers/b2"])
+    );
+    assert!(be["sockets"].as_u64().unwrap() >= 4, "{be}");
+    assert!(
+        groups(&snap, "backend:127.0.0.1:9001").next().is_none(),
+        "servers are summed into their backend"
+    );
+    assert!(groups(&snap, "listen:8080").next().is_some());
+    // The text table has a PROXY column.
+    let (o, _) = run(&["snapshot", "--netns", &rig.ns]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("PROXY") && text.contains("servers/b1"), "{text}");
+
+    // The doctor names the holders as HAProxy does.
+    let (o, _) = run(&["doctor", "--netns", &rig.ns, "--json"]);
+    let findings = json_lines(&o.stdout);
+    let all = serde_json::to_string(&findings).unwrap();
+    // (The rig's servers run beside HAProxy: their own listen:900x groups
+    // hold the most, and are not HAProxy's.)
+    assert!(
+        all.contains("\"held by frontend rig (listen:8080)\""),
+        "{all}"
+    );
+
+    // serve: the names as an info series per group, and bufsize beside it.
+    let mut served = Serve::start(&["--netns", &rig.ns, "--interval", "300ms"]);
+    let body = served.wait_for("netmem_group_proxy_info{");
+    assert!(
+        body.lines().any(|l| l.starts_with("netmem_group_proxy_info{")
+            && l.contains("group=\"backend:127.0.0.1:9001\"")
+            && l.contains("backend=\"servers\"")
+            && l.contains("server=\"b1\"")),
+        "{body}"
+    );
+    assert!(body.contains(
+        "netmem_group_proxy_buffer_bytes{group=\"listen:8080\",kind=\"listen\",setting=\"bufsize\"} 16384"
+    ));
+    drop(served);
+
+    // Move b2 through the runtime API: the next interval names the new
+    // endpoint b2, and the old one no longer.
+    let moved_at = SystemTime::now();
+    let answer = rig
+        .api("set server servers/b2 addr 127.0.0.1 port 9003")
+        .expect("set server");
+    assert!(
+        answer.contains("changed from") || answer.contains("no need to change"),
+        "{answer}"
+    );
+    let t0 = Instant::now();
+    wait_lines(
+        &trace,
+        "a proxy line with b2 at its new address",
+        Duration::from_secs(5),
+        |lines| {
+            lines.iter().any(|l| {
+                l["type"] == "proxy"
+                    && l["backends"][0]["servers"]
+                        .as_array()
+                        .is_some_and(|s| s.iter().any(|x| x["name"] == "b2" && x["addr"] == "127.0.0.1:9003"))
+            })
+        },
+    );
+    let after = moved_at + Duration::from_millis(100);
+    wait_lines(
+        &trace,
+        "an interval after the move",
+        Duration::from_secs(5),
+        |lines| groups(lines, "backend:127.0.0.1:9002").any(|l| ts(l) > after),
+    );
+    let followed_in = t0.elapsed();
+    eprintln!("the move was followed in {followed_in:?}");
+    assert!(
+        followed_in < 2 * INTERVAL + Duration::from_millis(700),
+        "followed in {followed_in:?}"
+    );
+    // The old endpoint's connections stay, unnamed.
+    for l in groups(&trace.lines(), "backend:127.0.0.1:9002").filter(|l| ts(l) > after) {
+        assert!(l.get("proxy").is_none(), "{l}");
+    }
+    // New connections reach b2 at its new address, under its name.
+    let fe_addr = rig.frontend;
+    let _held: Vec<TcpStream> = in_netns(&rig.client_ns, || {
+        (0..2)
+            .map(|_| {
+                let mut s = TcpStream::connect(fe_addr)?;
+                s.write_all(request(1 << 40).as_bytes())?;
+                sleep(Duration::from_millis(30));
+                Ok(s)
+            })
+            .collect()
+    })
+    .unwrap();
+    wait_lines(
+        &trace,
+        "b2's group at its new address",
+        Duration::from_secs(20),
+        |lines| {
+            groups(lines, "backend:127.0.0.1:9003")
+                .any(|l| named(l, "servers", "b2") && l["rmem_bytes"].as_u64() > Some(0))
+        },
+    );
+    trace.stop().expect("trace output");
+    stop.store(true, Ordering::SeqCst);
+    drop(rig);
+    let _ = spare_thread.join();
+}
+
+/// A listener in netmem's own namespace, so a snapshot has a group to show.
+fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    (l, port)
+}
+
+fn plain_groups(stdout: &[u8], port: &str) {
+    let lines = json_lines(stdout);
+    let name = format!("listen:{port}");
+    let g = groups(&lines, &name)
+        .next()
+        .unwrap_or_else(|| panic!("no listen:{port} group"));
+    assert!(g.get("proxy").is_none(), "{g}");
+}
+
+#[test]
+fn proxy_sources_that_cannot_be_read_warn_and_keep_plain_groups() {
+    let (_l, port) = listener();
+    let dir = std::env::temp_dir().join(format!("netmem-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let snapshot = |h: &str| {
+        run(&[
+            "snapshot", "--json", "--all", "--port", &port, "--haproxy", h,
+        ])
+    };
+
+    // A configuration that is not there.
+    let missing = dir.join("nowhere/haproxy.cfg");
+    let (o, t) = snapshot(missing.to_str().unwrap());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("cannot read HAProxy's configuration") && err.contains("No such file"),
+        "{err}"
+    );
+    plain_groups(&o.stdout, &port);
+    let proxy = json_lines(&o.stdout)
+        .into_iter()
+        .find(|l| l["type"] == "proxy")
+        .expect("a proxy line saying it was not read");
+    assert_eq!(proxy["named"], false);
+    assert!(t < Duration::from_secs(5));
+
+    // A stats socket that accepts and never answers: bounded, then warned.
+    let silent = dir.join("silent.sock");
+    let _silent = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+    let (o, t) = snapshot(silent.to_str().unwrap());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("no complete answer"), "{err}");
+    assert!(err.contains("keep their plain names"), "{err}");
+    assert!(t < Duration::from_secs(3), "took {t:?}");
+    plain_groups(&o.stdout, &port);
+
+    // A socket file nothing listens on any more.
+    let dead = dir.join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    let (o, _) = snapshot(dead.to_str().unwrap());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    plain_groups(&o.stdout, &port);
+
+    // A FIFO would block a read forever: refused at once.
+    let fifo = dir.join("haproxy.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (o, t) = snapshot(fifo.to_str().unwrap());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(t < Duration::from_secs(3));
+
+    // A configuration without HAProxy sections names nothing, quietly.
+    let empty = dir.join("empty.cfg");
+    std::fs::write(&empty, "# nothing here\n").unwrap();
+    let (o, _) = snapshot(empty.to_str().unwrap());
+    assert!(o.status.success());
+    plain_groups(&o.stdout, &port);
+
+    // Nonsense flags are errors, not warnings.
+    let (o, _) = run(&["snapshot", "--haproxy", "off", "--haproxy", "/x.cfg"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be combined"));
+    let (o, _) = run(&["snapshot", "--haproxy", ""]);
+    assert!(!o.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_silent_stats_socket_is_said_once_and_the_trace_goes_on() {
+    require_root();
+    let (_l, port) = listener();
+    let dir = std::env::temp_dir().join(format!("netmem-proxy-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let silent = dir.join("silent.sock");
+    let _silent = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+    let (o, _) = run(&[
+        "trace",
+        "--json",
+        "--interval",
+        "300ms",
+        "--duration",
+        "3s",
+        "--port",
+        &port,
+        "--all",
+        "--haproxy",
+        silent.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("no complete answer").count(), 1, "{err}");
+    let lines = json_lines(&o.stdout);
+    let name = format!("listen:{port}");
+    let intervals = groups(&lines, &name).count();
+    assert!(intervals >= 5, "{intervals} intervals in 3 s");
+    plain_groups(&o.stdout, &port);
+    let _ = std::fs::remove_dir_all(&dir);
+}
