@@ -169,7 +169,10 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     // The text table has a PROXY column.
     let (o, _) = run(&["snapshot", "--netns", &rig.ns]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("PROXY") && text.contains("servers/b1"), "{text}");
+    assert!(
+        text.contains("PROXY") && text.contains("servers/b1"),
+        "{text}"
+    );
 
     // The doctor names the holders as HAProxy does.
     let (o, _) = run(&["doctor", "--netns", &rig.ns, "--json"]);
@@ -186,10 +189,11 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     let mut served = Serve::start(&["--netns", &rig.ns, "--interval", "300ms"]);
     let body = served.wait_for("netmem_group_proxy_info{");
     assert!(
-        body.lines().any(|l| l.starts_with("netmem_group_proxy_info{")
-            && l.contains("group=\"backend:127.0.0.1:9001\"")
-            && l.contains("backend=\"servers\"")
-            && l.contains("server=\"b1\"")),
+        body.lines()
+            .any(|l| l.starts_with("netmem_group_proxy_info{")
+                && l.contains("group=\"backend:127.0.0.1:9001\"")
+                && l.contains("backend=\"servers\"")
+                && l.contains("server=\"b1\"")),
         "{body}"
     );
     assert!(body.contains(
@@ -215,9 +219,10 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
         |lines| {
             lines.iter().any(|l| {
                 l["type"] == "proxy"
-                    && l["backends"][0]["servers"]
-                        .as_array()
-                        .is_some_and(|s| s.iter().any(|x| x["name"] == "b2" && x["addr"] == "127.0.0.1:9003"))
+                    && l["backends"][0]["servers"].as_array().is_some_and(|s| {
+                        s.iter()
+                            .any(|x| x["name"] == "b2" && x["addr"] == "127.0.0.1:9003")
+                    })
             })
         },
     );
@@ -289,7 +294,13 @@ fn proxy_sources_that_cannot_be_read_warn_and_keep_plain_groups() {
     std::fs::create_dir_all(&dir).unwrap();
     let snapshot = |h: &str| {
         run(&[
-            "snapshot", "--json", "--all", "--port", &port, "--haproxy", h,
+            "snapshot",
+            "--json",
+            "--all",
+            "--port",
+            &port,
+            "--haproxy",
+            h,
         ])
     };
 

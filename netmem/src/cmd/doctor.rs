@@ -50,7 +50,11 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
                 format!("a {} watch", humantime::format_duration(d))
             }
             None => {
-                let i = crate::cmd::snapshot::take(&opts.netns, &Filter::default(), opts.proxy.clone())?;
+                let i = crate::cmd::snapshot::take(
+                    &opts.netns,
+                    &Filter::default(),
+                    opts.proxy.clone(),
+                )?;
                 for v in interval_objects(&i) {
                     state.window.feed(&v);
                 }

@@ -20,8 +20,7 @@ pub fn take(
     take_with(
         netns,
         filter,
-        &mut Census::new(netns, false, false, GroupBy::Port, filter)?
-            .with_proxies(proxy, netns)?,
+        &mut Census::new(netns, false, false, GroupBy::Port, filter)?.with_proxies(proxy, netns)?,
     )
 }
 

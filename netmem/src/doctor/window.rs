@@ -36,7 +36,11 @@ pub struct GroupFigures {
 pub fn group_proxy(v: &Value) -> Option<GroupProxy> {
     let strings = |k: &str| -> Vec<String> {
         v[k].as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let side = match v["proxy_side"].as_str()? {

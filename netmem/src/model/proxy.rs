@@ -152,7 +152,10 @@ impl GroupProxy {
 
     /// `backend/server` for every server.
     pub fn server_paths(&self) -> Vec<String> {
-        self.servers.iter().map(|(b, s)| format!("{b}/{s}")).collect()
+        self.servers
+            .iter()
+            .map(|(b, s)| format!("{b}/{s}"))
+            .collect()
     }
 
     /// Shared by several frontends or backends: the kernel cannot tell
@@ -179,10 +182,7 @@ impl GroupProxy {
             Side::Server => {
                 let backends: BTreeSet<&str> = self.servers.iter().map(|s| s.0.as_str()).collect();
                 if backends.len() > 1 {
-                    format!(
-                        "servers {} (one endpoint)",
-                        self.server_paths().join(" + ")
-                    )
+                    format!("servers {} (one endpoint)", self.server_paths().join(" + "))
                 } else if let Some(s) = self.server() {
                     format!("backend {}, server {s}", self.backend().unwrap_or("?"))
                 } else {
@@ -204,11 +204,7 @@ impl GroupProxy {
             Side::Server => match self.server() {
                 Some(_) => self.server_paths().join("+"),
                 None if self.shared() => self.server_paths().join("+"),
-                None => format!(
-                    "{} ({})",
-                    self.backend().unwrap_or("?"),
-                    self.servers.len()
-                ),
+                None => format!("{} ({})", self.backend().unwrap_or("?"), self.servers.len()),
             },
         }
     }
@@ -556,10 +552,7 @@ mod tests {
         assert_eq!((app.mem.rmem, app.mem.sockets, app.counts[0]), (1500, 2, 2));
         let p = app.proxy.as_ref().unwrap();
         assert_eq!(p.backend(), Some("app"));
-        assert_eq!(
-            p.server_paths(),
-            vec!["app/app1", "app/app2", "static/st1"]
-        );
+        assert_eq!(p.server_paths(), vec!["app/app1", "app/app2", "static/st1"]);
         assert!(names.contains_key("backend:10.0.9.9:80"));
         assert!(names.contains_key("listen:8443"));
         assert_eq!(out.len(), 3);

@@ -750,6 +750,41 @@ mod tests {
             want(&[&mem, &["addr"], &counts])
         );
         assert_eq!(live["time_wait"], Value::Null);
+        // Named by a proxy: its fields, each documented.
+        let named = GroupRow {
+            proxy: Some(std::sync::Arc::new(GroupProxy {
+                kind: "haproxy",
+                side: Side::Server,
+                frontends: Vec::new(),
+                servers: vec![("app".into(), "app3".into())],
+                bufsize: Some(16384),
+                tune: Default::default(),
+            })),
+            ..Default::default()
+        };
+        let p = group_object("t", &g, &named, false, true);
+        let proxy = [
+            "proxy",
+            "proxy_side",
+            "proxy_backend",
+            "proxy_server",
+            "proxy_servers",
+            "proxy_tune",
+        ];
+        assert_eq!(
+            keys(p.as_object().unwrap()),
+            want(&[&mem, &["addr"], &proxy])
+        );
+        assert_eq!(p["proxy_servers"], serde_json::json!(["app/app3"]));
+        let view = ProxyView::new(
+            "haproxy",
+            "test".into(),
+            0,
+            Some(Default::default()),
+            Vec::new(),
+        );
+        let line = proxy_object("t", &view);
+        keys(line.as_object().unwrap());
         let c = context_object("t", &Context::default());
         assert_eq!(
             keys(c.as_object().unwrap()),

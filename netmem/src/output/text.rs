@@ -244,8 +244,12 @@ pub fn proxy_text(v: &ProxyView) -> String {
         Some(m) => {
             let b = |x: Option<u64>| x.map_or("auto".to_string(), human_bytes);
             let t = &m.tune;
+            let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
             s += &format!(
-                "{fe} frontends, {be} backends, {srv} servers; tune.bufsize {}, client rcvbuf {} sndbuf {}, server rcvbuf {} sndbuf {}\n",
+                "{}, {}, {}; tune.bufsize {}, client rcvbuf {} sndbuf {}, server rcvbuf {} sndbuf {}\n",
+                n(fe, "frontend"),
+                n(be, "backend"),
+                n(srv, "server"),
                 t.bufsize.map_or("?".to_string(), human_bytes),
                 b(t.client.rcvbuf),
                 b(t.client.sndbuf),

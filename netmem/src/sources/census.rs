@@ -134,11 +134,8 @@ impl Census {
         spec: crate::sources::proxy::ProxySpec,
         primary: &Netns,
     ) -> Result<Census> {
-        self.proxies = crate::sources::proxy::Proxies::new(
-            spec,
-            primary.inum()?,
-            self.all.is_some(),
-        );
+        self.proxies =
+            crate::sources::proxy::Proxies::new(spec, primary.inum()?, self.all.is_some());
         Ok(self)
     }
 

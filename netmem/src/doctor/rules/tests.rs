@@ -288,3 +288,47 @@ fn nothing_to_say_is_ok() {
     let f = diagnose(&s);
     assert!(f.iter().all(|f| f.severity <= Severity::Info), "{f:#?}");
 }
+
+#[test]
+fn haproxy_names_the_holder_and_the_setting_of_its_side() {
+    // The incident's box: a backend server's receive queues hold it all,
+    // with HAProxy's server side left to autotuning.
+    let mut s = state(host("45984 61312 91968", 16384, GIB), 30000, 0, &[]);
+    s.window.feed(&json!({
+        "type": "group", "group": "backend:10.0.3.17:9001", "kind": "backend",
+        "sockets": 1000, "orphans": 0, "orphan_bytes": 0,
+        "rmem_bytes": 1000u64 * 300_000, "wmem_queued_bytes": 0, "fwd_alloc_bytes": 0,
+        "proxy": "haproxy", "proxy_side": "server", "proxy_backend": "app",
+        "proxy_server": "app3", "proxy_servers": ["app/app3"],
+        "proxy_tune": {"bufsize": 16384, "rcvbuf": null, "sndbuf": null},
+    }));
+    let f = diagnose(&s);
+    let p = f.iter().find(|f| f.id == "buffers.per_connection").unwrap();
+    assert!(
+        p.title
+            .starts_with("backend app, server app3 (backend:10.0.3.17:9001) holds"),
+        "{}",
+        p.title
+    );
+    assert_eq!(p.group_proxy.as_deref(), Some("backend app, server app3"));
+    // Its share of tcp_mem[2] per socket, as HAProxy's own setting.
+    let cap = p
+        .action
+        .iter()
+        .find(|a| a.contains("tune.rcvbuf.server"))
+        .unwrap_or_else(|| panic!("{:?}", p.action));
+    let share = 91968 * 4096 / 1000;
+    assert!(
+        cap.contains(&format!("`tune.rcvbuf.server {share}`")),
+        "{cap}"
+    );
+    assert!(cap.contains("now unset"), "{cap}");
+    let t = f.iter().find(|f| f.id == "tcp_mem").unwrap();
+    assert!(
+        t.evidence.iter().any(|e| e.name
+            == "held by backend app, server app3 (backend:10.0.3.17:9001)"
+            && e.value.contains("% of tcp_mem[2]")),
+        "{:?}",
+        t.evidence
+    );
+}

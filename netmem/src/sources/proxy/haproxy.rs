@@ -95,7 +95,8 @@ impl HaProxy {
     fn resolve(&self, p: &Path) -> PathBuf {
         match self.pid {
             Some(pid) if p.is_absolute() => {
-                let through = Path::new(&format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p));
+                let through =
+                    Path::new(&format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p));
                 if through.exists() {
                     through
                 } else {
@@ -127,7 +128,10 @@ impl HaProxy {
                 files.push(p);
             } else {
                 // A FIFO or a device would block the pass on its read.
-                bail!("{}: not a regular file, a directory or a stats socket", c.display());
+                bail!(
+                    "{}: not a regular file, a directory or a stats socket",
+                    c.display()
+                );
             }
         }
         let sig: Vec<(PathBuf, i64, u64, u64)> = files
@@ -136,7 +140,8 @@ impl HaProxy {
                 let m = std::fs::metadata(f).ok();
                 (
                     f.clone(),
-                    m.as_ref().map_or(0, |m| m.mtime_nsec() + m.mtime() * 1_000_000_000),
+                    m.as_ref()
+                        .map_or(0, |m| m.mtime_nsec() + m.mtime() * 1_000_000_000),
                     m.as_ref().map_or(0, |m| m.size()),
                     m.as_ref().map_or(0, |m| m.ino()),
                 )
@@ -166,14 +171,16 @@ impl HaProxy {
         let info = answers.pop().unwrap_or_default();
         let field = |k: &str| {
             info.lines()
-                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(|v| v.trim().to_string()))
+                .find_map(|l| {
+                    l.strip_prefix(k)?
+                        .strip_prefix(':')
+                        .map(|v| v.trim().to_string())
+                })
                 .unwrap_or_default()
         };
         let id = (field("Pid"), field("Start_time_sec"));
         match &self.instance {
-            Some((known, l, b)) if *known == id && !id.1.is_empty() => {
-                Ok((servers, l.clone(), *b))
-            }
+            Some((known, l, b)) if *known == id && !id.1.is_empty() => Ok((servers, l.clone(), *b)),
             _ => {
                 // `show fd` needs level admin; without it, frontends come
                 // from the configuration.
@@ -209,7 +216,11 @@ impl Proxy for HaProxy {
             parts.push(format!("stats socket {}", s.display()));
         }
         if !self.configs.is_empty() {
-            let c: Vec<String> = self.configs.iter().map(|c| c.display().to_string()).collect();
+            let c: Vec<String> = self
+                .configs
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect();
             parts.push(format!("config {}", c.join(", ")));
         }
         parts.join(", ")
@@ -231,9 +242,12 @@ impl Proxy for HaProxy {
             }
         };
         let socket = self.socket.clone().or_else(|| {
-            config
-                .as_ref()
-                .and_then(|c| c.stats_sockets.iter().find(|s| self.resolve(s).exists()).cloned())
+            config.as_ref().and_then(|c| {
+                c.stats_sockets
+                    .iter()
+                    .find(|s| self.resolve(s).exists())
+                    .cloned()
+            })
         });
         let mut runtime = None;
         match (&socket, &self.api_retry_at) {
@@ -278,7 +292,10 @@ impl Proxy for HaProxy {
             origin.push("tune: configuration".to_string());
             map.notes = c.notes.clone();
         }
-        let api = socket.as_ref().map(|s| s.display().to_string()).unwrap_or_default();
+        let api = socket
+            .as_ref()
+            .map(|s| s.display().to_string())
+            .unwrap_or_default();
         if let Some((servers, listeners, bufsize)) = runtime {
             for s in &servers {
                 map.backends.entry(s.backend.clone()).or_default();
@@ -341,7 +358,12 @@ pub fn ask(path: &Path, cmds: &[&str]) -> Result<Vec<String>> {
                     bail!("answer larger than {} MiB", API_MAX_BYTES >> 20);
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 bail!(
                     "no complete answer to `{}` within {} ms",
                     cmds.join(";"),
@@ -395,11 +417,18 @@ pub fn parse_servers_state(text: &str) -> Result<Vec<Server>> {
             .position(|h| *h == n)
             .ok_or_else(|| anyhow!("`show servers state`: no {n} column"))
     };
-    let (be, srv, addr, port) = (col("be_name")?, col("srv_name")?, col("srv_addr")?, col("srv_port")?);
+    let (be, srv, addr, port) = (
+        col("be_name")?,
+        col("srv_name")?,
+        col("srv_addr")?,
+        col("srv_port")?,
+    );
     let mut out = Vec::new();
     for l in lines {
         let f: Vec<&str> = l.split_whitespace().collect();
-        let (Some(b), Some(s), Some(a), Some(p)) = (f.get(be), f.get(srv), f.get(addr), f.get(port)) else {
+        let (Some(b), Some(s), Some(a), Some(p)) =
+            (f.get(be), f.get(srv), f.get(addr), f.get(port))
+        else {
             continue;
         };
         let (Ok(ip), Ok(port)) = (a.parse::<IpAddr>(), p.parse::<u16>()) else {
@@ -606,7 +635,10 @@ pub fn parse_config(text: &str) -> Config {
             }
             "listen" => {
                 let name = arg(1).to_string();
-                c.backends.entry(name.clone()).or_default().insert(name.clone());
+                c.backends
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(name.clone());
                 // The old `listen NAME ADDR:PORT` form binds too.
                 if w.len() > 2 {
                     bind(&mut c, &name, &w[2..], &mut named);
@@ -633,7 +665,8 @@ pub fn parse_config(text: &str) -> Config {
                 if path.starts_with('/') {
                     c.stats_sockets.push(PathBuf::from(path));
                 } else {
-                    c.notes.push(format!("stats socket {a}: only UNIX sockets are read"));
+                    c.notes
+                        .push(format!("stats socket {a}: only UNIX sockets are read"));
                 }
             }
             (Section::Frontend(f) | Section::Listen(f), "bind") => {
@@ -645,20 +678,21 @@ pub fn parse_config(text: &str) -> Config {
                 if b.contains("%[") {
                     c.notes.push(format!("{k} {b} in {f}: chosen per request"));
                 } else {
-                    c.backends.entry(b.to_string()).or_default().insert(f.clone());
+                    c.backends
+                        .entry(b.to_string())
+                        .or_default()
+                        .insert(f.clone());
                 }
             }
-            (Section::Backend(b) | Section::Listen(b), "server") => {
-                match parse_addr(arg(2)) {
-                    Addr::Inet(Some(ip), ports) => c.servers.push(Server {
-                        backend: b.clone(),
-                        server: arg(1).to_string(),
-                        addr: SocketAddr::new(ip, ports[0]),
-                    }),
-                    Addr::Name(..) => named.push(format!("{b}/{}", arg(1))),
-                    _ => {}
-                }
-            }
+            (Section::Backend(b) | Section::Listen(b), "server") => match parse_addr(arg(2)) {
+                Addr::Inet(Some(ip), ports) => c.servers.push(Server {
+                    backend: b.clone(),
+                    server: arg(1).to_string(),
+                    addr: SocketAddr::new(ip, ports[0]),
+                }),
+                Addr::Name(..) => named.push(format!("{b}/{}", arg(1))),
+                _ => {}
+            },
             (Section::Backend(_) | Section::Listen(_), "server-template") => templates += 1,
             _ => {}
         }
@@ -883,9 +917,18 @@ listen stats 0.0.0.0:7000
                 },
             }
         );
-        assert_eq!(c.stats_sockets, vec![PathBuf::from("/run/haproxy/admin.sock")]);
+        assert_eq!(
+            c.stats_sockets,
+            vec![PathBuf::from("/run/haproxy/admin.sock")]
+        );
         let notes = c.notes.join("\n");
-        for want in ["${PORT}", "chosen per request", "app/app3", "server-template", "ipv4@127.0.0.1:9999"] {
+        for want in [
+            "${PORT}",
+            "chosen per request",
+            "app/app3",
+            "server-template",
+            "ipv4@127.0.0.1:9999",
+        ] {
             assert!(notes.contains(want), "{want} in {notes}");
         }
     }
@@ -907,7 +950,9 @@ listen stats 0.0.0.0:7000
         assert_eq!(l.len(), 1);
         assert_eq!((l[0].frontend.as_str(), l[0].port), ("fe_https", 8443));
         assert_eq!(
-            parse_buffer_pool("  - Pool trash (32800 bytes)\n  - Pool buffer (32768 bytes) : 4 allocated"),
+            parse_buffer_pool(
+                "  - Pool trash (32800 bytes)\n  - Pool buffer (32768 bytes) : 4 allocated"
+            ),
             Some(32768)
         );
     }

@@ -106,8 +106,7 @@ impl Proxies {
 
     /// Looks for running proxies again when due (auto-detection only).
     fn detect(&mut self) {
-        if self.spec != ProxySpec::Auto
-            || self.detected_at.is_some_and(|t| t.elapsed() < REDETECT)
+        if self.spec != ProxySpec::Auto || self.detected_at.is_some_and(|t| t.elapsed() < REDETECT)
         {
             return;
         }
