@@ -45,12 +45,22 @@ pub struct HaProxy {
     /// (/proc/PID/root), so a containerised HAProxy is read as it sees them.
     pid: Option<u32>,
     netns: u32,
-    config: Option<(Vec<(PathBuf, i64, u64, u64)>, Config)>,
-    /// What `show info` said last (Pid, Start_time_sec), and what the
-    /// process-lifetime reads (`show fd`, `show pools`) gave then.
-    instance: Option<((String, String), Vec<Listener>, Option<u64>)>,
+    /// The configuration as last parsed, and the files it came from.
+    config: Option<(Vec<FileSig>, Config)>,
+    instance: Option<Instance>,
     /// The runtime API failed: not tried again before this.
     api_retry_at: Option<(Instant, String)>,
+}
+
+/// A configuration file as last read: path, mtime (ns), size, inode.
+type FileSig = (PathBuf, i64, u64, u64);
+
+/// One HAProxy process as `show info` named it (Pid, Start_time_sec), and
+/// what the reads done once per process (`show fd`, `show pools`) gave.
+struct Instance {
+    id: (String, String),
+    listeners: Vec<Listener>,
+    bufsize: Option<u64>,
 }
 
 /// What a configuration says.
@@ -134,7 +144,7 @@ impl HaProxy {
                 );
             }
         }
-        let sig: Vec<(PathBuf, i64, u64, u64)> = files
+        let sig: Vec<FileSig> = files
             .iter()
             .map(|f| {
                 let m = std::fs::metadata(f).ok();
@@ -180,7 +190,9 @@ impl HaProxy {
         };
         let id = (field("Pid"), field("Start_time_sec"));
         match &self.instance {
-            Some((known, l, b)) if *known == id && !id.1.is_empty() => Ok((servers, l.clone(), *b)),
+            Some(i) if i.id == id && !id.1.is_empty() => {
+                Ok((servers, i.listeners.clone(), i.bufsize))
+            }
             _ => {
                 // `show fd` needs level admin; without it, frontends come
                 // from the configuration.
@@ -195,7 +207,11 @@ impl HaProxy {
                         (Vec::new(), None)
                     }
                 };
-                self.instance = Some((id, listeners.clone(), bufsize));
+                self.instance = Some(Instance {
+                    id,
+                    listeners: listeners.clone(),
+                    bufsize,
+                });
                 Ok((servers, listeners, bufsize))
             }
         }
