@@ -309,10 +309,7 @@ fn proxy_sources_that_cannot_be_read_warn_and_keep_plain_groups() {
     let (o, t) = snapshot(missing.to_str().unwrap());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(
-        err.contains("cannot read HAProxy's configuration") && err.contains("No such file"),
-        "{err}"
-    );
+    assert!(err.contains("no such file or socket (yet)"), "{err}");
     plain_groups(&o.stdout, &port);
     let proxy = json_lines(&o.stdout)
         .into_iter()
@@ -320,6 +317,34 @@ fn proxy_sources_that_cannot_be_read_warn_and_keep_plain_groups() {
         .expect("a proxy line saying it was not read");
     assert_eq!(proxy["named"], false);
     assert!(t < Duration::from_secs(5));
+
+    // A configuration its reader may not read (netmem as nobody, the file
+    // root's alone).
+    let private = dir.join("private.cfg");
+    std::fs::write(&private, "frontend fe\n    bind :1\n").unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // (nobody must reach the file: the directory is searchable by all.)
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+    let o = netmem_tests::netmem_as_nobody(&[
+        "snapshot",
+        "--json",
+        "--all",
+        "--port",
+        &port,
+        "--haproxy",
+        private.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("cannot read HAProxy's configuration") && err.contains("Permission denied"),
+        "{err}"
+    );
+    plain_groups(&o.stdout, &port);
 
     // A stats socket that accepts and never answers: bounded, then warned.
     let silent = dir.join("silent.sock");

@@ -37,6 +37,10 @@ const API_MAX_BYTES: usize = 256 << 20;
 
 /// One HAProxy: a stats socket, configuration files, or both.
 pub struct HaProxy {
+    /// `--haproxy PATH...` as given: sorted into `socket` and `configs` at
+    /// each read, so a socket that appears later (HAProxy started after
+    /// netmem) is used.
+    explicit: Vec<PathBuf>,
     /// `--haproxy SOCKET`, or found in the configuration.
     socket: Option<PathBuf>,
     /// `-f` paths: files, or directories of `*.cfg`.
@@ -81,18 +85,10 @@ impl HaProxy {
     /// `--haproxy PATH...`: sockets and configurations of one HAProxy,
     /// naming the sockets of the namespace `netns`.
     pub fn explicit(paths: &[PathBuf], netns: u32) -> HaProxy {
-        let (mut socket, mut configs) = (None, Vec::new());
-        for p in paths {
-            let is_socket = std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket());
-            if is_socket && socket.is_none() {
-                socket = Some(p.clone());
-            } else {
-                configs.push(p.clone());
-            }
-        }
         HaProxy {
-            socket,
-            configs,
+            explicit: paths.to_vec(),
+            socket: None,
+            configs: Vec::new(),
             pid: None,
             netns,
             config: None,
@@ -164,8 +160,9 @@ impl HaProxy {
         }
         let mut text = String::new();
         for f in &files {
-            let t = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
-            text += &t;
+            // Comments in Latin-1 are common; only the keywords matter.
+            let t = std::fs::read(f).with_context(|| format!("{}", f.display()))?;
+            text += &String::from_utf8_lossy(&t);
             text.push('\n');
         }
         let c = parse_config(&text);
@@ -224,6 +221,14 @@ impl Proxy for HaProxy {
     }
 
     fn source(&self) -> String {
+        if !self.explicit.is_empty() {
+            let p: Vec<String> = self
+                .explicit
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            return format!("--haproxy {}", p.join(" "));
+        }
         let mut parts = Vec::new();
         if let Some(pid) = self.pid {
             parts.push(format!("pid {pid}"));
@@ -248,6 +253,23 @@ impl Proxy for HaProxy {
 
     fn read(&mut self) -> Reading {
         let mut problems = Vec::new();
+        if !self.explicit.is_empty() {
+            self.socket = None;
+            self.configs.clear();
+            for p in &self.explicit {
+                match std::fs::metadata(p) {
+                    Ok(m) if m.file_type().is_socket() && self.socket.is_none() => {
+                        self.socket = Some(p.clone())
+                    }
+                    Ok(_) => self.configs.push(p.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push(format!(
+                        "--haproxy {}: no such file or socket (yet): give HAProxy's stats socket or its configuration; netmem looks again at every interval",
+                        p.display()
+                    )),
+                    Err(e) => problems.push(format!("--haproxy {}: {e}", p.display())),
+                }
+            }
+        }
         let config = match self.load_config() {
             Ok(c) => c,
             Err(e) => {
@@ -830,6 +852,7 @@ pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
             continue;
         }
         out.push(Box::new(HaProxy {
+            explicit: Vec::new(),
             socket: None,
             configs,
             pid: Some(pid),
