@@ -301,15 +301,6 @@ impl ProxyView {
             (fe.len(), m.backends.len(), m.servers.len())
         })
     }
-
-    /// Same map and problems: nothing new to show.
-    pub fn same_as(&self, o: &ProxyView) -> bool {
-        self.kind == o.kind
-            && self.source == o.source
-            && self.netns == o.netns
-            && self.map == o.map
-            && self.problems == o.problems
-    }
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4: a dual-stack socket to a v4 server.

@@ -140,30 +140,33 @@ impl Proxies {
         let mut views = Vec::with_capacity(self.sources.len());
         for s in self.sources.iter_mut() {
             let r = s.read();
-            let mut v = ProxyView::new(s.kind(), s.source(), s.netns(), r.map, r.problems);
+            let (kind, source, netns) = (s.kind(), s.source(), s.netns());
             let before = self
                 .views
                 .iter()
-                .find(|o| o.kind == v.kind && o.source == v.source && o.netns == v.netns);
+                .find(|o| o.kind == kind && o.source == source && o.netns == netns);
+            // Unchanged (the usual pass): the view and its index are kept,
+            // not rebuilt.
+            if let Some(b) = before.filter(|b| b.map == r.map && b.problems == r.problems) {
+                views.push(b.clone());
+                continue;
+            }
             match before {
-                Some(b) if b.same_as(&v) => {
-                    views.push(b.clone());
-                    continue;
-                }
                 Some(b) => {
-                    for p in v.problems.iter().filter(|p| !b.problems.contains(p)) {
+                    for p in r.problems.iter().filter(|p| !b.problems.contains(p)) {
                         log::warn!("{p}");
                     }
-                    if v.problems.is_empty() && !b.problems.is_empty() {
-                        log::warn!("{} ({}) is read again", v.kind, v.source);
+                    if r.problems.is_empty() && !b.problems.is_empty() {
+                        log::warn!("{kind} ({source}) is read again");
                     }
                 }
                 None => {
-                    for p in &v.problems {
+                    for p in &r.problems {
                         log::warn!("{p}");
                     }
                 }
             }
+            let mut v = ProxyView::new(kind, source, netns, r.map, r.problems);
             self.generation += 1;
             v.generation = self.generation;
             views.push(Arc::new(v));
