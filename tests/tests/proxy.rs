@@ -201,6 +201,30 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     ));
     drop(served);
 
+    // A recording keeps the names, and its report shows them.
+    let rec = rig_dir_file(&rig, "names.nmr");
+    let html = rig_dir_file(&rig, "names.html");
+    let (o, _) = run(&[
+        "record",
+        "-o",
+        &rec,
+        "--netns",
+        &rig.ns,
+        "--interval",
+        "300ms",
+        "--duration",
+        "1500ms",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (o, _) = run(&["report", &rec, "-o", &html]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<th>proxy</th>") && page.contains("backend servers, server b1"),
+        "the report's group table names the servers"
+    );
+    assert!(page.contains("frontend rig"));
+
     // Move b2 through the runtime API: the next interval names the new
     // endpoint b2, and the old one no longer.
     let moved_at = SystemTime::now();
@@ -269,6 +293,13 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     stop.store(true, Ordering::SeqCst);
     drop(rig);
     let _ = spare_thread.join();
+}
+
+fn rig_dir_file(rig: &Rig, name: &str) -> String {
+    rig.stats_socket()
+        .with_file_name(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A listener in netmem's own namespace, so a snapshot has a group to show.

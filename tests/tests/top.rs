@@ -282,3 +282,31 @@ fn top_shows_owners_and_namespaces() {
     t.keys("q");
     t.assert_clean_exit("q");
 }
+
+#[test]
+fn top_shows_haproxys_names() {
+    require_root();
+    let _serial = serial();
+    let mut rig = netmem_tests::rig::Rig::start(netmem_tests::rig::RigConfig {
+        name: format!("nmtop{}", std::process::id() % 100000),
+        slow: 2,
+        normal: 0,
+        vanishing: 0,
+        client_timeout: std::time::Duration::from_secs(120),
+        ..Default::default()
+    })
+    .expect("start the rig");
+    rig.start_clients().expect("clients");
+    // Found running, no flag.
+    let t = Tmux::start(&format!("--netns {} --interval 500ms", rig.ns));
+    let screen = t.wait("HAProxy's names beside the groups", |s| {
+        s.contains("PROXY")
+            && s.lines()
+                .any(|l| l.contains("listen:8080") && l.contains("rig"))
+            && s.lines()
+                .any(|l| l.contains("backend:127.0.0.1:9001") && l.contains("servers/b1"))
+    });
+    assert!(screen.contains("servers/b2"), "{screen}");
+    t.keys("q");
+    t.assert_clean_exit("q");
+}
