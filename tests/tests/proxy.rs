@@ -166,6 +166,35 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
         "servers are summed into their backend"
     );
     assert!(groups(&snap, "listen:8080").next().is_some());
+    // Given only the stats socket: names from the runtime API, and the
+    // buffer settings it cannot tell are said to be unknown, not unset.
+    let sock = rig.stats_socket();
+    let (o, _) = run(&[
+        "snapshot",
+        "--netns",
+        &rig.ns,
+        "--json",
+        "--haproxy",
+        sock.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let api_only = json_lines(&o.stdout);
+    let b1 = groups(&api_only, "backend:127.0.0.1:9001").next().unwrap();
+    assert!(named(b1, "servers", "b1"), "{b1}");
+    assert_eq!(b1["proxy_tune"]["from_configuration"], false, "{b1}");
+    assert_eq!(b1["proxy_tune"]["bufsize"], 16384, "{b1}");
+    let line = api_only.iter().find(|l| l["type"] == "proxy").unwrap();
+    assert_eq!(line["frontends"][0]["name"], "rig", "{line}");
+    let (o, _) = run(&[
+        "snapshot",
+        "--netns",
+        &rig.ns,
+        "--haproxy",
+        sock.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("server rcvbuf ? sndbuf ?"), "{text}");
+
     // The text table has a PROXY column.
     let (o, _) = run(&["snapshot", "--netns", &rig.ns]);
     let text = String::from_utf8_lossy(&o.stdout);

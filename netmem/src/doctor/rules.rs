@@ -33,10 +33,13 @@ fn group_hint(w: &super::Window, group: &str, budget: Option<u64>) -> String {
         } else {
             (format!("tune.rcvbuf.{side}"), p.tune.rcvbuf, "tcp_rmem")
         };
-        let now = now.map_or(
-            format!("unset: the kernel grows each socket up to {sysctl}'s maximum"),
-            bytes,
-        );
+        let now = match (now, p.tune.known) {
+            (Some(b), _) => bytes(b),
+            (None, true) => format!("unset: the kernel grows each socket up to {sysctl}'s maximum"),
+            (None, false) => {
+                "not known: netmem read only HAProxy's runtime API, not its configuration".into()
+            }
+        };
         // Below HAProxy's own buffer a socket cannot take one full buffer.
         let floor = p.bufsize.unwrap_or(16384);
         return match budget {

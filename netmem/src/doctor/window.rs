@@ -66,6 +66,7 @@ pub fn group_proxy(v: &Value) -> Option<GroupProxy> {
         tune: SideTune {
             rcvbuf: u(&t["rcvbuf"]),
             sndbuf: u(&t["sndbuf"]),
+            known: t["from_configuration"].as_bool().unwrap_or(true),
         },
     })
 }

@@ -42,6 +42,20 @@ impl Side {
 pub struct SideTune {
     pub rcvbuf: Option<u64>,
     pub sndbuf: Option<u64>,
+    /// Read from the configuration; false: not known (only the runtime
+    /// API was read, and it does not say), so None means nothing.
+    pub known: bool,
+}
+
+impl SideTune {
+    /// `64.0K`, `auto` (not set), or `?` (not known).
+    pub fn show(&self, v: Option<u64>) -> String {
+        match (self.known, v) {
+            (_, Some(b)) => crate::output::human_bytes(b),
+            (true, None) => "auto".into(),
+            (false, None) => "?".into(),
+        }
+    }
 }
 
 /// The proxy's own buffer settings (HAProxy: `tune.bufsize`,
@@ -467,6 +481,7 @@ mod tests {
                     server: SideTune {
                         rcvbuf: Some(262144),
                         sndbuf: None,
+                        known: true,
                     },
                     ..Default::default()
                 },

@@ -215,7 +215,8 @@ fn proxy_fields(p: &GroupProxy, o: &mut Map<String, Value>) {
     }
     o.insert(
         "proxy_tune".into(),
-        json!({"bufsize": p.bufsize, "rcvbuf": p.tune.rcvbuf, "sndbuf": p.tune.sndbuf}),
+        json!({"bufsize": p.bufsize, "rcvbuf": p.tune.rcvbuf, "sndbuf": p.tune.sndbuf,
+               "from_configuration": p.tune.known}),
     );
 }
 
@@ -265,6 +266,7 @@ pub fn proxy_object(ts: &str, v: &ProxyView) -> Value {
                 "bufsize": t.bufsize,
                 "rcvbuf_client": t.client.rcvbuf, "sndbuf_client": t.client.sndbuf,
                 "rcvbuf_server": t.server.rcvbuf, "sndbuf_server": t.server.sndbuf,
+                "from_configuration": t.server.known,
             }),
         );
         o.insert("origin".into(), json!(m.origin));

@@ -242,7 +242,6 @@ pub fn proxy_text(v: &ProxyView) -> String {
     s += ": ";
     match &v.map {
         Some(m) => {
-            let b = |x: Option<u64>| x.map_or("auto".to_string(), human_bytes);
             let t = &m.tune;
             let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
             s += &format!(
@@ -251,10 +250,10 @@ pub fn proxy_text(v: &ProxyView) -> String {
                 n(be, "backend"),
                 n(srv, "server"),
                 t.bufsize.map_or("?".to_string(), human_bytes),
-                b(t.client.rcvbuf),
-                b(t.client.sndbuf),
-                b(t.server.rcvbuf),
-                b(t.server.sndbuf)
+                t.client.show(t.client.rcvbuf),
+                t.client.show(t.client.sndbuf),
+                t.server.show(t.server.rcvbuf),
+                t.server.show(t.server.sndbuf)
             );
         }
         None => s += "not read, groups keep their plain names\n",

@@ -648,6 +648,8 @@ enum Section {
 /// Reads a configuration (every `-f` file concatenated, in order).
 pub fn parse_config(text: &str) -> Config {
     let mut c = Config::default();
+    c.tune.client.known = true;
+    c.tune.server.known = true;
     let mut section = Section::Other;
     let mut templates = 0;
     let mut named = Vec::new();
@@ -948,11 +950,13 @@ listen stats 0.0.0.0:7000
                 bufsize: Some(32768),
                 client: crate::model::proxy::SideTune {
                     rcvbuf: None,
-                    sndbuf: Some(65536)
+                    sndbuf: Some(65536),
+                    known: true,
                 },
                 server: crate::model::proxy::SideTune {
                     rcvbuf: Some(262144),
-                    sndbuf: None
+                    sndbuf: None,
+                    known: true,
                 },
             }
         );
