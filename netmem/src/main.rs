@@ -237,7 +237,8 @@ struct Owners {
     #[arg(long)]
     owners: bool,
     /// What a group is: the port (listen:PORT, backend:ADDR:PORT), the
-    /// process holding the sockets, or the cgroup they were created in.
+    /// process holding the sockets, the cgroup they were created in, or
+    /// a proxy's backend (its servers summed: proxy-backend:NAME).
     #[arg(long, value_enum, default_value = "port")]
     group_by: GroupBy,
     /// Name groups after HAProxy's frontends and backend/servers, read

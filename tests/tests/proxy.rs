@@ -352,8 +352,8 @@ fn proxy_sources_that_cannot_be_read_warn_and_keep_plain_groups() {
     let (_l, port) = listener();
     let dir = std::env::temp_dir().join(format!("netmem-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let snapshot = |h: &str| {
-        run(&[
+    let args = |h: &str| -> Vec<String> {
+        [
             "snapshot",
             "--json",
             "--all",
@@ -361,8 +361,11 @@ fn proxy_sources_that_cannot_be_read_warn_and_keep_plain_groups() {
             &port,
             "--haproxy",
             h,
-        ])
+        ]
+        .map(String::from)
+        .to_vec()
     };
+    let snapshot = |h: &str| run(&args(h).iter().map(String::as_str).collect::<Vec<_>>());
 
     // A configuration that is not there.
     let missing = dir.join("nowhere/haproxy.cfg");
@@ -389,15 +392,9 @@ fn proxy_sources_that_cannot_be_read_warn_and_keep_plain_groups() {
     .unwrap();
     // (nobody must reach the file: the directory is searchable by all.)
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-    let o = netmem_tests::netmem_as_nobody(&[
-        "snapshot",
-        "--json",
-        "--all",
-        "--port",
-        &port,
-        "--haproxy",
-        private.to_str().unwrap(),
-    ]);
+    let as_nobody = args(private.to_str().unwrap());
+    let o =
+        netmem_tests::netmem_as_nobody(&as_nobody.iter().map(String::as_str).collect::<Vec<_>>());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -442,6 +439,8 @@ fn proxy_sources_that_cannot_be_read_warn_and_keep_plain_groups() {
     std::fs::write(&empty, "# nothing here\n").unwrap();
     let (o, _) = snapshot(empty.to_str().unwrap());
     assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.is_empty(), "{err}");
     plain_groups(&o.stdout, &port);
 
     // Nonsense flags are errors, not warnings.

@@ -62,6 +62,7 @@ pub fn group_proxy(v: &Value) -> Option<GroupProxy> {
                 Some((b.to_string(), s.to_string()))
             })
             .collect(),
+        summed: v["kind"] == "proxy-backend",
         bufsize: u(&t["bufsize"]),
         tune: SideTune {
             rcvbuf: u(&t["rcvbuf"]),

@@ -143,11 +143,32 @@ pub struct GroupProxy {
     /// when backends share a server. For a `proxy-backend:` group, every
     /// server summed into it.
     pub servers: Vec<(String, String)>,
+    /// A `proxy-backend:` group: its servers summed, not one endpoint.
+    pub summed: bool,
     pub bufsize: Option<u64>,
     pub tune: SideTune,
 }
 
 impl GroupProxy {
+    /// One group's names, with the proxy's settings for its side.
+    fn of_side(
+        kind: &'static str,
+        side: Side,
+        frontends: Vec<String>,
+        servers: Vec<(String, String)>,
+        tune: &Tune,
+    ) -> GroupProxy {
+        GroupProxy {
+            kind,
+            side,
+            frontends,
+            servers,
+            summed: false,
+            bufsize: tune.bufsize,
+            tune: tune.side(side),
+        }
+    }
+
     pub fn frontend(&self) -> Option<&str> {
         self.frontends.first().map(String::as_str)
     }
@@ -158,10 +179,21 @@ impl GroupProxy {
 
     /// The server, for a group of one endpoint (not a backend's sum).
     pub fn server(&self) -> Option<&str> {
-        let backends: BTreeSet<&str> = self.servers.iter().map(|s| s.0.as_str()).collect();
-        (self.servers.len() == 1 || backends.len() == self.servers.len())
-            .then(|| self.servers.first().map(|s| s.1.as_str()))
-            .flatten()
+        if self.summed {
+            return None;
+        }
+        self.servers.first().map(|s| s.1.as_str())
+    }
+
+    /// The backends named, each once, in order.
+    pub fn backends(&self) -> Vec<&str> {
+        let mut b: Vec<&str> = Vec::new();
+        for (name, _) in &self.servers {
+            if !b.contains(&name.as_str()) {
+                b.push(name);
+            }
+        }
+        b
     }
 
     /// `backend/server` for every server.
@@ -175,14 +207,7 @@ impl GroupProxy {
     /// Shared by several frontends or backends: the kernel cannot tell
     /// their sockets apart.
     pub fn shared(&self) -> bool {
-        self.frontends.len() > 1
-            || self
-                .servers
-                .iter()
-                .map(|s| &s.0)
-                .collect::<BTreeSet<_>>()
-                .len()
-                > 1
+        self.frontends.len() > 1 || self.backends().len() > 1
     }
 
     /// How people read it: `frontend fe_https`, `backend app, server
@@ -193,20 +218,19 @@ impl GroupProxy {
                 format!("frontends {} (one port)", self.frontends.join(" + "))
             }
             Side::Client => format!("frontend {}", self.frontend().unwrap_or("?")),
-            Side::Server => {
-                let backends: BTreeSet<&str> = self.servers.iter().map(|s| s.0.as_str()).collect();
-                if backends.len() > 1 {
-                    format!("servers {} (one endpoint)", self.server_paths().join(" + "))
-                } else if let Some(s) = self.server() {
-                    format!("backend {}, server {s}", self.backend().unwrap_or("?"))
-                } else {
-                    format!(
-                        "backend {} ({} servers)",
-                        self.backend().unwrap_or("?"),
-                        self.servers.len()
-                    )
-                }
+            Side::Server if self.summed => format!(
+                "backend {} ({} servers)",
+                self.backend().unwrap_or("?"),
+                self.servers.len()
+            ),
+            Side::Server if self.shared() => {
+                format!("servers {} (one endpoint)", self.server_paths().join(" + "))
             }
+            Side::Server => format!(
+                "backend {}, server {}",
+                self.backend().unwrap_or("?"),
+                self.server().unwrap_or("?")
+            ),
         }
     }
 
@@ -215,11 +239,10 @@ impl GroupProxy {
     pub fn label(&self) -> String {
         match self.side {
             Side::Client => self.frontends.join("+"),
-            Side::Server => match self.server() {
-                Some(_) => self.server_paths().join("+"),
-                None if self.shared() => self.server_paths().join("+"),
-                None => format!("{} ({})", self.backend().unwrap_or("?"), self.servers.len()),
-            },
+            Side::Server if self.summed => {
+                format!("{} ({})", self.backend().unwrap_or("?"), self.servers.len())
+            }
+            Side::Server => self.server_paths().join("+"),
         }
     }
 }
@@ -260,32 +283,30 @@ impl ProxyView {
                 .or_default()
                 .insert((s.backend.clone(), s.server.clone()));
         }
-        let tune = m.tune;
+        let (kind, tune) = (self.kind, &m.tune);
         self.by_port = ports
             .into_iter()
             .map(|(p, f)| {
-                let gp = GroupProxy {
-                    kind: self.kind,
-                    side: Side::Client,
-                    frontends: f.into_iter().collect(),
-                    servers: Vec::new(),
-                    bufsize: tune.bufsize,
-                    tune: tune.client,
-                };
+                let gp = GroupProxy::of_side(
+                    kind,
+                    Side::Client,
+                    f.into_iter().collect(),
+                    Vec::new(),
+                    tune,
+                );
                 (p, Arc::new(gp))
             })
             .collect();
         self.by_endpoint = endpoints
             .into_iter()
             .map(|(e, s)| {
-                let gp = GroupProxy {
-                    kind: self.kind,
-                    side: Side::Server,
-                    frontends: Vec::new(),
-                    servers: s.into_iter().collect(),
-                    bufsize: tune.bufsize,
-                    tune: tune.server,
-                };
+                let gp = GroupProxy::of_side(
+                    kind,
+                    Side::Server,
+                    Vec::new(),
+                    s.into_iter().collect(),
+                    tune,
+                );
                 (e, Arc::new(gp))
             })
             .collect();
@@ -337,34 +358,39 @@ pub fn name_groups(groups: &mut BTreeMap<GroupKey, GroupRow>, views: &[Arc<Proxy
     }
 }
 
-/// Backend names behind `proxy-backend:` keys, by id (the key carries the
-/// id; names are never forgotten, so a key always names the same backend).
-static BACKENDS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Backend names behind `proxy-backend:` keys: the key carries an id;
+/// names are never forgotten, so a key always names the same backend.
+/// Looked up per event under `--group-by proxy-backend`, hence the index.
+#[derive(Default)]
+struct Backends {
+    names: Vec<String>,
+    ids: HashMap<String, u64>,
+}
+
+static BACKENDS: RwLock<Option<Backends>> = RwLock::new(None);
 
 fn backend_id(name: &str) -> u64 {
-    if let Some(i) = BACKENDS
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .position(|n| n == name)
-    {
-        return i as u64 + 1;
+    let known = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
+    if let Some(id) = known.as_ref().and_then(|b| b.ids.get(name)) {
+        return *id;
     }
+    drop(known);
     let mut w = BACKENDS.write().unwrap_or_else(|e| e.into_inner());
-    match w.iter().position(|n| n == name) {
-        Some(i) => i as u64 + 1,
-        None => {
-            w.push(name.to_string());
-            w.len() as u64
-        }
+    let b = w.get_or_insert_with(Backends::default);
+    if let Some(id) = b.ids.get(name) {
+        return *id;
     }
+    b.names.push(name.to_string());
+    let id = b.names.len() as u64;
+    b.ids.insert(name.to_string(), id);
+    id
 }
 
 /// `proxy-backend:NAME` (without its namespace suffix).
 pub fn backend_group_name(g: &GroupKey) -> String {
     let id = super::owner::owner_id(g) as usize;
     let r = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
-    match id.checked_sub(1).and_then(|i| r.get(i)) {
+    match r.as_ref().and_then(|b| b.names.get(id.checked_sub(1)?)) {
         Some(n) => format!("proxy-backend:{n}"),
         None => format!("proxy-backend:{id}"),
     }
@@ -437,6 +463,7 @@ pub fn regroup(
             servers.sort_by_key(|s| (s.0 != backend, s.clone()));
             r.proxy = Some(Arc::new(GroupProxy {
                 servers,
+                summed: true,
                 ..base.clone()
             }));
         }
@@ -559,6 +586,10 @@ mod tests {
         let p = app.proxy.as_ref().unwrap();
         assert_eq!(p.backend(), Some("app"));
         assert_eq!(p.server_paths(), vec!["app/app1", "app/app2", "static/st1"]);
+        // A sum names its backend, not one of its servers.
+        assert_eq!(p.server(), None);
+        assert_eq!(p.describe(), "backend app (3 servers)");
+        assert_eq!(p.label(), "app (3)");
         assert!(names.contains_key("backend:10.0.9.9:80"));
         assert!(names.contains_key("listen:8443"));
         assert_eq!(out.len(), 3);

@@ -759,6 +759,7 @@ mod tests {
                 side: Side::Server,
                 frontends: Vec::new(),
                 servers: vec![("app".into(), "app3".into())],
+                summed: false,
                 bufsize: Some(16384),
                 tune: Default::default(),
             })),

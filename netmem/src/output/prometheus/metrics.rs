@@ -434,11 +434,7 @@ fn groups(f: &mut Families, e: &Exposition) -> Fmt {
                     ("proxy", p.kind.to_string()),
                     ("side", p.side.name().to_string()),
                     ("frontend", p.frontends.join("+")),
-                    ("backend", {
-                        let mut b: Vec<&str> = p.servers.iter().map(|s| s.0.as_str()).collect();
-                        b.dedup();
-                        b.join("+")
-                    }),
+                    ("backend", p.backends().join("+")),
                     ("server", p.server().map(str::to_string).unwrap_or_default()),
                 ],
                 Num::from(1),

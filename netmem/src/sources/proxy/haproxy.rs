@@ -215,6 +215,11 @@ impl HaProxy {
     }
 }
 
+fn joined(paths: &[PathBuf], sep: &str) -> String {
+    let p: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    p.join(sep)
+}
+
 impl Proxy for HaProxy {
     fn kind(&self) -> &'static str {
         "haproxy"
@@ -222,12 +227,7 @@ impl Proxy for HaProxy {
 
     fn source(&self) -> String {
         if !self.explicit.is_empty() {
-            let p: Vec<String> = self
-                .explicit
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            return format!("--haproxy {}", p.join(" "));
+            return format!("--haproxy {}", joined(&self.explicit, " "));
         }
         let mut parts = Vec::new();
         if let Some(pid) = self.pid {
@@ -237,12 +237,7 @@ impl Proxy for HaProxy {
             parts.push(format!("stats socket {}", s.display()));
         }
         if !self.configs.is_empty() {
-            let c: Vec<String> = self
-                .configs
-                .iter()
-                .map(|c| c.display().to_string())
-                .collect();
-            parts.push(format!("config {}", c.join(", ")));
+            parts.push(format!("config {}", joined(&self.configs, ", ")));
         }
         parts.join(", ")
     }
@@ -353,7 +348,7 @@ impl Proxy for HaProxy {
         if config.is_some() && !origin.iter().any(|o| o.starts_with("servers:")) {
             origin.push("servers: configuration".into());
         }
-        if !origin.iter().any(|o| o.starts_with("frontends:")) {
+        if config.is_some() && !origin.iter().any(|o| o.starts_with("frontends:")) {
             origin.push("frontends: configuration (bind lines)".into());
         }
         map.listeners.sort();
