@@ -54,9 +54,10 @@ enum Cmd {
         args: Vec<String>,
     },
     /// Build, then run `netmem trace` under connection churn across
-    /// thousands of ports and backends for N minutes, reporting RSS and CPU
-    /// every 10 s; fails on RSS growth over 10% after warm-up or a new
-    /// group not counted. `cargo xtask test` runs 2 minutes of it.
+    /// thousands of ports and backends for N minutes, reporting RSS (at
+    /// rest and at its peak within an interval) and CPU every 10 s; fails
+    /// on resting RSS growth over 10% after warm-up or a new group not
+    /// counted. `cargo xtask test` runs 2 minutes of it.
     Soak {
         #[arg(long, default_value_t = 10.0)]
         minutes: f64,

@@ -33,7 +33,7 @@ pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<
         time_wait_counted: census.time_wait,
         ts: SystemTime::now(),
         context,
-        groups: agg.sorted(filter),
+        groups: agg.into_sorted(filter),
         live: None,
     })
 }

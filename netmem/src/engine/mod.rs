@@ -472,22 +472,28 @@ impl Tracer<'_> {
     /// between the read and the removal of an idle group is the only count
     /// this can lose.
     fn count_groups(&mut self, agg: &mut crate::model::Aggregator) -> Result<()> {
-        let mut now_counts = HashMap::new();
+        // Updated in place: a busy host has thousands of groups, and a
+        // second table each interval would double what the report holds.
+        // The kernel never removes a group itself, so the groups missing
+        // from this read are exactly those forgotten below.
+        let prev_counts = &mut self.prev_counts;
         let mut idle = Vec::new();
-        for (g, c) in self.probes.group_counts()? {
-            let prev = self.prev_counts.get(&g);
+        self.probes.for_each_group_count(|g, c| {
+            let prev = prev_counts.get(&g);
             if prev == Some(&c) {
                 idle.push(g);
-                continue;
+                return;
             }
             let d = crate::model::group::counter_delta(&c, prev);
             if d.counts.iter().any(|&x| x > 0) {
                 agg.add_counts(g, &d);
             }
-            now_counts.insert(g, c);
+            prev_counts.insert(g, c);
+        })?;
+        for g in &idle {
+            prev_counts.remove(g);
         }
         self.probes.forget_groups(&idle)?;
-        self.prev_counts = now_counts;
         Ok(())
     }
 
@@ -564,7 +570,7 @@ impl Tracer<'_> {
             // dump may take a while on a busy host.
             ts: taken_at,
             context: self.last_ctx.clone().expect("read above"),
-            groups: agg.sorted(&self.opts.filter),
+            groups: agg.into_sorted(&self.opts.filter),
             live: Some(live),
         };
         self.show_proxies()?;

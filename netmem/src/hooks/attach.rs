@@ -261,9 +261,9 @@ impl Probes {
         maps::forget_groups(&mut self.ebpf, keys)
     }
 
-    /// Cumulative per-group counters, summed over CPUs.
-    pub fn group_counts(&self) -> Result<Vec<(GroupKey, GroupCounters)>> {
-        maps::group_counts(&self.ebpf)
+    /// Each group's cumulative counters, summed over CPUs.
+    pub fn for_each_group_count(&self, f: impl FnMut(GroupKey, GroupCounters)) -> Result<()> {
+        maps::for_each_group_count(&self.ebpf, f)
     }
 
     /// A STATS counter summed over CPUs.

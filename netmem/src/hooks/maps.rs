@@ -65,11 +65,11 @@ pub fn forget_groups(ebpf: &mut Ebpf, keys: &[GroupKey]) -> Result<()> {
     Ok(())
 }
 
-/// Cumulative per-group counters, summed over CPUs.
-pub fn group_counts(ebpf: &Ebpf) -> Result<Vec<(GroupKey, GroupCounters)>> {
+/// Each group's cumulative counters, summed over CPUs, handed to `f` one
+/// at a time (no copy of the whole map).
+pub fn for_each_group_count(ebpf: &Ebpf, mut f: impl FnMut(GroupKey, GroupCounters)) -> Result<()> {
     let m: PerCpuHashMap<&MapData, GroupKey, GroupCounters> =
         PerCpuHashMap::try_from(map(ebpf, GROUP_COUNTS)?).context(GROUP_COUNTS)?;
-    let mut out = Vec::new();
     for item in m.iter() {
         let (k, per_cpu) = item.with_context(|| format!("reading {GROUP_COUNTS}"))?;
         let mut sum = GroupCounters::default();
@@ -78,9 +78,9 @@ pub fn group_counts(ebpf: &Ebpf) -> Result<Vec<(GroupKey, GroupCounters)>> {
                 *a += b;
             }
         }
-        out.push((k, sum));
+        f(k, sum);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A STATS counter summed over CPUs.
