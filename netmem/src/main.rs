@@ -73,7 +73,7 @@ enum Cmd {
         from: Option<String>,
         /// Name groups after HAProxy's frontends and servers (as for
         /// `trace`; by default a running haproxy is found).
-        #[arg(long, value_name = "SOCKET|CONFIG|off", value_parser = parse_proxy_arg, conflicts_with = "from")]
+        #[arg(long, value_name = "SOCKET|ADDR:PORT|CONFIG|off", value_parser = parse_proxy_arg, conflicts_with = "from")]
         haproxy: Vec<String>,
         #[arg(long, value_enum, default_value = "fentry")]
         max_tier: Tier,
@@ -242,17 +242,21 @@ struct Owners {
     #[arg(long, value_enum, default_value = "port")]
     group_by: GroupBy,
     /// Name groups after HAProxy's frontends and backend/servers, read
-    /// from its stats socket (runtime API), its configuration (a file or a
-    /// directory), or both (repeat the flag); `off` to name none. By
-    /// default a running haproxy in the traced namespace is found through
-    /// its command line (-f) and its configuration's `stats socket`.
-    #[arg(long, value_name = "SOCKET|CONFIG|off", value_parser = parse_proxy_arg)]
+    /// from its stats socket (runtime API: a UNIX socket, or a TCP
+    /// ADDR:PORT reached inside the traced namespace), its configuration
+    /// (a file or a directory), or both (repeat the flag); `off` to name
+    /// none. By default a running haproxy in the traced namespace is found
+    /// through its command line (-f) and its configuration's `stats socket`.
+    #[arg(long, value_name = "SOCKET|ADDR:PORT|CONFIG|off", value_parser = parse_proxy_arg)]
     haproxy: Vec<String>,
 }
 
 fn parse_proxy_arg(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {
-        return Err("give a stats socket, a configuration file or directory, or `off`".into());
+        return Err(
+            "give a stats socket (a path or ADDR:PORT), a configuration file or directory, or `off`"
+                .into(),
+        );
     }
     Ok(s.to_string())
 }

@@ -2,7 +2,8 @@
 //! (`cargo xtask rig`): found running without being told, its frontend and
 //! servers on the right groups, a server moved through the runtime API
 //! followed within one interval, `--group-by proxy-backend`, the names in
-//! serve's exposition and the doctor's findings; and sources that cannot
+//! serve's exposition and the doctor's findings; a HAProxy whose only stats
+//! socket is TCP, read from inside its namespace; and sources that cannot
 //! be read (missing, silent, refused, a FIFO) only warn.
 
 use std::io::Write;
@@ -482,4 +483,133 @@ fn a_silent_stats_socket_is_said_once_and_the_trace_goes_on() {
     assert!(intervals >= 5, "{intervals} intervals in 3 s");
     plain_groups(&o.stdout, &port);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A HAProxy whose only stats socket is TCP (as containers often have it),
+/// in a namespace of its own: killed when dropped.
+struct TcpOnlyHaproxy {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for TcpOnlyHaproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_tcp_stats_socket_is_read_inside_haproxys_namespace() {
+    require_root();
+    let ns = netmem_tests::Netns::new("pxtcp");
+    let stop = Arc::new(AtomicBool::new(false));
+    let backend = in_netns(&ns.name, || Ok(TcpListener::bind(("127.0.0.1", 9101))?)).unwrap();
+    let backend_thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || serve(backend, stop))
+    };
+    let dir = std::env::temp_dir().join(format!("netmem-proxy-tcp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        "global\n    stats socket ipv4@127.0.0.1:9199 level admin\n\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\n\
+         frontend fe_tcp\n    bind :8181\n    default_backend be_tcp\n\n\
+         backend be_tcp\n    server s1 127.0.0.1:9101\n",
+    )
+    .unwrap();
+    let haproxy = netmem_tests::rig::which("haproxy").expect("haproxy installed");
+    let _proxy = TcpOnlyHaproxy {
+        child: ns
+            .cmd(&haproxy)
+            .args(["-db", "-f"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy"),
+        dir: dir.clone(),
+    };
+    // A connection through it, held: both of its sides have a group.
+    let held: TcpStream = {
+        let t0 = Instant::now();
+        loop {
+            let c = in_netns(&ns.name, || {
+                let s = TcpStream::connect(("127.0.0.1", 8181))?;
+                TcpStream::connect(("127.0.0.1", 9199))?;
+                Ok(s)
+            });
+            match c {
+                Ok(s) => break s,
+                Err(e) => assert!(t0.elapsed() < Duration::from_secs(10), "haproxy: {e:#}"),
+            }
+            sleep(Duration::from_millis(50));
+        }
+    };
+    let snapshot = |extra: &[&str]| {
+        let mut args = vec!["snapshot", "--netns", &ns.name, "--json", "--all"];
+        args.extend_from_slice(extra);
+        let (o, t) = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            json_lines(&o.stdout),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            t,
+        )
+    };
+    let server_named =
+        |lines: &[Value]| groups(lines, "backend:127.0.0.1:9101").any(|l| named(l, "be_tcp", "s1"));
+
+    // Found running: its configuration names the TCP socket, which netmem
+    // reaches from inside the namespace (netmem itself runs outside it).
+    let t0 = Instant::now();
+    let lines = loop {
+        let (lines, _, _) = snapshot(&[]);
+        if server_named(&lines) || t0.elapsed() > Duration::from_secs(5) {
+            break lines;
+        }
+        sleep(Duration::from_millis(200));
+    };
+    let proxy = lines
+        .iter()
+        .find(|l| l["type"] == "proxy")
+        .expect("a proxy line");
+    assert_eq!(proxy["problems"], serde_json::json!([]), "{proxy}");
+    let origin = proxy["origin"].to_string();
+    assert!(
+        origin.contains("servers: runtime API tcp 127.0.0.1:9199"),
+        "{proxy}"
+    );
+    // show fd and show pools answered over TCP too.
+    assert!(origin.contains("frontends: runtime API tcp"), "{proxy}");
+    assert_eq!(proxy["tune"]["bufsize"], 16384, "{proxy}");
+    assert!(server_named(&lines), "{lines:?}");
+    assert!(
+        groups(&lines, "listen:8181").any(|l| l["proxy_frontend"] == "fe_tcp"),
+        "{lines:?}"
+    );
+
+    // Given as --haproxy ADDR:PORT, it is reached inside --netns as well.
+    let (lines, err, _) = snapshot(&["--haproxy", "127.0.0.1:9199"]);
+    assert!(err.is_empty(), "{err}");
+    let proxy = lines.iter().find(|l| l["type"] == "proxy").unwrap();
+    assert_eq!(proxy["source"], "--haproxy 127.0.0.1:9199", "{proxy}");
+    assert!(server_named(&lines), "{lines:?}");
+    let b = groups(&lines, "backend:127.0.0.1:9101").next().unwrap();
+    assert_eq!(b["proxy_tune"]["from_configuration"], false, "{b}");
+
+    // A TCP address nothing listens on: warned, bounded, plain names.
+    let (lines, err, t) = snapshot(&["--haproxy", "127.0.0.1:9198"]);
+    assert!(
+        err.contains("tcp 127.0.0.1:9198") && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert!(t < Duration::from_secs(3), "took {t:?}");
+    assert!(!server_named(&lines));
+    drop(held);
+    stop.store(true, Ordering::SeqCst);
+    let _ = backend_thread.join();
 }

@@ -103,7 +103,7 @@ impl Census {
         owner::set_default_netns(inum);
         owner::set_all_namespaces(all);
         Ok(Census {
-            proxies: crate::sources::proxy::Proxies::new(Default::default(), inum, all),
+            proxies: crate::sources::proxy::Proxies::new(Default::default(), inum, None, all),
             all: all.then(Namespaces::default),
             owners: (owners || by.by_owner()).then(OwnerSource::new),
             by,
@@ -134,8 +134,12 @@ impl Census {
         spec: crate::sources::proxy::ProxySpec,
         primary: &Netns,
     ) -> Result<Census> {
-        self.proxies =
-            crate::sources::proxy::Proxies::new(spec, primary.inum()?, self.all.is_some());
+        self.proxies = crate::sources::proxy::Proxies::new(
+            spec,
+            primary.inum()?,
+            primary.path().map(Into::into),
+            self.all.is_some(),
+        );
         Ok(self)
     }
 

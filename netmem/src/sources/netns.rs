@@ -100,6 +100,11 @@ impl Netns {
         &self.label
     }
 
+    /// The namespace file it was opened by; None for netmem's own.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
     /// Inode number identifying the namespace, as the kernel programs see it.
     pub fn inum(&self) -> Result<u32> {
         let m = match &self.file {

@@ -13,10 +13,14 @@
 //! - `tune.bufsize` from `show pools` (the `buffer` pool's size, what the
 //!   running binary really uses), else the configuration; the per-side
 //!   `tune.rcvbuf.*`/`tune.sndbuf.*` only from the configuration.
+//!
+//! The runtime API is read over a UNIX stats socket, or a TCP one
+//! (`stats socket ipv4@127.0.0.1:9999`, common in containers), which is
+//! reached from inside HAProxy's own network namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -35,20 +39,103 @@ const API_RETRY: Duration = Duration::from_secs(10);
 /// More than any real answer (`show fd` of a million connections).
 const API_MAX_BYTES: usize = 256 << 20;
 
+/// Where HAProxy's runtime API listens (a `stats socket` line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// `stats socket /run/haproxy.sock` (or `unix@/...`).
+    Unix(PathBuf),
+    /// `stats socket ipv4@127.0.0.1:9999`: reached from inside HAProxy's
+    /// network namespace; a wildcard address through loopback.
+    Tcp(SocketAddr),
+}
+
+impl Api {
+    /// A TCP address as HAProxy writes one (`ipv4@ADDR:PORT`, `[::1]:PORT`,
+    /// `:PORT`, `*:PORT`); None for anything else (paths, names).
+    pub fn tcp(raw: &str) -> Option<Api> {
+        match parse_addr(raw) {
+            Addr::Inet(ip, ports) if ports.len() == 1 => {
+                let v6 = ["ipv6@", "tcp6@"].iter().any(|p| raw.starts_with(p));
+                let ip = ip.unwrap_or(if v6 {
+                    IpAddr::V6(Ipv6Addr::LOCALHOST)
+                } else {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                });
+                Some(Api::Tcp(SocketAddr::new(ip, ports[0])))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Api::Unix(p) => write!(f, "{}", p.display()),
+            Api::Tcp(a) => write!(f, "tcp {a}"),
+        }
+    }
+}
+
+/// A connection to the runtime API.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn set_timeouts(&self, read: Duration, write: Duration) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => {
+                s.set_read_timeout(Some(read))?;
+                s.set_write_timeout(Some(write))
+            }
+            Stream::Tcp(s) => {
+                s.set_read_timeout(Some(read))?;
+                s.set_write_timeout(Some(write))
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One HAProxy: a stats socket, configuration files, or both.
 pub struct HaProxy {
     /// `--haproxy PATH...` as given: sorted into `socket` and `configs` at
     /// each read, so a socket that appears later (HAProxy started after
     /// netmem) is used.
     explicit: Vec<PathBuf>,
-    /// `--haproxy SOCKET`, or found in the configuration.
-    socket: Option<PathBuf>,
+    /// `--haproxy SOCKET|ADDR:PORT`, or found in the configuration.
+    socket: Option<Api>,
     /// `-f` paths: files, or directories of `*.cfg`.
     configs: Vec<PathBuf>,
     /// A detected process: its paths are read through its own root
     /// (/proc/PID/root), so a containerised HAProxy is read as it sees them.
     pid: Option<u32>,
     netns: u32,
+    /// The namespace file to enter for a TCP stats socket (None: netmem's
+    /// own namespace is HAProxy's).
+    enter: Option<PathBuf>,
     /// The configuration as last parsed, and the files it came from.
     config: Option<(Vec<FileSig>, Config)>,
     instance: Option<Instance>,
@@ -75,22 +162,24 @@ pub struct Config {
     /// backend → frontends routing to it
     pub backends: BTreeMap<String, BTreeSet<String>>,
     pub tune: Tune,
-    /// UNIX stats sockets, in order.
-    pub stats_sockets: Vec<PathBuf>,
+    /// Stats sockets, in order.
+    pub stats_sockets: Vec<Api>,
     /// What could not be placed (hostnames, `${VAR}`, server templates).
     pub notes: Vec<String>,
 }
 
 impl HaProxy {
     /// `--haproxy PATH...`: sockets and configurations of one HAProxy,
-    /// naming the sockets of the namespace `netns`.
-    pub fn explicit(paths: &[PathBuf], netns: u32) -> HaProxy {
+    /// naming the sockets of the namespace `netns` (entered through
+    /// `enter` for a TCP stats socket).
+    pub fn explicit(paths: &[PathBuf], netns: u32, enter: Option<PathBuf>) -> HaProxy {
         HaProxy {
             explicit: paths.to_vec(),
             socket: None,
             configs: Vec::new(),
             pid: None,
             netns,
+            enter,
             config: None,
             instance: None,
             api_retry_at: None,
@@ -170,9 +259,27 @@ impl HaProxy {
         Ok(Some(c))
     }
 
+    /// A stats socket as netmem reaches it: a UNIX path through the
+    /// process's root; a TCP address from inside its namespace.
+    fn reach(&self, api: &Api) -> Reach {
+        match api {
+            Api::Unix(p) => Reach::Unix(self.resolve(p)),
+            Api::Tcp(a) => Reach::Tcp(*a, self.enter.clone()),
+        }
+    }
+
+    /// A stats socket that may be there: a UNIX one whose file exists, or
+    /// any TCP one (whether it answers is found by asking).
+    fn present(&self, api: &Api) -> bool {
+        match api {
+            Api::Unix(p) => self.resolve(p).exists(),
+            Api::Tcp(_) => true,
+        }
+    }
+
     /// Servers now, and the listeners and buffer size of this process.
-    fn runtime(&mut self, socket: &Path) -> Result<(Vec<Server>, Vec<Listener>, Option<u64>)> {
-        let path = self.resolve(socket);
+    fn runtime(&mut self, socket: &Api) -> Result<(Vec<Server>, Vec<Listener>, Option<u64>)> {
+        let path = self.reach(socket);
         let mut answers = ask(&path, &["show info", "show servers state"])?;
         let servers = parse_servers_state(&answers.pop().unwrap_or_default())?;
         let info = answers.pop().unwrap_or_default();
@@ -234,7 +341,7 @@ impl Proxy for HaProxy {
             parts.push(format!("pid {pid}"));
         }
         if let Some(s) = &self.socket {
-            parts.push(format!("stats socket {}", s.display()));
+            parts.push(format!("stats socket {s}"));
         }
         if !self.configs.is_empty() {
             parts.push(format!("config {}", joined(&self.configs, ", ")));
@@ -252,13 +359,17 @@ impl Proxy for HaProxy {
             self.socket = None;
             self.configs.clear();
             for p in &self.explicit {
+                if let Some(api) = p.to_str().and_then(Api::tcp) {
+                    self.socket.get_or_insert(api);
+                    continue;
+                }
                 match std::fs::metadata(p) {
                     Ok(m) if m.file_type().is_socket() && self.socket.is_none() => {
-                        self.socket = Some(p.clone())
+                        self.socket = Some(Api::Unix(p.clone()))
                     }
                     Ok(_) => self.configs.push(p.clone()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push(format!(
-                        "--haproxy {}: no such file or socket (yet): give HAProxy's stats socket or its configuration; netmem looks again at every interval",
+                        "--haproxy {}: no such file or socket (yet): give HAProxy's stats socket (a path, or a numeric ADDR:PORT for a TCP one) or its configuration; netmem looks again at every interval",
                         p.display()
                     )),
                     Err(e) => problems.push(format!("--haproxy {}: {e}", p.display())),
@@ -274,13 +385,15 @@ impl Proxy for HaProxy {
                 None
             }
         };
+        // A UNIX socket first: it needs no namespace to be entered.
         let socket = self.socket.clone().or_else(|| {
-            config.as_ref().and_then(|c| {
-                c.stats_sockets
-                    .iter()
-                    .find(|s| self.resolve(s).exists())
-                    .cloned()
-            })
+            let c = config.as_ref()?;
+            let mut present = c.stats_sockets.iter().filter(|s| self.present(s));
+            let first = present.clone().next().cloned();
+            present
+                .find(|s| matches!(s, Api::Unix(_)))
+                .cloned()
+                .or(first)
         });
         let mut runtime = None;
         match (&socket, &self.api_retry_at) {
@@ -292,8 +405,7 @@ impl Proxy for HaProxy {
                 }
                 Err(e) => {
                     let why = format!(
-                        "HAProxy's runtime API {} cannot be read: {e:#}; {}",
-                        s.display(),
+                        "HAProxy's runtime API {s} cannot be read: {e:#}; {}",
                         if config.is_some() {
                             "names come from its configuration only, so servers that change address are not followed"
                         } else {
@@ -325,10 +437,7 @@ impl Proxy for HaProxy {
             origin.push("tune: configuration".to_string());
             map.notes = c.notes.clone();
         }
-        let api = socket
-            .as_ref()
-            .map(|s| s.display().to_string())
-            .unwrap_or_default();
+        let api = socket.as_ref().map(|s| s.to_string()).unwrap_or_default();
         if let Some((servers, listeners, bufsize)) = runtime {
             for s in &servers {
                 map.backends.entry(s.backend.clone()).or_default();
@@ -362,13 +471,44 @@ impl Proxy for HaProxy {
     }
 }
 
+/// A stats socket as netmem connects to it.
+pub enum Reach {
+    /// The path as netmem sees it (through /proc/PID/root).
+    Unix(PathBuf),
+    /// The address, and the namespace file to connect from (None: here).
+    Tcp(SocketAddr, Option<PathBuf>),
+}
+
+impl Reach {
+    fn connect(&self) -> Result<Stream> {
+        match self {
+            Reach::Unix(p) => UnixStream::connect(p)
+                .map(Stream::Unix)
+                .with_context(|| format!("connect {}", p.display())),
+            Reach::Tcp(a, ns) => {
+                let connect = || {
+                    TcpStream::connect_timeout(a, API_TIMEOUT)
+                        .with_context(|| format!("connect tcp {a}"))
+                };
+                let s = match ns {
+                    None => connect()?,
+                    // The socket stays in the namespace it was made in;
+                    // only the connect needs the thread inside it.
+                    Some(ns) => crate::sources::netns::Netns::open(ns.to_str())?.run(connect)?,
+                };
+                Ok(Stream::Tcp(s))
+            }
+        }
+    }
+}
+
 /// Sends `cmds` in one exchange (non-interactive mode: HAProxy runs them in
 /// order, ends each answer with an empty line, and closes) and returns one
 /// answer per command. Bounded by [`API_TIMEOUT`] overall.
-pub fn ask(path: &Path, cmds: &[&str]) -> Result<Vec<String>> {
+pub fn ask(to: &Reach, cmds: &[&str]) -> Result<Vec<String>> {
     let started = Instant::now();
-    let mut s = UnixStream::connect(path).with_context(|| format!("connect {}", path.display()))?;
-    s.set_write_timeout(Some(API_TIMEOUT))?;
+    let mut s = to.connect()?;
+    s.set_timeouts(API_TIMEOUT, API_TIMEOUT)?;
     s.write_all(format!("{}\n", cmds.join(";")).as_bytes())
         .context("send")?;
     let mut buf = Vec::new();
@@ -382,7 +522,7 @@ pub fn ask(path: &Path, cmds: &[&str]) -> Result<Vec<String>> {
                 API_TIMEOUT.as_millis()
             );
         }
-        s.set_read_timeout(Some(left))?;
+        s.set_timeouts(left, API_TIMEOUT)?;
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -698,10 +838,13 @@ pub fn parse_config(text: &str) -> Config {
                 let a = arg(2);
                 let path = a.strip_prefix("unix@").unwrap_or(a);
                 if path.starts_with('/') {
-                    c.stats_sockets.push(PathBuf::from(path));
+                    c.stats_sockets.push(Api::Unix(PathBuf::from(path)));
+                } else if let Some(api) = Api::tcp(a) {
+                    c.stats_sockets.push(api);
                 } else {
-                    c.notes
-                        .push(format!("stats socket {a}: only UNIX sockets are read"));
+                    c.notes.push(format!(
+                        "stats socket {a}: not read (netmem reads UNIX sockets and numeric TCP addresses)"
+                    ));
                 }
             }
             (Section::Frontend(f) | Section::Listen(f), "bind") => {
@@ -848,12 +991,14 @@ pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
             log::debug!("haproxy pid {pid} has no -f configuration; give --haproxy");
             continue;
         }
+        let own = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino() as u32);
         out.push(Box::new(HaProxy {
             explicit: Vec::new(),
             socket: None,
             configs,
             pid: Some(pid),
             netns: inum,
+            enter: (own.ok() != Some(inum)).then(|| PathBuf::from(format!("/proc/{pid}/ns/net"))),
             config: None,
             instance: None,
             api_retry_at: None,
@@ -957,7 +1102,10 @@ listen stats 0.0.0.0:7000
         );
         assert_eq!(
             c.stats_sockets,
-            vec![PathBuf::from("/run/haproxy/admin.sock")]
+            vec![
+                Api::Unix(PathBuf::from("/run/haproxy/admin.sock")),
+                Api::Tcp("127.0.0.1:9999".parse().unwrap()),
+            ]
         );
         let notes = c.notes.join("\n");
         for want in [
@@ -965,10 +1113,41 @@ listen stats 0.0.0.0:7000
             "chosen per request",
             "app/app3",
             "server-template",
-            "ipv4@127.0.0.1:9999",
         ] {
             assert!(notes.contains(want), "{want} in {notes}");
         }
+    }
+
+    #[test]
+    fn stats_socket_addresses() {
+        let tcp = |a: &str| match Api::tcp(a) {
+            Some(Api::Tcp(a)) => Some(a.to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            tcp("ipv4@127.0.0.1:9999").as_deref(),
+            Some("127.0.0.1:9999")
+        );
+        assert_eq!(tcp("10.0.0.1:9999").as_deref(), Some("10.0.0.1:9999"));
+        // A wildcard is reached through loopback, of its family.
+        assert_eq!(tcp("ipv4@:9999").as_deref(), Some("127.0.0.1:9999"));
+        assert_eq!(tcp("*:9999").as_deref(), Some("127.0.0.1:9999"));
+        assert_eq!(tcp("ipv6@:::9999").as_deref(), Some("[::1]:9999"));
+        assert_eq!(tcp("[::1]:9999").as_deref(), Some("[::1]:9999"));
+        for not in [
+            "/run/haproxy.sock",
+            "haproxy.cfg",
+            "conf.d",
+            "localhost:9999",
+            "127.0.0.1:1-3",
+            "abns@x",
+            "127.0.0.1",
+        ] {
+            assert_eq!(tcp(not), None, "{not}");
+        }
+        let c = parse_config("global\n  stats socket abns@admin level admin\n");
+        assert!(c.stats_sockets.is_empty());
+        assert!(c.notes[0].contains("abns@admin"), "{:?}", c.notes);
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct Proxies {
     spec: ProxySpec,
     /// The namespaces traced: the primary one, or every one.
     primary: u32,
+    /// The primary namespace's file, to reach an explicit TCP stats socket
+    /// from inside it (None: netmem's own namespace).
+    enter: Option<PathBuf>,
     all: bool,
     sources: Vec<Box<dyn Proxy>>,
     views: Vec<Arc<ProxyView>>,
@@ -86,8 +89,9 @@ pub struct Proxies {
 
 impl Proxies {
     /// `primary`: the traced namespace's inode (an explicit `--haproxy`
-    /// names its sockets); `all`: every namespace is traced.
-    pub fn new(spec: ProxySpec, primary: u32, all: bool) -> Proxies {
+    /// names its sockets), and its file when it is not netmem's own;
+    /// `all`: every namespace is traced.
+    pub fn new(spec: ProxySpec, primary: u32, enter: Option<PathBuf>, all: bool) -> Proxies {
         let mut p = Proxies {
             sources: Vec::new(),
             views: Vec::new(),
@@ -95,11 +99,15 @@ impl Proxies {
             generation: 0,
             spec,
             primary,
+            enter,
             all,
         };
         if let ProxySpec::Paths(paths) = &p.spec {
-            p.sources
-                .push(Box::new(haproxy::HaProxy::explicit(paths, primary)));
+            p.sources.push(Box::new(haproxy::HaProxy::explicit(
+                paths,
+                primary,
+                p.enter.clone(),
+            )));
         }
         p
     }
