@@ -517,7 +517,7 @@ fn a_tcp_stats_socket_is_read_inside_haproxys_namespace() {
         &cfg,
         "global\n    stats socket ipv4@127.0.0.1:9199 level admin\n\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\n\
-         frontend fe_tcp\n    bind :8181\n    default_backend be_tcp\n\n\
+         frontend fe_tcp\n    bind \"${FE_BIND}\"\n    default_backend be_tcp\n\n\
          backend be_tcp\n    server s1 127.0.0.1:9101\n",
     )
     .unwrap();
@@ -527,6 +527,7 @@ fn a_tcp_stats_socket_is_read_inside_haproxys_namespace() {
             .cmd(&haproxy)
             .args(["-db", "-f"])
             .arg(&cfg)
+            .env("FE_BIND", ":8181")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -590,6 +591,16 @@ fn a_tcp_stats_socket_is_read_inside_haproxys_namespace() {
     assert!(
         groups(&lines, "listen:8181").any(|l| l["proxy_frontend"] == "fe_tcp"),
         "{lines:?}"
+    );
+    // Its configuration's "${FE_BIND}" was expanded from its environment.
+    assert_eq!(proxy["notes"], serde_json::json!([]), "{proxy}");
+    let (lines, _, _) = snapshot(&["--haproxy", cfg.to_str().unwrap()]);
+    let proxy = lines.iter().find(|l| l["type"] == "proxy").unwrap();
+    assert!(
+        proxy["notes"]
+            .to_string()
+            .contains("${FE_BIND} (environment variable)"),
+        "a configuration given by path has no environment to expand it: {proxy}"
     );
 
     // Given as --haproxy ADDR:PORT, it is reached inside --netns as well.

@@ -254,7 +254,20 @@ impl HaProxy {
             text += &String::from_utf8_lossy(&t);
             text.push('\n');
         }
-        let c = parse_config(&text);
+        // `"${VAR}"` is expanded from the environment HAProxy started with.
+        let env = self.pid.and_then(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            Some(
+                raw.split(|b| *b == 0)
+                    .filter_map(|kv| {
+                        let kv = String::from_utf8_lossy(kv);
+                        let (k, v) = kv.split_once('=')?;
+                        Some((k.to_string(), v.to_string()))
+                    })
+                    .collect::<Env>(),
+            )
+        });
+        let c = parse_config(&text, env.as_ref());
         self.config = Some((sig, c.clone()));
         Ok(Some(c))
     }
@@ -653,12 +666,19 @@ pub fn parse_buffer_pool(text: &str) -> Option<u64> {
 
 /// HAProxy's words: whitespace separated, `"..."`/`'...'` quoted,
 /// backslash escapes, `#` starting a comment outside quotes.
-fn words(line: &str) -> Vec<String> {
+/// HAProxy's environment, by name.
+pub type Env = std::collections::HashMap<String, String>;
+
+/// A line's words, quotes and escapes resolved. With `env`, variables in
+/// double quotes are expanded as HAProxy does (`"$NAME"`, `"${NAME}"`,
+/// `"${NAME-default}"`; an unset one is empty); without it they are kept
+/// as written, and noted where they matter.
+fn words(line: &str, env: Option<&Env>) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut has = false;
     let mut quote: Option<char> = None;
-    let mut chars = line.chars();
+    let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         match (quote, c) {
             (_, '\\') => {
@@ -668,6 +688,32 @@ fn words(line: &str) -> Vec<String> {
                 }
             }
             (Some(q), c) if c == q => quote = None,
+            (Some('"'), '$') if env.is_some() => {
+                let env = env.expect("checked");
+                let braced = chars.next_if_eq(&'{').is_some();
+                let mut name = String::new();
+                if braced {
+                    for n in chars.by_ref() {
+                        if n == '}' {
+                            break;
+                        }
+                        name.push(n);
+                    }
+                } else {
+                    while let Some(n) = chars.next_if(|n| n.is_ascii_alphanumeric() || *n == '_') {
+                        name.push(n);
+                    }
+                }
+                let (name, default) = match name.split_once('-') {
+                    Some((n, d)) if braced => (n.to_string(), Some(d.to_string())),
+                    _ => (name, None),
+                };
+                match (env.get(&name), default) {
+                    (Some(v), _) => cur.push_str(v),
+                    (None, Some(d)) => cur.push_str(&d),
+                    (None, None) => {}
+                }
+            }
             (Some(_), c) => cur.push(c),
             (None, '"' | '\'') => {
                 quote = Some(c);
@@ -781,7 +827,7 @@ enum Section {
 }
 
 /// Reads a configuration (every `-f` file concatenated, in order).
-pub fn parse_config(text: &str) -> Config {
+pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
     let mut c = Config::default();
     c.tune.client.known = true;
     c.tune.server.known = true;
@@ -789,7 +835,7 @@ pub fn parse_config(text: &str) -> Config {
     let mut templates = 0;
     let mut named = Vec::new();
     for line in text.lines() {
-        let w = words(line);
+        let w = words(line, env);
         let Some(k) = w.first().map(String::as_str) else {
             continue;
         };
@@ -1052,7 +1098,7 @@ listen stats 0.0.0.0:7000
 
     #[test]
     fn configuration_binds_servers_routes_and_tunes() {
-        let c = parse_config(CFG);
+        let c = parse_config(CFG, None);
         let ports = |f: &str| -> Vec<u16> {
             c.listeners
                 .iter()
@@ -1145,7 +1191,7 @@ listen stats 0.0.0.0:7000
         ] {
             assert_eq!(tcp(not), None, "{not}");
         }
-        let c = parse_config("global\n  stats socket abns@admin level admin\n");
+        let c = parse_config("global\n  stats socket abns@admin level admin\n", None);
         assert!(c.stats_sockets.is_empty());
         assert!(c.notes[0].contains("abns@admin"), "{:?}", c.notes);
     }
@@ -1177,9 +1223,46 @@ listen stats 0.0.0.0:7000
     #[test]
     fn words_quotes_and_comments() {
         assert_eq!(
-            words(r#"  bind "a b":80 'c' d\ e # no"#),
+            words(r#"  bind "a b":80 'c' d\ e # no"#, None),
             vec!["bind", "a b:80", "c", "d e"]
         );
-        assert_eq!(words("# only"), Vec::<String>::new());
+        assert_eq!(words("# only", None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn environment_variables_in_double_quotes() {
+        let env: Env = [("PORT", "8443"), ("APP", "10.0.3.17:9001"), ("E", "")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let w = |l: &str| words(l, Some(&env));
+        assert_eq!(w(r#"bind "${PORT}""#), vec!["bind", "8443"]);
+        assert_eq!(
+            w(r#"bind ":$PORT,:${PORT}1""#),
+            vec!["bind", ":8443,:84431"]
+        );
+        assert_eq!(
+            w(r#"x "${NOPE-7}" "${NOPE}" "a${E}b""#),
+            vec!["x", "7", "", "ab"]
+        );
+        // Not in double quotes, or escaped: as written (HAProxy's rule).
+        assert_eq!(
+            w(r#"x '${PORT}' ${PORT} "\$PORT""#),
+            vec!["x", "${PORT}", "${PORT}", "$PORT"]
+        );
+        let cfg =
+            "frontend fe\n  bind \"127.0.0.1:${PORT}\"\nbackend app\n  server a1 \"${APP}\"\n";
+        let c = parse_config(cfg, Some(&env));
+        assert_eq!(c.listeners[0].port, 8443);
+        assert_eq!(c.servers[0].addr, "10.0.3.17:9001".parse().unwrap());
+        assert!(c.notes.is_empty(), "{:?}", c.notes);
+        // Without HAProxy's environment (a configuration given by path),
+        // the variable is said to be unknown.
+        let c = parse_config(cfg, None);
+        assert!(c.listeners.is_empty());
+        assert!(
+            c.notes.join(" ").contains("environment variable"),
+            "{:?}",
+            c.notes
+        );
     }
 }
