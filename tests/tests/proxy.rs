@@ -114,6 +114,14 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     assert_eq!(proxy["tune"]["bufsize"], 16384, "{proxy}");
     let origin = proxy["origin"].to_string();
     assert!(origin.contains("runtime API"), "{proxy}");
+    // The probes line says which proxy names the groups.
+    let probes = head.iter().find(|l| l["type"] == "probes").unwrap();
+    assert!(
+        probes["proxies"][0]
+            .as_str()
+            .is_some_and(|p| p.starts_with("haproxy (pid ") && p.contains(&pid)),
+        "{probes}"
+    );
 
     // The frontend's and each server's groups carry their names.
     wait_lines(

@@ -248,6 +248,11 @@ impl GroupProxy {
 }
 
 impl ProxyView {
+    /// Which proxy this is and where it was read: `haproxy (pid 1, ...)`.
+    pub fn describe_source(&self) -> String {
+        format!("{} ({})", self.kind, self.source)
+    }
+
     /// A view of `map` (None when nothing could be read), indexed.
     pub fn new(
         kind: &'static str,

@@ -17,11 +17,16 @@ use crate::model::{Context, Event, Interval, Summary};
 
 pub struct JsonSink<W: Write> {
     out: W,
+    /// The proxies naming groups (`kind (source)`), for the probes line.
+    proxies: Vec<String>,
 }
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W) -> Self {
-        JsonSink { out }
+        JsonSink {
+            out,
+            proxies: Vec::new(),
+        }
     }
 
     /// The writer, e.g. to take what was written to a buffer.
@@ -58,7 +63,7 @@ impl<W: Write> Sink for JsonSink<W> {
 
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
         let ts = rfc3339(std::time::SystemTime::now());
-        self.line(&json!({"type": "probes", "ts": ts, "hooks": hooks}))?;
+        self.line(&json!({"type": "probes", "ts": ts, "hooks": hooks, "proxies": self.proxies}))?;
         self.flush()
     }
 
@@ -71,8 +76,12 @@ impl<W: Write> Sink for JsonSink<W> {
 
     fn proxies(&mut self, p: &[std::sync::Arc<ProxyView>]) -> Result<()> {
         let ts = rfc3339(std::time::SystemTime::now());
+        self.proxies.clear();
         for v in p {
             self.line(&proxy_object(&ts, v))?;
+            if v.map.is_some() {
+                self.proxies.push(v.describe_source());
+            }
         }
         self.flush()
     }

@@ -76,7 +76,7 @@ impl<W: Write> Sink for TextSink<W> {
         for v in p {
             write!(self.out, "{}", proxy_text(v))?;
             if v.map.is_some() {
-                self.proxies.push(format!("{} ({})", v.kind, v.source));
+                self.proxies.push(v.describe_source());
             }
         }
         self.flush()
