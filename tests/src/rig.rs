@@ -355,13 +355,7 @@ impl Rig {
     /// One runtime API command (e.g. `set server servers/b2 addr ...`);
     /// its answer.
     pub fn api(&self, cmd: &str) -> Result<String> {
-        let mut s = std::os::unix::net::UnixStream::connect(self.stats_socket())
-            .context("connect to HAProxy's stats socket")?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(format!("{cmd}\n").as_bytes())?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
+        haproxy_api(&self.stats_socket(), cmd)
     }
 
     pub fn haproxy_pid(&self) -> Option<u32> {
@@ -402,6 +396,17 @@ impl Drop for Rig {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// One command on a HAProxy stats socket (UNIX); its answer.
+pub fn haproxy_api(socket: &Path, cmd: &str) -> Result<String> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket)
+        .with_context(|| format!("connect to HAProxy's stats socket {}", socket.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(format!("{cmd}\n").as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {

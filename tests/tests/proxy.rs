@@ -493,17 +493,81 @@ fn a_silent_stats_socket_is_said_once_and_the_trace_goes_on() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A HAProxy whose only stats socket is TCP (as containers often have it),
-/// in a namespace of its own: killed when dropped.
-struct TcpOnlyHaproxy {
+/// A HAProxy the test started in a namespace of its own (not the rig's),
+/// in TCP mode, and the backend server behind it: both stopped, and its
+/// directory removed, when dropped.
+struct OwnHaproxy {
     child: std::process::Child,
     dir: std::path::PathBuf,
+    stop: Arc<AtomicBool>,
+    backend: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
 
-impl Drop for TcpOnlyHaproxy {
+impl OwnHaproxy {
+    /// Frontend `fe` binding `bind`, backend `be` with one server `srv` at
+    /// 127.0.0.1:`port`; `stats` is the `stats socket` line's address
+    /// (`{dir}` stands for the HAProxy's directory).
+    fn start(
+        ns: &netmem_tests::Netns,
+        [fe, be, srv]: [&str; 3],
+        bind: &str,
+        port: u16,
+        stats: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> OwnHaproxy {
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener = in_netns(&ns.name, || Ok(TcpListener::bind(("127.0.0.1", port))?)).unwrap();
+        let backend = {
+            let stop = stop.clone();
+            std::thread::spawn(move || serve(listener, stop))
+        };
+        let dir = std::env::temp_dir().join(format!("netmem-proxy-{fe}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global\n    stats socket {} level admin\n\n\
+                 defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\n\
+                 frontend {fe}\n    bind {bind}\n    default_backend {be}\n\n\
+                 backend {be}\n    server {srv} 127.0.0.1:{port}\n",
+                stats.replace("{dir}", &dir.to_string_lossy())
+            ),
+        )
+        .unwrap();
+        let haproxy = netmem_tests::rig::which("haproxy").expect("haproxy installed");
+        let child = ns
+            .cmd(&haproxy)
+            .args(args)
+            .arg("-f")
+            .arg(&cfg)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy");
+        OwnHaproxy {
+            child,
+            dir,
+            stop,
+            backend: Some(backend),
+        }
+    }
+
+    fn config(&self) -> std::path::PathBuf {
+        self.dir.join("haproxy.cfg")
+    }
+}
+
+impl Drop for OwnHaproxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(b) = self.backend.take() {
+            let _ = b.join();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -512,36 +576,18 @@ impl Drop for TcpOnlyHaproxy {
 fn a_tcp_stats_socket_is_read_inside_haproxys_namespace() {
     require_root();
     let ns = netmem_tests::Netns::new("pxtcp");
-    let stop = Arc::new(AtomicBool::new(false));
-    let backend = in_netns(&ns.name, || Ok(TcpListener::bind(("127.0.0.1", 9101))?)).unwrap();
-    let backend_thread = {
-        let stop = stop.clone();
-        std::thread::spawn(move || serve(backend, stop))
-    };
-    let dir = std::env::temp_dir().join(format!("netmem-proxy-tcp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        "global\n    stats socket ipv4@127.0.0.1:9199 level admin\n\n\
-         defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\n\
-         frontend fe_tcp\n    bind \"${FE_BIND}\"\n    default_backend be_tcp\n\n\
-         backend be_tcp\n    server s1 127.0.0.1:9101\n",
-    )
-    .unwrap();
-    let haproxy = netmem_tests::rig::which("haproxy").expect("haproxy installed");
-    let _proxy = TcpOnlyHaproxy {
-        child: ns
-            .cmd(&haproxy)
-            .args(["-db", "-f"])
-            .arg(&cfg)
-            .env("FE_BIND", ":8181")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start haproxy"),
-        dir: dir.clone(),
-    };
+    // Its only stats socket is TCP, as containers often have it, and its
+    // bind comes from its environment.
+    let proxy = OwnHaproxy::start(
+        &ns,
+        ["fe_tcp", "be_tcp", "s1"],
+        "\"${FE_BIND}\"",
+        9101,
+        "ipv4@127.0.0.1:9199",
+        &["-db"],
+        &[("FE_BIND", ":8181")],
+    );
+    let cfg = proxy.config();
     // A connection through it, held: both of its sides have a group.
     let held: TcpStream = {
         let t0 = Instant::now();
@@ -629,6 +675,90 @@ fn a_tcp_stats_socket_is_read_inside_haproxys_namespace() {
     assert!(t < Duration::from_secs(3), "took {t:?}");
     assert!(!server_named(&lines));
     drop(held);
-    stop.store(true, Ordering::SeqCst);
-    let _ = backend_thread.join();
+}
+
+/// `show info`'s Pid: the worker answering the stats socket.
+fn worker_pid(sock: &std::path::Path) -> Option<String> {
+    let info = netmem_tests::rig::haproxy_api(sock, "show info").ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid: "))
+        .map(str::to_string)
+}
+
+#[test]
+fn names_survive_a_master_worker_reload() {
+    require_root();
+    let ns = netmem_tests::Netns::new("pxreload");
+    // -W: a master that stays, and workers replaced at each reload (USR2).
+    let master = OwnHaproxy::start(
+        &ns,
+        ["fe_r", "be_r", "r1"],
+        ":8182",
+        9102,
+        "{dir}/admin.sock",
+        &["-W", "-db"],
+        &[],
+    );
+    let sock = master.dir.join("admin.sock");
+    let t0 = Instant::now();
+    let first = loop {
+        if let Some(p) = worker_pid(&sock) {
+            break p;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "haproxy's stats socket"
+        );
+        sleep(Duration::from_millis(50));
+    };
+    let through = || in_netns(&ns.name, || Ok(TcpStream::connect(("127.0.0.1", 8182))?)).unwrap();
+    let _before = through();
+    let netmem = netmem_bin();
+    let trace =
+        Trace::start(netmem.to_str().unwrap(), &["--netns", &ns.name, "--all"]).expect("trace");
+    let both_named = |lines: &[Value], after: SystemTime| {
+        groups(lines, "backend:127.0.0.1:9102").any(|l| ts(l) > after && named(l, "be_r", "r1"))
+            && groups(lines, "listen:8182").any(|l| ts(l) > after && l["proxy_frontend"] == "fe_r")
+    };
+    wait_lines(&trace, "named groups", Duration::from_secs(10), |l| {
+        both_named(l, SystemTime::UNIX_EPOCH)
+    });
+    let source = trace
+        .lines()
+        .iter()
+        .find(|l| l["type"] == "proxy")
+        .map(|l| l["source"].clone())
+        .unwrap();
+    assert!(
+        source
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {}", master.child.id())),
+        "the master is the one found: {source}"
+    );
+
+    // Reload: a new worker (new Pid) binds the frontend and the socket again.
+    let reloaded_at = SystemTime::now();
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    unsafe { libc::kill(master.child.id() as i32, libc::SIGUSR2) };
+    let t0 = Instant::now();
+    loop {
+        if worker_pid(&sock).is_some_and(|p| p != first) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no new worker");
+        sleep(Duration::from_millis(50));
+    }
+    let _after = through();
+    wait_lines(
+        &trace,
+        "named groups after the reload",
+        Duration::from_secs(10),
+        |l| both_named(l, reloaded_at + Duration::from_millis(500)),
+    );
+    let lines = trace.stop().expect("trace output");
+    for p in lines.iter().filter(|l| l["type"] == "proxy") {
+        assert_eq!(p["problems"], serde_json::json!([]), "{p}");
+        assert_eq!(p["source"], source, "{p}");
+    }
 }
