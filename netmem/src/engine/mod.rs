@@ -493,6 +493,11 @@ impl Tracer<'_> {
         for g in &idle {
             prev_counts.remove(g);
         }
+        // After a burst of groups, hand the table's room back once most of
+        // it sits empty (not at every interval: that would copy it).
+        if prev_counts.capacity() > 4 * prev_counts.len().max(1024) {
+            prev_counts.shrink_to_fit();
+        }
         self.probes.forget_groups(&idle)?;
         Ok(())
     }
