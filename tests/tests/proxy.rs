@@ -669,8 +669,10 @@ fn a_tcp_stats_socket_is_read_inside_haproxys_namespace() {
     // A TCP address nothing listens on: warned, bounded, plain names.
     let (lines, err, t) = snapshot(&["--haproxy", "127.0.0.1:9198"]);
     assert!(
-        err.contains("tcp 127.0.0.1:9198") && err.contains("Connection refused"),
-        "{err}"
+        err.contains("tcp 127.0.0.1:9198")
+            && err.contains("Connection refused")
+            && err.contains(&format!("network namespace (/run/netns/{})", ns.name)),
+        "the warning names where it was tried: {err}"
     );
     assert!(t < Duration::from_secs(3), "took {t:?}");
     assert!(!server_named(&lines));

@@ -12,11 +12,15 @@ pub fn begin() {
     // glibc gives each thread that allocates an arena of its own, up to 8
     // per CPU, and an arena keeps what was freed in it. Hooks attach on a
     // thread each and passes run on workers: with the default, `trace` at
-    // 100k sockets held 16 MB of heap; with two arenas, 6 MB.
+    // 100k sockets held 16 MB of heap; with two arenas, 6 MB, but in 10
+    // starts of 24 the second arena kept 10 MB of start-up's memory that
+    // malloc_trim could not hand back. One arena: never (36 starts), and
+    // `serve` at 100k sockets holds 17 MB instead of 26. netmem's threads
+    // allocate little at once, so sharing one arena costs nothing seen.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a glibc tunable; no thread allocates yet.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -500,8 +500,13 @@ impl Reach {
                 .with_context(|| format!("connect {}", p.display())),
             Reach::Tcp(a, ns) => {
                 let connect = || {
-                    TcpStream::connect_timeout(a, API_TIMEOUT)
-                        .with_context(|| format!("connect tcp {a}"))
+                    TcpStream::connect_timeout(a, API_TIMEOUT).with_context(|| match ns {
+                        Some(ns) => format!(
+                            "connect tcp {a} inside HAProxy's network namespace ({})",
+                            ns.display()
+                        ),
+                        None => format!("connect tcp {a}"),
+                    })
                 };
                 let s = match ns {
                     None => connect()?,
