@@ -135,7 +135,7 @@ fn haproxy_queues_and_orphans_are_attributed_as_ss_sees_them() {
         // Long enough that a slow start (the clients are processes,
         // started on a busy CI machine) still leaves phase 1's window
         // before HAProxy times them out.
-        client_timeout: Duration::from_secs(12),
+        client_timeout: Duration::from_secs(20),
         ..Default::default()
     })
     .expect("start the rig");
@@ -170,7 +170,7 @@ fn haproxy_queues_and_orphans_are_attributed_as_ss_sees_them() {
     // client timeout).
     wait_for(
         "slow clients' queues to fill",
-        Duration::from_secs(9),
+        Duration::from_secs(16),
         &samples,
         |s| {
             let stuck = s
