@@ -288,32 +288,18 @@ impl ProxyView {
                 .or_default()
                 .insert((s.backend.clone(), s.server.clone()));
         }
-        let (kind, tune) = (self.kind, &m.tune);
+        let named = |side, frontends, servers| {
+            Arc::new(GroupProxy::of_side(
+                self.kind, side, frontends, servers, &m.tune,
+            ))
+        };
         self.by_port = ports
             .into_iter()
-            .map(|(p, f)| {
-                let gp = GroupProxy::of_side(
-                    kind,
-                    Side::Client,
-                    f.into_iter().collect(),
-                    Vec::new(),
-                    tune,
-                );
-                (p, Arc::new(gp))
-            })
+            .map(|(p, f)| (p, named(Side::Client, f.into_iter().collect(), Vec::new())))
             .collect();
         self.by_endpoint = endpoints
             .into_iter()
-            .map(|(e, s)| {
-                let gp = GroupProxy::of_side(
-                    kind,
-                    Side::Server,
-                    Vec::new(),
-                    s.into_iter().collect(),
-                    tune,
-                );
-                (e, Arc::new(gp))
-            })
+            .map(|(e, s)| (e, named(Side::Server, Vec::new(), s.into_iter().collect())))
             .collect();
     }
 

@@ -18,7 +18,6 @@
 //! (`stats socket ipv4@127.0.0.1:9999`, common in containers), which is
 //! reached from inside HAProxy's own network namespace.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -29,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::{Proxy, Reading};
-use crate::model::proxy::{Listener, ProxyMap, Server, Tune};
+use crate::model::proxy::{Listener, ProxyMap, Server};
 
 /// The longest one runtime API exchange may take: the pass waits for it.
 const API_TIMEOUT: Duration = Duration::from_millis(500);
@@ -154,18 +153,14 @@ struct Instance {
     bufsize: Option<u64>,
 }
 
-/// What a configuration says.
+/// What a configuration says: the proxy's names as far as a file tells
+/// them (no `origin`: the reader says where they came from), and where
+/// its runtime API listens.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    pub listeners: Vec<Listener>,
-    pub servers: Vec<Server>,
-    /// backend → frontends routing to it
-    pub backends: BTreeMap<String, BTreeSet<String>>,
-    pub tune: Tune,
+    pub map: ProxyMap,
     /// Stats sockets, in order.
     pub stats_sockets: Vec<Api>,
-    /// What could not be placed (hostnames, `${VAR}`, server templates).
-    pub notes: Vec<String>,
 }
 
 impl HaProxy {
@@ -440,15 +435,10 @@ impl Proxy for HaProxy {
                 problems,
             };
         }
-        let mut map = ProxyMap::default();
+        let mut map = config.as_ref().map(|c| c.map.clone()).unwrap_or_default();
         let mut origin = Vec::new();
-        if let Some(c) = &config {
-            map.listeners = c.listeners.clone();
-            map.servers = c.servers.clone();
-            map.backends = c.backends.clone();
-            map.tune = c.tune;
+        if config.is_some() {
             origin.push("tune: configuration".to_string());
-            map.notes = c.notes.clone();
         }
         let api = socket.as_ref().map(|s| s.to_string()).unwrap_or_default();
         if let Some((servers, listeners, bufsize)) = runtime {
@@ -834,8 +824,8 @@ enum Section {
 /// Reads a configuration (every `-f` file concatenated, in order).
 pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
     let mut c = Config::default();
-    c.tune.client.known = true;
-    c.tune.server.known = true;
+    c.map.tune.client.known = true;
+    c.map.tune.server.known = true;
     let mut section = Section::Other;
     let mut templates = 0;
     let mut named = Vec::new();
@@ -855,13 +845,14 @@ pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
                 continue;
             }
             "backend" => {
-                c.backends.entry(arg(1).to_string()).or_default();
+                c.map.backends.entry(arg(1).to_string()).or_default();
                 section = Section::Backend(arg(1).to_string());
                 continue;
             }
             "listen" => {
                 let name = arg(1).to_string();
-                c.backends
+                c.map
+                    .backends
                     .entry(name.clone())
                     .or_default()
                     .insert(name.clone());
@@ -880,11 +871,11 @@ pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
             _ => {}
         }
         match (&section, k) {
-            (Section::Global, "tune.bufsize") => c.tune.bufsize = size(arg(1)),
-            (Section::Global, "tune.rcvbuf.client") => c.tune.client.rcvbuf = size(arg(1)),
-            (Section::Global, "tune.sndbuf.client") => c.tune.client.sndbuf = size(arg(1)),
-            (Section::Global, "tune.rcvbuf.server") => c.tune.server.rcvbuf = size(arg(1)),
-            (Section::Global, "tune.sndbuf.server") => c.tune.server.sndbuf = size(arg(1)),
+            (Section::Global, "tune.bufsize") => c.map.tune.bufsize = size(arg(1)),
+            (Section::Global, "tune.rcvbuf.client") => c.map.tune.client.rcvbuf = size(arg(1)),
+            (Section::Global, "tune.sndbuf.client") => c.map.tune.client.sndbuf = size(arg(1)),
+            (Section::Global, "tune.rcvbuf.server") => c.map.tune.server.rcvbuf = size(arg(1)),
+            (Section::Global, "tune.sndbuf.server") => c.map.tune.server.sndbuf = size(arg(1)),
             (Section::Global, "stats") if arg(1) == "socket" => {
                 let a = arg(2);
                 let path = a.strip_prefix("unix@").unwrap_or(a);
@@ -893,7 +884,7 @@ pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
                 } else if let Some(api) = Api::tcp(a) {
                     c.stats_sockets.push(api);
                 } else {
-                    c.notes.push(format!(
+                    c.map.notes.push(format!(
                         "stats socket {a}: not read (netmem reads UNIX sockets and numeric TCP addresses)"
                     ));
                 }
@@ -905,16 +896,19 @@ pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
             (Section::Frontend(f) | Section::Listen(f), "default_backend" | "use_backend") => {
                 let b = arg(1);
                 if b.contains("%[") {
-                    c.notes.push(format!("{k} {b} in {f}: chosen per request"));
+                    c.map
+                        .notes
+                        .push(format!("{k} {b} in {f}: chosen per request"));
                 } else {
-                    c.backends
+                    c.map
+                        .backends
                         .entry(b.to_string())
                         .or_default()
                         .insert(f.clone());
                 }
             }
             (Section::Backend(b) | Section::Listen(b), "server") => match parse_addr(arg(2)) {
-                Addr::Inet(Some(ip), ports) => c.servers.push(Server {
+                Addr::Inet(Some(ip), ports) => c.map.servers.push(Server {
                     backend: b.clone(),
                     server: arg(1).to_string(),
                     addr: SocketAddr::new(ip, ports[0]),
@@ -927,7 +921,7 @@ pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
         }
     }
     if !named.is_empty() {
-        c.notes.push(format!(
+        c.map.notes.push(format!(
             "{} addresses given by name ({}{}): named through the runtime API only",
             named.len(),
             named.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
@@ -935,11 +929,22 @@ pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
         ));
     }
     if templates > 0 {
-        c.notes.push(format!(
+        c.map.notes.push(format!(
             "{templates} server-template lines: their servers are named through the runtime API only"
         ));
     }
     c
+}
+
+/// Frontend `f` listens on these ports.
+fn listen(c: &mut Config, f: &str, addr: Option<IpAddr>, ports: Vec<u16>) {
+    for port in ports {
+        c.map.listeners.push(Listener {
+            frontend: f.to_string(),
+            addr,
+            port,
+        });
+    }
 }
 
 /// One `bind` line's addresses (comma separated) for frontend `f`.
@@ -949,26 +954,13 @@ fn bind(c: &mut Config, f: &str, w: &[String], named: &mut Vec<String>) {
     };
     for a in addrs.split(',') {
         match parse_addr(a) {
-            Addr::Inet(ip, ports) => {
-                for port in ports {
-                    c.listeners.push(Listener {
-                        frontend: f.to_string(),
-                        addr: ip,
-                        port,
-                    });
-                }
-            }
+            Addr::Inet(ip, ports) => listen(c, f, ip, ports),
             Addr::Name(h, ports) => {
-                for port in ports {
-                    c.listeners.push(Listener {
-                        frontend: f.to_string(),
-                        addr: None,
-                        port,
-                    });
-                }
+                // HAProxy resolves it; the port is what the kernel groups.
+                listen(c, f, None, ports);
                 named.push(format!("bind {h} in {f}"));
             }
-            Addr::Bad(why) => c.notes.push(format!("bind {why} in {f}: not read")),
+            Addr::Bad(why) => c.map.notes.push(format!("bind {why} in {f}: not read")),
             Addr::Local | Addr::NoPort => {}
         }
     }
@@ -1105,7 +1097,8 @@ listen stats 0.0.0.0:7000
     fn configuration_binds_servers_routes_and_tunes() {
         let c = parse_config(CFG, None);
         let ports = |f: &str| -> Vec<u16> {
-            c.listeners
+            c.map
+                .listeners
                 .iter()
                 .filter(|l| l.frontend == f)
                 .map(|l| l.port)
@@ -1114,9 +1107,15 @@ listen stats 0.0.0.0:7000
         assert_eq!(ports("fe_https"), vec![8443, 8444, 8080]);
         assert_eq!(ports("fe_b"), vec![8080, 9000, 9001, 9002]);
         assert_eq!(ports("stats"), vec![7000]);
-        let v6 = c.listeners.iter().find(|l| l.frontend == "fe_b").unwrap();
+        let v6 = c
+            .map
+            .listeners
+            .iter()
+            .find(|l| l.frontend == "fe_b")
+            .unwrap();
         assert_eq!(v6.addr, Some("::1".parse().unwrap()));
         let servers: Vec<String> = c
+            .map
             .servers
             .iter()
             .map(|s| format!("{}/{} {}", s.backend, s.server, s.addr))
@@ -1131,13 +1130,13 @@ listen stats 0.0.0.0:7000
             ]
         );
         assert_eq!(
-            c.backends["app"].iter().collect::<Vec<_>>(),
+            c.map.backends["app"].iter().collect::<Vec<_>>(),
             vec!["fe_https"]
         );
-        assert_eq!(c.backends["static"].len(), 1);
+        assert_eq!(c.map.backends["static"].len(), 1);
         assert_eq!(
-            c.tune,
-            Tune {
+            c.map.tune,
+            crate::model::proxy::Tune {
                 bufsize: Some(32768),
                 client: crate::model::proxy::SideTune {
                     rcvbuf: None,
@@ -1158,7 +1157,7 @@ listen stats 0.0.0.0:7000
                 Api::Tcp("127.0.0.1:9999".parse().unwrap()),
             ]
         );
-        let notes = c.notes.join("\n");
+        let notes = c.map.notes.join("\n");
         for want in [
             "${PORT}",
             "chosen per request",
@@ -1198,7 +1197,7 @@ listen stats 0.0.0.0:7000
         }
         let c = parse_config("global\n  stats socket abns@admin level admin\n", None);
         assert!(c.stats_sockets.is_empty());
-        assert!(c.notes[0].contains("abns@admin"), "{:?}", c.notes);
+        assert!(c.map.notes[0].contains("abns@admin"), "{:?}", c.map.notes);
     }
 
     #[test]
@@ -1257,17 +1256,17 @@ listen stats 0.0.0.0:7000
         let cfg =
             "frontend fe\n  bind \"127.0.0.1:${PORT}\"\nbackend app\n  server a1 \"${APP}\"\n";
         let c = parse_config(cfg, Some(&env));
-        assert_eq!(c.listeners[0].port, 8443);
-        assert_eq!(c.servers[0].addr, "10.0.3.17:9001".parse().unwrap());
-        assert!(c.notes.is_empty(), "{:?}", c.notes);
+        assert_eq!(c.map.listeners[0].port, 8443);
+        assert_eq!(c.map.servers[0].addr, "10.0.3.17:9001".parse().unwrap());
+        assert!(c.map.notes.is_empty(), "{:?}", c.map.notes);
         // Without HAProxy's environment (a configuration given by path),
         // the variable is said to be unknown.
         let c = parse_config(cfg, None);
-        assert!(c.listeners.is_empty());
+        assert!(c.map.listeners.is_empty());
         assert!(
-            c.notes.join(" ").contains("environment variable"),
+            c.map.notes.join(" ").contains("environment variable"),
             "{:?}",
-            c.notes
+            c.map.notes
         );
     }
 }
