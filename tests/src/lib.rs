@@ -23,7 +23,7 @@ pub fn require_root() {
 /// A binary of this workspace: $NETMEM_BIN for netmem if set, else the one
 /// beside this binary (a tool in target/release) or in this test's profile
 /// dir (tests run from target/debug/deps; `cargo xtask test` builds both).
-fn target_bin(name: &str) -> PathBuf {
+pub fn target_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap();
     let beside = dir.join(name);

@@ -158,6 +158,9 @@ pub struct Rig {
     pub backends: Vec<SocketAddr>,
     pub stats: Arc<ClientStats>,
     stop: Arc<AtomicBool>,
+    /// Set: normal and vanishing clients finish the exchange they are in
+    /// and start no new one ([`Rig::hold_clients`]).
+    held: Arc<AtomicBool>,
     haproxy: Option<Child>,
     slow: Vec<TcpStream>,
     threads: Vec<JoinHandle<Result<()>>>,
@@ -187,6 +190,7 @@ impl Rig {
             dir,
             stats: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(AtomicBool::new(false)),
             haproxy: None,
             slow: Vec::new(),
             threads: Vec::new(),
@@ -327,19 +331,29 @@ impl Rig {
         })
         .context("slow clients")?;
         for _ in 0..self.cfg.normal {
-            let (stop, stats, body) = (self.stop.clone(), self.stats.clone(), self.cfg.normal_body);
+            let (stop, held) = (self.stop.clone(), self.held.clone());
+            let (stats, body) = (self.stats.clone(), self.cfg.normal_body);
             self.threads.push(spawn_in_netns(&self.client_ns, move || {
-                normal_client(fe, body, &stop, &stats)
+                normal_client(fe, body, &stop, &held, &stats)
             }));
         }
         for _ in 0..self.cfg.vanishing {
-            let (stop, stats) = (self.stop.clone(), self.stats.clone());
+            let (stop, held, stats) = (self.stop.clone(), self.held.clone(), self.stats.clone());
             let (after, hold) = (self.cfg.vanish_after, self.cfg.vanish_hold);
             self.threads.push(spawn_in_netns(&self.client_ns, move || {
-                vanishing_client(fe, huge, after, hold, &stop, &stats)
+                vanishing_client(fe, huge, after, hold, &stop, &held, &stats)
             }));
         }
         Ok(())
+    }
+
+    /// Holds the normal and vanishing clients still (`true`): each finishes
+    /// the exchange it is in and starts no new one, so after a moment no
+    /// socket of the rig moves but the slow clients' full queues, and a
+    /// figure can be compared with `ss` as the same sockets at the same
+    /// moment. `false` lets them go on.
+    pub fn hold_clients(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
     }
 
     /// HAProxy's stats socket (its runtime API), `level admin`.
@@ -502,8 +516,22 @@ pub fn fetch(to: SocketAddr, body: u64) -> Result<u64> {
     }
 }
 
-fn normal_client(fe: SocketAddr, body: u64, stop: &AtomicBool, st: &ClientStats) -> Result<()> {
-    while !stopped(stop) {
+/// Waits while the clients are held; false once the rig stops.
+fn my_turn(stop: &AtomicBool, held: &AtomicBool) -> bool {
+    while held.load(Ordering::Relaxed) && !stopped(stop) {
+        sleep(Duration::from_millis(10));
+    }
+    !stopped(stop)
+}
+
+fn normal_client(
+    fe: SocketAddr,
+    body: u64,
+    stop: &AtomicBool,
+    held: &AtomicBool,
+    st: &ClientStats,
+) -> Result<()> {
+    while my_turn(stop, held) {
         match fetch(fe, body) {
             Ok(n) => {
                 st.responses.fetch_add(1, Ordering::Relaxed);
@@ -524,10 +552,11 @@ fn vanishing_client(
     after: u64,
     hold: Duration,
     stop: &AtomicBool,
+    held: &AtomicBool,
     st: &ClientStats,
 ) -> Result<()> {
     let mut buf = [0u8; 16 * 1024];
-    while !stopped(stop) {
+    while my_turn(stop, held) {
         let r = (|| -> Result<u64> {
             let mut s = TcpStream::connect(fe)?;
             s.write_all(request(huge).as_bytes())?;

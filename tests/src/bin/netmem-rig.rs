@@ -153,12 +153,34 @@ fn run() -> Result<()> {
             rig.ns,
             extra.join(" ")
         );
-        // netmem gets the terminal's Ctrl-C itself; the rig comes down after it.
-        let st = std::process::Command::new(netmem)
+        // netmem gets the terminal's Ctrl-C itself; the rig comes down after
+        // it. --duration ends it the same way (SIGINT: its last interval
+        // and summary), whether or not netmem was given a duration of its own.
+        let mut child = std::process::Command::new(netmem)
             .args(["trace", "--netns", &rig.ns])
             .args(&extra)
-            .status()
+            .spawn()
             .context("cannot run netmem")?;
+        let t0 = Instant::now();
+        let mut stopped_at: Option<Instant> = None;
+        let st = loop {
+            if let Some(st) = child.try_wait()? {
+                break st;
+            }
+            // A Ctrl-C at the terminal reached netmem too: give it a second
+            // to stop on its own, since a second SIGINT makes it exit at once.
+            // A SIGTERM sent to the rig alone is passed on after that second.
+            if STOP.load(Ordering::SeqCst) && stopped_at.is_none() {
+                stopped_at = Some(Instant::now());
+            }
+            let stop_due = stopped_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1));
+            if duration.is_some_and(|d| t0.elapsed() >= d) || stop_due {
+                // SAFETY: signalling our own child, which has not been reaped.
+                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+                break child.wait()?;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         stop_recorder(recorder)?;
         drop(rig);
         if !st.success() {
