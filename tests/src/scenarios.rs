@@ -273,10 +273,13 @@ fn check_doctor(netmem: &str, lines: &[Value], id: &str, group: &str) -> Result<
         "first finding is not {id} fired on {group}: {first}"
     );
     let action = first["action"].as_array().cloned().unwrap_or_default();
+    // A limit to set, or, raised since it fired, one to keep (the doctor
+    // sets nothing to the value it already has).
     ensure!(
-        action
-            .iter()
-            .any(|a| a.as_str().unwrap_or("").contains("sysctl -w ")),
+        action.iter().any(|a| {
+            let a = a.as_str().unwrap_or("");
+            a.contains("sysctl -w ") || a.contains(": keep it, and persist net.")
+        }),
         "no sysctl action in {first}"
     );
     Ok(format!(

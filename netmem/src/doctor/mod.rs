@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::sources::host::Host;
-use crate::sources::kernel_log::{classify_line, LogMessage};
+use crate::sources::kernel_log::{classify_line, line_time, LogMessage};
 
 mod rules;
 pub mod window;
@@ -105,13 +105,40 @@ impl Finding {
     }
 }
 
+/// One kernel log message as the log shows it: how many lines, and when
+/// the first and the last were written (as the log wrote it, when it did).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogSeen {
+    pub lines: u64,
+    pub first: Option<String>,
+    pub last: Option<String>,
+}
+
+impl LogSeen {
+    /// `1 line, at Nov 29 03:12:01`, `3 lines, from T1 to T2`, `2 lines
+    /// (without timestamps)`.
+    pub fn describe(&self) -> String {
+        let n = count(self.lines, "line", "lines");
+        match (&self.first, &self.last) {
+            (Some(a), Some(b)) if self.lines > 1 && a != b => format!("{n}, from {a} to {b}"),
+            (Some(a), _) => format!("{n}, at {a}"),
+            _ => format!("{n} (without timestamps)"),
+        }
+    }
+}
+
+/// `1 line`, `2 lines`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Everything the rules look at.
 #[derive(Clone, Debug, Default)]
 pub struct State {
     pub host: Host,
     pub window: Window,
-    /// Kernel log messages that matter, with their counts.
-    pub kernel_log: BTreeMap<LogMessage, u64>,
+    /// Kernel log messages that matter, with their counts and times.
+    pub kernel_log: BTreeMap<LogMessage, LogSeen>,
     /// Where the kernel log came from (`/dev/kmsg`, a file), if anywhere.
     pub kernel_log_source: Option<String>,
     /// What could not be read, said in the output.
@@ -122,7 +149,12 @@ impl State {
     pub fn add_kernel_log<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) {
         for l in lines {
             if let Some(m) = classify_line(l) {
-                *self.kernel_log.entry(m).or_default() += 1;
+                let seen = self.kernel_log.entry(m).or_default();
+                seen.lines += 1;
+                if let Some(t) = line_time(l) {
+                    seen.first.get_or_insert_with(|| t.clone());
+                    seen.last = Some(t);
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 //! evidence; none guesses: a rule whose figures are unknown says nothing,
 //! and the command lines it proposes carry computed values.
 
-use super::{bytes, Finding, Scope, Severity, State};
+use super::{bytes, Finding, LogSeen, Scope, Severity, State};
 use crate::sources::kernel_log::LogMessage;
 
 /// tcp_mem in the kernel's own proportions (tcp_mem[0..2] = 3:4:6 of its
@@ -64,16 +64,38 @@ fn group_hint(w: &super::Window, group: &str, budget: Option<u64>) -> String {
     }
 }
 
+/// What to run so the next incident leaves the figures a kernel log
+/// cannot: `what` names them.
+fn learn_more(what: &str) -> String {
+    format!(
+        "to learn {what}: keep `netmem record -o FILE` running (or `netmem serve` with Prometheus scraping it) and run `netmem doctor --from FILE` after the next incident; while one is under way, `netmem doctor --watch 60s`"
+    )
+}
+
+/// The kernel log's lines of one message, for evidence: `"too many
+/// orphaned sockets", 1 line, at Nov 29 03:12:01 (/var/log/kern.log)`.
+fn log_evidence(s: &State, m: LogMessage, seen: &LogSeen) -> String {
+    format!(
+        "\"{}\", {} ({})",
+        m.pattern(),
+        seen.describe(),
+        s.kernel_log_source.as_deref().unwrap_or("?").escape_debug()
+    )
+}
+
 pub fn orphans(s: &State) -> Option<Finding> {
     let w = &s.window;
     // tcp_max_orphans as it is at the end of what was looked at ...
     let now = s.max_orphans()?;
-    let peak = w.peak_orphans.max(w.orphans);
-    let logged = s
-        .kernel_log
-        .get(&LogMessage::TooManyOrphans)
-        .copied()
-        .unwrap_or(0);
+    // The kernel's count (sockstat, every namespace: what tcp_check_oom
+    // compares) and the census' (sock_diag, the same pass as the groups)
+    // are read at different moments, so either may catch a peak the other
+    // missed: the larger is what the limit is judged by, and each is said
+    // as what it is.
+    let kernel_peak = w.peak_orphans.max(w.orphans);
+    let census_peak = w.peak_census_orphans.max(w.census_orphans);
+    let peak = kernel_peak.max(census_peak);
+    let log = s.kernel_log.get(&LogMessage::TooManyOrphans);
     let aborts: Vec<_> = w
         .aborts
         .iter()
@@ -81,26 +103,24 @@ pub fn orphans(s: &State) -> Option<Finding> {
         .collect();
     // ... and as the first abort saw it, the limit that mattered.
     let max = aborts.first().and_then(|a| a.max_orphans).unwrap_or(now);
-    let fired = !aborts.is_empty() || logged > 0 || peak > max;
+    // Fired by the figures seen, or only according to the kernel log (an
+    // earlier moment, whose figures the log does not carry).
+    let by_figures = !aborts.is_empty() || peak > max;
+    let fired = by_figures || log.is_some();
     let quarter = max / 4;
-    let severity = if fired {
-        Severity::Critical
-    } else if peak > quarter {
+    // What the figures alone say.
+    let level = if peak > quarter {
         Severity::Warn
     } else if peak > max / 8 {
         Severity::Info
     } else {
         Severity::Ok
     };
-    // Fired by the figures seen, or only according to the kernel log (an
-    // earlier moment: today's figures do not show that peak).
-    let by_figures = !aborts.is_empty() || peak > max;
-    let title = if by_figures {
-        format!("The orphan limit fired: {peak} orphans against tcp_max_orphans {max} (sockets are aborted from {quarter} on)")
-    } else if fired {
-        format!("The kernel log says the orphan limit fired ({logged} lines); now {peak} orphans against tcp_max_orphans {max}, aborts from {quarter}")
-    } else {
-        format!("Orphans: {peak} at peak, tcp_max_orphans {max}; aborts start at {quarter}")
+    let severity = if fired { Severity::Critical } else { level };
+    let title = match log {
+        _ if by_figures => format!("The orphan limit fired: {peak} orphans against tcp_max_orphans {max} (sockets are aborted from {quarter} on)"),
+        Some(l) => format!("The kernel log says the orphan limit fired ({}); now {peak} orphans against tcp_max_orphans {max}, aborts from {quarter}", l.describe()),
+        None => format!("Orphans: {peak} at peak, tcp_max_orphans {max}; aborts start at {quarter}"),
     };
     let mut f = Finding::new("orphans", severity, title);
     f.fired = fired;
@@ -110,23 +130,44 @@ pub fn orphans(s: &State) -> Option<Finding> {
     } else {
         f64::from(u8::from(peak > 0)) * 2.0
     };
-    f.ev("orphans now", w.orphans)
-        .ev("orphans at peak", peak)
-        .ev(
-            "tcp_max_orphans",
-            if now != max {
-                format!("{max} when it fired, {now} now")
-            } else {
-                max.to_string()
-            },
+    if let (Some(l), false) = (log, by_figures) {
+        f.ev(
+            "kernel log",
+            log_evidence(s, LogMessage::TooManyOrphans, l),
         )
-        .ev("abort threshold, shift 1 (1/2)", max / 2)
-        .ev("abort threshold, shift 2 (1/4)", quarter);
+        .ev(
+            "what the log does not show",
+            "how many orphans there were and what tcp_max_orphans was when it was written, nor which port made them",
+        );
+    }
+    f.ev("orphans now, kernel (sockstat: every namespace)", w.orphans)
+        .ev(
+            "orphans now, census (sock_diag: the groups' sockets)",
+            w.census_orphans,
+        );
+    if w.intervals > 1 {
+        f.ev("orphans at peak, kernel", kernel_peak)
+            .ev("orphans at peak, census", census_peak);
+    }
+    f.ev(
+        if fired && !by_figures {
+            "tcp_max_orphans now"
+        } else {
+            "tcp_max_orphans"
+        },
+        if now != max {
+            format!("{max} when it fired, {now} now")
+        } else {
+            max.to_string()
+        },
+    )
+    .ev("abort threshold, shift 1 (1/2)", max / 2)
+    .ev("abort threshold, shift 2 (1/4)", quarter);
     if !aborts.is_empty() {
         f.ev("aborts for orphans in the window", aborts.len());
     }
-    if logged > 0 {
-        f.ev("kernel log: too many orphaned sockets", logged);
+    if let (Some(l), true) = (log, by_figures) {
+        f.ev("kernel log", log_evidence(s, LogMessage::TooManyOrphans, l));
     }
     let holders = w.top_orphans();
     let (n_orph, n_bytes): (u64, u64) = holders.iter().fold((0, 0), |(a, b), (_, g)| {
@@ -134,7 +175,11 @@ pub fn orphans(s: &State) -> Option<Finding> {
     });
     for (name, g) in holders.iter().take(3) {
         f.ev(
-            format!("orphans on {}", w.label(name)),
+            if w.intervals > 1 {
+                format!("orphans on {} at peak (census)", w.label(name))
+            } else {
+                format!("orphans on {} (census)", w.label(name))
+            },
             format!("{} holding {}", g.peak_orphans, bytes(g.peak_orphan_bytes)),
         );
     }
@@ -143,15 +188,15 @@ pub fn orphans(s: &State) -> Option<Finding> {
         .map(|(name, _)| name.to_string())
         .or_else(|| aborts.first().map(|a| a.group.clone()));
     f.explanation = "The kernel aborts a socket when orphans << shift > tcp_max_orphans, where shift grows to 2 for sockets idle past twice the maximum RTO or with soft errors, so it fires at a quarter of the configured limit. An orphan is a connection its application closed while data or the FIN handshake is still pending; it holds its queued bytes until it ends.".into();
-    if severity >= Severity::Warn {
+    if fired && !by_figures {
+        f.action.push(learn_more(
+            "how many orphans there were, against which limit, and on which port",
+        ));
+    }
+    // Advice from figures only: a log line carries none.
+    if by_figures || level >= Severity::Warn {
         let want = (peak * 4).max(max).next_power_of_two();
         let per = n_bytes.checked_div(n_orph).unwrap_or(0);
-        if fired && !by_figures {
-            f.action.push(format!(
-                "size tcp_max_orphans from the incident's peak: record the next one with `netmem trace --json > rec.jsonl` (or `netmem doctor --watch`), then `netmem doctor --from rec.jsonl`; until then at least 4x today's peak ({})",
-                (peak * 4).max(1)
-            ));
-        }
         if want > now {
             f.action
                 .push(format!("sysctl -w net.ipv4.tcp_max_orphans={want}"));
@@ -162,10 +207,11 @@ pub fn orphans(s: &State) -> Option<Finding> {
                     format!("{} at {} per orphan", bytes(want * per), bytes(per)),
                 );
             }
-        } else if fired && now > max {
+        } else if by_figures && now > max {
             // Raised since it fired: keep it, never lower it.
             f.action.push(format!(
-                "tcp_max_orphans was {max} when it fired and is {now} now, at least 4x the peak ({want}): keep it (persist in /etc/sysctl.d): sysctl -w net.ipv4.tcp_max_orphans={now}"
+                "tcp_max_orphans was {max} when it fired and is {now} now, at least 4x the peak ({}): keep it, and persist net.ipv4.tcp_max_orphans = {now} in /etc/sysctl.d",
+                peak * 4
             ));
         }
         if let Some(g) = &f.group {
@@ -183,11 +229,7 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     let [min, pressure, max] = s.tcp_mem()?;
     let page = s.page();
     let peak = w.peak_allocated_pages.max(w.allocated_pages);
-    let logged = s
-        .kernel_log
-        .get(&LogMessage::OutOfTcpMem)
-        .copied()
-        .unwrap_or(0);
+    let log = s.kernel_log.get(&LogMessage::OutOfTcpMem);
     let mem_aborts: Vec<_> = w
         .aborts
         .iter()
@@ -206,37 +248,47 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
         .tcp_mem_pages
         .or_else(|| s.tcp_mem())
         .unwrap_or([min, pressure, max]);
-    let fired = aborts > 0 || logged > 0 || peak > max;
-    let severity = if fired {
-        Severity::Critical
-    } else if peak > pressure || w.under_pressure || w.pressure_entered > 0 {
+    let by_figures = aborts > 0 || peak > max;
+    let fired = by_figures || log.is_some();
+    // What the figures alone say.
+    let level = if peak > pressure || w.under_pressure || w.pressure_entered > 0 {
         Severity::Warn
     } else if peak > min {
         Severity::Info
     } else {
         Severity::Ok
     };
-    let by_figures = aborts > 0 || peak > max;
-    let title = if by_figures {
-        format!(
+    let severity = if fired { Severity::Critical } else { level };
+    let title = match log {
+        _ if by_figures => format!(
             "tcp_mem fired: TCP held {} at peak against a maximum of {} then",
             bytes(peak * page),
             bytes(max * page)
-        )
-    } else if fired {
-        format!("The kernel log says tcp_mem fired ({logged} lines); now TCP holds {} against a maximum of {}", bytes(peak * page), bytes(max * page))
-    } else {
-        format!(
+        ),
+        Some(l) => format!(
+            "The kernel log says tcp_mem fired ({}); now TCP holds {} against a maximum of {}",
+            l.describe(),
+            bytes(peak * page),
+            bytes(max * page)
+        ),
+        None => format!(
             "TCP memory: {} at peak; pressure starts at {}, the limit is {}",
             bytes(peak * page),
             bytes(pressure * page),
             bytes(max * page)
-        )
+        ),
     };
     let mut f = Finding::new("tcp_mem", severity, title);
     f.fired = fired;
     f.priority = 2;
     f.nearness = peak as f64 / max.max(1) as f64;
+    if let (Some(l), false) = (log, by_figures) {
+        f.ev("kernel log", log_evidence(s, LogMessage::OutOfTcpMem, l))
+            .ev(
+                "what the log does not show",
+                "how much TCP held and what tcp_mem was when it was written, nor which group held it",
+            );
+    }
     f.ev(
         "tcp_mem (min pressure max)",
         format!(
@@ -246,8 +298,17 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
             bytes(max * page)
         ),
     )
-    .ev("allocated now", bytes(w.allocated_pages * page))
-    .ev("allocated at peak", bytes(peak * page));
+    .ev(
+        "allocated now, kernel (sockstat mem: every namespace)",
+        bytes(w.allocated_pages * page),
+    )
+    .ev(
+        "held now, census (sock_diag: the groups' sockets)",
+        bytes(w.census_memory),
+    );
+    if w.intervals > 1 {
+        f.ev("allocated at peak, kernel", bytes(peak * page));
+    }
     if w.pressure_entered > 0 || w.under_pressure {
         f.ev(
             "memory pressure",
@@ -272,11 +333,8 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
             );
         }
     }
-    if logged > 0 {
-        f.ev(
-            "kernel log: out of memory -- consider tuning tcp_mem",
-            logged,
-        );
+    if let (Some(l), true) = (log, by_figures) {
+        f.ev("kernel log", log_evidence(s, LogMessage::OutOfTcpMem, l));
     }
     let top = w.top_memory();
     let total: u64 = top.iter().map(|(_, g)| g.memory).sum();
@@ -303,7 +361,13 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
             format!("{} {} {} pages", now[0], now[1], now[2]),
         );
     }
-    if severity >= Severity::Warn {
+    if fired && !by_figures {
+        f.action.push(learn_more(
+            "how much memory TCP held, against which tcp_mem, and which group held it",
+        ));
+    }
+    // Advice from figures only: a log line carries none.
+    if by_figures || level >= Severity::Warn {
         let ram_pages = s.host.mem_total_bytes.map(|b| b / page);
         // Room for twice the peak seen.
         let want = (peak * 2).max(max);
@@ -313,10 +377,10 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
                 bytes(want * page)
             )),
             _ if want > now[2] => f.action.push(tcp_mem_line(want)),
-            // Already raised since it fired: say to keep it, never lower it.
-            _ if fired => f.action.push(format!(
-                "tcp_mem[2] was {max} pages when it fired and is {} now, above twice the peak ({want}): keep it (persist in /etc/sysctl.d): sysctl -w net.ipv4.tcp_mem=\"{} {} {}\"",
-                now[2], now[0], now[1], now[2]
+            // Raised since it fired: say to keep it, never lower it.
+            _ if by_figures && now[2] > max => f.action.push(format!(
+                "tcp_mem[2] was {max} pages when it fired and is {} now, at least twice the peak ({} pages): keep it, and persist net.ipv4.tcp_mem = {} {} {} in /etc/sysctl.d",
+                now[2], peak * 2, now[0], now[1], now[2]
             )),
             _ => {}
         }
@@ -541,7 +605,7 @@ pub fn buffer_limits(s: &State) -> Vec<Finding> {
 pub fn kernel_log(s: &State) -> Vec<Finding> {
     let (major, minor) = s.host.version().unwrap_or((0, 0));
     let mut out = Vec::new();
-    for (m, n) in &s.kernel_log {
+    for (m, seen) in &s.kernel_log {
         let (sev, fired, meaning, can_print) = match m {
             LogMessage::OutOfSocketMemory => (Severity::Warn, true,
                 "Before 3.x, tcp_check_oom's one message for both causes: too many orphans or tcp_mem exhausted. See the orphans and tcp_mem findings for which one the figures point to.",
@@ -557,19 +621,28 @@ pub fn kernel_log(s: &State) -> Vec<Finding> {
         let mut f = Finding::new(
             "kernel_log",
             sev,
-            format!("Kernel log: \"{}\" x{n}", m.pattern()),
+            format!("Kernel log: \"{}\", {}", m.pattern(), seen.describe()),
         );
         f.fired = fired;
-        f.ev("lines", n)
-            .ev("source", s.kernel_log_source.as_deref().unwrap_or("?"))
-            .ev(
-                "this kernel can print it",
-                if can_print {
-                    "yes"
-                } else {
-                    "no (the log is from another kernel)"
-                },
-            );
+        f.ev("lines", seen.lines);
+        if let Some(t) = &seen.first {
+            f.ev("first written", t);
+        }
+        if let Some(t) = seen.last.as_ref().filter(|_| seen.lines > 1) {
+            f.ev("last written", t);
+        }
+        f.ev(
+            "source",
+            s.kernel_log_source.as_deref().unwrap_or("?").escape_debug(),
+        )
+        .ev(
+            "this kernel can print it",
+            if can_print {
+                "yes"
+            } else {
+                "no (the log is from another kernel)"
+            },
+        );
         f.explanation = meaning.to_string();
         out.push(f);
     }
@@ -597,68 +670,113 @@ fn route_knob(family: &str, knob: &str, version: (u32, u32)) -> &'static str {
     }
 }
 
+/// The kernel's defaults of the route knobs the rule judges (as the files
+/// show them: seconds, or -1 for ~0), every one a kernel since 3.6 has
+/// had. A knob at its default says nothing about this host.
+fn route_default(family: &str, knob: &str) -> &'static [&'static str] {
+    match (family, knob) {
+        ("ipv4", "gc_thresh") => &["-1"],
+        ("ipv4", "max_size") => &["2147483647"],
+        ("ipv4", "gc_timeout") => &["300"],
+        ("ipv4", "gc_interval") => &["60"],
+        ("ipv4" | "ipv6", "gc_min_interval") => &["0"],
+        ("ipv4" | "ipv6", "gc_min_interval_ms") => &["500"],
+        ("ipv4", "gc_elasticity") => &["8"],
+        ("ipv4" | "ipv6", "mtu_expires") => &["600"],
+        ("ipv6", "gc_thresh") => &["1024"],
+        // INT_MAX since 6.3, when its check went.
+        ("ipv6", "max_size") => &["4096", "2147483647"],
+        ("ipv6", "gc_timeout") => &["60"],
+        ("ipv6", "gc_interval") => &["30"],
+        ("ipv6", "gc_elasticity") => &["9"],
+        _ => &[],
+    }
+}
+
+/// Route knobs that are not socket memory and that nobody tunes for it
+/// (PMTU floors, redirect and ICMP rate limits): never listed.
+fn route_knob_unjudged(knob: &str) -> bool {
+    knob.starts_with("redirect_")
+        || knob.starts_with("error_")
+        || knob == "min_pmtu"
+        || knob == "min_adv_mss"
+        || knob == "skip_notify_on_dev_down"
+        || knob == "flush"
+}
+
+/// Said only when there is something to say: a route knob set away from
+/// its default (the old route cache's knobs are what an incident's
+/// operators reach for), `rhash_entries=` on the boot line, a
+/// `secret_interval` knob (a kernel before 3.6), or route exceptions that
+/// grew in the window.
 pub fn routes(s: &State) -> Option<Finding> {
     let version = s.host.version().unwrap_or((0, 0));
-    let knobs: Vec<(&String, &String)> = s
+    let w = &s.window;
+    let changed: Vec<(&str, &str, &String)> = s
         .host
         .sysctls
         .iter()
-        .filter(|(k, _)| k.starts_with("net.ipv4.route.") || k.starts_with("net.ipv6.route."))
+        .filter_map(|(k, v)| {
+            let (fam, knob) = if let Some(x) = k.strip_prefix("net.ipv4.route.") {
+                ("ipv4", x)
+            } else {
+                ("ipv6", k.strip_prefix("net.ipv6.route.")?)
+            };
+            let normal = v.split_whitespace().collect::<Vec<_>>().join(" ");
+            (!route_knob_unjudged(knob)
+                && knob != "secret_interval"
+                && !route_default(fam, knob).contains(&normal.as_str()))
+            .then_some((fam, knob, v))
+        })
         .collect();
-    if knobs.is_empty() && s.host.rhash_entries.is_none() {
+    let secret = s.host.sysctls.get("net.ipv4.route.secret_interval");
+    let grew = w.route_exceptions_inserted > 0;
+    if changed.is_empty() && s.host.rhash_entries.is_none() && secret.is_none() && !grew {
         return None;
     }
-    let w = &s.window;
     let mut f = Finding::new(
         "routes",
         Severity::Info,
-        format!(
-            "Route knobs: none affects socket memory; {} route exceptions added in the window",
-            w.route_exceptions_inserted
-        ),
-    );
-    for (k, v) in &knobs {
-        let (fam, knob) = if let Some(x) = k.strip_prefix("net.ipv4.route.") {
-            ("ipv4", x)
+        if changed.is_empty() {
+            format!(
+                "Route exceptions: {} added in the window; none of them is socket memory",
+                w.route_exceptions_inserted
+            )
         } else {
-            ("ipv6", k.trim_start_matches("net.ipv6.route."))
-        };
-        if knob.starts_with("redirect_")
-            || knob.starts_with("error_")
-            || knob == "min_pmtu"
-            || knob == "min_adv_mss"
-            || knob == "skip_notify_on_dev_down"
-        {
-            continue;
-        }
+            format!(
+                "Route knobs set away from their defaults: none affects socket memory; {} route exceptions added in the window",
+                w.route_exceptions_inserted
+            )
+        },
+    );
+    for (fam, knob, v) in &changed {
+        let what = route_knob(fam, knob, version);
+        let d = route_default(fam, knob);
         f.ev(
             format!("net.{fam}.route.{knob} = {v}"),
-            route_knob(fam, knob, version),
+            if d.is_empty() {
+                what.to_string()
+            } else {
+                format!("{what} (default {})", d.join(" or "))
+            },
         );
     }
-    f.ev(
-        "net.ipv4.route.secret_interval",
-        if s.host
-            .sysctls
-            .contains_key("net.ipv4.route.secret_interval")
-        {
-            "present"
-        } else {
-            "gone (removed with the route cache)"
-        },
-    );
-    f.ev(
-        "rhash_entries= (boot)",
-        match &s.host.rhash_entries {
-            Some(v) => format!("{v}: a no-op since 3.6"),
-            None => "not set (a no-op since 3.6 anyway)".into(),
-        },
-    );
-    if let Some(n) = w.rt6_cached {
-        f.ev("IPv6 cached routes (rt6_stats)", n);
+    if let Some(v) = secret {
+        f.ev(
+            format!("net.ipv4.route.secret_interval = {v}"),
+            "the route cache's hash secret (a kernel before 3.6; gone since)",
+        );
     }
-    for (dst, n) in w.route_exception_dsts.iter().take(5) {
-        f.ev(format!("exceptions to {dst}"), n);
+    if let Some(v) = &s.host.rhash_entries {
+        f.ev("rhash_entries= (boot)", format!("{v}: a no-op since 3.6"));
+    }
+    if grew {
+        if let Some(n) = w.rt6_cached {
+            f.ev("IPv6 cached routes (rt6_stats)", n);
+        }
+        for (dst, n) in w.route_exception_dsts.iter().take(5) {
+            f.ev(format!("exceptions to {dst}"), n);
+        }
     }
     f.explanation = "The IPv4 route cache was replaced in 3.6 by next-hop exceptions (PMTU and redirects), kept per next hop and bounded by the kernel; the old gc_* knobs remain as files that do nothing. Messages about route hash chains come from kernels before 3.6.".into();
     f.action.push(

@@ -96,10 +96,25 @@ pub struct Window {
     /// during a window; the one in effect at the peak is the one that
     /// mattered).
     pub tcp_mem_at_peak: Option<[u64; 3]>,
+    /// The kernel's TCP memory (sockstat `mem`, every namespace), now and
+    /// at peak.
     pub allocated_pages: u64,
     pub peak_allocated_pages: u64,
+    /// The kernel's orphan count (sockstat, every namespace: what
+    /// tcp_check_oom compares), now and at peak. Read at another moment
+    /// than the census, so under churn it may be below the groups' sum.
     pub orphans: u64,
     pub peak_orphans: u64,
+    /// The census' orphans (sock_diag, the same pass as the groups; the
+    /// context line's `orphans_census`, or the groups' sum for a recording
+    /// without it), now and at peak: never below the sum of the groups'
+    /// orphans of the same interval.
+    pub census_orphans: u64,
+    pub peak_census_orphans: u64,
+    /// What the groups of the last interval hold, bytes (census).
+    pub census_memory: u64,
+    /// The groups' orphans summed over the interval under way.
+    group_orphans: u64,
     pub max_orphans: Option<u64>,
     pub page_size: u64,
     pub under_pressure: bool,
@@ -158,6 +173,10 @@ impl Window {
         }
         self.orphans = u(&v["orphans"]).unwrap_or(0);
         self.peak_orphans = self.peak_orphans.max(self.orphans);
+        self.census_orphans = u(&v["orphans_census"]).unwrap_or(0);
+        self.peak_census_orphans = self.peak_census_orphans.max(self.census_orphans);
+        self.census_memory = 0;
+        self.group_orphans = 0;
         self.max_orphans = u(&v["max_orphans"]).or(self.max_orphans);
         self.page_size = u(&v["page_size"]).unwrap_or(4096);
         self.under_pressure = v["memory_pressure"].as_bool().unwrap_or(false);
@@ -201,6 +220,12 @@ impl Window {
             .filter_map(|k| u(&v[*k]))
             .sum();
         g.peak_memory = g.peak_memory.max(g.memory);
+        // A part never exceeds its whole: the census total of this
+        // interval is at least what its groups hold.
+        self.census_memory += g.memory;
+        self.group_orphans += g.orphans;
+        self.census_orphans = self.census_orphans.max(self.group_orphans);
+        self.peak_census_orphans = self.peak_census_orphans.max(self.census_orphans);
         g.peak_orphans = g.peak_orphans.max(g.orphans);
         g.peak_orphan_bytes = g.peak_orphan_bytes.max(g.orphan_bytes);
         for c in netmem_common::Counter::ALL {

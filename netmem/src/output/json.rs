@@ -151,7 +151,7 @@ pub fn context_object(ts: &str, c: &Context) -> Value {
     json!({
         "type": "context", "ts": ts,
         "tcp_mem_pages": c.tcp_mem_pages, "memory_allocated_pages": c.memory_allocated_pages,
-        "orphans": c.orphans, "max_orphans": c.max_orphans,
+        "orphans": c.orphans, "orphans_census": c.orphans_census, "max_orphans": c.max_orphans,
         "sockets_inuse": c.sockets_inuse, "tw": c.tw, "page_size": c.page_size,
         "tcp6_inuse": c.tcp6_inuse, "udp_inuse": c.udp_inuse,
         "udp_memory_allocated_pages": c.udp_memory_allocated_pages, "udp_mem_pages": c.udp_mem_pages,
@@ -806,6 +806,7 @@ mod tests {
                 "tcp_mem_pages",
                 "memory_allocated_pages",
                 "orphans",
+                "orphans_census",
                 "max_orphans",
                 "sockets_inuse",
                 "tw",

@@ -170,6 +170,11 @@ impl Timeline {
                 _ => {}
             }
         }
+        // A part never exceeds its whole: the kernel's count is read at
+        // another moment than the census, so the groups' sum bounds it.
+        for p in tl.points.iter_mut() {
+            p.orphans = p.orphans.max(p.groups.values().map(|g| g.orphans).sum());
+        }
         let gaps: Vec<f64> = tl.points.windows(2).map(|w| w[1].t - w[0].t).collect();
         tl.interval_s = Stats::of(&gaps).mean;
         tl
@@ -192,7 +197,12 @@ impl Timeline {
             t: secs(self.start, t),
             tcp_mem: triple(&v["tcp_mem_pages"]).map(|m| m.map(|p| p * page)),
             allocated: v["memory_allocated_pages"].as_u64().unwrap_or(0) * page,
-            orphans: v["orphans"].as_u64().unwrap_or(0),
+            // The kernel's (sockstat) or the census' (same pass as the
+            // groups), whichever is larger.
+            orphans: v["orphans"]
+                .as_u64()
+                .unwrap_or(0)
+                .max(v["orphans_census"].as_u64().unwrap_or(0)),
             max_orphans: v["max_orphans"].as_u64(),
             pressure: v["memory_pressure"].as_bool().unwrap_or(false),
             routes_inserted: r["inserted"].as_u64().unwrap_or(0),
@@ -423,6 +433,17 @@ mod tests {
         assert_eq!(tl.pressure_spans(), [(0.0, 1.0)]);
         let rates = tl.event_rates();
         assert_eq!(rates["abort_on_memory"][1], (1.0, 1.0));
+    }
+
+    #[test]
+    fn all_sockets_orphans_never_below_a_group() {
+        // sockstat said 8 before the dump found 9 on listen:8080.
+        let mut l = lines();
+        l[5]["orphans"] = json!(3);
+        l[6]["orphans"] = json!(9);
+        assert_eq!(Timeline::from_lines(&l).points[1].orphans, 9);
+        l[5]["orphans_census"] = json!(11);
+        assert_eq!(Timeline::from_lines(&l).points[1].orphans, 11);
     }
 
     #[test]

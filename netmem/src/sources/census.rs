@@ -89,6 +89,12 @@ impl LastPass {
     }
 }
 
+/// The pass' own orphan total: its groups' (the last census' between
+/// passes), before regrouping or filtering, which only move or hide them.
+fn census_orphans(agg: &Aggregator) -> u64 {
+    agg.groups.values().map(|r| r.mem.orphans).sum()
+}
+
 impl Census {
     /// `primary` is the namespace named on the command line (or netmem's
     /// own); its groups carry no `@NAMESPACE` suffix.
@@ -178,11 +184,14 @@ impl Census {
             (Budget::Share(_), Some(last)) => now < last.due && !last.stale_for(&ctx),
             _ => false,
         };
+        let mut ctx = ctx;
         if reuse {
             let listening = self.between(primary, agg, sticky, &ctx)?;
+            ctx.orphans_census = Some(census_orphans(agg));
             return Ok((listening, ctx));
         }
         let listening = self.full_pass(primary, agg, sticky, &ctx)?;
+        ctx.orphans_census = Some(census_orphans(agg));
         if let Budget::Share(share) = self.budget {
             let cost = now.elapsed();
             self.last = Some(LastPass {

@@ -67,6 +67,91 @@ pub fn classify_record(record: &[u8]) -> Option<LogMessage> {
     classify_line(record_message(&String::from_utf8_lossy(record))?)
 }
 
+/// When a log line says it was written, as the log wrote it: an ISO 8601
+/// stamp (rsyslog's high-precision format, `journalctl -o short-iso`, and
+/// the doctor's own reading of /dev/kmsg), a syslog one (`Nov 29
+/// 03:12:01`, `journalctl -k`), `dmesg -T`'s `[Sat Nov 29 03:12:01 2026]`,
+/// or, when the line has none of those, dmesg's `[81234.567890]` as
+/// seconds after boot. Only stamps of digits, letters and punctuation are
+/// taken, so nothing else of the line (control characters included)
+/// reaches the output.
+pub fn line_time(line: &str) -> Option<String> {
+    let line = line.trim_start();
+    let first = line.split_whitespace().next()?;
+    if is_iso(first) {
+        return Some(first.to_string());
+    }
+    if let Some(t) = line.get(..15).filter(|t| is_syslog(t)) {
+        return Some(t.to_string());
+    }
+    if let Some(t) = line
+        .strip_prefix('[')
+        .and_then(|r| r.get(..24))
+        .filter(|t| {
+            t.is_ascii() && is_weekday(&t[..3]) && t.as_bytes()[3] == b' ' && is_syslog(&t[4..19])
+        })
+    {
+        return Some(t.to_string());
+    }
+    // The first bracket only: a message's own text may hold brackets.
+    let (_, rest) = line.split_once('[')?;
+    let (secs, _) = rest.split_once(']')?;
+    let secs = secs.trim();
+    let ok = !secs.is_empty()
+        && secs.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && secs.parse::<f64>().is_ok();
+    ok.then(|| format!("{secs} s after boot"))
+}
+
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `2026-11-29T03:12:01`, then fractions and a zone.
+fn is_iso(t: &str) -> bool {
+    let b = t.as_bytes();
+    t.is_ascii()
+        && b.len() >= 19
+        && digits(&t[..4])
+        && b[4] == b'-'
+        && digits(&t[5..7])
+        && b[7] == b'-'
+        && digits(&t[8..10])
+        && b[10] == b'T'
+        && digits(&t[11..13])
+        && b[13] == b':'
+        && digits(&t[14..16])
+        && b[16] == b':'
+        && t[17..]
+            .bytes()
+            .all(|c| c.is_ascii_digit() || b".:+-Z".contains(&c))
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn is_weekday(t: &str) -> bool {
+    ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&t)
+}
+
+/// `Nov 29 03:12:01` (the day padded with a space when below 10).
+fn is_syslog(t: &str) -> bool {
+    let b = t.as_bytes();
+    t.is_ascii()
+        && b.len() == 15
+        && MONTHS.contains(&&t[..3])
+        && b[3] == b' '
+        && (b[4] == b' ' || b[4].is_ascii_digit())
+        && b[5].is_ascii_digit()
+        && b[6] == b' '
+        && digits(&t[7..9])
+        && b[9] == b':'
+        && digits(&t[10..12])
+        && b[12] == b':'
+        && digits(&t[13..15])
+}
+
 /// Every message line of a log file: syslog, kern.log or `journalctl -k`
 /// output; timestamps and prefixes do not matter to the classification.
 pub fn read_file(path: &str) -> Result<Vec<String>> {
@@ -102,16 +187,20 @@ impl Kmsg {
 
     /// The messages of every record available now.
     pub fn read_available(&mut self) -> Vec<String> {
+        self.records()
+            .iter()
+            .filter_map(|r| record_message(r).map(String::from))
+            .collect()
+    }
+
+    /// Every whole record available now (`PRIO,SEQ,TIME,FLAGS;MESSAGE`).
+    fn records(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 8192];
         loop {
             match self.file.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => {
-                    if let Some(m) = record_message(&String::from_utf8_lossy(&buf[..n])) {
-                        out.push(m.to_string());
-                    }
-                }
+                Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
                 // EPIPE: records were overwritten while we read; go on.
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
                 // EAGAIN: nothing more for now.
@@ -122,9 +211,42 @@ impl Kmsg {
     }
 }
 
-/// The whole kernel ring buffer as /dev/kmsg gives it.
+/// A record's time (microseconds of the kernel's clock since boot) on the
+/// wall clock, as an ISO 8601 stamp: the kernel's clock does not count
+/// suspended time, like CLOCK_MONOTONIC, which gives the offset.
+fn record_wall_time(record: &str, now: std::time::SystemTime, mono_now_us: u64) -> Option<String> {
+    let us: u64 = record.split(';').next()?.split(',').nth(2)?.parse().ok()?;
+    let at = now.checked_sub(std::time::Duration::from_micros(
+        mono_now_us.checked_sub(us)?,
+    ))?;
+    Some(humantime::format_rfc3339_seconds(at).to_string())
+}
+
+fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// The whole kernel ring buffer as /dev/kmsg gives it, each message led by
+/// its time on the wall clock (see [`line_time`]).
 pub fn read_kmsg() -> Result<Vec<String>> {
-    Ok(Kmsg::open(false)?.read_available())
+    let records = Kmsg::open(false)?.records();
+    let (now, mono) = (std::time::SystemTime::now(), monotonic_us());
+    Ok(records
+        .iter()
+        .filter_map(|r| {
+            let m = record_message(r)?;
+            Some(match record_wall_time(r, now, mono) {
+                Some(t) => format!("{t} {m}"),
+                None => m.to_string(),
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -159,5 +281,42 @@ mod tests {
             classify_record(b"no separator too many orphaned sockets"),
             None
         );
+    }
+
+    #[test]
+    fn timestamps_as_the_log_wrote_them() {
+        for (line, want) in [
+            (
+                "Nov 29 03:12:01 lb1 kernel: [81234.5] TCP: too many orphaned sockets",
+                Some("Nov 29 03:12:01"),
+            ),
+            ("Nov  9 03:12:01 lb1 kernel: x", Some("Nov  9 03:12:01")),
+            (
+                "2026-11-29T03:12:01.123456+00:00 lb1 kernel: x",
+                Some("2026-11-29T03:12:01.123456+00:00"),
+            ),
+            (
+                "[Sat Nov 29 03:12:01 2026] TCP: x",
+                Some("Sat Nov 29 03:12:01 2026"),
+            ),
+            ("[ 8123.456789] TCP: x", Some("8123.456789 s after boot")),
+            ("kernel: TCP: out of memory", None),
+            ("Out of socket memory", None),
+            // Control characters never pass as a stamp.
+            ("[1\u{1b}2] x", None),
+            ("Nov 29 03:12:\u{1b}1 x", None),
+        ] {
+            assert_eq!(line_time(line).as_deref(), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn kmsg_time_on_the_wall_clock() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        // Logged 2.5 s before now on the kernel's clock.
+        let t = record_wall_time("4,1,7500000,-;TCP: x", now, 10_000_000).unwrap();
+        assert_eq!(t, "2027-01-15T07:59:57Z");
+        assert_eq!(line_time(&format!("{t} TCP: x")).as_deref(), Some(&*t));
+        assert_eq!(record_wall_time("4,1,x,-;m", now, 1), None);
     }
 }

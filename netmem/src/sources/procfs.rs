@@ -13,7 +13,13 @@ pub struct Context {
     pub tcp_mem_pages: Option<[u64; 3]>,
     /// TCP memory the kernel has charged (pages), sockstat's `mem`
     pub memory_allocated_pages: u64,
+    /// The kernel's orphan count (sockstat `orphan`): global, and read
+    /// before the census, so under churn it may be below the groups' sum.
     pub orphans: u64,
+    /// The census' orphans: every group's of the same pass (sock_diag,
+    /// before any filter), so never below the sum of the groups shown.
+    /// None where no census ran.
+    pub orphans_census: Option<u64>,
     pub max_orphans: Option<u64>,
     /// IPv4 TCP sockets in use (sockstat `TCP: inuse`), per namespace
     pub sockets_inuse: u64,

@@ -46,6 +46,19 @@ enum Load {
         #[arg(long, default_value_t = 10)]
         conns: usize,
     },
+    /// Orphans born and gone all the time, until stdin closes: each wave
+    /// connects N clients that never read, fills the servers' send queues
+    /// and closes the servers (orphans in FIN_WAIT1 holding their
+    /// queues); half a --period-ms later the next wave starts, and the
+    /// one before closes its clients, whose resets end its orphans.
+    OrphanChurn {
+        #[arg(long, default_value_t = 18080)]
+        port: u16,
+        #[arg(long, default_value_t = 8)]
+        conns: usize,
+        #[arg(long, default_value_t = 150)]
+        period_ms: u64,
+    },
     /// A tiny-SO_RCVBUF UDP socket flooded: SOCKET_RCVBUFF drops.
     UdpFlood {
         #[arg(long, default_value_t = 15353)]
@@ -179,6 +192,43 @@ fn stuck_readers(port: u16, conns: usize, close_servers: bool) {
     std::thread::sleep(Duration::from_millis(200));
     hold();
     drop((listener, clients, servers));
+}
+
+/// See `Load::OrphanChurn`.
+fn orphan_churn(port: u16, conns: usize, period: Duration) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let chunk = vec![0x5au8; 64 * 1024];
+    // One wave: its clients, whose servers are orphans now.
+    let wave = || -> Vec<TcpStream> {
+        let clients: Vec<TcpStream> = (0..conns)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+            .collect();
+        for _ in 0..conns {
+            let (mut s, _) = listener.accept().expect("accept");
+            s.set_nonblocking(true).unwrap();
+            // Until the send buffer is full: data left unsent at close.
+            while let Ok(n) = s.write(&chunk) {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        clients
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut older = wave();
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(period / 2);
+                let newer = wave();
+                std::thread::sleep(period / 2);
+                drop(std::mem::replace(&mut older, newer));
+            }
+        });
+        hold();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
 }
 
 /// An unconnected UDP socket with a tiny receive buffer, flooded from a
@@ -342,6 +392,11 @@ fn main() {
         } => backends(port, count, waves, Duration::from_millis(gap_ms), hold),
         Load::StuckReaders { port, conns } => stuck_readers(port, conns, false),
         Load::Orphans { port, conns } => stuck_readers(port, conns, true),
+        Load::OrphanChurn {
+            port,
+            conns,
+            period_ms,
+        } => orphan_churn(port, conns, Duration::from_millis(period_ms)),
         Load::UdpFlood { port, count } => udp_flood(port, count),
         Load::Idle { port, conns } => idle(port, conns),
         Load::ChurnTw { port, count } => churn_tw(port, count),
