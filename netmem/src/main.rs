@@ -28,154 +28,103 @@ enum Cmd {
     /// One-shot per-group table from sock_diag (no eBPF, no root needed).
     Snapshot {
         #[command(flatten)]
-        common: Common,
+        netns: NetnsArg,
+        #[command(flatten)]
+        who: Owners,
+        #[command(flatten)]
+        table: Table,
     },
     /// Attach the eBPF probes; print events as they happen and the per-group
     /// table every interval. Needs root (or CAP_BPF + CAP_PERFMON).
     Trace {
         #[command(flatten)]
-        common: Common,
+        live: Live,
         #[command(flatten)]
-        pass: PassArgs,
-        /// Table period, e.g. 1s, 500ms (10ms to 24h).
-        #[arg(long, default_value = "1s", value_parser = parse_interval)]
-        interval: Duration,
-        /// Stop after this long (default: until Ctrl-C, SIGTERM or SIGHUP; at most 366d).
-        #[arg(long, value_parser = parse_run_time)]
-        duration: Option<Duration>,
-        /// Print at most this many events per interval (0 to 1000000); the
-        /// rest are counted.
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
-        event_limit: u64,
-        /// Use no tier better than this (to compare tiers, or to avoid one).
-        #[arg(long, value_enum, default_value = "fentry")]
-        max_tier: Tier,
+        table: Table,
+        #[command(flatten)]
+        duration: DurationArg,
+        #[command(flatten)]
+        events: EventLimitArg,
     },
     /// Which limit fired (or is nearest), with the numbers, which group
     /// holds the memory, and what to change. One reading by default (no
     /// eBPF, no root needed for what is readable).
     Doctor {
-        /// Report on this network namespace instead of netmem's own.
-        #[arg(long, value_name = "NAME|PATH")]
-        netns: Option<String>,
-        /// JSON lines: a "doctor" line, then one "finding" per line.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        netns: NetnsArg,
+        #[command(flatten)]
+        json: JsonArg,
         /// Watch this long with the eBPF probes (events, peaks, aborts); needs root.
-        #[arg(long, value_parser = parse_run_time, conflicts_with = "from")]
+        #[arg(long, value_name = "DURATION", value_parser = parse_run_time)]
         watch: Option<Duration>,
         /// Read the kernel log from this file (syslog, kern.log, `journalctl -k`)
         /// instead of /dev/kmsg.
         #[arg(long, value_name = "FILE")]
         kernel_log: Option<String>,
-        /// Diagnose a recording made with `netmem trace --json` instead of now.
-        #[arg(long, value_name = "FILE")]
+        /// Diagnose a recording made with `netmem record` (or `trace
+        /// --json`) instead of now.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["watch", "haproxy"])]
         from: Option<String>,
-        /// Name groups after HAProxy's frontends and servers (as for
-        /// `trace`; by default a running haproxy is found).
-        #[arg(long, value_name = "SOCKET|ADDR:PORT|CONFIG|off", value_parser = parse_proxy_arg, conflicts_with = "from")]
-        haproxy: Vec<String>,
-        #[arg(long, value_enum, default_value = "fentry")]
-        max_tier: Tier,
+        #[command(flatten)]
+        proxy: ProxyArg,
+        #[command(flatten)]
+        tier: TierArg,
     },
     /// Record a trace (the JSON lines of `trace --json`) to a zstd file,
     /// flushed every interval, for `netmem report` and `doctor --from`.
     /// Needs root like `trace`.
     Record {
-        /// The recording to write.
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: std::path::PathBuf,
-        /// Replace FILE if it exists.
-        #[arg(long)]
-        force: bool,
-        /// Stop after this long (default: until Ctrl-C or SIGTERM).
-        #[arg(long, value_parser = parse_run_time)]
-        duration: Option<Duration>,
-        #[arg(long, default_value = "1s", value_parser = parse_interval)]
-        interval: Duration,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        duration: DurationArg,
         /// Stop before the file passes this size, e.g. 50M, 1G (binary units; at least 16K).
         #[arg(long, value_name = "SIZE", value_parser = parse_max_size)]
         max_size: Option<u64>,
-        /// Report on this network namespace instead of netmem's own, or
-        /// `all` for every namespace.
-        #[arg(long, value_name = "NAME|PATH|all")]
-        netns: Option<String>,
         #[command(flatten)]
-        who: Owners,
+        live: Live,
         #[command(flatten)]
-        pass: PassArgs,
-        /// Events recorded per interval at most; the rest are counted.
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
-        event_limit: u64,
-        #[arg(long, value_enum, default_value = "fentry")]
-        max_tier: Tier,
+        events: EventLimitArg,
     },
     /// Draw one recording, or compare two, as a self-contained HTML file:
     /// the doctor's findings, memory by group against tcp_mem, orphans
     /// against tcp_max_orphans, event rates, route exceptions, tables.
+    // The page has a default name; a recording has none.
+    #[command(mut_arg("output", |a| a.required(false).default_value("report.html")))]
     Report {
         /// A recording (`netmem record`, or `trace --json` output,
         /// zstd-compressed or not); a second one to compare with.
         #[arg(value_name = "FILE", num_args = 1..=2, required = true)]
         files: Vec<String>,
-        /// The HTML file to write.
-        #[arg(
-            short = 'o',
-            long = "output",
-            value_name = "FILE",
-            default_value = "report.html"
-        )]
-        output: std::path::PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// A live view for the person on call: groups sorted by memory with
     /// their last minute, the limits as gauges, the latest events, the
     /// doctor's top finding. Keys: m o d a s sort, Enter sockets, / filter,
     /// p pause, ? help, q quit. Needs root like `trace`, and a terminal.
     Top {
-        /// Report on this network namespace instead of netmem's own, or
-        /// `all` for every namespace.
-        #[arg(long, value_name = "NAME|PATH|all")]
-        netns: Option<String>,
         #[command(flatten)]
-        who: Owners,
+        live: Live,
         #[command(flatten)]
-        pass: PassArgs,
-        #[arg(long, default_value = "1s", value_parser = parse_interval)]
-        interval: Duration,
-        /// Only the group listen:PORT (repeatable).
-        #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-        ports: Vec<u16>,
-        /// Only the group backend:ADDR:PORT (repeatable).
-        #[arg(long = "backend", value_name = "ADDR:PORT", value_parser = parse_backend_arg)]
-        backends: Vec<(std::net::IpAddr, u16)>,
-        #[arg(long, value_enum, default_value = "fentry")]
-        max_tier: Tier,
+        filter: FilterArgs,
     },
     /// Serve Prometheus metrics (OpenMetrics or text format) on
     /// http://ADDR:PORT/metrics: per-group memory and counts, the global
     /// limits beside their usage, and netmem's own health. Attaches the
     /// probes like `trace`; runs until SIGTERM or SIGINT (SIGHUP is
     /// ignored). Needs root (or CAP_BPF + CAP_PERFMON, see README).
+    // A scrape reads the latest pass: a slower one than trace's suits it.
+    #[command(mut_arg("interval", |a| a.default_value("5s")))]
     Serve {
         /// Address to listen on: ADDR:PORT, [V6ADDR]:PORT, HOST:PORT, or
         /// :PORT for every interface. Loopback by default.
         #[arg(long, value_name = "ADDR:PORT", default_value = netmem::cmd::serve::DEFAULT_LISTEN, value_parser = parse_listen)]
         listen: std::net::SocketAddr,
-        /// Report on this network namespace instead of netmem's own, or
-        /// `all` for every namespace (a `netns` label on each group).
-        #[arg(long, value_name = "NAME|PATH|all")]
-        netns: Option<String>,
         #[command(flatten)]
-        who: Owners,
+        live: Live,
         #[command(flatten)]
-        pass: PassArgs,
-        /// Export each group's TIME_WAIT sockets
-        /// (netmem_group_time_wait_sockets); each pass then reads them all.
-        #[arg(long)]
-        time_wait: bool,
-        /// How often the figures are refreshed (scrapes read the latest).
-        #[arg(long, default_value = "5s", value_parser = parse_interval)]
-        interval: Duration,
+        time_wait: TimeWaitArg,
         /// Groups exported with a label of their own, those holding the
         /// most memory; the rest are summed into group="other".
         #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -183,21 +132,111 @@ enum Cmd {
         /// How long a group that disappeared keeps its series (its last
         /// counts, no memory): longer than your scrape interval, so a
         /// short-lived group's aborts are still scraped. 0s drops it at once.
-        #[arg(long, default_value = "5m", value_parser = parse_linger)]
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_linger)]
         linger: Duration,
-        #[arg(long, value_enum, default_value = "fentry")]
-        max_tier: Tier,
     },
     /// List every hook, the tier that serves it on this kernel (fentry,
     /// kprobe, tracepoint, polling) and why each better tier is not used.
     /// Attaches and detaches at once. Needs root.
     Probes {
-        /// JSON lines instead of a table (one hook per line).
-        #[arg(long)]
-        json: bool,
-        #[arg(long, value_enum, default_value = "fentry")]
-        max_tier: Tier,
+        #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
+        tier: TierArg,
     },
+}
+
+// One struct per flag (or flag group), flattened into every subcommand
+// that takes it, so each flag's help is written once and reads the same
+// everywhere (`netmem SUB --help`; tests/tests/cli.rs checks it).
+
+/// `--netns`.
+#[derive(Args)]
+struct NetnsArg {
+    /// Report on this network namespace instead of netmem's own: a name from
+    /// `ip netns list`, a path such as /proc/PID/ns/net, or `all` for every
+    /// namespace of the host (groups outside netmem's own get @NAMESPACE;
+    /// `doctor` reads one namespace and refuses `all`).
+    #[arg(long, value_name = "NAME|PATH|all")]
+    netns: Option<String>,
+}
+
+/// `--json`.
+#[derive(Args)]
+struct JsonArg {
+    /// JSON lines instead of text: one object per line, schema in README.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--max-tier`.
+#[derive(Args, Clone, Copy)]
+struct TierArg {
+    /// Use no tier better than this (to compare tiers, or to avoid one).
+    #[arg(long, value_enum, value_name = "TIER", default_value = "fentry")]
+    max_tier: Tier,
+}
+
+/// `--interval` (`serve` sets a default of its own).
+#[derive(Args, Clone, Copy)]
+struct IntervalArg {
+    /// How often a pass runs: each table of `trace`, frame of `record`,
+    /// redraw of `top`, metrics refresh of `serve` (scrapes read the
+    /// latest). E.g. 1s, 500ms; 10ms to 24h.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    interval: Duration,
+}
+
+/// `--duration`.
+#[derive(Args, Clone, Copy)]
+struct DurationArg {
+    /// Stop after this long, e.g. 30s, 2h (at most 366d; default: until
+    /// Ctrl-C, SIGTERM or SIGHUP).
+    #[arg(long, value_name = "DURATION", value_parser = parse_run_time)]
+    duration: Option<Duration>,
+}
+
+/// `--event-limit`.
+#[derive(Args, Clone, Copy)]
+struct EventLimitArg {
+    /// Events written per interval at most (0 to 1000000); the rest are
+    /// counted.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    event_limit: u64,
+}
+
+/// `--time-wait`.
+#[derive(Args, Clone, Copy)]
+struct TimeWaitArg {
+    /// Count each group's TIME_WAIT sockets (JSON `time_wait`, metric
+    /// netmem_group_time_wait_sockets). Off by default: they hold no
+    /// buffer memory, and under connection churn there are tens of
+    /// thousands, which each pass would then have to read.
+    #[arg(long)]
+    time_wait: bool,
+}
+
+/// `--port` and `--backend`: which groups are shown.
+#[derive(Args, Clone)]
+struct FilterArgs {
+    /// Only the group listen:PORT (repeatable).
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    ports: Vec<u16>,
+    /// Only the group backend:ADDR:PORT, e.g. 10.0.0.2:9001 or [::1]:9001 (repeatable).
+    #[arg(long = "backend", value_name = "ADDR:PORT", value_parser = parse_backend_arg)]
+    backends: Vec<(std::net::IpAddr, u16)>,
+}
+
+/// `-o` and `--force` (the default name, if any, is the subcommand's).
+#[derive(Args)]
+struct OutputArgs {
+    /// The file to write (`record`: the recording; `report`: the HTML
+    /// page). An existing file is refused unless --force is given.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: std::path::PathBuf,
+    /// Replace the -o file if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 /// How much the live commands may spend on their per-group pass.
@@ -239,8 +278,15 @@ struct Owners {
     /// What a group is: the port (listen:PORT, backend:ADDR:PORT), the
     /// process holding the sockets, the cgroup they were created in, or
     /// a proxy's backend (its servers summed: proxy-backend:NAME).
-    #[arg(long, value_enum, default_value = "port")]
+    #[arg(long, value_enum, value_name = "GROUP", default_value = "port")]
     group_by: GroupBy,
+    #[command(flatten)]
+    proxy: ProxyArg,
+}
+
+/// `--haproxy`.
+#[derive(Args, Clone)]
+struct ProxyArg {
     /// Name groups after HAProxy's frontends and backend/servers, read
     /// from its stats socket (runtime API: a UNIX socket, or a TCP
     /// ADDR:PORT reached inside the traced namespace), its configuration
@@ -261,8 +307,8 @@ fn parse_proxy_arg(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-impl Owners {
-    fn proxy(&self) -> Result<netmem::sources::proxy::ProxySpec> {
+impl ProxyArg {
+    fn spec(&self) -> Result<netmem::sources::proxy::ProxySpec> {
         if self.haproxy.len() > 1 && self.haproxy.iter().any(|h| h == "off" || h == "auto") {
             anyhow::bail!("--haproxy off (or auto) cannot be combined with paths");
         }
@@ -270,29 +316,15 @@ impl Owners {
     }
 }
 
+/// What the table and event lines of `snapshot` and `trace` show.
 #[derive(Args)]
-struct Common {
-    /// Report on this network namespace instead of netmem's own: a name from
-    /// `ip netns list`, a path such as /proc/PID/ns/net, or `all` for every
-    /// namespace of the host (groups outside netmem's own get @NAMESPACE).
-    #[arg(long, value_name = "NAME|PATH|all")]
-    netns: Option<String>,
+struct Table {
     #[command(flatten)]
-    who: Owners,
-    /// Count each group's TIME_WAIT sockets (JSON `time_wait`). Off by
-    /// default: they hold no buffer memory, and under connection churn
-    /// there are tens of thousands, which the pass would then have to read.
-    #[arg(long)]
-    time_wait: bool,
-    /// JSON lines instead of a table (schema in README).
-    #[arg(long)]
-    json: bool,
-    /// Only the group listen:PORT (repeatable).
-    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    ports: Vec<u16>,
-    /// Only the group backend:ADDR:PORT, e.g. 10.0.0.2:9001 or [::1]:9001 (repeatable).
-    #[arg(long = "backend", value_name = "ADDR:PORT", value_parser = parse_backend_arg)]
-    backends: Vec<(std::net::IpAddr, u16)>,
+    time_wait: TimeWaitArg,
+    #[command(flatten)]
+    json: JsonArg,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Also groups with no sockets, memory or events (bare listeners).
     #[arg(long)]
     all: bool,
@@ -319,12 +351,13 @@ fn stdout_sink(json: bool, rows: usize) -> Box<dyn Sink> {
     )
 }
 
-impl Common {
-    fn filter(&self) -> Filter {
+impl FilterArgs {
+    /// The groups shown; `all`: also those with nothing in them.
+    fn filter(&self, all: bool) -> Filter {
         Filter {
             ports: self.ports.clone(),
             backends: self.backends.clone(),
-            all: self.all,
+            all,
         }
     }
 }
@@ -394,46 +427,69 @@ fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
         .ok_or_else(|| format!("{s:?} resolves to no address ({hint})"))
 }
 
-/// `--netns`: the namespace to open, and whether every one is wanted
-/// (`all`; a namespace really named "all" is `/run/netns/all`).
-fn open_netns(arg: Option<&str>) -> Result<(Netns, bool)> {
-    match arg {
-        Some("all") => Ok((Netns::open(None)?, true)),
-        a => Ok((Netns::open(a)?, false)),
+impl NetnsArg {
+    /// The namespace to open, and whether every one is wanted (`all`; a
+    /// namespace really named "all" is `/run/netns/all`).
+    fn open(&self) -> Result<(Netns, bool)> {
+        match self.netns.as_deref() {
+            Some("all") => Ok((Netns::open(None)?, true)),
+            a => Ok((Netns::open(a)?, false)),
+        }
+    }
+
+    /// One namespace, for a command that reads one (`doctor`).
+    fn open_one(&self, command: &str) -> Result<Netns> {
+        match self.open()? {
+            (_, true) => anyhow::bail!(
+                "{command} reads one network namespace: give --netns NAME or a path such as /proc/PID/ns/net (`all` works for snapshot, trace, record, top and serve; a namespace named \"all\" is /run/netns/all)"
+            ),
+            (netns, false) => Ok(netns),
+        }
     }
 }
 
-/// The engine's options common to the live commands.
-#[allow(clippy::too_many_arguments)]
-fn engine_options(
-    command: &'static str,
-    netns: Option<&str>,
+/// The flags every live command (trace, record, top, serve) has; the
+/// engine's options are made of them and of the command's own.
+#[derive(Args)]
+struct Live {
+    #[command(flatten)]
+    netns: NetnsArg,
+    #[command(flatten)]
     who: Owners,
+    #[command(flatten)]
     pass: PassArgs,
-    time_wait: bool,
-    interval: Duration,
-    duration: Option<Duration>,
-    filter: Filter,
-    event_limit: u64,
-    max_tier: Tier,
-) -> Result<netmem::engine::Options> {
-    let (netns, all_netns) = open_netns(netns)?;
-    let proxy = who.proxy()?;
-    Ok(netmem::engine::Options {
-        proxy,
-        command,
-        netns,
-        all_netns,
-        owners: who.owners,
-        group_by: who.group_by,
-        time_wait,
-        interval,
-        duration,
-        filter,
-        event_limit,
-        max_tier,
-        census_budget: pass.census_budget,
-    })
+    #[command(flatten)]
+    interval: IntervalArg,
+    #[command(flatten)]
+    tier: TierArg,
+}
+
+impl Live {
+    fn options(
+        self,
+        command: &'static str,
+        time_wait: bool,
+        duration: Option<Duration>,
+        filter: Filter,
+        event_limit: u64,
+    ) -> Result<netmem::engine::Options> {
+        let (netns, all_netns) = self.netns.open()?;
+        Ok(netmem::engine::Options {
+            proxy: self.who.proxy.spec()?,
+            command,
+            netns,
+            all_netns,
+            owners: self.who.owners,
+            group_by: self.who.group_by,
+            time_wait,
+            interval: self.interval.interval,
+            duration,
+            filter,
+            event_limit,
+            max_tier: self.tier.max_tier,
+            census_budget: self.pass.census_budget,
+        })
+    }
 }
 
 fn parse_backend_arg(s: &str) -> Result<(std::net::IpAddr, u16), String> {
@@ -450,43 +506,39 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Snapshot { common } => {
-            let (netns, all) = open_netns(common.netns.as_deref())?;
-            let filter = common.filter();
+        Cmd::Snapshot { netns, who, table } => {
+            let (netns, all) = netns.open()?;
+            let filter = table.filter.filter(table.all);
             let mut census = netmem::sources::census::Census::new(
                 &netns,
                 all,
-                common.who.owners,
-                common.who.group_by,
+                who.owners,
+                who.group_by,
                 &filter,
             )?
-            .with_time_wait(common.time_wait)
-            .with_proxies(common.who.proxy()?, &netns)?;
-            let mut sink = stdout_sink(common.json, common.rows);
+            .with_time_wait(table.time_wait.time_wait)
+            // A table's proxy lines say the problems; JSON lines are not
+            // read by people, who then learn them on stderr.
+            .one_shot(!table.json.json)
+            .with_proxies(who.proxy.spec()?, &netns)?;
+            let mut sink = stdout_sink(table.json.json, table.rows);
             netmem::cmd::snapshot::run(&netns, &filter, &mut census, sink.as_mut())
         }
         Cmd::Trace {
-            common,
-            pass,
-            interval,
+            live,
+            table,
             duration,
-            event_limit,
-            max_tier,
+            events,
         } => {
             let rt = runtime()?;
-            let opts = engine_options(
+            let opts = live.options(
                 "netmem trace",
-                common.netns.as_deref(),
-                common.who.clone(),
-                pass,
-                common.time_wait,
-                interval,
-                duration,
-                common.filter(),
-                event_limit,
-                max_tier,
+                table.time_wait.time_wait,
+                duration.duration,
+                table.filter.filter(table.all),
+                events.event_limit,
             )?;
-            let mut sink = stdout_sink(common.json, common.rows);
+            let mut sink = stdout_sink(table.json.json, table.rows);
             rt.block_on(netmem::cmd::trace::run(opts, sink.as_mut()))
         }
         Cmd::Doctor {
@@ -495,122 +547,75 @@ fn run(cli: Cli) -> Result<()> {
             watch,
             kernel_log,
             from,
-            haproxy,
-            max_tier,
+            proxy,
+            tier,
         } => {
             let rt = runtime()?;
-            let proxy = Owners {
-                owners: false,
-                group_by: GroupBy::Port,
-                haproxy,
-            }
-            .proxy()?;
             let opts = netmem::cmd::doctor::Options {
-                proxy,
-                netns: netmem::sources::netns::Netns::open(netns.as_deref())?,
+                proxy: proxy.spec()?,
+                netns: netns.open_one("netmem doctor")?,
                 watch,
                 kernel_log,
                 from,
-                max_tier,
+                max_tier: tier.max_tier,
             };
-            let mut sink = stdout_sink(json, 0);
+            let mut sink = stdout_sink(json.json, 0);
             rt.block_on(netmem::cmd::doctor::run(opts, sink.as_mut()))
         }
         Cmd::Record {
             output,
-            force,
             duration,
-            interval,
             max_size,
-            netns,
-            who,
-            pass,
-            event_limit,
-            max_tier,
+            live,
+            events,
         } => {
             let rt = runtime()?;
             let opts = netmem::cmd::record::Options {
-                output,
-                force,
+                output: output.output,
+                force: output.force,
                 max_size,
-                engine: engine_options(
+                engine: live.options(
                     "netmem record",
-                    netns.as_deref(),
-                    who,
-                    pass,
                     false,
-                    interval,
-                    duration,
+                    duration.duration,
                     Filter::default(),
-                    event_limit,
-                    max_tier,
+                    events.event_limit,
                 )?,
             };
             rt.block_on(netmem::cmd::record::run(opts))
         }
-        Cmd::Top {
-            netns,
-            who,
-            pass,
-            interval,
-            ports,
-            backends,
-            max_tier,
-        } => {
+        Cmd::Top { live, filter } => {
             let rt = runtime()?;
-            let filter = Filter {
-                ports,
-                backends,
-                all: false,
-            };
-            let opts = engine_options(
-                "netmem top",
-                netns.as_deref(),
-                who,
-                pass,
-                false,
-                interval,
-                None,
-                filter,
-                1000,
-                max_tier,
-            )?;
+            let opts = live.options("netmem top", false, None, filter.filter(false), 1000)?;
             rt.block_on(netmem::cmd::top::run(opts))
         }
-        Cmd::Report { files, output } => netmem::cmd::report::run(&files, &output),
+        Cmd::Report { files, output } => {
+            netmem::cmd::report::run(&files, &output.output, output.force)
+        }
         Cmd::Serve {
             listen,
-            netns,
-            who,
-            pass,
+            live,
             time_wait,
-            interval,
             max_groups,
             linger,
-            max_tier,
         } => {
             let rt = runtime()?;
             let opts = netmem::cmd::serve::Options {
                 listen,
                 max_groups: max_groups as usize,
                 linger,
-                engine: engine_options(
+                engine: live.options(
                     "netmem serve",
-                    netns.as_deref(),
-                    who,
-                    pass,
-                    time_wait,
-                    interval,
+                    time_wait.time_wait,
                     None,
                     Filter::default(),
                     netmem::cmd::serve::EVENT_LIMIT,
-                    max_tier,
                 )?,
             };
             rt.block_on(netmem::cmd::serve::run(opts))
         }
-        Cmd::Probes { json, max_tier } => {
-            netmem::cmd::probes::run(max_tier, stdout_sink(json, 0).as_mut())
+        Cmd::Probes { json, tier } => {
+            netmem::cmd::probes::run(tier.max_tier, stdout_sink(json.json, 0).as_mut())
         }
     }
 }
@@ -621,8 +626,7 @@ fn main() -> ExitCode {
     // must still stop netmem cleanly.
     netmem::engine::stop::install();
     let cli = Cli::parse();
-    let level = if cli.verbose { "debug" } else { "warn" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    init_logging(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -634,18 +638,32 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             // Arguments echoed in a message may hold control characters.
-            let msg: String = format!("{e:#}")
-                .chars()
-                .flat_map(|c| {
-                    if c.is_control() && c != '\n' {
-                        c.escape_default().collect::<Vec<_>>()
-                    } else {
-                        vec![c]
-                    }
-                })
-                .collect();
-            eprintln!("netmem: error: {msg}");
+            eprintln!("netmem: error: {}", output::printable(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Log records (netmem's own, aya's, and the eBPF programs' through
+/// aya-log) read like netmem's other messages: `netmem: warning: ...`.
+fn init_logging(verbose: bool) {
+    let level = if verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format(|buf, r| {
+            let msg = r.args().to_string();
+            let msg = output::printable(&msg);
+            match r.level() {
+                log::Level::Error => writeln!(buf, "netmem: error: {msg}"),
+                log::Level::Warn => writeln!(buf, "netmem: warning: {msg}"),
+                log::Level::Info => writeln!(buf, "netmem: note: {msg}"),
+                // Several crates log at these levels: say which one.
+                l => writeln!(
+                    buf,
+                    "netmem: {}: {}: {msg}",
+                    l.as_str().to_lowercase(),
+                    r.target()
+                ),
+            }
+        })
+        .init();
 }

@@ -681,3 +681,59 @@ fn census_runs_within_its_budget_and_at_once_when_memory_moves() {
         "the idle holders' group left the exposition between censuses"
     );
 }
+
+/// A trace's text event lines are `key=value` words, an owner's fields
+/// as `owner.field=value`, with no embedded JSON (an `orphan_born` line
+/// with its owner once ran past 600 characters of it).
+#[test]
+fn text_event_lines_are_key_value_words() {
+    require_root();
+    let ns = Netns::new("evwords");
+    let port = 18096u16;
+    let mut child = Command::new(netmem_bin())
+        .args([
+            "trace",
+            "--owners",
+            "--interval",
+            "500ms",
+            "--duration",
+            "3s",
+            "--netns",
+            &ns.name,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = until_probes(&mut out);
+    let load = ns.load(&["orphans", "--port", &port.to_string(), "--conns", "4"]);
+    out.read_to_string(&mut text).unwrap();
+    assert!(child.wait().unwrap().success(), "{text}");
+    drop(load);
+    let born: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("orphan_born"))
+        .collect();
+    assert_eq!(born.len(), 4, "{text}");
+    for l in &born {
+        assert!(!l.contains('{') && !l.contains('}'), "JSON in: {l}");
+        let words: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(words[2], format!("listen:{port}"), "{l}");
+        for w in &words[3..] {
+            let (k, v) = w.split_once('=').unwrap_or_else(|| panic!("{w} in {l}"));
+            assert!(
+                !k.is_empty()
+                    && !v.is_empty()
+                    && k.chars().all(|c| c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || c == '_'
+                        || c == '.'),
+                "{w} in {l}"
+            );
+        }
+        for k in ["bytes=", "state=", "owner.via=", "owner.cgroup_id="] {
+            assert!(l.contains(&format!(" {k}")), "no {k} in {l}");
+        }
+        assert!(!l.contains("=null"), "{l}");
+    }
+}

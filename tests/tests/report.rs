@@ -281,7 +281,13 @@ fn damaged_recordings_report_what_is_readable() {
 
     for f in [&cut, &bad, &garbage] {
         let html = tmp("damaged.html");
-        let o = netmem(&["report", f.to_str().unwrap(), "-o", html.to_str().unwrap()]);
+        let o = netmem(&[
+            "report",
+            f.to_str().unwrap(),
+            "-o",
+            html.to_str().unwrap(),
+            "--force",
+        ]);
         let err = ok(&o);
         assert!(
             err.contains("warning"),

@@ -448,6 +448,8 @@ fn report_recording(bins: &Path, work: &Path, version: &str, name: &str, z: &[u8
         .arg(&rec)
         .arg("-o")
         .arg(&html)
+        // The work directory is kept between runs.
+        .arg("--force")
         .output()
         .context("cannot run netmem report")?;
     if !o.status.success() {

@@ -50,11 +50,15 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
                 format!("a {} watch", humantime::format_duration(d))
             }
             None => {
-                let i = crate::cmd::snapshot::take(
+                let (i, proxies) = crate::cmd::snapshot::take(
                     &opts.netns,
                     &Filter::default(),
                     opts.proxy.clone(),
                 )?;
+                // Said once, in the report (a reading is not repeated).
+                for v in &proxies {
+                    state.unreadable.extend(v.problems.iter().cloned());
+                }
                 for v in interval_objects(&i) {
                     state.window.feed(&v);
                 }

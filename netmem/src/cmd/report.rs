@@ -1,13 +1,17 @@
 //! `netmem report FILE [FILE2] -o report.html`: draws a recording, or
 //! compares two, as one self-contained HTML file (see `report/`).
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
 use crate::report::{render, Run};
 
-pub fn run(files: &[String], output: &Path) -> Result<()> {
+/// `force`: replace `output` if it exists (refused otherwise, before any
+/// recording is read, as `record` refuses).
+pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
+    crate::output::refuse_existing(output, force)?;
     let runs = files
         .iter()
         .map(|f| Run::read(f))
@@ -18,7 +22,9 @@ pub fn run(files: &[String], output: &Path) -> Result<()> {
         }
     }
     let html = render(&runs)?;
-    std::fs::write(output, &html).with_context(|| format!("cannot write {}", output.display()))?;
+    crate::output::create_file(output, force)?
+        .write_all(html.as_bytes())
+        .with_context(|| format!("cannot write {}", output.display()))?;
     eprintln!(
         "netmem report: {} ({}, {} intervals{})",
         output.display(),

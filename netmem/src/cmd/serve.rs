@@ -33,6 +33,9 @@ pub struct Options {
 
 pub async fn run(opts: Options) -> Result<()> {
     stop::ignore_hangup();
+    // Before the address line: a URL printed by a process that cannot
+    // attach would send the user to an exporter that never existed.
+    crate::kernel::privileges::check(opts.engine.command)?;
     let listener = http::bind(opts.listen)?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::default());

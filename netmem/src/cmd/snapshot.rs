@@ -11,17 +11,21 @@ use crate::output::Sink;
 use crate::sources::census::Census;
 use crate::sources::netns::Netns;
 
-/// The snapshot as one typed interval (no live part).
+/// The snapshot as one typed interval (no live part), and the proxies
+/// that named it: their problems are the caller's to say.
 pub fn take(
     netns: &Netns,
     filter: &Filter,
     proxy: crate::sources::proxy::ProxySpec,
-) -> Result<Interval> {
-    take_with(
-        netns,
-        filter,
-        &mut Census::new(netns, false, false, GroupBy::Port, filter)?.with_proxies(proxy, netns)?,
-    )
+) -> Result<(
+    Interval,
+    Vec<std::sync::Arc<crate::model::proxy::ProxyView>>,
+)> {
+    let mut census = Census::new(netns, false, false, GroupBy::Port, filter)?
+        .one_shot(true)
+        .with_proxies(proxy, netns)?;
+    let i = take_with(netns, filter, &mut census)?;
+    Ok((i, census.proxies()))
 }
 
 /// The snapshot over `census`'s namespaces, with its owners.

@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Result};
 
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -32,10 +33,21 @@ pub fn missing(cap_eff: u64) -> Vec<&'static str> {
         .collect()
 }
 
+/// This process's effective capabilities (none if unreadable).
+fn effective() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    parse_cap_eff(&status).unwrap_or(0)
+}
+
+/// Whether another process's descriptors are ours to read whatever its
+/// owner (root has CAP_SYS_PTRACE).
+pub fn has_ptrace() -> bool {
+    effective() & (1u64 << CAP_SYS_PTRACE) != 0
+}
+
 /// `command` (e.g. "netmem trace") is what the message names.
 pub fn check(command: &str) -> Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let caps = parse_cap_eff(&status).unwrap_or(0);
+    let caps = effective();
     let lacking = missing(caps);
     if lacking.is_empty() {
         return Ok(());

@@ -111,6 +111,58 @@ pub fn sink<W: Write + 'static>(format: Format, out: W, rows: usize) -> Box<dyn 
     }
 }
 
+/// `s` safe for a terminal: control characters other than a newline (from
+/// a process or file name, an argument) are shown escaped (`\u{1b}`).
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\n') {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// A file the user named with `-o` must not exist unless `force`:
+/// `record` and `report` refuse the same way (checked before any work).
+pub fn refuse_existing(path: &std::path::Path, force: bool) -> Result<()> {
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(exists(path));
+    }
+    Ok(())
+}
+
+/// Creates `path` for writing; an existing file is replaced only with
+/// `force`.
+pub fn create_file(path: &std::path::Path, force: bool) -> Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true);
+    if force {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
+    o.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            exists(path)
+        } else {
+            anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
+        }
+    })
+}
+
+fn exists(path: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} exists: choose another -o, or pass --force to replace it",
+        path.display()
+    )
+}
+
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -134,6 +186,12 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain\nline"), "plain\nline");
+        assert_eq!(printable("a\x1b[2Jb\t"), "a\\u{1b}[2Jb\\t");
+    }
 
     #[test]
     fn human_units() {

@@ -42,23 +42,7 @@ pub struct RecordSink {
 impl RecordSink {
     /// Creates `path`; an existing file is replaced only with `force`.
     pub fn create(path: PathBuf, max_size: Option<u64>, force: bool) -> Result<RecordSink> {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true);
-        if force {
-            o.create(true).truncate(true);
-        } else {
-            o.create_new(true);
-        }
-        let file = o.open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                anyhow::anyhow!(
-                    "{} exists: choose another -o, or pass --force to replace it",
-                    path.display()
-                )
-            } else {
-                anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
-            }
-        })?;
+        let file = super::create_file(&path, force)?;
         Ok(RecordSink {
             json: JsonSink::new(Vec::new()),
             file,

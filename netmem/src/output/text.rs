@@ -7,7 +7,7 @@ use netmem_common::{Counter, GroupKey, Stat};
 use serde_json::Value;
 
 use super::json::event_object;
-use super::{human_bytes, rfc3339, Sink};
+use super::{human_bytes, printable, rfc3339, Sink};
 use crate::hooks::{HookStatus, Tier};
 use crate::model::group::{group_name, GroupRow};
 use crate::model::proxy::ProxyView;
@@ -384,7 +384,8 @@ pub fn cgroup_cell(w: &crate::model::owner::Owners) -> String {
 }
 
 /// One line per event: time, kind and group first, then every field the
-/// JSON line has, as `key=value`.
+/// JSON line has, as `key=value` words: an object's fields as
+/// `key.field=value`, a list as `key=a,b`, unknown (null) fields left out.
 pub fn event_line(e: &Event) -> String {
     let o = event_object(e);
     let group = e.group.as_ref().map(group_name).unwrap_or_default();
@@ -392,18 +393,54 @@ pub fn event_line(e: &Event) -> String {
         "{} {:<17} {:<24}",
         rfc3339(e.ts),
         e.body.kind().name(),
-        group
+        printable(&group)
     );
     for (k, val) in &o {
         if matches!(k.as_str(), "type" | "ts" | "event" | "group") {
             continue;
         }
-        match val {
-            Value::String(x) => s += &format!(" {k}={x}"),
-            other => s += &format!(" {k}={other}"),
-        }
+        push_words(&mut s, k, val);
     }
     s
+}
+
+/// ` key=value` for one JSON field (see [`event_line`]).
+fn push_words(s: &mut String, key: &str, v: &Value) {
+    match v {
+        Value::Null => {}
+        Value::Object(m) => {
+            for (k, x) in m {
+                push_words(s, &format!("{key}.{k}"), x);
+            }
+        }
+        Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(scalar).collect();
+            *s += &format!(" {key}={}", word(&items.join(",")));
+        }
+        x => *s += &format!(" {key}={}", word(&scalar(x))),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(x) => x.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A value as one word: quoted, with escapes, when it is empty or holds a
+/// space, a quote or a control character (a name from a process or a
+/// proxy's configuration).
+fn word(x: &str) -> String {
+    if x.is_empty()
+        || x.chars()
+            .any(|c| c.is_whitespace() || c == '"' || c.is_control())
+    {
+        format!("{x:?}")
+    } else {
+        x.to_string()
+    }
 }
 
 pub fn report_table(status: &[HookStatus]) -> String {
@@ -431,11 +468,8 @@ pub fn coverage_line(status: &[HookStatus]) -> String {
     let tiers: Vec<String> = status
         .iter()
         .map(|s| {
-            format!(
-                "{}={}",
-                s.hook.split(':').next_back().unwrap_or(s.hook),
-                s.tier.map_or("NONE", Tier::name)
-            )
+            // The catalog's name, as `probes` and the metrics spell it.
+            format!("{}={}", s.hook, s.tier.map_or("NONE", Tier::name))
         })
         .collect();
     let mut parts = vec![format!(
@@ -492,9 +526,24 @@ mod tests {
         let line = coverage_line(&st);
         assert!(line.contains("1/2 hooks served"));
         assert!(line.contains("tcp_check_oom=tracepoint"));
-        assert!(line.contains("kfree_skb=NONE"));
+        assert!(line.contains("skb:kfree_skb=NONE"));
         assert!(line.contains("skb:kfree_skb NOT served: gone"));
         assert!(line.contains("tcp_check_oom degraded: shift unknown"));
+    }
+
+    #[test]
+    fn fields_are_words_not_json() {
+        let mut s = String::new();
+        let v =
+            serde_json::json!({"pid": null, "comm": "a b\u{1b}", "via": "closer", "ids": [1, 2]});
+        for (k, x) in v.as_object().unwrap() {
+            push_words(&mut s, k, x);
+        }
+        push_words(&mut s, "owner", &v);
+        assert_eq!(
+            s,
+            r#" comm="a b\u{1b}" ids=1,2 via=closer owner.comm="a b\u{1b}" owner.ids=1,2 owner.via=closer"#
+        );
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct Census {
     last: Option<LastPass>,
     /// The proxies in front, read at every pass (`--haproxy`).
     proxies: crate::sources::proxy::Proxies,
+    /// Live, or a single pass ([`Census::one_shot`]).
+    reads: crate::sources::proxy::Reads,
 }
 
 /// How often a full pass runs. Every socket is dumped on each: at 100k
@@ -109,7 +111,13 @@ impl Census {
         owner::set_default_netns(inum);
         owner::set_all_namespaces(all);
         Ok(Census {
-            proxies: crate::sources::proxy::Proxies::new(Default::default(), inum, None, all),
+            proxies: crate::sources::proxy::Proxies::new(
+                Default::default(),
+                inum,
+                None,
+                all,
+                Default::default(),
+            ),
             all: all.then(Namespaces::default),
             owners: (owners || by.by_owner()).then(OwnerSource::new),
             by,
@@ -117,12 +125,22 @@ impl Census {
             time_wait: false,
             budget: Budget::EveryPass,
             last: None,
+            reads: Default::default(),
         })
     }
 
     /// Full passes within `budget` (live commands; a snapshot is one pass).
     pub fn with_budget(mut self, budget: Budget) -> Census {
         self.budget = budget;
+        self
+    }
+
+    /// One pass (call before [`Census::with_proxies`]): nothing is
+    /// promised for later passes; `shown`: the caller's output says the
+    /// proxies' problems, so stderr need not.
+    pub fn one_shot(mut self, shown: bool) -> Census {
+        use crate::sources::proxy::Reads;
+        self.reads = if shown { Reads::OnceQuiet } else { Reads::Once };
         self
     }
 
@@ -145,6 +163,7 @@ impl Census {
             primary.inum()?,
             primary.path().map(Into::into),
             self.all.is_some(),
+            self.reads,
         );
         Ok(self)
     }

@@ -155,6 +155,8 @@ impl OwnerSource {
             return;
         };
         let mut live = HashSet::new();
+        // The processes refused this scan, to name in the warning.
+        let mut refused: Vec<u32> = Vec::new();
         for ent in dir.flatten() {
             let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
@@ -163,6 +165,7 @@ impl OwnerSource {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     self.stats.unreadable += 1;
+                    refused.push(pid);
                     continue;
                 }
                 Err(_) => {
@@ -179,6 +182,7 @@ impl OwnerSource {
                     // is unreadable.
                     Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                         self.stats.unreadable += 1;
+                        refused.push(pid);
                         break;
                     }
                     Err(_) => continue,
@@ -203,14 +207,9 @@ impl OwnerSource {
                 }
             }
         }
-        if self.stats.unreadable > 0 {
+        if !refused.is_empty() {
             static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| {
-                log::warn!(
-                    "owners: the file descriptors of {} processes are not readable by netmem, so their sockets have no process owner (run as root, with CAP_SYS_PTRACE)",
-                    self.stats.unreadable
-                )
-            });
+            ONCE.call_once(|| log::warn!("{}", refused_warning(&refused)));
         }
         // pids are reused: a name is kept only while its process holds
         // something.
@@ -246,6 +245,33 @@ impl OwnerSource {
                 self.unknown_cgroups.insert(*c);
             }
         }
+    }
+}
+
+/// Which processes' descriptors could not be read, by name, and what to
+/// do: running as root (CAP_SYS_PTRACE) helps only when netmem lacks it.
+fn refused_warning(pids: &[u32]) -> String {
+    const NAMED: usize = 3;
+    let mut names: Vec<String> = pids
+        .iter()
+        .take(NAMED)
+        .map(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            format!("{}[{pid}]", crate::output::printable(comm.trim_end()))
+        })
+        .collect();
+    if pids.len() > NAMED {
+        names.push(format!("{} more", pids.len() - NAMED));
+    }
+    let which = format!("the file descriptors of {}", names.join(", "));
+    if crate::kernel::privileges::has_ptrace() {
+        format!(
+            "owners: {which} cannot be read although netmem has CAP_SYS_PTRACE, as root does (the kernel's access check refuses them: another user namespace, a security module, or privileges netmem lacks), so their sockets have no process owner"
+        )
+    } else {
+        format!(
+            "owners: {which} are not readable by netmem, so their sockets have no process owner (run as root, or with CAP_SYS_PTRACE)"
+        )
     }
 }
 

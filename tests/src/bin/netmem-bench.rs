@@ -1440,6 +1440,8 @@ fn report(o: &Opts) -> Result<Value> {
                     rec.display().to_string(),
                     "-o".into(),
                     html.display().to_string(),
+                    // Each repetition writes the same page.
+                    "--force".into(),
                 ],
             ),
             (

@@ -64,12 +64,43 @@ impl HttpStats {
 /// Binds now, so a taken or forbidden address fails before any probe is
 /// attached.
 pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
-    let l = std::net::TcpListener::bind(addr).with_context(|| {
-        format!("cannot listen on {addr} (is another netmem serve or exporter using it? choose another with --listen ADDR:PORT)")
+    let l = std::net::TcpListener::bind(addr).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} ({e}): {}",
+            bind_hint(addr, e.raw_os_error())
+        )
     })?;
     l.set_nonblocking(true)
         .context("cannot make the listening socket non-blocking")?;
     Ok(l)
+}
+
+/// What to do about a failed bind, by its errno: only a taken port means
+/// another exporter.
+fn bind_hint(addr: SocketAddr, errno: Option<i32>) -> String {
+    match errno {
+        Some(libc::EADDRINUSE) => "another netmem serve or exporter is using it; choose another port with --listen ADDR:PORT".into(),
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "{} is not an address of this host (in netmem's network namespace); give one of its own addresses, 127.0.0.1, or :{} for every interface with --listen",
+            addr.ip(),
+            addr.port()
+        ),
+        Some(libc::EACCES) => format!(
+            "ports below {} need root or CAP_NET_BIND_SERVICE; choose a higher one with --listen ADDR:PORT (the default is {})",
+            unprivileged_port_start(),
+            crate::cmd::serve::DEFAULT_PORT
+        ),
+        _ => "choose another with --listen ADDR:PORT".into(),
+    }
+}
+
+/// The first port binding needs no privilege for (1024 unless the
+/// namespace's sysctl says otherwise).
+fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024)
 }
 
 /// The running server; [`Server::stop`] ends it.

@@ -140,6 +140,9 @@ pub struct HaProxy {
     instance: Option<Instance>,
     /// The runtime API failed: not tried again before this.
     api_retry_at: Option<(Instant, String)>,
+    /// Read once (a snapshot, a doctor's reading): a missing path is not
+    /// looked for again, so its problem promises nothing.
+    once: bool,
 }
 
 /// A configuration file as last read: path, mtime (ns), size, inode.
@@ -167,7 +170,8 @@ impl HaProxy {
     /// `--haproxy PATH...`: sockets and configurations of one HAProxy,
     /// naming the sockets of the namespace `netns` (entered through
     /// `enter` for a TCP stats socket).
-    pub fn explicit(paths: &[PathBuf], netns: u32, enter: Option<PathBuf>) -> HaProxy {
+    /// `once`: read a single time (see [`super::Proxies::new`]).
+    pub fn explicit(paths: &[PathBuf], netns: u32, enter: Option<PathBuf>, once: bool) -> HaProxy {
         HaProxy {
             explicit: paths.to_vec(),
             socket: None,
@@ -178,6 +182,7 @@ impl HaProxy {
             config: None,
             instance: None,
             api_retry_at: None,
+            once,
         }
     }
 
@@ -377,8 +382,10 @@ impl Proxy for HaProxy {
                     }
                     Ok(_) => self.configs.push(p.clone()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push(format!(
-                        "--haproxy {}: no such file or socket (yet): give HAProxy's stats socket (a path, or a numeric ADDR:PORT for a TCP one) or its configuration; netmem looks again at every interval",
-                        p.display()
+                        "--haproxy {}: no such file or socket{}: give HAProxy's stats socket (a path, or a numeric ADDR:PORT for a TCP one) or its configuration{}",
+                        p.display(),
+                        if self.once { "" } else { " (yet)" },
+                        if self.once { "" } else { "; netmem looks again at every interval" }
                     )),
                     Err(e) => problems.push(format!("--haproxy {}: {e}", p.display())),
                 }
@@ -1045,6 +1052,7 @@ pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
             config: None,
             instance: None,
             api_retry_at: None,
+            once: false,
         }));
     }
     out

@@ -85,13 +85,34 @@ pub struct Proxies {
     views: Vec<Arc<ProxyView>>,
     detected_at: Option<Instant>,
     generation: u64,
+    reads: Reads,
+}
+
+/// How often the proxies are read, and who says what went wrong.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reads {
+    /// At every pass (the live commands); new problems said on stderr.
+    #[default]
+    Live,
+    /// Once (a snapshot, a doctor's reading): nothing is looked for
+    /// again, so no problem promises it; said on stderr.
+    Once,
+    /// Once, by a caller whose output says each problem itself (a text
+    /// snapshot, the doctor's report): not said on stderr too.
+    OnceQuiet,
 }
 
 impl Proxies {
     /// `primary`: the traced namespace's inode (an explicit `--haproxy`
     /// names its sockets), and its file when it is not netmem's own;
     /// `all`: every namespace is traced.
-    pub fn new(spec: ProxySpec, primary: u32, enter: Option<PathBuf>, all: bool) -> Proxies {
+    pub fn new(
+        spec: ProxySpec,
+        primary: u32,
+        enter: Option<PathBuf>,
+        all: bool,
+        reads: Reads,
+    ) -> Proxies {
         let mut p = Proxies {
             sources: Vec::new(),
             views: Vec::new(),
@@ -101,12 +122,14 @@ impl Proxies {
             primary,
             enter,
             all,
+            reads,
         };
         if let ProxySpec::Paths(paths) = &p.spec {
             p.sources.push(Box::new(haproxy::HaProxy::explicit(
                 paths,
                 primary,
                 p.enter.clone(),
+                reads != Reads::Live,
             )));
         }
         p
@@ -142,7 +165,7 @@ impl Proxies {
 
     /// Reads every proxy; a view whose names and problems did not change
     /// is kept as it was (same generation). New problems are said on
-    /// stderr once.
+    /// stderr once (unless the caller's output says them: [`Reads`]).
     pub fn refresh(&mut self) -> &[Arc<ProxyView>] {
         self.detect();
         let mut views = Vec::with_capacity(self.sources.len());
@@ -160,6 +183,7 @@ impl Proxies {
                 continue;
             }
             match before {
+                _ if self.reads == Reads::OnceQuiet => {}
                 Some(b) => {
                     for p in r.problems.iter().filter(|p| !b.problems.contains(p)) {
                         log::warn!("{p}");
