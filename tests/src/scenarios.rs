@@ -135,8 +135,18 @@ impl Served {
             .with_context(|| format!("cannot start {netmem} serve"))?;
         let s = Served { child, addr };
         let t0 = Instant::now();
+        let mut first = true;
         loop {
             if let Ok((200, body)) = crate::serve::http_get(addr, "/metrics", None) {
+                // Before the scenario's aborts, the host-wide counters an
+                // alert watches are there at 0 (the first scrape may come
+                // before the first interval).
+                if std::mem::take(&mut first) {
+                    for z in crate::serve::host_wide_series() {
+                        let v = crate::serve::sample(&body, &z);
+                        ensure!(v == Some(0.0), "serve: {z} is {v:?} at the first scrape");
+                    }
+                }
                 if body.contains("netmem_last_interval_timestamp_seconds") {
                     return Ok(s);
                 }
@@ -176,7 +186,13 @@ fn check_served(text: &str, group: &str, cause: &str) -> Result<String> {
     );
     let n = crate::serve::sample(text, &series).unwrap_or(0.0);
     ensure!(n >= 1.0, "serve: {series} is {n}");
-    Ok(format!("serve: {n} aborts {cause} on {group}"))
+    // The host-wide series the alert watches counts every group's.
+    let host = format!("netmem_aborts_on_memory_total{{cause=\"{cause}\"}}");
+    let all = crate::serve::sample(text, &host).unwrap_or(0.0);
+    ensure!(all >= n, "serve: {host} is {all}, below {series} ({n})");
+    Ok(format!(
+        "serve: {n} aborts {cause} on {group}, {all} on the host"
+    ))
 }
 
 /// Hands the scenario's trace to the host as a recording (zstd, hex on

@@ -76,6 +76,18 @@ pub fn sample(exposition: &str, series: &str) -> Option<f64> {
     })
 }
 
+pub use netmem::output::prometheus::metrics::host_wide_series;
+
+/// Calls `ok` every half second until it says yes; fails the test saying
+/// `what` (what it waits for, and what it saw) after `limit`.
+pub fn poll(limit: Duration, mut ok: impl FnMut() -> Result<(), String>) {
+    let t0 = Instant::now();
+    while let Err(what) = ok() {
+        assert!(t0.elapsed() < limit, "after {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// `netmem serve`, stopped with SIGTERM on drop.
 pub struct Serve {
     pub child: Child,
@@ -92,6 +104,14 @@ impl Serve {
     /// As [`Serve::start`], run through `wrapper` (e.g. `setpriv` with a
     /// capability set).
     pub fn start_via(wrapper: &[&str], args: &[&str]) -> Serve {
+        let mut s = Serve::spawn_via(wrapper, args);
+        s.wait_for("netmem_last_interval_timestamp_seconds");
+        s
+    }
+
+    /// Starts it without waiting: [`Serve::wait_for`] then sees its very
+    /// first exposition.
+    pub fn spawn_via(wrapper: &[&str], args: &[&str]) -> Serve {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut cmd = match wrapper.split_first() {
             Some((w, rest)) => {
@@ -109,9 +129,7 @@ impl Serve {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn netmem serve");
-        let mut s = Serve { child, addr };
-        s.wait_for("netmem_last_interval_timestamp_seconds");
-        s
+        Serve { child, addr }
     }
 
     pub fn metrics(&self) -> String {
@@ -185,15 +203,38 @@ pub fn prometheus_bin() -> &'static str {
 
 impl Prometheus {
     pub fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::start_with(target, &[], None)
+    }
+
+    /// Scrapes `target` once per name in `hosts`, each with that name as
+    /// its `instance` label (several hosts, as a dashboard's "All" sees
+    /// them; none: the target's own address), evaluating `rules` (a rule
+    /// file) every second if given.
+    pub fn start_with(
+        target: SocketAddr,
+        hosts: &[&str],
+        rules: Option<&std::path::Path>,
+    ) -> Prometheus {
         let dir = std::env::temp_dir().join(format!(
             "netmem-prom-{}-{}",
             std::process::id(),
             free_port()
         ));
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: netmem\n    static_configs:\n      - targets: ['{target}']\n"
-        );
+        let mut config =
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+                .to_string();
+        if let Some(r) = rules {
+            config += &format!("rule_files: ['{}']\n", r.display());
+        }
+        config += "scrape_configs:\n  - job_name: netmem\n    static_configs:\n";
+        if hosts.is_empty() {
+            config += &format!("      - targets: ['{target}']\n");
+        }
+        for h in hosts {
+            config +=
+                &format!("      - targets: ['{target}']\n        labels: {{instance: '{h}'}}\n");
+        }
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let child = Command::new(prometheus_bin())
@@ -240,6 +281,15 @@ impl Prometheus {
             .unwrap_or_else(|e| panic!("prometheus answered {status} {body:?}: {e}"));
         assert_eq!(v["status"], "success", "{q}: {body}");
         v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// An API answer's `data` (e.g. `/api/v1/rules`).
+    pub fn api(&self, path: &str) -> Value {
+        let (status, body) = http_get(self.addr, path, None).expect("ask prometheus");
+        let v: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("prometheus answered {status} {body:?}: {e}"));
+        assert_eq!(v["status"], "success", "{path}: {body}");
+        v["data"].clone()
     }
 
     /// The single value of an instant query, if it has one.

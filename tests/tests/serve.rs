@@ -568,3 +568,151 @@ fn time_wait_metric_only_when_counted() {
         "{series} = {n} (400 over 8 ports)"
     );
 }
+
+/// The `expr:` of alert `name` in the packaged rules.
+fn alert_expr(name: &str) -> String {
+    let rules = std::fs::read_to_string(packaging("prometheus/netmem.rules.yml")).unwrap();
+    let at = rules
+        .find(&format!("- alert: {name}\n"))
+        .unwrap_or_else(|| panic!("no alert {name}"));
+    rules[at..]
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("expr: "))
+        .unwrap()
+        .to_string()
+}
+
+/// The host-wide counters an alert can watch exist at 0 from netmem's
+/// first exposition, so Prometheus sees a group's first burst as 0 -> N
+/// even when the group is born with it (here: a flooded UDP socket's
+/// SOCKET_RCVBUFF drops). On a Prometheus scraping two hosts, every query
+/// of the packaged dashboard keeps them apart (each series has its
+/// `instance`), the packaged rules evaluate without error, and NetmemDown's
+/// expression names both hosts once netmem is gone.
+#[test]
+fn host_wide_counters_start_at_zero_and_hosts_stay_apart() {
+    require_root();
+    let ns = Netns::new("hostwide");
+    let port = 18330u16;
+    let mut serve = Serve::spawn_via(&[], &["--netns", &ns.name, "--interval", "1s"]);
+    // The first exposition: no interval may be in it yet, never an event.
+    let first = serve.wait_for("netmem_build_info");
+    promtool_check_metrics(&first);
+    for z in host_wide_series() {
+        assert_eq!(
+            sample(&first, &z),
+            Some(0.0),
+            "{z} in the first scrape:\n{first}"
+        );
+    }
+
+    let rules = packaging("prometheus/netmem.rules.yml");
+    let prom = Prometheus::start_with(serve.addr, &["host-a", "host-b"], Some(&rules));
+    let drops = "netmem_memory_drops_total{reason=\"SOCKET_RCVBUFF\"}";
+    let both = BTreeSet::from(["host-a".to_string(), "host-b".to_string()]);
+    // Holds once `q` has a series for each host.
+    let on_both = |q: &str| {
+        let r = prom.query(q, None);
+        match label_values(&r, "instance") == both {
+            true => Ok(()),
+            false => Err(format!("{q}: {r:?}")),
+        }
+    };
+    poll(Duration::from_secs(60), || {
+        on_both(&format!("{drops} == 0"))
+    });
+    // The group is born with its drops.
+    let flood = ns.load(&["udp-flood", "--port", &port.to_string(), "--count", "3000"]);
+    let group = format!("listen:{port}");
+    let first_burst = format!("increase({drops}[30s]) > 0");
+    poll(Duration::from_secs(30), || on_both(&first_burst));
+    let text = serve.wait_for(&format!("group=\"{group}\""));
+    let by_group = sample(
+        &text,
+        &format!("netmem_group_memory_drops_total{{group=\"{group}\",kind=\"listen\",reason=\"SOCKET_RCVBUFF\"}}"),
+    )
+    .unwrap_or(0.0);
+    let host = sample(&text, drops).unwrap();
+    assert!(
+        by_group > 0.0 && host >= by_group,
+        "host-wide {host}, {group} {by_group}"
+    );
+    // Every series at 0 from the group's first interval: a cause it never had.
+    assert_eq!(
+        sample(
+            &text,
+            &format!("netmem_group_aborts_on_memory_total{{group=\"{group}\",kind=\"listen\",cause=\"tcp_mem\"}}")
+        ),
+        Some(0.0),
+        "{text}"
+    );
+
+    // The dashboard with "All" hosts: every series of every query is one
+    // host's, and the flooded group is there once per host.
+    prom.wait_for(&format!("netmem_group_memory_bytes{{group=\"{group}\"}}"));
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(packaging("grafana/netmem.json")).unwrap())
+            .unwrap();
+    let mut per_group = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let q = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$instance", ".*")
+                .replace("$__rate_interval", "30s");
+            let r = prom.query(&q, None);
+            for s in &r {
+                assert!(
+                    s["metric"]["instance"].is_string(),
+                    "panel {:?}: {q} adds hosts together: {s}",
+                    panel["title"]
+                );
+            }
+            let hosts = r
+                .iter()
+                .filter(|s| s["metric"]["group"] == group.as_str())
+                .map(|s| s["metric"]["instance"].as_str().unwrap().to_string())
+                .collect::<BTreeSet<_>>();
+            if q.starts_with("sum by (instance, group) (netmem_group_memory_bytes") {
+                assert_eq!(hosts.len(), 2, "{q}: {r:?}");
+                per_group += 1;
+            }
+        }
+    }
+    assert_eq!(per_group, 1, "the dashboard has no memory-by-group query");
+
+    // The packaged rules run against real series without error; no abort,
+    // so no NetmemAbortOnMemory.
+    poll(Duration::from_secs(20), || {
+        let groups = prom.api("/api/v1/rules");
+        let rules: Vec<&serde_json::Value> = groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap())
+            .collect();
+        assert!(rules.len() >= 8, "{groups}");
+        assert!(
+            rules.iter().all(|r| r["health"] != "err"),
+            "a rule fails: {groups}"
+        );
+        if !rules.iter().all(|r| r["health"] == "ok") {
+            return Err(format!("rules never evaluated: {groups}"));
+        }
+        let aborts = rules
+            .iter()
+            .find(|r| r["name"] == "NetmemAbortOnMemory")
+            .unwrap();
+        assert_eq!(aborts["state"], "inactive", "{aborts}");
+        Ok(())
+    });
+
+    // netmem gone: NetmemDown's expression names both hosts.
+    drop(flood);
+    let (st, err) = serve.stop();
+    assert!(st.success(), "{err}");
+    poll(Duration::from_secs(20), || {
+        on_both(&alert_expr("NetmemDown"))
+    });
+}

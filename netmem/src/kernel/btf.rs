@@ -29,6 +29,12 @@ pub const MEMORY_DROP_REASONS: &[&str] = &[
     "SKB_DROP_REASON_SOCKET_RCV_SHUTDOWN",
 ];
 
+/// A drop reason as netmem names it (events, metrics): the kernel's
+/// `enum skb_drop_reason` member without `SKB_DROP_REASON_`.
+pub fn drop_reason_name(member: &str) -> &str {
+    member.trim_start_matches("SKB_DROP_REASON_")
+}
+
 pub const RST_REASON_ABORT_ON_MEMORY: &str = "SK_RST_REASON_TCP_ABORT_ON_MEMORY";
 
 /// `struct btf_header` (include/uapi/linux/btf.h): magic 0xeb9f, version 1,
@@ -447,8 +453,7 @@ impl KernelBtf {
                     if MEMORY_DROP_REASONS.contains(&name.as_str()) {
                         l.select_drop_reason(v);
                     }
-                    drop_reason_names
-                        .push((v, name.trim_start_matches("SKB_DROP_REASON_").to_string()));
+                    drop_reason_names.push((v, drop_reason_name(&name).to_string()));
                 }
             }
             Err(e) => missing.push((Some(HookId::KfreeSkb), format!("{e:#}"))),

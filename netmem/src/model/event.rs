@@ -98,18 +98,12 @@ impl Body {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    Send,
-    Recv,
-}
-
-impl Direction {
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Send => "send",
-            Direction::Recv => "recv",
-        }
+netmem_common::named_enum! {
+    /// Which way a buffer limit was exceeded. `ALL` lists every label value
+    /// (serve exports each at 0 from the start).
+    pub enum Direction {
+        Send = 0 => "send",
+        Recv = 1 => "recv",
     }
 }
 
@@ -182,13 +176,15 @@ impl FigureSource {
     }
 }
 
-/// Which of tcp_check_oom()'s two tests fired.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AbortCause {
-    Orphans,
-    TcpMem,
-    Both,
-    Unknown,
+netmem_common::named_enum! {
+    /// Which of tcp_check_oom()'s two tests fired. `ALL` lists every label
+    /// value (serve exports each at 0 from the start).
+    pub enum AbortCause {
+        Orphans = 0 => "orphans",
+        TcpMem = 1 => "tcp_mem",
+        Both = 2 => "orphans+tcp_mem",
+        Unknown = 3 => "unknown",
+    }
 }
 
 impl AbortCause {
@@ -215,15 +211,6 @@ impl AbortCause {
             (true, false) => AbortCause::Orphans,
             (false, true) => AbortCause::TcpMem,
             (false, false) => AbortCause::Unknown,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AbortCause::Both => "orphans+tcp_mem",
-            AbortCause::Orphans => "orphans",
-            AbortCause::TcpMem => "tcp_mem",
-            AbortCause::Unknown => "unknown",
         }
     }
 }

@@ -74,6 +74,34 @@ impl Totals {
     pub fn count(&self, c: Counter) -> u64 {
         self.counts[c as usize]
     }
+
+    /// Counts one event of a kind these totals keep; others are ignored.
+    fn add(&mut self, body: &Body) {
+        let counter = match body {
+            Body::AbortOnMemory(a) => {
+                *self.aborts.entry(a.cause.name()).or_default() += 1;
+                Counter::MemAborts
+            }
+            Body::ExceedBufLimit { direction, .. } => {
+                *self.exceeded.entry(direction.name()).or_default() += 1;
+                Counter::ExceedBufLimit
+            }
+            Body::SkbDrop { reason, .. } => {
+                if let Some(n) = self.drops.get_mut(reason) {
+                    *n += 1;
+                } else {
+                    self.drops.insert(reason.clone(), 1);
+                }
+                Counter::SkbDrops
+            }
+            Body::RcvqueueFull { .. } => Counter::RcvqueueFull,
+            Body::OrphanBorn { .. } => Counter::OrphansBorn,
+            Body::OrphanGone { .. } => Counter::OrphansGone,
+            Body::DestroyWithData { .. } => Counter::DestroyedWithData,
+            _ => return,
+        };
+        self.counts[counter as usize] += 1;
+    }
 }
 
 /// One exported group: `group` and `kind` label values, its memory now and
@@ -175,6 +203,11 @@ pub struct Exposition {
     pub groups_folded: usize,
     /// Events received so far, by kind.
     pub events: BTreeMap<&'static str, u64>,
+    /// Every event counted so far, with a group or without: the host-wide
+    /// series, which exist from the first publication on (so an alert's
+    /// `increase()` sees the first abort of any group, even one born with
+    /// it).
+    pub host: Totals,
 }
 
 /// What the HTTP side reads: the latest exposition, and its own counters.
@@ -217,6 +250,8 @@ pub struct MetricsSink {
     /// Published, cumulative.
     totals: HashMap<Slot, Totals>,
     events: BTreeMap<&'static str, u64>,
+    /// Every event, counted as it comes (published with the next interval).
+    host: Totals,
     routes_inserted: BTreeMap<&'static str, u64>,
     suppressed: u64,
 }
@@ -243,6 +278,7 @@ impl MetricsSink {
             pending: HashMap::new(),
             totals: HashMap::new(),
             events: BTreeMap::new(),
+            host: Totals::default(),
             routes_inserted: BTreeMap::new(),
             suppressed: 0,
         }
@@ -260,6 +296,7 @@ impl MetricsSink {
             groups_seen: seen,
             groups_folded: folded,
             events: self.events.clone(),
+            host: self.host.clone(),
         });
     }
 
@@ -371,34 +408,13 @@ impl Sink for MetricsSink {
 
     fn event(&mut self, e: &Event) -> Result<()> {
         *self.events.entry(e.body.kind().name()).or_default() += 1;
-        let Some(g) = &e.group else {
-            return Ok(());
-        };
-        let p = self.pending.entry(Slot::Group(*g)).or_default();
-        let counter = match &e.body {
-            Body::AbortOnMemory(a) => {
-                *p.aborts.entry(a.cause.name()).or_default() += 1;
-                Counter::MemAborts
-            }
-            Body::ExceedBufLimit { direction, .. } => {
-                *p.exceeded.entry(direction.name()).or_default() += 1;
-                Counter::ExceedBufLimit
-            }
-            Body::SkbDrop { reason, .. } => {
-                if let Some(n) = p.drops.get_mut(reason) {
-                    *n += 1;
-                } else {
-                    p.drops.insert(reason.clone(), 1);
-                }
-                Counter::SkbDrops
-            }
-            Body::RcvqueueFull { .. } => Counter::RcvqueueFull,
-            Body::OrphanBorn { .. } => Counter::OrphansBorn,
-            Body::OrphanGone { .. } => Counter::OrphansGone,
-            Body::DestroyWithData { .. } => Counter::DestroyedWithData,
-            _ => return Ok(()),
-        };
-        p.counts[counter as usize] += 1;
+        self.host.add(&e.body);
+        if let Some(g) = &e.group {
+            self.pending
+                .entry(Slot::Group(*g))
+                .or_default()
+                .add(&e.body);
+        }
         Ok(())
     }
 

@@ -4,9 +4,10 @@ use std::time::{Duration, SystemTime};
 
 use netmem_common::{Counter, GroupKey};
 
-use super::metrics::{encode_http, encode_interval, Format, NAMES};
+use super::metrics::{encode_http, encode_interval, host_wide_series, Format, NAMES};
 use super::*;
-use crate::model::event::{Direction, ProtoMem, Protocol};
+use crate::kernel::btf::MEMORY_DROP_REASONS;
+use crate::model::event::{Abort, AbortCause, Direction, FigureSource, ProtoMem, Protocol};
 use crate::model::group::{GroupMem, GroupRow};
 use crate::model::{Body, Event, Interval};
 
@@ -331,4 +332,125 @@ fn a_vanished_group_lingers_with_its_counts_then_leaves() {
     }
     s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
     assert!(series(&shared.latest().unwrap(), "listen:2").is_none());
+}
+
+fn abort(g: Option<GroupKey>, cause: AbortCause) -> Event {
+    let mut e = exceed(g.unwrap_or(listen(0)));
+    e.group = g;
+    e.body = Body::AbortOnMemory(Abort {
+        cause,
+        via: None,
+        orphans: None,
+        orphans_source: FigureSource::Kernel,
+        shift: None,
+        max_orphans: None,
+        max_orphans_source: FigureSource::Kernel,
+        allocated_pages: 0,
+        mem: ProtoMem {
+            protocol: Protocol::Tcp,
+            pages: [1, 2, 3],
+        },
+        sock_min_sndbuf: 0,
+        kernel_log: None,
+    });
+    e
+}
+
+fn text_of(shared: &Shared) -> String {
+    encode_interval(shared.latest().unwrap(), Format::Text)
+}
+
+/// The host-wide counters exist at 0, for every label value netmem knows,
+/// from the first publication (before any interval or event): an alert's
+/// `increase()` then sees their first event as 0 -> 1.
+#[test]
+fn host_wide_counters_exist_at_zero_from_the_start() {
+    let (mut s, shared) = sink(10);
+    s.coverage(&[]).unwrap();
+    let text = text_of(&shared);
+    let expected = host_wide_series();
+    assert_eq!(
+        expected.len(),
+        AbortCause::ALL.len() + 2 + MEMORY_DROP_REASONS.len() + 1
+    );
+    assert!(expected.contains(&"netmem_memory_drops_total{reason=\"PROTO_MEM\"}".to_string()));
+    assert!(
+        expected.contains(&"netmem_aborts_on_memory_total{cause=\"orphans+tcp_mem\"}".to_string())
+    );
+    for l in &expected {
+        assert!(text.contains(&format!("\n{l} 0\n")), "no {l} 0 in {text}");
+    }
+}
+
+/// A group's first interval may be the one with its first abort: its own
+/// series is born at 1, but the host-wide one went 0 -> 1. Events with no
+/// group count host-wide too.
+#[test]
+fn a_group_born_with_its_abort_moves_the_host_wide_counter() {
+    let (mut s, shared) = sink(10);
+    s.coverage(&[]).unwrap();
+    s.interval(&interval(vec![(listen(1), row(100, 0))]))
+        .unwrap();
+    let before = text_of(&shared);
+    assert!(before.contains("netmem_aborts_on_memory_total{cause=\"orphans\"} 0\n"));
+    let b = listen(2);
+    s.event(&abort(Some(b), AbortCause::Orphans)).unwrap();
+    s.event(&abort(None, AbortCause::TcpMem)).unwrap();
+    let mut rq = exceed(b);
+    rq.group = None;
+    rq.body = Body::RcvqueueFull { truesize: 1 };
+    s.event(&rq).unwrap();
+    s.interval(&interval(vec![(listen(1), row(100, 0)), (b, row(10, 0))]))
+        .unwrap();
+    let after = text_of(&shared);
+    for l in [
+        "netmem_aborts_on_memory_total{cause=\"orphans\"} 1\n",
+        "netmem_aborts_on_memory_total{cause=\"tcp_mem\"} 1\n",
+        "netmem_aborts_on_memory_total{cause=\"unknown\"} 0\n",
+        "netmem_receive_queue_full_total 1\n",
+        "netmem_group_aborts_on_memory_total{group=\"listen:2\",kind=\"listen\",cause=\"orphans\"} 1\n",
+    ] {
+        assert!(after.contains(l), "no {l:?} in {after}");
+    }
+}
+
+/// Per group, every cause of abort is at 0 from the group's first
+/// interval, so a group that exists before its first abort has a 0 before
+/// it; buffer limits and drops have series per group only once counted (a
+/// reason netmem does not know by name too), and at 0 host-wide.
+#[test]
+fn group_aborts_are_at_zero_for_every_cause() {
+    let (mut s, shared) = sink(10);
+    let a = listen(1);
+    s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+    let text = text_of(&shared);
+    let l = "group=\"listen:1\",kind=\"listen\"";
+    for c in AbortCause::ALL {
+        let want = format!(
+            "netmem_group_aborts_on_memory_total{{{l},cause=\"{}\"}} 0\n",
+            c.name()
+        );
+        assert!(text.contains(&want), "no {want:?} in {text}");
+    }
+    assert!(!text.contains("netmem_group_memory_drops_total{"), "{text}");
+    assert!(
+        !text.contains("netmem_group_buffer_limit_exceeded_total{"),
+        "{text}"
+    );
+    let mut drop = exceed(a);
+    drop.body = Body::SkbDrop {
+        reason: "4242".into(),
+        truesize: 1,
+        len: 1,
+    };
+    s.event(&drop).unwrap();
+    s.interval(&interval(vec![(a, row(100, 0))])).unwrap();
+    let text = text_of(&shared);
+    for want in [
+        format!("netmem_group_memory_drops_total{{{l},reason=\"4242\"}} 1\n"),
+        "netmem_memory_drops_total{reason=\"4242\"} 1\n".to_string(),
+        "netmem_memory_drops_total{reason=\"NOMEM\"} 0\n".to_string(),
+    ] {
+        assert!(text.contains(&want), "no {want:?} in {text}");
+    }
 }
