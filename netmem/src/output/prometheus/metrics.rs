@@ -49,6 +49,7 @@ pub const NAMES: &[&str] = &[
     "netmem_tcp_memory_pressure",
     "netmem_tcp_memory_pressure_seconds_total",
     "netmem_tcp_orphans",
+    "netmem_census_orphans",
     "netmem_tcp_max_orphans",
     "netmem_tcp_time_wait_sockets",
     "netmem_sockets_in_use",
@@ -633,6 +634,17 @@ fn global(f: &mut Families, e: &Exposition) -> Fmt {
         None,
         c.orphans,
     )?;
+    // The groups' figures come from the census; the kernel's sockstat count
+    // is read at another moment. This one is the groups' own whole: never
+    // below the sum of netmem_group_orphans of the same interval.
+    if let Some(n) = c.orphans_census {
+        f.gauge(
+            "census_orphans",
+            "Orphaned TCP sockets the census counted in the traced namespace(s), from the same sock_diag pass as the groups (netmem_group_orphans sums to at most this).",
+            None,
+            n,
+        )?;
+    }
     if let Some(m) = c.max_orphans {
         f.gauge("tcp_max_orphans", "net.ipv4.tcp_max_orphans. Aborts start at a quarter of it for sockets idle or in error (tcp_out_of_resources).", None, m)?;
     }

@@ -197,6 +197,7 @@ fn full_exposition() -> Arc<Exposition> {
     i.context.tcp_mem_pages = Some([1, 2, 3]);
     i.context.udp_mem_pages = Some([1, 2, 3]);
     i.context.max_orphans = Some(4096);
+    i.context.orphans_census = Some(1);
     i.context.page_size = 4096;
     s.interval(&i).unwrap();
     shared.latest().unwrap()
