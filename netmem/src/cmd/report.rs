@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::report::{render, Run};
 
@@ -18,7 +18,9 @@ pub fn run(files: &[String], output: &Path) -> Result<()> {
         }
     }
     let html = render(&runs)?;
-    std::fs::write(output, &html).with_context(|| format!("cannot write {}", output.display()))?;
+    // An existing output is replaced (a link itself, never what it points
+    // to): `report -o` has always overwritten.
+    crate::fsutil::write_whole(output, html.as_bytes(), true)?;
     eprintln!(
         "netmem report: {} ({}, {} intervals{})",
         output.display(),
