@@ -37,8 +37,8 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
             )),
         }
         format!(
-            "recording {path} ({} intervals, {} to {})",
-            state.window.intervals,
+            "recording {path} ({}, {} to {})",
+            crate::output::count(state.window.intervals, "interval", "intervals"),
             state.window.first_ts.as_deref().unwrap_or("?"),
             state.window.last_ts.as_deref().unwrap_or("?")
         )

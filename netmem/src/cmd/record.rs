@@ -19,11 +19,10 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut sink = RecordSink::create(opts.output.clone(), opts.max_size, opts.force)?;
     let res = crate::engine::run(opts.engine, &mut sink).await;
     let written = sink.written();
-    drop(sink);
     if res.is_err() && written == 0 {
-        // Nothing was recorded (no privileges, say): leave no empty file
-        // that a retry would then refuse to replace.
-        let _ = std::fs::remove_file(&opts.output);
+        sink.discard();
+    } else {
+        drop(sink);
     }
     let summary = res?;
     eprintln!(

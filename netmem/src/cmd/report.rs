@@ -1,17 +1,16 @@
 //! `netmem report FILE [FILE2] -o report.html`: draws a recording, or
 //! compares two, as one self-contained HTML file (see `report/`).
 
-use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::report::{render, Run};
 
 /// `force`: replace `output` if it exists (refused otherwise, before any
 /// recording is read, as `record` refuses).
 pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
-    crate::output::refuse_existing(output, force)?;
+    crate::fsutil::refuse_existing(output, force)?;
     let runs = files
         .iter()
         .map(|f| Run::read(f))
@@ -22,15 +21,15 @@ pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
         }
     }
     let html = render(&runs)?;
-    crate::output::create_file(output, force)?
-        .write_all(html.as_bytes())
-        .with_context(|| format!("cannot write {}", output.display()))?;
+    // Anything already there (a link itself, never what it points to) is
+    // replaced only with --force, the same refusal `record -o` gives.
+    crate::fsutil::write_whole(output, html.as_bytes(), force)?;
     eprintln!(
-        "netmem report: {} ({}, {} intervals{})",
+        "netmem report: {} ({}, {}{})",
         output.display(),
         crate::output::human_bytes(html.len() as u64),
         runs.iter()
-            .map(|r| r.timeline.points.len().to_string())
+            .map(|r| crate::output::count(r.timeline.points.len() as u64, "interval", "intervals"))
             .collect::<Vec<_>>()
             .join(" + "),
         if runs.iter().any(|r| !r.warnings.is_empty()) {

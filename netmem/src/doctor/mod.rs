@@ -118,18 +118,13 @@ impl LogSeen {
     /// `1 line, at Nov 29 03:12:01`, `3 lines, from T1 to T2`, `2 lines
     /// (without timestamps)`.
     pub fn describe(&self) -> String {
-        let n = count(self.lines, "line", "lines");
+        let n = crate::output::count(self.lines, "line", "lines");
         match (&self.first, &self.last) {
             (Some(a), Some(b)) if self.lines > 1 && a != b => format!("{n}, from {a} to {b}"),
             (Some(a), _) => format!("{n}, at {a}"),
             _ => format!("{n} (without timestamps)"),
         }
     }
-}
-
-/// `1 line`, `2 lines`.
-fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Everything the rules look at.

@@ -8,11 +8,14 @@
 //! by the boot (`boot_id`: a new kernel, or new KASLR addresses, means a new
 //! boot), the BTF's size, netmem's own build and the process's
 //! capabilities (which decide whether kallsyms shows addresses). Any
-//! mismatch, an unreadable or foreign file, or `NETMEM_CACHE_DIR=off`
-//! resolves from scratch; a cache that cannot be written is only logged.
+//! mismatch, an unreadable or foreign file (or a link), a directory others
+//! could change (said once), or `NETMEM_CACHE_DIR=off` resolves from
+//! scratch; a cache that cannot be written is only logged.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::MetadataExt;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -50,11 +53,14 @@ impl KernelFacts {
     /// resolved from BTF and kallsyms (and cached for the next start).
     pub fn load() -> Result<KernelFacts> {
         let key = cache_key();
-        let path = cache_dir().map(|d| d.join("kernel-facts.json"));
-        if let (Some(key), Some(path)) = (&key, &path) {
-            match read_cached(path, key) {
+        let dir = key
+            .as_ref()
+            .and_then(|_| cache_dir())
+            .and_then(CacheDir::open);
+        if let (Some(key), Some(dir)) = (&key, &dir) {
+            match read_cached(dir, key) {
                 Ok(f) => {
-                    log::debug!("kernel facts from {}", path.display());
+                    log::debug!("kernel facts from {}", dir.shown(CACHE_FILE).display());
                     f.warn();
                     return Ok(f);
                 }
@@ -76,9 +82,12 @@ impl KernelFacts {
             super::startup::release_freed_memory();
         });
         f.warn();
-        if let (Some(_), Some(path)) = (&key, &path) {
-            if let Err(e) = write_cached(path, &f) {
-                log::debug!("kernel facts not cached at {}: {e:#}", path.display());
+        if let Some(dir) = &dir {
+            if let Err(e) = write_cached(dir, &f) {
+                log::debug!(
+                    "kernel facts not cached at {}: {e:#}",
+                    dir.shown(CACHE_FILE).display()
+                );
             }
         }
         Ok(f)
@@ -217,18 +226,116 @@ fn cache_key() -> Option<String> {
     ))
 }
 
-fn read_cached(path: &PathBuf, key: &str) -> Result<KernelFacts> {
-    let meta = std::fs::metadata(path).context("no cache file")?;
+const CACHE_FILE: &str = "kernel-facts.json";
+
+/// The cache's directory, opened and checked once. What netmem loads into
+/// the kernel follows from the cache, so the directory must be one no one
+/// else can change: owned by us and writable by no one else, or sticky
+/// (like /tmp: others cannot remove or rename our files in it). Its files
+/// are then reached through the open descriptor (`/proc/self/fd/N/...`),
+/// so the check holds for what is used even if a directory above it is
+/// renamed meanwhile.
+struct CacheDir {
+    dir: std::fs::File,
+    path: PathBuf,
+}
+
+impl CacheDir {
+    /// None when it cannot be used: said once as a warning when it is not
+    /// safe to use, only logged when it cannot be made or opened.
+    fn open(path: PathBuf) -> Option<CacheDir> {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&path)
+        };
+        let opened = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)
+                .and_then(|_| open()),
+            r => r,
+        };
+        let refuse = |why: String| {
+            log::warn!(
+                "not using the kernel-facts cache in {}: {why}; set NETMEM_CACHE_DIR to a directory of your own, or to off",
+                path.display()
+            );
+            None
+        };
+        let dir = match opened {
+            Ok(d) => d,
+            // O_DIRECTORY|O_NOFOLLOW refuses a link with ENOTDIR (or
+            // ELOOP): look again to say which it is.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                let link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
+                return refuse(if link {
+                    "it is a symbolic link".into()
+                } else {
+                    "it is not a directory".into()
+                });
+            }
+            Err(e) => {
+                log::debug!("kernel facts not cached: {}: {e}", path.display());
+                return None;
+            }
+        };
+        // fstat of what was opened, not a second look at the path.
+        let meta = dir.metadata().ok()?;
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return refuse(format!("it is owned by uid {}, not {me}", meta.uid()));
+        }
+        if meta.mode() & 0o022 != 0 && meta.mode() & libc::S_ISVTX == 0 {
+            return refuse(format!(
+                "it is writable by others (mode {:o}) without the sticky bit",
+                meta.mode() & 0o7777
+            ));
+        }
+        Some(CacheDir { dir, path })
+    }
+
+    /// `name` in the directory that was checked.
+    fn file(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd())).join(name)
+    }
+
+    /// `name` as the user knows it, for messages.
+    fn shown(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+fn read_cached(dir: &CacheDir, key: &str) -> Result<KernelFacts> {
+    let shown = dir.shown(CACHE_FILE);
+    // Not through a link, and not waiting on a FIFO someone put there.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir.file(CACHE_FILE))
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => anyhow::anyhow!("{} is a symbolic link", shown.display()),
+            Some(libc::ENOENT) => anyhow::anyhow!("no cache file"),
+            _ => anyhow::Error::new(e).context(format!("cannot open {}", shown.display())),
+        })?;
+    // The file that was opened, not whatever the name leads to now.
+    let meta = file.metadata()?;
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
+    anyhow::ensure!(meta.is_file(), "{} is not a regular file", shown.display());
     // A file another user could have written would decide what netmem
     // loads into the kernel: only our own, writable by us alone, is used.
     anyhow::ensure!(
         meta.uid() == me && meta.mode() & 0o022 == 0,
         "{} is not owned by uid {me} alone",
-        path.display()
+        shown.display()
     );
-    let f: KernelFacts = serde_json::from_slice(&std::fs::read(path)?).context("unreadable")?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let f: KernelFacts = serde_json::from_slice(&bytes).context("unreadable")?;
     anyhow::ensure!(f.key == key, "made for another boot or build");
     anyhow::ensure!(
         f.layout.len() == std::mem::size_of::<KernelLayout>(),
@@ -237,20 +344,43 @@ fn read_cached(path: &PathBuf, key: &str) -> Result<KernelFacts> {
     Ok(f)
 }
 
-fn write_cached(path: &PathBuf, f: &KernelFacts) -> Result<()> {
-    let dir = path.parent().context("no directory")?;
-    std::fs::create_dir_all(dir)?;
-    // Written aside and renamed: two netmem starting at once never read a
-    // half-written file.
-    let tmp = dir.join(format!(".kernel-facts.{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec(f)?)?;
-    std::fs::rename(&tmp, path)?;
+fn write_cached(dir: &CacheDir, f: &KernelFacts) -> Result<()> {
+    // A temp file with a random name, created O_EXCL, renamed onto the
+    // cache: two netmem starting at once never read a half-written file,
+    // and no link planted for a guessable name is ever written through.
+    crate::fsutil::replace(&dir.file(CACHE_FILE), &serde_json::to_vec(f)?, 0o600, true)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a regular file of ours is read: a link (even to our own valid
+    /// file) and a FIFO are refused at once, the FIFO without waiting for
+    /// a writer.
+    #[test]
+    fn cache_file_is_opened_without_following_or_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = CacheDir::open(d.path().to_path_buf()).expect("a 0700 dir of ours");
+        let err = |dir: &CacheDir| format!("{:#}", read_cached(dir, "k").err().unwrap());
+        assert!(err(&dir).contains("no cache file"));
+        let real = d.path().join("real");
+        std::fs::write(&real, b"{}").unwrap();
+        std::os::unix::fs::symlink(&real, d.path().join(CACHE_FILE)).unwrap();
+        assert!(err(&dir).contains("is a symbolic link"), "{}", err(&dir));
+        std::fs::remove_file(d.path().join(CACHE_FILE)).unwrap();
+        let fifo = std::ffi::CString::new(
+            d.path()
+                .join(CACHE_FILE)
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo has no other input.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(err(&dir).contains("not a regular file"), "{}", err(&dir));
+    }
 
     /// Cached facts give exactly what resolving gives.
     #[test]

@@ -128,39 +128,9 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// A file the user named with `-o` must not exist unless `force`:
-/// `record` and `report` refuse the same way (checked before any work).
-pub fn refuse_existing(path: &std::path::Path, force: bool) -> Result<()> {
-    if !force && path.symlink_metadata().is_ok() {
-        return Err(exists(path));
-    }
-    Ok(())
-}
-
-/// Creates `path` for writing; an existing file is replaced only with
-/// `force`.
-pub fn create_file(path: &std::path::Path, force: bool) -> Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true);
-    if force {
-        o.create(true).truncate(true);
-    } else {
-        o.create_new(true);
-    }
-    o.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            exists(path)
-        } else {
-            anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
-        }
-    })
-}
-
-fn exists(path: &std::path::Path) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{} exists: choose another -o, or pass --force to replace it",
-        path.display()
-    )
+/// `1 line`, `2 lines`: every count a message gives in words.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub fn rfc3339(t: SystemTime) -> String {

@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -40,9 +41,10 @@ pub struct RecordSink {
 }
 
 impl RecordSink {
-    /// Creates `path`; an existing file is replaced only with `force`.
+    /// Creates `path`; anything already there (a file, a link) is replaced
+    /// only with `force`, and a link is never followed.
     pub fn create(path: PathBuf, max_size: Option<u64>, force: bool) -> Result<RecordSink> {
-        let file = super::create_file(&path, force)?;
+        let file = crate::fsutil::create_new(&path, force)?;
         Ok(RecordSink {
             json: JsonSink::new(Vec::new()),
             file,
@@ -59,6 +61,21 @@ impl RecordSink {
 
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Removes the file this sink created, once nothing could be recorded
+    /// (no privileges, say), so that a retry is not refused for an empty
+    /// file. Only if the name still leads to that very regular file: a
+    /// device written in place (`-o /dev/null`), or whatever was put there
+    /// since, is left alone.
+    pub fn discard(self) {
+        let ours = self.file.metadata();
+        let there = std::fs::symlink_metadata(&self.path);
+        if let (Ok(a), Ok(b)) = (ours, there) {
+            if a.is_file() && b.is_file() && (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
     }
 
     /// Compresses what the JSON sink wrote since the last frame into one
