@@ -27,7 +27,8 @@ pub enum Cells<'a> {
     /// Whole items (`skb_drop=3`) as many as fit, then `…`; takes the room
     /// left over.
     Items(Vec<Vec<String>>),
-    /// A sparkline per row, as many of the latest samples as fit.
+    /// A sparkline per row, as many of the latest samples as fit (up to
+    /// `most`).
     Spark {
         history: Vec<&'a VecDeque<u64>>,
         most: u16,
@@ -194,9 +195,10 @@ impl Column<'_> {
                     fill: true,
                 }
             }
-            Cells::Spark { history, most } => {
-                let longest = history.iter().map(|h| h.len()).max().unwrap_or(0) as u16;
-                let want = longest.min(*most).max(head);
+            Cells::Spark { most, .. } => {
+                // As wide as a full minute from the start: the table does
+                // not shift as the history fills.
+                let want = (*most).max(head);
                 Need {
                     want,
                     min: head.min(want),
