@@ -101,19 +101,24 @@ impl Tmux {
         );
     }
 
-    /// Waits until the screen satisfies `f` (15 s at most).
+    /// Waits until the screen satisfies `f` (15 s at most) and is drawn
+    /// whole: the same on a second look 150 ms later, since a capture can
+    /// fall in the middle of a redraw (a new title over the old rows).
     fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
         let t0 = Instant::now();
         loop {
             let s = self.screen();
             if f(&s) {
-                return s;
+                std::thread::sleep(Duration::from_millis(150));
+                if self.screen() == s {
+                    return s;
+                }
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(15),
-                "never saw {what}:\n{s}"
+                "never saw {what} (drawn whole):\n{s}"
             );
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
