@@ -2,6 +2,7 @@
 //! load in a namespace of the test's own; the test reads the screen with
 //! capture-pane and types with send-keys.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,10 @@ impl Tmux {
     /// `netmem top ARGS` in a new 150x40 session; when it exits, the shell
     /// writes its status and the terminal's modes to a file.
     fn start(args: &str) -> Tmux {
+        Tmux::start_sized(args, 150, 40)
+    }
+
+    fn start_sized(args: &str, x: u16, y: u16) -> Tmux {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let session = format!(
             "netmem-top-{}-{}",
@@ -43,9 +48,9 @@ impl Tmux {
             "-s",
             &session,
             "-x",
-            "150",
+            &x.to_string(),
             "-y",
-            "40",
+            &y.to_string(),
             "bash",
             "-c",
             &script,
@@ -96,19 +101,24 @@ impl Tmux {
         );
     }
 
-    /// Waits until the screen satisfies `f` (15 s at most).
+    /// Waits until the screen satisfies `f` (15 s at most) and is drawn
+    /// whole: the same on a second look 150 ms later, since a capture can
+    /// fall in the middle of a redraw (a new title over the old rows).
     fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
         let t0 = Instant::now();
         loop {
             let s = self.screen();
             if f(&s) {
-                return s;
+                std::thread::sleep(Duration::from_millis(150));
+                if self.screen() == s {
+                    return s;
+                }
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(15),
-                "never saw {what}:\n{s}"
+                "never saw {what} (drawn whole):\n{s}"
             );
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -131,6 +141,93 @@ fn rows(screen: &str) -> Vec<Vec<String>> {
         .take_while(|l| !l.trim().is_empty())
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect()
+}
+
+/// The table under the header line that starts with `first` (`GROUP`,
+/// or the drill-down's `LOCAL`/`REMOTE`), as one map of column → cell per
+/// row. A cell is what stands from its header's first column to the next
+/// blank: the columns are cut by the header's positions, not by
+/// whitespace, so a cut number cannot pass for a whole one.
+fn table(screen: &str, first: &[&str]) -> Vec<BTreeMap<String, String>> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some(h) = lines
+        .iter()
+        .position(|l| first.iter().any(|f| l.starts_with(f)))
+    else {
+        return Vec::new();
+    };
+    // The sparkline's header is the one with a blank inside.
+    let head: Vec<char> = lines[h]
+        .replace("LAST MINUTE", "LAST_MINUTE")
+        .chars()
+        .collect();
+    let starts: Vec<usize> = (0..head.len())
+        .filter(|&i| head[i] != ' ' && (i == 0 || head[i - 1] == ' '))
+        .collect();
+    let name = |i: usize| -> String { head[i..].iter().take_while(|c| **c != ' ').collect() };
+    lines[h + 1..]
+        .iter()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            let chars: Vec<char> = l.chars().collect();
+            starts
+                .iter()
+                .map(|&i| {
+                    let cell: String = chars.iter().skip(i).take_while(|c| **c != ' ').collect();
+                    (name(i), cell)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every column of the group table whole and known, every figure whole
+/// with its unit: bytes as `human_bytes` writes them (`512`, `93.8K`,
+/// `4.0M`), counts as digits.
+fn assert_whole_figures(screen: &str, cols: u16) {
+    const BYTES: [&str; 3] = ["MEMORY", "RMEM", "WMEMQ"];
+    const COUNTS: [&str; 4] = ["SOCKS", "ORPH", "DROPS", "ABORTS"];
+    const TEXT: [&str; 5] = ["GROUP", "PROXY", "LAST_MINUTE", "OWNER", "EVENTS"];
+    assert!(
+        screen.lines().all(|l| l.chars().count() <= cols as usize),
+        "{screen}"
+    );
+    let t = table(screen, &["GROUP"]);
+    assert!(!t.is_empty(), "no table:\n{screen}");
+    for row in &t {
+        assert!(row.contains_key("MEMORY"), "no MEMORY column:\n{screen}");
+        for (col, cell) in row {
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if BYTES.contains(&col.as_str()) {
+                // Digits alone (bytes, below 1024), or digits, one decimal
+                // and a unit.
+                let whole = digits(cell)
+                    || cell.len() >= 4
+                        && cell[cell.len() - 1..].chars().all(|u| "KMGT".contains(u))
+                        && cell[cell.len() - 3..cell.len() - 2] == *"."
+                        && digits(&cell[..cell.len() - 3])
+                        && digits(&cell[cell.len() - 2..cell.len() - 1]);
+                assert!(whole, "{col} shows {cell:?} at {cols} columns:\n{screen}");
+                if digits(cell) {
+                    assert!(cell.parse::<u64>().unwrap() < 1024, "{cell}:\n{screen}");
+                }
+            } else if COUNTS.contains(&col.as_str()) {
+                assert!(digits(cell), "{col} shows {cell:?}:\n{screen}");
+            } else {
+                assert!(TEXT.contains(&col.as_str()), "a column {col:?}:\n{screen}");
+            }
+        }
+    }
+}
+
+/// What ss says the sockets on local `port` hold (r + w + f), listeners
+/// aside: the figure top's MEMORY shows for `listen:PORT`.
+fn held_by(ns: &Netns, port: u16) -> u64 {
+    ns.ss()
+        .iter()
+        .filter(|x| x.local_port == port && x.state != "LISTEN")
+        .map(|x| x.w + x.r + x.f)
+        .sum()
 }
 
 /// "29.4M" → bytes.
@@ -161,12 +258,7 @@ fn top_in_tmux_shows_sorts_opens_resizes_and_quits_cleanly() {
     });
     let r = rows(&s);
     assert_eq!(r[0][0], format!("listen:{big}"), "{s}");
-    let want: u64 = ns
-        .ss()
-        .iter()
-        .filter(|x| x.local_port == big && x.state != "LISTEN")
-        .map(|x| x.w + x.r + x.f)
-        .sum();
+    let want = held_by(&ns, big);
     let got = bytes(&r[0][1]);
     assert!(within_10pct(got, want), "top says {got}, ss says {want}");
     assert!(
@@ -307,6 +399,109 @@ fn top_shows_haproxys_names() {
                 .any(|l| l.contains("backend:127.0.0.1:9001") && l.contains("servers/b1"))
     });
     assert!(screen.contains("servers/b2"), "{screen}");
+    t.keys("q");
+    t.assert_clean_exit("q");
+}
+
+/// At 60x14 and 40x12 every figure in the table is whole with its unit:
+/// columns go (PROXY, LAST MINUTE, EVENTS, then counts) before a number is
+/// cut. The loaded group's memory still matches ss at each size.
+#[test]
+fn top_keeps_every_figure_whole_on_small_terminals() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("top-small");
+    let (big, orph) = (18710u16, 18711u16);
+    let _queued = ns.load(&["stuck-readers", "--port", &big.to_string(), "--conns", "8"]);
+    let _orphans = ns.load(&["orphans", "--port", &orph.to_string(), "--conns", "3"]);
+    let want = held_by(&ns, big);
+    let t = Tmux::start_sized(&format!("--netns {} --interval 500ms", ns.name), 60, 14);
+    for (x, y) in [(60, 14), (40, 12), (60, 14)] {
+        t.resize(x, y);
+        let s = t.wait(&format!("the table at {x}x{y} with its groups"), |s| {
+            s.lines().all(|l| l.chars().count() <= x as usize) && table(s, &["GROUP"]).len() >= 4
+        });
+        assert_whole_figures(&s, x);
+        let rows = table(&s, &["GROUP"]);
+        let top = &rows[0];
+        assert_eq!(top["GROUP"], format!("listen:{big}"), "{s}");
+        let got = bytes(&top["MEMORY"]);
+        assert!(
+            within_10pct(got, want),
+            "at {x}x{y} top says {got}, ss says {want}:\n{s}"
+        );
+    }
+    t.keys("q");
+    t.assert_clean_exit("q");
+}
+
+/// Enter on a group lists the sockets its row counts: the title's count is
+/// the row's SOCKS, and no TIME_WAIT socket is listed, though the port has
+/// a hundred of them; `t` lists them too (counted apart), `t` again hides
+/// them.
+#[test]
+fn top_drill_down_lists_what_the_row_counts() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("top-tw");
+    let port = 18720u16;
+    // Server-side TIME_WAIT on the port (100 on each of 8 ports), left
+    // behind when the churn's listeners close; then 8 live connections
+    // with full queues on the same port.
+    drop(ns.load(&["churn-tw", "--port", &port.to_string(), "--count", "800"]));
+    let _queued = ns.load(&["stuck-readers", "--port", &port.to_string(), "--conns", "8"]);
+    let tw = ns
+        .ss()
+        .iter()
+        .filter(|x| x.local_port == port && x.state == "TIME-WAIT")
+        .count();
+    assert!(tw > 50, "only {tw} TIME_WAIT sockets on {port}");
+    let t = Tmux::start(&format!("--netns {} --interval 500ms", ns.name));
+    let group = format!("listen:{port}");
+    // Keys typed before the view is up would meet a cooked terminal.
+    t.wait("the group", |s| s.contains(&group));
+    t.keys("/");
+    t.keys(&port.to_string());
+    t.keys("Enter");
+    let s = t.wait("the group's row, filtered", |s| {
+        s.contains(&format!("filter: {port}"))
+            && !s.contains("Enter applies")
+            && table(s, &["GROUP"]).len() == 2
+    });
+    let rows = table(&s, &["GROUP"]);
+    let row = rows.iter().find(|r| r["GROUP"] == group).unwrap();
+    assert_eq!(row["SOCKS"], "8", "{s}");
+    assert_eq!(rows[0]["GROUP"], group, "{s}");
+
+    t.keys("Enter");
+    let title = format!("sockets of {group} (");
+    let s = t.wait("the group's sockets", |s| s.contains(&title));
+    let count = |s: &str| -> String {
+        let i = s.find(&title).unwrap() + title.len();
+        s[i..].chars().take_while(|c| *c != ')').collect()
+    };
+    assert_eq!(count(&s), row["SOCKS"], "{s}");
+    assert!(s.contains("t shows TIME_WAIT"), "{s}");
+    let listed = table(&s, &["LOCAL", "REMOTE"]);
+    assert_eq!(listed.len(), 8, "{s}");
+    assert!(listed.iter().all(|r| r["STATE"] == "ESTABLISHED"), "{s}");
+
+    t.keys("t");
+    let s = t.wait("the TIME_WAIT sockets", |s| s.contains("TIME_WAIT)"));
+    assert_eq!(count(&s), format!("8 + {tw} TIME_WAIT"), "{s}");
+    let listed = table(&s, &["LOCAL", "REMOTE"]);
+    assert!(
+        listed.iter().filter(|r| r["STATE"] == "TIME_WAIT").count() > 10,
+        "{s}"
+    );
+    t.keys("t");
+    let s = t.wait("TIME_WAIT hidden again", |s| {
+        s.contains(&format!("{title}8)"))
+    });
+    let listed = table(&s, &["LOCAL", "REMOTE"]);
+    assert_eq!(listed.len(), 8, "{s}");
+    assert!(listed.iter().all(|r| r["STATE"] == "ESTABLISHED"), "{s}");
+    t.keys("Escape");
     t.keys("q");
     t.assert_clean_exit("q");
 }

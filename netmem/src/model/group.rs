@@ -81,12 +81,15 @@ pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
 
 /// The TCP sockets of the port group named `name` (as [`group_name`]
 /// writes it), largest memory first: one pass of sock_diag (of every
-/// namespace with `all`), grouped by the same rule as every table. An owner
-/// group (`--group-by`) has none listed here.
+/// namespace with `all`), grouped by the same rule as every table. The
+/// TIME_WAIT sockets only with `time_wait`: a group's row does not count
+/// them as sockets, and under churn they outnumber the rest by thousands.
+/// An owner group (`--group-by`) has none listed here.
 pub fn sockets_of(
     netns: &crate::sources::netns::Netns,
     all: bool,
     name: &str,
+    time_wait: bool,
 ) -> anyhow::Result<Vec<SockRecord>> {
     use crate::sources::sockdiag::{dump_tcp, States};
     let mut namespaces = crate::sources::netns::Namespaces::default();
@@ -101,7 +104,12 @@ pub fn sockets_of(
         dump_tcp(ns, States::Listening, |r| {
             listening.insert(r.lport);
         })?;
-        dump_tcp(ns, States::AllButListening, |r| {
+        let states = if time_wait {
+            States::AllButListening
+        } else {
+            States::Buffered
+        };
+        dump_tcp(ns, states, |r| {
             if group_name(&group_of(r, &listening)) == name {
                 out.push(r.clone());
             }

@@ -137,6 +137,10 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// The send queue's column (the sum of sk_wmem_queued, `ss -m`'s `w`):
+/// one name in every table, text and `top`.
+pub const SEND_QUEUE_COLUMN: &str = "WMEMQ";
+
 /// Human-readable byte count (`12.3M`), binary units.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["", "K", "M", "G", "T"];

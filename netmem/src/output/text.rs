@@ -298,7 +298,13 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
     }
     s += &format!(
         " {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
-        "SOCKS", "ORPH", "RMEM", "WMEMQ", "FWD", "ORPH_B", "DROPS"
+        "SOCKS",
+        "ORPH",
+        "RMEM",
+        super::SEND_QUEUE_COLUMN,
+        "FWD",
+        "ORPH_B",
+        "DROPS"
     );
     if with_counts {
         for (h, _) in COUNT_COLUMNS {

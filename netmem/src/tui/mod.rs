@@ -21,6 +21,7 @@ use crate::sources::sockdiag::SockRecord;
 use view::{Mode, SortKey, View};
 
 pub mod draw;
+pub mod layout;
 pub mod view;
 
 /// What the engine hands to the UI thread.
@@ -128,13 +129,30 @@ fn ui_loop(
             (Mode::Filter, KeyCode::Backspace) => {
                 v.typing.pop();
             }
-            (Mode::Filter, KeyCode::Char(c)) => v.typing.push(c),
+            // Not Ctrl-J and friends: a newline typed before the terminal
+            // went raw arrives as Ctrl-J.
+            (Mode::Filter, KeyCode::Char(c))
+                if k.modifiers.difference(KeyModifiers::SHIFT).is_empty() =>
+            {
+                v.typing.push(c)
+            }
             (Mode::Filter, _) => {}
             (_, KeyCode::Char('q')) => {
                 crate::engine::stop::request();
                 return Ok(());
             }
             (Mode::Sockets(_), KeyCode::Esc) => v.mode = Mode::Table,
+            (Mode::Sockets(g), KeyCode::Char('t')) => {
+                v.time_wait = !v.time_wait;
+                v.scroll = 0;
+                sockets = sockets_of(netns, all_netns, g, v.time_wait);
+            }
+            (Mode::Sockets(_), KeyCode::Down | KeyCode::Char('j')) => {
+                v.scroll = (v.scroll + 1).min(sockets.len().saturating_sub(1));
+            }
+            (Mode::Sockets(_), KeyCode::Up | KeyCode::Char('k')) => {
+                v.scroll = v.scroll.saturating_sub(1);
+            }
             (_, KeyCode::Char('?')) => v.mode = Mode::Help,
             (_, KeyCode::Char('p')) => v.toggle_pause(),
             (_, KeyCode::Char('/')) => {
@@ -145,8 +163,8 @@ fn ui_loop(
             (Mode::Table, KeyCode::Up | KeyCode::Char('k')) => v.move_selection(false),
             (Mode::Table, KeyCode::Enter) => {
                 if let Some(g) = v.selected_group() {
-                    sockets =
-                        crate::model::group::sockets_of(netns, all_netns, &g).unwrap_or_default();
+                    v.scroll = 0;
+                    sockets = sockets_of(netns, all_netns, &g, v.time_wait);
                     v.mode = Mode::Sockets(g);
                 }
             }
@@ -159,6 +177,12 @@ fn ui_loop(
             _ => {}
         }
     }
+}
+
+/// The group's sockets as its row counts them (TIME_WAIT only when
+/// `time_wait`); none when the dump fails (the view stays up).
+fn sockets_of(netns: &Netns, all_netns: bool, group: &str, time_wait: bool) -> Vec<SockRecord> {
+    crate::model::group::sockets_of(netns, all_netns, group, time_wait).unwrap_or_default()
 }
 
 fn apply(v: &mut View, doctor: &mut State, m: Msg) {

@@ -118,6 +118,11 @@ pub struct View {
     pub typing: String,
     pub mode: Mode,
     pub selected: usize,
+    /// The drill-down lists TIME_WAIT sockets too (`t`); the group's row
+    /// never counts them as sockets.
+    pub time_wait: bool,
+    /// The drill-down's selected socket (Up/Down).
+    pub scroll: usize,
     /// Frozen rows and header while paused; collection goes on.
     pub paused: Option<(Header, Vec<GroupLine>)>,
     pub intervals: u64,
@@ -138,6 +143,8 @@ impl Default for View {
             typing: String::new(),
             mode: Mode::Table,
             selected: 0,
+            time_wait: false,
+            scroll: 0,
             paused: None,
             intervals: 0,
             coverage: String::new(),
