@@ -250,8 +250,13 @@ mod tests {
             .unwrap()
             .file_type()
             .is_fifo());
-        let e = write_whole(&fifo, b"x", false).unwrap_err().to_string();
-        assert!(e.contains("exists: choose another -o"), "{e}");
+        // A place to write, not a file to replace: no --force needed.
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_whole(&fifo, b"again", false).unwrap();
+        assert_eq!(reader.join().unwrap(), b"again");
     }
 
     /// A directory is an error that names it, never removed.
