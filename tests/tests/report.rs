@@ -127,6 +127,213 @@ fn group_row(html: &str, group: &str) -> Vec<String> {
         .collect()
 }
 
+/// Each plot's `<svg>` in the report, with its kind (`memory`, ...) and
+/// run (`A`, or `B` in a comparison).
+fn plots(page: &str) -> Vec<(String, String, String)> {
+    page.split("<figure class=\"plot\"")
+        .skip(1)
+        .map(|f| {
+            let head = &f[..f.find('>').unwrap()];
+            let svg = &f[f.find("<svg").unwrap()..];
+            (
+                attr(head, "data-plot").unwrap().to_string(),
+                attr(head, "data-run").unwrap().to_string(),
+                svg[..svg.find("</svg>").unwrap()].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The value of attribute `name` in an SVG tag.
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    Some(&tag[at..at + tag[at..].find('"')?])
+}
+
+/// Every `<NAME .../>` tag of an SVG.
+fn tags<'a>(svg: &'a str, name: &str) -> Vec<&'a str> {
+    // Each with the space before its first attribute, as `attr` wants.
+    svg.split(&format!("<{name}"))
+        .skip(1)
+        .filter(|t| t.starts_with(' '))
+        .map(|t| &t[..t.find('>').unwrap()])
+        .collect()
+}
+
+/// (x0, y0, x1, y1) of each chart's plotting area, from its axes as drawn:
+/// the long black vertical line (y axis) and the long black horizontal line
+/// (x axis) that meet at its lower left corner.
+fn plot_areas(svg: &str) -> Vec<[f64; 4]> {
+    let mut vertical = Vec::new();
+    let mut horizontal = Vec::new();
+    for t in tags(svg, "polyline") {
+        if attr(t, "stroke") != Some("#000000") || attr(t, "opacity") != Some("1") {
+            continue;
+        }
+        let pts: Vec<(f64, f64)> = attr(t, "points")
+            .unwrap()
+            .split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        if let [a, b] = pts[..] {
+            if a.0 == b.0 && (a.1 - b.1).abs() > 50.0 {
+                vertical.push((a.0, a.1.min(b.1), a.1.max(b.1)));
+            } else if a.1 == b.1 && (a.0 - b.0).abs() > 50.0 {
+                horizontal.push((a.1, a.0.min(b.0), a.0.max(b.0)));
+            }
+        }
+    }
+    vertical
+        .iter()
+        .filter_map(|&(x, top, bottom)| {
+            let &(_, _, right) = horizontal
+                .iter()
+                .find(|h| (h.0 - bottom).abs() <= 2.0 && (h.1 - x).abs() <= 2.0)?;
+            Some([x, top, right, bottom])
+        })
+        .collect()
+}
+
+/// (x0, y0, x1, y1) of each legend box (the plots' only unfilled rectangles).
+fn legend_boxes(svg: &str) -> Vec<[f64; 4]> {
+    tags(svg, "rect")
+        .into_iter()
+        .filter(|t| attr(t, "fill") == Some("none"))
+        .map(|t| {
+            let n = |k| attr(t, k).unwrap().parse::<f64>().unwrap();
+            [n("x"), n("y"), n("x") + n("width"), n("y") + n("height")]
+        })
+        .collect()
+}
+
+/// The text of every `<text>` anchored `anchor` (`end`: y labels,
+/// `middle`: titles and x labels).
+fn texts(svg: &str, anchor: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter(|t| attr(t, "text-anchor") == Some(anchor))
+        .map(|t| {
+            t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()]
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// `48.0M` as bytes.
+fn label_bytes(l: &str) -> Option<f64> {
+    let (num, unit) = l.split_at(l.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(l.len()));
+    let k = match unit {
+        "" => 0,
+        "K" => 1,
+        "M" => 2,
+        "G" => 3,
+        "T" => 4,
+        _ => return None,
+    };
+    Some(num.parse::<f64>().ok()? * 1024f64.powi(k))
+}
+
+/// Seconds of the day of `HH:MM:SS` (or `HH:MM`).
+fn day_secs(l: &str) -> Option<u32> {
+    let p: Vec<u32> = l
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    match p[..] {
+        [h, m, s] if l.len() == 8 => Some(h * 3600 + m * 60 + s),
+        [h, m] if l.len() == 5 => Some(h * 3600 + m * 60),
+        _ => None,
+    }
+}
+
+/// The plots of a report read at a glance: every legend sits outside every
+/// plotting area (and inside the picture), byte axes tick on binary steps,
+/// and the x axes name wall-clock times within the recording (run `run`
+/// of the page).
+fn check_plots(page: &str, run: &str, recording: &Path) {
+    let lines = String::from_utf8(
+        zstd::stream::decode_all(&std::fs::read(recording).unwrap()[..]).unwrap(),
+    )
+    .unwrap();
+    let stamps: Vec<u32> = lines
+        .lines()
+        .filter(|l| l.contains("\"type\":\"context\""))
+        .map(|l| {
+            let ts = &l[l.find("\"ts\":\"").unwrap() + 6..];
+            day_secs(&ts[11..19]).unwrap()
+        })
+        .collect();
+    let (first, last) = (stamps[0], *stamps.last().unwrap());
+    let all: Vec<(String, String)> = plots(page)
+        .into_iter()
+        .filter(|p| p.1 == run)
+        .map(|p| (p.0, p.2))
+        .collect();
+    assert_eq!(all.len(), 4, "plots of {run}");
+    for (kind, svg) in &all {
+        let width: f64 = attr(svg, "width").unwrap().parse().unwrap();
+        let areas = plot_areas(svg);
+        let boxes = legend_boxes(svg);
+        assert!(!areas.is_empty(), "{kind}: no plotting area found");
+        assert!(!boxes.is_empty(), "{kind}: no legend box found");
+        for b in &boxes {
+            assert!(
+                b[0] >= 0.0 && b[2] <= width,
+                "{kind}: legend {b:?} past the picture"
+            );
+            for a in &areas {
+                let apart = b[2] <= a[0] || a[2] <= b[0] || b[3] <= a[1] || a[3] <= b[1];
+                assert!(apart, "{kind}: legend {b:?} covers the plotting area {a:?}");
+            }
+        }
+        let times: Vec<u32> = texts(svg, "middle")
+            .iter()
+            .filter_map(|l| day_secs(l))
+            .collect();
+        // (A recording of a second or two has one tick.)
+        assert!(
+            !times.is_empty(),
+            "{kind}: x labels are not times of day: {:?}",
+            texts(svg, "middle")
+        );
+        for t in &times {
+            assert!(
+                *t + 1 >= first && *t <= last + 1,
+                "{kind}: x label {t} s outside the recording's {first}..{last}"
+            );
+        }
+        assert!(
+            svg.contains("time (UTC) on 20"),
+            "{kind}: the x axis does not say UTC and the date"
+        );
+        if kind == "memory" {
+            let mut ticks: Vec<f64> = texts(svg, "end")
+                .iter()
+                .map(|l| label_bytes(l).unwrap_or_else(|| panic!("y label {l:?} is not bytes")))
+                .collect();
+            ticks.sort_by(f64::total_cmp);
+            ticks.dedup();
+            assert!(ticks.len() >= 4, "{ticks:?}");
+            // Binary steps: each tick a small multiple of a power of two
+            // (16M, 48M, 1.5G), never 47.7M.
+            for t in ticks.iter().filter(|t| **t > 0.0) {
+                let mut odd = *t;
+                while odd.fract() == 0.0 && odd % 2.0 == 0.0 {
+                    odd /= 2.0;
+                }
+                assert!(
+                    odd.fract() == 0.0 && odd <= 15.0,
+                    "y tick {t} bytes is not on a binary step: {ticks:?}"
+                );
+            }
+        }
+    }
+}
+
 /// Queued data on one port, then an orphan burst on another, recorded and
 /// drawn: the report names both groups with their figures, Chromium
 /// renders all four plots, and the doctor reads the same file.
@@ -170,6 +377,35 @@ fn a_recorded_run_is_reported_and_renders() {
     );
     assert!(page.contains("orphan_born"));
 
+    check_plots(&page, "A", &file);
+    // The host line says what was traced, and so do the header and the
+    // doctor.
+    let plain = String::from_utf8(zstd::stream::decode_all(&raw[..]).unwrap()).unwrap();
+    let host: serde_json::Value = serde_json::from_str(plain.lines().next().unwrap()).unwrap();
+    assert_eq!(host["type"], "host");
+    let h = &host["host"];
+    assert_eq!(h["netns"], ns.name.as_str(), "{h}");
+    assert!(h["netns_inode"].as_u64().unwrap() > 0, "{h}");
+    assert_eq!(h["group_by"], "port");
+    assert_eq!(h["owners"], false);
+    assert_eq!(h["interval_ms"], 500);
+    assert!(!h["netmem_version"].as_str().unwrap().is_empty());
+    let traced = format!(
+        "--group-by port, interval 500ms, netmem {}",
+        h["netmem_version"].as_str().unwrap()
+    );
+    assert!(
+        page.contains(&format!(
+            "<tr><th>namespace</th><td>{} (inode {})</td>",
+            ns.name, h["netns_inode"]
+        )),
+        "the header does not name the namespace"
+    );
+    assert!(
+        page.contains(&format!("<tr><th>traced with</th><td>{traced}</td>")),
+        "the header does not say how it was traced"
+    );
+
     let png = tmp("loaded.png");
     let dom = chromium(&html, &png);
     assert_eq!(
@@ -186,6 +422,18 @@ fn a_recorded_run_is_reported_and_renders() {
     let o = netmem(&["doctor", "--from", file.to_str().unwrap(), "--json"]);
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"type\":\"finding\""));
+    let o = netmem(&["doctor", "--from", file.to_str().unwrap()]);
+    ok(&o);
+    let head = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        head.contains(&format!("; traced with {traced})"))
+            && head.contains(&format!("namespace {})", ns.name)),
+        "{head}"
+    );
 }
 
 /// A tuning session: the same load with two tcp_wmem settings (a
@@ -194,6 +442,7 @@ fn a_recorded_run_is_reported_and_renders() {
 fn two_recordings_compare_and_name_the_sysctl_change() {
     require_root();
     let mut files = Vec::new();
+    let mut names = Vec::new();
     for (tag, wmem) in [
         ("before", "4096 16384 4194304"),
         ("after", "4096 16384 1048576"),
@@ -213,6 +462,7 @@ fn two_recordings_compare_and_name_the_sysctl_change() {
         ));
         drop(load);
         files.push(file);
+        names.push(ns.name.clone());
     }
     let html = tmp("compare.html");
     ok(&netmem(&[
@@ -235,9 +485,70 @@ fn two_recordings_compare_and_name_the_sysctl_change() {
     );
     // The smaller send buffer limit shows in the group's peak.
     assert!(page.contains("listen:18510 memory"));
+    // Each namespace's own total beside the host-wide one.
+    assert!(page.contains("<td>TCP memory charged, host-wide</td>"));
+    assert!(
+        page.contains(&format!("all groups in {} (A), {} (B)", names[0], names[1])),
+        "no namespace total"
+    );
+    // The two namespaces differ (a tuning session on the rig records the
+    // same one twice): the page says so.
+    let note = &page[page
+        .find("A and B traced different things:")
+        .expect("the namespaces' difference is not said")..];
+    assert!(
+        note[..note.find("</div>").unwrap()]
+            .contains(&format!("namespace: {} vs {}", names[0], names[1])),
+        "{}",
+        &note[..200]
+    );
+    check_plots(&page, "A", &files[0]);
+    check_plots(&page, "B", &files[1]);
     let png = tmp("compare.png");
     let dom = chromium(&html, &png);
     assert_eq!(dom.matches("<svg").count(), 8);
+}
+
+/// Recordings of one namespace by port and by process: the comparison
+/// says they are grouped differently; a recording compared with itself
+/// says nothing of the kind.
+#[test]
+fn a_comparison_says_when_the_groupings_differ() {
+    require_root();
+    let ns = Netns::new("grouping");
+    let load = ns.load(&["stuck-readers", "--port", "18540", "--conns", "4"]);
+    let mut files = Vec::new();
+    for (tag, args) in [
+        ("by-port", &[][..]),
+        ("by-process", &["--group-by", "process"][..]),
+    ] {
+        let file = tmp(&format!("{tag}.nmr"));
+        let _ = std::fs::remove_file(&file);
+        let mut a = vec!["--interval", "300ms", "--duration", "1500ms"];
+        a.extend(args);
+        wait_ok(record(&ns, &file, &a));
+        files.push(file);
+    }
+    drop(load);
+    let html = tmp("groupings.html");
+    let report = |a: &Path, b: &Path| {
+        ok(&netmem(&[
+            "report",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "-o",
+            html.to_str().unwrap(),
+        ]));
+        std::fs::read_to_string(&html).unwrap()
+    };
+    let page = report(&files[0], &files[1]);
+    assert!(
+        page.contains("A and B traced different things:</b> --group-by: port vs process."),
+        "the grouping's difference is not said"
+    );
+    assert!(page.contains(&format!("all groups in {}</td>", ns.name)));
+    let page = report(&files[0], &files[0]);
+    assert!(!page.contains("traced different things"));
 }
 
 /// Cut short, damaged, padded with garbage: a report of what was readable

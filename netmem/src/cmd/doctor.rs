@@ -37,10 +37,15 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
             )),
         }
         format!(
-            "recording {path} ({}, {} to {})",
+            "recording {path} ({}, {} to {}{})",
             crate::output::count(state.window.intervals, "interval", "intervals"),
             state.window.first_ts.as_deref().unwrap_or("?"),
-            state.window.last_ts.as_deref().unwrap_or("?")
+            state.window.last_ts.as_deref().unwrap_or("?"),
+            state
+                .host
+                .traced_with()
+                .map(|t| format!("; traced with {t}"))
+                .unwrap_or_default()
         )
     } else {
         state.host = Host::read(&opts.netns)?;
@@ -77,7 +82,8 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
         source,
         kernel_release: state.host.kernel_release.clone(),
         namespace: if opts.from.is_some() {
-            "as recorded".to_string()
+            // Recordings made before the host line named it say less.
+            state.host.traced_netns().unwrap_or("as recorded".into())
         } else {
             opts.netns.label().to_string()
         },

@@ -127,7 +127,15 @@ pub async fn run_with(
     extra: impl FnOnce(&mut Probes) -> Result<()>,
 ) -> Result<Summary> {
     // The first line a recording needs to be diagnosed later.
-    sink.host(&crate::sources::host::Host::read(&opts.netns)?)?;
+    sink.host(&crate::sources::host::Host::of_trace(
+        crate::sources::host::Traced {
+            netns: &opts.netns,
+            all_netns: opts.all_netns,
+            group_by: opts.group_by,
+            owners: opts.owners,
+            interval: opts.interval,
+        },
+    )?)?;
     let mut listening = Vec::new();
     crate::sources::sockdiag::dump_tcp(
         &opts.netns,

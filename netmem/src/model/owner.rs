@@ -180,7 +180,7 @@ pub fn netns_suffix(inum: u32) -> String {
 pub fn netns_name(inum: u32) -> String {
     with(|r| {
         if inum == r.default_netns {
-            "host".to_string()
+            crate::sources::netns::OWN_NAME.to_string()
         } else {
             r.netns
                 .get(&inum)

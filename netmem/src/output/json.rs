@@ -715,6 +715,35 @@ mod tests {
     }
 
     #[test]
+    fn contract_host_fields() {
+        let mut sink = JsonSink::new(Vec::new());
+        sink.host(&crate::sources::host::Host::default()).unwrap();
+        let v: Value = serde_json::from_slice(sink.get_mut()).unwrap();
+        assert_eq!(
+            keys(v.as_object().unwrap()),
+            want(&[&["type", "ts", "host"]])
+        );
+        assert_eq!(
+            keys(v["host"].as_object().unwrap()),
+            want(&[&[
+                "kernel_release",
+                "page_size",
+                "mem_total_bytes",
+                "sysctls",
+                "nstat",
+                "rhash_entries",
+                "hostname",
+                "netmem_version",
+                "netns",
+                "netns_inode",
+                "group_by",
+                "owners",
+                "interval_ms",
+            ]])
+        );
+    }
+
+    #[test]
     fn contract_group_and_context_fields() {
         let mem = [
             "type",

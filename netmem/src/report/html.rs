@@ -123,12 +123,20 @@ fn header(h: &mut String, runs: &[Run]) -> Result<()> {
     }
     h.push_str("</tr>");
     type Cell<'a> = &'a dyn Fn(&Run) -> String;
-    let rows: [(&str, Cell); 7] = [
+    let rows: [(&str, Cell); 9] = [
         ("kernel", &|r| {
             r.timeline
                 .host
                 .as_ref()
                 .map_or("?".into(), |x| x.kernel_release.clone())
+        }),
+        ("namespace", &|r| namespace(r)),
+        ("traced with", &|r| {
+            r.timeline
+                .host
+                .as_ref()
+                .and_then(|h| h.traced_with())
+                .unwrap_or_else(|| "? (recorded before netmem said it)".into())
         }),
         ("hooks (tier)", &|r| {
             r.timeline
@@ -167,8 +175,34 @@ fn header(h: &mut String, runs: &[Run]) -> Result<()> {
     Ok(())
 }
 
+/// The traced namespace as the host line names it (with `--netns all`, the
+/// namespaces whose groups were recorded).
+fn namespace(r: &Run) -> String {
+    let host = r.timeline.host.as_ref();
+    let Some(ns) = host.and_then(|h| h.netns.as_deref()) else {
+        return "? (recorded before netmem said it)".into();
+    };
+    match host.and_then(|h| h.netns_inode) {
+        Some(inode) => format!("{ns} (inode {inode})"),
+        None => {
+            let seen: Vec<String> = r.timeline.namespaces().into_iter().map(|n| n.0).collect();
+            format!("{ns} (groups seen in: {})", seen.join(", "))
+        }
+    }
+}
+
 fn changes(h: &mut String, a: &Run, b: &Run) -> Result<()> {
     h.push_str("<h2>What differs</h2>\n");
+    if let (Some(x), Some(y)) = (a.timeline.host.as_ref(), b.timeline.host.as_ref()) {
+        let d = x.traced_differences(y);
+        if !d.is_empty() {
+            writeln!(
+                h,
+                "<div class=\"warn traced\"><b>A and B traced different things:</b> {}. A group of the same name in both is not the same sockets, and the totals cover different sockets.</div>",
+                esc(&d.join("; "))
+            )?;
+        }
+    }
     let sys = sysctl_changes(a.timeline.host.as_ref(), b.timeline.host.as_ref());
     if sys.is_empty() {
         h.push_str("<p>No sysctl differs between the two host lines.</p>\n");

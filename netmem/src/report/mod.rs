@@ -79,7 +79,7 @@ pub fn top_groups(runs: &[Run], by_orphans: bool) -> Vec<String> {
 
 /// The axes shared by every run's plot of each kind.
 pub struct Ranges {
-    pub memory: plots::Range,
+    pub memory: plots::MemoryRanges,
     pub orphans: plots::Range,
     pub events: plots::Range,
     pub routes: plots::Range,
@@ -95,12 +95,17 @@ pub fn ranges(runs: &[Run]) -> Ranges {
     let stacked = fold(&|t| {
         t.points
             .iter()
+            .map(|p| p.groups.values().map(|g| g.memory).sum::<u64>() as f64)
+            .fold(0.0, f64::max)
+    });
+    // Host-wide charged, and each namespace's total (never above it but
+    // for rounding to pages).
+    let host = fold(&|t| {
+        t.points
+            .iter()
             .map(|p| {
-                p.groups
-                    .values()
-                    .map(|g| g.memory)
-                    .sum::<u64>()
-                    .max(p.allocated) as f64
+                p.allocated
+                    .max(p.namespaces.values().copied().max().unwrap_or(0)) as f64
             })
             .fold(0.0, f64::max)
     });
@@ -133,23 +138,15 @@ pub fn ranges(runs: &[Run]) -> Ranges {
             .map(|p| p.routes_inserted.max(p.routes_cached.unwrap_or(0)) as f64)
             .fold(0.0, f64::max)
     });
+    let range = |y| plots::Range { x_max, y };
     Ranges {
-        memory: plots::Range {
-            x_max,
-            y_max: plots::y_range(stacked, &tcp_mem),
+        memory: plots::MemoryRanges {
+            groups: range(plots::y_axis(stacked, &[], true)),
+            host: range(plots::y_axis(host, &tcp_mem, true)),
         },
-        orphans: plots::Range {
-            x_max,
-            y_max: plots::y_range(orphans, &max_orphans),
-        },
-        events: plots::Range {
-            x_max,
-            y_max: plots::y_range(rates.max(1.0), &[]),
-        },
-        routes: plots::Range {
-            x_max,
-            y_max: plots::y_range(routes.max(1.0), &[]),
-        },
+        orphans: range(plots::y_axis(orphans, &max_orphans, false)),
+        events: range(plots::y_axis(rates.max(1.0), &[], false)),
+        routes: range(plots::y_axis(routes.max(1.0), &[], false)),
     }
 }
 
@@ -165,15 +162,46 @@ pub struct Delta {
 /// Per group (the top ones of either run) and per global figure.
 pub fn deltas(a: &Run, b: &Run) -> Vec<Delta> {
     let (ta, tb) = (&a.timeline, &b.timeline);
-    let mut out = vec![
-        Delta {
-            name: "TCP memory charged".into(),
-            a: ta.global(|p| p.allocated),
-            b: tb.global(|p| p.allocated),
+    let mut out = vec![Delta {
+        name: "TCP memory charged, host-wide".into(),
+        a: ta.global(|p| p.allocated),
+        b: tb.global(|p| p.allocated),
+        bytes: true,
+    }];
+    // Beside it, what the traced namespace's groups held: host-wide
+    // figures also move with everything else the host runs.
+    let (na, nb) = (ta.namespaces(), tb.namespaces());
+    if let ([(a_ns, a_stats)], [(b_ns, b_stats)]) = (&na[..], &nb[..]) {
+        out.push(Delta {
+            name: if a_ns == b_ns {
+                format!("all groups in {a_ns}")
+            } else {
+                format!("all groups in {a_ns} (A), {b_ns} (B)")
+            },
+            a: *a_stats,
+            b: *b_stats,
             bytes: true,
-        },
+        });
+    } else {
+        let names: BTreeSet<&String> = na
+            .iter()
+            .take(TOP_GROUPS)
+            .chain(nb.iter().take(TOP_GROUPS))
+            .map(|n| &n.0)
+            .collect();
+        let find = |v: &[(String, Stats)], n: &str| {
+            v.iter().find(|x| x.0 == n).map(|x| x.1).unwrap_or_default()
+        };
+        out.extend(names.into_iter().map(|n| Delta {
+            name: format!("all groups in {n}"),
+            a: find(&na, n),
+            b: find(&nb, n),
+            bytes: true,
+        }));
+    }
+    out.extend([
         Delta {
-            name: "orphans (all sockets)".into(),
+            name: "orphans, host-wide".into(),
             a: ta.global(|p| p.orphans),
             b: tb.global(|p| p.orphans),
             bytes: false,
@@ -184,7 +212,7 @@ pub fn deltas(a: &Run, b: &Run) -> Vec<Delta> {
             b: tb.global(|p| p.routes_inserted),
             bytes: false,
         },
-    ];
+    ]);
     let (ga, gb) = (ta.groups(), tb.groups());
     let names: BTreeSet<&String> = ga
         .iter()

@@ -33,6 +33,10 @@ pub struct Point {
     pub routes_inserted: u64,
     pub routes_cached: Option<u64>,
     pub groups: BTreeMap<String, GroupPoint>,
+    /// Memory of all groups per namespace (one, unless traced with
+    /// `--netns all`), bytes: the namespace's own total beside the
+    /// host-wide `allocated`.
+    pub namespaces: BTreeMap<String, u64>,
 }
 
 /// One streamed event.
@@ -104,6 +108,9 @@ pub struct Timeline {
     /// The proxy's name last seen per group.
     pub proxies: BTreeMap<String, String>,
 }
+
+/// The namespace of a recording made before the host line named it.
+pub const UNNAMED_NAMESPACE: &str = "the traced namespace";
 
 fn ts(v: &Value) -> Option<SystemTime> {
     humantime::parse_rfc3339(v["ts"].as_str()?).ok()
@@ -208,6 +215,7 @@ impl Timeline {
             routes_inserted: r["inserted"].as_u64().unwrap_or(0),
             routes_cached: cached,
             groups: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
         });
     }
 
@@ -231,13 +239,46 @@ impl Timeline {
             let both: Vec<String> = process.into_iter().chain(cgroup).collect();
             self.owners.insert(name.to_string(), both.join(" "));
         }
+        let memory = n("rmem_bytes") + n("wmem_queued_bytes") + n("fwd_alloc_bytes");
+        // Under `--netns all` each group names its namespace; otherwise
+        // the host line names the one traced.
+        let ns = v["netns"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| self.host.as_ref()?.netns.clone())
+            .unwrap_or_else(|| UNNAMED_NAMESPACE.to_string());
+        *p.namespaces.entry(ns).or_default() += memory;
         p.groups.insert(
             name.to_string(),
             GroupPoint {
-                memory: n("rmem_bytes") + n("wmem_queued_bytes") + n("fwd_alloc_bytes"),
+                memory,
                 orphans: n("orphans"),
             },
         );
+    }
+
+    /// The namespaces whose groups were recorded, largest peak total first.
+    pub fn namespaces(&self) -> Vec<(String, Stats)> {
+        let mut names: Vec<&String> = self
+            .points
+            .iter()
+            .flat_map(|p| p.namespaces.keys())
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut out: Vec<(String, Stats)> = names
+            .into_iter()
+            .map(|n| {
+                let v: Vec<f64> = self
+                    .points
+                    .iter()
+                    .map(|p| p.namespaces.get(n).copied().unwrap_or(0) as f64)
+                    .collect();
+                (n.clone(), Stats::of(&v))
+            })
+            .collect();
+        out.sort_by(|a, b| b.1.peak.total_cmp(&a.1.peak).then(a.0.cmp(&b.0)));
+        out
     }
 
     /// Seconds from the first to the last interval.
@@ -399,7 +440,7 @@ mod tests {
 
     fn lines() -> Vec<Value> {
         vec![
-            json!({"type":"host","ts":"2026-11-29T10:00:00Z","host":{"kernel_release":"6.1","page_size":4096,"mem_total_bytes":null,"sysctls":{"net.ipv4.tcp_wmem":"4096 16384 4194304"},"nstat":{},"rhash_entries":null}}),
+            json!({"type":"host","ts":"2026-11-29T10:00:00Z","host":{"kernel_release":"6.1","page_size":4096,"mem_total_bytes":null,"sysctls":{"net.ipv4.tcp_wmem":"4096 16384 4194304"},"nstat":{},"rhash_entries":null,"netns":"rig"}}),
             json!({"type":"probes","ts":"2026-11-29T10:00:00Z","hooks":[{"hook":"orphans","tier":"fentry"}]}),
             json!({"type":"context","ts":"2026-11-29T10:00:01Z","tcp_mem_pages":[10,20,30],"memory_allocated_pages":5,"orphans":0,"max_orphans":100,"page_size":4096,"memory_pressure":false}),
             json!({"type":"group","ts":"2026-11-29T10:00:01Z","group":"listen:80","rmem_bytes":0,"wmem_queued_bytes":1000,"fwd_alloc_bytes":0,"orphans":0}),
@@ -430,6 +471,10 @@ mod tests {
         assert_eq!(g[0].events.get("abort_on_memory"), Some(&1));
         assert_eq!(g[1].memory.mean, 250.0, "absent intervals count as 0");
         assert_eq!(tl.aborts()[0].cause.as_deref(), Some("orphans"));
+        // The namespace's total: both groups, named as the host line says.
+        assert_eq!(tl.points[1].namespaces["rig"], 3500);
+        assert_eq!(tl.namespaces()[0].0, "rig");
+        assert_eq!(tl.namespaces()[0].1.peak, 3500.0);
         assert_eq!(tl.pressure_spans(), [(0.0, 1.0)]);
         let rates = tl.event_rates();
         assert_eq!(rates["abort_on_memory"][1], (1.0, 1.0));

@@ -63,6 +63,37 @@ pub struct Host {
     /// Absent from recordings made before it was added.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// What the recording is of (since the report issue; absent from older
+    /// recordings, and only `netmem_version` is set outside a trace): so a
+    /// report or `doctor --from` can say it, and a comparison of two
+    /// recordings of different namespaces or groupings can tell.
+    #[serde(default)]
+    pub netmem_version: Option<String>,
+    /// The traced namespace as `--netns` named it, `host` for netmem's
+    /// own (as groups under `--netns all` call it), `all` for every one.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// Its inode (None with `--netns all`), as `netns_inode` of groups.
+    #[serde(default)]
+    pub netns_inode: Option<u32>,
+    /// `--group-by`, as spelled on the command line.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// `--owners`.
+    #[serde(default)]
+    pub owners: Option<bool>,
+    /// `--interval`, milliseconds.
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+}
+
+/// What a trace covers, as its host line says it.
+pub struct Traced<'a> {
+    pub netns: &'a Netns,
+    pub all_netns: bool,
+    pub group_by: crate::model::owner::GroupBy,
+    pub owners: bool,
+    pub interval: std::time::Duration,
 }
 
 fn sysctl_path(name: &str) -> String {
@@ -150,7 +181,86 @@ impl Host {
             nstat,
             rhash_entries,
             hostname,
+            netmem_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            ..Default::default()
         })
+    }
+
+    /// The host line of a trace: the machine and what is traced.
+    pub fn of_trace(t: Traced) -> Result<Host> {
+        use clap::ValueEnum as _;
+        let (netns, netns_inode) = if t.all_netns {
+            ("all".to_string(), None)
+        } else {
+            let name = match t.netns.path() {
+                Some(_) => t.netns.label().to_string(),
+                None => super::netns::OWN_NAME.to_string(),
+            };
+            (name, Some(t.netns.inum()?))
+        };
+        Ok(Host {
+            netns: Some(netns),
+            netns_inode,
+            group_by: t
+                .group_by
+                .to_possible_value()
+                .map(|v| v.get_name().to_string()),
+            owners: Some(t.owners),
+            interval_ms: Some(t.interval.as_millis() as u64),
+            ..Host::read(t.netns)?
+        })
+    }
+
+    /// How it was traced, for a header: `--group-by port, --owners,
+    /// interval 1s, netmem 0.1.0` (the namespace is `netns`); None for a
+    /// recording made before the host line said it.
+    pub fn traced_with(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(g) = &self.group_by {
+            parts.push(format!("--group-by {}", printable(g)));
+        }
+        if self.owners == Some(true) {
+            parts.push("--owners".into());
+        }
+        if let Some(ms) = self.interval_ms {
+            parts.push(format!(
+                "interval {}",
+                humantime::format_duration(std::time::Duration::from_millis(ms))
+            ));
+        }
+        if let Some(v) = &self.netmem_version {
+            parts.push(format!("netmem {}", printable(v)));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// The traced namespace as the host line names it, for a terminal (a
+    /// recording is read from anywhere: its text may hold control
+    /// characters).
+    pub fn traced_netns(&self) -> Option<String> {
+        self.netns.as_deref().map(printable)
+    }
+
+    /// How two recordings differ in what they traced: the namespace or the
+    /// grouping (`--group-by`, `--owners`), each as "what: A vs B". Only
+    /// recordings that both say it are compared.
+    pub fn traced_differences(&self, other: &Host) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |what: &str, a: Option<String>, b: Option<String>| {
+            if let (Some(a), Some(b)) = (a, b) {
+                if a != b {
+                    out.push(format!("{what}: {} vs {}", printable(&a), printable(&b)));
+                }
+            }
+        };
+        cmp("namespace", self.netns.clone(), other.netns.clone());
+        cmp("--group-by", self.group_by.clone(), other.group_by.clone());
+        cmp(
+            "--owners",
+            self.owners.map(|o| o.to_string()),
+            other.owners.map(|o| o.to_string()),
+        );
+        out
     }
 
     /// A sysctl's whitespace-separated numbers (tcp_mem: 3 of them).
@@ -171,6 +281,19 @@ impl Host {
         let mut it = self.kernel_release.split(['.', '-']);
         Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
     }
+}
+
+/// `s` with its control characters escaped (`\u{1b}`).
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// `MemTotal:` of /proc/meminfo, in bytes.
@@ -202,5 +325,40 @@ mod tests {
         };
         assert_eq!(h.numbers("net.ipv4.tcp_mem"), Some(vec![1, 2, 3]));
         assert_eq!(h.version(), Some((6, 1)));
+    }
+
+    #[test]
+    fn what_was_traced() {
+        let a = Host {
+            netns: Some("rig".into()),
+            group_by: Some("port".into()),
+            owners: Some(false),
+            interval_ms: Some(500),
+            netmem_version: Some("0.1.0".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            a.traced_with().as_deref(),
+            Some("--group-by port, interval 500ms, netmem 0.1.0")
+        );
+        assert!(a.traced_differences(&a).is_empty());
+        let b = Host {
+            netns: Some("shop\x1b[2J".into()),
+            group_by: Some("process".into()),
+            owners: Some(true),
+            ..a.clone()
+        };
+        assert_eq!(
+            a.traced_differences(&b),
+            [
+                "namespace: rig vs shop\\u{1b}[2J",
+                "--group-by: port vs process",
+                "--owners: false vs true"
+            ]
+        );
+        // A recording made before the host line said it: nothing to
+        // compare, nothing claimed.
+        assert!(a.traced_differences(&Host::default()).is_empty());
+        assert_eq!(Host::default().traced_with(), None);
     }
 }

@@ -28,6 +28,10 @@ fn statfs_type(path: &str) -> Result<i64> {
     Ok(st.f_type as i64)
 }
 
+/// netmem's own namespace, as groups under `--netns all` and the host line
+/// name it.
+pub const OWN_NAME: &str = "host";
+
 pub struct Netns {
     file: Option<File>,
     /// As given on the command line, for error messages.
@@ -195,7 +199,7 @@ impl Namespaces {
         if let std::collections::btree_map::Entry::Vacant(e) = self.open.entry(own) {
             e.insert(Netns::open(None)?);
         }
-        let mut names = vec![(own, "host".to_string())];
+        let mut names = vec![(own, OWN_NAME.to_string())];
         for (ino, (path, name)) in found {
             if ino == own {
                 continue;
