@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::trust::{self, Owner, Refused};
 use super::{Proxy, Reading};
 use crate::model::proxy::{Listener, ProxyMap, Server};
 
@@ -35,8 +36,67 @@ const API_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a runtime API failure, how long before it is tried again (a
 /// stuck socket then costs the pass its timeout once in a while only).
 const API_RETRY: Duration = Duration::from_secs(10);
-/// More than any real answer (`show fd` of a million connections).
-const API_MAX_BYTES: usize = 256 << 20;
+
+/// One runtime API command, and how much of its answer netmem keeps: a
+/// stats socket may be anyone's (or a stuck proxy's), so every answer is
+/// bounded in bytes as well as in time, at sizes a real HAProxy needs.
+pub struct Cmd {
+    pub text: &'static str,
+    /// The most bytes of kept lines (each answer's first line is kept).
+    pub cap: usize,
+    /// Lines netmem uses; the others are dropped as they stream.
+    pub keep: fn(&str) -> bool,
+}
+
+fn every_line(_: &str) -> bool {
+    true
+}
+
+/// About 3 KB on a real HAProxy.
+pub const SHOW_INFO: Cmd = Cmd {
+    text: "show info",
+    cap: 64 << 10,
+    keep: every_line,
+};
+/// About 150 bytes per server: 16 MiB is 100,000 servers.
+pub const SHOW_SERVERS_STATE: Cmd = Cmd {
+    text: "show servers state",
+    cap: 16 << 20,
+    keep: every_line,
+};
+/// One line per file descriptor, every connection included (250 MB at a
+/// million connections): only listeners' lines are kept, about 200 bytes
+/// each, so 1 MiB is 5,000 listening sockets.
+pub const SHOW_FD: Cmd = Cmd {
+    text: "show fd",
+    cap: 1 << 20,
+    keep: is_listener_line,
+};
+/// About 60 pools of one line each.
+pub const SHOW_POOLS: Cmd = Cmd {
+    text: "show pools",
+    cap: 256 << 10,
+    keep: every_line,
+};
+
+/// All the files of one configuration together, at most (a 100,000-server
+/// configuration is about 5 MB).
+pub const CONFIG_MAX_BYTES: u64 = 16 << 20;
+/// Configuration files at most (`-f` files plus the `*.cfg` of `-f` dirs).
+pub const CONFIG_MAX_FILES: usize = 256;
+/// Entries looked at in one `-f` directory at most.
+const CONFIG_DIR_MAX_ENTRIES: usize = 4096;
+/// Servers in one `show servers state` at most (its byte cap would let
+/// short lines name far more, and each costs more memory parsed than read).
+pub const MAX_SERVERS: usize = 100_000;
+/// Servers, listeners, backends, sections and notes one configuration
+/// may give at most (the same reasoning, for 16 MiB of short lines).
+pub const CONFIG_MAX_NAMES: usize = 200_000;
+/// Bytes environment variables may add to one configuration line: a line
+/// of `"${BIG}${BIG}..."` would otherwise grow without end.
+const LINE_EXPANSION_MAX: usize = 64 << 10;
+/// `/proc/PID/cmdline` and `/proc/PID/environ`, at most.
+const PROC_MAX_BYTES: u64 = 1 << 20;
 
 /// Where HAProxy's runtime API listens (a `stats socket` line).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +191,9 @@ pub struct HaProxy {
     /// A detected process: its paths are read through its own root
     /// (/proc/PID/root), so a containerised HAProxy is read as it sees them.
     pid: Option<u32>,
+    /// The detected process's start time, as checked: a pid that is
+    /// another process's by now is not read.
+    started: u64,
     netns: u32,
     /// The namespace file to enter for a TCP stats socket (None: netmem's
     /// own namespace is HAProxy's).
@@ -177,6 +240,7 @@ impl HaProxy {
             socket: None,
             configs: Vec::new(),
             pid: None,
+            started: 0,
             netns,
             enter,
             config: None,
@@ -186,14 +250,16 @@ impl HaProxy {
         }
     }
 
-    /// A path as the process sees it.
+    /// A path as the process sees it: through its root, so a
+    /// containerised HAProxy is read as it sees its files. (A netmem that
+    /// may not look into the process's root, not being root, reads the
+    /// path as it sees it, with no more than its own rights.)
     fn resolve(&self, p: &Path) -> PathBuf {
         match self.pid {
             Some(pid) if p.is_absolute() => {
-                let through =
-                    Path::new(&format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p));
-                if through.exists() {
-                    through
+                let root = PathBuf::from(format!("/proc/{pid}/root"));
+                if std::fs::read_link(&root).is_ok() {
+                    root.join(p.strip_prefix("/").unwrap_or(p))
                 } else {
                     p.to_path_buf()
                 }
@@ -202,61 +268,47 @@ impl HaProxy {
         }
     }
 
+    /// A detected HAProxy's owner now, whose rights its files and UNIX
+    /// stats socket are read with; None for `--haproxy` (the operator's
+    /// own paths). An error when the process checked at detection is gone
+    /// (its pid may be another process's by now).
+    fn owner(&self) -> Result<Option<Owner>> {
+        let Some(pid) = self.pid else {
+            return Ok(None);
+        };
+        match Owner::of(pid) {
+            Ok(o) if o.start == self.started => Ok(Some(o)),
+            _ => bail!(
+                "haproxy pid {pid} is no longer running; running HAProxies are looked for again within {} s",
+                super::REDETECT.as_secs()
+            ),
+        }
+    }
+
     /// The configuration, parsed again only when a file changed.
-    fn load_config(&mut self) -> Result<Option<Config>> {
+    fn load_config(&mut self, owner: Option<&Owner>) -> Result<Option<Config>> {
         if self.configs.is_empty() {
             return Ok(None);
         }
-        let mut files = Vec::new();
-        for c in &self.configs {
-            let p = self.resolve(c);
-            let m = std::fs::metadata(&p).with_context(|| format!("{}", c.display()))?;
-            if m.is_dir() {
-                let mut inside: Vec<PathBuf> = std::fs::read_dir(&p)
-                    .with_context(|| format!("{}", c.display()))?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|e| e == "cfg"))
-                    .collect();
-                inside.sort();
-                files.extend(inside);
-            } else if m.is_file() {
-                files.push(p);
-            } else {
-                // A FIFO or a device would block the pass on its read.
-                bail!(
-                    "{}: not a regular file, a directory or a stats socket",
-                    c.display()
-                );
-            }
-        }
-        let sig: Vec<FileSig> = files
+        let paths: Vec<(PathBuf, PathBuf)> = self
+            .configs
             .iter()
-            .map(|f| {
-                let m = std::fs::metadata(f).ok();
-                (
-                    f.clone(),
-                    m.as_ref()
-                        .map_or(0, |m| m.mtime_nsec() + m.mtime() * 1_000_000_000),
-                    m.as_ref().map_or(0, |m| m.size()),
-                    m.as_ref().map_or(0, |m| m.ino()),
-                )
-            })
+            .map(|c| (c.clone(), self.resolve(c)))
             .collect();
-        if let Some((s, c)) = &self.config {
-            if *s == sig {
-                return Ok(Some(c.clone()));
-            }
-        }
-        let mut text = String::new();
-        for f in &files {
-            // Comments in Latin-1 are common; only the keywords matter.
-            let t = std::fs::read(f).with_context(|| format!("{}", f.display()))?;
-            text += &String::from_utf8_lossy(&t);
-            text.push('\n');
-        }
+        let before = self.config.as_ref().map(|(s, _)| s.as_slice());
+        let (sig, text) = trust::as_owner(owner, || read_configuration(&paths, before, owner))??;
+        let Some(text) = text else {
+            return Ok(self.config.as_ref().map(|(_, c)| c.clone()));
+        };
         // `"${VAR}"` is expanded from the environment HAProxy started with.
         let env = self.pid.and_then(|pid| {
-            let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let raw = trust::read_capped(
+                Path::new(&format!("/proc/{pid}/environ")),
+                PROC_MAX_BYTES,
+                "netmem's cap for a process's environment",
+            )
+            .map_err(|e| log::debug!("haproxy pid {pid}: {e:#}"))
+            .ok()?;
             Some(
                 raw.split(|b| *b == 0)
                     .filter_map(|kv| {
@@ -291,9 +343,13 @@ impl HaProxy {
     }
 
     /// Servers now, and the listeners and buffer size of this process.
-    fn runtime(&mut self, socket: &Api) -> Result<(Vec<Server>, Vec<Listener>, Option<u64>)> {
+    fn runtime(
+        &mut self,
+        socket: &Api,
+        owner: Option<&Owner>,
+    ) -> Result<(Vec<Server>, Vec<Listener>, Option<u64>)> {
         let path = self.reach(socket);
-        let mut answers = ask(&path, &["show info", "show servers state"])?;
+        let mut answers = ask(&path, owner, &[&SHOW_INFO, &SHOW_SERVERS_STATE])?;
         let servers = parse_servers_state(&answers.pop().unwrap_or_default())?;
         let info = answers.pop().unwrap_or_default();
         let field = |k: &str| {
@@ -313,7 +369,7 @@ impl HaProxy {
             _ => {
                 // `show fd` needs level admin; without it, frontends come
                 // from the configuration.
-                let (listeners, bufsize) = match ask(&path, &["show fd", "show pools"]) {
+                let (listeners, bufsize) = match ask(&path, owner, &[&SHOW_FD, &SHOW_POOLS]) {
                     Ok(mut a) => {
                         let pools = a.pop().unwrap_or_default();
                         let fds = a.pop().unwrap_or_default();
@@ -333,6 +389,118 @@ impl HaProxy {
             }
         }
     }
+}
+
+/// Reads one HAProxy's configuration files: `configs` are (as given, as
+/// opened) paths, files or directories of `*.cfg`. Called with the owner's
+/// rights ([`trust::as_owner`]); `owner` only words a refusal. Each file is
+/// opened once and checked on the opened file; the text is read only when
+/// a file changed since `before`, and within [`CONFIG_MAX_FILES`] and
+/// [`CONFIG_MAX_BYTES`] for all of them together.
+fn read_configuration(
+    configs: &[(PathBuf, PathBuf)],
+    before: Option<&[FileSig]>,
+    owner: Option<&Owner>,
+) -> Result<(Vec<FileSig>, Option<String>)> {
+    // `p` is opened, `name` (as the process names it) is said.
+    let open = |p: &Path, name: &str| {
+        // Checked before opening as well: opening a device node can have
+        // side effects.
+        if let Ok(m) = std::fs::metadata(p) {
+            if !m.is_file() && !m.is_dir() {
+                bail!("{name}: not a regular file, a directory or a stats socket");
+            }
+        }
+        let f = trust::open_any(p).map_err(|e| match owner {
+            Some(o) => o.refused(e, "read", p),
+            None => anyhow::Error::new(e).context(name.to_string()),
+        })?;
+        let m = f.metadata().with_context(|| name.to_string())?;
+        Ok((f, m))
+    };
+    let mut files: Vec<(PathBuf, String, std::fs::File, std::fs::Metadata)> = Vec::new();
+    let mut add = |p: PathBuf, name: String, (f, m): (std::fs::File, std::fs::Metadata)| {
+        if !m.is_file() {
+            // A FIFO swapped in since would block the pass on its read.
+            bail!("{name}: not a regular file, a directory or a stats socket");
+        }
+        if files.len() >= CONFIG_MAX_FILES {
+            return Err(anyhow::Error::new(Refused(format!(
+                "more than {CONFIG_MAX_FILES} configuration files (netmem's cap)"
+            ))));
+        }
+        files.push((p, name, f, m));
+        Ok(())
+    };
+    for (given, p) in configs {
+        let name = trust::shown(given);
+        let (f, m) = open(p, &name)?;
+        if !m.is_dir() {
+            add(p.clone(), name, (f, m))?;
+            continue;
+        }
+        let mut inside = Vec::new();
+        let dir = std::fs::read_dir(p).map_err(|e| match owner {
+            Some(o) => o.refused(e, "read", p),
+            None => anyhow::Error::new(e).context(name.clone()),
+        })?;
+        for (i, e) in dir.enumerate() {
+            if i >= CONFIG_DIR_MAX_ENTRIES {
+                return Err(anyhow::Error::new(Refused(format!(
+                    "{name}: more than {CONFIG_DIR_MAX_ENTRIES} entries (netmem's cap)"
+                ))));
+            }
+            let Ok(e) = e else { continue };
+            let ep = e.path();
+            if ep.extension().is_some_and(|x| x == "cfg") {
+                inside.push(ep);
+            }
+        }
+        inside.sort();
+        for ep in inside {
+            let name = trust::shown(&given.join(ep.file_name().unwrap_or_default()));
+            let opened = open(&ep, &name)?;
+            add(ep, name, opened)?;
+        }
+    }
+    let sig: Vec<FileSig> = files
+        .iter()
+        .map(|(p, _, _, m)| {
+            (
+                p.clone(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                m.size(),
+                m.ino(),
+            )
+        })
+        .collect();
+    if before == Some(sig.as_slice()) {
+        return Ok((sig, None));
+    }
+    let total: u64 = files.iter().map(|(_, _, _, m)| m.size()).sum();
+    if total > CONFIG_MAX_BYTES {
+        return Err(anyhow::Error::new(Refused(format!(
+            "{} in {} file{}: more than {} (netmem's cap for one HAProxy configuration)",
+            crate::output::human_bytes(total),
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+            crate::output::human_bytes(CONFIG_MAX_BYTES)
+        ))));
+    }
+    let mut text = String::new();
+    for (_, name, f, _) in files {
+        let left = CONFIG_MAX_BYTES.saturating_sub(text.len() as u64);
+        let t = trust::read_open(
+            f,
+            &name,
+            left,
+            "what is left of netmem's cap for one HAProxy configuration",
+        )?;
+        // Comments in Latin-1 are common; only the keywords matter.
+        text += &String::from_utf8_lossy(&t);
+        text.push('\n');
+    }
+    Ok((sig, Some(text)))
 }
 
 fn joined(paths: &[PathBuf], sep: &str) -> String {
@@ -391,8 +559,22 @@ impl Proxy for HaProxy {
                 }
             }
         }
-        let config = match self.load_config() {
+        let owner = match self.owner() {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                return Reading {
+                    map: None,
+                    problems,
+                };
+            }
+        };
+        let config = match self.load_config(owner.as_ref()) {
             Ok(c) => c,
+            Err(e) if e.chain().any(|c| c.is::<Refused>()) => {
+                problems.push(format!("HAProxy's configuration is not read: {e:#}"));
+                None
+            }
             Err(e) => {
                 problems.push(format!(
                     "cannot read HAProxy's configuration {e:#} (netmem needs read access; run it as root or point --haproxy at a readable copy)"
@@ -400,20 +582,28 @@ impl Proxy for HaProxy {
                 None
             }
         };
-        // A UNIX socket first: it needs no namespace to be entered.
+        // A UNIX socket first: it needs no namespace to be entered. Which
+        // are there is seen as the owner sees it.
         let socket = self.socket.clone().or_else(|| {
             let c = config.as_ref()?;
-            let mut present = c.stats_sockets.iter().filter(|s| self.present(s));
-            let first = present.clone().next().cloned();
+            let present: Vec<Api> = trust::as_owner(owner.as_ref(), || {
+                c.stats_sockets
+                    .iter()
+                    .filter(|s| self.present(s))
+                    .cloned()
+                    .collect()
+            })
+            .ok()?;
             present
+                .iter()
                 .find(|s| matches!(s, Api::Unix(_)))
+                .or(present.first())
                 .cloned()
-                .or(first)
         });
         let mut runtime = None;
         match (&socket, &self.api_retry_at) {
             (Some(_), Some((at, why))) if at.elapsed() < API_RETRY => problems.push(why.clone()),
-            (Some(s), _) => match self.runtime(s) {
+            (Some(s), _) => match self.runtime(s, owner.as_ref()) {
                 Ok(r) => {
                     self.api_retry_at = None;
                     runtime = Some(r);
@@ -490,11 +680,19 @@ pub enum Reach {
 }
 
 impl Reach {
-    fn connect(&self) -> Result<Stream> {
+    /// A UNIX socket is connected to with `owner`'s rights (a detected
+    /// HAProxy's): the kernel checks the socket file's mode for its user.
+    /// A TCP port has no owner to check: netmem connects from inside the
+    /// proxy's network namespace, where its owner could connect as well.
+    fn connect(&self, owner: Option<&Owner>) -> Result<Stream> {
         match self {
-            Reach::Unix(p) => UnixStream::connect(p)
-                .map(Stream::Unix)
-                .with_context(|| format!("connect {}", p.display())),
+            Reach::Unix(p) => match trust::as_owner(owner, || UnixStream::connect(p))? {
+                Ok(s) => Ok(Stream::Unix(s)),
+                Err(e) => Err(match owner {
+                    Some(o) => o.refused(e, "connect to", p),
+                    None => anyhow::Error::new(e).context(format!("connect {}", p.display())),
+                }),
+            },
             Reach::Tcp(a, ns) => {
                 let connect = || {
                     TcpStream::connect_timeout(a, API_TIMEOUT).with_context(|| match ns {
@@ -519,70 +717,169 @@ impl Reach {
 
 /// Sends `cmds` in one exchange (non-interactive mode: HAProxy runs them in
 /// order, ends each answer with an empty line, and closes) and returns one
-/// answer per command. Bounded by [`API_TIMEOUT`] overall.
-pub fn ask(to: &Reach, cmds: &[&str]) -> Result<Vec<String>> {
+/// answer per command, of the lines each keeps. Bounded by [`API_TIMEOUT`]
+/// overall and by each command's [`Cmd::cap`]: the answer is read as it
+/// streams, so what netmem holds is the kept lines, never the whole answer.
+/// `owner`: a detected HAProxy's, whose rights a UNIX connect uses.
+pub fn ask(to: &Reach, owner: Option<&Owner>, cmds: &[&Cmd]) -> Result<Vec<String>> {
+    let joined = || cmds.iter().map(|c| c.text).collect::<Vec<_>>().join(";");
     let started = Instant::now();
-    let mut s = to.connect()?;
+    let mut s = to.connect(owner)?;
     s.set_timeouts(API_TIMEOUT, API_TIMEOUT)?;
-    s.write_all(format!("{}\n", cmds.join(";")).as_bytes())
+    s.write_all(format!("{}\n", joined()).as_bytes())
         .context("send")?;
-    let mut buf = Vec::new();
+    let mut answers = Answers::new(cmds);
     let mut chunk = [0u8; 64 * 1024];
-    loop {
+    let late = || {
+        anyhow!(
+            "no complete answer to `{}` within {} ms",
+            joined(),
+            API_TIMEOUT.as_millis()
+        )
+    };
+    while !answers.done() {
         let left = API_TIMEOUT.saturating_sub(started.elapsed());
         if left.is_zero() {
-            bail!(
-                "no complete answer to `{}` within {} ms",
-                cmds.join(";"),
-                API_TIMEOUT.as_millis()
-            );
+            return Err(late());
         }
         s.set_timeouts(left, API_TIMEOUT)?;
         match s.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.len() > API_MAX_BYTES {
-                    bail!("answer larger than {} MiB", API_MAX_BYTES >> 20);
-                }
-            }
+            Ok(n) => answers.take(&chunk[..n])?,
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                bail!(
-                    "no complete answer to `{}` within {} ms",
-                    cmds.join(";"),
-                    API_TIMEOUT.as_millis()
-                )
+                return Err(late())
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e).context("read"),
         }
     }
-    let text = String::from_utf8_lossy(&buf);
-    let answers: Vec<String> = text
-        .split("\n\n")
-        .map(|a| a.trim_start_matches('\n').to_string())
-        .filter(|a| !a.is_empty())
-        .collect();
+    let answers = answers.finish()?;
     for (c, a) in cmds.iter().zip(&answers) {
         let first = a.lines().next().unwrap_or("");
         if first.starts_with("Permission denied") || first.starts_with("Unknown command") {
-            bail!("`{c}`: {first} (the stats socket needs `level admin`, or `level operator` for servers only)");
+            bail!(
+                "`{}`: {first} (the stats socket needs `level admin`, or `level operator` for servers only)",
+                c.text
+            );
         }
     }
     if answers.len() < cmds.len() {
         bail!(
             "`{}` answered {} of {} commands (is this HAProxy's stats socket?)",
-            cmds.join(";"),
+            joined(),
             answers.len(),
             cmds.len()
         );
     }
     Ok(answers)
+}
+
+/// Where the first `\n` of `bytes` is. libc's memchr: the answer may be
+/// the cap's 16 MiB and must be scanned within [`API_TIMEOUT`] even on a
+/// busy machine, where a byte-by-byte loop (in a debug build) is not.
+fn newline(bytes: &[u8]) -> Option<usize> {
+    // SAFETY: memchr reads at most `bytes.len()` bytes from a valid slice,
+    // and returns null or a pointer into it.
+    let at = unsafe { libc::memchr(bytes.as_ptr().cast(), b'\n' as i32, bytes.len()) };
+    (!at.is_null()).then(|| at as usize - bytes.as_ptr() as usize)
+}
+
+/// The answers of one exchange, split into lines as they arrive: an empty
+/// line ends an answer (empty lines before one starts are skipped), and
+/// each command keeps its lines up to its cap.
+struct Answers<'a> {
+    cmds: &'a [&'a Cmd],
+    done: Vec<String>,
+    /// The answer being read, and whether it has a line yet.
+    cur: String,
+    started: bool,
+    /// The bytes of a line not ended yet.
+    line: Vec<u8>,
+}
+
+impl<'a> Answers<'a> {
+    fn new(cmds: &'a [&'a Cmd]) -> Answers<'a> {
+        Answers {
+            cmds,
+            done: Vec::new(),
+            cur: String::new(),
+            started: false,
+            line: Vec::new(),
+        }
+    }
+
+    /// Every command answered: what comes after is not read.
+    fn done(&self) -> bool {
+        self.done.len() >= self.cmds.len()
+    }
+
+    fn too_big(&self) -> anyhow::Error {
+        let c = self.cmds[self.done.len()];
+        anyhow!(
+            "the answer to `{}` is larger than {}, netmem's cap for it (more than a real HAProxy's)",
+            c.text,
+            crate::output::human_bytes(c.cap as u64)
+        )
+    }
+
+    fn take(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() && !self.done() {
+            let cap = self.cmds[self.done.len()].cap;
+            let (part, ended) = match newline(bytes) {
+                Some(i) => (&bytes[..i], true),
+                None => (bytes, false),
+            };
+            bytes = &bytes[part.len() + usize::from(ended)..];
+            // No line longer than the whole answer may be.
+            if self.line.len() + part.len() > cap {
+                return Err(self.too_big());
+            }
+            self.line.extend_from_slice(part);
+            if ended {
+                self.end_line()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_line(&mut self) -> Result<()> {
+        let line = std::mem::take(&mut self.line);
+        if line.is_empty() {
+            if self.started {
+                self.done.push(std::mem::take(&mut self.cur));
+                self.started = false;
+            }
+            return Ok(());
+        }
+        let c = self.cmds[self.done.len()];
+        let text = String::from_utf8_lossy(&line);
+        if !self.started || (c.keep)(&text) {
+            if self.cur.len() + text.len() + 1 > c.cap {
+                return Err(self.too_big());
+            }
+            self.cur.push_str(&text);
+            self.cur.push('\n');
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    /// At the end of the stream: an answer not ended by an empty line
+    /// still counts.
+    fn finish(mut self) -> Result<Vec<String>> {
+        if !self.done() && !self.line.is_empty() {
+            self.end_line()?;
+        }
+        if !self.done() && self.started {
+            self.done.push(std::mem::take(&mut self.cur));
+        }
+        Ok(self.done)
+    }
 }
 
 /// `show servers state`: a version line, a `#` header naming the columns,
@@ -626,6 +923,9 @@ pub fn parse_servers_state(text: &str) -> Result<Vec<Server>> {
             // Not resolved yet (DNS), or a port taken from the client's.
             continue;
         }
+        if out.len() >= MAX_SERVERS {
+            bail!("`show servers state` names more than {MAX_SERVERS} servers (netmem's cap)");
+        }
         out.push(Server {
             backend: b.to_string(),
             server: s.to_string(),
@@ -638,7 +938,7 @@ pub fn parse_servers_state(text: &str) -> Result<Vec<Server>> {
 /// `show fd`'s listeners: `... l.st=RDY fe=NAME fam=ipv4 lport=PORT`.
 pub fn parse_show_fd(text: &str) -> Vec<Listener> {
     let mut out = Vec::new();
-    for l in text.lines().filter(|l| l.contains(" l.st=")) {
+    for l in text.lines().filter(|l| is_listener_line(l)) {
         let field = |k: &str| {
             l.split_whitespace()
                 .find_map(|w| w.strip_prefix(k))
@@ -658,6 +958,11 @@ pub fn parse_show_fd(text: &str) -> Vec<Listener> {
         });
     }
     out
+}
+
+/// A listening socket's line in `show fd` (the others are connections).
+fn is_listener_line(l: &str) -> bool {
+    l.contains(" l.st=")
 }
 
 /// `show pools`: `Pool buffer (16384 bytes)` is tune.bufsize.
@@ -680,6 +985,7 @@ fn words(line: &str, env: Option<&Env>) -> Vec<String> {
     let mut cur = String::new();
     let mut has = false;
     let mut quote: Option<char> = None;
+    let mut expanded = 0;
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         match (quote, c) {
@@ -711,7 +1017,11 @@ fn words(line: &str, env: Option<&Env>) -> Vec<String> {
                     _ => (name, None),
                 };
                 match (env.get(&name), default) {
-                    (Some(v), _) => cur.push_str(v),
+                    (Some(v), _) if expanded + v.len() <= LINE_EXPANSION_MAX => {
+                        expanded += v.len();
+                        cur.push_str(v)
+                    }
+                    (Some(_), _) => {}
                     (None, Some(d)) => cur.push_str(&d),
                     (None, None) => {}
                 }
@@ -836,12 +1146,29 @@ pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
     let mut section = Section::Other;
     let mut templates = 0;
     let mut named = Vec::new();
+    let mut sections = 0;
     for line in text.lines() {
+        let held = c.map.servers.len()
+            + c.map.listeners.len()
+            + c.map.backends.len()
+            + c.map.notes.len()
+            + c.stats_sockets.len()
+            + named.len()
+            + sections;
+        if held > CONFIG_MAX_NAMES {
+            c.map.notes.push(format!(
+                "more than {CONFIG_MAX_NAMES} servers, binds, sections and notes: the rest of the configuration is not read (netmem's cap)"
+            ));
+            break;
+        }
         let w = words(line, env);
         let Some(k) = w.first().map(String::as_str) else {
             continue;
         };
         let arg = |i: usize| w.get(i).map(String::as_str).unwrap_or("");
+        if matches!(k, "global" | "frontend" | "backend" | "listen") {
+            sections += 1;
+        }
         match k {
             "global" => {
                 section = Section::Global;
@@ -973,20 +1300,31 @@ fn bind(c: &mut Config, f: &str, w: &[String], named: &mut Vec<String>) {
     }
 }
 
+/// What looking for running HAProxies found.
+#[derive(Default)]
+pub struct Detection {
+    pub proxies: Vec<Box<dyn Proxy>>,
+    /// Processes named `haproxy` that are not believed: (pid, start time,
+    /// why), said once per process by the caller.
+    pub refused: Vec<(u32, u64, String)>,
+}
+
 /// Running HAProxies in the traced namespaces (`netns`, or every one with
 /// `all`), one per master: a worker whose parent is HAProxy is its
 /// master's. Each is read through its command line's `-f` paths, and the
-/// configuration's stats socket.
-pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
+/// configuration's stats socket. A process is only named `haproxy` by
+/// itself: it is believed when its executable is HAProxy as root installed
+/// it ([`trust::check_executable`]), and refused otherwise.
+pub fn detect(netns: u32, all: bool) -> Detection {
+    let mut found = Detection::default();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+        return found;
     };
     let comm = |pid: u32| {
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|c| c.trim().to_string())
             .unwrap_or_default()
     };
-    let mut out: Vec<Box<dyn Proxy>> = Vec::new();
     let mut pids: Vec<u32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
@@ -995,13 +1333,8 @@ pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
         if comm(pid) != "haproxy" {
             continue;
         }
-        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                let rest = s.rsplit_once(')')?.1.to_string();
-                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-            });
-        if ppid.is_some_and(|p| comm(p) == "haproxy") {
+        let ppid = trust::stat_field(pid, trust::STAT_PPID);
+        if ppid.is_some_and(|p| comm(p as u32) == "haproxy") {
             continue;
         }
         let Ok(ns) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
@@ -1011,9 +1344,35 @@ pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
         if !all && inum != netns {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        let Some(started) = trust::stat_field(pid, trust::STAT_START) else {
             continue;
         };
+        if let Some(why) = trust::check_executable(pid) {
+            found.refused.push((
+                pid,
+                started,
+                format!(
+                    "haproxy pid {pid}: not trusted: {why}. netmem reads a HAProxy it finds only when its executable is a root-owned file named haproxy that no one else can write; to read another, name its stats socket or configuration with --haproxy"
+                ),
+            ));
+            continue;
+        }
+        let cmdline = trust::read_capped(
+            Path::new(&format!("/proc/{pid}/cmdline")),
+            PROC_MAX_BYTES,
+            "netmem's cap for a command line",
+        );
+        let cmdline = match cmdline {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!("haproxy pid {pid}: {e:#}");
+                continue;
+            }
+        };
+        // Still the process whose executable was checked.
+        if trust::stat_field(pid, trust::STAT_START) != Some(started) {
+            continue;
+        }
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -1042,11 +1401,12 @@ pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
             continue;
         }
         let own = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino() as u32);
-        out.push(Box::new(HaProxy {
+        found.proxies.push(Box::new(HaProxy {
             explicit: Vec::new(),
             socket: None,
             configs,
             pid: Some(pid),
+            started,
             netns: inum,
             enter: (own.ok() != Some(inum)).then(|| PathBuf::from(format!("/proc/{pid}/ns/net"))),
             config: None,
@@ -1055,7 +1415,7 @@ pub fn detect(netns: u32, all: bool) -> Vec<Box<dyn Proxy>> {
             once: false,
         }));
     }
-    out
+    found
 }
 
 #[cfg(test)]
@@ -1230,6 +1590,80 @@ listen stats 0.0.0.0:7000
             ),
             Some(32768)
         );
+    }
+
+    #[test]
+    fn answers_stream_within_each_commands_cap() {
+        let info = Cmd {
+            text: "show info",
+            cap: 32,
+            keep: every_line,
+        };
+        let fd = Cmd {
+            text: "show fd",
+            cap: 64,
+            keep: is_listener_line,
+        };
+        let cmds = [&info, &fd];
+        // Split anywhere; empty lines before an answer are skipped; only
+        // listeners' lines of `show fd` are kept (and its first line).
+        let text = "\nPid: 1\nUptime: 2\n\n\nfirst\n 1 : conn\n 4 : l.st=RDY fe=f lport=80\n 2 : conn\n\nafter";
+        let mut a = Answers::new(&cmds);
+        for b in text.as_bytes().chunks(3) {
+            a.take(b).unwrap();
+        }
+        assert!(a.done());
+        assert_eq!(
+            a.finish().unwrap(),
+            vec![
+                "Pid: 1\nUptime: 2\n",
+                "first\n 4 : l.st=RDY fe=f lport=80\n"
+            ]
+        );
+        // Connections' lines stream by without counting against the cap.
+        let mut a = Answers::new(&cmds);
+        a.take(b"Pid: 1\n\nfirst\n").unwrap();
+        for _ in 0..1000 {
+            a.take(b" 9 : a connection, dropped as it comes\n").unwrap();
+        }
+        a.take(b"\n").unwrap();
+        assert!(a.done());
+        // Over a cap, in one line or in many: refused, naming the cap.
+        let e = Answers::new(&cmds).take(&[b'y'; 40]).unwrap_err();
+        assert!(
+            e.to_string().contains("`show info` is larger than 32"),
+            "{e}"
+        );
+        let e = Answers::new(&cmds)
+            .take(b"0123456789\n0123456789\n0123456789\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("larger than 32"), "{e}");
+        // The stream ends without the last empty line: still an answer.
+        let mut a = Answers::new(&cmds);
+        a.take(b"Pid: 1\n\nfirst").unwrap();
+        assert_eq!(a.finish().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn what_a_configuration_may_name_is_capped() {
+        // Short lines name many things: the names stop at the cap.
+        let many =
+            "backend b\n".to_string() + &"    server s 10.0.0.1:80\n".repeat(CONFIG_MAX_NAMES + 10);
+        let c = parse_config(&many, None);
+        assert!(c.map.servers.len() <= CONFIG_MAX_NAMES + 1);
+        assert!(
+            c.map.notes.last().unwrap().contains("netmem's cap"),
+            "{:?}",
+            c.map.notes.last()
+        );
+        // A variable repeated on a line adds at most LINE_EXPANSION_MAX.
+        let env: Env = [("BIG".to_string(), "x".repeat(100_000))].into();
+        let w = words(&format!("bind \"{}\"", "${BIG}".repeat(50)), Some(&env));
+        assert!(w[1].len() <= LINE_EXPANSION_MAX, "{}", w[1].len());
+        let state = "1\n# be_name srv_name srv_addr srv_port\n".to_string()
+            + &"b s 10.0.0.1 80\n".repeat(MAX_SERVERS + 1);
+        let e = parse_servers_state(&state).unwrap_err().to_string();
+        assert!(e.contains("netmem's cap"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! (nginx `upstream` blocks, Envoy's admin `/clusters`) is one more
 //! implementation and one more arm in [`Proxies::new`].
 //!
+//! A running proxy names itself, so one found running is believed, and
+//! read for, only as `trust.rs` allows: its executable must be the real
+//! one as root installed it, its files and sockets are opened with its
+//! owner's rights, and every read is capped.
+//!
 //! A proxy that cannot be read never fails netmem: its problem is said
 //! once on stderr (and again only when it changes), the proxy's line says
 //! it, and groups keep their plain names.
@@ -15,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::model::proxy::{ProxyMap, ProxyView};
 
 pub mod haproxy;
+pub mod trust;
 
 /// What one read of a proxy gave: its names (None when nothing could be
 /// read) and what went wrong, each said in full.
@@ -86,6 +92,9 @@ pub struct Proxies {
     detected_at: Option<Instant>,
     generation: u64,
     reads: Reads,
+    /// Processes named haproxy refused at the last detection (pid, start
+    /// time): each is said once.
+    refused: std::collections::HashSet<(u32, u64)>,
 }
 
 /// How often the proxies are read, and who says what went wrong.
@@ -118,6 +127,7 @@ impl Proxies {
             views: Vec::new(),
             detected_at: None,
             generation: 0,
+            refused: Default::default(),
             spec,
             primary,
             enter,
@@ -143,8 +153,11 @@ impl Proxies {
         }
         self.detected_at = Some(Instant::now());
         let found = haproxy::detect(self.primary, self.all);
+        for line in self.newly_refused(found.refused) {
+            log::warn!("{line}");
+        }
         let mut kept: Vec<Box<dyn Proxy>> = Vec::new();
-        for f in found {
+        for f in found.proxies {
             match self.sources.iter().position(|s| s.same(f.as_ref())) {
                 Some(i) => kept.push(self.sources.swap_remove(i)),
                 None => {
@@ -161,6 +174,35 @@ impl Proxies {
             );
         }
         self.sources = kept;
+    }
+
+    /// What to say of the processes refused at this detection: each once
+    /// (while it runs), the first few in full and the rest of a burst
+    /// counted, so a user starting many fake proxies cannot flood the log.
+    fn newly_refused(&mut self, refused: Vec<(u32, u64, String)>) -> Vec<String> {
+        const SAID_IN_FULL: usize = 5;
+        let mut new = refused
+            .iter()
+            .filter(|(pid, start, _)| !self.refused.contains(&(*pid, *start)));
+        let mut said: Vec<String> = new
+            .by_ref()
+            .take(SAID_IN_FULL)
+            .map(|(_, _, why)| why.clone())
+            .collect();
+        let rest: Vec<String> = new.map(|(pid, _, _)| pid.to_string()).collect();
+        if !rest.is_empty() {
+            said.push(format!(
+                "{} more processes named haproxy not trusted (pids {}{}): their executables are not HAProxy as root installed it",
+                rest.len(),
+                rest.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+                if rest.len() > 10 { ", ..." } else { "" }
+            ));
+        }
+        self.refused = refused
+            .iter()
+            .map(|(pid, start, _)| (*pid, *start))
+            .collect();
+        said
     }
 
     /// Reads every proxy; a view whose names and problems did not change
@@ -209,5 +251,40 @@ impl Proxies {
 
     pub fn views(&self) -> &[Arc<ProxyView>] {
         &self.views
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_process_is_said_once_and_a_burst_is_counted() {
+        let mut p = Proxies::new(ProxySpec::Auto, 1, None, false);
+        let fake = |pid: u32| {
+            (
+                pid,
+                100 + pid as u64,
+                format!("haproxy pid {pid}: not trusted"),
+            )
+        };
+        assert_eq!(
+            p.newly_refused(vec![fake(7)]),
+            vec!["haproxy pid 7: not trusted"]
+        );
+        // Still running at the next detection: not said again.
+        assert!(p.newly_refused(vec![fake(7)]).is_empty());
+        // The same pid, another process (start time): said.
+        let again = (7, 999, "haproxy pid 7: not trusted".to_string());
+        assert_eq!(p.newly_refused(vec![again]).len(), 1);
+        // Twenty at once: five in full, one line for the rest.
+        let said = p.newly_refused((10..30).map(fake).collect());
+        assert_eq!(said.len(), 6, "{said:?}");
+        assert!(
+            said[5].starts_with("15 more processes named haproxy not trusted (pids 15, 16,"),
+            "{}",
+            said[5]
+        );
+        assert!(p.newly_refused((10..30).map(fake).collect()).is_empty());
     }
 }
