@@ -16,9 +16,15 @@ pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
         .iter()
         .map(|f| Run::read(f))
         .collect::<Result<Vec<_>>>()?;
+    // File names and what was unreadable in them reach the terminal escaped.
+    use crate::output::printable;
     for r in &runs {
         for w in &r.warnings {
-            eprintln!("netmem report: warning: {}: {w}", r.path);
+            eprintln!(
+                "netmem report: warning: {}: {}",
+                printable(&r.path),
+                printable(w)
+            );
         }
     }
     let html = render(&runs)?;
@@ -27,7 +33,7 @@ pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
         .with_context(|| format!("cannot write {}", output.display()))?;
     eprintln!(
         "netmem report: {} ({}, {} intervals{})",
-        output.display(),
+        printable(&output.display().to_string()),
         crate::output::human_bytes(html.len() as u64),
         runs.iter()
             .map(|r| r.timeline.points.len().to_string())
