@@ -138,46 +138,10 @@ impl Netns {
     fn load_with(&self, args: &[&str], cgroup: Option<&TestCgroup>) -> Held {
         let mut cmd = self.cmd(load_bin());
         if let Some(cg) = cgroup {
-            let procs =
-                std::ffi::CString::new(cg.path.join("cgroup.procs").as_os_str().as_encoded_bytes())
-                    .unwrap();
-            use std::os::unix::process::CommandExt;
-            // SAFETY: between fork and exec only async-signal-safe calls:
-            // open, write and close on a path prepared before the fork.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-                    libc::close(fd);
-                    if ok {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
-            }
+            start_in_cgroup(&mut cmd, &cg.path);
         }
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn netmem-load");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "netmem-load {args:?} did not get ready"
-        );
-        Held {
-            stdin: child.stdin.take(),
-            child,
-        }
+        cmd.args(args);
+        Held::start(&mut cmd)
     }
 
     /// netmem runs in the host namespace and looks into this one with
@@ -230,6 +194,31 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// `cmd` starts inside the cgroup v2 directory `cgroup` (moved there
+/// before it execs, so every socket it creates belongs to it).
+pub fn start_in_cgroup(cmd: &mut Command, cgroup: &std::path::Path) {
+    let procs =
+        std::ffi::CString::new(cgroup.join("cgroup.procs").as_os_str().as_encoded_bytes()).unwrap();
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls: open,
+    // write and close on a path prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+            libc::close(fd);
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 
@@ -295,6 +284,30 @@ impl Drop for TestCgroup {
 pub struct Held {
     stdin: Option<ChildStdin>,
     child: Child,
+}
+
+impl Held {
+    /// Starts `cmd` (netmem-load, however wrapped) and waits for its
+    /// `ready`.
+    pub fn start(cmd: &mut Command) -> Held {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn netmem-load");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "{cmd:?} did not get ready");
+        Held {
+            stdin: child.stdin.take(),
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Held {

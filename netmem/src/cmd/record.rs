@@ -25,14 +25,15 @@ pub async fn run(opts: Options) -> Result<()> {
         drop(sink);
     }
     let summary = res?;
+    let path = crate::output::printable(&opts.output.display().to_string()).into_owned();
     eprintln!(
         "netmem record: {} ({}, {} events, {} lost): `netmem report {}` draws it, `netmem doctor --from {}` diagnoses it",
-        opts.output.display(),
+        path,
         crate::output::human_bytes(written),
         summary.events,
         summary.stat(netmem_common::Stat::RingbufLost),
-        opts.output.display(),
-        opts.output.display()
+        path,
+        path
     );
     Ok(())
 }

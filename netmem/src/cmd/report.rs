@@ -15,9 +15,15 @@ pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
         .iter()
         .map(|f| Run::read(f))
         .collect::<Result<Vec<_>>>()?;
+    // File names and what was unreadable in them reach the terminal escaped.
+    use crate::output::printable;
     for r in &runs {
         for w in &r.warnings {
-            eprintln!("netmem report: warning: {}: {w}", r.path);
+            eprintln!(
+                "netmem report: warning: {}: {}",
+                printable(&r.path),
+                printable(w)
+            );
         }
     }
     let html = render(&runs)?;
@@ -26,7 +32,7 @@ pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
     crate::fsutil::write_whole(output, html.as_bytes(), force)?;
     eprintln!(
         "netmem report: {} ({}, {}{})",
-        output.display(),
+        printable(&output.display().to_string()),
         crate::output::human_bytes(html.len() as u64),
         runs.iter()
             .map(|r| crate::output::count(r.timeline.points.len() as u64, "interval", "intervals"))

@@ -205,7 +205,9 @@ impl Probes {
                     format!("{}: {}", s.hook, reasons.join("; "))
                 })
                 .collect();
-            bail!("no kernel hook could be attached:\n  {}", why.join("\n  "));
+            // One line, like every message (a message's own newlines are
+            // escaped with the rest: they could come from a name).
+            bail!("no kernel hook could be attached: {}", why.join(" | "));
         }
         let mut p = Probes { ebpf, status };
         let from_resets = p.tier_of(HookId::TcpCheckOom) == Some(Tier::Tracepoint);

@@ -99,7 +99,7 @@ impl RecordSink {
                     self.end_progress();
                     eprintln!(
                         "netmem record: {} reached --max-size {} after {}; stopping (the interval under way is not in it)",
-                        self.path.display(),
+                        super::printable(&self.path.display().to_string()),
                         human_bytes(max),
                         self.elapsed()
                     );
@@ -159,7 +159,7 @@ impl Sink for RecordSink {
         if self.progress && !self.full {
             eprint!(
                 "\rrecording {}: {}, {}, {} events, {} lost   ",
-                self.path.display(),
+                super::printable(&self.path.display().to_string()),
                 self.elapsed(),
                 human_bytes(self.written),
                 self.events,

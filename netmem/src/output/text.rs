@@ -7,7 +7,7 @@ use netmem_common::{Counter, GroupKey, Stat};
 use serde_json::Value;
 
 use super::json::event_object;
-use super::{human_bytes, printable, rfc3339, Sink};
+use super::{columns, human_bytes, printable, rfc3339, Shown, Sink};
 use crate::hooks::{HookStatus, Tier};
 use crate::model::group::{group_name, GroupRow};
 use crate::model::proxy::ProxyView;
@@ -65,7 +65,7 @@ impl<W: Write> Sink for TextSink<W> {
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
         let mut line = coverage_line(hooks);
         for p in &self.proxies {
-            line += &format!("; names from {p}");
+            line += &format!("; names from {}", printable(p));
         }
         writeln!(self.out, "{line}")?;
         self.flush()
@@ -171,12 +171,16 @@ pub fn report_text(r: &crate::doctor::Report, color: bool) -> String {
         };
         format!("\x1b[{code}m{s}\x1b[0m")
     };
+    // Findings quote names (groups, processes, proxies) and files the
+    // user named: every string is escaped, as in every text output.
     let mut s = format!(
         "netmem doctor: {} (kernel {}, namespace {})\n",
-        r.source, r.kernel_release, r.namespace
+        printable(&r.source),
+        printable(&r.kernel_release),
+        printable(&r.namespace)
     );
     for u in &r.unreadable {
-        s += &format!("  could not read: {u}\n");
+        s += &format!("  could not read: {}\n", printable(u));
     }
     if r.findings.is_empty() {
         s += "  nothing to report\n";
@@ -188,17 +192,18 @@ pub fn report_text(r: &crate::doctor::Report, color: bool) -> String {
             i + 1,
             paint(f.severity, &tag),
             f.id,
-            f.title
+            printable(&f.title)
         );
         for e in &f.evidence {
-            s += &format!("     {}: {}\n", e.name, e.value);
+            s += &format!("     {}: {}\n", printable(&e.name), printable(&e.value));
         }
-        s += &format!("   why: {}\n", f.explanation);
+        s += &format!("   why: {}\n", printable(&f.explanation));
         if f.action.is_empty() {
             s += "   do:  no change\n";
         }
         for (j, a) in f.action.iter().enumerate() {
-            s += &format!("   {} {a}\n", if j == 0 { "do: " } else { "    " });
+            let lead = if j == 0 { "do: " } else { "    " };
+            s += &format!("   {lead} {}\n", printable(a));
         }
     }
     s
@@ -235,9 +240,10 @@ pub fn context_line(c: &Context) -> String {
 /// could not be read.
 pub fn proxy_text(v: &ProxyView) -> String {
     let (fe, be, srv) = v.sizes();
-    let mut s = format!("proxy: {} ({})", v.kind, v.source);
+    let mut s = format!("proxy: {}", printable(&v.describe_source()));
     if crate::model::owner::all_namespaces() {
-        s += &format!(" in netns {}", crate::model::owner::netns_name(v.netns));
+        let ns = crate::model::owner::netns_name(v.netns);
+        s += &format!(" in netns {}", Shown(&ns));
     }
     s += ": ";
     match &v.map {
@@ -260,11 +266,11 @@ pub fn proxy_text(v: &ProxyView) -> String {
     }
     if let Some(m) = &v.map {
         for n in &m.notes {
-            s += &format!("proxy: note: {n}\n");
+            s += &format!("proxy: note: {}\n", printable(n));
         }
     }
     for p in &v.problems {
-        s += &format!("proxy: {p}\n");
+        s += &format!("proxy: {}\n", printable(p));
     }
     s
 }
@@ -279,19 +285,31 @@ const COUNT_COLUMNS: [(&str, Counter); 6] = [
     ("CLOSED", Counter::Closed),
 ];
 
+/// The table of groups. Names (groups, proxies, processes, cgroups) are
+/// [`Shown`]: escaped, and at most [`super::NAME_MAX`] columns each, so a
+/// row is one line of bounded width whatever others named their things.
 pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
     // Wide enough for the longest name (IPv6 backends run past 28).
     let names: Vec<String> = rows.iter().map(|(g, _)| group_name(g)).collect();
-    let w = names.iter().map(String::len).max().unwrap_or(0).max(28);
+    let w = names
+        .iter()
+        .map(|n| Shown(n).width())
+        .max()
+        .unwrap_or(0)
+        .max(28);
     // The proxy's name for each group, when a proxy names any.
     let labels: Vec<String> = rows
         .iter()
         .map(|(_, r)| r.proxy.as_ref().map_or("-".into(), |p| p.label()))
         .collect();
-    let pw = rows
-        .iter()
-        .any(|(_, r)| r.proxy.is_some())
-        .then(|| labels.iter().map(String::len).max().unwrap_or(0).max(5));
+    let pw = rows.iter().any(|(_, r)| r.proxy.is_some()).then(|| {
+        labels
+            .iter()
+            .map(|l| Shown(l).width())
+            .max()
+            .unwrap_or(0)
+            .max(5)
+    });
     let mut s = format!("{:<w$}", "GROUP");
     if let Some(pw) = pw {
         s += &format!(" {:<pw$}", "PROXY");
@@ -312,6 +330,14 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
         }
     }
     let owners = rows.iter().any(|(_, r)| r.owners.is_some());
+    let procs: Vec<String> = rows
+        .iter()
+        .map(|(_, r)| match &r.owners {
+            Some(w) => process_cell(w),
+            None => "-".into(),
+        })
+        .collect();
+    let procw = procs.iter().map(|p| columns(p)).max().unwrap_or(0).max(24);
     let memcg = rows
         .iter()
         .any(|(g, _)| g.kind == netmem_common::GROUP_CGROUP);
@@ -319,14 +345,14 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
         s += &format!(" {:>10}", "MEMCG_SOCK");
     }
     if owners {
-        s += &format!(" {:<24} {}", "PROCESS", "CGROUP");
+        s += &format!(" {:<procw$} {}", "PROCESS", "CGROUP");
     }
     s.push('\n');
-    for (((g, r), name), label) in rows.iter().zip(&names).zip(&labels) {
+    for ((((g, r), name), label), proc) in rows.iter().zip(&names).zip(&labels).zip(&procs) {
         let m = &r.mem;
-        s += &format!("{name:<w$}");
+        s += &format!("{:<w$}", Shown(name));
         if let Some(pw) = pw {
-            s += &format!(" {label:<pw$}");
+            s += &format!(" {:<pw$}", Shown(label));
         }
         s += &format!(
             " {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
@@ -351,32 +377,35 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
             s += &format!(" {:>10}", v.map_or("-".to_string(), human_bytes));
         }
         if let (true, Some(w)) = (owners, &r.owners) {
-            s += &format!(" {:<24} {}", process_cell(w), cgroup_cell(w));
+            // The cell is already shown: pad it in columns, not chars.
+            let pad = procw.saturating_sub(columns(proc));
+            s += &format!(" {proc}{:pad$} {}", "", cgroup_cell(w));
         }
         s.push('\n');
     }
     s
 }
 
-/// `haproxy[812]`, `+N` more holders after it.
+/// `haproxy[812]`, `+N` more holders after it; the name [`Shown`].
 pub fn process_cell(w: &crate::model::owner::Owners) -> String {
     let Some(p) = w.processes.first() else {
         return "-".into();
     };
     let more = w.processes.len() as u64 - 1 + w.more_processes;
-    let mut s = format!("{}[{}]", p.comm, p.pid);
+    let mut s = format!("{}[{}]", Shown(&p.comm), p.pid);
     if more > 0 {
         s += &format!(" +{more}");
     }
     s
 }
 
-/// The largest cgroup's path, with its container or pod when it has one.
+/// The largest cgroup's path ([`Shown`]), with its container or pod when
+/// it has one.
 pub fn cgroup_cell(w: &crate::model::owner::Owners) -> String {
     let Some(c) = w.cgroups.first() else {
         return "-".into();
     };
-    let mut s = c.cgroup.path.clone();
+    let mut s = Shown(&c.cgroup.path).to_string();
     if let Some(id) = &c.cgroup.container {
         s += &format!(" (container {id})");
     } else if let Some(pod) = &c.cgroup.pod {
@@ -399,7 +428,7 @@ pub fn event_line(e: &Event) -> String {
         "{} {:<17} {:<24}",
         rfc3339(e.ts),
         e.body.kind().name(),
-        printable(&group)
+        Shown(&group)
     );
     for (k, val) in &o {
         if matches!(k.as_str(), "type" | "ts" | "event" | "group") {
@@ -420,10 +449,10 @@ fn push_words(s: &mut String, key: &str, v: &Value) {
             }
         }
         Value::Array(a) => {
-            let items: Vec<String> = a.iter().map(scalar).collect();
+            let items: Vec<String> = a.iter().map(|x| Shown(&scalar(x)).to_string()).collect();
             *s += &format!(" {key}={}", word(&items.join(",")));
         }
-        x => *s += &format!(" {key}={}", word(&scalar(x))),
+        x => *s += &format!(" {key}={}", word(&Shown(&scalar(x)).to_string())),
     }
 }
 
@@ -435,15 +464,15 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-/// A value as one word: quoted, with escapes, when it is empty or holds a
-/// space, a quote or a control character (a name from a process or a
-/// proxy's configuration).
+/// A value already [`Shown`] (escaped and cut) as one word: quoted when
+/// it is empty or holds a space, a quote or an escape (a name from a
+/// process or a proxy's configuration), a quote in it escaped.
 fn word(x: &str) -> String {
     if x.is_empty()
         || x.chars()
-            .any(|c| c.is_whitespace() || c == '"' || c.is_control())
+            .any(|c| c.is_whitespace() || c == '"' || c == '\\')
     {
-        format!("{x:?}")
+        format!("\"{}\"", x.replace('"', "\\\""))
     } else {
         x.to_string()
     }
@@ -452,17 +481,23 @@ fn word(x: &str) -> String {
 pub fn report_table(status: &[HookStatus]) -> String {
     let mut s = format!("{:<28} {:<11} {}\n", "HOOK", "TIER", "VIA");
     for st in status {
+        // The kernel's and loader's words, escaped like every message.
         s += &format!(
             "{:<28} {:<11} {}\n",
             st.hook,
             st.tier.map_or("NONE", Tier::name),
-            st.via
+            printable(&st.via)
         );
         for u in &st.unavailable {
-            s += &format!("{:<28}   not {}: {}\n", "", u.tier.name(), u.reason);
+            s += &format!(
+                "{:<28}   not {}: {}\n",
+                "",
+                u.tier.name(),
+                printable(&u.reason)
+            );
         }
         if let Some(n) = &st.note {
-            s += &format!("{:<28}   note: {n}\n", "");
+            s += &format!("{:<28}   note: {}\n", "", printable(n));
         }
     }
     s
@@ -488,13 +523,15 @@ pub fn coverage_line(status: &[HookStatus]) -> String {
             (None, _) => parts.push(format!(
                 "{} NOT served: {}",
                 s.hook,
-                s.unavailable
-                    .iter()
-                    .map(|u| u.reason.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                printable(
+                    &s.unavailable
+                        .iter()
+                        .map(|u| u.reason.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             )),
-            (Some(_), Some(n)) => parts.push(format!("{} degraded: {n}", s.hook)),
+            (Some(_), Some(n)) => parts.push(format!("{} degraded: {}", s.hook, printable(n))),
             _ => {}
         }
     }

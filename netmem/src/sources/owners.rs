@@ -198,11 +198,11 @@ impl OwnerSource {
             if holds {
                 live.insert(pid);
                 if let std::collections::hash_map::Entry::Vacant(e) = self.comm.entry(pid) {
-                    match std::fs::read_to_string(ent.path().join("comm")) {
-                        Ok(c) => {
-                            e.insert(c.trim_end().to_string());
+                    match read_comm(&ent.path()) {
+                        Some(c) => {
+                            e.insert(c);
                         }
-                        Err(_) => self.stats.vanished += 1,
+                        None => self.stats.vanished += 1,
                     }
                 }
             }
@@ -248,6 +248,16 @@ impl OwnerSource {
     }
 }
 
+/// A process's name as its owner set it (`prctl(PR_SET_NAME)`, or the name
+/// of the file it ran): any bytes but NUL, so not always UTF-8; those that
+/// are not are shown as U+FFFD rather than losing the process. None when it
+/// is gone.
+fn read_comm(proc_dir: &Path) -> Option<String> {
+    let raw = std::fs::read(proc_dir.join("comm")).ok()?;
+    let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
+    Some(String::from_utf8_lossy(raw).into_owned())
+}
+
 /// Which processes' descriptors could not be read, by name, and what to
 /// do: running as root (CAP_SYS_PTRACE) helps only when netmem lacks it.
 fn refused_warning(pids: &[u32]) -> String {
@@ -256,8 +266,8 @@ fn refused_warning(pids: &[u32]) -> String {
         .iter()
         .take(NAMED)
         .map(|pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            format!("{}[{pid}]", crate::output::printable(comm.trim_end()))
+            let comm = read_comm(Path::new(&format!("/proc/{pid}"))).unwrap_or_default();
+            format!("{}[{pid}]", crate::output::Shown(&comm))
         })
         .collect();
     if pids.len() > NAMED {

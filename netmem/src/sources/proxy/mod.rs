@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_refused_process_is_said_once_and_a_burst_is_counted() {
-        let mut p = Proxies::new(ProxySpec::Auto, 1, None, false);
+        let mut p = Proxies::new(ProxySpec::Auto, 1, None, false, Reads::Live);
         let fake = |pid: u32| {
             (
                 pid,
