@@ -185,6 +185,11 @@ enum Cmd {
         /// short-lived group's aborts are still scraped. 0s drops it at once.
         #[arg(long, default_value = "5m", value_parser = parse_linger)]
         linger: Duration,
+        /// TLS and basic auth, from a web-config.yml as Prometheus
+        /// exporters read it (tls_server_config, basic_auth_users with
+        /// bcrypt hashes; see README). Also spelled --web-config.
+        #[arg(long = "web.config.file", alias = "web-config", value_name = "FILE")]
+        web_config: Option<std::path::PathBuf>,
         #[arg(long, value_enum, default_value = "fentry")]
         max_tier: Tier,
     },
@@ -587,6 +592,7 @@ fn run(cli: Cli) -> Result<()> {
             interval,
             max_groups,
             linger,
+            web_config,
             max_tier,
         } => {
             let rt = runtime()?;
@@ -594,6 +600,7 @@ fn run(cli: Cli) -> Result<()> {
                 listen,
                 max_groups: max_groups as usize,
                 linger,
+                web_config,
                 engine: engine_options(
                     "netmem serve",
                     netns.as_deref(),

@@ -25,14 +25,35 @@ pub fn http_get(
     path: &str,
     accept: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
+    let accept = accept.map(|a| ("Accept", a));
+    let r = http_request(s, addr, path, accept.as_slice())?;
+    Ok((r.status, r.body))
+}
+
+/// An HTTP answer: status, head (status line and headers), body.
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// One GET with `headers` over `s` (a plain or TLS stream), read to its
+/// end.
+pub fn http_request(
+    mut s: impl Read + Write,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Reply> {
+    let headers: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
@@ -51,7 +72,11 @@ pub fn http_get(
     } else {
         body.to_string()
     };
-    Ok((status, body))
+    Ok(Reply {
+        status,
+        head: head.to_string(),
+        body,
+    })
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -92,6 +117,13 @@ impl Serve {
     /// As [`Serve::start`], run through `wrapper` (e.g. `setpriv` with a
     /// capability set).
     pub fn start_via(wrapper: &[&str], args: &[&str]) -> Serve {
+        let mut s = Serve::spawn_via(wrapper, args);
+        s.wait_for("netmem_last_interval_timestamp_seconds");
+        s
+    }
+
+    /// As [`Serve::start_via`], without waiting for anything.
+    pub fn spawn_via(wrapper: &[&str], args: &[&str]) -> Serve {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut cmd = match wrapper.split_first() {
             Some((w, rest)) => {
@@ -109,9 +141,7 @@ impl Serve {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn netmem serve");
-        let mut s = Serve { child, addr };
-        s.wait_for("netmem_last_interval_timestamp_seconds");
-        s
+        Serve { child, addr }
     }
 
     pub fn metrics(&self) -> String {
@@ -124,11 +154,7 @@ impl Serve {
     pub fn wait_for(&mut self, needle: &str) -> String {
         let t0 = Instant::now();
         loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("netmem serve exited ({st}): {err}");
-            }
+            self.assert_running();
             if let Ok((200, body)) = http_get(self.addr, "/metrics", None) {
                 if body.contains(needle) {
                     return body;
@@ -139,6 +165,15 @@ impl Serve {
                 "netmem serve never showed {needle}"
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Panics with its stderr if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(st) = self.child.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("netmem serve exited ({st}): {err}");
         }
     }
 
@@ -185,6 +220,14 @@ pub fn prometheus_bin() -> &'static str {
 
 impl Prometheus {
     pub fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::start_job(&format!(
+            "    static_configs:\n      - targets: ['{target}']\n"
+        ))
+    }
+
+    /// Scraping with `job`: the lines of the scrape config after its
+    /// `job_name` (targets, and scheme, tls_config, basic_auth...).
+    pub fn start_job(job: &str) -> Prometheus {
         let dir = std::env::temp_dir().join(format!(
             "netmem-prom-{}-{}",
             std::process::id(),
@@ -192,7 +235,7 @@ impl Prometheus {
         ));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: netmem\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: netmem\n{job}"
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
