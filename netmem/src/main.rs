@@ -134,6 +134,11 @@ enum Cmd {
         /// short-lived group's aborts are still scraped. 0s drops it at once.
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_linger)]
         linger: Duration,
+        /// TLS and basic auth, from a web-config.yml as Prometheus
+        /// exporters read it (tls_server_config, basic_auth_users with
+        /// bcrypt hashes; see README). Also spelled --web-config.
+        #[arg(long = "web.config.file", alias = "web-config", value_name = "FILE")]
+        web_config: Option<std::path::PathBuf>,
     },
     /// List every hook, the tier that serves it on this kernel (fentry,
     /// kprobe, tracepoint, polling) and why each better tier is not used.
@@ -598,12 +603,14 @@ fn run(cli: Cli) -> Result<()> {
             time_wait,
             max_groups,
             linger,
+            web_config,
         } => {
             let rt = runtime()?;
             let opts = netmem::cmd::serve::Options {
                 listen,
                 max_groups: max_groups as usize,
                 linger,
+                web_config,
                 engine: live.options(
                     "netmem serve",
                     time_wait.time_wait,

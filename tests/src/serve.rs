@@ -48,14 +48,35 @@ pub fn http_get(
     path: &str,
     accept: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
+    let accept = accept.map(|a| ("Accept", a));
+    let r = http_request(s, addr, path, accept.as_slice())?;
+    Ok((r.status, r.body))
+}
+
+/// An HTTP answer: status, head (status line and headers), body.
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// One GET with `headers` over `s` (a plain or TLS stream), read to its
+/// end.
+pub fn http_request(
+    mut s: impl Read + Write,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Reply> {
+    let headers: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
@@ -74,7 +95,11 @@ pub fn http_get(
     } else {
         body.to_string()
     };
-    Ok((status, body))
+    Ok(Reply {
+        status,
+        head: head.to_string(),
+        body,
+    })
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -165,11 +190,7 @@ impl Serve {
     pub fn wait_for(&mut self, needle: &str) -> String {
         let t0 = Instant::now();
         loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("netmem serve exited ({st}): {err}");
-            }
+            self.assert_running();
             if let Ok((200, body)) = http_get(self.addr, "/metrics", None) {
                 if body.contains(needle) {
                     return body;
@@ -180,6 +201,15 @@ impl Serve {
                 "netmem serve never showed {needle}"
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Panics with its stderr if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(st) = self.child.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("netmem serve exited ({st}): {err}");
         }
     }
 
@@ -238,6 +268,25 @@ impl Prometheus {
         hosts: &[&str],
         rules: Option<&std::path::Path>,
     ) -> Prometheus {
+        let mut job = "    static_configs:\n".to_string();
+        if hosts.is_empty() {
+            job += &format!("      - targets: ['{target}']\n");
+        }
+        for h in hosts {
+            job += &format!("      - targets: ['{target}']\n        labels: {{instance: '{h}'}}\n");
+        }
+        Prometheus::start_config(&job, rules)
+    }
+
+    /// Scraping with `job`: the lines of the scrape config after its
+    /// `job_name` (targets, and scheme, tls_config, basic_auth...).
+    pub fn start_job(job: &str) -> Prometheus {
+        Prometheus::start_config(job, None)
+    }
+
+    /// Prometheus with one scrape job (`job`: the lines after its
+    /// `job_name`) and, if given, a rule file evaluated every second.
+    fn start_config(job: &str, rules: Option<&std::path::Path>) -> Prometheus {
         let dir = std::env::temp_dir().join(format!(
             "netmem-prom-{}-{}",
             std::process::id(),
@@ -250,14 +299,7 @@ impl Prometheus {
         if let Some(r) = rules {
             config += &format!("rule_files: ['{}']\n", r.display());
         }
-        config += "scrape_configs:\n  - job_name: netmem\n    static_configs:\n";
-        if hosts.is_empty() {
-            config += &format!("      - targets: ['{target}']\n");
-        }
-        for h in hosts {
-            config +=
-                &format!("      - targets: ['{target}']\n        labels: {{instance: '{h}'}}\n");
-        }
+        config += &format!("scrape_configs:\n  - job_name: netmem\n{job}");
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let child = Command::new(prometheus_bin())
