@@ -225,8 +225,15 @@ pub fn context_line(c: &Context) -> String {
         Some(m) => human_bytes(m[2] * p),
         None => "?".to_string(),
     };
+    // The kernel's count and the census' are read at different moments
+    // (and the kernel's covers every namespace): when they differ, both
+    // are shown, each named, so the groups' ORPH never seems to exceed it.
+    let census = match c.orphans_census {
+        Some(n) if n != c.orphans => format!(" (kernel; {n} in the census)"),
+        _ => String::new(),
+    };
     format!(
-        "tcp_mem {tcp_mem} (min/pressure/max)  allocated {}  orphans {}/{max_orphans}  inuse {}  tw {}  udp {} of {udp_mem} ({} sockets)",
+        "tcp_mem {tcp_mem} (min/pressure/max)  allocated {}  orphans {}/{max_orphans}{census}  inuse {}  tw {}  udp {} of {udp_mem} ({} sockets)",
         human_bytes(c.memory_allocated_pages * p),
         c.orphans,
         c.sockets_inuse + c.tcp6_inuse,

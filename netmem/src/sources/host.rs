@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::netns::Netns;
 use super::procfs::sysctl;
+use crate::output::printable;
 
 /// Global sysctls (tcp_mem and tcp_max_orphans are not per namespace):
 /// read from the initial namespace, where netmem runs.
@@ -238,7 +239,7 @@ impl Host {
     /// recording is read from anywhere: its text may hold control
     /// characters).
     pub fn traced_netns(&self) -> Option<String> {
-        self.netns.as_deref().map(printable)
+        self.netns.as_deref().map(|n| printable(n).into_owned())
     }
 
     /// How two recordings differ in what they traced: the namespace or the
@@ -281,19 +282,6 @@ impl Host {
         let mut it = self.kernel_release.split(['.', '-']);
         Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
     }
-}
-
-/// `s` with its control characters escaped (`\u{1b}`).
-fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 /// `MemTotal:` of /proc/meminfo, in bytes.

@@ -59,22 +59,10 @@ pub fn width(s: &str) -> u16 {
     Span::raw(s).width().min(u16::MAX as usize) as u16
 }
 
-/// Control characters from names (a process's comm, a namespace's name)
-/// shown escaped, never sent to the terminal.
+/// Names on their way to the screen: the one escaping rule every text
+/// output uses (control characters, C1, DEL and bidi controls escaped).
 pub fn printable(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .flat_map(|c| {
-            let esc: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            esc
-        })
-        .collect()
+    crate::output::printable(s).into_owned()
 }
 
 /// `s` in at most `w` columns: whole when it fits; else cut at the last

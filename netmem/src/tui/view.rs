@@ -87,6 +87,9 @@ pub struct Header {
     /// tcp_mem min, pressure, max, bytes.
     pub tcp_mem: Option<[u64; 3]>,
     pub allocated: u64,
+    /// The kernel's orphan count (sockstat), or the census' when that is
+    /// larger (read at another moment): the gauge is never below the sum of
+    /// the table's ORPH column.
     pub orphans: u64,
     pub max_orphans: Option<u64>,
     pub pressure: bool,
@@ -211,7 +214,7 @@ impl View {
         self.header = Header {
             tcp_mem: c.tcp_mem_pages.map(|m| m.map(|p| p * page)),
             allocated: c.memory_allocated_pages * page,
-            orphans: c.orphans,
+            orphans: c.orphans.max(c.orphans_census.unwrap_or(0)),
             max_orphans: c.max_orphans,
             pressure: live.is_some_and(|l| l.memory_pressure),
             routes_per_s: live.map_or(0.0, |l| l.routes.per_s()),
