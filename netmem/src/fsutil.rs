@@ -31,7 +31,7 @@ const SHARED: u32 = 0o666;
 /// before reading its recordings, with the same words as the write itself.
 pub fn refuse_existing(path: &Path, force: bool) -> Result<()> {
     match existing(path)? {
-        Some(t) if !force && !is_special(t) => Err(exists_error(path, Some(t))),
+        Some(t) if (!force || t.is_dir()) && !is_special(t) => Err(exists_error(path, Some(t))),
         _ => Ok(()),
     }
 }
@@ -48,7 +48,7 @@ pub fn write_whole(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
                 .and_then(|mut f| f.write_all(bytes))
                 .with_context(|| format!("cannot write {}", path.display()));
         }
-        Some(t) if !force => return Err(exists_error(path, Some(t))),
+        Some(t) if !force || t.is_dir() => return Err(exists_error(path, Some(t))),
         _ => {}
     }
     replace(path, bytes, SHARED, force).map_err(|e| {
@@ -130,7 +130,10 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> std::io
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        // Its error names the temp file, which the user never chose: the
+        // caller names the output.
+        .map_err(|e| std::io::Error::from(e.kind()))?;
     tmp.write_all(bytes)?;
     // Dropping an unpersisted NamedTempFile removes it: no litter on error.
     let done = if overwrite {
@@ -172,7 +175,14 @@ fn write_in_place(path: &Path) -> std::io::Result<File> {
 /// The refusal of an existing output without `--force`, the same for
 /// every `-o`.
 fn exists_error(path: &Path, t: Option<FileType>) -> anyhow::Error {
-    if t.is_some_and(|t| t.is_symlink()) {
+    if t.is_some_and(|t| t.is_dir()) {
+        // --force would not help: a directory is never replaced.
+        anyhow::anyhow!(
+            "{} is a directory: give -o a file name (e.g. {}/report.html)",
+            path.display(),
+            path.display()
+        )
+    } else if t.is_some_and(|t| t.is_symlink()) {
         anyhow::anyhow!(
             "{} exists (a symbolic link): choose another -o, or pass --force to replace the link (what it points to is never written)",
             path.display()
@@ -268,8 +278,23 @@ mod tests {
             e.contains("cannot create") && e.contains("directory"),
             "{e}"
         );
-        let e = format!("{:#}", write_whole(d.path(), b"x", true).unwrap_err());
-        assert!(e.contains("cannot write"), "{e}");
+        // With or without --force: a directory is never replaced, and the
+        // error does not suggest --force.
+        for force in [false, true] {
+            let e = format!("{:#}", write_whole(d.path(), b"x", force).unwrap_err());
+            assert!(e.contains("is a directory: give -o a file name"), "{e}");
+            assert!(!e.contains("--force"), "{e}");
+            let e = format!("{:#}", refuse_existing(d.path(), force).unwrap_err());
+            assert!(e.contains("is a directory"), "{e}");
+        }
         assert!(d.path().is_dir());
+        // A directory that does not exist: the error names the output, not
+        // a temp file.
+        let missing = d.path().join("nowhere/x.html");
+        let e = format!("{:#}", write_whole(&missing, b"x", false).unwrap_err());
+        assert!(
+            e.contains("nowhere/x.html") && !e.contains(".x.html."),
+            "{e}"
+        );
     }
 }

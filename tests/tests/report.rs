@@ -311,6 +311,30 @@ fn check_plots(page: &str, run: &str, recording: &Path) {
             "{kind}: the x axis does not say UTC and the date"
         );
         if kind == "memory" {
+            // A stacked band shows its legend swatch's colour: fills are
+            // opaque (a translucent layer drawn from 0 over the larger ones
+            // mixes with every layer beneath) and each is a swatch's.
+            let swatches: Vec<&str> = tags(svg, "rect")
+                .into_iter()
+                .filter_map(|t| attr(t, "fill"))
+                .collect();
+            let bands: Vec<&str> = tags(svg, "polygon")
+                .into_iter()
+                .filter(|t| attr(t, "fill").is_some_and(|f| f != "none"))
+                .collect();
+            assert!(!bands.is_empty(), "{kind}: no stacked band drawn");
+            for b in &bands {
+                let fill = attr(b, "fill").unwrap();
+                assert!(
+                    attr(b, "opacity").is_none_or(|o| o == "1")
+                        && attr(b, "fill-opacity").is_none_or(|o| o == "1"),
+                    "{kind}: band {fill} is translucent: its colour mixes with the bands beneath"
+                );
+                assert!(
+                    swatches.contains(&fill),
+                    "{kind}: band colour {fill} is no legend swatch's ({swatches:?})"
+                );
+            }
             let mut ticks: Vec<f64> = texts(svg, "end")
                 .iter()
                 .map(|l| label_bytes(l).unwrap_or_else(|| panic!("y label {l:?} is not bytes")))

@@ -403,12 +403,20 @@ fn draw_panel(area: &Area, x: &TimeAxis, x_max: f64, p: &Panel) -> Res {
     Ok(())
 }
 
+/// A stacked layer's fill: the colour lightened, but opaque. Each layer is
+/// drawn from 0 over the larger ones, so a translucent fill would mix with
+/// every layer beneath and match no legend swatch.
+fn area_fill(c: RGBColor) -> RGBColor {
+    let mix = |v: u8| (v as f64 * 0.55 + 255.0 * 0.45).round() as u8;
+    RGBColor(mix(c.0), mix(c.1), mix(c.2))
+}
+
 fn draw_series(chart: &mut Chart, s: &Series, y_max: f64) -> Res {
     let c = s.color;
     match &s.shape {
         Shape::Area(pts) => {
             chart.draw_series(
-                AreaSeries::new(pts.iter().copied(), 0.0, c.mix(0.55)).border_style(c),
+                AreaSeries::new(pts.iter().copied(), 0.0, area_fill(c).filled()).border_style(c),
             )?;
         }
         Shape::Line(pts) => {
@@ -469,7 +477,7 @@ fn draw_legend(area: &Area, rows: &[Vec<(i32, &Series)>]) -> Res {
             match &s.shape {
                 Shape::Area(_) => area.draw(&Rectangle::new(
                     [(x, y - 5), (x + SWATCH, y + 5)],
-                    c.mix(0.55).filled(),
+                    area_fill(c).filled(),
                 ))?,
                 Shape::Spans(_) => area.draw(&Rectangle::new(
                     [(x, y - 5), (x + SWATCH, y + 5)],
@@ -650,7 +658,8 @@ pub fn memory(
         title: "Socket memory by group (stacked)".into(),
         y: r.groups.y,
         height: MAIN_H,
-        series: pressure(tl).into_iter().chain(layers).collect(),
+        // Pressure shading over the (opaque) layers, so it stays visible.
+        series: layers.into_iter().chain(pressure(tl)).collect(),
     };
     groups.series.extend(aborts(tl));
 

@@ -55,7 +55,9 @@ pub struct GroupLine {
     pub name: String,
     pub kind: &'static str,
     pub mem: GroupMem,
-    /// Drops this interval (memory drops and full receive queues).
+    /// Packets the group's sockets dropped (their own counters, ss `d`):
+    /// the figure `snapshot`/`trace` call DROPS and the drill-down's rows
+    /// sum to, so one name means one number everywhere.
     pub drops: u64,
     /// Aborts on memory since `top` started.
     pub aborts: u64,
@@ -228,7 +230,7 @@ impl View {
             line.name = name.clone();
             line.kind = group_kind(g);
             line.mem = row.mem.clone();
-            line.drops = row.count(Counter::SkbDrops) + row.count(Counter::RcvqueueFull);
+            line.drops = row.mem.drops;
             line.proxy = row.proxy.as_ref().map(|p| p.label());
             line.owner = row.owners.as_ref().map(|w| {
                 use crate::output::text::{cgroup_cell, process_cell};
