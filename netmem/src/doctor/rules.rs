@@ -7,6 +7,16 @@ use crate::sources::kernel_log::LogMessage;
 
 /// tcp_mem in the kernel's own proportions (tcp_mem[0..2] = 3:4:6 of its
 /// computed limit): min and pressure from a chosen max.
+/// "at peak" over a window of intervals; "now" for a single reading, which
+/// has no peak to speak of.
+fn at_peak(w: &super::Window) -> &'static str {
+    if w.intervals > 1 {
+        "at peak"
+    } else {
+        "now"
+    }
+}
+
 fn tcp_mem_line(max: u64) -> String {
     format!(
         "sysctl -w net.ipv4.tcp_mem=\"{} {} {}\"",
@@ -120,7 +130,7 @@ pub fn orphans(s: &State) -> Option<Finding> {
     let title = match log {
         _ if by_figures => format!("The orphan limit fired: {peak} orphans against tcp_max_orphans {max} (sockets are aborted from {quarter} on)"),
         Some(l) => format!("The kernel log says the orphan limit fired ({}); now {peak} orphans against tcp_max_orphans {max}, aborts from {quarter}", l.describe()),
-        None => format!("Orphans: {peak} at peak, tcp_max_orphans {max}; aborts start at {quarter}"),
+        None => format!("Orphans: {peak} {}, tcp_max_orphans {max}; aborts start at {quarter}", at_peak(w)),
     };
     let mut f = Finding::new("orphans", severity, title);
     f.fired = fired;
@@ -272,8 +282,9 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
             bytes(max * page)
         ),
         None => format!(
-            "TCP memory: {} at peak; pressure starts at {}, the limit is {}",
+            "TCP memory: {} {}; pressure starts at {}, the limit is {}",
             bytes(peak * page),
+            at_peak(w),
             bytes(pressure * page),
             bytes(max * page)
         ),
@@ -640,7 +651,7 @@ pub fn kernel_log(s: &State) -> Vec<Finding> {
             if can_print {
                 "yes"
             } else {
-                "no (the log is from another kernel)"
+                "no: kernels since 3.x print the cause instead (these lines were written by an older kernel, or copied from one)"
             },
         );
         f.explanation = meaning.to_string();

@@ -437,8 +437,17 @@ pub fn event_line(e: &Event) -> String {
         e.body.kind().name(),
         Shown(&group)
     );
+    // What the line is about first (which sockets, why), then the rest
+    // in the JSON line's (alphabetical) order.
+    const FIRST: [&str; 6] = ["local", "remote", "reason", "cause", "direction", "bytes"];
+    for k in FIRST {
+        if let Some(val) = o.get(k) {
+            push_words(&mut s, k, val);
+        }
+    }
     for (k, val) in &o {
-        if matches!(k.as_str(), "type" | "ts" | "event" | "group") {
+        if matches!(k.as_str(), "type" | "ts" | "event" | "group") || FIRST.contains(&k.as_str())
+        {
             continue;
         }
         push_words(&mut s, k, val);
