@@ -658,8 +658,10 @@ pub fn memory(
         title: "Socket memory by group (stacked)".into(),
         y: r.groups.y,
         height: MAIN_H,
-        // Pressure shading over the (opaque) layers, so it stays visible.
-        series: layers.into_iter().chain(pressure(tl)).collect(),
+        // Pressure shaded behind the (opaque) layers: a band keeps its
+        // legend colour, and the shading shows above the stack (and over
+        // the whole host panel below).
+        series: pressure(tl).into_iter().chain(layers).collect(),
     };
     groups.series.extend(aborts(tl));
 
