@@ -446,8 +446,7 @@ pub fn event_line(e: &Event) -> String {
         }
     }
     for (k, val) in &o {
-        if matches!(k.as_str(), "type" | "ts" | "event" | "group") || FIRST.contains(&k.as_str())
-        {
+        if matches!(k.as_str(), "type" | "ts" | "event" | "group") || FIRST.contains(&k.as_str()) {
             continue;
         }
         push_words(&mut s, k, val);

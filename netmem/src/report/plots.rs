@@ -149,7 +149,9 @@ pub fn y_axis(data_max: f64, limits: &[f64], bytes: bool) -> YAxis {
     let step = if bytes {
         binary_step(y)
     } else {
-        decimal_step(y)
+        // Counts (orphans, route exceptions) and per-second rates whose
+        // axis starts at 1: a step below 1 would tick 0.5 sockets.
+        decimal_step(y).max(1.0)
     };
     YAxis {
         max: (y / step).ceil() * step,
@@ -843,6 +845,19 @@ pub fn routes(tl: &Timeline, r: Range, width: u32) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_ticks_are_whole() {
+        // All zeros (no orphans in the window) or a peak of 1: ticks 0, 1, 2.
+        for max in [0.0, 1.0, 3.0] {
+            let y = y_axis(max, &[], false);
+            assert!(
+                y.ticks().iter().all(|t| t.fract() == 0.0),
+                "{max}: {:?}",
+                y.ticks()
+            );
+        }
+    }
 
     #[test]
     fn binary_ticks_are_exact_in_their_units() {
