@@ -317,6 +317,19 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
         "held now, census (sock_diag: the groups' sockets)",
         bytes(w.census_memory),
     );
+    // The kernel's charge covers every namespace; the census only the one
+    // read. When most of the charge is elsewhere, say where to look rather
+    // than let "held now: 0" read as "nothing holds it".
+    let kernel_now = w.allocated_pages * page;
+    if kernel_now > 2 * w.census_memory + (1 << 20) {
+        f.ev(
+            "charged outside the groups read",
+            format!(
+                "{} (sockets of other network namespaces, or TCP memory not yet freed): `netmem snapshot --netns all` shows which namespace holds it",
+                bytes(kernel_now - w.census_memory)
+            ),
+        );
+    }
     if w.intervals > 1 {
         f.ev("allocated at peak, kernel", bytes(peak * page));
     }

@@ -487,3 +487,31 @@ fn haproxy_names_the_holder_and_the_setting_of_its_side() {
         t.evidence
     );
 }
+
+#[test]
+fn memory_charged_elsewhere_says_where_to_look() {
+    // 40 MiB charged by the kernel, 1 MiB in the namespace read.
+    let s = state(
+        host("188760 251683 377520", 131072, 24 * GIB),
+        10240,
+        0,
+        &[("listen:80", 2, 1 << 20, 0, 0)],
+    );
+    let f = diagnose(&s);
+    let mem = f
+        .iter()
+        .find(|f| f.id == "tcp_mem")
+        .expect("tcp_mem finding");
+    let text = format!("{mem:?}");
+    assert!(text.contains("charged outside the groups read"), "{text}");
+    assert!(text.contains("--netns all"), "{text}");
+    // Where the groups hold it all, nothing is said.
+    let s = state(
+        host("188760 251683 377520", 131072, 24 * GIB),
+        256,
+        0,
+        &[("listen:80", 2, 1 << 20, 0, 0)],
+    );
+    let text = format!("{:?}", diagnose(&s));
+    assert!(!text.contains("charged outside"), "{text}");
+}
