@@ -389,3 +389,24 @@ fn unprivileged_reading_says_what_it_could_not_read() {
         );
     }
 }
+
+/// A log that holds none of the memory messages gives no finding; the
+/// report says it was read, so silence is not mistaken for "not looked at".
+#[test]
+fn a_log_without_the_messages_says_it_was_read() {
+    require_root();
+    let ns = Netns::new("doclog0");
+    let path = temp_file(
+        "kern-quiet",
+        "Dec  6 05:00:00 host kernel: [    1.000000] eth0: link up\nDec  6 05:00:01 host kernel: [    2.000000] EXT4-fs (vda): mounted\n",
+    );
+    let o = ns.netmem(&["doctor", "--kernel-log", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let head = out.lines().next().unwrap_or_default();
+    assert!(
+        head.contains("2 lines, none of the memory messages"),
+        "the header does not say the log was read: {head}"
+    );
+    assert!(!out.contains("kernel_log"), "no kernel_log finding: {out}");
+}

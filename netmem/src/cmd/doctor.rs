@@ -71,7 +71,18 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
             }
         }
     };
-    read_kernel_log(&opts, &mut state)?;
+    let mut source = source;
+    if let Some(lines) = read_kernel_log(&opts, &mut state)? {
+        // A log that holds none of the messages gives no finding: say it
+        // was read, so silence is not mistaken for "not looked at".
+        if state.kernel_log.is_empty() {
+            source += &format!(
+                "; kernel log {}: {}, none of the memory messages",
+                crate::output::printable(state.kernel_log_source.as_deref().unwrap_or("?")),
+                crate::output::count(lines as u64, "line", "lines")
+            );
+        }
+    }
     if state.window.lost_events > 0 {
         state.unreadable.push(format!(
             "{} events were lost (ring buffer full): event counts are lower bounds",
@@ -96,22 +107,23 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
 
 /// A file the user named must be readable (an error otherwise); the live
 /// log may not be (without root), which is only noted.
-fn read_kernel_log(opts: &Options, state: &mut State) -> Result<()> {
+/// Returns how many lines were read, if a log was.
+fn read_kernel_log(opts: &Options, state: &mut State) -> Result<Option<usize>> {
     let (lines, source) = match &opts.kernel_log {
         Some(p) => (kernel_log::read_file(p)?, p.clone()),
         // A recording is about another time: the live log would mislead.
-        None if opts.from.is_some() => return Ok(()),
+        None if opts.from.is_some() => return Ok(None),
         None => match kernel_log::read_kmsg() {
             Ok(l) => (l, "/dev/kmsg".to_string()),
             Err(e) => {
                 state.unreadable.push(format!("{e:#}"));
-                return Ok(());
+                return Ok(None);
             }
         },
     };
     state.add_kernel_log(lines.iter().map(String::as_str));
     state.kernel_log_source = Some(source);
-    Ok(())
+    Ok(Some(lines.len()))
 }
 
 /// A recording (`netmem record`, or `trace --json` output, compressed or
