@@ -370,11 +370,14 @@ impl FilterArgs {
 fn parse_bounded(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 500ms, 2m)"))?;
     if d < min || d > max {
-        return Err(format!(
-            "must be between {} and {}",
-            humantime::format_duration(min),
-            humantime::format_duration(max)
-        ));
+        // Whole days as days: humantime writes 366d as "1year 18h".
+        let said = |d: Duration| match d.as_secs() {
+            s if s >= 86_400 && s % 86_400 == 0 && d.subsec_nanos() == 0 => {
+                format!("{}d", s / 86_400)
+            }
+            _ => humantime::format_duration(d).to_string(),
+        };
+        return Err(format!("must be between {} and {}", said(min), said(max)));
     }
     Ok(d)
 }
