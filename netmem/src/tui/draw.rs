@@ -528,6 +528,10 @@ fn help(f: &mut Frame, area: Rect) {
         .iter()
         .map(|(_, what)| (14 + width(what)).div_ceil(inner))
         .sum();
+    // Too low for the wrapped text: one line per key, its description cut
+    // visibly, so every key (q among them) stays on screen.
+    let compact = lines + 2 > area.height;
+    let lines = if compact { KEYS.len() as u16 } else { lines };
     let h = area.height.min(lines + 2);
     let r = Rect::new(
         area.x + (area.width - w) / 2,
@@ -538,12 +542,17 @@ fn help(f: &mut Frame, area: Rect) {
     let lines: Vec<Line> = KEYS
         .iter()
         .map(|(k, what)| {
+            let what = if compact {
+                clip(what, inner.saturating_sub(14))
+            } else {
+                what.to_string()
+            };
             Line::from(vec![
                 Span::styled(
                     format!("{k:<14}"),
                     Style::new().add_modifier(Modifier::BOLD),
                 ),
-                Span::raw(*what),
+                Span::raw(what),
             ])
         })
         .collect();
@@ -688,6 +697,22 @@ mod tests {
             .map(|(i, _)| cols[i].head)
             .collect();
         assert_eq!(shown, ["GROUP", "MEMORY", "ABORTS"]);
+    }
+
+    /// Every key is on the help screen at 40x12 and up (q among them); a
+    /// low terminal gets one line per key, its description cut with `…`.
+    #[test]
+    fn help_lists_every_key_on_small_terminals() {
+        for (w, h) in [(40, 12), (60, 14), (150, 40)] {
+            let mut v = View::default();
+            v.mode = Mode::Help;
+            let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+            t.draw(|f| draw(f, &v, &[])).unwrap();
+            let text = screen(&t).join("\n");
+            for (k, _) in KEYS {
+                assert!(text.contains(k), "{w}x{h}: key {k} missing:\n{text}");
+            }
+        }
     }
 
     /// The screen as text, one string per row.
