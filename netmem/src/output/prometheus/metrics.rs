@@ -799,6 +799,6 @@ impl prometheus_client::collector::Collector for HttpPart {
             None,
             self.scrapes,
         )?;
-        f.counter("http_rejected", "HTTP connections or requests refused: too many at once, too slow, too large, malformed.", None, self.rejected)
+        f.counter("http_rejected", "HTTP connections or requests refused: closed to make room or refused at the connection caps, too slow, too large, malformed, failed TLS handshakes, failed basic auth (401).", None, self.rejected)
     }
 }
