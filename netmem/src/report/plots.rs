@@ -516,7 +516,7 @@ fn aborts(tl: &Timeline) -> Option<Series> {
     let a = tl.aborts();
     (!a.is_empty()).then(|| {
         Series::new(
-            format!("abort on memory ({})", a.len()),
+            format!("abort on memory ({})", tl.aborts_seen),
             LIMIT,
             Shape::Marks(a.iter().map(|e| e.t).collect()),
         )
@@ -617,7 +617,7 @@ pub fn memory(
     let times = || tl.points.iter().map(|p| p.t);
     for (i, g) in top.iter().enumerate() {
         for (a, p) in acc.iter_mut().zip(&tl.points) {
-            *a += p.groups.get(g).map_or(0, |x| x.memory) as f64;
+            *a += p.groups.get(g.as_str()).map_or(0, |x| x.memory) as f64;
         }
         layers.push(Series::new(
             g.as_str(),
@@ -628,13 +628,13 @@ pub fn memory(
     let has_other = tl
         .points
         .iter()
-        .any(|p| p.groups.keys().any(|g| !top.contains(g)));
+        .any(|p| p.groups.keys().any(|g| !top.iter().any(|t| **t == **g)));
     if has_other {
         for (a, p) in acc.iter_mut().zip(&tl.points) {
             *a += p
                 .groups
                 .iter()
-                .filter(|(g, _)| !top.contains(g))
+                .filter(|(g, _)| !top.iter().any(|t| **t == ***g))
                 .map(|(_, x)| x.memory)
                 .sum::<u64>() as f64;
         }
@@ -678,7 +678,12 @@ pub fn memory(
         let pts = tl
             .points
             .iter()
-            .map(|p| (p.t, p.namespaces.get(&ns).copied().unwrap_or(0) as f64))
+            .map(|p| {
+                (
+                    p.t,
+                    p.namespaces.get(ns.as_str()).copied().unwrap_or(0) as f64,
+                )
+            })
             .collect();
         host.series.push(Series::new(
             format!("all groups in {ns}"),
@@ -730,7 +735,12 @@ pub fn orphans(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::R
             Shape::Line(
                 tl.points
                     .iter()
-                    .map(|p| (p.t, p.groups.get(g).map_or(0, |x| x.orphans) as f64))
+                    .map(|p| {
+                        (
+                            p.t,
+                            p.groups.get(g.as_str()).map_or(0, |x| x.orphans) as f64,
+                        )
+                    })
                     .collect(),
             ),
         ));
@@ -779,7 +789,7 @@ pub fn events(tl: &Timeline, r: Range, width: u32) -> anyhow::Result<String> {
             .map(|a| a.t)
             .collect();
         series.push(Series::new(
-            format!("abort on memory, cause {cause} ({})", at.len()),
+            format!("abort on memory, cause {cause} ({})", tl.aborts_of(cause)),
             [LIMIT, PRESSURE, RGBColor(148, 0, 0), MIN][i % 4],
             Shape::Triangles(0.92, at),
         ));
