@@ -538,6 +538,8 @@ fn a_comparison_says_when_the_groupings_differ() {
             b.to_str().unwrap(),
             "-o",
             html.to_str().unwrap(),
+            // The second report replaces the first.
+            "--force",
         ]));
         std::fs::read_to_string(&html).unwrap()
     };
