@@ -61,3 +61,24 @@ fn netlink_batch_crashes_are_errors() {
         });
     }
 }
+
+#[test]
+fn recording_crashes_are_read() {
+    let cases = inputs("recording");
+    assert!(!cases.is_empty(), "no recording regressions found");
+    for (p, data) in cases {
+        // A pressure period ending a year after the last interval once
+        // overflowed plotters' pixel arithmetic; intervals four thousand
+        // years apart once ticked the time axis daily (1.5 million labels).
+        if let Ok(run) = netmem::report::Run::read_from(&data[..], "fuzz") {
+            let page =
+                netmem::report::render(&[run]).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            assert!(
+                page.len() < 1 << 20,
+                "{}: a page of {} bytes",
+                p.display(),
+                page.len()
+            );
+        }
+    }
+}

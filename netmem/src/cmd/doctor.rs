@@ -83,6 +83,10 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
             );
         }
     }
+    if opts.from.is_none() {
+        // A live window past the caps (thousands of groups) says so too.
+        state.unreadable.extend(state.window.dropped());
+    }
     if state.window.lost_events > 0 {
         state.unreadable.push(format!(
             "{} events were lost (ring buffer full): event counts are lower bounds",
@@ -127,14 +131,12 @@ fn read_kernel_log(opts: &Options, state: &mut State) -> Result<Option<usize>> {
 }
 
 /// A recording (`netmem record`, or `trace --json` output, compressed or
-/// not): every readable line into the window; what was not readable is
-/// said in the report.
+/// not): every readable line into the window as it streams; what was not
+/// readable, or not kept, is said in the report.
 fn read_recording(path: &str, state: &mut State) -> Result<()> {
-    let rec = crate::sources::recording::read(path)?;
-    for v in &rec.lines {
-        state.window.feed(v);
-    }
-    for w in rec.warnings {
+    let window = &mut state.window;
+    let warnings = crate::sources::recording::read(path, |v| window.feed(v))?;
+    for w in warnings.into_iter().chain(state.window.dropped()) {
         log::warn!("{path}: {w}");
         state.unreadable.push(format!("{path}: {w}"));
     }

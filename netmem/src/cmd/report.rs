@@ -35,7 +35,7 @@ pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
         printable(&output.display().to_string()),
         crate::output::human_bytes(html.len() as u64),
         runs.iter()
-            .map(|r| crate::output::count(r.timeline.points.len() as u64, "interval", "intervals"))
+            .map(|r| crate::output::count(r.timeline.intervals, "interval", "intervals"))
             .collect::<Vec<_>>()
             .join(" + "),
         if runs.iter().any(|r| !r.warnings.is_empty()) {

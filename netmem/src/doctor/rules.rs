@@ -174,7 +174,10 @@ pub fn orphans(s: &State) -> Option<Finding> {
     .ev("abort threshold, shift 1 (1/2)", max / 2)
     .ev("abort threshold, shift 2 (1/4)", quarter);
     if !aborts.is_empty() {
-        f.ev("aborts for orphans in the window", aborts.len());
+        f.ev(
+            "aborts for orphans in the window",
+            w.aborts_where(|c| c.contains("orphans")),
+        );
     }
     if let (Some(l), true) = (log, by_figures) {
         f.ev("kernel log", log_evidence(s, LogMessage::TooManyOrphans, l));
@@ -205,7 +208,11 @@ pub fn orphans(s: &State) -> Option<Finding> {
     }
     // Advice from figures only: a log line carries none.
     if by_figures || level >= Severity::Warn {
-        let want = (peak * 4).max(max).next_power_of_two();
+        let want = peak
+            .saturating_mul(4)
+            .max(max)
+            .checked_next_power_of_two()
+            .unwrap_or(u64::MAX);
         let per = n_bytes.checked_div(n_orph).unwrap_or(0);
         if want > now {
             f.action
@@ -221,7 +228,7 @@ pub fn orphans(s: &State) -> Option<Finding> {
             // Raised since it fired: keep it, never lower it.
             f.action.push(format!(
                 "tcp_max_orphans was {max} when it fired and is {now} now, at least 4x the peak ({}): keep it, and persist net.ipv4.tcp_max_orphans = {now} in /etc/sysctl.d",
-                peak * 4
+                peak.saturating_mul(4)
             ));
         }
         if let Some(g) = &f.group {
@@ -245,7 +252,7 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
         .iter()
         .filter(|a| a.cause.contains("tcp_mem"))
         .collect();
-    let aborts = mem_aborts.len();
+    let aborts = w.aborts_where(|c| c.contains("tcp_mem"));
     // The limit that mattered: as the first abort saw it (tcp_mem can
     // change during a window; intervals may miss a short-lived setting),
     // else as it was at the peak.
@@ -272,21 +279,21 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     let title = match log {
         _ if by_figures => format!(
             "tcp_mem fired: TCP held {} at peak against a maximum of {} then",
-            bytes(peak * page),
-            bytes(max * page)
+            bytes(peak.saturating_mul(page)),
+            bytes(max.saturating_mul(page))
         ),
         Some(l) => format!(
             "The kernel log says tcp_mem fired ({}); now TCP holds {} against a maximum of {}",
             l.describe(),
-            bytes(peak * page),
-            bytes(max * page)
+            bytes(peak.saturating_mul(page)),
+            bytes(max.saturating_mul(page))
         ),
         None => format!(
             "TCP memory: {} {}; pressure starts at {}, the limit is {}",
-            bytes(peak * page),
+            bytes(peak.saturating_mul(page)),
             at_peak(w),
-            bytes(pressure * page),
-            bytes(max * page)
+            bytes(pressure.saturating_mul(page)),
+            bytes(max.saturating_mul(page))
         ),
     };
     let mut f = Finding::new("tcp_mem", severity, title);
@@ -304,14 +311,14 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
         "tcp_mem (min pressure max)",
         format!(
             "{min} {pressure} {max} pages ({} {} {})",
-            bytes(min * page),
-            bytes(pressure * page),
-            bytes(max * page)
+            bytes(min.saturating_mul(page)),
+            bytes(pressure.saturating_mul(page)),
+            bytes(max.saturating_mul(page))
         ),
     )
     .ev(
         "allocated now, kernel (sockstat mem: every namespace)",
-        bytes(w.allocated_pages * page),
+        bytes(w.allocated_pages.saturating_mul(page)),
     )
     .ev(
         "held now, census (sock_diag: the groups' sockets)",
@@ -320,8 +327,8 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
     // The kernel's charge covers every namespace; the census only the one
     // read. When most of the charge is elsewhere, say where to look rather
     // than let "held now: 0" read as "nothing holds it".
-    let kernel_now = w.allocated_pages * page;
-    if kernel_now > 2 * w.census_memory + (1 << 20) {
+    let kernel_now = w.allocated_pages.saturating_mul(page);
+    if kernel_now > w.census_memory.saturating_mul(2).saturating_add(1 << 20) {
         f.ev(
             "charged outside the groups read",
             format!(
@@ -331,7 +338,10 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
         );
     }
     if w.intervals > 1 {
-        f.ev("allocated at peak, kernel", bytes(peak * page));
+        f.ev(
+            "allocated at peak, kernel",
+            bytes(peak.saturating_mul(page)),
+        );
     }
     if w.pressure_entered > 0 || w.under_pressure {
         f.ev(
@@ -370,7 +380,7 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
                 g.memory,
                 bytes(g.memory),
                 100.0 * g.memory as f64 / total.max(1) as f64,
-                100.0 * g.memory as f64 / (max * page).max(1) as f64
+                100.0 * g.memory as f64 / max.saturating_mul(page).max(1) as f64
             ),
         );
     }
@@ -398,7 +408,7 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
         match ram_pages {
             Some(ram) if want > ram / 4 => f.action.push(format!(
                 "no tcp_mem raise: {} would pass a quarter of RAM; lower per-connection buffers instead (net.ipv4.tcp_wmem / tcp_rmem maxima, or the top group's own settings)",
-                bytes(want * page)
+                bytes(want.saturating_mul(page))
             )),
             _ if want > now[2] => f.action.push(tcp_mem_line(want)),
             // Raised since it fired: say to keep it, never lower it.
@@ -462,17 +472,16 @@ pub fn aborts(s: &State) -> Option<Finding> {
     if w.aborts.is_empty() {
         return None;
     }
-    let mut by: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
-    for a in &w.aborts {
-        *by.entry((a.cause.as_str(), a.group.as_str())).or_default() += 1;
-    }
     let mut f = Finding::new(
         "aborts",
         Severity::Critical,
-        format!("{} sockets aborted on memory in the window", w.aborts.len()),
+        format!(
+            "{} sockets aborted on memory in the window",
+            w.aborts_where(|_| true)
+        ),
     );
     f.fired = true;
-    for ((cause, group), n) in &by {
+    for ((cause, group), n) in &w.abort_counts {
         f.ev(format!("{n} aborts, cause {cause}"), group);
     }
     let first = &w.aborts[0];
@@ -502,7 +511,7 @@ pub fn aborts(s: &State) -> Option<Finding> {
 pub fn per_connection(s: &State) -> Option<Finding> {
     let w = &s.window;
     let [_, _, max] = s.tcp_mem()?;
-    let limit = max * s.page();
+    let limit = max.saturating_mul(s.page());
     let rmem = s.host.numbers("net.ipv4.tcp_rmem")?;
     let wmem = s.host.numbers("net.ipv4.tcp_wmem")?;
     let (r1, r2, w1, w2) = (*rmem.get(1)?, *rmem.get(2)?, *wmem.get(1)?, *wmem.get(2)?);
@@ -600,12 +609,12 @@ pub fn buffer_limits(s: &State) -> Vec<Finding> {
         .ev("rcvqueue_full (the socket's receive buffer, SO_RCVBUF)", rq)
         .ev("skb_drops (memory-related drops)", drops);
         for ((grp, reason), n) in &w.drops {
-            if grp == name {
+            if **grp == **name {
                 f.ev(format!("drop reason {reason}"), n);
             }
         }
         for ((grp, direction), n) in &w.exceeded {
-            if grp == name {
+            if **grp == **name {
                 f.ev(format!("protocol limit exceeded, {direction}"), n);
             }
         }
@@ -613,7 +622,7 @@ pub fn buffer_limits(s: &State) -> Vec<Finding> {
         if rq > 0
             || w.drops
                 .keys()
-                .any(|(g, r)| g == name && r.contains("RCVBUF"))
+                .any(|(g, r)| **g == **name && r.contains("RCVBUF"))
         {
             f.action.push(format!("{name}: read faster, or raise its SO_RCVBUF (bounded by net.core.rmem_max, now {})", s.host.sysctls.get("net.core.rmem_max").map_or("?", String::as_str)));
         }

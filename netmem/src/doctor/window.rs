@@ -4,12 +4,16 @@
 //! recorded is diagnosed exactly as it would have been live.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::model::proxy::{GroupProxy, Side, SideTune};
 use crate::sources::host::Host;
+use crate::sources::recording::{
+    cut_name, Names, MAX_ABORTS, MAX_DSTS, MAX_GROUPS, MAX_KINDS, MAX_NAME, MAX_PROXY_BYTES, OTHER,
+};
 
 /// One group's figures: now (the last interval) and at peak.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32,13 +36,14 @@ pub struct GroupFigures {
     pub proxy: Option<GroupProxy>,
 }
 
-/// A group line's proxy fields (see `output::json::proxy_fields`).
+/// A group line's proxy fields (see `output::json::proxy_fields`), each
+/// name at most [`MAX_NAME`] bytes.
 pub fn group_proxy(v: &Value) -> Option<GroupProxy> {
     let strings = |k: &str| -> Vec<String> {
         v[k].as_array()
             .map(|a| {
                 a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
+                    .filter_map(|s| s.as_str().map(|s| cut_name(s, MAX_NAME).into_owned()))
                     .collect()
             })
             .unwrap_or_default()
@@ -120,16 +125,44 @@ pub struct Window {
     pub under_pressure: bool,
     pub pressure_entered: u64,
     pub pressure_time: Duration,
+    /// At most [`MAX_GROUPS`] by name, the rest summed into `other`.
     pub groups: BTreeMap<String, GroupFigures>,
+    /// The first [`MAX_ABORTS`] aborts on memory, and the first of each
+    /// cause after them, with their figures; `abort_counts` counts them
+    /// all.
     pub aborts: Vec<AbortSeen>,
+    /// (cause, group) → aborts on memory
+    pub abort_counts: BTreeMap<(Arc<str>, Arc<str>), u64>,
     /// (group, reason) → memory drops
-    pub drops: BTreeMap<(String, String), u64>,
+    pub drops: BTreeMap<(Arc<str>, Arc<str>), u64>,
     /// (group, direction) → buffer limit exceeded
-    pub exceeded: BTreeMap<(String, String), u64>,
+    pub exceeded: BTreeMap<(Arc<str>, Arc<str>), u64>,
     pub route_exceptions_inserted: u64,
     pub route_exception_dsts: BTreeMap<String, u64>,
     pub rt6_cached: Option<u64>,
     pub lost_events: u64,
+    /// What the window holds of what it is fed is bounded whatever the
+    /// input (a recording from anyone, hours of `top`): names in length
+    /// and number, kinds, destinations, aborts' figures, proxy names.
+    names: Names<MAX_GROUPS>,
+    kinds: Names<MAX_KINDS>,
+    dsts: Names<MAX_DSTS>,
+    abort_causes: std::collections::BTreeSet<Arc<str>>,
+    proxy_bytes: usize,
+    proxies_dropped: u64,
+}
+
+/// Bytes a group's proxy names take in memory.
+fn proxy_size(p: &GroupProxy) -> usize {
+    std::mem::size_of::<GroupProxy>()
+        + p.frontends
+            .iter()
+            .map(|f| std::mem::size_of::<String>() + f.len())
+            .sum::<usize>()
+        + p.servers
+            .iter()
+            .map(|(b, s)| 2 * std::mem::size_of::<String>() + b.len() + s.len())
+            .sum::<usize>()
 }
 
 fn u(v: &Value) -> Option<u64> {
@@ -182,14 +215,19 @@ impl Window {
         self.under_pressure = v["memory_pressure"].as_bool().unwrap_or(false);
         self.lost_events = u(&v["lost_events"]).unwrap_or(self.lost_events);
         let r = &v["route_exceptions"];
-        self.route_exceptions_inserted += u(&r["inserted"]).unwrap_or(0);
+        self.route_exceptions_inserted = self
+            .route_exceptions_inserted
+            .saturating_add(u(&r["inserted"]).unwrap_or(0));
         if let Some(by) = r["by_dst"].as_array() {
             for d in by {
                 if let (Some(dst), Some(n)) = (d["dst"].as_str(), u(&d["count"])) {
-                    *self
-                        .route_exception_dsts
-                        .entry(dst.to_string())
-                        .or_default() += n;
+                    let dst = self.dsts.get(dst);
+                    match self.route_exception_dsts.get_mut(&*dst) {
+                        Some(c) => *c = c.saturating_add(n),
+                        None => {
+                            self.route_exception_dsts.insert(dst.to_string(), n);
+                        }
+                    }
                 }
             }
         }
@@ -207,62 +245,145 @@ impl Window {
         let Some(name) = v["group"].as_str() else {
             return;
         };
-        let g = self.groups.entry(name.to_string()).or_default();
-        g.kind = v["kind"].as_str().unwrap_or("").to_string();
-        g.sockets = u(&v["sockets"]).unwrap_or(0);
-        g.orphans = u(&v["orphans"]).unwrap_or(0);
-        g.orphan_bytes = u(&v["orphan_bytes"]).unwrap_or(0);
-        g.rmem = u(&v["rmem_bytes"]).unwrap_or(0);
-        g.wmem = u(&v["wmem_queued_bytes"]).unwrap_or(0);
-        g.proxy = group_proxy(v).or(g.proxy.take());
-        g.memory = ["rmem_bytes", "wmem_queued_bytes", "fwd_alloc_bytes"]
-            .iter()
-            .filter_map(|k| u(&v[*k]))
-            .sum();
+        let name = self.names.get(name);
+        let folded = self.names.is_other(&name);
+        if !self.groups.contains_key(&*name) {
+            self.groups
+                .insert(name.to_string(), GroupFigures::default());
+        }
+        let Some(g) = self.groups.get_mut(&*name) else {
+            return;
+        };
+        let n = |k: &str| u(&v[k]).unwrap_or(0);
+        let memory = n("rmem_bytes")
+            .saturating_add(n("wmem_queued_bytes"))
+            .saturating_add(n("fwd_alloc_bytes"));
+        if folded {
+            // Every group past the cap, summed: its figures of this
+            // interval add up.
+            g.kind = OTHER.to_string();
+            g.sockets = g.sockets.saturating_add(n("sockets"));
+            g.orphans = g.orphans.saturating_add(n("orphans"));
+            g.orphan_bytes = g.orphan_bytes.saturating_add(n("orphan_bytes"));
+            g.rmem = g.rmem.saturating_add(n("rmem_bytes"));
+            g.wmem = g.wmem.saturating_add(n("wmem_queued_bytes"));
+            g.memory = g.memory.saturating_add(memory);
+        } else {
+            g.kind = cut_name(v["kind"].as_str().unwrap_or(""), MAX_NAME).into_owned();
+            g.sockets = n("sockets");
+            g.orphans = n("orphans");
+            g.orphan_bytes = n("orphan_bytes");
+            g.rmem = n("rmem_bytes");
+            g.wmem = n("wmem_queued_bytes");
+            g.memory = memory;
+            if let Some(p) = group_proxy(v) {
+                let old = g.proxy.as_ref().map_or(0, proxy_size);
+                let new = proxy_size(&p);
+                if self.proxy_bytes - old + new <= MAX_PROXY_BYTES {
+                    self.proxy_bytes = self.proxy_bytes - old + new;
+                    g.proxy = Some(p);
+                } else {
+                    self.proxies_dropped += 1;
+                }
+            }
+        }
         g.peak_memory = g.peak_memory.max(g.memory);
         // A part never exceeds its whole: the census total of this
         // interval is at least what its groups hold.
-        self.census_memory += g.memory;
-        self.group_orphans += g.orphans;
+        self.census_memory = self.census_memory.saturating_add(memory);
+        self.group_orphans = self.group_orphans.saturating_add(n("orphans"));
         self.census_orphans = self.census_orphans.max(self.group_orphans);
         self.peak_census_orphans = self.peak_census_orphans.max(self.census_orphans);
         g.peak_orphans = g.peak_orphans.max(g.orphans);
         g.peak_orphan_bytes = g.peak_orphan_bytes.max(g.orphan_bytes);
         for c in netmem_common::Counter::ALL {
             if let Some(n) = u(&v[c.name()]) {
-                *g.counts.entry(c.name().to_string()).or_default() += n;
+                let count = g.counts.entry(c.name().to_string()).or_default();
+                *count = count.saturating_add(n);
             }
         }
     }
 
     fn event(&mut self, v: &Value) {
-        let group = v["group"].as_str().unwrap_or("unattributed").to_string();
+        let mut group = || {
+            self.names
+                .get(v["group"].as_str().unwrap_or("unattributed"))
+        };
+        let mut kind = |k: &str, or: &str| self.kinds.get(v[k].as_str().unwrap_or(or));
         match v["event"].as_str() {
-            Some("abort_on_memory") => self.aborts.push(AbortSeen {
-                group,
-                cause: v["cause"].as_str().unwrap_or("unknown").to_string(),
-                orphans: u(&v["orphans"]),
-                max_orphans: u(&v["max_orphans"]),
-                shift: u(&v["shift"]),
-                allocated_pages: u(&v["allocated_pages"]),
-                tcp_mem_max: triple(&v["tcp_mem_pages"]).map(|m| m[2]),
-            }),
+            Some("abort_on_memory") => {
+                let group = group();
+                let cause = kind("cause", "unknown");
+                let first_of_cause = self.abort_causes.insert(cause.clone());
+                *self
+                    .abort_counts
+                    .entry((cause.clone(), group.clone()))
+                    .or_default() += 1;
+                // The rules cite the first abort of each cause.
+                if self.aborts.len() < MAX_ABORTS || first_of_cause {
+                    self.aborts.push(AbortSeen {
+                        group: group.to_string(),
+                        cause: cause.to_string(),
+                        orphans: u(&v["orphans"]),
+                        max_orphans: u(&v["max_orphans"]),
+                        shift: u(&v["shift"]),
+                        allocated_pages: u(&v["allocated_pages"]),
+                        tcp_mem_max: triple(&v["tcp_mem_pages"]).map(|m| m[2]),
+                    })
+                }
+            }
             Some("skb_drop") => {
-                let reason = v["reason"].as_str().unwrap_or("?").to_string();
-                *self.drops.entry((group, reason)).or_default() += 1;
+                let reason = kind("reason", "?");
+                *self.drops.entry((group(), reason)).or_default() += 1;
             }
             Some("exceed_buf_limit") => {
-                let dir = v["direction"].as_str().unwrap_or("?").to_string();
-                *self.exceeded.entry((group, dir)).or_default() += 1;
+                let dir = kind("direction", "?");
+                *self.exceeded.entry((group(), dir)).or_default() += 1;
             }
             Some("memory_pressure_enter") => self.pressure_entered += 1,
             Some("memory_pressure_leave") => {
-                if let Some(ms) = v["duration_ms"].as_f64() {
-                    self.pressure_time += Duration::from_secs_f64(ms / 1000.0);
+                // A duration no clock gives (negative, NaN, past u64
+                // seconds) adds nothing.
+                if let Some(d) = v["duration_ms"]
+                    .as_f64()
+                    .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+                {
+                    self.pressure_time = self.pressure_time.saturating_add(d);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Aborts on memory whose cause passes `f`, every one (held or not).
+    pub fn aborts_where(&self, f: impl Fn(&str) -> bool) -> u64 {
+        self.abort_counts
+            .iter()
+            .filter(|((c, _), _)| f(c))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// What the window did not keep of what it was fed, one sentence
+    /// each; none for anything of ordinary size.
+    pub fn dropped(&self) -> Vec<String> {
+        let mut w = self.names.dropped("group", "groups");
+        w.extend(self.kinds.dropped(
+            "event kind, abort cause or drop reason",
+            "event kinds, abort causes and drop reasons",
+        ));
+        w.extend(self.dsts.dropped(
+            "route exception destination",
+            "route exception destinations",
+        ));
+        if self.proxies_dropped > 0 {
+            w.push(format!(
+                "proxy names were not kept for {} (more than {} of them)",
+                crate::output::count(self.proxies_dropped, "group line", "group lines"),
+                crate::output::human_bytes(MAX_PROXY_BYTES as u64)
+            ));
+        }
+        w
     }
 
     /// A group as people know it: `backend app, server app3
@@ -290,5 +411,51 @@ impl Window {
             .collect();
         v.sort_by(|a, b| b.1.peak_orphans.cmp(&a.1.peak_orphans).then(a.0.cmp(b.0)));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A window fed thousands of groups and aborts holds at most its caps,
+    /// and still counts everything.
+    #[test]
+    fn the_window_holds_its_caps_and_counts_the_rest() {
+        let mut w = Window::default();
+        w.feed(&json!({"type":"context","ts":"t"}));
+        for i in 0..MAX_GROUPS + 10 {
+            w.feed(&json!({"type":"group","group":format!("g{i}"),"rmem_bytes":1,"orphans":2,"sockets":1}));
+        }
+        for i in 0..3 * MAX_ABORTS {
+            let cause = if i == 2 * MAX_ABORTS {
+                "tcp_mem"
+            } else {
+                "orphans"
+            };
+            w.feed(&json!({"type":"event","event":"abort_on_memory","group":"g1","cause":cause}));
+        }
+        w.feed(&json!({"type":"event","event":"memory_pressure_leave","duration_ms":-5.0}));
+        w.feed(&json!({"type":"event","event":"memory_pressure_leave","duration_ms":1e300}));
+        assert_eq!(w.groups.len(), MAX_GROUPS + 1);
+        let other = &w.groups[OTHER];
+        assert_eq!((other.sockets, other.memory, other.orphans), (10, 10, 20));
+        assert_eq!(w.census_memory, MAX_GROUPS as u64 + 10);
+        assert_eq!(w.census_orphans, 2 * (MAX_GROUPS as u64 + 10));
+        assert_eq!(w.aborts.len(), MAX_ABORTS + 1);
+        assert_eq!(w.aborts.last().unwrap().cause, "tcp_mem");
+        assert_eq!(
+            w.aborts_where(|c| c == "orphans"),
+            3 * MAX_ABORTS as u64 - 1
+        );
+        assert_eq!(w.aborts_where(|_| true), 3 * MAX_ABORTS as u64);
+        assert_eq!(w.pressure_time, Duration::ZERO);
+        assert_eq!(
+            w.dropped(),
+            [format!(
+                "10 groups past the first {MAX_GROUPS} were summed into \"other\""
+            )]
+        );
     }
 }

@@ -151,7 +151,7 @@ fn header(h: &mut String, runs: &[Run]) -> Result<()> {
             format!(
                 "{:.0} s ({} intervals)",
                 r.timeline.duration(),
-                r.timeline.points.len()
+                r.timeline.intervals
             )
         }),
         ("interval", &|r| format!("{:.2} s", r.timeline.interval_s)),
@@ -159,7 +159,7 @@ fn header(h: &mut String, runs: &[Run]) -> Result<()> {
             Some(n) => n.to_string(),
             None => format!(
                 "{} recorded (no summary line: the recording did not end cleanly)",
-                r.timeline.events.len()
+                r.timeline.events_recorded
             ),
         }),
         ("events lost", &|r| r.timeline.lost_events.to_string()),
@@ -396,29 +396,27 @@ fn aborts(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
     }
     h.push_str("<table class=\"aborts\"><tr><th>at (s)</th><th>group</th><th>cause</th><th>orphans / max (shift)</th><th>allocated / tcp_mem max (pages)</th><th>socket</th></tr>");
     for e in a.iter().take(ABORT_ROWS) {
-        let l = &e.line;
-        let s = |k: &str| l[k].as_i64().map_or("?".to_string(), |v| v.to_string());
-        let tcp_mem_max = l["tcp_mem_pages"][2]
-            .as_i64()
-            .map_or("?".to_string(), |v| v.to_string());
+        let f = &e.figures;
+        let s = |v: Option<i64>| v.map_or("?".to_string(), |v| v.to_string());
         write!(
             h,
             "<tr><td class=n>{:.1}</td><td>{}</td><td><b>{}</b></td><td class=n>{} / {} ({})</td><td class=n>{} / {}</td><td>{} &rarr; {}</td></tr>",
             e.t,
             esc(e.group.as_deref().unwrap_or("?")),
             esc(e.cause.as_deref().unwrap_or("?")),
-            s("orphans"),
-            s("max_orphans"),
-            s("shift"),
-            s("allocated_pages"),
-            tcp_mem_max,
-            esc(l["local"].as_str().unwrap_or("?")),
-            esc(l["remote"].as_str().unwrap_or("?")),
+            s(f.orphans),
+            s(f.max_orphans),
+            s(f.shift),
+            s(f.allocated_pages),
+            s(f.tcp_mem_max),
+            esc(f.local.as_deref().unwrap_or("?")),
+            esc(f.remote.as_deref().unwrap_or("?")),
         )?;
     }
     h.push_str("</table>");
-    if a.len() > ABORT_ROWS {
-        write!(h, "<p>... and {} more.</p>", a.len() - ABORT_ROWS)?;
+    let all = r.timeline.aborts_seen;
+    if all > ABORT_ROWS as u64 {
+        write!(h, "<p>... and {} more.</p>", all - ABORT_ROWS as u64)?;
     }
     h.push('\n');
     Ok(())

@@ -31,12 +31,27 @@ pub struct Run {
 
 impl Run {
     pub fn read(path: &str) -> Result<Run> {
-        let rec = crate::sources::recording::read(path)?;
+        Run::read_from(crate::sources::recording::open(path)?, path)
+    }
+
+    /// Reads a recording in one pass, each line into the doctor's window
+    /// and the timeline; both hold bounded state, so a recording of any
+    /// size (or a hostile one) is read within `recording::MEMORY_BUDGET`.
+    /// `path` names it.
+    pub fn read_from(src: impl std::io::Read, path: &str) -> Result<Run> {
         let mut state = State::default();
-        for v in &rec.lines {
+        let mut timeline = Timeline::default();
+        let mut warnings = crate::sources::recording::read_from(src, path, |v| {
             state.window.feed(v);
+            timeline.feed(v);
+        })?;
+        timeline.finish();
+        // The same groups are folded in both: said once.
+        for w in timeline.dropped().into_iter().chain(state.window.dropped()) {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
         }
-        let mut warnings = rec.warnings;
         match state.window.host.take() {
             Some(h) => state.host = h,
             None => warnings.push(
@@ -45,7 +60,7 @@ impl Run {
         }
         Ok(Run {
             path: path.to_string(),
-            timeline: Timeline::from_lines(&rec.lines),
+            timeline,
             findings: diagnose(&state),
             warnings,
         })

@@ -96,8 +96,18 @@ impl Ranged for Axis {
     type FormatOption = DefaultFormatting;
     type ValueType = f64;
 
+    /// A value far off the axis (an event recorded a year after the last
+    /// interval) is drawn one axis length past its edge, where the plot
+    /// clips it, instead of overflowing plotters' pixel arithmetic.
     fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
-        self.linear.map(v, limit)
+        let r = self.linear.range();
+        let len = r.end - r.start;
+        let v = if len.is_finite() && len >= 0.0 {
+            v.clamp(r.start - len, r.end + len)
+        } else {
+            *v
+        };
+        self.linear.map(&v, limit)
     }
 
     fn key_points<H: KeyPointHint>(&self, _: H) -> Vec<f64> {
@@ -209,12 +219,14 @@ const TIME_STEPS: [u64; 18] = [
 
 /// The time axis of a recording that started at `start`: its ticks
 /// (seconds since the start) on round wall-clock times, their labels
-/// (`14:15:30`, or `14:15` for whole minutes) and the axis' name with the
-/// date. Without a start, seconds since the start.
+/// (`14:15:30`, or `14:15` for whole minutes, or the date for whole days)
+/// and the axis' name with the date. Without a start, seconds since the
+/// start.
 pub struct TimeAxis {
     pub ticks: Vec<f64>,
     start: Option<f64>,
     minutes: bool,
+    days: bool,
     pub desc: String,
 }
 
@@ -222,10 +234,12 @@ impl TimeAxis {
     pub fn new(start: Option<SystemTime>, x_max: f64, width: u32) -> TimeAxis {
         let x_max = x_max.max(1.0);
         let most = (width / 110).max(3) as f64;
+        // Past the round steps, whole days: never more ticks than fit
+        // (a recording's times may span centuries).
         let step = TIME_STEPS
             .into_iter()
             .find(|s| x_max / *s as f64 <= most)
-            .unwrap_or(86400) as f64;
+            .map_or_else(|| (x_max / most / 86400.0).ceil() * 86400.0, |s| s as f64);
         let s0 = start.and_then(|s| s.duration_since(SystemTime::UNIX_EPOCH).ok());
         let Some(s0) = s0.map(|d| d.as_secs_f64()) else {
             let step = decimal_step(x_max * Y_TICKS / most);
@@ -236,6 +250,7 @@ impl TimeAxis {
                     .collect(),
                 start: None,
                 minutes: false,
+                days: false,
                 desc: "seconds since start".into(),
             };
         };
@@ -248,6 +263,7 @@ impl TimeAxis {
                 .collect(),
             start: Some(s0),
             minutes: step >= 60.0,
+            days: step >= 86400.0,
             desc: format!("time (UTC) on {}", &date[..10]),
         }
     }
@@ -258,7 +274,11 @@ impl TimeAxis {
         };
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs((s0 + t).round().max(0.0) as u64);
         let s = humantime::format_rfc3339_seconds(at).to_string();
-        s[11..if self.minutes { 16 } else { 19 }].to_string()
+        match (self.days, self.minutes) {
+            (true, _) => s[..10].to_string(),
+            (_, true) => s[11..16].to_string(),
+            _ => s[11..19].to_string(),
+        }
     }
 }
 
@@ -526,7 +546,7 @@ fn aborts(tl: &Timeline) -> Option<Series> {
     let a = tl.aborts();
     (!a.is_empty()).then(|| {
         Series::new(
-            format!("abort on memory ({})", a.len()),
+            format!("abort on memory ({})", tl.aborts_seen),
             LIMIT,
             Shape::Marks(a.iter().map(|e| e.t).collect()),
         )
@@ -627,7 +647,7 @@ pub fn memory(
     let times = || tl.points.iter().map(|p| p.t);
     for (i, g) in top.iter().enumerate() {
         for (a, p) in acc.iter_mut().zip(&tl.points) {
-            *a += p.groups.get(g).map_or(0, |x| x.memory) as f64;
+            *a += p.groups.get(g.as_str()).map_or(0, |x| x.memory) as f64;
         }
         layers.push(Series::new(
             g.as_str(),
@@ -638,13 +658,13 @@ pub fn memory(
     let has_other = tl
         .points
         .iter()
-        .any(|p| p.groups.keys().any(|g| !top.contains(g)));
+        .any(|p| p.groups.keys().any(|g| !top.iter().any(|t| **t == **g)));
     if has_other {
         for (a, p) in acc.iter_mut().zip(&tl.points) {
             *a += p
                 .groups
                 .iter()
-                .filter(|(g, _)| !top.contains(g))
+                .filter(|(g, _)| !top.iter().any(|t| **t == ***g))
                 .map(|(_, x)| x.memory)
                 .sum::<u64>() as f64;
         }
@@ -691,7 +711,12 @@ pub fn memory(
         let pts = tl
             .points
             .iter()
-            .map(|p| (p.t, p.namespaces.get(&ns).copied().unwrap_or(0) as f64))
+            .map(|p| {
+                (
+                    p.t,
+                    p.namespaces.get(ns.as_str()).copied().unwrap_or(0) as f64,
+                )
+            })
             .collect();
         host.series.push(Series::new(
             format!("all groups in {ns}"),
@@ -743,7 +768,12 @@ pub fn orphans(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::R
             Shape::Line(
                 tl.points
                     .iter()
-                    .map(|p| (p.t, p.groups.get(g).map_or(0, |x| x.orphans) as f64))
+                    .map(|p| {
+                        (
+                            p.t,
+                            p.groups.get(g.as_str()).map_or(0, |x| x.orphans) as f64,
+                        )
+                    })
                     .collect(),
             ),
         ));
@@ -792,7 +822,7 @@ pub fn events(tl: &Timeline, r: Range, width: u32) -> anyhow::Result<String> {
             .map(|a| a.t)
             .collect();
         series.push(Series::new(
-            format!("abort on memory, cause {cause} ({})", at.len()),
+            format!("abort on memory, cause {cause} ({})", tl.aborts_of(cause)),
             [LIMIT, PRESSURE, RGBColor(148, 0, 0), MIN][i % 4],
             Shape::Triangles(0.92, at),
         ));
@@ -893,5 +923,10 @@ mod tests {
         assert_eq!(labels[..3], ["14:15:00", "14:15:05", "14:15:10"]);
         let x = TimeAxis::new(Some(start), 3600.0, 700);
         assert_eq!(x.label(x.ticks[0]), "14:20");
+        // Times four thousand years apart (a recording from anyone): whole
+        // days, no more ticks than fit, labelled by date.
+        let x = TimeAxis::new(Some(start), 4000.0 * 365.25 * 86400.0, WIDTH);
+        assert!(x.ticks.len() <= (WIDTH / 110) as usize, "{}", x.ticks.len());
+        assert_eq!(x.label(0.0), "2026-11-29");
     }
 }

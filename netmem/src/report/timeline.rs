@@ -2,13 +2,25 @@
 //! global figures and every group's memory and orphans per interval, the
 //! events, and the statistics a report shows (peak, mean, p95). Everything
 //! a plot or table shows is computed here; the printers only draw it.
+//!
+//! Lines are fed one at a time as the recording streams, and what is held
+//! is bounded whatever the recording (see `sources::recording`'s caps):
+//! groups and namespaces by name up to a number, the rest summed into
+//! `other`; at most [`MAX_POINTS`] intervals, neighbours merged in pairs
+//! (keeping each figure's peak) past it; events counted per interval, and
+//! the first [`MAX_MARKS`] aborts and pressure periods held to draw.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
 
 use crate::sources::host::Host;
+use crate::sources::recording::{
+    cut_name, Names, MAX_GROUPS, MAX_KINDS, MAX_MARKS, MAX_NAME, MAX_NAMESPACES,
+    MAX_PENDING_EVENTS, MAX_POINTS,
+};
 
 /// One group in one interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -18,10 +30,19 @@ pub struct GroupPoint {
     pub orphans: u64,
 }
 
-/// One interval.
+impl GroupPoint {
+    fn peak(&mut self, o: &GroupPoint) {
+        self.memory = self.memory.max(o.memory);
+        self.orphans = self.orphans.max(o.orphans);
+    }
+}
+
+/// One interval, or (past [`MAX_POINTS`]) neighbouring intervals merged,
+/// each figure at its peak over them.
 #[derive(Clone, Debug, Default)]
 pub struct Point {
-    /// Seconds since the recording's first interval.
+    /// Seconds since the recording's first interval (the last one's, when
+    /// merged).
     pub t: f64,
     /// tcp_mem min, pressure, max, bytes.
     pub tcp_mem: Option<[u64; 3]>,
@@ -32,23 +53,66 @@ pub struct Point {
     pub pressure: bool,
     pub routes_inserted: u64,
     pub routes_cached: Option<u64>,
-    pub groups: BTreeMap<String, GroupPoint>,
+    pub groups: BTreeMap<Arc<str>, GroupPoint>,
     /// Memory of all groups per namespace (one, unless traced with
     /// `--netns all`), bytes: the namespace's own total beside the
     /// host-wide `allocated`.
-    pub namespaces: BTreeMap<String, u64>,
+    pub namespaces: BTreeMap<Arc<str>, u64>,
+    /// Events by kind: those after the previous point, up to `t`.
+    pub events: BTreeMap<Arc<str>, u64>,
+    /// Intervals merged into this point: 1 until a recording passes
+    /// [`MAX_POINTS`].
+    pub span: u64,
 }
 
-/// One streamed event.
+impl Point {
+    /// `next`, the interval after, merged in: peaks kept, events added.
+    fn merge(&mut self, next: Point) {
+        self.t = next.t;
+        self.tcp_mem = next.tcp_mem.or(self.tcp_mem);
+        self.allocated = self.allocated.max(next.allocated);
+        self.orphans = self.orphans.max(next.orphans);
+        self.max_orphans = next.max_orphans.or(self.max_orphans);
+        self.pressure |= next.pressure;
+        self.routes_inserted = self.routes_inserted.max(next.routes_inserted);
+        self.routes_cached = self.routes_cached.max(next.routes_cached);
+        for (g, p) in next.groups {
+            self.groups.entry(g).or_default().peak(&p);
+        }
+        for (n, m) in next.namespaces {
+            let e = self.namespaces.entry(n).or_default();
+            *e = (*e).max(m);
+        }
+        for (k, n) in next.events {
+            let e = self.events.entry(k).or_default();
+            *e = e.saturating_add(n);
+        }
+        self.span += next.span;
+    }
+}
+
+/// An abort on memory, with the figures that fired it.
 #[derive(Clone, Debug)]
 pub struct Event {
     pub t: f64,
     pub kind: String,
-    pub group: Option<String>,
-    /// The abort's cause, for aborts on memory.
+    pub group: Option<Arc<str>>,
+    /// The abort's cause.
     pub cause: Option<String>,
-    /// The line as recorded (every figure).
-    pub line: Value,
+    /// Its figures, as recorded.
+    pub figures: AbortFigures,
+}
+
+/// What an abort's line says of the moment it fired.
+#[derive(Clone, Debug, Default)]
+pub struct AbortFigures {
+    pub orphans: Option<i64>,
+    pub max_orphans: Option<i64>,
+    pub shift: Option<i64>,
+    pub allocated_pages: Option<i64>,
+    pub tcp_mem_max: Option<i64>,
+    pub local: Option<String>,
+    pub remote: Option<String>,
 }
 
 /// Peak, mean and 95th percentile of a series.
@@ -61,16 +125,32 @@ pub struct Stats {
 
 impl Stats {
     pub fn of(v: &[f64]) -> Stats {
-        if v.is_empty() {
+        Stats::weighted(v.iter().map(|&x| (x, 1)).collect())
+    }
+
+    /// Of values each standing for `weight` intervals (a merged point for
+    /// its span: its peak then stands for all of them, so the mean and
+    /// p95 of a downsampled recording are upper bounds).
+    pub fn weighted(mut v: Vec<(f64, u64)>) -> Stats {
+        let total: u64 = v.iter().map(|x| x.1).sum();
+        if total == 0 {
             return Stats::default();
         }
-        let mut s = v.to_vec();
-        s.sort_by(|a, b| a.total_cmp(b));
-        let idx = ((s.len() as f64 * 0.95).ceil() as usize).clamp(1, s.len()) - 1;
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let want = ((total as f64 * 0.95).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        let mut p95 = v[v.len() - 1].0;
+        for (x, w) in &v {
+            seen += w;
+            if seen >= want {
+                p95 = *x;
+                break;
+            }
+        }
         Stats {
-            peak: s[s.len() - 1],
-            mean: s.iter().sum::<f64>() / s.len() as f64,
-            p95: s[idx],
+            peak: v[v.len() - 1].0,
+            mean: v.iter().map(|(x, w)| x * *w as f64).sum::<f64>() / total as f64,
+            p95,
         }
     }
 }
@@ -98,15 +178,40 @@ pub struct Timeline {
     pub hooks: Vec<(String, String)>,
     pub start: Option<SystemTime>,
     pub points: Vec<Point>,
-    pub events: Vec<Event>,
+    /// Intervals read (more than `points` once they are merged).
+    pub intervals: u64,
+    /// Event lines read.
+    pub events_recorded: u64,
     /// From the summary line when the recording ended cleanly.
     pub events_received: Option<u64>,
     pub lost_events: u64,
     pub interval_s: f64,
     /// The last owners seen per group.
-    pub owners: BTreeMap<String, String>,
+    pub owners: BTreeMap<Arc<str>, String>,
     /// The proxy's name last seen per group.
-    pub proxies: BTreeMap<String, String>,
+    pub proxies: BTreeMap<Arc<str>, String>,
+    /// Aborts on memory read, and the first [`MAX_MARKS`] of them.
+    pub aborts_seen: u64,
+    aborts: Vec<Event>,
+    abort_causes: BTreeMap<Arc<str>, u64>,
+    /// Events by group and kind.
+    group_events: BTreeMap<Arc<str>, BTreeMap<Arc<str>, u64>>,
+    /// Pressure periods from the enter/leave events, and the one open.
+    spans: Vec<(f64, f64)>,
+    open: Option<f64>,
+    enter_leave: bool,
+    spans_merged: bool,
+    /// The interval being read (its group lines follow its context line).
+    current: Option<Point>,
+    /// Events after the last interval, waiting for the one they fall in.
+    pending: Vec<(f64, Arc<str>)>,
+    pending_over: BTreeMap<Arc<str>, u64>,
+    /// Intervals per point: doubles each time the points are halved.
+    stride: u64,
+    first_t: Option<f64>,
+    names: Names<MAX_GROUPS>,
+    namespace_names: Names<MAX_NAMESPACES>,
+    kinds: Names<MAX_KINDS>,
 }
 
 /// The namespace of a recording made before the host line named it.
@@ -136,58 +241,61 @@ fn triple(v: &Value) -> Option<[u64; 3]> {
 }
 
 impl Timeline {
-    /// From the contract's lines, in order. Lines of kinds a report does
-    /// not show (doctor output, say) are ignored.
+    /// From the contract's lines, in order.
     pub fn from_lines(lines: &[Value]) -> Timeline {
         let mut tl = Timeline::default();
         for v in lines {
-            match v["type"].as_str() {
-                Some("host") => tl.host = serde_json::from_value(v["host"].clone()).ok(),
-                Some("probes") => {
-                    tl.hooks = v["hooks"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|h| {
-                            (
-                                h["hook"].as_str().unwrap_or("?").to_string(),
-                                h["tier"].as_str().unwrap_or("none").to_string(),
-                            )
-                        })
-                        .collect()
-                }
-                Some("context") => tl.context(v),
-                Some("group") => tl.group(v),
-                Some("event") => {
-                    if tl.start.is_none() {
-                        tl.start = ts(v);
-                    }
-                    tl.events.push(Event {
-                        t: secs(tl.start, ts(v)),
-                        kind: v["event"].as_str().unwrap_or("?").to_string(),
-                        group: v["group"].as_str().map(str::to_string),
-                        cause: v["cause"].as_str().map(str::to_string),
-                        line: v.clone(),
-                    })
-                }
-                Some("summary") => {
-                    tl.events_received = v["events"].as_u64();
-                    tl.lost_events = tl.lost_events.max(v["lost_events"].as_u64().unwrap_or(0));
-                }
-                _ => {}
-            }
+            tl.feed(v);
         }
-        // A part never exceeds its whole: the kernel's count is read at
-        // another moment than the census, so the groups' sum bounds it.
-        for p in tl.points.iter_mut() {
-            p.orphans = p.orphans.max(p.groups.values().map(|g| g.orphans).sum());
-        }
-        let gaps: Vec<f64> = tl.points.windows(2).map(|w| w[1].t - w[0].t).collect();
-        tl.interval_s = Stats::of(&gaps).mean;
+        tl.finish();
         tl
     }
 
+    /// One line of the contract. Lines of kinds a report does not show
+    /// (doctor output, say) are ignored.
+    pub fn feed(&mut self, v: &Value) {
+        match v["type"].as_str() {
+            Some("host") => self.host = serde_json::from_value(v["host"].clone()).ok(),
+            Some("probes") => {
+                self.hooks = v["hooks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| {
+                        let s = |k: &str, or: &str| {
+                            cut_name(h[k].as_str().unwrap_or(or), MAX_NAME).into_owned()
+                        };
+                        (s("hook", "?"), s("tier", "none"))
+                    })
+                    .collect()
+            }
+            Some("context") => self.context(v),
+            Some("group") => self.group(v),
+            Some("event") => self.event(v),
+            Some("summary") => {
+                self.events_received = v["events"].as_u64();
+                self.lost_events = self.lost_events.max(v["lost_events"].as_u64().unwrap_or(0));
+            }
+            _ => {}
+        }
+    }
+
+    /// After the last line.
+    pub fn finish(&mut self) {
+        self.close();
+        if let Some(t0) = self.open.take() {
+            let end = self.duration();
+            self.span(t0, end);
+        }
+        // The mean gap between intervals: the gaps add up to the duration.
+        self.interval_s = match (self.first_t, self.intervals) {
+            (Some(t0), n) if n > 1 => (self.duration() - t0) / (n - 1) as f64,
+            _ => 0.0,
+        };
+    }
+
     fn context(&mut self, v: &Value) {
+        self.close();
         let t = ts(v);
         if self.start.is_none() {
             self.start = t;
@@ -196,14 +304,24 @@ impl Timeline {
         let r = &v["route_exceptions"];
         let cached = r["cached"]
             .as_object()
-            .map(|m| m.values().filter_map(Value::as_u64).sum::<u64>())
-            .filter(|_| r["cached"].as_object().is_some_and(|m| !m.is_empty()))
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                m.values()
+                    .filter_map(Value::as_u64)
+                    .fold(0u64, u64::saturating_add)
+            })
             .or_else(|| r["rt6_cached"].as_u64());
         self.lost_events = self.lost_events.max(v["lost_events"].as_u64().unwrap_or(0));
-        self.points.push(Point {
-            t: secs(self.start, t),
-            tcp_mem: triple(&v["tcp_mem_pages"]).map(|m| m.map(|p| p * page)),
-            allocated: v["memory_allocated_pages"].as_u64().unwrap_or(0) * page,
+        let t = secs(self.start, t);
+        self.first_t.get_or_insert(t);
+        self.intervals += 1;
+        let mut p = Point {
+            t,
+            tcp_mem: triple(&v["tcp_mem_pages"]).map(|m| m.map(|p| p.saturating_mul(page))),
+            allocated: v["memory_allocated_pages"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_mul(page),
             // The kernel's (sockstat) or the census' (same pass as the
             // groups), whichever is larger.
             orphans: v["orphans"]
@@ -214,52 +332,248 @@ impl Timeline {
             pressure: v["memory_pressure"].as_bool().unwrap_or(false),
             routes_inserted: r["inserted"].as_u64().unwrap_or(0),
             routes_cached: cached,
-            groups: BTreeMap::new(),
-            namespaces: BTreeMap::new(),
+            span: 1,
+            ..Default::default()
+        };
+        // The events waiting that fall in it (an event counts in the first
+        // interval that ends at or after it).
+        let mut events = BTreeMap::new();
+        self.pending.retain(|(et, k)| {
+            let mine = *et <= t;
+            if mine {
+                *events.entry(k.clone()).or_default() += 1;
+            }
+            !mine
         });
+        for (k, n) in std::mem::take(&mut self.pending_over) {
+            *events.entry(k).or_default() += n;
+        }
+        p.events = events;
+        self.current = Some(p);
+    }
+
+    /// The interval read is complete: into the points, merged when there
+    /// are enough.
+    fn close(&mut self) {
+        let Some(mut p) = self.current.take() else {
+            return;
+        };
+        // A part never exceeds its whole: the kernel's count is read at
+        // another moment than the census, so the groups' sum bounds it.
+        let sum = p
+            .groups
+            .values()
+            .map(|g| g.orphans)
+            .fold(0u64, u64::saturating_add);
+        p.orphans = p.orphans.max(sum);
+        let stride = self.stride.max(1);
+        match self.points.last_mut() {
+            Some(last) if last.span < stride => last.merge(p),
+            _ => self.points.push(p),
+        }
+        if self.points.len() >= MAX_POINTS {
+            let old = std::mem::take(&mut self.points);
+            let mut it = old.into_iter();
+            while let Some(mut a) = it.next() {
+                if let Some(b) = it.next() {
+                    a.merge(b);
+                }
+                self.points.push(a);
+            }
+            self.stride = stride * 2;
+        }
     }
 
     fn group(&mut self, v: &Value) {
-        let Some(p) = self.points.last_mut() else {
+        let Some(p) = self.current.as_mut() else {
             return;
         };
         let Some(name) = v["group"].as_str() else {
             return;
         };
+        let name = self.names.get(name);
+        let folded = self.names.is_other(&name);
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
-        let o = &v["owners"];
-        let process = o["processes"][0]["comm"]
-            .as_str()
-            .map(|c| format!("{c}[{}]", o["processes"][0]["pid"]));
-        let cgroup = o["cgroups"][0]["cgroup"].as_str().map(str::to_string);
-        if let Some(p) = crate::doctor::window::group_proxy(v) {
-            self.proxies.insert(name.to_string(), p.describe());
+        if !folded {
+            let o = &v["owners"];
+            let process = o["processes"][0]["comm"].as_str().map(|c| {
+                let pid = &o["processes"][0]["pid"];
+                format!(
+                    "{c}[{}]",
+                    pid.as_u64().map_or("?".into(), |p| p.to_string())
+                )
+            });
+            let cgroup = o["cgroups"][0]["cgroup"].as_str().map(str::to_string);
+            if let Some(p) = crate::doctor::window::group_proxy(v) {
+                self.proxies
+                    .insert(name.clone(), cut_name(&p.describe(), MAX_NAME).into_owned());
+            }
+            if process.is_some() || cgroup.is_some() {
+                let both: Vec<String> = process.into_iter().chain(cgroup).collect();
+                self.owners.insert(
+                    name.clone(),
+                    cut_name(&both.join(" "), 2 * MAX_NAME).into_owned(),
+                );
+            }
         }
-        if process.is_some() || cgroup.is_some() {
-            let both: Vec<String> = process.into_iter().chain(cgroup).collect();
-            self.owners.insert(name.to_string(), both.join(" "));
-        }
-        let memory = n("rmem_bytes") + n("wmem_queued_bytes") + n("fwd_alloc_bytes");
+        let memory = n("rmem_bytes")
+            .saturating_add(n("wmem_queued_bytes"))
+            .saturating_add(n("fwd_alloc_bytes"));
         // Under `--netns all` each group names its namespace; otherwise
         // the host line names the one traced.
-        let ns = v["netns"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| self.host.as_ref()?.netns.clone())
-            .unwrap_or_else(|| UNNAMED_NAMESPACE.to_string());
-        *p.namespaces.entry(ns).or_default() += memory;
-        p.groups.insert(
-            name.to_string(),
-            GroupPoint {
-                memory,
-                orphans: n("orphans"),
+        let ns = match v["netns"].as_str() {
+            Some(ns) => self.namespace_names.get(ns),
+            None => match self.host.as_ref().and_then(|h| h.netns.as_deref()) {
+                Some(ns) => self.namespace_names.get(ns),
+                None => self.namespace_names.get(UNNAMED_NAMESPACE),
             },
-        );
+        };
+        let total = p.namespaces.entry(ns).or_default();
+        *total = total.saturating_add(memory);
+        let point = GroupPoint {
+            memory,
+            orphans: n("orphans"),
+        };
+        if folded {
+            // Every group past the cap, summed.
+            let g = p.groups.entry(name).or_default();
+            g.memory = g.memory.saturating_add(point.memory);
+            g.orphans = g.orphans.saturating_add(point.orphans);
+        } else {
+            p.groups.insert(name, point);
+        }
+    }
+
+    fn event(&mut self, v: &Value) {
+        let at = ts(v);
+        if self.start.is_none() {
+            self.start = at;
+        }
+        let t = secs(self.start, at);
+        self.events_recorded += 1;
+        let kind = self.kinds.get(v["event"].as_str().unwrap_or("?"));
+        let group = v["group"].as_str().map(|g| self.names.get(g));
+        if let Some(g) = &group {
+            let n = self
+                .group_events
+                .entry(g.clone())
+                .or_default()
+                .entry(kind.clone())
+                .or_default();
+            *n = n.saturating_add(1);
+        }
+        self.place(t, kind.clone());
+        match &*kind {
+            "abort_on_memory" => {
+                self.aborts_seen += 1;
+                let cause = self.kinds.get(v["cause"].as_str().unwrap_or("?"));
+                *self.abort_causes.entry(cause).or_default() += 1;
+                if self.aborts.len() < MAX_MARKS {
+                    let i = |k: &str| v[k].as_i64();
+                    let s = |k: &str| v[k].as_str().map(|s| cut_name(s, MAX_NAME).into_owned());
+                    self.aborts.push(Event {
+                        t,
+                        kind: kind.to_string(),
+                        group,
+                        cause: s("cause"),
+                        figures: AbortFigures {
+                            orphans: i("orphans"),
+                            max_orphans: i("max_orphans"),
+                            shift: i("shift"),
+                            allocated_pages: i("allocated_pages"),
+                            tcp_mem_max: v["tcp_mem_pages"][2].as_i64(),
+                            local: s("local"),
+                            remote: s("remote"),
+                        },
+                    });
+                }
+            }
+            "memory_pressure_enter" => {
+                self.enter_leave = true;
+                self.open.get_or_insert(t);
+            }
+            "memory_pressure_leave" => {
+                self.enter_leave = true;
+                // Left before the recording began, when none is open.
+                let t0 = self.open.take().unwrap_or(0.0);
+                self.span(t0, t);
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an event in the interval it falls in: one read already, or
+    /// one to come.
+    fn place(&mut self, t: f64, kind: Arc<str>) {
+        let held = self.points.last().map_or(f64::NEG_INFINITY, |p| p.t);
+        let target = if t <= held {
+            let i = self.points.partition_point(|p| p.t < t);
+            Some(&mut self.points[i])
+        } else {
+            match self.current.as_mut() {
+                Some(c) if t <= c.t => Some(c),
+                _ => None,
+            }
+        };
+        match target {
+            Some(p) => {
+                let n = p.events.entry(kind).or_default();
+                *n = n.saturating_add(1);
+            }
+            None if self.pending.len() < MAX_PENDING_EVENTS => self.pending.push((t, kind)),
+            // More events than any interval has: counted in the next.
+            None => {
+                let n = self.pending_over.entry(kind).or_default();
+                *n = n.saturating_add(1);
+            }
+        }
+    }
+
+    /// A pressure period; past [`MAX_MARKS`] of them, neighbours join.
+    fn span(&mut self, t0: f64, t1: f64) {
+        self.spans.push((t0, t1));
+        if self.spans.len() >= MAX_MARKS {
+            self.spans = self
+                .spans
+                .chunks(2)
+                .map(|c| (c[0].0, c[c.len() - 1].1))
+                .collect();
+            self.spans_merged = true;
+        }
+    }
+
+    /// What the timeline did not keep of the recording, one sentence each;
+    /// none for a recording of ordinary size.
+    pub fn dropped(&self) -> Vec<String> {
+        let mut w = self.names.dropped("group", "groups");
+        w.extend(self.namespace_names.dropped("namespace", "namespaces"));
+        w.extend(self.kinds.dropped("event kind", "event kinds"));
+        if self.intervals > self.points.len() as u64 {
+            w.push(format!(
+                "{} intervals are drawn as {} (up to {} merged into one, each figure at its peak): means and p95 are over the merged intervals, so upper bounds",
+                self.intervals,
+                self.points.len(),
+                self.stride
+            ));
+        }
+        if self.aborts_seen > self.aborts.len() as u64 {
+            w.push(format!(
+                "{} aborts on memory are counted; the first {} are marked and listed",
+                self.aborts_seen,
+                self.aborts.len()
+            ));
+        }
+        if self.spans_merged {
+            w.push(format!(
+                "memory pressure came and went more than {MAX_MARKS} times: neighbouring periods are drawn joined"
+            ));
+        }
+        w
     }
 
     /// The namespaces whose groups were recorded, largest peak total first.
     pub fn namespaces(&self) -> Vec<(String, Stats)> {
-        let mut names: Vec<&String> = self
+        let mut names: Vec<&Arc<str>> = self
             .points
             .iter()
             .flat_map(|p| p.namespaces.keys())
@@ -269,12 +583,12 @@ impl Timeline {
         let mut out: Vec<(String, Stats)> = names
             .into_iter()
             .map(|n| {
-                let v: Vec<f64> = self
+                let v = self
                     .points
                     .iter()
-                    .map(|p| p.namespaces.get(n).copied().unwrap_or(0) as f64)
+                    .map(|p| (p.namespaces.get(n).copied().unwrap_or(0) as f64, p.span))
                     .collect();
-                (n.clone(), Stats::of(&v))
+                (n.to_string(), Stats::weighted(v))
             })
             .collect();
         out.sort_by(|a, b| b.1.peak.total_cmp(&a.1.peak).then(a.0.cmp(&b.0)));
@@ -294,30 +608,24 @@ impl Timeline {
                 names.entry(g).or_default();
             }
         }
-        for e in &self.events {
-            if let Some(g) = &e.group {
-                *names
-                    .entry(g)
-                    .or_default()
-                    .events
-                    .entry(e.kind.clone())
-                    .or_default() += 1;
-            }
+        for (g, kinds) in &self.group_events {
+            names.entry(g).or_default().events =
+                kinds.iter().map(|(k, n)| (k.to_string(), *n)).collect();
         }
         let mut out: Vec<GroupSummary> = names
             .into_iter()
             .map(|(name, mut s)| {
-                let series = |f: fn(&GroupPoint) -> u64| -> Vec<f64> {
+                let series = |f: fn(&GroupPoint) -> u64| -> Vec<(f64, u64)> {
                     self.points
                         .iter()
-                        .map(|p| p.groups.get(name).map_or(0, f) as f64)
+                        .map(|p| (p.groups.get(name).map_or(0, f) as f64, p.span))
                         .collect()
                 };
                 s.group = name.to_string();
                 s.owner = self.owners.get(name).cloned();
                 s.proxy = self.proxies.get(name).cloned();
-                s.memory = Stats::of(&series(|g| g.memory));
-                s.orphans = Stats::of(&series(|g| g.orphans));
+                s.memory = Stats::weighted(series(|g| g.memory));
+                s.orphans = Stats::weighted(series(|g| g.orphans));
                 s
             })
             .collect();
@@ -348,36 +656,19 @@ impl Timeline {
     /// enter/leave events when there are any, else from the intervals'
     /// flag.
     pub fn pressure_spans(&self) -> Vec<(f64, f64)> {
+        if self.enter_leave {
+            return self.spans.clone();
+        }
         let mut spans = Vec::new();
         let mut open: Option<f64> = None;
-        let enter_leave: Vec<&Event> = self
-            .events
-            .iter()
-            .filter(|e| e.kind == "memory_pressure_enter" || e.kind == "memory_pressure_leave")
-            .collect();
-        if !enter_leave.is_empty() {
-            for e in enter_leave {
-                match (e.kind.as_str(), open) {
-                    ("memory_pressure_enter", None) => open = Some(e.t),
-                    ("memory_pressure_leave", Some(t0)) => {
-                        spans.push((t0, e.t));
-                        open = None;
-                    }
-                    // Left before the recording began.
-                    ("memory_pressure_leave", None) => spans.push((0.0, e.t)),
-                    _ => {}
+        for p in &self.points {
+            match (p.pressure, open) {
+                (true, None) => open = Some((p.t - self.interval_s * p.span as f64).max(0.0)),
+                (false, Some(t0)) => {
+                    spans.push((t0, p.t));
+                    open = None;
                 }
-            }
-        } else {
-            for p in &self.points {
-                match (p.pressure, open) {
-                    (true, None) => open = Some((p.t - self.interval_s).max(0.0)),
-                    (false, Some(t0)) => {
-                        spans.push((t0, p.t));
-                        open = None;
-                    }
-                    _ => {}
-                }
+                _ => {}
             }
         }
         if let Some(t0) = open {
@@ -389,17 +680,12 @@ impl Timeline {
     /// Events per second of each kind, per interval: (kind, [(t, rate)]).
     /// An event counts in the first interval that ends at or after it.
     pub fn event_rates(&self) -> BTreeMap<String, Vec<(f64, f64)>> {
-        let n = self.points.len();
-        let mut counts: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for e in &self.events {
-            let i = self.points.partition_point(|p| p.t < e.t);
-            if i < n {
-                counts.entry(e.kind.as_str()).or_insert_with(|| vec![0; n])[i] += 1;
-            }
-        }
-        counts
+        let mut kinds: Vec<&Arc<str>> = self.points.iter().flat_map(|p| p.events.keys()).collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
             .into_iter()
-            .map(|(k, c)| {
+            .map(|k| {
                 let series = self
                     .points
                     .iter()
@@ -410,7 +696,7 @@ impl Timeline {
                         } else {
                             self.interval_s
                         };
-                        let v = c[i] as f64;
+                        let v = p.events.get(k).copied().unwrap_or(0) as f64;
                         (p.t, if width > 0.0 { v / width } else { v })
                     })
                     .collect();
@@ -419,17 +705,20 @@ impl Timeline {
             .collect()
     }
 
-    /// The aborts on memory, in order.
+    /// The aborts on memory held (the first [`MAX_MARKS`]), in order;
+    /// [`Timeline::aborts_seen`] counts them all.
     pub fn aborts(&self) -> Vec<&Event> {
-        self.events
-            .iter()
-            .filter(|e| e.kind == "abort_on_memory")
-            .collect()
+        self.aborts.iter().collect()
+    }
+
+    /// Aborts on memory of `cause`, every one.
+    pub fn aborts_of(&self, cause: &str) -> u64 {
+        self.abort_causes.get(cause).copied().unwrap_or(0)
     }
 
     /// A global figure's statistics over the intervals.
     pub fn global(&self, f: fn(&Point) -> u64) -> Stats {
-        Stats::of(&self.points.iter().map(|p| f(p) as f64).collect::<Vec<_>>())
+        Stats::weighted(self.points.iter().map(|p| (f(p) as f64, p.span)).collect())
     }
 }
 
@@ -491,10 +780,124 @@ mod tests {
         assert_eq!(Timeline::from_lines(&l).points[1].orphans, 11);
     }
 
+    fn at(i: u64) -> String {
+        humantime::format_rfc3339_millis(
+            humantime::parse_rfc3339("2026-11-29T10:00:00Z").unwrap()
+                + std::time::Duration::from_millis(i * 1000),
+        )
+        .to_string()
+    }
+
+    /// Past MAX_POINTS intervals, neighbours merge: peaks, the duration
+    /// and every event stay; the report says the rest are upper bounds.
+    #[test]
+    fn a_long_recording_is_held_merged() {
+        let n = 5 * MAX_POINTS as u64 + 3;
+        let mut tl = Timeline::default();
+        for i in 0..n {
+            tl.feed(&json!({"type":"event","ts":at(i),"event":"skb_drop","group":"listen:80"}));
+            tl.feed(&json!({"type":"context","ts":at(i),"memory_allocated_pages":i % 7,"memory_pressure":i == 77}));
+            tl.feed(&json!({"type":"group","ts":at(i),"group":"listen:80","rmem_bytes":i % 1000,"orphans":u64::from(i == 4321)}));
+        }
+        tl.finish();
+        assert!(tl.points.len() < MAX_POINTS && tl.points.len() > MAX_POINTS / 4);
+        assert_eq!(tl.intervals, n);
+        assert_eq!(tl.points.iter().map(|p| p.span).sum::<u64>(), n);
+        assert_eq!(tl.duration(), (n - 1) as f64);
+        assert_eq!(tl.interval_s, 1.0);
+        let g = &tl.groups()[0];
+        assert_eq!((g.memory.peak, g.orphans.peak), (999.0, 1.0));
+        // Each merged interval counts at its peak: an upper bound.
+        let mean = (0..n).map(|i| (i % 1000) as f64).sum::<f64>() / n as f64;
+        assert!(
+            g.memory.mean >= mean && g.memory.mean < mean * 1.02,
+            "{:?}",
+            g.memory
+        );
+        assert_eq!(g.events["skb_drop"], n);
+        let rates = &tl.event_rates()["skb_drop"];
+        let counted: f64 = rates
+            .iter()
+            .zip(&tl.points)
+            .enumerate()
+            .map(|(i, ((_, r), p))| {
+                r * if i == 0 {
+                    1.0
+                } else {
+                    p.t - tl.points[i - 1].t
+                }
+            })
+            .sum();
+        assert_eq!(counted.round() as u64, n);
+        assert_eq!(tl.global(|p| p.allocated).peak, 6.0 * 4096.0);
+        assert_eq!(tl.pressure_spans().len(), 1);
+        assert!(tl.dropped()[0].starts_with(&format!("{n} intervals are drawn as ")));
+    }
+
+    /// Past MAX_GROUPS, groups are summed into `other`: each interval's
+    /// total stays whole.
+    #[test]
+    fn groups_past_the_cap_are_summed_into_other() {
+        let mut l = vec![json!({"type":"context","ts":at(0)})];
+        for i in 0..MAX_GROUPS + 5 {
+            l.push(json!({"type":"group","ts":at(0),"group":format!("g{i}"),"rmem_bytes":10,"orphans":1}));
+        }
+        let tl = Timeline::from_lines(&l);
+        let p = &tl.points[0];
+        assert_eq!(p.groups.len(), MAX_GROUPS + 1);
+        assert_eq!(
+            p.groups["other"],
+            GroupPoint {
+                memory: 50,
+                orphans: 5
+            }
+        );
+        assert_eq!(
+            p.namespaces[UNNAMED_NAMESPACE],
+            10 * (MAX_GROUPS as u64 + 5)
+        );
+        assert_eq!(p.orphans, MAX_GROUPS as u64 + 5);
+        assert_eq!(
+            tl.dropped(),
+            [format!(
+                "5 groups past the first {MAX_GROUPS} were summed into \"other\""
+            )]
+        );
+    }
+
+    /// An event counts in the first interval that ends at or after it,
+    /// whether it comes before that interval's line or after.
+    #[test]
+    fn events_fall_in_their_interval() {
+        let l = vec![
+            json!({"type":"event","ts":at(0),"event":"x"}),
+            json!({"type":"context","ts":at(1)}),
+            json!({"type":"event","ts":at(2),"event":"x"}),
+            json!({"type":"event","ts":at(4),"event":"x"}),
+            json!({"type":"context","ts":at(3)}),
+            // Late: written after the interval it belongs to.
+            json!({"type":"event","ts":at(2),"event":"x"}),
+            json!({"type":"context","ts":at(5)}),
+            // After the last interval: not in any.
+            json!({"type":"event","ts":at(9),"event":"x"}),
+        ];
+        let tl = Timeline::from_lines(&l);
+        let counts: Vec<u64> = tl.points.iter().map(|p| p.events["x"]).collect();
+        assert_eq!(counts, [1, 2, 1]);
+        assert_eq!(tl.events_recorded, 5);
+    }
+
     #[test]
     fn p95_of_twenty() {
         let v: Vec<f64> = (1..=20).map(f64::from).collect();
         let s = Stats::of(&v);
         assert_eq!((s.peak, s.p95, s.mean), (20.0, 19.0, 10.5));
+    }
+
+    #[test]
+    fn weighted_statistics_count_each_interval() {
+        let s = Stats::weighted(vec![(1.0, 19), (5.0, 1)]);
+        assert_eq!((s.peak, s.p95, s.mean), (5.0, 1.0, 24.0 / 20.0));
+        assert_eq!(Stats::weighted(vec![]), Stats::default());
     }
 }
