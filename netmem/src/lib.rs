@@ -9,6 +9,7 @@
 pub mod cmd;
 pub mod doctor;
 pub mod engine;
+pub mod format;
 pub mod fsutil;
 pub mod hooks;
 pub mod kernel;

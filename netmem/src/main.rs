@@ -648,7 +648,10 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             // Arguments echoed in a message may hold control characters.
-            eprintln!("netmem: error: {}", output::printable(&format!("{e:#}")));
+            eprintln!(
+                "netmem: error: {}",
+                netmem::format::printable(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }
@@ -661,7 +664,7 @@ fn init_logging(verbose: bool) {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format(|buf, r| {
             let msg = r.args().to_string();
-            let msg = output::printable(&msg);
+            let msg = netmem::format::printable(&msg);
             match r.level() {
                 log::Level::Error => writeln!(buf, "netmem: error: {msg}"),
                 log::Level::Warn => writeln!(buf, "netmem: warning: {msg}"),

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use netmem::output::NAME_MAX;
+use netmem::format::NAME_MAX;
 use netmem_tests::serve::{promtool_check_metrics, Serve};
 use netmem_tests::*;
 

@@ -38,7 +38,7 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
         }
         format!(
             "recording {path} ({}, {} to {}{})",
-            crate::output::count(state.window.intervals, "interval", "intervals"),
+            crate::format::count(state.window.intervals, "interval", "intervals"),
             state.window.first_ts.as_deref().unwrap_or("?"),
             state.window.last_ts.as_deref().unwrap_or("?"),
             state
@@ -78,8 +78,8 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
         if state.kernel_log.is_empty() {
             source += &format!(
                 "; kernel log {}: {}, none of the memory messages",
-                crate::output::printable(state.kernel_log_source.as_deref().unwrap_or("?")),
-                crate::output::count(lines as u64, "line", "lines")
+                crate::format::printable(state.kernel_log_source.as_deref().unwrap_or("?")),
+                crate::format::count(lines as u64, "line", "lines")
             );
         }
     }

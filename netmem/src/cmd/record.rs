@@ -25,11 +25,11 @@ pub async fn run(opts: Options) -> Result<()> {
         drop(sink);
     }
     let summary = res?;
-    let path = crate::output::printable(&opts.output.display().to_string()).into_owned();
+    let path = crate::format::printable(&opts.output.display().to_string()).into_owned();
     eprintln!(
         "netmem record: {} ({}, {} events, {} lost): `netmem report {}` draws it, `netmem doctor --from {}` diagnoses it",
         path,
-        crate::output::human_bytes(written),
+        crate::format::human_bytes(written),
         summary.events,
         summary.stat(netmem_common::Stat::RingbufLost),
         path,

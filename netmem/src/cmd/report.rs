@@ -16,7 +16,7 @@ pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
         .map(|f| Run::read(f))
         .collect::<Result<Vec<_>>>()?;
     // File names and what was unreadable in them reach the terminal escaped.
-    use crate::output::printable;
+    use crate::format::printable;
     for r in &runs {
         for w in &r.warnings {
             eprintln!(
@@ -33,9 +33,9 @@ pub fn run(files: &[String], output: &Path, force: bool) -> Result<()> {
     eprintln!(
         "netmem report: {} ({}, {}{})",
         printable(&output.display().to_string()),
-        crate::output::human_bytes(html.len() as u64),
+        crate::format::human_bytes(html.len() as u64),
         runs.iter()
-            .map(|r| crate::output::count(r.timeline.intervals, "interval", "intervals"))
+            .map(|r| crate::format::count(r.timeline.intervals, "interval", "intervals"))
             .collect::<Vec<_>>()
             .join(" + "),
         if runs.iter().any(|r| !r.warnings.is_empty()) {

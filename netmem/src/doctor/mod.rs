@@ -118,7 +118,7 @@ impl LogSeen {
     /// `1 line, at Nov 29 03:12:01`, `3 lines, from T1 to T2`, `2 lines
     /// (without timestamps)`.
     pub fn describe(&self) -> String {
-        let n = crate::output::count(self.lines, "line", "lines");
+        let n = crate::format::count(self.lines, "line", "lines");
         match (&self.first, &self.last) {
             (Some(a), Some(b)) if self.lines > 1 && a != b => format!("{n}, from {a} to {b}"),
             (Some(a), _) => format!("{n}, at {a}"),
@@ -225,5 +225,5 @@ pub fn diagnose(s: &State) -> Vec<Finding> {
 
 /// Bytes, human-readable (binary units).
 fn bytes(b: u64) -> String {
-    crate::output::human_bytes(b)
+    crate::format::human_bytes(b)
 }

@@ -379,8 +379,8 @@ impl Window {
         if self.proxies_dropped > 0 {
             w.push(format!(
                 "proxy names were not kept for {} (more than {} of them)",
-                crate::output::count(self.proxies_dropped, "group line", "group lines"),
-                crate::output::human_bytes(MAX_PROXY_BYTES as u64)
+                crate::format::count(self.proxies_dropped, "group line", "group lines"),
+                crate::format::human_bytes(MAX_PROXY_BYTES as u64)
             ));
         }
         w

@@ -51,7 +51,7 @@ impl SideTune {
     /// `64.0K`, `auto` (not set), or `?` (not known).
     pub fn show(&self, v: Option<u64>) -> String {
         match (self.known, v) {
-            (_, Some(b)) => crate::output::human_bytes(b),
+            (_, Some(b)) => crate::format::human_bytes(b),
             (true, None) => "auto".into(),
             (false, None) => "?".into(),
         }

@@ -7,7 +7,8 @@ use anyhow::Result;
 use netmem_common::{Counter, GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_PROCESS};
 use serde_json::{json, Map, Value};
 
-use super::{rfc3339, Sink};
+use super::Sink;
+use crate::format::rfc3339;
 use crate::hooks::HookStatus;
 use crate::model::event::{family_name, state_name, Abort, Body, ProtoMem, Protocol};
 use crate::model::group::{group_kind, group_name, ip_from, GroupRow};

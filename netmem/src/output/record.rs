@@ -14,8 +14,9 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 
 use super::json::JsonSink;
-use super::{human_bytes, Sink};
+use super::Sink;
 use crate::doctor::Report;
+use crate::format::human_bytes;
 use crate::hooks::HookStatus;
 use crate::model::{Event, Interval, Summary};
 use crate::sources::host::Host;
@@ -99,7 +100,7 @@ impl RecordSink {
                     self.end_progress();
                     eprintln!(
                         "netmem record: {} reached --max-size {} after {}; stopping (the interval under way is not in it)",
-                        super::printable(&self.path.display().to_string()),
+                        crate::format::printable(&self.path.display().to_string()),
                         human_bytes(max),
                         self.elapsed()
                     );
@@ -159,7 +160,7 @@ impl Sink for RecordSink {
         if self.progress && !self.full {
             eprint!(
                 "\rrecording {}: {}, {}, {} events, {} lost   ",
-                super::printable(&self.path.display().to_string()),
+                crate::format::printable(&self.path.display().to_string()),
                 self.elapsed(),
                 human_bytes(self.written),
                 self.events,

@@ -7,7 +7,8 @@ use netmem_common::{Counter, GroupKey, Stat};
 use serde_json::Value;
 
 use super::json::event_object;
-use super::{columns, human_bytes, printable, rfc3339, Shown, Sink};
+use super::Sink;
+use crate::format::{columns, human_bytes, printable, rfc3339, Shown};
 use crate::hooks::{HookStatus, Tier};
 use crate::model::group::{group_name, GroupRow};
 use crate::model::proxy::ProxyView;
@@ -293,7 +294,7 @@ const COUNT_COLUMNS: [(&str, Counter); 6] = [
 ];
 
 /// The table of groups. Names (groups, proxies, processes, cgroups) are
-/// [`Shown`]: escaped, and at most [`super::NAME_MAX`] columns each, so a
+/// [`Shown`]: escaped, and at most [`crate::format::NAME_MAX`] columns each, so a
 /// row is one line of bounded width whatever others named their things.
 pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
     // Wide enough for the longest name (IPv6 backends run past 28).

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::{deltas, plots, ranges, sysctl_changes, top_groups, Run, ABORT_ROWS, TABLE_ROWS};
-use crate::output::{human_bytes, rfc3339};
+use crate::format::{human_bytes, rfc3339};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}\
 h1{margin-bottom:4px}h2{margin-top:32px;border-bottom:1px solid #ddd}\

@@ -17,7 +17,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::timeline::{Point, Timeline};
-use crate::output::human_bytes;
+use crate::format::human_bytes;
 
 pub const WIDTH: u32 = 1100;
 /// Heights of a plot's main panel and of a second, smaller one.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::netns::Netns;
 use super::procfs::sysctl;
-use crate::output::printable;
+use crate::format::printable;
 
 /// Global sysctls (tcp_mem and tcp_max_orphans are not per namespace):
 /// read from the initial namespace, where netmem runs.

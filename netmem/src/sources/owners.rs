@@ -267,7 +267,7 @@ fn refused_warning(pids: &[u32]) -> String {
         .take(NAMED)
         .map(|pid| {
             let comm = read_comm(Path::new(&format!("/proc/{pid}"))).unwrap_or_default();
-            format!("{}[{pid}]", crate::output::Shown(&comm))
+            format!("{}[{pid}]", crate::format::Shown(&comm))
         })
         .collect();
     if pids.len() > NAMED {

@@ -517,8 +517,8 @@ impl Problems {
         if self.long.n > 0 {
             w.push(format!(
                 "{} longer than {} {} skipped without being read (the first is line {}): netmem writes none that long",
-                crate::output::count(self.long.n, "line", "lines"),
-                crate::output::human_bytes(MAX_LINE as u64),
+                crate::format::count(self.long.n, "line", "lines"),
+                crate::format::human_bytes(MAX_LINE as u64),
                 if self.long.n == 1 { "was" } else { "were" },
                 self.long.first
             ));
@@ -526,7 +526,7 @@ impl Problems {
         if self.bad.n > 0 {
             w.push(format!(
                 "{} not netmem JSON {} skipped (the first is line {})",
-                crate::output::count(self.bad.n, "line is", "lines are"),
+                crate::format::count(self.bad.n, "line is", "lines are"),
                 if self.bad.n == 1 {
                     "line and was"
                 } else {
@@ -692,7 +692,7 @@ impl Sanity {
         if self.figures.n > 0 {
             w.push(format!(
                 "{} no kernel can produce {} dropped (the first, {})",
-                crate::output::count(self.figures.n, "figure", "figures"),
+                crate::format::count(self.figures.n, "figure", "figures"),
                 if self.figures.n == 1 { "was" } else { "were" },
                 self.figure_first
             ));
@@ -701,7 +701,7 @@ impl Sanity {
         let intervals = |t: &Tally, why: &str, first: String| {
             format!(
                 "{} {why} {} dropped with {} group lines ({first})",
-                crate::output::count(t.n, "interval", "intervals"),
+                crate::format::count(t.n, "interval", "intervals"),
                 if t.n == 1 { "was" } else { "were" },
                 if t.n == 1 { "its" } else { "their" },
             )
@@ -726,7 +726,7 @@ impl Sanity {
 
 /// `s`, at most `max` bytes: a longer one keeps its start and its end with
 /// `…` between, so the cut is seen (names are data here, not yet escaped
-/// for a terminal: see `output::Shown` for that).
+/// for a terminal: see `format::Shown` for that).
 pub fn cut_name(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if s.len() <= max {
         return s.into();
@@ -801,14 +801,14 @@ impl<const CAP: usize> Names<CAP> {
                 } else {
                     ""
                 },
-                crate::output::count(n, one, many),
+                crate::format::count(n, one, many),
                 if n == 1 { "was" } else { "were" },
             ));
         }
         if self.cut > 0 {
             w.push(format!(
                 "{} longer than {MAX_NAME} bytes {} cut in the middle (\"…\")",
-                crate::output::count(self.cut, one, many),
+                crate::format::count(self.cut, one, many),
                 if self.cut == 1 { "was" } else { "were" }
             ));
         }

@@ -11,7 +11,8 @@ use ratatui::Frame;
 
 use super::layout::{clip, lay_out, printable, width, Cells, Column, KEEP};
 use super::view::{GroupLine, Mode, SortKey, View};
-use crate::output::{human_bytes, SEND_QUEUE_COLUMN};
+use crate::format::human_bytes;
+use crate::output::SEND_QUEUE_COLUMN;
 use crate::sources::sockdiag::SockRecord;
 
 pub const KEYS: &[(&str, &str)] = &[

@@ -62,7 +62,7 @@ pub fn width(s: &str) -> u16 {
 /// Names on their way to the screen: the one escaping rule every text
 /// output uses (control characters, C1, DEL and bidi controls escaped).
 pub fn printable(s: &str) -> String {
-    crate::output::printable(s).into_owned()
+    crate::format::printable(s).into_owned()
 }
 
 /// `s` in at most `w` columns: whole when it fits; else cut at the last

@@ -193,7 +193,7 @@ pub fn event_line(e: &Event) -> (bool, String) {
         }
         Body::OrphanBorn { bytes, .. } => format!(
             "orphan_born holding {}",
-            crate::output::human_bytes((*bytes).max(0) as u64)
+            crate::format::human_bytes((*bytes).max(0) as u64)
         ),
         Body::OrphanGone { ended, .. } => format!("orphan_gone ({})", ended.name()),
         b => b.kind().name().to_string(),

@@ -481,10 +481,10 @@ fn read_configuration(
     if total > CONFIG_MAX_BYTES {
         return Err(anyhow::Error::new(Refused(format!(
             "{} in {} file{}: more than {} (netmem's cap for one HAProxy configuration)",
-            crate::output::human_bytes(total),
+            crate::format::human_bytes(total),
             files.len(),
             if files.len() == 1 { "" } else { "s" },
-            crate::output::human_bytes(CONFIG_MAX_BYTES)
+            crate::format::human_bytes(CONFIG_MAX_BYTES)
         ))));
     }
     let mut text = String::new();
@@ -823,7 +823,7 @@ impl<'a> Answers<'a> {
         anyhow!(
             "the answer to `{}` is larger than {}, netmem's cap for it (more than a real HAProxy's)",
             c.text,
-            crate::output::human_bytes(c.cap as u64)
+            crate::format::human_bytes(c.cap as u64)
         )
     }
 

@@ -69,8 +69,8 @@ pub fn read_open(f: File, name: &str, cap: u64, what: &str) -> Result<Vec<u8>> {
     let too_big = |n: u64| {
         anyhow::Error::new(Refused(format!(
             "{name} is {}: more than {} ({what})",
-            crate::output::human_bytes(n),
-            crate::output::human_bytes(cap)
+            crate::format::human_bytes(n),
+            crate::format::human_bytes(cap)
         )))
     };
     if size > cap {
