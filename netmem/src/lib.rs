@@ -6,6 +6,7 @@
 //! readers feed the `engine`, which builds the typed `model` (events,
 //! intervals); `cmd` runs a subcommand and hands the model to an `output`
 //! sink. See ARCHITECTURE.md.
+pub mod cli;
 pub mod cmd;
 pub mod doctor;
 pub mod engine;
@@ -17,5 +18,6 @@ pub mod model;
 pub mod output;
 pub mod polling;
 pub mod report;
+pub mod shutdown;
 pub mod sources;
 pub mod tui;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::Value;
 
+use crate::cmd::args::{parse_run_time, JsonArg, NetnsArg, ProxyArg, TierArg};
 use crate::doctor::{diagnose, Report, State, Window};
 use crate::hooks::Tier;
 use crate::model::{Event, Filter, Interval};
@@ -15,6 +16,48 @@ use crate::output::Sink;
 use crate::sources::host::Host;
 use crate::sources::kernel_log;
 use crate::sources::netns::Netns;
+
+/// Which limit fired (or is nearest), with the numbers, which group
+/// holds the memory, and what to change. One reading by default (no
+/// eBPF, no root needed for what is readable).
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    netns: NetnsArg,
+    #[command(flatten)]
+    json: JsonArg,
+    /// Watch this long with the eBPF probes (events, peaks, aborts); needs root.
+    #[arg(long, value_name = "DURATION", value_parser = parse_run_time)]
+    watch: Option<Duration>,
+    /// Read the kernel log from this file (syslog, kern.log, `journalctl -k`)
+    /// instead of /dev/kmsg.
+    #[arg(long, value_name = "FILE")]
+    kernel_log: Option<String>,
+    /// Diagnose a recording made with `netmem record` (or `trace
+    /// --json`) instead of now.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["watch", "haproxy"])]
+    from: Option<String>,
+    #[command(flatten)]
+    proxy: ProxyArg,
+    #[command(flatten)]
+    tier: TierArg,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        let rt = super::runtime()?;
+        let opts = Options {
+            proxy: self.proxy.spec()?,
+            netns: self.netns.open_one("netmem doctor")?,
+            watch: self.watch,
+            kernel_log: self.kernel_log,
+            from: self.from,
+            max_tier: self.tier.max_tier,
+        };
+        let mut sink = self.json.stdout_sink(0);
+        rt.block_on(run(opts, sink.as_mut()))
+    }
+}
 
 pub struct Options {
     pub netns: Netns,

@@ -1,5 +1,8 @@
-//! One file per subcommand. Each builds the typed model through the engine
-//! or a source and hands it to the sink it was given; none formats output.
+//! One file per subcommand. Each owns its clap `Args` (its own flags, and
+//! the shared groups of `args/` flattened in) and their `run`, which builds
+//! the typed model through the engine or a source and hands it to the sink
+//! it picked; none formats output. `crate::cli` lists the subcommands.
+pub mod args;
 pub mod doctor;
 pub mod probes;
 pub mod record;
@@ -8,3 +11,11 @@ pub mod serve;
 pub mod snapshot;
 pub mod top;
 pub mod trace;
+
+/// The live commands' runtime: one thread, the engine's loop (`serve`'s
+/// HTTP side and `top`'s view have threads of their own).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

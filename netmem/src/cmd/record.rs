@@ -6,7 +6,55 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::cmd::args::{DurationArg, EngineArgs, EventLimitArg, OutputArgs};
 use crate::output::record::RecordSink;
+
+/// Record a trace (the JSON lines of `trace --json`) to a zstd file,
+/// flushed every interval, for `netmem report` and `doctor --from`.
+/// Needs root like `trace`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    duration: DurationArg,
+    /// Stop before the file passes this size, e.g. 50M, 1G (binary units; at least 16K).
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_size)]
+    max_size: Option<u64>,
+    #[command(flatten)]
+    live: EngineArgs,
+    #[command(flatten)]
+    events: EventLimitArg,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        let rt = super::runtime()?;
+        let opts = Options {
+            output: self.output.output,
+            force: self.output.force,
+            max_size: self.max_size,
+            engine: crate::engine::Options {
+                duration: self.duration.duration,
+                event_limit: self.events.event_limit,
+                ..self.live.options("netmem record")?
+            },
+        };
+        rt.block_on(run(opts))
+    }
+}
+
+fn parse_max_size(s: &str) -> Result<u64, String> {
+    // K, M, G in powers of 1024, as `human_bytes` prints them.
+    let n = parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("{e} (examples: 50M, 1G, 200000)"))?;
+    if n < 16 * 1024 {
+        return Err("must be at least 16K (the first lines and one interval)".into());
+    }
+    Ok(n)
+}
 
 pub struct Options {
     pub output: PathBuf,

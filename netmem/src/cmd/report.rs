@@ -5,7 +5,29 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::cmd::args::OutputArgs;
 use crate::report::{render, Run};
+
+/// Draw one recording, or compare two, as a self-contained HTML file:
+/// the doctor's findings, memory by group against tcp_mem, orphans
+/// against tcp_max_orphans, event rates, route exceptions, tables.
+// The page has a default name; a recording has none.
+#[derive(clap::Args)]
+#[command(mut_arg("output", |a| a.required(false).default_value("report.html")))]
+pub struct Args {
+    /// A recording (`netmem record`, or `trace --json` output,
+    /// zstd-compressed or not); a second one to compare with.
+    #[arg(value_name = "FILE", num_args = 1..=2, required = true)]
+    files: Vec<String>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        run(&self.files, &self.output.output, self.output.force)
+    }
+}
 
 /// `force`: replace `output` if it exists (refused otherwise, before any
 /// recording is read, as `record` refuses).

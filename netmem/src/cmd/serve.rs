@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::engine::stop;
+use crate::cmd::args::{parse_bounded, EngineArgs, TimeWaitArg};
 use crate::output::prometheus::{http, MetricsSink, Shared};
+use crate::shutdown;
 
 /// The default port. The Prometheus wiki's default-port allocations filled
 /// 9100-9999; exporters since get ports above 10000.
@@ -23,6 +24,84 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:10077";
 /// suppressed): high enough that counters by cause, direction and reason
 /// are complete in practice, bounded so a polled flood stays cheap.
 pub const EVENT_LIMIT: u64 = 1_000_000;
+
+/// Serve Prometheus metrics (OpenMetrics or text format) on
+/// http://ADDR:PORT/metrics: per-group memory and counts, the global
+/// limits beside their usage, and netmem's own health. Attaches the
+/// probes like `trace`; runs until SIGTERM or SIGINT (SIGHUP is
+/// ignored). Needs root (or CAP_BPF + CAP_PERFMON, see README).
+// A scrape reads the latest pass: a slower one than trace's suits it.
+#[derive(clap::Args)]
+#[command(mut_arg("interval", |a| a.default_value("5s")))]
+pub struct Args {
+    /// Address to listen on: ADDR:PORT, [V6ADDR]:PORT, HOST:PORT, or
+    /// :PORT for every interface. Loopback by default.
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
+    listen: SocketAddr,
+    #[command(flatten)]
+    live: EngineArgs,
+    #[command(flatten)]
+    time_wait: TimeWaitArg,
+    /// Groups exported with a label of their own, those holding the
+    /// most memory; the rest are summed into group="other".
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_groups: u64,
+    /// How long a group that disappeared keeps its series (its last
+    /// counts, no memory): longer than your scrape interval, so a
+    /// short-lived group's aborts are still scraped. 0s drops it at once.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_linger)]
+    linger: Duration,
+    /// TLS and basic auth, from a web-config.yml as Prometheus
+    /// exporters read it (tls_server_config, basic_auth_users with
+    /// bcrypt hashes; see README). Also spelled --web-config.
+    #[arg(long = "web.config.file", alias = "web-config", value_name = "FILE")]
+    web_config: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        let rt = super::runtime()?;
+        let opts = Options {
+            listen: self.listen,
+            max_groups: self.max_groups as usize,
+            linger: self.linger,
+            web_config: self.web_config,
+            engine: crate::engine::Options {
+                time_wait: self.time_wait.time_wait,
+                event_limit: EVENT_LIMIT,
+                ..self.live.options("netmem serve")?
+            },
+        };
+        rt.block_on(run(opts))
+    }
+}
+
+fn parse_linger(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, Duration::ZERO, Duration::from_secs(24 * 3600))
+}
+
+/// `ADDR:PORT`, `[V6]:PORT`, `HOST:PORT` (first address it resolves to),
+/// or `:PORT` (every IPv4 interface, as Go exporters read it).
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let hint = "expected ADDR:PORT, e.g. 127.0.0.1:10077, [::1]:10077 or :10077";
+    if let Some(port) = s.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("bad port in {s:?}: {hint}"))?;
+        return Ok((std::net::Ipv4Addr::UNSPECIFIED, port).into());
+    }
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if !s.contains(':') {
+        return Err(format!("no port in {s:?}: {hint}"));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?}: {e} ({hint})"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address ({hint})"))
+}
 
 pub struct Options {
     pub listen: SocketAddr,
@@ -36,7 +115,7 @@ pub struct Options {
 }
 
 pub async fn run(opts: Options) -> Result<()> {
-    stop::ignore_hangup();
+    shutdown::ignore_hangup();
     let web = opts
         .web_config
         .as_deref()

@@ -5,11 +5,39 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
+use crate::cmd::args::{NetnsArg, Owners, Table};
 use crate::model::owner::GroupBy;
 use crate::model::{Aggregator, Filter, Interval};
 use crate::output::Sink;
 use crate::sources::census::Census;
 use crate::sources::netns::Netns;
+
+/// One-shot per-group table from sock_diag (no eBPF, no root needed).
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    netns: NetnsArg,
+    #[command(flatten)]
+    who: Owners,
+    #[command(flatten)]
+    table: Table,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        let (netns, all) = self.netns.open()?;
+        let filter = self.table.filter();
+        let json = self.table.json.json;
+        let mut census = Census::new(&netns, all, self.who.owners, self.who.group_by, &filter)?
+            .with_time_wait(self.table.time_wait.time_wait)
+            // A table's proxy lines say the problems; JSON lines are not
+            // read by people, who then learn them on stderr.
+            .one_shot(!json)
+            .with_proxies(self.who.proxy.spec()?, &netns)?;
+        let mut sink = self.table.stdout_sink();
+        run(&netns, &filter, &mut census, sink.as_mut())
+    }
+}
 
 /// The snapshot as one typed interval (no live part), and the proxies
 /// that named it: their problems are the caller's to say.

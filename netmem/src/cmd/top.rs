@@ -5,8 +5,32 @@ use std::io::IsTerminal;
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::cmd::args::{EngineArgs, FilterArgs};
 use crate::doctor::State;
 use crate::tui::{run_ui, TopSink};
+
+/// A live view for the person on call: groups sorted by memory with
+/// their last minute, the limits as gauges, the latest events, the
+/// doctor's top finding. Keys: m o d a s sort, Enter sockets, / filter,
+/// p pause, ? help, q quit. Needs root like `trace`, and a terminal.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    live: EngineArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        let rt = super::runtime()?;
+        let opts = crate::engine::Options {
+            filter: self.filter.filter(false),
+            ..self.live.options("netmem top")?
+        };
+        rt.block_on(run(opts))
+    }
+}
 
 pub async fn run(opts: crate::engine::Options) -> Result<()> {
     if !std::io::stdout().is_terminal() {

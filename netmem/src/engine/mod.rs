@@ -22,7 +22,6 @@ use crate::sources::netns::Netns;
 use crate::sources::procfs::Context;
 
 mod interval;
-pub mod stop;
 
 /// Ring buffer records handled per wake-up before the loop looks at its
 /// other duties (the interval tick, signals).
@@ -258,7 +257,7 @@ impl Tracer<'_> {
             // must still win whenever they are due.
             tokio::select! {
                 biased;
-                _ = stop::wait() => break,
+                _ = crate::shutdown::wait() => break,
                 _ = &mut end => break,
                 done = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
                     pending = None;

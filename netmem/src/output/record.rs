@@ -104,7 +104,7 @@ impl RecordSink {
                         human_bytes(max),
                         self.elapsed()
                     );
-                    crate::engine::stop::request();
+                    crate::shutdown::request();
                 }
                 return Ok(());
             }

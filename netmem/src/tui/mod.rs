@@ -69,7 +69,7 @@ impl Sink for TopSink {
 /// engine's end (the sender dropped).
 pub fn run_ui(rx: Receiver<Msg>, netns: Netns, all_netns: bool, mut doctor: State) -> Result<()> {
     let mut term = ratatui::try_init()?;
-    crate::engine::stop::before_forced_exit(ratatui::restore);
+    crate::shutdown::before_forced_exit(ratatui::restore);
     let res = ui_loop(&mut term, &rx, (&netns, all_netns), &mut doctor);
     ratatui::restore();
     res
@@ -111,7 +111,7 @@ fn ui_loop(
         }
         let ctrl_c = k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c');
         if ctrl_c {
-            crate::engine::stop::request();
+            crate::shutdown::request();
             return Ok(());
         }
         match (&v.mode, k.code) {
@@ -138,7 +138,7 @@ fn ui_loop(
             }
             (Mode::Filter, _) => {}
             (_, KeyCode::Char('q')) => {
-                crate::engine::stop::request();
+                crate::shutdown::request();
                 return Ok(());
             }
             (Mode::Sockets(_), KeyCode::Esc) => v.mode = Mode::Table,

@@ -1,4 +1,6 @@
-//! Shutdown, from the first instruction: SIGINT, SIGTERM and SIGHUP are
+//! Shutdown, a process-wide service (the engine waits on it; the recording
+//! sink at its size limit and the live view's `q` ask for it; `main`
+//! installs it), from the first instruction: SIGINT, SIGTERM and SIGHUP are
 //! blocked in every thread and taken by one thread of their own (sigwait),
 //! so a signal is never lost, whether it arrives before the probes are
 //! loaded, while the event loop runs, or while standard output is blocked
