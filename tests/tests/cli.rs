@@ -313,6 +313,40 @@ fn every_flag_reads_the_same_in_every_subcommand() {
     }
 }
 
+/// `netmem::cli::command()`, which packaging turns into man pages and
+/// shell completions, is the command line the binary parses: the same
+/// subcommands, and for each the same help pages, flag for flag.
+#[test]
+fn the_library_command_is_the_binary_command_line() {
+    let cmd = netmem::cli::command();
+    let subs: Vec<&str> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name())
+        .filter(|s| *s != "help")
+        .collect();
+    assert_eq!(
+        subs,
+        ["snapshot", "trace", "doctor", "record", "report", "top", "serve", "probes"]
+    );
+    let mut pages = vec![vec!["--help"], vec!["-h"], vec!["--version"]];
+    for sub in &subs {
+        pages.push(vec![sub, "--help"]);
+        pages.push(vec![sub, "-h"]);
+    }
+    for args in pages {
+        let o = Command::new(netmem_bin()).args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        // What the library's parser prints for the same arguments.
+        let lib = cmd
+            .clone()
+            .try_get_matches_from(std::iter::once("netmem").chain(args.iter().copied()))
+            .err()
+            .unwrap_or_else(|| panic!("{args:?} parsed as a command"))
+            .to_string();
+        assert_eq!(lib, String::from_utf8(o.stdout).unwrap(), "netmem {args:?}");
+    }
+}
+
 /// The options of one `--help` page: (long flag, value name, help text
 /// with its `[default: ...]` and possible values left out), in both of
 /// clap's layouts (help beside the flag, or below it).
