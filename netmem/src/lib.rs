@@ -8,6 +8,7 @@
 //! sink. See ARCHITECTURE.md.
 pub mod cli;
 pub mod cmd;
+pub mod contract;
 pub mod doctor;
 pub mod engine;
 pub mod format;

@@ -5,13 +5,13 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use serde_json::Value;
 
 use crate::cmd::args::{parse_run_time, JsonArg, NetnsArg, ProxyArg, TierArg};
+use crate::contract::Line;
 use crate::doctor::{diagnose, Report, State, Window};
 use crate::hooks::Tier;
 use crate::model::{Event, Filter, Interval};
-use crate::output::json::{event_object, interval_objects};
+use crate::output::json::{event_line, interval_lines};
 use crate::output::Sink;
 use crate::sources::host::Host;
 use crate::sources::kernel_log;
@@ -107,7 +107,7 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
                 for v in &proxies {
                     state.unreadable.extend(v.problems.iter().cloned());
                 }
-                for v in interval_objects(&i) {
+                for v in interval_lines(&i) {
                     state.window.feed(&v);
                 }
                 "a reading (sock_diag and procfs; --watch adds events, peaks and aborts)".into()
@@ -196,12 +196,12 @@ struct WindowSink<'a> {
 
 impl Sink for WindowSink<'_> {
     fn event(&mut self, e: &Event) -> Result<()> {
-        self.window.feed(&Value::Object(event_object(e)));
+        self.window.feed(&Line::Event(event_line(e)));
         Ok(())
     }
 
     fn interval(&mut self, i: &Interval) -> Result<()> {
-        for v in interval_objects(i) {
+        for v in interval_lines(i) {
             self.window.feed(&v);
         }
         let el = self.started.elapsed().min(self.total);

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
+use crate::contract::{ContextLine, EventLine, GroupLine, Line, ProxyFields};
 use crate::model::proxy::{GroupProxy, Side, SideTune};
 use crate::sources::host::Host;
 use crate::sources::recording::{
@@ -36,43 +35,40 @@ pub struct GroupFigures {
     pub proxy: Option<GroupProxy>,
 }
 
-/// A group line's proxy fields (see `output::json::proxy_fields`), each
-/// name at most [`MAX_NAME`] bytes.
-pub fn group_proxy(v: &Value) -> Option<GroupProxy> {
-    let strings = |k: &str| -> Vec<String> {
-        v[k].as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(|s| cut_name(s, MAX_NAME).into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
+/// A group line's proxy fields (see `output::json::lines`), each name at
+/// most [`MAX_NAME`] bytes. `kind`: the group line's.
+pub fn group_proxy(p: &ProxyFields, kind: Option<&str>) -> Option<GroupProxy> {
+    let strings = |l: &Option<Vec<String>>| -> Vec<String> {
+        l.iter()
+            .flatten()
+            .map(|s| cut_name(s, MAX_NAME).into_owned())
+            .collect()
     };
-    let side = match v["proxy_side"].as_str()? {
+    let side = match p.proxy_side.as_deref()? {
         "client" => Side::Client,
         _ => Side::Server,
     };
-    let t = &v["proxy_tune"];
+    let t = p.proxy_tune.clone().unwrap_or_default();
     Some(GroupProxy {
-        kind: match v["proxy"].as_str()? {
+        kind: match p.proxy.as_deref()? {
             "haproxy" => "haproxy",
             _ => "proxy",
         },
         side,
-        frontends: strings("proxy_frontends"),
-        servers: strings("proxy_servers")
+        frontends: strings(&p.proxy_frontends),
+        servers: strings(&p.proxy_servers)
             .into_iter()
             .filter_map(|p| {
                 let (b, s) = p.split_once('/')?;
                 Some((b.to_string(), s.to_string()))
             })
             .collect(),
-        summed: v["kind"] == "proxy-backend",
-        bufsize: u(&t["bufsize"]),
+        summed: kind == Some("proxy-backend"),
+        bufsize: t.bufsize,
         tune: SideTune {
-            rcvbuf: u(&t["rcvbuf"]),
-            sndbuf: u(&t["sndbuf"]),
-            known: t["from_configuration"].as_bool().unwrap_or(true),
+            rcvbuf: t.rcvbuf,
+            sndbuf: t.sndbuf,
+            known: t.from_configuration.unwrap_or(true),
         },
     })
 }
@@ -165,73 +161,57 @@ fn proxy_size(p: &GroupProxy) -> usize {
             .sum::<usize>()
 }
 
-fn u(v: &Value) -> Option<u64> {
-    v.as_u64()
-}
-
-fn triple(v: &Value) -> Option<[u64; 3]> {
-    let a = v.as_array()?;
-    Some([u(a.first()?)?, u(a.get(1)?)?, u(a.get(2)?)?])
-}
-
 impl Window {
-    /// One JSON line of the contract.
-    pub fn feed(&mut self, v: &Value) {
-        match v["type"].as_str() {
-            Some("host") => {
-                self.host = serde_json::from_value(v["host"].clone()).ok();
-            }
-            Some("context") => self.context(v),
-            Some("group") => self.group(v),
-            Some("event") => self.event(v),
-            Some("summary") => {
-                self.lost_events = u(&v["lost_events"]).unwrap_or(self.lost_events);
-            }
-            // probes, doctor and finding lines carry no figures.
+    /// One line of the contract.
+    pub fn feed(&mut self, line: &Line) {
+        match line {
+            Line::Host(h) => self.host = h.host.clone(),
+            Line::Context(c) => self.context(c),
+            Line::Group(g) => self.group(g),
+            Line::Event(e) => self.event(e),
+            Line::Summary(s) => self.lost_events = s.lost_events.unwrap_or(self.lost_events),
+            // probes, proxy, doctor and finding lines carry no figures.
             _ => {}
         }
     }
 
-    fn context(&mut self, v: &Value) {
+    fn context(&mut self, v: &ContextLine) {
         self.intervals += 1;
         if self.first_ts.is_none() {
-            self.first_ts = v["ts"].as_str().map(String::from);
+            self.first_ts = v.ts.clone();
         }
-        self.last_ts = v["ts"].as_str().map(String::from);
-        self.tcp_mem_pages = triple(&v["tcp_mem_pages"]).or(self.tcp_mem_pages);
-        self.allocated_pages = u(&v["memory_allocated_pages"]).unwrap_or(0);
+        self.last_ts = v.ts.clone();
+        let tcp_mem = v.tcp_mem_pages.as_ref().and_then(|p| p.triple());
+        self.tcp_mem_pages = tcp_mem.or(self.tcp_mem_pages);
+        self.allocated_pages = v.memory_allocated_pages.unwrap_or(0);
         if self.allocated_pages >= self.peak_allocated_pages || self.tcp_mem_at_peak.is_none() {
             self.peak_allocated_pages = self.allocated_pages;
-            self.tcp_mem_at_peak = triple(&v["tcp_mem_pages"]).or(self.tcp_mem_at_peak);
+            self.tcp_mem_at_peak = tcp_mem.or(self.tcp_mem_at_peak);
         }
-        self.orphans = u(&v["orphans"]).unwrap_or(0);
+        self.orphans = v.orphans.unwrap_or(0);
         self.peak_orphans = self.peak_orphans.max(self.orphans);
-        self.census_orphans = u(&v["orphans_census"]).unwrap_or(0);
+        self.census_orphans = v.orphans_census.unwrap_or(0);
         self.peak_census_orphans = self.peak_census_orphans.max(self.census_orphans);
         self.census_memory = 0;
         self.group_orphans = 0;
-        self.max_orphans = u(&v["max_orphans"]).or(self.max_orphans);
-        self.page_size = u(&v["page_size"]).unwrap_or(4096);
-        self.under_pressure = v["memory_pressure"].as_bool().unwrap_or(false);
-        self.lost_events = u(&v["lost_events"]).unwrap_or(self.lost_events);
-        let r = &v["route_exceptions"];
+        self.max_orphans = v.max_orphans.or(self.max_orphans);
+        self.page_size = v.page_size.unwrap_or(4096);
+        self.under_pressure = v.memory_pressure.unwrap_or(false);
+        self.lost_events = v.lost_events.unwrap_or(self.lost_events);
+        let r = v.route_exceptions.clone().unwrap_or_default();
         self.route_exceptions_inserted = self
             .route_exceptions_inserted
-            .saturating_add(u(&r["inserted"]).unwrap_or(0));
-        if let Some(by) = r["by_dst"].as_array() {
-            for d in by {
-                if let (Some(dst), Some(n)) = (d["dst"].as_str(), u(&d["count"])) {
-                    let dst = self.dsts.get(dst);
-                    match self.route_exception_dsts.get_mut(&*dst) {
-                        Some(c) => *c = c.saturating_add(n),
-                        None => {
-                            self.route_exception_dsts.insert(dst.to_string(), n);
-                        }
-                    }
+            .saturating_add(r.inserted.unwrap_or(0));
+        for d in r.by_dst.iter().flatten() {
+            let dst = self.dsts.get(&d.dst);
+            match self.route_exception_dsts.get_mut(&*dst) {
+                Some(c) => *c = c.saturating_add(d.count),
+                None => {
+                    self.route_exception_dsts.insert(dst.to_string(), d.count);
                 }
             }
         }
-        self.rt6_cached = u(&r["rt6_cached"]).or(self.rt6_cached);
+        self.rt6_cached = r.rt6_cached.or(self.rt6_cached);
         // A new interval: "now" figures start again.
         for g in self.groups.values_mut() {
             g.sockets = 0;
@@ -241,8 +221,8 @@ impl Window {
         }
     }
 
-    fn group(&mut self, v: &Value) {
-        let Some(name) = v["group"].as_str() else {
+    fn group(&mut self, v: &GroupLine) {
+        let Some(name) = &v.group else {
             return;
         };
         let name = self.names.get(name);
@@ -254,29 +234,27 @@ impl Window {
         let Some(g) = self.groups.get_mut(&*name) else {
             return;
         };
-        let n = |k: &str| u(&v[k]).unwrap_or(0);
-        let memory = n("rmem_bytes")
-            .saturating_add(n("wmem_queued_bytes"))
-            .saturating_add(n("fwd_alloc_bytes"));
+        let n = |f: Option<u64>| f.unwrap_or(0);
+        let memory = v.memory();
         if folded {
             // Every group past the cap, summed: its figures of this
             // interval add up.
             g.kind = OTHER.to_string();
-            g.sockets = g.sockets.saturating_add(n("sockets"));
-            g.orphans = g.orphans.saturating_add(n("orphans"));
-            g.orphan_bytes = g.orphan_bytes.saturating_add(n("orphan_bytes"));
-            g.rmem = g.rmem.saturating_add(n("rmem_bytes"));
-            g.wmem = g.wmem.saturating_add(n("wmem_queued_bytes"));
+            g.sockets = g.sockets.saturating_add(n(v.sockets));
+            g.orphans = g.orphans.saturating_add(n(v.orphans));
+            g.orphan_bytes = g.orphan_bytes.saturating_add(n(v.orphan_bytes));
+            g.rmem = g.rmem.saturating_add(n(v.rmem_bytes));
+            g.wmem = g.wmem.saturating_add(n(v.wmem_queued_bytes));
             g.memory = g.memory.saturating_add(memory);
         } else {
-            g.kind = cut_name(v["kind"].as_str().unwrap_or(""), MAX_NAME).into_owned();
-            g.sockets = n("sockets");
-            g.orphans = n("orphans");
-            g.orphan_bytes = n("orphan_bytes");
-            g.rmem = n("rmem_bytes");
-            g.wmem = n("wmem_queued_bytes");
+            g.kind = cut_name(v.kind.as_deref().unwrap_or(""), MAX_NAME).into_owned();
+            g.sockets = n(v.sockets);
+            g.orphans = n(v.orphans);
+            g.orphan_bytes = n(v.orphan_bytes);
+            g.rmem = n(v.rmem_bytes);
+            g.wmem = n(v.wmem_queued_bytes);
             g.memory = memory;
-            if let Some(p) = group_proxy(v) {
+            if let Some(p) = group_proxy(&v.proxy, v.kind.as_deref()) {
                 let old = g.proxy.as_ref().map_or(0, proxy_size);
                 let new = proxy_size(&p);
                 if self.proxy_bytes - old + new <= MAX_PROXY_BYTES {
@@ -291,29 +269,28 @@ impl Window {
         // A part never exceeds its whole: the census total of this
         // interval is at least what its groups hold.
         self.census_memory = self.census_memory.saturating_add(memory);
-        self.group_orphans = self.group_orphans.saturating_add(n("orphans"));
+        self.group_orphans = self.group_orphans.saturating_add(n(v.orphans));
         self.census_orphans = self.census_orphans.max(self.group_orphans);
         self.peak_census_orphans = self.peak_census_orphans.max(self.census_orphans);
         g.peak_orphans = g.peak_orphans.max(g.orphans);
         g.peak_orphan_bytes = g.peak_orphan_bytes.max(g.orphan_bytes);
         for c in netmem_common::Counter::ALL {
-            if let Some(n) = u(&v[c.name()]) {
+            if let Some(n) = v.counts.get(*c) {
                 let count = g.counts.entry(c.name().to_string()).or_default();
                 *count = count.saturating_add(n);
             }
         }
     }
 
-    fn event(&mut self, v: &Value) {
-        let mut group = || {
-            self.names
-                .get(v["group"].as_str().unwrap_or("unattributed"))
-        };
-        let mut kind = |k: &str, or: &str| self.kinds.get(v[k].as_str().unwrap_or(or));
-        match v["event"].as_str() {
+    fn event(&mut self, v: &EventLine) {
+        let mut group = || self.names.get(v.group.as_deref().unwrap_or("unattributed"));
+        let mut kind = |k: &Option<String>, or: &str| self.kinds.get(k.as_deref().unwrap_or(or));
+        let b = &v.body;
+        let figure = |f: &Option<Option<crate::contract::lax::Int>>| f.flatten()?.u64();
+        match v.event.as_deref() {
             Some("abort_on_memory") => {
                 let group = group();
-                let cause = kind("cause", "unknown");
+                let cause = kind(&b.cause, "unknown");
                 let first_of_cause = self.abort_causes.insert(cause.clone());
                 *self
                     .abort_counts
@@ -324,28 +301,33 @@ impl Window {
                     self.aborts.push(AbortSeen {
                         group: group.to_string(),
                         cause: cause.to_string(),
-                        orphans: u(&v["orphans"]),
-                        max_orphans: u(&v["max_orphans"]),
-                        shift: u(&v["shift"]),
-                        allocated_pages: u(&v["allocated_pages"]),
-                        tcp_mem_max: triple(&v["tcp_mem_pages"]).map(|m| m[2]),
+                        orphans: figure(&b.orphans),
+                        max_orphans: figure(&b.max_orphans),
+                        shift: figure(&b.shift),
+                        allocated_pages: b.allocated_pages.and_then(|n| n.u64()),
+                        tcp_mem_max: b
+                            .tcp_mem_pages
+                            .as_ref()
+                            .and_then(|p| p.triple())
+                            .map(|m| m[2]),
                     })
                 }
             }
             Some("skb_drop") => {
-                let reason = kind("reason", "?");
+                let reason = kind(&b.reason, "?");
                 *self.drops.entry((group(), reason)).or_default() += 1;
             }
             Some("exceed_buf_limit") => {
-                let dir = kind("direction", "?");
+                let dir = kind(&b.direction, "?");
                 *self.exceeded.entry((group(), dir)).or_default() += 1;
             }
             Some("memory_pressure_enter") => self.pressure_entered += 1,
             Some("memory_pressure_leave") => {
                 // A duration no clock gives (negative, NaN, past u64
                 // seconds) adds nothing.
-                if let Some(d) = v["duration_ms"]
-                    .as_f64()
+                if let Some(d) = b
+                    .duration_ms
+                    .flatten()
                     .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
                 {
                     self.pressure_time = self.pressure_time.saturating_add(d);
@@ -353,6 +335,12 @@ impl Window {
             }
             _ => {}
         }
+    }
+
+    /// A test's line, read as a recording's is.
+    #[cfg(test)]
+    pub fn feed_json(&mut self, v: serde_json::Value) {
+        self.feed(&Line::read(v).expect("a line of the contract"));
     }
 
     /// Aborts on memory whose cause passes `f`, every one (held or not).
@@ -424,9 +412,9 @@ mod tests {
     #[test]
     fn the_window_holds_its_caps_and_counts_the_rest() {
         let mut w = Window::default();
-        w.feed(&json!({"type":"context","ts":"t"}));
+        w.feed_json(json!({"type":"context","ts":"t"}));
         for i in 0..MAX_GROUPS + 10 {
-            w.feed(&json!({"type":"group","group":format!("g{i}"),"rmem_bytes":1,"orphans":2,"sockets":1}));
+            w.feed_json(json!({"type":"group","group":format!("g{i}"),"rmem_bytes":1,"orphans":2,"sockets":1}));
         }
         for i in 0..3 * MAX_ABORTS {
             let cause = if i == 2 * MAX_ABORTS {
@@ -434,10 +422,12 @@ mod tests {
             } else {
                 "orphans"
             };
-            w.feed(&json!({"type":"event","event":"abort_on_memory","group":"g1","cause":cause}));
+            w.feed_json(
+                json!({"type":"event","event":"abort_on_memory","group":"g1","cause":cause}),
+            );
         }
-        w.feed(&json!({"type":"event","event":"memory_pressure_leave","duration_ms":-5.0}));
-        w.feed(&json!({"type":"event","event":"memory_pressure_leave","duration_ms":1e300}));
+        w.feed_json(json!({"type":"event","event":"memory_pressure_leave","duration_ms":-5.0}));
+        w.feed_json(json!({"type":"event","event":"memory_pressure_leave","duration_ms":1e300}));
         assert_eq!(w.groups.len(), MAX_GROUPS + 1);
         let other = &w.groups[OTHER];
         assert_eq!((other.sockets, other.memory, other.orphans), (10, 10, 20));

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde_json::Value;
-
+use crate::contract::lax::Int;
+use crate::contract::{ContextLine, EventLine, GroupLine, Line};
 use crate::sources::host::Host;
 use crate::sources::recording::{
     cut_name, Names, MAX_GROUPS, MAX_KINDS, MAX_MARKS, MAX_NAME, MAX_NAMESPACES,
@@ -217,8 +217,8 @@ pub struct Timeline {
 /// The namespace of a recording made before the host line named it.
 pub const UNNAMED_NAMESPACE: &str = "the traced namespace";
 
-fn ts(v: &Value) -> Option<SystemTime> {
-    humantime::parse_rfc3339(v["ts"].as_str()?).ok()
+fn ts(ts: &Option<String>) -> Option<SystemTime> {
+    humantime::parse_rfc3339(ts.as_deref()?).ok()
 }
 
 fn secs(start: Option<SystemTime>, t: Option<SystemTime>) -> f64 {
@@ -231,18 +231,9 @@ fn secs(start: Option<SystemTime>, t: Option<SystemTime>) -> f64 {
     }
 }
 
-fn triple(v: &Value) -> Option<[u64; 3]> {
-    let a = v.as_array()?;
-    Some([
-        a.first()?.as_u64()?,
-        a.get(1)?.as_u64()?,
-        a.get(2)?.as_u64()?,
-    ])
-}
-
 impl Timeline {
     /// From the contract's lines, in order.
-    pub fn from_lines(lines: &[Value]) -> Timeline {
+    pub fn from_lines(lines: &[Line]) -> Timeline {
         let mut tl = Timeline::default();
         for v in lines {
             tl.feed(v);
@@ -253,28 +244,28 @@ impl Timeline {
 
     /// One line of the contract. Lines of kinds a report does not show
     /// (doctor output, say) are ignored.
-    pub fn feed(&mut self, v: &Value) {
-        match v["type"].as_str() {
-            Some("host") => self.host = serde_json::from_value(v["host"].clone()).ok(),
-            Some("probes") => {
-                self.hooks = v["hooks"]
-                    .as_array()
-                    .into_iter()
+    pub fn feed(&mut self, line: &Line) {
+        match line {
+            Line::Host(h) => self.host = h.host.clone(),
+            Line::Probes(p) => {
+                self.hooks = p
+                    .hooks
+                    .iter()
                     .flatten()
                     .map(|h| {
-                        let s = |k: &str, or: &str| {
-                            cut_name(h[k].as_str().unwrap_or(or), MAX_NAME).into_owned()
+                        let s = |f: &Option<String>, or: &str| {
+                            cut_name(f.as_deref().unwrap_or(or), MAX_NAME).into_owned()
                         };
-                        (s("hook", "?"), s("tier", "none"))
+                        (s(&h.hook, "?"), s(&h.tier, "none"))
                     })
                     .collect()
             }
-            Some("context") => self.context(v),
-            Some("group") => self.group(v),
-            Some("event") => self.event(v),
-            Some("summary") => {
-                self.events_received = v["events"].as_u64();
-                self.lost_events = self.lost_events.max(v["lost_events"].as_u64().unwrap_or(0));
+            Line::Context(c) => self.context(c),
+            Line::Group(g) => self.group(g),
+            Line::Event(e) => self.event(e),
+            Line::Summary(s) => {
+                self.events_received = s.events;
+                self.lost_events = self.lost_events.max(s.lost_events.unwrap_or(0));
             }
             _ => {}
         }
@@ -294,43 +285,38 @@ impl Timeline {
         };
     }
 
-    fn context(&mut self, v: &Value) {
+    fn context(&mut self, v: &ContextLine) {
         self.close();
-        let t = ts(v);
+        let t = ts(&v.ts);
         if self.start.is_none() {
             self.start = t;
         }
-        let page = v["page_size"].as_u64().unwrap_or(4096);
-        let r = &v["route_exceptions"];
-        let cached = r["cached"]
-            .as_object()
+        let page = v.page_size.unwrap_or(4096);
+        let r = v.route_exceptions.clone().unwrap_or_default();
+        let cached = r
+            .cached
+            .as_ref()
             .filter(|m| !m.is_empty())
-            .map(|m| {
-                m.values()
-                    .filter_map(Value::as_u64)
-                    .fold(0u64, u64::saturating_add)
-            })
-            .or_else(|| r["rt6_cached"].as_u64());
-        self.lost_events = self.lost_events.max(v["lost_events"].as_u64().unwrap_or(0));
+            .map(|m| m.values().flatten().fold(0u64, |a, b| a.saturating_add(*b)))
+            .or(r.rt6_cached);
+        self.lost_events = self.lost_events.max(v.lost_events.unwrap_or(0));
         let t = secs(self.start, t);
         self.first_t.get_or_insert(t);
         self.intervals += 1;
         let mut p = Point {
             t,
-            tcp_mem: triple(&v["tcp_mem_pages"]).map(|m| m.map(|p| p.saturating_mul(page))),
-            allocated: v["memory_allocated_pages"]
-                .as_u64()
-                .unwrap_or(0)
-                .saturating_mul(page),
+            tcp_mem: v
+                .tcp_mem_pages
+                .as_ref()
+                .and_then(|p| p.triple())
+                .map(|m| m.map(|p| p.saturating_mul(page))),
+            allocated: v.memory_allocated_pages.unwrap_or(0).saturating_mul(page),
             // The kernel's (sockstat) or the census' (same pass as the
             // groups), whichever is larger.
-            orphans: v["orphans"]
-                .as_u64()
-                .unwrap_or(0)
-                .max(v["orphans_census"].as_u64().unwrap_or(0)),
-            max_orphans: v["max_orphans"].as_u64(),
-            pressure: v["memory_pressure"].as_bool().unwrap_or(false),
-            routes_inserted: r["inserted"].as_u64().unwrap_or(0),
+            orphans: v.orphans.unwrap_or(0).max(v.orphans_census.unwrap_or(0)),
+            max_orphans: v.max_orphans,
+            pressure: v.memory_pressure.unwrap_or(false),
+            routes_inserted: r.inserted.unwrap_or(0),
             routes_cached: cached,
             span: 1,
             ..Default::default()
@@ -384,27 +370,29 @@ impl Timeline {
         }
     }
 
-    fn group(&mut self, v: &Value) {
+    fn group(&mut self, v: &GroupLine) {
         let Some(p) = self.current.as_mut() else {
             return;
         };
-        let Some(name) = v["group"].as_str() else {
+        let Some(name) = &v.group else {
             return;
         };
         let name = self.names.get(name);
         let folded = self.names.is_other(&name);
-        let n = |k: &str| v[k].as_u64().unwrap_or(0);
         if !folded {
-            let o = &v["owners"];
-            let process = o["processes"][0]["comm"].as_str().map(|c| {
-                let pid = &o["processes"][0]["pid"];
-                format!(
-                    "{c}[{}]",
-                    pid.as_u64().map_or("?".into(), |p| p.to_string())
-                )
+            let o = v.owners.clone().unwrap_or_default();
+            let first = o.processes.unwrap_or_default().into_iter().next();
+            let process = first.as_ref().and_then(|f| {
+                let pid = f.pid.map_or("?".into(), |p| p.to_string());
+                f.comm.as_ref().map(|c| format!("{c}[{pid}]"))
             });
-            let cgroup = o["cgroups"][0]["cgroup"].as_str().map(str::to_string);
-            if let Some(p) = crate::doctor::window::group_proxy(v) {
+            let cgroup = o
+                .cgroups
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .and_then(|c| c.cgroup.cgroup.flatten());
+            if let Some(p) = crate::doctor::window::group_proxy(&v.proxy, v.kind.as_deref()) {
                 self.proxies
                     .insert(name.clone(), cut_name(&p.describe(), MAX_NAME).into_owned());
             }
@@ -416,12 +404,10 @@ impl Timeline {
                 );
             }
         }
-        let memory = n("rmem_bytes")
-            .saturating_add(n("wmem_queued_bytes"))
-            .saturating_add(n("fwd_alloc_bytes"));
+        let memory = v.memory();
         // Under `--netns all` each group names its namespace; otherwise
         // the host line names the one traced.
-        let ns = match v["netns"].as_str() {
+        let ns = match v.netns.netns.as_deref() {
             Some(ns) => self.namespace_names.get(ns),
             None => match self.host.as_ref().and_then(|h| h.netns.as_deref()) {
                 Some(ns) => self.namespace_names.get(ns),
@@ -432,7 +418,7 @@ impl Timeline {
         *total = total.saturating_add(memory);
         let point = GroupPoint {
             memory,
-            orphans: n("orphans"),
+            orphans: v.orphans.unwrap_or(0),
         };
         if folded {
             // Every group past the cap, summed.
@@ -444,15 +430,15 @@ impl Timeline {
         }
     }
 
-    fn event(&mut self, v: &Value) {
-        let at = ts(v);
+    fn event(&mut self, v: &EventLine) {
+        let at = ts(&v.ts);
         if self.start.is_none() {
             self.start = at;
         }
         let t = secs(self.start, at);
         self.events_recorded += 1;
-        let kind = self.kinds.get(v["event"].as_str().unwrap_or("?"));
-        let group = v["group"].as_str().map(|g| self.names.get(g));
+        let kind = self.kinds.get(v.event.as_deref().unwrap_or("?"));
+        let group = v.group.as_deref().map(|g| self.names.get(g));
         if let Some(g) = &group {
             let n = self
                 .group_events
@@ -466,24 +452,27 @@ impl Timeline {
         match &*kind {
             "abort_on_memory" => {
                 self.aborts_seen += 1;
-                let cause = self.kinds.get(v["cause"].as_str().unwrap_or("?"));
+                let b = &v.body;
+                let cause = self.kinds.get(b.cause.as_deref().unwrap_or("?"));
                 *self.abort_causes.entry(cause).or_default() += 1;
                 if self.aborts.len() < MAX_MARKS {
-                    let i = |k: &str| v[k].as_i64();
-                    let s = |k: &str| v[k].as_str().map(|s| cut_name(s, MAX_NAME).into_owned());
+                    let i = |f: Option<Int>| f?.i64();
+                    let s = |f: &Option<String>| {
+                        f.as_deref().map(|s| cut_name(s, MAX_NAME).into_owned())
+                    };
                     self.aborts.push(Event {
                         t,
                         kind: kind.to_string(),
                         group,
-                        cause: s("cause"),
+                        cause: s(&b.cause),
                         figures: AbortFigures {
-                            orphans: i("orphans"),
-                            max_orphans: i("max_orphans"),
-                            shift: i("shift"),
-                            allocated_pages: i("allocated_pages"),
-                            tcp_mem_max: v["tcp_mem_pages"][2].as_i64(),
-                            local: s("local"),
-                            remote: s("remote"),
+                            orphans: i(b.orphans.flatten()),
+                            max_orphans: i(b.max_orphans.flatten()),
+                            shift: i(b.shift.flatten()),
+                            allocated_pages: i(b.allocated_pages),
+                            tcp_mem_max: b.tcp_mem_pages.as_ref().and_then(|p| p.max_i64()),
+                            local: s(&v.sock.local),
+                            remote: s(&v.sock.remote),
                         },
                     });
                 }
@@ -725,7 +714,16 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// Lines as a recording's are read.
+    fn read(l: &[Value]) -> Vec<Line> {
+        l.iter().map(|v| line(v.clone())).collect()
+    }
+
+    fn line(v: Value) -> Line {
+        Line::read(v).expect("a line of the contract")
+    }
 
     fn lines() -> Vec<Value> {
         vec![
@@ -743,7 +741,7 @@ mod tests {
 
     #[test]
     fn series_and_statistics() {
-        let tl = Timeline::from_lines(&lines());
+        let tl = Timeline::from_lines(&read(&lines()));
         assert_eq!(tl.points.len(), 2);
         assert_eq!(tl.points[1].t, 1.0);
         assert_eq!(
@@ -775,9 +773,9 @@ mod tests {
         let mut l = lines();
         l[5]["orphans"] = json!(3);
         l[6]["orphans"] = json!(9);
-        assert_eq!(Timeline::from_lines(&l).points[1].orphans, 9);
+        assert_eq!(Timeline::from_lines(&read(&l)).points[1].orphans, 9);
         l[5]["orphans_census"] = json!(11);
-        assert_eq!(Timeline::from_lines(&l).points[1].orphans, 11);
+        assert_eq!(Timeline::from_lines(&read(&l)).points[1].orphans, 11);
     }
 
     fn at(i: u64) -> String {
@@ -795,9 +793,11 @@ mod tests {
         let n = 5 * MAX_POINTS as u64 + 3;
         let mut tl = Timeline::default();
         for i in 0..n {
-            tl.feed(&json!({"type":"event","ts":at(i),"event":"skb_drop","group":"listen:80"}));
-            tl.feed(&json!({"type":"context","ts":at(i),"memory_allocated_pages":i % 7,"memory_pressure":i == 77}));
-            tl.feed(&json!({"type":"group","ts":at(i),"group":"listen:80","rmem_bytes":i % 1000,"orphans":u64::from(i == 4321)}));
+            tl.feed(&line(
+                json!({"type":"event","ts":at(i),"event":"skb_drop","group":"listen:80"}),
+            ));
+            tl.feed(&line(json!({"type":"context","ts":at(i),"memory_allocated_pages":i % 7,"memory_pressure":i == 77})));
+            tl.feed(&line(json!({"type":"group","ts":at(i),"group":"listen:80","rmem_bytes":i % 1000,"orphans":u64::from(i == 4321)})));
         }
         tl.finish();
         assert!(tl.points.len() < MAX_POINTS && tl.points.len() > MAX_POINTS / 4);
@@ -842,7 +842,7 @@ mod tests {
         for i in 0..MAX_GROUPS + 5 {
             l.push(json!({"type":"group","ts":at(0),"group":format!("g{i}"),"rmem_bytes":10,"orphans":1}));
         }
-        let tl = Timeline::from_lines(&l);
+        let tl = Timeline::from_lines(&read(&l));
         let p = &tl.points[0];
         assert_eq!(p.groups.len(), MAX_GROUPS + 1);
         assert_eq!(
@@ -881,7 +881,7 @@ mod tests {
             // After the last interval: not in any.
             json!({"type":"event","ts":at(9),"event":"x"}),
         ];
-        let tl = Timeline::from_lines(&l);
+        let tl = Timeline::from_lines(&read(&l));
         let counts: Vec<u64> = tl.points.iter().map(|p| p.events["x"]).collect();
         assert_eq!(counts, [1, 2, 1]);
         assert_eq!(tl.events_recorded, 5);

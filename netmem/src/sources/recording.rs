@@ -18,6 +18,9 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
+
+use crate::contract::lax::Int;
+use crate::contract::Line;
 use zstd::zstd_safe::{get_error_name, DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 
 // What reading a recording may hold, in one place. Each size is far above
@@ -93,7 +96,7 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Reads `path`, handing each line of the contract to `visit` in order.
 /// Returns what was wrong with the file, one sentence per problem. Fails
 /// only when nothing of a recording is in it.
-pub fn read(path: &str, visit: impl FnMut(&Value)) -> Result<Vec<String>> {
+pub fn read(path: &str, visit: impl FnMut(&Line)) -> Result<Vec<String>> {
     read_from(open(path)?, path, visit)
 }
 
@@ -106,7 +109,7 @@ pub fn open(path: &str) -> Result<std::fs::File> {
 pub fn read_from(
     mut src: impl Read,
     name: &str,
-    mut visit: impl FnMut(&Value),
+    mut visit: impl FnMut(&Line),
 ) -> Result<Vec<String>> {
     let mut input = Input::new(&mut src);
     let mut r = Reading::new(&mut visit);
@@ -321,7 +324,7 @@ fn find_magic(b: &[u8]) -> Option<usize> {
 
 /// Lines as they stream, each parsed, checked and handed on.
 struct Reading<'v> {
-    visit: &'v mut dyn FnMut(&Value),
+    visit: &'v mut dyn FnMut(&Line),
     line: Vec<u8>,
     /// The line under way passed [`MAX_LINE`]: what is left of it is
     /// dropped up to its newline.
@@ -334,7 +337,7 @@ struct Reading<'v> {
 }
 
 impl<'v> Reading<'v> {
-    fn new(visit: &'v mut dyn FnMut(&Value)) -> Reading<'v> {
+    fn new(visit: &'v mut dyn FnMut(&Line)) -> Reading<'v> {
         Reading {
             visit,
             line: Vec::new(),
@@ -411,17 +414,17 @@ impl<'v> Reading<'v> {
             // Names that are not UTF-8 read as U+FFFD, as netmem writes them.
             Err(_) => serde_json::from_str::<Value>(&String::from_utf8_lossy(line)),
         };
-        match parsed {
-            Ok(mut v) if v.is_object() && v["type"].is_string() => {
-                if self.sanity.keep(&mut v, self.line_no) {
+        match parsed.ok().and_then(Line::read) {
+            Some(mut l) => {
+                if self.sanity.keep(&mut l, self.line_no) {
                     self.kept += 1;
-                    if v["type"] == "context" {
+                    if matches!(l, Line::Context(_)) {
                         self.contexts += 1;
                     }
-                    (self.visit)(&v);
+                    (self.visit)(&l);
                 }
             }
-            _ => self.problems.bad.add(self.line_no),
+            None => self.problems.bad.add(self.line_no),
         }
     }
 }
@@ -566,68 +569,19 @@ struct Sanity {
     untimed: Tally,
 }
 
-/// Which figures are checked, on which lines, against what.
-const CHECKS: &[(&str, &[&str], u64, &str)] = &[
-    (
-        "context",
-        &[
-            "orphans",
-            "orphans_census",
-            "max_orphans",
-            "sockets_inuse",
-            "tcp6_inuse",
-            "tw",
-            "udp_inuse",
-        ],
-        MAX_COUNT,
-        "the kernel counts them in an int",
-    ),
-    (
-        "context",
-        &["memory_allocated_pages", "udp_memory_allocated_pages"],
-        MAX_PAGES,
-        "more pages than any machine has",
-    ),
-    (
-        "group",
-        &["sockets", "listeners", "time_wait", "orphans"],
-        MAX_COUNT,
-        "the kernel counts them in an int",
-    ),
-    (
-        "group",
-        &[
-            "rmem_bytes",
-            "wmem_queued_bytes",
-            "fwd_alloc_bytes",
-            "orphan_bytes",
-        ],
-        MAX_BYTES,
-        "more bytes than any machine has",
-    ),
-    (
-        "event",
-        &["orphans", "max_orphans"],
-        MAX_COUNT,
-        "the kernel counts them in an int",
-    ),
-    (
-        "event",
-        &["allocated_pages"],
-        MAX_PAGES,
-        "more pages than any machine has",
-    ),
-];
+/// Why a figure past its bound is not the kernel's.
+const COUNT: (u64, &str) = (MAX_COUNT, "the kernel counts them in an int");
+const PAGES: (u64, &str) = (MAX_PAGES, "more pages than any machine has");
+const BYTES: (u64, &str) = (MAX_BYTES, "more bytes than any machine has");
 
 impl Sanity {
-    /// Whether `v` is kept; figures no kernel writes are removed from it.
-    fn keep(&mut self, v: &mut Value, line: u64) -> bool {
-        let kind = v["type"].as_str().unwrap_or("").to_string();
-        match kind.as_str() {
-            "context" => {
-                let t = v["ts"]
-                    .as_str()
-                    .and_then(|s| humantime::parse_rfc3339(s).ok());
+    /// Whether `l` is kept; figures no kernel writes are removed from it.
+    fn keep(&mut self, l: &mut Line, line: u64) -> bool {
+        match l {
+            Line::Context(c) => {
+                let t =
+                    c.ts.as_deref()
+                        .and_then(|s| humantime::parse_rfc3339(s).ok());
                 match (t, self.last) {
                     (None, _) => {
                         self.untimed.add(line);
@@ -651,38 +605,86 @@ impl Sanity {
                         self.dropping = false;
                     }
                 }
-            }
-            "group" if self.dropping => return false,
-            _ => {}
-        }
-        for (on, fields, max, why) in CHECKS {
-            if *on != kind {
-                continue;
-            }
-            for f in *fields {
-                if v[*f].as_u64().is_some_and(|n| n > *max) {
-                    self.figure(v, f, line, why);
+                for (field, f, bound) in [
+                    ("orphans", &mut c.orphans, COUNT),
+                    ("orphans_census", &mut c.orphans_census, COUNT),
+                    ("max_orphans", &mut c.max_orphans, COUNT),
+                    ("sockets_inuse", &mut c.sockets_inuse, COUNT),
+                    ("tcp6_inuse", &mut c.tcp6_inuse, COUNT),
+                    ("tw", &mut c.tw, COUNT),
+                    ("udp_inuse", &mut c.udp_inuse, COUNT),
+                    (
+                        "memory_allocated_pages",
+                        &mut c.memory_allocated_pages,
+                        PAGES,
+                    ),
+                    (
+                        "udp_memory_allocated_pages",
+                        &mut c.udp_memory_allocated_pages,
+                        PAGES,
+                    ),
+                ] {
+                    self.check(field, f, bound, line);
+                }
+                if let Some(p) = c.page_size {
+                    if !p.is_power_of_two() || !(4096..=1 << 20).contains(&p) {
+                        c.page_size = None;
+                        self.figure("page_size", p, line, "not a page size");
+                    }
                 }
             }
-        }
-        let page = v["page_size"].as_u64();
-        if kind == "context"
-            && page.is_some_and(|p| !p.is_power_of_two() || !(4096..=1 << 20).contains(&p))
-        {
-            self.figure(v, "page_size", line, "not a page size");
+            Line::Group(_) if self.dropping => return false,
+            Line::Group(g) => {
+                for (field, f, bound) in [
+                    ("sockets", &mut g.sockets, COUNT),
+                    ("listeners", &mut g.listeners, COUNT),
+                    ("time_wait", &mut g.time_wait, COUNT),
+                    ("orphans", &mut g.orphans, COUNT),
+                    ("rmem_bytes", &mut g.rmem_bytes, BYTES),
+                    ("wmem_queued_bytes", &mut g.wmem_queued_bytes, BYTES),
+                    ("fwd_alloc_bytes", &mut g.fwd_alloc_bytes, BYTES),
+                    ("orphan_bytes", &mut g.orphan_bytes, BYTES),
+                ] {
+                    self.check(field, f, bound, line);
+                }
+            }
+            Line::Event(e) => {
+                let b = &mut e.body;
+                for (field, f, bound) in [
+                    ("orphans", &mut b.orphans, COUNT),
+                    ("max_orphans", &mut b.max_orphans, COUNT),
+                ] {
+                    if let Some(n) = f.flatten().filter(|n| n.u64().is_some_and(|n| n > bound.0)) {
+                        *f = None;
+                        self.figure(field, n, line, bound.1);
+                    }
+                }
+                if let Some(n) = b
+                    .allocated_pages
+                    .filter(|n| n.u64().is_some_and(|n| n > PAGES.0))
+                {
+                    b.allocated_pages = None;
+                    self.figure("allocated_pages", n, line, PAGES.1);
+                }
+            }
+            _ => {}
         }
         true
     }
 
-    fn figure(&mut self, v: &mut Value, field: &str, line: u64, why: &str) {
-        if let Some(o) = v.as_object_mut() {
-            if let Some(x) = o.remove(field) {
-                if self.figures.n == 0 {
-                    self.figure_first = format!("\"{field}\": {x} on line {line}: {why}");
-                }
-                self.figures.add(line);
-            }
+    /// A figure past its bound is removed (read as absent).
+    fn check(&mut self, field: &str, f: &mut Option<u64>, (max, why): (u64, &str), line: u64) {
+        if let Some(n) = f.filter(|n| *n > max) {
+            *f = None;
+            self.figure(field, n, line, why);
         }
+    }
+
+    fn figure(&mut self, field: &str, x: impl Into<Int>, line: u64, why: &str) {
+        if self.figures.n == 0 {
+            self.figure_first = format!("\"{field}\": {} on line {line}: {why}", x.into());
+        }
+        self.figures.add(line);
     }
 }
 
@@ -831,7 +833,8 @@ mod tests {
     /// Each line's ts (its last two digits), and the warnings.
     fn read_bytes(b: &[u8]) -> (Vec<String>, Vec<String>) {
         let mut ts = Vec::new();
-        let w = read_from(b, "test", |v| {
+        let w = read_from(b, "test", |l| {
+            let v = l.to_value();
             let t = v["ts"].as_str().unwrap();
             ts.push(
                 t[t.len().saturating_sub(3)..]
@@ -944,8 +947,8 @@ mod tests {
         assert_eq!(fits.len(), MAX_LINE + 1);
         let text = format!("{A}{}{fits}{B}", pad(MAX_LINE + 1));
         let mut groups = 0;
-        let w = read_from(text.as_bytes(), "t", |v| {
-            groups += u64::from(v["type"] == "group")
+        let w = read_from(text.as_bytes(), "t", |l| {
+            groups += u64::from(l.to_value()["type"] == "group")
         })
         .unwrap();
         assert_eq!(groups, 1);
@@ -970,7 +973,7 @@ mod tests {
             r#"{"type":"group","ts":"2026-11-29T10:00:02Z","group":"g","rmem_bytes":9007199254740993,"orphans":4}"#
         );
         let mut lines = Vec::new();
-        let w = read_from(text.as_bytes(), "t", |v| lines.push(v.clone())).unwrap();
+        let w = read_from(text.as_bytes(), "t", |l| lines.push(l.to_value())).unwrap();
         assert_eq!(lines[2]["orphans"], Value::Null);
         assert_eq!(lines[2]["max_orphans"], 0);
         assert_eq!(lines[2]["page_size"], Value::Null);
@@ -991,7 +994,10 @@ mod tests {
             r#"{"type":"group","ts":"2026-11-29T10:00:02Z","group":"dropped"}"#,
         );
         let mut lines = Vec::new();
-        let w = read_from(text.as_bytes(), "t", |v| lines.push(v["group"].clone())).unwrap();
+        let w = read_from(text.as_bytes(), "t", |l| {
+            lines.push(l.to_value()["group"].clone())
+        })
+        .unwrap();
         // host, context 01, context 03, its group, the event (events are
         // not judged by time).
         assert_eq!(lines.len(), 5);

@@ -11,10 +11,11 @@ use std::time::Duration;
 use anyhow::Result;
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 
+use crate::contract::Line;
 use crate::doctor::{diagnose, State};
 use crate::hooks::HookStatus;
 use crate::model::{Event, Interval};
-use crate::output::json::{event_object, interval_objects};
+use crate::output::json::{event_line, interval_lines};
 use crate::output::Sink;
 use crate::sources::netns::Netns;
 use crate::sources::sockdiag::SockRecord;
@@ -189,13 +190,11 @@ fn apply(v: &mut View, doctor: &mut State, m: Msg) {
     match m {
         Msg::Coverage(c) => v.coverage = c,
         Msg::Event(e) => {
-            doctor
-                .window
-                .feed(&serde_json::Value::Object(event_object(&e)));
+            doctor.window.feed(&Line::Event(event_line(&e)));
             v.on_event(&e);
         }
         Msg::Interval(i) => {
-            for line in interval_objects(&i) {
+            for line in interval_lines(&i) {
                 doctor.window.feed(&line);
             }
             v.on_interval(&i);

@@ -38,13 +38,13 @@ fn state(h: Host, allocated: u64, orphans: u64, groups: &[(&str, u64, u64, u64, 
         ..Default::default()
     };
     let tcp_mem = s.host.numbers("net.ipv4.tcp_mem").unwrap();
-    s.window.feed(&json!({
+    s.window.feed_json(json!({
         "type": "context", "ts": "t", "tcp_mem_pages": tcp_mem, "memory_allocated_pages": allocated,
         "orphans": orphans, "max_orphans": s.host.number("net.ipv4.tcp_max_orphans"),
         "sockets_inuse": 10, "tw": 0, "page_size": 4096,
     }));
     for (name, sockets, mem, orph, orph_b) in groups {
-        s.window.feed(&json!({
+        s.window.feed_json(json!({
             "type": "group", "group": name, "kind": if name.starts_with("listen") { "listen" } else { "backend" },
             "sockets": sockets, "orphans": orph, "orphan_bytes": orph_b,
             "rmem_bytes": 0, "wmem_queued_bytes": mem, "fwd_alloc_bytes": 0,
@@ -153,8 +153,8 @@ fn aborts_in_a_window_carry_their_figures() {
         &[("listen:7001", 8, 1 << 20, 8, 1 << 20)],
     );
     for _ in 0..3 {
-        s.window.feed(
-            &json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
+        s.window.feed_json(
+            json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
             "cause": "orphans+tcp_mem", "orphans": 8, "max_orphans": 0, "shift": 0,
             "allocated_pages": 2000, "tcp_mem_pages": [1, 1, 1]}),
         );
@@ -179,8 +179,8 @@ fn tcp_mem_set_tiny_then_restored_is_not_lowered() {
         &[("listen:7002", 8, 8 << 20, 0, 0)],
     );
     for _ in 0..8 {
-        s.window.feed(
-            &json!({"type": "event", "event": "abort_on_memory", "group": "listen:7002",
+        s.window.feed_json(
+            json!({"type": "event", "event": "abort_on_memory", "group": "listen:7002",
             "cause": "tcp_mem", "allocated_pages": 2145, "tcp_mem_pages": [1, 1, 1]}),
         );
     }
@@ -209,8 +209,8 @@ fn orphan_limit_raised_since_it_fired_is_kept() {
         &[("listen:7001", 8, 1 << 20, 8, 1 << 20)],
     );
     for _ in 0..3 {
-        s.window.feed(
-            &json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
+        s.window.feed_json(
+            json!({"type": "event", "event": "abort_on_memory", "group": "listen:7001",
             "cause": "orphans", "orphans": 8, "max_orphans": 0, "shift": 0}),
         );
     }
@@ -283,8 +283,8 @@ fn route_knobs_at_their_defaults_say_nothing() {
     let f = diagnose(&s);
     assert!(f.iter().all(|f| f.id != "routes"), "{f:#?}");
     // Route exceptions that grew are worth a word.
-    s.window.feed(
-        &json!({"type": "context", "ts": "t2", "memory_allocated_pages": 100,
+    s.window.feed_json(
+        json!({"type": "context", "ts": "t2", "memory_allocated_pages": 100,
         "route_exceptions": {"inserted": 7, "by_dst": [{"dst": "10.0.0.9", "count": 7}]}}),
     );
     let f = diagnose(&s);
@@ -392,12 +392,12 @@ fn a_part_never_exceeds_its_whole() {
     assert_eq!(ev(&s, "orphans on listen:9001 (census)"), "1 holding 1.0K");
     // The census' own total, when the context line carries it, counts
     // groups a filter left out too.
-    s.window.feed(
-        &json!({"type": "context", "ts": "t2", "orphans": 0, "orphans_census": 5,
+    s.window.feed_json(
+        json!({"type": "context", "ts": "t2", "orphans": 0, "orphans_census": 5,
         "max_orphans": 131072}),
     );
     s.window
-        .feed(&json!({"type": "group", "group": "listen:9001", "orphans": 2}));
+        .feed_json(json!({"type": "group", "group": "listen:9001", "orphans": 2}));
     assert_eq!(
         ev(&s, "orphans now, census (sock_diag: the groups' sockets)"),
         "5"
@@ -449,7 +449,7 @@ fn haproxy_names_the_holder_and_the_setting_of_its_side() {
     // The incident's box: a backend server's receive queues hold it all,
     // with HAProxy's server side left to autotuning.
     let mut s = state(host("45984 61312 91968", 16384, GIB), 30000, 0, &[]);
-    s.window.feed(&json!({
+    s.window.feed_json(json!({
         "type": "group", "group": "backend:10.0.3.17:9001", "kind": "backend",
         "sockets": 1000, "orphans": 0, "orphan_bytes": 0,
         "rmem_bytes": 1000u64 * 300_000, "wmem_queued_bytes": 0, "fwd_alloc_bytes": 0,

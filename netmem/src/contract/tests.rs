@@ -1,0 +1,362 @@
+//! The contract: for each line type and event kind, the exact set of
+//! fields README documents, as the writer writes them through the types.
+//! A field may be added here (and in README); none may disappear. And
+//! what the writer writes reads back through the types as it was.
+use super::*;
+use crate::model::decode::{decoder_for_tests, raw_for_tests};
+use crate::model::group::GroupRow;
+use crate::model::proxy::{GroupProxy, ProxyView, Side};
+use crate::model::{Context, Event};
+use crate::output::json::{
+    context_line, event_line, event_object, group_line, proxy_line, JsonSink,
+};
+use crate::output::Sink;
+use netmem_common::GroupKey;
+use netmem_common::{
+    payload, AbortSource, EventKind, OrphanSource, Payload, SockInfo, AF_INET, IPPROTO_TCP,
+};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+const SOCK_FIELDS: &[&str] = &[
+    "local",
+    "remote",
+    "protocol",
+    "state",
+    "rmem_alloc",
+    "rcvbuf",
+    "wmem_queued",
+    "wmem_alloc",
+    "sndbuf",
+    "fwd_alloc",
+    "sk_drops",
+];
+const EVENT_HEAD: &[&str] = &["type", "ts", "event", "tier", "group"];
+
+const README: &str = include_str!("../../../README.md");
+
+/// Every field a line has is documented in README's JSON section.
+fn keys(v: &Map<String, Value>) -> BTreeSet<String> {
+    let json = &README[README
+        .find("## JSON lines")
+        .expect("README has its JSON section")..];
+    for k in v.keys() {
+        assert!(
+            json.contains(&format!("`{k}`")) || json.contains(&format!("`\"{k}\"`")),
+            "README's JSON section does not name `{k}`"
+        );
+    }
+    v.keys().cloned().collect()
+}
+
+/// A line as the writer writes it, checked to read back through the
+/// types as itself (the reading path is the recordings').
+fn to_object(l: Line) -> Value {
+    let v = l.to_value();
+    let text = serde_json::to_string(&v).unwrap();
+    let back = Line::read(serde_json::from_str(&text).unwrap()).expect("a line");
+    assert_eq!(back, l, "{text}");
+    assert_eq!(back.to_value(), v);
+    v
+}
+
+fn written(e: &Event) -> Map<String, Value> {
+    let v = to_object(Line::Event(event_line(e)));
+    assert_eq!(Value::Object(event_object(e)), v);
+    match v {
+        Value::Object(o) => o,
+        _ => unreachable!(),
+    }
+}
+
+fn object_of_group(ts: &str, g: &GroupKey, row: &GroupRow, live: bool, tw: bool) -> Value {
+    to_object(Line::Group(group_line(ts, g, row, live, tw)))
+}
+
+fn want(parts: &[&[&str]]) -> BTreeSet<String> {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn decode<P: Payload>(p: P, with_sock: bool) -> Map<String, Value> {
+    let names = |r: u32| format!("R{r}");
+    let d = decoder_for_tests(&names);
+    let mut sock = SockInfo::default();
+    if with_sock {
+        sock.present = 1;
+        sock.family = AF_INET;
+        sock.protocol = IPPROTO_TCP;
+    }
+    written(&d.decode(&raw_for_tests(p, sock)).unwrap())
+}
+
+#[test]
+fn contract_event_fields() {
+    let cases: Vec<(EventKind, Map<String, Value>, Vec<&str>)> = vec![
+        (
+            EventKind::ExceedBufLimit,
+            decode(payload::ExceedBufLimit::default(), true),
+            vec!["allocated_pages", "direction", "tcp_mem_pages"],
+        ),
+        (
+            EventKind::RcvqueueFull,
+            decode(payload::RcvqueueFull::default(), true),
+            vec!["truesize"],
+        ),
+        (
+            EventKind::AbortOnMemory,
+            decode(
+                payload::AbortOnMemory {
+                    source: AbortSource::CheckOom as i64,
+                    ..Default::default()
+                },
+                true,
+            ),
+            vec![
+                "cause",
+                "via",
+                "orphans",
+                "orphans_source",
+                "shift",
+                "max_orphans",
+                "max_orphans_source",
+                "allocated_pages",
+                "tcp_mem_pages",
+                "sock_min_sndbuf",
+            ],
+        ),
+        (
+            EventKind::SkbDrop,
+            decode(payload::SkbDrop::default(), true),
+            vec!["reason", "truesize", "len"],
+        ),
+        (
+            EventKind::DestroyWithData,
+            decode(payload::DestroyWithData::default(), true),
+            vec!["unread_bytes", "unacked_bytes"],
+        ),
+        (
+            EventKind::OrphanBorn,
+            decode(
+                payload::OrphanBorn {
+                    source: OrphanSource::SockDiag as i64,
+                    ..Default::default()
+                },
+                true,
+            ),
+            vec!["bytes", "via"],
+        ),
+        (
+            EventKind::OrphanGone,
+            decode(payload::OrphanGone::default(), true),
+            vec!["lifetime_ms", "bytes_at_birth", "last_state", "ended"],
+        ),
+        (
+            EventKind::PressureEnter,
+            decode(payload::PressureEnter::default(), true),
+            vec!["allocated_pages", "tcp_mem_pages"],
+        ),
+        (
+            EventKind::PressureLeave,
+            decode(payload::PressureLeave::default(), true),
+            vec!["allocated_pages", "tcp_mem_pages", "duration_ms"],
+        ),
+    ];
+    // Every kind a hook streams is pinned here: a new kind fails this
+    // test until its fields are listed (and documented in README).
+    let mut covered: Vec<EventKind> = cases.iter().map(|c| c.0).collect();
+    covered.extend([EventKind::RouteException, EventKind::Synthetic]);
+    for k in EventKind::ALL {
+        assert!(covered.contains(k), "{k:?} has no contract case");
+    }
+    for (kind, got, fields) in cases {
+        assert_eq!(got["event"], kind.name());
+        assert_eq!(
+            keys(&got),
+            want(&[EVENT_HEAD, SOCK_FIELDS, &fields]),
+            "{kind:?}"
+        );
+    }
+    let r = decode(
+        payload::RouteException {
+            family: AF_INET as i64,
+            pmtu: 1280,
+        },
+        false,
+    );
+    assert_eq!(
+        keys(&r),
+        want(&[
+            &["type", "ts", "event", "tier"],
+            &["family", "dst", "gateway", "dev", "pmtu", "exception"]
+        ])
+    );
+    assert_eq!(r["exception"], "pmtu");
+    assert_eq!(r["gateway"], Value::Null);
+    let d = decode(
+        payload::SkbDrop {
+            reason: 6,
+            truesize: 768,
+            len: 100,
+        },
+        true,
+    );
+    assert_eq!(d["reason"], "R6");
+    assert_eq!(d["tier"], "tracepoint");
+    let o = decode(
+        payload::OrphanBorn {
+            bytes: 5,
+            source: OrphanSource::TcpClose as i64,
+            ..Default::default()
+        },
+        true,
+    );
+    assert_eq!(o["via"], "tcp_close");
+    let a = decode(
+        payload::AbortOnMemory {
+            source: AbortSource::Nstat as i64,
+            shift: -1,
+            ..Default::default()
+        },
+        true,
+    );
+    assert_eq!(a["via"], "nstat TCPAbortOnMemory");
+    assert_eq!(a["shift"], Value::Null);
+}
+
+#[test]
+fn contract_host_fields() {
+    let mut sink = JsonSink::new(Vec::new());
+    sink.host(&crate::sources::host::Host::default()).unwrap();
+    let v: Value = serde_json::from_slice(sink.get_mut()).unwrap();
+    assert_eq!(
+        keys(v.as_object().unwrap()),
+        want(&[&["type", "ts", "host"]])
+    );
+    assert_eq!(
+        keys(v["host"].as_object().unwrap()),
+        want(&[&[
+            "kernel_release",
+            "page_size",
+            "mem_total_bytes",
+            "sysctls",
+            "nstat",
+            "rhash_entries",
+            "hostname",
+            "netmem_version",
+            "netns",
+            "netns_inode",
+            "group_by",
+            "owners",
+            "interval_ms",
+        ]])
+    );
+}
+
+#[test]
+fn contract_group_and_context_fields() {
+    let mem = [
+        "type",
+        "ts",
+        "group",
+        "kind",
+        "port",
+        "sockets",
+        "listeners",
+        "time_wait",
+        "orphans",
+        "rmem_bytes",
+        "wmem_queued_bytes",
+        "fwd_alloc_bytes",
+        "orphan_bytes",
+        "drops",
+    ];
+    let g = GroupKey::classify(
+        AF_INET,
+        40000,
+        false,
+        &[10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        9001,
+    );
+    let snap = object_of_group("t", &g, &GroupRow::default(), false, true);
+    assert_eq!(keys(snap.as_object().unwrap()), want(&[&mem, &["addr"]]));
+    assert_eq!(snap["group"], "backend:10.0.0.2:9001");
+    let counts = [
+        "established",
+        "closed",
+        "exceed_buf_limit",
+        "rcvqueue_full",
+        "mem_aborts",
+        "skb_drops",
+        "resets",
+        "destroyed_with_data",
+        "orphans_born",
+        "orphans_gone",
+        "pressure_entered",
+    ];
+    let live = object_of_group("t", &g, &GroupRow::default(), true, false);
+    assert_eq!(
+        keys(live.as_object().unwrap()),
+        want(&[&mem, &["addr"], &counts])
+    );
+    assert_eq!(live["time_wait"], Value::Null);
+    // Named by a proxy: its fields, each documented.
+    let named = GroupRow {
+        proxy: Some(std::sync::Arc::new(GroupProxy {
+            kind: "haproxy",
+            side: Side::Server,
+            frontends: Vec::new(),
+            servers: vec![("app".into(), "app3".into())],
+            summed: false,
+            bufsize: Some(16384),
+            tune: Default::default(),
+        })),
+        ..Default::default()
+    };
+    let p = object_of_group("t", &g, &named, false, true);
+    let proxy = [
+        "proxy",
+        "proxy_side",
+        "proxy_backend",
+        "proxy_server",
+        "proxy_servers",
+        "proxy_tune",
+    ];
+    assert_eq!(
+        keys(p.as_object().unwrap()),
+        want(&[&mem, &["addr"], &proxy])
+    );
+    assert_eq!(p["proxy_servers"], serde_json::json!(["app/app3"]));
+    let view = ProxyView::new(
+        "haproxy",
+        "test".into(),
+        0,
+        Some(Default::default()),
+        Vec::new(),
+    );
+    let line = to_object(Line::Proxy(proxy_line("t", &view)));
+    keys(line.as_object().unwrap());
+    let c = to_object(Line::Context(context_line("t", &Context::default())));
+    assert_eq!(
+        keys(c.as_object().unwrap()),
+        want(&[&[
+            "type",
+            "ts",
+            "tcp_mem_pages",
+            "memory_allocated_pages",
+            "orphans",
+            "orphans_census",
+            "max_orphans",
+            "sockets_inuse",
+            "tw",
+            "page_size",
+            "tcp6_inuse",
+            "udp_inuse",
+            "udp_memory_allocated_pages",
+            "udp_mem_pages"
+        ]])
+    );
+}

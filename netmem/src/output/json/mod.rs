@@ -1,0 +1,189 @@
+//! JSON lines: the documented contract (README, "JSON lines"), as the
+//! types of `crate::contract`. `lines` builds them from the model; the
+//! sink writes each as one line. `contract::tests` pins every line type's
+//! fields.
+
+mod lines;
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde_json::{Map, Value};
+
+use super::Sink;
+use crate::contract::{self, DoctorLine, FindingLine, HostLine, Line, ProbesLine, SummaryLine};
+use crate::format::rfc3339;
+use crate::hooks::HookStatus;
+use crate::model::proxy::ProxyView;
+use crate::model::{Event, Interval, Summary};
+
+pub use lines::{context_line, event_line, group_line, interval_lines, proxy_line};
+
+pub struct JsonSink<W: Write> {
+    out: W,
+    /// The proxies naming groups (`kind (source)`), for the probes line.
+    proxies: Vec<String>,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W) -> Self {
+        JsonSink {
+            out,
+            proxies: Vec::new(),
+        }
+    }
+
+    /// The writer, e.g. to take what was written to a buffer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    fn line(&mut self, l: &Line) -> Result<()> {
+        l.write(&mut self.out)?;
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn host(&mut self, h: &crate::sources::host::Host) -> Result<()> {
+        let ts = rfc3339(std::time::SystemTime::now());
+        self.line(&Line::Host(HostLine {
+            ts: Some(ts),
+            host: Some(h.clone()),
+        }))
+    }
+
+    fn report(&mut self, r: &crate::doctor::Report) -> Result<()> {
+        self.line(&Line::Doctor(DoctorLine {
+            source: Some(r.source.clone()),
+            kernel_release: Some(r.kernel_release.clone()),
+            namespace: Some(r.namespace.clone()),
+            unreadable: Some(r.unreadable.clone()),
+            findings: Some(r.findings.len() as u64),
+        }))?;
+        for (i, f) in r.findings.iter().enumerate() {
+            self.line(&Line::Finding(finding_line(i + 1, f)))?;
+        }
+        self.flush()
+    }
+
+    fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
+        let ts = rfc3339(std::time::SystemTime::now());
+        self.line(&Line::Probes(ProbesLine {
+            ts: Some(ts),
+            hooks: Some(hooks.iter().map(hook).collect()),
+            proxies: Some(self.proxies.clone()),
+        }))?;
+        self.flush()
+    }
+
+    fn probe_report(&mut self, hooks: &[HookStatus]) -> Result<()> {
+        // The probes line's hook objects, one per line (no "type").
+        for h in hooks {
+            serde_json::to_writer(&mut self.out, &serde_json::to_value(hook(h))?)?;
+            self.out.write_all(b"\n")?;
+        }
+        self.flush()
+    }
+
+    fn proxies(&mut self, p: &[std::sync::Arc<ProxyView>]) -> Result<()> {
+        let ts = rfc3339(std::time::SystemTime::now());
+        self.proxies.clear();
+        for v in p {
+            self.line(&Line::Proxy(proxy_line(&ts, v)))?;
+            if v.map.is_some() {
+                self.proxies.push(v.describe_source());
+            }
+        }
+        self.flush()
+    }
+
+    fn event(&mut self, e: &Event) -> Result<()> {
+        self.line(&Line::Event(event_line(e)))
+    }
+
+    fn interval(&mut self, i: &Interval) -> Result<()> {
+        for l in interval_lines(i) {
+            self.line(&l)?;
+        }
+        self.flush()
+    }
+
+    fn summary(&mut self, s: &Summary) -> Result<()> {
+        use netmem_common::Stat;
+        let ts = rfc3339(s.ts.unwrap_or_else(std::time::SystemTime::now));
+        self.line(&Line::Summary(SummaryLine {
+            ts: Some(ts),
+            events: Some(s.events),
+            lost_events: Some(s.stat(Stat::RingbufLost)),
+            events_suppressed: Some(s.events_suppressed),
+            events_unread_at_exit: Some(s.events_unread_at_exit),
+            group_map_full: Some(s.stat(Stat::GroupMapFull)),
+            orphan_map_full: Some(s.stat(Stat::OrphanMapFull)),
+            duration_s: Some((s.duration.as_secs_f64() * 1000.0).round() / 1000.0),
+        }))?;
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// A name as its type serialises (`snake_case` enums), for a line.
+fn serde_name(v: &impl serde::Serialize) -> Option<String> {
+    serde_json::to_value(v).ok()?.as_str().map(String::from)
+}
+
+/// A hook's status as the probes line (and `netmem probes --json`) say it.
+fn hook(h: &HookStatus) -> contract::Hook {
+    contract::Hook {
+        hook: Some(h.hook.to_string()),
+        tier: h.tier.as_ref().and_then(serde_name),
+        via: Some(h.via.clone()),
+        unavailable: Some(
+            h.unavailable
+                .iter()
+                .map(|u| contract::Unavailable {
+                    tier: serde_name(&u.tier),
+                    reason: Some(u.reason.clone()),
+                })
+                .collect(),
+        ),
+        note: h.note.clone(),
+    }
+}
+
+fn finding_line(rank: usize, f: &crate::doctor::Finding) -> FindingLine {
+    FindingLine {
+        rank: Some(rank as u64),
+        id: Some(f.id.to_string()),
+        severity: serde_name(&f.severity),
+        fired: Some(f.fired),
+        title: Some(f.title.clone()),
+        evidence: Some(
+            f.evidence
+                .iter()
+                .map(|e| contract::Evidence {
+                    name: Some(e.name.clone()),
+                    value: Some(e.value.clone()),
+                })
+                .collect(),
+        ),
+        explanation: Some(f.explanation.clone()),
+        action: Some(f.action.clone()),
+        scope: serde_name(&f.scope),
+        group: f.group.clone(),
+        group_proxy: f.group_proxy.clone(),
+    }
+}
+
+/// An event's fields as a JSON object, for the text sink (which prints
+/// the same list, so both outputs say the same thing).
+pub fn event_object(e: &Event) -> Map<String, Value> {
+    match Line::Event(event_line(e)).to_value() {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    }
+}
