@@ -360,3 +360,120 @@ fn contract_group_and_context_fields() {
         ]])
     );
 }
+
+/// The doctor's lines carry the model's finding as it serialises, with
+/// `type` and `rank`, and read back through the types.
+#[test]
+fn contract_doctor_and_finding_fields() {
+    use crate::doctor::{Evidence, Finding, Report, Scope, Severity};
+    let f = Finding {
+        id: "orphans",
+        severity: Severity::Critical,
+        fired: true,
+        title: "t".into(),
+        evidence: vec![Evidence {
+            name: "n".into(),
+            value: "v".into(),
+        }],
+        explanation: "e".into(),
+        action: vec!["a".into()],
+        scope: Scope::Group,
+        group: Some("listen:80".into()),
+        group_proxy: None,
+        nearness: 1.0,
+        priority: 0,
+    };
+    let mut sink = JsonSink::new(Vec::new());
+    sink.report(&Report {
+        source: "s".into(),
+        kernel_release: "6.1".into(),
+        namespace: "host".into(),
+        unreadable: vec!["u".into()],
+        findings: vec![f.clone()],
+    })
+    .unwrap();
+    let text = String::from_utf8(sink.get_mut().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut want_finding = serde_json::to_value(&f).unwrap();
+    want_finding["type"] = "finding".into();
+    want_finding["rank"] = 1.into();
+    assert_eq!(lines[1], want_finding);
+    assert_eq!(
+        keys(lines[0].as_object().unwrap()),
+        want(&[&[
+            "type",
+            "source",
+            "kernel_release",
+            "namespace",
+            "unreadable",
+            "findings"
+        ]])
+    );
+    keys(lines[1].as_object().unwrap());
+    for v in lines {
+        let l = Line::read(v.clone()).unwrap();
+        assert_eq!(to_object(l), v);
+    }
+}
+
+/// Every count a live group line has is a field of the types, by the
+/// counter's own name.
+#[test]
+fn every_counter_is_a_field() {
+    let mut c = Counts::default();
+    for (i, k) in netmem_common::Counter::ALL.iter().enumerate() {
+        *c.get_mut(*k).expect("a field per counter") = Some(i as u64);
+    }
+    let v = serde_json::to_value(&c).unwrap();
+    for (i, k) in netmem_common::Counter::ALL.iter().enumerate() {
+        assert_eq!(v[k.name()], i as u64);
+        assert_eq!(c.get(*k), Some(i as u64));
+    }
+}
+
+/// Old or damaged lines read as the string-keyed readers read them: a
+/// mistyped field is absent, the rest of the line still reads.
+#[test]
+fn lax_lines_keep_what_reads() {
+    let l = Line::read(serde_json::json!({
+        "type": "group", "group": "g", "sockets": "x", "orphans": -1,
+        "rmem_bytes": 1.5, "wmem_queued_bytes": 7, "proxy_frontends": ["a", 3, "b"],
+        "owners": {"processes": [1, {"comm": "c"}]}
+    }))
+    .unwrap();
+    let Line::Group(g) = l else {
+        panic!("a group line")
+    };
+    assert_eq!(g.group.as_deref(), Some("g"));
+    assert_eq!((g.sockets, g.orphans, g.rmem_bytes), (None, None, None));
+    assert_eq!(g.memory(), 7);
+    assert_eq!(g.proxy.proxy_frontends, Some(vec!["a".into(), "b".into()]));
+    let p = g.owners.unwrap().processes.unwrap();
+    assert_eq!(
+        (p[0].comm.as_deref(), p[1].comm.as_deref()),
+        (None, Some("c"))
+    );
+    assert_eq!(
+        Line::read(serde_json::json!({"type": "newer"})),
+        Some(Line::Other)
+    );
+    assert_eq!(Line::read(serde_json::json!({"type": 1})), None);
+    assert_eq!(Line::read(serde_json::json!([1])), None);
+    let e = Line::read(
+        serde_json::json!({"type": "event", "event": "abort_on_memory",
+        "orphans": 18446744073709551615u64, "shift": -1, "tcp_mem_pages": [1, -2]}),
+    )
+    .unwrap();
+    let Line::Event(e) = e else {
+        panic!("an event line")
+    };
+    let b = e.body;
+    assert_eq!(b.orphans.flatten().and_then(|n| n.u64()), Some(u64::MAX));
+    assert_eq!(b.orphans.flatten().and_then(|n| n.i64()), None);
+    assert_eq!(b.shift.flatten().and_then(|n| n.i64()), Some(-1));
+    assert_eq!(b.tcp_mem_pages.as_ref().and_then(|p| p.triple()), None);
+    assert_eq!(b.tcp_mem_pages.and_then(|p| p.max_i64()), None);
+}
