@@ -9,6 +9,8 @@
 //! the way it always did — a field missing or of another type is absent,
 //! never an error of the line.
 
+pub mod event;
+pub mod group;
 pub mod lax;
 pub mod lines;
 
@@ -20,6 +22,8 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use event::*;
+pub use group::*;
 pub use lines::*;
 
 /// One line of the contract, by its `"type"`.

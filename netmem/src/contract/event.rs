@@ -1,0 +1,326 @@
+//! The event line: one struct for every kind (kinds share names such as
+//! `allocated_pages`, `tcp_mem_pages` and `via`, each with one meaning).
+
+use serde::{Deserialize, Serialize};
+
+use super::group::{CgroupFields, ProxyFields};
+use super::lax::{self, Int, Pages};
+use super::lines::Netns;
+
+/// `"event"`: one event, with its socket and its kind's fields. One
+/// struct for every kind: kinds share names (`allocated_pages`,
+/// `tcp_mem_pages`, `via`), each with one meaning.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventLine {
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub ts: Option<String>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub event: Option<String>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub tier: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group: Option<String>,
+    #[serde(flatten)]
+    pub netns: Netns,
+    #[serde(flatten)]
+    pub proxy: ProxyFields,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub owner: Option<EventOwner>,
+    #[serde(flatten)]
+    pub sock: Sock,
+    #[serde(flatten)]
+    pub body: EventFields,
+}
+
+/// An event's owner, when known.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventOwner {
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub pid: Option<u64>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub comm: Option<String>,
+    #[serde(flatten)]
+    pub cgroup: CgroupFields,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub via: Option<String>,
+}
+
+/// The socket of an event, when it has one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sock {
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub remote: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub protocol: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rmem_alloc: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rcvbuf: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub wmem_queued: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub wmem_alloc: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sndbuf: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fwd_alloc: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sk_drops: Option<Int>,
+}
+
+/// The kind-specific fields (README lists which kind has which). A field
+/// that can be `null` for its kind is an `Option<Option<_>>`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventFields {
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allocated_pages: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub direction: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tcp_mem_pages: Option<Pages>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub udp_mem_pages: Option<Pages>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub truesize: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cause: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub via: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub orphans: Option<Option<Int>>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub orphans_source: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub shift: Option<Option<Int>>,
+    #[serde(
+        default,
+        deserialize_with = "lax::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_orphans: Option<Option<Int>>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_orphans_source: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sock_min_sndbuf: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kernel_log: Option<KernelLog>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reason: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub len: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unread_bytes: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unacked_bytes: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bytes: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lifetime_ms: Option<Option<f64>>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bytes_at_birth: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_state: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ended: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration_ms: Option<Option<f64>>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub family: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dst: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "lax::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dev: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pmtu: Option<Int>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub exception: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub seq: Option<Int>,
+}
+
+/// A polled abort's kernel log lines seen.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelLog {
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub too_many_orphans: Option<u64>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub out_of_tcp_mem: Option<u64>,
+}
