@@ -235,11 +235,13 @@ pub struct RouteExceptions {
     pub cached: Option<BTreeMap<String, Option<u64>>>,
 }
 
-/// One destination of `by_dst`; read only when both are there.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One destination of `by_dst` (read only when both are there).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DstCount {
-    pub dst: String,
-    pub count: u64,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub dst: Option<String>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub count: Option<u64>,
 }
 
 /// With `--netns all`: the namespace, by name and inode.

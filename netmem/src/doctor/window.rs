@@ -203,11 +203,14 @@ impl Window {
             .route_exceptions_inserted
             .saturating_add(r.inserted.unwrap_or(0));
         for d in r.by_dst.iter().flatten() {
-            let dst = self.dsts.get(&d.dst);
+            let (Some(dst), Some(n)) = (&d.dst, d.count) else {
+                continue;
+            };
+            let dst = self.dsts.get(dst);
             match self.route_exception_dsts.get_mut(&*dst) {
-                Some(c) => *c = c.saturating_add(d.count),
+                Some(c) => *c = c.saturating_add(n),
                 None => {
-                    self.route_exception_dsts.insert(dst.to_string(), d.count);
+                    self.route_exception_dsts.insert(dst.to_string(), n);
                 }
             }
         }

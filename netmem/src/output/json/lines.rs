@@ -37,8 +37,8 @@ pub fn interval_lines(i: &Interval) -> impl Iterator<Item = Line> + '_ {
                 r.by_dst
                     .iter()
                     .map(|(d, n)| contract::DstCount {
-                        dst: d.clone(),
-                        count: *n,
+                        dst: Some(d.clone()),
+                        count: Some(*n),
                     })
                     .collect(),
             ),
