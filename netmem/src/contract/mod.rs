@@ -51,12 +51,26 @@ impl Line {
     /// A parsed line as the contract reads it; `None` when it is not one
     /// (not an object, or without a string `"type"`).
     pub fn read(v: Value) -> Option<Line> {
-        if !(v.is_object() && v["type"].is_string()) {
-            return None;
+        fn lax<T: serde::de::DeserializeOwned + Default>(v: Value) -> T {
+            // Every field reads laxly: nothing fails but a line that is
+            // not an object, checked before.
+            serde_json::from_value(v).unwrap_or_default()
         }
-        // Every field reads laxly, so only the tag can fail, and it was
-        // checked: a failure still only costs the line's figures.
-        Some(serde_json::from_value(v).unwrap_or(Line::Other))
+        // By `"type"` here rather than through serde's tag, which would
+        // copy the line once more before reading it (the same lines).
+        let tag = v.as_object()?.get("type")?.as_str()?;
+        Some(match tag {
+            "host" => Line::Host(lax(v)),
+            "probes" => Line::Probes(lax(v)),
+            "proxy" => Line::Proxy(lax(v)),
+            "context" => Line::Context(lax(v)),
+            "group" => Line::Group(lax(v)),
+            "event" => Line::Event(lax(v)),
+            "doctor" => Line::Doctor(lax(v)),
+            "finding" => Line::Finding(lax(v)),
+            "summary" => Line::Summary(lax(v)),
+            _ => Line::Other,
+        })
     }
 
     /// The line as JSON: an object whose keys are in order (as netmem
