@@ -501,6 +501,7 @@ fn abort_fields(a: &Abort, o: &mut Map<String, Value>) {
         o.insert(k.into(), v);
     };
     put("cause", json!(a.cause.name()));
+    put("cause_inferred", json!(a.cause_inferred));
     put("via", json!(a.via.map_or("unknown", |v| v.name())));
     put("orphans", json!(a.orphans));
     put("orphans_source", json!(a.orphans_source.name()));
@@ -605,6 +606,7 @@ mod tests {
                 ),
                 vec![
                     "cause",
+                    "cause_inferred",
                     "via",
                     "orphans",
                     "orphans_source",
