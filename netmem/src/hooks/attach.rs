@@ -79,7 +79,7 @@ pub fn setup(
     if !facts.has_btf() {
         // Said once, here; `probes` and the probes line give it per hook.
         log::warn!(
-            "{}: every hook runs on its polling tier (`netmem probes` says what each one loses)",
+            "{}: each hook that can be polled runs on its polling tier, the others are off (`netmem probes` says which, and why)",
             crate::kernel::btf::missing_reason()
         );
     }
