@@ -1,6 +1,7 @@
 //! Harness for netmem's integration tests: network namespaces the tests own,
 //! the netmem binary under test, and `ss` as the reference.
 
+pub mod no_btf;
 pub mod rig;
 pub mod scenarios;
 pub mod serve;

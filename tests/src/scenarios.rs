@@ -342,12 +342,12 @@ fn summary(evs: &[&Value]) -> String {
 
 /// Connections to a local listener whose clients never read, and whose
 /// server sides have queued up to `fill` bytes each.
-struct Stuck {
-    clients: Vec<TcpStream>,
-    servers: Vec<TcpStream>,
+pub(crate) struct Stuck {
+    pub(crate) clients: Vec<TcpStream>,
+    pub(crate) servers: Vec<TcpStream>,
 }
 
-fn stuck(port: u16, conns: usize, fill: usize) -> Result<(TcpListener, Stuck)> {
+pub(crate) fn stuck(port: u16, conns: usize, fill: usize) -> Result<(TcpListener, Stuck)> {
     let l = TcpListener::bind(("127.0.0.1", port)).context("bind")?;
     let clients: Vec<TcpStream> = (0..conns)
         .map(|_| TcpStream::connect(("127.0.0.1", port)))

@@ -101,6 +101,7 @@ fn abort(ts: SystemTime, g: GroupKey) -> Event {
             },
             sock_min_sndbuf: 4608,
             kernel_log: None,
+            cause_inferred: false,
         }),
     }
 }

@@ -76,7 +76,7 @@ enum Cmd {
         #[arg(long, default_value = "all", value_name = "5.10|6.1|6.12|all")]
         kernel: String,
         /// Comma-separated tiers to run the scenarios on (each caps --max-tier).
-        #[arg(long, default_value = "fentry,kprobe")]
+        #[arg(long, default_value = "fentry,kprobe,nobtf")]
         tiers: String,
     },
 }
@@ -93,7 +93,7 @@ fn main() {
                 if no_vm {
                     Ok(())
                 } else {
-                    vm::vm_test("all", "fentry,kprobe")
+                    vm::vm_test("all", "fentry,kprobe,nobtf")
                 }
             }),
         Cmd::Soak { minutes } => {

@@ -52,7 +52,7 @@ impl Args {
             watch: self.watch,
             kernel_log: self.kernel_log,
             from: self.from,
-            max_tier: self.tier.max_tier,
+            max_tier: self.tier.max_tier()?,
         };
         let mut sink = self.json.stdout_sink(0);
         rt.block_on(run(opts, sink.as_mut()))

@@ -20,7 +20,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> Result<()> {
-        run(self.tier.max_tier, self.json.stdout_sink(0).as_mut())
+        run(self.tier.max_tier()?, self.json.stdout_sink(0).as_mut())
     }
 }
 

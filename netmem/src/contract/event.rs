@@ -164,6 +164,13 @@ pub struct EventFields {
         skip_serializing_if = "Option::is_none"
     )]
     pub cause: Option<String>,
+    /// abort_on_memory: the cause was inferred, not computed (polled).
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cause_inferred: Option<bool>,
     #[serde(
         default,
         deserialize_with = "lax::opt",

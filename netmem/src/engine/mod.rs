@@ -408,7 +408,7 @@ impl Tracer<'_> {
             }
             Body::RouteException(r) => self.routes.add(r.dst, r.family),
             Body::AbortOnMemory(a) if a.via == Some(netmem_common::AbortSource::Nstat) => {
-                a.kernel_log = self.kernel_log;
+                a.infer_cause(self.kernel_log);
             }
             _ => {}
         }

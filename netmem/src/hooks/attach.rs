@@ -19,7 +19,7 @@ use netmem_common::{GroupCounters, GroupKey, KernelLayout, Setting, Stat, NO_ARG
 use super::catalog::{Hook, HookId, Kind, Needs, Prog, Tier, TierSpec, HOOKS};
 use super::maps;
 use super::status::{HookStatus, Unavailable};
-use crate::kernel::btf::Resolved;
+use crate::kernel::btf::{BtfSource, Resolved, VMLINUX_BTF};
 use crate::kernel::facts::KernelFacts;
 use crate::kernel::startup::mark;
 
@@ -76,6 +76,13 @@ pub fn setup(
     crate::kernel::privileges::check(command)?;
     let facts = KernelFacts::load()?;
     mark("kernel facts known");
+    if !facts.has_btf() {
+        // Said once, here; `probes` and the probes line give it per hook.
+        log::warn!(
+            "{}: each hook that can be polled runs on its polling tier, the others are off (`netmem probes` says which, and why)",
+            crate::kernel::btf::missing_reason()
+        );
+    }
     let resolved = facts.resolved(netns_inum);
     let probes = Probes::attach(
         &resolved.layout,
@@ -189,7 +196,9 @@ impl Probes {
         let status: Vec<HookStatus> = served.into_iter().flatten().collect();
         // With --max-tier polling no kernel hook is wanted; otherwise having
         // none at all means netmem cannot do its job here.
+        // Without BTF polling is the best there is, and it is said above.
         if max_tier < Tier::Polling
+            && facts.has_btf()
             && status
                 .iter()
                 .all(|s| matches!(s.tier, None | Some(Tier::Polling)))
@@ -389,6 +398,10 @@ fn attach_tier(
 /// name, BTF has its prototype, and the arguments netmem reads are where it
 /// expects them.
 fn precheck(env: &Env, p: &Prog) -> Result<()> {
+    // Every tier reads socket fields at offsets resolved from BTF.
+    if !env.facts.has_btf() {
+        bail!("{}", crate::kernel::btf::missing_reason());
+    }
     match p.kind {
         Kind::RawTp => {
             if !env.facts.has_tracepoint(p.target) {
@@ -408,6 +421,12 @@ fn precheck(env: &Env, p: &Prog) -> Result<()> {
             }
         }
         Kind::FEntry | Kind::FExit => {
+            if let Some(BtfSource::File(f)) = crate::kernel::btf::source() {
+                bail!(
+                    "BPF trampolines need the kernel's own BTF ({VMLINUX_BTF}); {} gives offsets only",
+                    f.display()
+                );
+            }
             if env.aya_btf().is_none() {
                 bail!("no kernel BTF for BPF trampolines");
             }

@@ -4,6 +4,9 @@
 //! kernel version: a member that moved is found where it is, and one that is
 //! missing is reported and left as [`NO_OFFSET`].
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
 use anyhow::{anyhow, bail, Result};
 use btf_rs::{Btf, BtfType, Type};
 use netmem_common::{
@@ -14,6 +17,89 @@ use crate::hooks::HookId;
 use crate::kernel::kallsyms::Kallsyms;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The environment variable that names an external BTF, like `--btf`.
+pub const BTF_ENV: &str = "NETMEM_BTF";
+
+/// Where the BTF netmem resolves offsets from comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BtfSource {
+    /// The running kernel's own, `/sys/kernel/btf/vmlinux`.
+    Kernel,
+    /// A file `--btf` or `NETMEM_BTF` names. It gives offsets and enum
+    /// values only: BPF trampolines (fentry/fexit) need the kernel's own.
+    File(PathBuf),
+}
+
+/// Set once by `--btf` before anything resolves.
+static EXTERNAL: OnceLock<PathBuf> = OnceLock::new();
+
+/// Takes an external BTF for the rest of the process (`--btf FILE`). It is
+/// read and checked here, so a wrong file is one clear error before anything
+/// is attached.
+pub fn use_file(path: &Path) -> Result<()> {
+    KernelBtf::from_named_file(path)?;
+    let _ = EXTERNAL.set(path.to_path_buf());
+    Ok(())
+}
+
+/// `--btf`, else `NETMEM_BTF` (when set and not empty), else the kernel's
+/// own when it has one.
+pub fn source() -> Option<BtfSource> {
+    if let Some(p) = EXTERNAL.get() {
+        return Some(BtfSource::File(p.clone()));
+    }
+    match std::env::var_os(BTF_ENV) {
+        Some(p) if !p.is_empty() => return Some(BtfSource::File(p.into())),
+        _ => {}
+    }
+    Path::new(VMLINUX_BTF).exists().then_some(BtfSource::Kernel)
+}
+
+/// Why there is no BTF, and what to do about it: one line, said in the
+/// probes report and in the start-up warning.
+pub fn missing_reason() -> String {
+    format!(
+        "no kernel BTF ({VMLINUX_BTF} absent: kernel built without CONFIG_DEBUG_INFO_BTF; --btf FILE or {BTF_ENV}=FILE names one, e.g. from BTFHub)"
+    )
+}
+
+/// A real vmlinux BTF is 2 to 10 MB and a whole vmlinux with debug
+/// information a few hundred: past this, the file is not one.
+const MAX_BTF_FILE: u64 = 1 << 30;
+
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)
+        .map_err(|e| anyhow!("cannot read BTF file {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_BTF_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow!("cannot read BTF file {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_BTF_FILE {
+        bail!(
+            "{} is over {} MiB: not a vmlinux BTF",
+            path.display(),
+            MAX_BTF_FILE >> 20
+        );
+    }
+    Ok(bytes)
+}
+
+/// Raw BTF as it is, or the `.BTF` section of an ELF file.
+fn btf_bytes(bytes: &[u8]) -> Result<&[u8]> {
+    use object::{Object, ObjectSection};
+    if !bytes.starts_with(b"\x7fELF") {
+        return Ok(bytes);
+    }
+    let elf = object::File::parse(bytes).map_err(|e| anyhow!("unreadable ELF: {e}"))?;
+    let section = elf
+        .section_by_name(".BTF")
+        .ok_or_else(|| anyhow!("an ELF file without a .BTF section"))?;
+    section
+        .data()
+        .map_err(|e| anyhow!("unreadable .BTF section: {e}"))
+}
 
 /// `enum skb_drop_reason` members that mean "dropped for lack of memory or
 /// buffer room". Names, not numbers: the values shift between kernels.
@@ -93,8 +179,25 @@ pub struct KernelBtf {
 }
 
 impl KernelBtf {
+    /// The BTF netmem resolves offsets from: the file `--btf` or
+    /// `NETMEM_BTF` names, else the kernel's own. Err when there is none
+    /// (see [`missing_reason`]).
     pub fn load() -> Result<Self> {
-        Self::from_file(VMLINUX_BTF)
+        match source() {
+            Some(BtfSource::Kernel) => Self::from_file(VMLINUX_BTF),
+            Some(BtfSource::File(p)) => Self::from_named_file(&p),
+            None => bail!("{}", missing_reason()),
+        }
+    }
+
+    /// An external vmlinux BTF for the running kernel (BTFHub-style): raw
+    /// BTF, or an ELF file (a vmlinux, or a `.btf` made by `pahole` or
+    /// `bpftool gen min_core_btf`) with a `.BTF` section.
+    pub fn from_named_file(path: &Path) -> Result<Self> {
+        let bytes = read_capped(path)?;
+        let raw = btf_bytes(&bytes)
+            .map_err(|e| anyhow!("{} is not a vmlinux BTF: {e:#}", path.display()))?;
+        Self::from_bytes(raw).map_err(|e| anyhow!("{} is not a vmlinux BTF: {e:#}", path.display()))
     }
 
     /// BTF from memory. The header is checked first (magic, version, and
@@ -107,7 +210,7 @@ impl KernelBtf {
     }
 
     pub fn from_file(path: &str) -> Result<Self> {
-        let hint = "netmem needs a kernel built with CONFIG_DEBUG_INFO_BTF=y";
+        let hint = "--btf FILE or NETMEM_BTF=FILE names another";
         let bytes = std::fs::read(path)
             .map_err(|e| anyhow!("cannot read kernel BTF at {path}: {e}; {hint}"))?;
         Self::from_bytes(&bytes).map_err(|e| anyhow!("kernel BTF at {path}: {e:#}; {hint}"))

@@ -22,13 +22,13 @@ use anyhow::{Context, Result};
 use netmem_common::KernelLayout;
 use serde::{Deserialize, Serialize};
 
-use super::btf::{KernelBtf, Resolved, VMLINUX_BTF};
+use super::btf::{BtfSource, KernelBtf, Resolved, VMLINUX_BTF};
 use super::kallsyms::Kallsyms;
 use crate::hooks::catalog::{wanted_symbols, Kind, HOOKS};
 use crate::hooks::HookId;
 
 /// Bumped whenever what is cached changes shape or meaning.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Serialize, Deserialize, Clone)]
 pub struct KernelFacts {
@@ -46,6 +46,9 @@ pub struct KernelFacts {
     in_kallsyms: BTreeSet<String>,
     /// Why /proc/kallsyms could not be read, said on every start.
     kallsyms_error: Option<String>,
+    /// Whether any BTF was resolved. Without it nothing above is known:
+    /// every hook is served by its poller.
+    btf: bool,
 }
 
 impl KernelFacts {
@@ -70,6 +73,14 @@ impl KernelFacts {
         // kallsyms is read on a thread while BTF is parsed: each is about
         // half of resolving.
         let syms = std::thread::spawn(|| Kallsyms::load(&wanted_symbols()));
+        if crate::kernel::btf::source().is_none() {
+            let syms = syms
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("kallsyms reader panicked")));
+            let f = Self::without_btf(syms, key.unwrap_or_default());
+            f.warn();
+            return Ok(f);
+        }
         let btf = KernelBtf::load()?;
         let syms = syms
             .join()
@@ -132,7 +143,44 @@ impl KernelFacts {
             functions,
             in_kallsyms,
             kallsyms_error,
+            btf: true,
         }
+    }
+
+    /// The facts of a kernel without BTF: no layout, no prototypes, no
+    /// tracepoint arguments, so every hook falls to its poller. Not cached:
+    /// there is nothing to parse.
+    pub fn without_btf(syms: Result<Kallsyms>, key: String) -> KernelFacts {
+        let (syms, kallsyms_error) = match syms {
+            Ok(s) => (s, None),
+            Err(e) => (Kallsyms::default(), Some(format!("{e:#}"))),
+        };
+        let in_kallsyms = HOOKS
+            .iter()
+            .flat_map(|h| h.tiers.iter())
+            .flat_map(|t| t.progs.iter())
+            .filter(|p| p.kind != Kind::RawTp && syms.has_function(p.target))
+            .map(|p| p.target.to_string())
+            .collect();
+        KernelFacts {
+            key,
+            layout: layout_bytes(&KernelLayout::unresolved()),
+            // The usual figure (x86_64, 64-byte cache lines); only the
+            // tcp_mem test of a socket's abort uses it.
+            sock_min_sndbuf: 4608,
+            missing: vec![(None, crate::kernel::btf::missing_reason())],
+            drop_reason_names: Vec::new(),
+            tracepoints: BTreeSet::new(),
+            functions: BTreeMap::new(),
+            in_kallsyms,
+            kallsyms_error,
+            btf: false,
+        }
+    }
+
+    /// Whether offsets, prototypes and tracepoints were resolved from BTF.
+    pub fn has_btf(&self) -> bool {
+        self.btf
     }
 
     fn warn(&self) {
@@ -208,7 +256,24 @@ fn cache_dir() -> Option<PathBuf> {
 /// What the facts depend on; None when the boot cannot be identified.
 fn cache_key() -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let btf = std::fs::metadata(VMLINUX_BTF).ok()?.len();
+    // The BTF's identity: the kernel's by size (it changes with the
+    // kernel, which the boot id covers too), a named file by where it is
+    // and its size and time, so replacing it resolves again.
+    let btf = match crate::kernel::btf::source() {
+        Some(BtfSource::Kernel) => std::fs::metadata(VMLINUX_BTF).ok()?.len().to_string(),
+        Some(BtfSource::File(p)) => {
+            let m = std::fs::metadata(&p).ok()?;
+            format!(
+                "{}:{}:{}:{}:{}",
+                p.display(),
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000
+            )
+        }
+        None => "none".into(),
+    };
     let exe = std::fs::metadata("/proc/self/exe").ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let caps = status

@@ -203,6 +203,7 @@ impl Decoder<'_> {
             mem: proto_mem([p.mem0, p.mem1, p.mem2]),
             sock_min_sndbuf: self.sock_min_sndbuf,
             kernel_log: None,
+            cause_inferred: false,
         }
     }
 }

@@ -232,6 +232,41 @@ pub struct Abort {
     /// Polled aborts: the kernel log lines seen in the interval (too many
     /// orphaned sockets, out of memory -- consider tuning tcp_mem).
     pub kernel_log: Option<(u64, u64)>,
+    /// The cause was inferred ([`Abort::infer_cause`]), not tested on the
+    /// figures tcp_check_oom compared.
+    pub cause_inferred: bool,
+}
+
+impl Abort {
+    /// A polled abort (nstat's counter moved) has no socket and no shift,
+    /// so tcp_check_oom's tests cannot be replayed. What can be said: the
+    /// kernel log's message for the interval names the limit (rate-limited,
+    /// so its absence proves nothing); else the host figures do when a
+    /// limit is past even without the socket's part (orphans unshifted over
+    /// tcp_max_orphans; allocated pages over tcp_mem's hard limit, which
+    /// aborts any socket with data queued).
+    pub fn infer_cause(&mut self, kernel_log: Option<(u64, u64)>) {
+        self.kernel_log = kernel_log;
+        let (log_orphans, log_mem) = kernel_log.unwrap_or((0, 0));
+        let cause = if log_orphans > 0 || log_mem > 0 {
+            match (log_orphans > 0, log_mem > 0) {
+                (true, true) => AbortCause::Both,
+                (true, false) => AbortCause::Orphans,
+                _ => AbortCause::TcpMem,
+            }
+        } else {
+            let orphans = matches!((self.orphans, self.max_orphans), (Some(o), Some(m)) if o > m);
+            let mem = self.mem.pages[2] > 0 && self.allocated_pages > self.mem.pages[2];
+            match (orphans, mem) {
+                (true, true) => AbortCause::Both,
+                (true, false) => AbortCause::Orphans,
+                (false, true) => AbortCause::TcpMem,
+                (false, false) => AbortCause::Unknown,
+            }
+        };
+        self.cause = cause;
+        self.cause_inferred = cause != AbortCause::Unknown;
+    }
 }
 
 /// How an orphan's life ended, from the state it left for CLOSE.
@@ -329,6 +364,54 @@ mod tests {
         );
         assert_eq!(AbortCause::of(None, 0, None, 0, 0, 0, 4608), Unknown);
         assert_eq!(Both.name(), "orphans+tcp_mem");
+    }
+
+    #[test]
+    fn polled_abort_causes_are_inferred_and_said() {
+        use AbortCause::*;
+        let abort = |orphans, max, allocated, hard| Abort {
+            cause: Unknown,
+            via: Some(AbortSource::Nstat),
+            orphans: Some(orphans),
+            orphans_source: FigureSource::Sockstat,
+            shift: None,
+            max_orphans: Some(max),
+            max_orphans_source: FigureSource::Procfs,
+            allocated_pages: allocated,
+            mem: ProtoMem {
+                protocol: Protocol::Tcp,
+                pages: [hard / 2, hard * 3 / 4, hard],
+            },
+            sock_min_sndbuf: 4608,
+            kernel_log: None,
+            cause_inferred: false,
+        };
+        let inferred = |mut a: Abort, log| {
+            a.infer_cause(log);
+            (a.cause, a.cause_inferred)
+        };
+        // The log names the limit, whatever the figures say.
+        assert_eq!(
+            inferred(abort(0, 100, 0, 1000), Some((2, 0))),
+            (Orphans, true)
+        );
+        assert_eq!(
+            inferred(abort(0, 100, 0, 1000), Some((0, 1))),
+            (TcpMem, true)
+        );
+        assert_eq!(inferred(abort(0, 100, 0, 1000), Some((1, 1))), (Both, true));
+        // Without it, a limit past even without the socket's part.
+        assert_eq!(inferred(abort(101, 100, 0, 1000), None), (Orphans, true));
+        assert_eq!(
+            inferred(abort(5, 100, 1001, 1000), Some((0, 0))),
+            (TcpMem, true)
+        );
+        assert_eq!(inferred(abort(101, 100, 1001, 1000), None), (Both, true));
+        // Nothing past: unknown, and not called inferred.
+        assert_eq!(inferred(abort(99, 100, 999, 1000), None), (Unknown, false));
+        let mut a = abort(0, 100, 0, 1000);
+        a.infer_cause(Some((3, 0)));
+        assert_eq!(a.kernel_log, Some((3, 0)));
     }
 
     #[test]

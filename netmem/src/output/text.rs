@@ -534,21 +534,31 @@ pub fn coverage_line(status: &[HookStatus]) -> String {
         status.len(),
         tiers.join(" ")
     )];
+    // Hooks not served for the same reason (no BTF: most of them) are
+    // named together, so the reason is said once.
+    let mut unserved: Vec<(String, Vec<&str>)> = Vec::new();
+    for s in status.iter().filter(|s| s.tier.is_none()) {
+        let why = s
+            .unavailable
+            .iter()
+            .map(|u| u.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        match unserved.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, hooks)) => hooks.push(s.hook),
+            None => unserved.push((why, vec![s.hook])),
+        }
+    }
+    for (why, hooks) in &unserved {
+        parts.push(format!(
+            "{} NOT served: {}",
+            hooks.join(", "),
+            printable(why)
+        ));
+    }
     for s in status {
-        match (&s.tier, &s.note) {
-            (None, _) => parts.push(format!(
-                "{} NOT served: {}",
-                s.hook,
-                printable(
-                    &s.unavailable
-                        .iter()
-                        .map(|u| u.reason.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            )),
-            (Some(_), Some(n)) => parts.push(format!("{} degraded: {}", s.hook, printable(n))),
-            _ => {}
+        if let (Some(_), Some(n)) = (&s.tier, &s.note) {
+            parts.push(format!("{} degraded: {}", s.hook, printable(n)));
         }
     }
     parts.join("; ")

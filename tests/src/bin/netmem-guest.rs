@@ -77,6 +77,26 @@ fn poweroff() -> ! {
     std::process::exit(0)
 }
 
+/// Mounts an empty tmpfs over /sys/kernel/btf (`hide`), or takes it away.
+fn hide_btf(hide: bool) -> bool {
+    let dir = c"/sys/kernel/btf";
+    // SAFETY: both strings are NUL-terminated literals; a failed call only
+    // returns an error.
+    unsafe {
+        if hide {
+            libc::mount(
+                c"none".as_ptr(),
+                dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            ) == 0
+        } else {
+            libc::umount(dir.as_ptr()) == 0
+        }
+    }
+}
+
 fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
     cmdline
         .split_whitespace()
@@ -97,8 +117,17 @@ fn main() {
         .trim()
         .to_string();
     for tier in tiers.split(',') {
+        // `nobtf`: the kernel's BTF hidden under an empty tmpfs, as on a
+        // kernel built without it; the best tier there is then polling.
+        let nobtf = tier == "nobtf";
+        if nobtf && !hide_btf(true) {
+            println!("NETMEM-PROBES {tier} error cannot hide /sys/kernel/btf");
+            continue;
+        }
+        let tier_args: &[&str] = if nobtf { &[] } else { &["--max-tier", tier] };
         let out = Command::new(netmem)
-            .args(["probes", "--json", "--max-tier", tier])
+            .args(["probes", "--json"])
+            .args(tier_args)
             .output();
         match out {
             Ok(o) => {
@@ -114,15 +143,18 @@ fn main() {
             }
             Err(e) => println!("NETMEM-PROBES {tier} error {e}"),
         }
-        let tier_args = ["--max-tier", tier];
         type Scenario = fn(&str, &[&str], &str) -> anyhow::Result<String>;
-        let all: [(&str, Scenario); 4] = [
-            ("orphans", scenarios::orphans),
-            ("tcp_mem", scenarios::tcp_mem),
-            ("routes", scenarios::routes),
-            ("owners", scenarios::owners),
-        ];
-        for (name, f) in all {
+        let all: &[(&str, Scenario)] = if nobtf {
+            &[("no_btf", netmem_tests::no_btf::guest)]
+        } else {
+            &[
+                ("orphans", scenarios::orphans),
+                ("tcp_mem", scenarios::tcp_mem),
+                ("routes", scenarios::routes),
+                ("owners", scenarios::owners),
+            ]
+        };
+        for &(name, f) in all {
             if only
                 .as_deref()
                 .is_some_and(|o| !o.split(',').any(|x| x == name))
@@ -130,13 +162,16 @@ fn main() {
                 continue;
             }
             let t0 = std::time::Instant::now();
-            let r = f(netmem, &tier_args, tier);
+            let r = f(netmem, tier_args, tier);
             let line = json!({
                 "kernel": kernel, "tier": tier, "scenario": name, "ok": r.is_ok(),
                 "detail": match &r { Ok(d) => d.clone(), Err(e) => format!("{e:#}") },
                 "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             });
             println!("NETMEM-RESULT {line}");
+        }
+        if nobtf {
+            hide_btf(false);
         }
     }
     println!("NETMEM-DONE");

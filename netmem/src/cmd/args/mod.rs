@@ -5,6 +5,7 @@
 //! A subcommand's own flags live in its `cmd/<name>.rs`; the proxy flags
 //! (`--haproxy`, and a second proxy kind's) in `proxy.rs` beside this.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -78,12 +79,29 @@ impl JsonArg {
     }
 }
 
-/// `--max-tier`.
-#[derive(Args, Clone, Copy)]
+/// `--max-tier` and `--btf`: what the hooks may attach with.
+#[derive(Args, Clone)]
 pub struct TierArg {
     /// Use no tier better than this (to compare tiers, or to avoid one).
     #[arg(long, value_enum, value_name = "TIER", default_value = "fentry")]
     pub max_tier: Tier,
+    /// A vmlinux BTF for the running kernel when it has none of its own
+    /// (no /sys/kernel/btf/vmlinux): raw BTF or an ELF file with a .BTF
+    /// section, e.g. from BTFHub. Brings back the kprobe and tracepoint
+    /// tiers (fentry needs the kernel's own). Also NETMEM_BTF=FILE.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
+}
+
+impl TierArg {
+    /// The tier limit, once `--btf`'s file is read and checked (one clear
+    /// error for a wrong file, before anything is attached).
+    pub fn max_tier(&self) -> Result<Tier> {
+        if let Some(f) = &self.btf {
+            crate::kernel::btf::use_file(f)?;
+        }
+        Ok(self.max_tier)
+    }
 }
 
 /// `--duration`.
@@ -248,7 +266,7 @@ impl EngineArgs {
             duration: None,
             filter: Filter::default(),
             event_limit: EVENT_LIMIT,
-            max_tier: self.tier.max_tier,
+            max_tier: self.tier.max_tier()?,
             census_budget: self.census_budget,
         })
     }

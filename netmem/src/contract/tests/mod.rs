@@ -120,6 +120,7 @@ fn contract_event_fields() {
             ),
             vec![
                 "cause",
+                "cause_inferred",
                 "via",
                 "orphans",
                 "orphans_source",

@@ -443,6 +443,7 @@ fn body_fields(b: &Body) -> EventFields {
 fn abort_fields(a: &Abort, o: &mut EventFields) {
     let n = |v: i64| Some(v.into());
     o.cause = Some(a.cause.name().to_string());
+    o.cause_inferred = Some(a.cause_inferred);
     o.via = Some(a.via.map_or("unknown", |v| v.name()).to_string());
     o.orphans = Some(a.orphans.map(Into::into));
     o.orphans_source = Some(a.orphans_source.name().to_string());

@@ -353,6 +353,7 @@ fn abort(g: Option<GroupKey>, cause: AbortCause) -> Event {
         },
         sock_min_sndbuf: 0,
         kernel_log: None,
+        cause_inferred: false,
     });
     e
 }
