@@ -13,8 +13,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncod
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::http::HttpStats;
-use super::{Exposition, Totals};
+use super::{Exposition, HttpStats, Totals};
 use crate::kernel::btf::{drop_reason_name, MEMORY_DROP_REASONS};
 use crate::model::event::{AbortCause, Direction};
 
