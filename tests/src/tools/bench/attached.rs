@@ -1,22 +1,13 @@
 //! A tracer attached for one repetition: netmem, or the bpftrace peer.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
-use netmem_tests::Netns;
-use serde_json::{json, Value};
 
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
-use crate::overhead::{bench_rig, churn};
-use crate::Opts;
+use crate::common::netmem;
 
 /// The bpftrace peer: the tracepoints netmem attaches on a kernel without
 /// kprobes/fentry, each aggregated per port (or per what the tracepoint has)
@@ -33,7 +24,8 @@ tracepoint:skb:kfree_skb /args->reason != 2/ { @drops[args->reason] = count(); }
 
 /// The startup part's variant: the local port read through the socket, as
 /// netmem does, makes bpftrace load and parse vmlinux BTF first.
-pub(crate) const BTF_CAST: &str = "((struct sock *)args->skaddr)->__sk_common.skc_num, args->reason";
+pub(crate) const BTF_CAST: &str =
+    "((struct sock *)args->skaddr)->__sk_common.skc_num, args->reason";
 
 /// A tracer attached for one repetition; stdout is drained so it never blocks.
 pub(crate) struct Attached {

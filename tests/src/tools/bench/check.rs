@@ -1,24 +1,8 @@
 //! `--check`: the parts' figures against the baseline committed in
 //! BENCHMARKS.md.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
-use netmem_tests::Netns;
-use serde_json::{json, Value};
-
-use crate::attached::Attached;
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
-use crate::overhead::{bench_rig, churn};
-use crate::Opts;
+use serde_json::Value;
 
 /// How much worse a figure may get before `--check` fails.
 pub(crate) const TOLERANCE: f64 = 0.20;

@@ -1,23 +1,13 @@
 //! What several parts share: medians and percentiles, the netmem binary,
 //! timing a command, idle connections held open, one scrape.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
+use anyhow::{ensure, Context, Result};
 use netmem_tests::Netns;
-use serde_json::{json, Value};
-
-use crate::attached::Attached;
-use crate::overhead::{bench_rig, churn};
-use crate::Opts;
 
 pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();

@@ -1,23 +1,14 @@
 //! kernel-cost: BPF time per connection of the direct churn (bpf_stats).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
-use netmem_tests::Netns;
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::attached::Attached;
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
-use crate::overhead::{bench_rig, churn};
-use crate::Opts;
+use crate::overhead::churn;
 
 /// The tracers' own kernel time, which a throughput ratio can only see
 /// through noise: with kernel.bpf_stats_enabled set for this phase only

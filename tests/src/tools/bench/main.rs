@@ -27,19 +27,15 @@
 //!
 //! Needs root, haproxy and bpftrace. Prints a table and writes JSON to
 //! target/bench/results.json.
+//!
+//! Each part is a module of its own (named as above); `attached.rs` is the
+//! tracer an arm runs, `common.rs` what several parts share, `check.rs`
+//! the `--check` against BENCHMARKS.md's baseline.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
-use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
-use netmem_tests::Netns;
+use anyhow::{ensure, Context, Result};
+use netmem_tests::rig::Rig;
 use serde_json::{json, Value};
 
 mod attached;

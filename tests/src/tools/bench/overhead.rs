@@ -2,21 +2,19 @@
 //! with nothing attached, `netmem trace`, or the bpftrace peer.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Result};
 use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
 use netmem_tests::scenarios::in_netns;
-use netmem_tests::Netns;
 use serde_json::{json, Value};
 
 use crate::attached::Attached;
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
+use crate::common::median;
 use crate::kernel_cost::kernel_cost;
 use crate::Opts;
 

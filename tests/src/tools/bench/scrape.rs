@@ -1,22 +1,12 @@
 //! scrape: `GET /metrics` of `netmem serve` at 1000 groups against `GET /`.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
+use anyhow::{ensure, Result};
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::attached::Attached;
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
-use crate::overhead::{bench_rig, churn};
+use crate::common::{fetch, median, percentile};
 use crate::Opts;
 
 /// `netmem serve` at 1000 groups: the latency of a scrape, cold (the first

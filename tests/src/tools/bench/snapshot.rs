@@ -2,22 +2,13 @@
 //! sums, at each connection count.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
+use anyhow::Result;
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::attached::Attached;
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
-use crate::overhead::{bench_rig, churn};
+use crate::common::{median, netmem, timed, Holders};
 use crate::Opts;
 
 /// The same per-port sums as netmem's groups: sockets and ss `w` by local port.

@@ -1,23 +1,18 @@
 //! steady: `trace` and `serve` left running at 100k sockets and 1000+
 //! groups: CPU and RSS.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
+use anyhow::{ensure, Context, Result};
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::attached::Attached;
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
-use crate::overhead::{bench_rig, churn};
+use crate::common::{fetch, netmem, Holders};
 use crate::Opts;
 
 /// `netmem trace` and `netmem serve` (scraped every 5 s) each left running

@@ -1,22 +1,14 @@
 //! time-wait: `snapshot` with 16k established and 64k TIME_WAIT sockets.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
-use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
+use anyhow::{ensure, Result};
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::attached::Attached;
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
-use crate::overhead::{bench_rig, churn};
+use crate::common::{median, netmem, timed, Holders};
 use crate::Opts;
 
 /// 8000 idle connections (16k sockets), then 64k TIME_WAIT sockets from

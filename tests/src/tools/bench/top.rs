@@ -1,22 +1,13 @@
 //! top: CPU of `netmem top` in a terminal against `netmem trace --json`.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
-use netmem_tests::rig::{request, spawn_in_netns, Rig, RigConfig};
-use netmem_tests::scenarios::in_netns;
+use anyhow::{ensure, Result};
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::attached::Attached;
-use crate::common::{fetch, median, netmem, percentile, timed, timed_cpu, Holders};
-use crate::overhead::{bench_rig, churn};
+use crate::common::{median, netmem};
 use crate::Opts;
 
 /// CPU share of one core used by `netmem top` drawing 1000 groups every
