@@ -341,7 +341,7 @@ fn haproxy_names_follow_a_server_that_moves() {
     );
     let t0 = Instant::now();
     wait_lines(
-        &trace,
+        trace,
         "a proxy line with b2 at its new address",
         Duration::from_secs(5),
         |lines| {
@@ -356,7 +356,7 @@ fn haproxy_names_follow_a_server_that_moves() {
     );
     let after = moved_at + Duration::from_millis(100);
     wait_lines(
-        &trace,
+        trace,
         "an interval after the move",
         Duration::from_secs(5),
         |lines| groups(lines, "backend:127.0.0.1:9002").any(|l| ts(l) > after),
@@ -385,7 +385,7 @@ fn haproxy_names_follow_a_server_that_moves() {
     })
     .unwrap();
     wait_lines(
-        &trace,
+        trace,
         "b2's group at its new address",
         Duration::from_secs(20),
         |lines| {
