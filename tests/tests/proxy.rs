@@ -65,35 +65,91 @@ fn json_lines(out: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn haproxy_names_groups_and_follows_a_server_that_moves() {
-    require_root();
-    let mut rig = Rig::start(RigConfig {
-        name: format!("nmpx{}", std::process::id() % 100000),
-        slow: 4,
-        normal: 0,
-        vanishing: 0,
-        client_timeout: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .expect("start the rig");
-    // Where b2 will be moved to: a third backend, unknown to HAProxy's
-    // configuration.
-    let stop = Arc::new(AtomicBool::new(false));
-    let spare = in_netns(&rig.ns, || Ok(TcpListener::bind(("127.0.0.1", 9003))?)).unwrap();
-    let spare_thread = {
-        let stop = stop.clone();
-        std::thread::spawn(move || serve(spare, stop))
-    };
-    let netmem = netmem_bin();
-    // No --haproxy: the rig's HAProxy is found through its command line.
-    let trace = Trace::start(
-        netmem.to_str().unwrap(),
-        &["--netns", &rig.ns, "--census-budget", "100"],
-    )
-    .expect("trace");
-    rig.start_clients().expect("clients");
+/// The rig (4 slow clients) with a spare listener at 127.0.0.1:9003 in its
+/// namespace (where b2 is moved to), and a trace of it started with no
+/// --haproxy. Each test below checks one thing of the same setup.
+struct Named {
+    rig: Rig,
+    trace: Trace,
+    stop: Arc<AtomicBool>,
+    spare_thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
 
+impl Named {
+    /// `tag` keeps the rigs of tests run at once apart.
+    fn start(tag: char) -> Named {
+        require_root();
+        let mut rig = Rig::start(RigConfig {
+            name: format!("nmpx{}{tag}", std::process::id() % 100000),
+            slow: 4,
+            normal: 0,
+            vanishing: 0,
+            client_timeout: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .expect("start the rig");
+        // Where b2 will be moved to: a third backend, unknown to HAProxy's
+        // configuration.
+        let stop = Arc::new(AtomicBool::new(false));
+        let spare = in_netns(&rig.ns, || Ok(TcpListener::bind(("127.0.0.1", 9003))?)).unwrap();
+        let spare_thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || serve(spare, stop))
+        };
+        let netmem = netmem_bin();
+        // No --haproxy: the rig's HAProxy is found through its command line.
+        let trace = Trace::start(
+            netmem.to_str().unwrap(),
+            &["--netns", &rig.ns, "--census-budget", "100"],
+        )
+        .expect("trace");
+        rig.start_clients().expect("clients");
+
+        Named {
+            rig,
+            trace,
+            stop,
+            spare_thread,
+        }
+    }
+
+    /// Waits until the frontend's and each server's groups carry their names.
+    fn wait_named(&self) {
+        let trace = &self.trace;
+        // The frontend's and each server's groups carry their names.
+        wait_lines(
+            trace,
+            "named groups holding the slow clients' data",
+            Duration::from_secs(20),
+            |lines| {
+                groups(lines, "listen:8080").any(|l| {
+                    l["proxy_frontend"] == "rig" && l["wmem_queued_bytes"].as_u64() > Some(0)
+                }) && groups(lines, "backend:127.0.0.1:9001")
+                    .any(|l| named(l, "servers", "b1") && l["rmem_bytes"].as_u64() > Some(0))
+                    && groups(lines, "backend:127.0.0.1:9002")
+                        .any(|l| named(l, "servers", "b2") && l["rmem_bytes"].as_u64() > Some(0))
+            },
+        );
+    }
+
+    fn finish(self) {
+        let Named {
+            rig,
+            trace,
+            stop,
+            spare_thread,
+        } = self;
+        trace.stop().expect("trace output");
+        stop.store(true, Ordering::SeqCst);
+        drop(rig);
+        let _ = spare_thread.join();
+    }
+}
+
+#[test]
+fn haproxy_is_found_and_said_in_the_proxy_and_probes_lines() {
+    let n = Named::start('a');
+    let (rig, trace) = (&n.rig, &n.trace);
     // The proxy line: found, read from both the runtime API and the config.
     let head = trace.lines();
     let proxy = head
@@ -123,20 +179,14 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
         "{probes}"
     );
 
-    // The frontend's and each server's groups carry their names.
-    wait_lines(
-        &trace,
-        "named groups holding the slow clients' data",
-        Duration::from_secs(20),
-        |lines| {
-            groups(lines, "listen:8080")
-                .any(|l| l["proxy_frontend"] == "rig" && l["wmem_queued_bytes"].as_u64() > Some(0))
-                && groups(lines, "backend:127.0.0.1:9001")
-                    .any(|l| named(l, "servers", "b1") && l["rmem_bytes"].as_u64() > Some(0))
-                && groups(lines, "backend:127.0.0.1:9002")
-                    .any(|l| named(l, "servers", "b2") && l["rmem_bytes"].as_u64() > Some(0))
-        },
-    );
+    n.finish();
+}
+
+#[test]
+fn haproxy_names_the_frontend_and_server_groups() {
+    let n = Named::start('b');
+    n.wait_named();
+    let trace = &n.trace;
     let lines = trace.lines();
     let fe = groups(&lines, "listen:8080").last().unwrap();
     assert_eq!(
@@ -149,6 +199,14 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     assert_eq!(b1["proxy_tune"]["bufsize"], 16384);
     assert_eq!(b1["proxy_tune"]["rcvbuf"], Value::Null);
 
+    n.finish();
+}
+
+#[test]
+fn snapshot_doctor_serve_and_report_show_the_proxy_names() {
+    let n = Named::start('c');
+    n.wait_named();
+    let rig = &n.rig;
     // --group-by proxy-backend sums the backend's servers, in one pass.
     let (o, _) = run(&[
         "snapshot",
@@ -240,8 +298,8 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     drop(served);
 
     // A recording keeps the names, and its report shows them.
-    let rec = rig_dir_file(&rig, "names.nmr");
-    let html = rig_dir_file(&rig, "names.html");
+    let rec = rig_dir_file(rig, "names.nmr");
+    let html = rig_dir_file(rig, "names.html");
     let (o, _) = run(&[
         "record",
         "-o",
@@ -263,6 +321,14 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     );
     assert!(page.contains("frontend rig"));
 
+    n.finish();
+}
+
+#[test]
+fn haproxy_names_follow_a_server_that_moves() {
+    let n = Named::start('d');
+    n.wait_named();
+    let (rig, trace) = (&n.rig, &n.trace);
     // Move b2 through the runtime API: the next interval names the new
     // endpoint b2, and the old one no longer.
     let moved_at = SystemTime::now();
@@ -275,7 +341,7 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     );
     let t0 = Instant::now();
     wait_lines(
-        &trace,
+        trace,
         "a proxy line with b2 at its new address",
         Duration::from_secs(5),
         |lines| {
@@ -290,7 +356,7 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     );
     let after = moved_at + Duration::from_millis(100);
     wait_lines(
-        &trace,
+        trace,
         "an interval after the move",
         Duration::from_secs(5),
         |lines| groups(lines, "backend:127.0.0.1:9002").any(|l| ts(l) > after),
@@ -319,7 +385,7 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
     })
     .unwrap();
     wait_lines(
-        &trace,
+        trace,
         "b2's group at its new address",
         Duration::from_secs(20),
         |lines| {
@@ -327,10 +393,7 @@ fn haproxy_names_groups_and_follows_a_server_that_moves() {
                 .any(|l| named(l, "servers", "b2") && l["rmem_bytes"].as_u64() > Some(0))
         },
     );
-    trace.stop().expect("trace output");
-    stop.store(true, Ordering::SeqCst);
-    drop(rig);
-    let _ = spare_thread.join();
+    n.finish();
 }
 
 fn rig_dir_file(rig: &Rig, name: &str) -> String {

@@ -15,10 +15,9 @@ use crate::cmd::args::{parse_bounded, EngineArgs, TimeWaitArg};
 use crate::output::prometheus::{http, MetricsSink, Shared};
 use crate::shutdown;
 
-/// The default port. The Prometheus wiki's default-port allocations filled
-/// 9100-9999; exporters since get ports above 10000.
-pub const DEFAULT_PORT: u16 = 10077;
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:10077";
+// The defaults are the server's (its bind error names the port); kept
+// reachable here, where the flag is.
+pub use crate::output::prometheus::http::{DEFAULT_LISTEN, DEFAULT_PORT};
 
 /// Events decoded per interval at most (the rest are counted as
 /// suppressed): high enough that counters by cause, direction and reason

@@ -100,6 +100,7 @@ pub enum Format {
 }
 
 /// The sink for `format` over `out`; `rows` caps a text table (0: all).
+// The seam picks among its own sinks here, the one import that runs up from it.
 pub fn sink<W: Write + 'static>(format: Format, out: W, rows: usize) -> Box<dyn Sink> {
     match format {
         Format::Text => Box::new(

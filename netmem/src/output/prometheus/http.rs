@@ -17,34 +17,28 @@
 //! With `--web.config.file` ([`WebConfig`]), connections are TLS (rustls)
 //! and requests need basic auth (see [`auth`]).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use bytes::{Bytes, BytesMut};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{
-    HeaderName, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
-    WWW_AUTHENTICATE,
-};
-use hyper::{Method, Request, Response, StatusCode};
+use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
 
-use super::metrics::{encode_http, encode_interval, Format};
 use super::Shared;
 
 pub mod auth;
+mod conns;
+mod respond;
 mod web_config;
 pub use web_config::WebConfig;
+
+use conns::{peer_of, Admitted, Conns};
+use respond::authorized;
 
 /// Connections served at once; Prometheus needs one per server.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -61,28 +55,11 @@ pub const CONNECTION_LIFE: Duration = Duration::from_secs(120);
 /// ... and dropped this long after that if a request is still under way.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// The HTTP side's own figures, exported with the metrics.
-#[derive(Debug, Default)]
-pub struct HttpStats {
-    last_scrape_ns: AtomicU64,
-    scrapes: AtomicU64,
-    rejected: AtomicU64,
-}
-
-impl HttpStats {
-    pub fn last_scrape_seconds(&self) -> f64 {
-        self.last_scrape_ns.load(Ordering::Relaxed) as f64 / 1e9
-    }
-    pub fn scrapes(&self) -> u64 {
-        self.scrapes.load(Ordering::Relaxed)
-    }
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
-    }
-    fn reject(&self) {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
-    }
-}
+/// The default port. The Prometheus wiki's default-port allocations filled
+/// 9100-9999; exporters since get ports above 10000.
+pub const DEFAULT_PORT: u16 = 10077;
+/// The default `--listen`: loopback, [`DEFAULT_PORT`].
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:10077";
 
 /// Binds now, so a taken or forbidden address fails before any probe is
 /// attached.
@@ -111,7 +88,7 @@ fn bind_hint(addr: SocketAddr, errno: Option<i32>) -> String {
         Some(libc::EACCES) => format!(
             "ports below {} need root or CAP_NET_BIND_SERVICE; choose a higher one with --listen ADDR:PORT (the default is {})",
             unprivileged_port_start(),
-            crate::cmd::serve::DEFAULT_PORT
+            DEFAULT_PORT
         ),
         _ => "choose another with --listen ADDR:PORT".into(),
     }
@@ -190,91 +167,6 @@ struct Ctx {
 impl Ctx {
     fn conns(&self) -> MutexGuard<'_, Conns> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The live connections, for the caps and for choosing whom to drop.
-#[derive(Default)]
-struct Conns {
-    next_id: u64,
-    live: HashMap<u64, Conn>,
-}
-
-struct Conn {
-    peer: IpAddr,
-    /// Since when it has waited for a request head (or its TLS handshake);
-    /// `None` while a request is being answered.
-    waiting: Option<Instant>,
-    /// Its task, to drop it; set right after it is spawned.
-    task: Option<AbortHandle>,
-}
-
-/// What [`Conns::admit`] decided.
-struct Admitted {
-    id: u64,
-    /// A connection dropped to make room.
-    evicted: Option<AbortHandle>,
-}
-
-impl Conns {
-    /// Makes room for a connection from `peer` (see the module doc), or
-    /// `None`: refuse it.
-    fn admit(&mut self, peer: IpAddr, now: Instant) -> Option<Admitted> {
-        let from_peer = self.live.values().filter(|c| c.peer == peer).count();
-        let victim = if from_peer >= MAX_PER_PEER {
-            Some(self.longest_waiting(|c| c.peer == peer)?)
-        } else if self.live.len() >= MAX_CONNECTIONS {
-            Some(self.longest_waiting(|_| true)?)
-        } else {
-            None
-        };
-        let evicted = victim.and_then(|v| self.live.remove(&v)?.task);
-        let id = self.next_id;
-        self.next_id += 1;
-        self.live.insert(
-            id,
-            Conn {
-                peer,
-                waiting: Some(now),
-                task: None,
-            },
-        );
-        Some(Admitted { id, evicted })
-    }
-
-    fn longest_waiting(&self, among: impl Fn(&Conn) -> bool) -> Option<u64> {
-        self.live
-            .iter()
-            .filter(|(_, c)| among(c))
-            .filter_map(|(id, c)| Some((c.waiting?, *id)))
-            .min()
-            .map(|(_, id)| id)
-    }
-
-    fn set_task(&mut self, id: u64, task: AbortHandle) {
-        if let Some(c) = self.live.get_mut(&id) {
-            c.task = Some(task);
-        }
-    }
-
-    /// A request head arrived (`false`), or its answer went out and the
-    /// next head is awaited (`true`).
-    fn set_waiting(&mut self, id: u64, waiting: bool) {
-        if let Some(c) = self.live.get_mut(&id) {
-            c.waiting = waiting.then(Instant::now);
-        }
-    }
-}
-
-/// Which peer a connection counts against: its address, or the /64 of an
-/// IPv6 one (a host has a whole /64 to pick addresses from).
-fn peer_of(addr: SocketAddr) -> IpAddr {
-    match addr.ip().to_canonical() {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
     }
 }
 
@@ -444,189 +336,4 @@ where
         }
     };
     res.map_err(|e| e.to_string())
-}
-
-/// [`respond`], once basic auth (if configured) let the request through.
-async fn authorized(req: Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
-    if let Some(auth) = &ctx.auth {
-        match auth.check(req.headers().get(AUTHORIZATION)).await {
-            auth::Verdict::Allowed => {}
-            auth::Verdict::Denied => {
-                ctx.shared.http.reject();
-                return text_with(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized\n",
-                    (WWW_AUTHENTICATE, "Basic realm=\"netmem\""),
-                );
-            }
-            auth::Verdict::Busy => {
-                ctx.shared.http.reject();
-                return text_with(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many password checks at once; retry\n",
-                    (RETRY_AFTER, "1"),
-                );
-            }
-        }
-    }
-    respond(&req, ctx)
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-/// [`text`] with one more header.
-fn text_with(
-    status: StatusCode,
-    body: &'static str,
-    (name, value): (HeaderName, &'static str),
-) -> Response<Full<Bytes>> {
-    let mut r = text(status, body);
-    r.headers_mut()
-        .insert(name, HeaderValue::from_static(value));
-    r
-}
-
-const INDEX: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>netmem</title></head>\n<body><h1>netmem</h1>\n<p>Live socket memory attribution: which listening port or backend holds the kernel's socket memory, and which limit fired.</p>\n<p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n";
-
-fn respond(req: &Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text_with(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "only GET and HEAD are served\n",
-            (ALLOW, "GET, HEAD"),
-        );
-    }
-    match req.uri().path() {
-        "/" => {
-            let mut r = Response::new(Full::new(Bytes::from_static(INDEX.as_bytes())));
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            r
-        }
-        "/metrics" => {
-            let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
-            metrics(ctx, Format::negotiate(accept))
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found: try /metrics\n"),
-    }
-}
-
-fn metrics(ctx: &Ctx, format: Format) -> Response<Full<Bytes>> {
-    let started = Instant::now();
-    let Some(expo) = ctx.shared.latest() else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "netmem is attaching its probes; retry in a few seconds\n",
-        );
-    };
-    let i = format as usize;
-    let cached = {
-        let c = ctx.cache.lock().unwrap_or_else(|p| p.into_inner());
-        c[i].as_ref()
-            .filter(|(g, _)| *g == expo.generation)
-            .map(|(_, b)| b.clone())
-    };
-    let part = cached.unwrap_or_else(|| {
-        let b = Bytes::from(encode_interval(expo.clone(), format));
-        ctx.cache.lock().unwrap_or_else(|p| p.into_inner())[i] = Some((expo.generation, b.clone()));
-        // Encoding 1000 groups grows a string of a megabyte by doubling:
-        // what it freed goes back at once (see release_freed_memory).
-        crate::kernel::startup::release_freed_memory();
-        b
-    });
-    let stats = &ctx.shared.http;
-    stats.scrapes.fetch_add(1, Ordering::Relaxed);
-    let tail = encode_http(stats, format);
-    let mut body = BytesMut::with_capacity(part.len() + tail.len());
-    body.extend_from_slice(&part);
-    body.extend_from_slice(tail.as_bytes());
-    stats
-        .last_scrape_ns
-        .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    let mut r = Response::new(Full::new(body.freeze()));
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(last: u8) -> IpAddr {
-        IpAddr::from([127, 0, 0, last])
-    }
-
-    /// Fills `conns` with `n` connections from `peer`, one millisecond
-    /// apart from `t0`; their ids.
-    fn fill(conns: &mut Conns, peer: IpAddr, n: usize, t0: Instant) -> Vec<u64> {
-        (0..n)
-            .map(|i| {
-                let a = conns
-                    .admit(peer, t0 + Duration::from_millis(i as u64))
-                    .unwrap();
-                assert!(a.evicted.is_none());
-                a.id
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_peer_at_its_cap_displaces_its_own_longest_waiting() {
-        let mut c = Conns::default();
-        let t0 = Instant::now();
-        let other = fill(&mut c, ip(2), 10, t0);
-        let own = fill(&mut c, ip(1), MAX_PER_PEER, t0 + Duration::from_secs(1));
-        // Its first is answering a request: the second is the one to go,
-        // not the other peer's older ones.
-        c.set_waiting(own[0], false);
-        c.admit(ip(1), t0 + Duration::from_secs(9)).unwrap();
-        assert!(!c.live.contains_key(&own[1]));
-        assert!(c.live.contains_key(&own[0]));
-        assert!(other.iter().all(|id| c.live.contains_key(id)));
-        assert_eq!(c.live.len(), 10 + MAX_PER_PEER);
-        // All of its connections answering requests: the new one is refused.
-        for id in c.live.keys().copied().collect::<Vec<_>>() {
-            c.set_waiting(id, false);
-        }
-        assert!(c.admit(ip(1), t0 + Duration::from_secs(10)).is_none());
-        // Another peer still gets in.
-        assert!(c.admit(ip(3), t0 + Duration::from_secs(10)).is_some());
-    }
-
-    #[test]
-    fn at_the_total_cap_the_longest_waiting_anywhere_goes() {
-        let mut c = Conns::default();
-        // A minute ago, so that waiting anew (below) is later than all.
-        let t0 = Instant::now() - Duration::from_secs(60);
-        let a = fill(&mut c, ip(1), MAX_PER_PEER, t0);
-        let b = fill(&mut c, ip(2), MAX_PER_PEER, t0 + Duration::from_secs(1));
-        // A kept-alive connection that was just answered waits anew.
-        c.set_waiting(a[0], false);
-        c.set_waiting(a[0], true);
-        c.admit(ip(3), Instant::now()).unwrap();
-        assert!(!c.live.contains_key(&a[1]));
-        assert!(c.live.contains_key(&a[0]) && c.live.contains_key(&b[0]));
-        assert_eq!(c.live.len(), MAX_CONNECTIONS);
-    }
-
-    #[test]
-    fn an_ipv6_host_is_one_peer_per_64() {
-        let p = |s: &str| peer_of(SocketAddr::new(s.parse().unwrap(), 1));
-        assert_eq!(p("2001:db8:1:2::1"), p("2001:db8:1:2:ffff::9"));
-        assert_ne!(p("2001:db8:1:2::1"), p("2001:db8:1:3::1"));
-        assert_eq!(p("::ffff:10.0.0.1"), p("10.0.0.1"));
-    }
 }

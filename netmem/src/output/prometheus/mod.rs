@@ -13,6 +13,7 @@
 //! in Prometheus instead of piling up).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -214,7 +215,7 @@ pub struct Exposition {
 #[derive(Debug, Default)]
 pub struct Shared {
     current: Mutex<Option<Arc<Exposition>>>,
-    pub http: http::HttpStats,
+    pub http: HttpStats,
 }
 
 impl Shared {
@@ -228,6 +229,40 @@ impl Shared {
 
     fn publish(&self, e: Exposition) {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(e));
+    }
+}
+
+/// The HTTP side's own figures, exported with the metrics: kept in
+/// [`Shared`] beside the exposition, counted by [`http`] and encoded by
+/// [`metrics`].
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    last_scrape_ns: AtomicU64,
+    scrapes: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl HttpStats {
+    pub fn last_scrape_seconds(&self) -> f64 {
+        self.last_scrape_ns.load(Ordering::Relaxed) as f64 / 1e9
+    }
+    pub fn scrapes(&self) -> u64 {
+        self.scrapes.load(Ordering::Relaxed)
+    }
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+    fn reject(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A scrape is answered: counted before its own figures are encoded.
+    fn scraped(&self) {
+        self.scrapes.fetch_add(1, Ordering::Relaxed);
+    }
+    /// How long the scrape just answered took.
+    fn took(&self, d: Duration) {
+        self.last_scrape_ns
+            .store(d.as_nanos() as u64, Ordering::Relaxed);
     }
 }
 
