@@ -11,7 +11,7 @@ use netmem_common::{
     TCP_LAST_ACK, TCP_LISTEN, TCP_TIME_WAIT,
 };
 
-use crate::sources::sockdiag::SockRecord;
+use super::types::SockRecord;
 
 pub fn ip_bytes(ip: &IpAddr) -> [u8; 16] {
     match ip {

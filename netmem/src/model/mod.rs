@@ -8,6 +8,7 @@ pub mod group;
 pub mod interval;
 pub mod owner;
 pub mod proxy;
+pub mod types;
 
 pub use event::{Body, Event};
 pub use group::{Aggregator, Filter, GroupMem, GroupRow};

@@ -11,14 +11,13 @@
 //! sockets). Kernel counts and events, which are per port group, go to the
 //! same main owner.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use netmem_common::{GroupKey, GROUP_CGROUP, GROUP_PROCESS, TCP_LISTEN};
 
 use super::group::{GroupMem, GroupRow};
-use crate::sources::owners::{Cgroup, OwnerSource};
-use crate::sources::sockdiag::SockRecord;
+use super::types::{Cgroup, OwnerTable, SockRecord};
 
 /// `--group-by`: what a group is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -282,7 +281,7 @@ struct Shares {
 }
 
 impl Shares {
-    fn add(&mut self, r: &SockRecord, src: &OwnerSource) {
+    fn add(&mut self, r: &SockRecord, src: &OwnerTable) {
         let b = bytes_of(r);
         let listener = r.state == TCP_LISTEN;
         let holders = src.holders(r.inode);
@@ -301,7 +300,7 @@ impl Shares {
     }
 
     /// Largest first, at most [`MAX_SHOWN`] of each.
-    fn owners(self, src: &OwnerSource, memcg_of: &mut impl FnMut(u64) -> Option<u64>) -> Owners {
+    fn owners(self, src: &OwnerTable, memcg_of: &mut impl FnMut(u64) -> Option<u64>) -> Owners {
         fn largest<K: Copy + Ord>(t: BTreeMap<K, Tally>) -> (Vec<(K, Tally)>, u64) {
             let mut v: Vec<_> = t.into_iter().collect();
             v.sort_by(|a, b| (b.1.bytes, b.1.sockets, a.0).cmp(&(a.1.bytes, a.1.sockets, b.0)));
@@ -356,17 +355,17 @@ fn main_of<K: Copy + Ord>(t: &BTreeMap<K, Tally>) -> Option<K> {
 }
 
 /// Fills each port group's owners from the pass's sockets, and with
-/// `by` other than port, the owner groups' memory.
+/// `by` other than port, the owner groups' memory. `src` is what the
+/// sources know of the sockets' holders (brought up to date for these
+/// sockets first); `memcg_sock` reads a cgroup's `memory.stat` `sock`,
+/// asked once per cgroup shown.
 pub fn attribute(
     groups: &mut BTreeMap<GroupKey, GroupRow>,
     sockets: &[(SockRecord, GroupKey)],
-    src: &mut OwnerSource,
+    src: &OwnerTable,
+    memcg_sock: &mut dyn FnMut(u64) -> Option<u64>,
     by: GroupBy,
 ) -> Attribution {
-    let inodes: HashSet<u32> = sockets.iter().map(|(r, _)| r.inode).collect();
-    let cgroup_ids: HashSet<u64> = sockets.iter().map(|(r, _)| r.cgroup_id).collect();
-    src.refresh(&inodes, &cgroup_ids);
-    let src = &*src;
     let mut per_group: HashMap<GroupKey, Shares> = HashMap::new();
     for (r, g) in sockets {
         per_group.entry(*g).or_default().add(r, src);
@@ -385,7 +384,7 @@ pub fn attribute(
     });
     let mut out = Attribution::default();
     let mut memcg: HashMap<u64, Option<u64>> = HashMap::new();
-    let mut memcg_of = |id: u64| *memcg.entry(id).or_insert_with(|| src.memcg_sock(id));
+    let mut memcg_of = |id: u64| *memcg.entry(id).or_insert_with(|| memcg_sock(id));
     for (g, row) in groups.iter_mut() {
         let shares = per_group.remove(g).unwrap_or_default();
         let main_pid = main_of(&shares.procs);
@@ -520,6 +519,7 @@ mod tests {
     use super::*;
     use crate::model::group::{group_name, Aggregator};
     use netmem_common::{Counter, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_TIME_WAIT};
+    use std::collections::HashSet;
 
     fn sock(lport: u16, rport: u16, state: u8, inode: u32, cgroup: u64, wmem: u32) -> SockRecord {
         SockRecord {
@@ -548,7 +548,7 @@ mod tests {
     /// Port 80: a listener held by pid 10 (cgroup 100), an accepted socket
     /// held by pid 20 with more bytes (cgroup 200), an orphan (no inode,
     /// cgroup 200), a TIME_WAIT (no inode, no cgroup).
-    fn pass() -> (Aggregator, OwnerSource) {
+    fn pass() -> (Aggregator, OwnerTable) {
         let listening: HashSet<u16> = [80].into();
         let mut agg = Aggregator {
             sockets: Some(Vec::new()),
@@ -562,7 +562,7 @@ mod tests {
         ] {
             agg.add_socket(&r, &listening);
         }
-        let src = OwnerSource::known(
+        let src = OwnerTable::known(
             &[(1, &[10]), (2, &[20, 21])],
             &[(10, "haproxy"), (20, "worker"), (21, "worker")],
             &[(100, "/system.slice/haproxy.service"), (200, "/shop")],
@@ -572,9 +572,15 @@ mod tests {
 
     #[test]
     fn the_listener_names_the_main_owner_and_shares_are_listed() {
-        let (mut agg, mut src) = pass();
+        let (mut agg, src) = pass();
         let sockets = agg.sockets.take().unwrap();
-        let a = attribute(&mut agg.groups, &sockets, &mut src, GroupBy::Port);
+        let a = attribute(
+            &mut agg.groups,
+            &sockets,
+            &src,
+            &mut |_| None,
+            GroupBy::Port,
+        );
         let (g, row) = agg.groups.iter().next().unwrap();
         let o = row.owners.as_ref().unwrap();
         // pid 20 holds the most bytes, but pid 10 holds the listener.
@@ -601,13 +607,14 @@ mod tests {
 
     #[test]
     fn group_by_cgroup_charges_sockets_to_their_own_and_counts_to_the_main_owner() {
-        let (mut agg, mut src) = pass();
+        let (mut agg, src) = pass();
         let sockets = agg.sockets.take().unwrap();
         let port_group = *agg.groups.keys().next().unwrap();
         agg.attribution = Some(attribute(
             &mut agg.groups,
             &sockets,
-            &mut src,
+            &src,
+            &mut |_| None,
             GroupBy::Cgroup,
         ));
         let mut counts = netmem_common::GroupCounters::default();
@@ -652,10 +659,10 @@ mod tests {
 
     #[test]
     fn only_the_port_groups_asked_for_are_regrouped() {
-        let (mut agg, mut src) = pass();
+        let (mut agg, src) = pass();
         let sockets = agg.sockets.take().unwrap();
         let port_group = *agg.groups.keys().next().unwrap();
-        let mut a = attribute(&mut agg.groups, &[], &mut src, GroupBy::Process);
+        let mut a = attribute(&mut agg.groups, &[], &src, &mut |_| None, GroupBy::Process);
         assert!(!sockets.is_empty());
         // `--port 81`: port 80's sockets were left out of the pass's
         // owners, and its kernel counts must not land in `(none)`.
@@ -677,10 +684,16 @@ mod tests {
 
     #[test]
     fn events_go_to_the_recorded_owner_then_the_groups() {
-        let (mut agg, mut src) = pass();
+        let (mut agg, src) = pass();
         let sockets = agg.sockets.take().unwrap();
         let g = *agg.groups.keys().next().unwrap();
-        let a = attribute(&mut agg.groups, &sockets, &mut src, GroupBy::Process);
+        let a = attribute(
+            &mut agg.groups,
+            &sockets,
+            &src,
+            &mut |_| None,
+            GroupBy::Process,
+        );
         let closer = EventOwner {
             pid: Some(21),
             comm: None,

@@ -359,7 +359,18 @@ impl Census {
         if let Some(src) = self.owners.as_mut() {
             let mut sockets = agg.sockets.take().unwrap_or_default();
             sockets.retain(|(_, g)| self.filter.accepts(g));
-            let mut a = owner::attribute(&mut agg.groups, &sockets, src, self.by);
+            let inodes: HashSet<u32> = sockets.iter().map(|(r, _)| r.inode).collect();
+            let cgroup_ids: HashSet<u64> = sockets.iter().map(|(r, _)| r.cgroup_id).collect();
+            src.refresh(&inodes, &cgroup_ids);
+            let src = &*src;
+            let mut memcg_sock = |id| src.memcg_sock(id);
+            let mut a = owner::attribute(
+                &mut agg.groups,
+                &sockets,
+                src.table(),
+                &mut memcg_sock,
+                self.by,
+            );
             a.filter = self.filter.clone();
             agg.attribution = Some(a);
         }
