@@ -351,6 +351,8 @@ impl Tracer<'_> {
             orphans: self.last_ctx.as_ref().map(|c| c.orphans as i64),
             tier: &tier,
             wall: &wall,
+            comm: &crate::model::names::comm,
+            cgroup: &crate::model::names::cgroup,
         };
         d.decode(raw)
     }
