@@ -34,7 +34,7 @@ pub(super) struct Gathered {
 
 /// The sock_diag pass, the global context, and the polling tier's readers.
 /// `sticky`: the ports the kernel's listening set holds (see
-/// [`Aggregator::collect`]).
+/// [`crate::sources::gather::collect`]).
 pub(super) fn gather(
     netns: &Netns,
     mut polls: Polls,

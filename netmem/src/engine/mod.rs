@@ -60,15 +60,7 @@ pub struct Options {
     pub proxy: crate::sources::proxy::ProxySpec,
 }
 
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use crate::sources::gather::monotonic_ns;
 
 /// State the live loop keeps between events and intervals.
 struct Tracer<'s> {
@@ -135,12 +127,7 @@ pub async fn run_with(
             interval: opts.interval,
         },
     )?)?;
-    let mut listening = Vec::new();
-    crate::sources::sockdiag::dump_tcp(
-        &opts.netns,
-        crate::sources::sockdiag::States::Listening,
-        |r| listening.push(r.lport),
-    )?;
+    let listening = crate::sources::gather::listening_ports(&opts.netns)?;
     let census = Census::new(
         &opts.netns,
         opts.all_netns,
@@ -364,6 +351,8 @@ impl Tracer<'_> {
             orphans: self.last_ctx.as_ref().map(|c| c.orphans as i64),
             tier: &tier,
             wall: &wall,
+            comm: &crate::model::names::comm,
+            cgroup: &crate::model::names::cgroup,
         };
         d.decode(raw)
     }

@@ -26,6 +26,10 @@ pub struct Decoder<'a> {
     pub tier: &'a dyn Fn(HookId) -> Option<Tier>,
     /// CLOCK_MONOTONIC ns to wall clock
     pub wall: &'a dyn Fn(u64) -> SystemTime,
+    /// A pid's name and a cgroup id's cgroup, as far as they are known
+    /// (for an orphan's recorded owner)
+    pub comm: &'a dyn Fn(u32) -> Option<String>,
+    pub cgroup: &'a dyn Fn(u64) -> Option<std::sync::Arc<super::types::Cgroup>>,
 }
 
 fn known(v: i64) -> Option<i64> {
@@ -154,7 +158,7 @@ impl Decoder<'_> {
             _ => raw.sock.family,
         };
         let hook = HookId::of_event(kind, family);
-        let owner = owner_of(kind, raw);
+        let owner = self.owner_of(kind, raw);
         Some(Event {
             ts: (self.wall)(raw.ts_ns),
             hook,
@@ -219,43 +223,48 @@ pub(crate) fn decoder_for_tests<'a>(names: &'a dyn Fn(u32) -> String) -> Decoder
         orphans: Some(7),
         tier: &|_| Some(Tier::Tracepoint),
         wall: &|_| SystemTime::UNIX_EPOCH,
+        comm: &super::names::comm,
+        cgroup: &super::names::cgroup,
     }
 }
 
-/// The owner the kernel (or the orphan poller) recorded with an orphan:
-/// the closing process, or only the socket's cgroup.
-fn owner_of(kind: EventKind, raw: &RawEvent) -> Option<super::owner::EventOwner> {
-    use super::owner::{cgroup, comm, EventOwner, OwnerVia};
-    let (pid, cg, name) = match kind {
-        EventKind::OrphanBorn => {
-            let p: payload::OrphanBorn = payload_of(raw);
-            let mut b = [0u8; 16];
-            b[..8].copy_from_slice(&p.owner_comm0.to_ne_bytes());
-            b[8..].copy_from_slice(&p.owner_comm1.to_ne_bytes());
-            let n: Vec<u8> = b.iter().copied().take_while(|c| *c != 0).collect();
-            let n = (!n.is_empty()).then(|| String::from_utf8_lossy(&n).into_owned());
-            (p.owner_pid as u32, p.owner_cgroup as u64, n)
+impl Decoder<'_> {
+    /// The owner the kernel (or the orphan poller) recorded with an orphan:
+    /// the closing process, or only the socket's cgroup.
+    fn owner_of(&self, kind: EventKind, raw: &RawEvent) -> Option<super::owner::EventOwner> {
+        use super::owner::{EventOwner, OwnerVia};
+        let (comm, cgroup) = (self.comm, self.cgroup);
+        let (pid, cg, name) = match kind {
+            EventKind::OrphanBorn => {
+                let p: payload::OrphanBorn = payload_of(raw);
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&p.owner_comm0.to_ne_bytes());
+                b[8..].copy_from_slice(&p.owner_comm1.to_ne_bytes());
+                let n: Vec<u8> = b.iter().copied().take_while(|c| *c != 0).collect();
+                let n = (!n.is_empty()).then(|| String::from_utf8_lossy(&n).into_owned());
+                (p.owner_pid as u32, p.owner_cgroup as u64, n)
+            }
+            EventKind::OrphanGone => {
+                let p: payload::OrphanGone = payload_of(raw);
+                (p.owner_pid as u32, p.owner_cgroup as u64, None)
+            }
+            _ => return None,
+        };
+        if pid == 0 && cg == 0 {
+            return None;
         }
-        EventKind::OrphanGone => {
-            let p: payload::OrphanGone = payload_of(raw);
-            (p.owner_pid as u32, p.owner_cgroup as u64, None)
-        }
-        _ => return None,
-    };
-    if pid == 0 && cg == 0 {
-        return None;
+        Some(EventOwner {
+            pid: (pid != 0).then_some(pid),
+            comm: name.or_else(|| (pid != 0).then(|| comm(pid)).flatten()),
+            cgroup: (cg != 0).then(|| cgroup(cg)).flatten(),
+            cgroup_id: (cg != 0).then_some(cg),
+            via: if pid != 0 {
+                OwnerVia::Closer
+            } else {
+                OwnerVia::Socket
+            },
+        })
     }
-    Some(EventOwner {
-        pid: (pid != 0).then_some(pid),
-        comm: name.or_else(|| (pid != 0).then(|| comm(pid)).flatten()),
-        cgroup: (cg != 0).then(|| cgroup(cg)).flatten(),
-        cgroup_id: (cg != 0).then_some(cg),
-        via: if pid != 0 {
-            OwnerVia::Closer
-        } else {
-            OwnerVia::Socket
-        },
-    })
 }
 
 /// A raw record of `p`'s kind about `sock`, for tests.

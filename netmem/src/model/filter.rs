@@ -71,7 +71,7 @@ pub fn parse_backend(s: &str) -> Result<(IpAddr, u16)> {
 mod tests {
     use super::*;
     use crate::model::group::{group_name, group_of};
-    use crate::sources::sockdiag::SockRecord;
+    use crate::model::types::SockRecord;
     use netmem_common::{AF_INET, AF_INET6, IPPROTO_TCP, TCP_ESTABLISHED};
     use std::collections::HashSet;
 

@@ -11,7 +11,7 @@ use netmem_common::{
     TCP_LAST_ACK, TCP_LISTEN, TCP_TIME_WAIT,
 };
 
-use crate::sources::sockdiag::SockRecord;
+use super::types::SockRecord;
 
 pub fn ip_bytes(ip: &IpAddr) -> [u8; 16] {
     match ip {
@@ -77,47 +77,6 @@ pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
         rec.rport,
     )
     .in_netns(rec.netns)
-}
-
-/// The TCP sockets of the port group named `name` (as [`group_name`]
-/// writes it), largest memory first: one pass of sock_diag (of every
-/// namespace with `all`), grouped by the same rule as every table. The
-/// TIME_WAIT sockets only with `time_wait`: a group's row does not count
-/// them as sockets, and under churn they outnumber the rest by thousands.
-/// An owner group (`--group-by`) has none listed here.
-pub fn sockets_of(
-    netns: &crate::sources::netns::Netns,
-    all: bool,
-    name: &str,
-    time_wait: bool,
-) -> anyhow::Result<Vec<SockRecord>> {
-    use crate::sources::sockdiag::{dump_tcp, States};
-    let mut namespaces = crate::sources::netns::Namespaces::default();
-    let spaces: Vec<&crate::sources::netns::Netns> = if all {
-        namespaces.discover()?.into_iter().map(|(n, _)| n).collect()
-    } else {
-        vec![netns]
-    };
-    let mut out = Vec::new();
-    for ns in spaces {
-        let mut listening = HashSet::new();
-        dump_tcp(ns, States::Listening, |r| {
-            listening.insert(r.lport);
-        })?;
-        let states = if time_wait {
-            States::AllButListening
-        } else {
-            States::Buffered
-        };
-        dump_tcp(ns, states, |r| {
-            if group_name(&group_of(r, &listening)) == name {
-                out.push(r.clone());
-            }
-        })?;
-    }
-    let mem = |r: &SockRecord| r.rmem_alloc as u64 + r.wmem_queued as u64 + r.fwd_alloc as u64;
-    out.sort_by_key(|r| std::cmp::Reverse(mem(r)));
-    Ok(out)
 }
 
 /// An orphan as the kernel counts one (tcp_orphan_count): a full TCP
@@ -249,64 +208,6 @@ impl Aggregator {
             v.push((rec.clone(), g));
         }
         self.groups.entry(g).or_default().mem.add(rec);
-    }
-
-    /// One sock_diag pass, TCP then UDP, each table dumped once: the
-    /// kernel sends a family's listening sockets before any other, so every
-    /// other socket is charged to its group as the dump streams. `others`:
-    /// which non-listening TCP states. `sticky`: ports whose listener
-    /// closed while its accepted connections live on (the trace keeps
-    /// them); their sockets stay with `listen:PORT`. Returns the ports with
-    /// a listening socket now. A kernel without UDP sock_diag is noted once
-    /// and its UDP sockets left out.
-    pub fn collect(
-        &mut self,
-        netns: &crate::sources::netns::Netns,
-        others: crate::sources::sockdiag::States,
-        sticky: &HashSet<u16>,
-    ) -> anyhow::Result<HashSet<u16>> {
-        self.collect_present(
-            netns,
-            others,
-            sticky,
-            crate::sources::sockdiag::Presence::ALL,
-        )
-    }
-
-    /// `collect`, dumping only the tables `present` says hold sockets.
-    pub fn collect_present(
-        &mut self,
-        netns: &crate::sources::netns::Netns,
-        others: crate::sources::sockdiag::States,
-        sticky: &HashSet<u16>,
-        present: crate::sources::sockdiag::Presence,
-    ) -> anyhow::Result<HashSet<u16>> {
-        use crate::sources::sockdiag::{NoHandler, SockDiag};
-        let diag = SockDiag::open(netns)?;
-        let mut listening = HashSet::new();
-        let mut ports = sticky.clone();
-        if present.tcp.any() {
-            diag.tcp(present.tcp, others.with_listeners(), |r| {
-                if r.state == TCP_LISTEN {
-                    listening.insert(r.lport);
-                    ports.insert(r.lport);
-                }
-                self.add_socket(r, &ports)
-            })?;
-        }
-        if !present.udp.any() {
-            return Ok(listening);
-        }
-        if let Err(e) = diag.udp(present.udp, |r| self.add_socket(r, &ports)) {
-            match e.downcast_ref::<NoHandler>() {
-                Some(n) => {
-                    static ONCE: std::sync::Once = std::sync::Once::new();
-                    ONCE.call_once(|| log::warn!("{n}; UDP sockets are left out"));
-                }
-                None => return Err(e),
-            }
-        }
-        Ok(listening)
     }
 
     /// Takes in another pass's aggregate (another namespace's).

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use netmem_common::{GroupKey, Stat};
 
 use super::group::GroupRow;
+pub use super::types::Context;
 use crate::hooks::Coverage;
-pub use crate::sources::procfs::Context;
 
 #[derive(Clone, Debug)]
 pub struct Interval {

@@ -6,8 +6,12 @@ pub mod event;
 pub mod filter;
 pub mod group;
 pub mod interval;
+pub mod names;
 pub mod owner;
 pub mod proxy;
+#[cfg(test)]
+mod purity;
+pub mod types;
 
 pub use event::{Body, Event};
 pub use group::{Aggregator, Filter, GroupMem, GroupRow};

@@ -11,14 +11,13 @@
 //! sockets). Kernel counts and events, which are per port group, go to the
 //! same main owner.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use netmem_common::{GroupKey, GROUP_CGROUP, GROUP_PROCESS, TCP_LISTEN};
 
 use super::group::{GroupMem, GroupRow};
-use crate::sources::owners::{Cgroup, OwnerSource};
-use crate::sources::sockdiag::SockRecord;
+use super::types::{Cgroup, OwnerTable, SockRecord};
 
 /// `--group-by`: what a group is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -112,97 +111,10 @@ pub struct EventOwner {
     pub via: OwnerVia,
 }
 
-/// Names the model cannot derive from a key alone: namespaces, processes
-/// and cgroups. Filled by the sources as they learn them, read by
-/// [`super::group::group_name`] on any thread.
-#[derive(Default)]
-struct Registry {
-    /// The namespace whose groups carry no `@NAME` suffix.
-    default_netns: u32,
-    /// `--netns all`: groups say which namespace they are in.
-    all: bool,
-    netns: HashMap<u32, String>,
-    processes: HashMap<u32, String>,
-    cgroups: HashMap<u64, Arc<Cgroup>>,
-}
-
-static REGISTRY: RwLock<Option<Registry>> = RwLock::new(None);
-
-fn with<T>(f: impl FnOnce(&Registry) -> T) -> T {
-    let r = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
-    match r.as_ref() {
-        Some(r) => f(r),
-        None => f(&Registry::default()),
-    }
-}
-
-fn with_mut(f: impl FnOnce(&mut Registry)) {
-    let mut r = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
-    f(r.get_or_insert_with(Registry::default))
-}
-
-/// The namespace reported without a suffix (the traced one, or netmem's
-/// own with `--netns all`).
-pub fn set_default_netns(inum: u32) {
-    with_mut(|r| r.default_netns = inum);
-}
-
-/// `--netns all` is on: every group names its namespace.
-pub fn set_all_namespaces(all: bool) {
-    with_mut(|r| r.all = all);
-}
-
-pub fn all_namespaces() -> bool {
-    with(|r| r.all)
-}
-
-pub fn name_netns(inum: u32, name: &str) {
-    with_mut(|r| {
-        r.netns.insert(inum, name.to_string());
-    });
-}
-
-/// `@NAME` for a group outside the default namespace, else empty.
-pub fn netns_suffix(inum: u32) -> String {
-    with(|r| {
-        if inum == 0 || inum == r.default_netns {
-            String::new()
-        } else {
-            match r.netns.get(&inum) {
-                Some(n) => format!("@{n}"),
-                None => format!("@netns:{inum}"),
-            }
-        }
-    })
-}
-
-/// The namespace's name, as groups show it (`host` for the default one).
-pub fn netns_name(inum: u32) -> String {
-    with(|r| {
-        if inum == r.default_netns {
-            crate::sources::netns::OWN_NAME.to_string()
-        } else {
-            r.netns
-                .get(&inum)
-                .cloned()
-                .unwrap_or_else(|| format!("netns:{inum}"))
-        }
-    })
-}
-
-pub fn cgroup(id: u64) -> Option<Arc<Cgroup>> {
-    with(|r| r.cgroups.get(&id).cloned())
-}
-
-pub fn register_cgroup(c: Arc<Cgroup>) {
-    with_mut(|r| {
-        r.cgroups.insert(c.id, c);
-    });
-}
-
-pub fn comm(pid: u32) -> Option<String> {
-    with(|r| r.processes.get(&pid).cloned())
-}
+pub use super::names::{
+    all_namespaces, cgroup, comm, name_netns, netns_name, netns_suffix, register_cgroup,
+    set_all_namespaces, set_default_netns,
+};
 
 /// The id an owner group carries in its key.
 pub fn owner_id(k: &GroupKey) -> u64 {
@@ -282,7 +194,7 @@ struct Shares {
 }
 
 impl Shares {
-    fn add(&mut self, r: &SockRecord, src: &OwnerSource) {
+    fn add(&mut self, r: &SockRecord, src: &OwnerTable) {
         let b = bytes_of(r);
         let listener = r.state == TCP_LISTEN;
         let holders = src.holders(r.inode);
@@ -301,7 +213,7 @@ impl Shares {
     }
 
     /// Largest first, at most [`MAX_SHOWN`] of each.
-    fn owners(self, src: &OwnerSource, memcg_of: &mut impl FnMut(u64) -> Option<u64>) -> Owners {
+    fn owners(self, src: &OwnerTable, memcg_of: &mut impl FnMut(u64) -> Option<u64>) -> Owners {
         fn largest<K: Copy + Ord>(t: BTreeMap<K, Tally>) -> (Vec<(K, Tally)>, u64) {
             let mut v: Vec<_> = t.into_iter().collect();
             v.sort_by(|a, b| (b.1.bytes, b.1.sockets, a.0).cmp(&(a.1.bytes, a.1.sockets, b.0)));
@@ -356,36 +268,32 @@ fn main_of<K: Copy + Ord>(t: &BTreeMap<K, Tally>) -> Option<K> {
 }
 
 /// Fills each port group's owners from the pass's sockets, and with
-/// `by` other than port, the owner groups' memory.
+/// `by` other than port, the owner groups' memory. `src` is what the
+/// sources know of the sockets' holders (brought up to date for these
+/// sockets first); `memcg_sock` reads a cgroup's `memory.stat` `sock`,
+/// asked once per cgroup shown.
 pub fn attribute(
     groups: &mut BTreeMap<GroupKey, GroupRow>,
     sockets: &[(SockRecord, GroupKey)],
-    src: &mut OwnerSource,
+    src: &OwnerTable,
+    memcg_sock: &mut dyn FnMut(u64) -> Option<u64>,
     by: GroupBy,
 ) -> Attribution {
-    let inodes: HashSet<u32> = sockets.iter().map(|(r, _)| r.inode).collect();
-    let cgroup_ids: HashSet<u64> = sockets.iter().map(|(r, _)| r.cgroup_id).collect();
-    src.refresh(&inodes, &cgroup_ids);
-    let src = &*src;
     let mut per_group: HashMap<GroupKey, Shares> = HashMap::new();
     for (r, g) in sockets {
         per_group.entry(*g).or_default().add(r, src);
     }
-    with_mut(|reg| {
-        for s in per_group.values() {
-            for pid in s.procs.keys() {
-                reg.processes.insert(*pid, src.comm(*pid).to_string());
-            }
-            for id in s.cgroups.keys() {
-                if let Some(c) = src.cgroup(*id) {
-                    reg.cgroups.insert(*id, c);
-                }
-            }
-        }
-    });
+    super::names::learn(
+        per_group
+            .values()
+            .flat_map(|s| s.procs.keys().map(|pid| (*pid, src.comm(*pid).to_string()))),
+        per_group
+            .values()
+            .flat_map(|s| s.cgroups.keys().filter_map(|id| src.cgroup(*id))),
+    );
     let mut out = Attribution::default();
     let mut memcg: HashMap<u64, Option<u64>> = HashMap::new();
-    let mut memcg_of = |id: u64| *memcg.entry(id).or_insert_with(|| src.memcg_sock(id));
+    let mut memcg_of = |id: u64| *memcg.entry(id).or_insert_with(|| memcg_sock(id));
     for (g, row) in groups.iter_mut() {
         let shares = per_group.remove(g).unwrap_or_default();
         let main_pid = main_of(&shares.procs);
@@ -516,190 +424,5 @@ pub fn regroup(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::group::{group_name, Aggregator};
-    use netmem_common::{Counter, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_TIME_WAIT};
-
-    fn sock(lport: u16, rport: u16, state: u8, inode: u32, cgroup: u64, wmem: u32) -> SockRecord {
-        SockRecord {
-            family: netmem_common::AF_INET,
-            protocol: netmem_common::IPPROTO_TCP,
-            full: state != TCP_TIME_WAIT,
-            state,
-            local: "127.0.0.1".parse().unwrap(),
-            lport,
-            remote: "127.0.0.1".parse().unwrap(),
-            rport,
-            inode,
-            cookie: inode as u64,
-            rmem_alloc: 0,
-            rcvbuf: 0,
-            wmem_alloc: 0,
-            sndbuf: 0,
-            fwd_alloc: 0,
-            wmem_queued: wmem,
-            drops: 0,
-            cgroup_id: cgroup,
-            netns: 7,
-        }
-    }
-
-    /// Port 80: a listener held by pid 10 (cgroup 100), an accepted socket
-    /// held by pid 20 with more bytes (cgroup 200), an orphan (no inode,
-    /// cgroup 200), a TIME_WAIT (no inode, no cgroup).
-    fn pass() -> (Aggregator, OwnerSource) {
-        let listening: HashSet<u16> = [80].into();
-        let mut agg = Aggregator {
-            sockets: Some(Vec::new()),
-            ..Default::default()
-        };
-        for r in [
-            sock(80, 0, TCP_LISTEN, 1, 100, 0),
-            sock(80, 5000, TCP_ESTABLISHED, 2, 200, 9000),
-            sock(80, 5001, TCP_FIN_WAIT1, 0, 200, 4000),
-            sock(80, 5002, TCP_TIME_WAIT, 0, 0, 0),
-        ] {
-            agg.add_socket(&r, &listening);
-        }
-        let src = OwnerSource::known(
-            &[(1, &[10]), (2, &[20, 21])],
-            &[(10, "haproxy"), (20, "worker"), (21, "worker")],
-            &[(100, "/system.slice/haproxy.service"), (200, "/shop")],
-        );
-        (agg, src)
-    }
-
-    #[test]
-    fn the_listener_names_the_main_owner_and_shares_are_listed() {
-        let (mut agg, mut src) = pass();
-        let sockets = agg.sockets.take().unwrap();
-        let a = attribute(&mut agg.groups, &sockets, &mut src, GroupBy::Port);
-        let (g, row) = agg.groups.iter().next().unwrap();
-        let o = row.owners.as_ref().unwrap();
-        // pid 20 holds the most bytes, but pid 10 holds the listener.
-        let main = &a.event_owner[g];
-        assert_eq!(
-            (main.pid, main.comm.as_deref()),
-            (Some(10), Some("haproxy"))
-        );
-        assert_eq!(
-            main.cgroup.as_ref().unwrap().path,
-            "/system.slice/haproxy.service"
-        );
-        assert_eq!(o.processes[0].pid, 20);
-        assert_eq!(o.processes[0].bytes, 9000);
-        assert_eq!(o.processes.len(), 3);
-        // The orphan keeps its cgroup; only full sockets count as unheld.
-        assert_eq!(
-            (o.cgroups[0].cgroup.path.as_str(), o.cgroups[0].bytes),
-            ("/shop", 13000)
-        );
-        assert_eq!(o.unheld, 1);
-        assert!(a.group_owner.is_empty());
-    }
-
-    #[test]
-    fn group_by_cgroup_charges_sockets_to_their_own_and_counts_to_the_main_owner() {
-        let (mut agg, mut src) = pass();
-        let sockets = agg.sockets.take().unwrap();
-        let port_group = *agg.groups.keys().next().unwrap();
-        agg.attribution = Some(attribute(
-            &mut agg.groups,
-            &sockets,
-            &mut src,
-            GroupBy::Cgroup,
-        ));
-        let mut counts = netmem_common::GroupCounters::default();
-        counts.counts[Counter::MemAborts as usize] = 3;
-        agg.add_counts(port_group, &counts);
-        let total: u64 = agg.groups.values().map(|r| r.mem.total()).sum();
-        agg.regroup(GroupBy::Cgroup, &Default::default());
-        let rows: BTreeMap<String, GroupRow> = agg
-            .groups
-            .iter()
-            .map(|(k, r)| (group_name(k), r.clone()))
-            .collect();
-        let shop = rows
-            .iter()
-            .find(|(n, _)| n.starts_with("cgroup:/shop"))
-            .unwrap()
-            .1;
-        let proxy = rows
-            .iter()
-            .find(|(n, _)| n.starts_with("cgroup:/system.slice/haproxy.service"))
-            .unwrap()
-            .1;
-        assert_eq!(
-            (shop.mem.sockets, shop.mem.orphans, shop.mem.total()),
-            (2, 1, 13000)
-        );
-        // The listener and the TIME_WAIT mini-socket (no cgroup of its
-        // own) go to the main owner, and so do the kernel's counts.
-        assert_eq!((proxy.mem.listeners, proxy.mem.time_wait), (1, 1));
-        assert_eq!(proxy.count(Counter::MemAborts), 3);
-        assert_eq!(shop.count(Counter::MemAborts), 0);
-        // Nothing is lost in the regrouping.
-        assert_eq!(
-            agg.groups.values().map(|r| r.mem.total()).sum::<u64>(),
-            total
-        );
-        assert_eq!(
-            agg.groups.keys().map(|k| k.netns).collect::<Vec<_>>(),
-            vec![7, 7]
-        );
-    }
-
-    #[test]
-    fn only_the_port_groups_asked_for_are_regrouped() {
-        let (mut agg, mut src) = pass();
-        let sockets = agg.sockets.take().unwrap();
-        let port_group = *agg.groups.keys().next().unwrap();
-        let mut a = attribute(&mut agg.groups, &[], &mut src, GroupBy::Process);
-        assert!(!sockets.is_empty());
-        // `--port 81`: port 80's sockets were left out of the pass's
-        // owners, and its kernel counts must not land in `(none)`.
-        a.filter = crate::model::Filter {
-            ports: vec![81],
-            ..Default::default()
-        };
-        agg.attribution = Some(a);
-        let mut counts = netmem_common::GroupCounters::default();
-        counts.counts[Counter::MemAborts as usize] = 3;
-        agg.add_counts(port_group, &counts);
-        agg.regroup(GroupBy::Process, &Default::default());
-        assert!(
-            agg.groups.is_empty(),
-            "{:?}",
-            agg.groups.keys().map(group_name).collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
-    fn events_go_to_the_recorded_owner_then_the_groups() {
-        let (mut agg, mut src) = pass();
-        let sockets = agg.sockets.take().unwrap();
-        let g = *agg.groups.keys().next().unwrap();
-        let a = attribute(&mut agg.groups, &sockets, &mut src, GroupBy::Process);
-        let closer = EventOwner {
-            pid: Some(21),
-            comm: None,
-            cgroup: None,
-            cgroup_id: Some(200),
-            via: OwnerVia::Closer,
-        };
-        let k = event_group(g, Some(&closer), Some(&a), GroupBy::Process);
-        assert_eq!((k.kind, owner_id(&k)), (GROUP_PROCESS, 21));
-        let k = event_group(g, None, Some(&a), GroupBy::Process);
-        assert_eq!(owner_id(&k), 10);
-        let k = event_group(g, Some(&closer), Some(&a), GroupBy::Cgroup);
-        assert_eq!((k.kind, owner_id(&k)), (GROUP_CGROUP, 200));
-        // A group no pass has seen: nobody yet.
-        let unseen = GroupKey { port: 9, ..g };
-        assert_eq!(
-            owner_id(&event_group(unseen, None, Some(&a), GroupBy::Process)),
-            0
-        );
-        assert_eq!(event_group(g, None, Some(&a), GroupBy::Port), g);
-    }
-}
+#[path = "owner_tests.rs"]
+mod tests;

@@ -1,7 +1,7 @@
 //! Where the figures come from besides the kernel programs: sock_diag (per
 //! socket memory, as `ss -tm`), procfs (global limits and usage), rtnetlink
 //! (cached routes), all read inside the traced network namespace.
-pub mod census;
+pub mod gather;
 pub mod host;
 pub mod kernel_log;
 pub mod netlink;
@@ -12,3 +12,6 @@ pub mod proxy;
 pub mod recording;
 pub mod routes;
 pub mod sockdiag;
+
+/// The census is part of the gathering layer; its old path stays.
+pub use gather::census;

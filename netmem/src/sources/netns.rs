@@ -30,7 +30,7 @@ fn statfs_type(path: &str) -> Result<i64> {
 
 /// netmem's own namespace, as groups under `--netns all` and the host line
 /// name it.
-pub const OWN_NAME: &str = "host";
+pub use crate::model::names::OWN_NAME;
 
 pub struct Netns {
     file: Option<File>,

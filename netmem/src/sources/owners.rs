@@ -14,18 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// One cgroup v2, named by its path under the cgroup2 mount.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cgroup {
-    pub id: u64,
-    /// `/system.slice/haproxy.service`; `/` for the root.
-    pub path: String,
-    /// The container id the path carries (docker, containerd, CRI-O,
-    /// podman), shortened to 12 hex digits as `docker ps` shows it.
-    pub container: Option<String>,
-    /// The Kubernetes pod UID the path carries.
-    pub pod: Option<String>,
-}
+pub use crate::model::types::{container_of, Cgroup, OwnerTable};
 
 /// What a scan of `/proc` met, for the tests and the curious.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,13 +30,11 @@ pub struct ScanStats {
 
 #[derive(Default)]
 pub struct OwnerSource {
-    /// socket inode -> processes holding it (sorted, deduplicated)
-    by_inode: HashMap<u32, Vec<u32>>,
+    /// What is known so far: the caches the model reads.
+    table: OwnerTable,
     /// inodes a scan looked for and no process held (in flight, or held by
     /// the kernel): not looked for again while they live
     unheld: HashSet<u32>,
-    comm: HashMap<u32, String>,
-    cgroups: HashMap<u64, Arc<Cgroup>>,
     /// cgroup ids a walk did not find (removed since)
     unknown_cgroups: HashSet<u64>,
     /// The cgroup2 mount point; None on a host without one.
@@ -63,56 +50,26 @@ impl OwnerSource {
         }
     }
 
-    /// A source that already knows its answers, for the model's tests:
-    /// (socket inode, holders), (pid, comm), (cgroup id, path).
-    #[cfg(test)]
-    pub fn known(
-        holders: &[(u32, &[u32])],
-        comms: &[(u32, &str)],
-        cgroups: &[(u64, &str)],
-    ) -> OwnerSource {
-        OwnerSource {
-            by_inode: holders.iter().map(|(i, p)| (*i, p.to_vec())).collect(),
-            comm: comms.iter().map(|(p, c)| (*p, c.to_string())).collect(),
-            cgroups: cgroups
-                .iter()
-                .map(|(id, path)| {
-                    let (container, pod) = container_of(path);
-                    (
-                        *id,
-                        Arc::new(Cgroup {
-                            id: *id,
-                            path: path.to_string(),
-                            container,
-                            pod,
-                        }),
-                    )
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
-
-    /// Where cgroup v2 is mounted, if anywhere.
-    pub fn cgroup_root(&self) -> Option<&Path> {
-        self.root.as_deref()
+    /// What the source knows after its last refresh.
+    pub fn table(&self) -> &OwnerTable {
+        &self.table
     }
 
     /// Brings the caches up to date for one pass: forgets sockets that are
     /// gone, scans `/proc` if some socket is not placed yet, walks the
     /// cgroup tree if some cgroup id is new.
     pub fn refresh(&mut self, inodes: &HashSet<u32>, cgroup_ids: &HashSet<u64>) {
-        self.by_inode.retain(|i, _| inodes.contains(i));
+        self.table.by_inode.retain(|i, _| inodes.contains(i));
         self.unheld.retain(|i| inodes.contains(i));
         let missing = inodes
             .iter()
-            .any(|i| *i != 0 && !self.by_inode.contains_key(i) && !self.unheld.contains(i));
+            .any(|i| *i != 0 && !self.table.by_inode.contains_key(i) && !self.unheld.contains(i));
         if missing {
             self.scan_proc(inodes);
         }
-        let new_cgroup = cgroup_ids
-            .iter()
-            .any(|c| *c != 0 && !self.cgroups.contains_key(c) && !self.unknown_cgroups.contains(c));
+        let new_cgroup = cgroup_ids.iter().any(|c| {
+            *c != 0 && !self.table.cgroups.contains_key(c) && !self.unknown_cgroups.contains(c)
+        });
         if new_cgroup {
             self.walk_cgroups(cgroup_ids);
         }
@@ -120,15 +77,11 @@ impl OwnerSource {
 
     /// The processes holding socket `inode`, lowest pid first.
     pub fn holders(&self, inode: u32) -> &[u32] {
-        self.by_inode.get(&inode).map_or(&[], |v| v.as_slice())
+        self.table.holders(inode)
     }
 
     pub fn comm(&self, pid: u32) -> &str {
-        self.comm.get(&pid).map_or("?", |s| s.as_str())
-    }
-
-    pub fn cgroup(&self, id: u64) -> Option<Arc<Cgroup>> {
-        self.cgroups.get(&id).cloned()
+        self.table.comm(pid)
     }
 
     /// The cgroup's `memory.stat` `sock` (bytes): what the memory
@@ -137,7 +90,7 @@ impl OwnerSource {
     /// `cgroup.memory=nosocket`).
     pub fn memcg_sock(&self, id: u64) -> Option<u64> {
         let root = self.root.as_ref()?;
-        let cg = self.cgroups.get(&id)?;
+        let cg = self.table.cgroups.get(&id)?;
         let stat = std::fs::read_to_string(
             root.join(cg.path.trim_start_matches('/'))
                 .join("memory.stat"),
@@ -197,7 +150,7 @@ impl OwnerSource {
             }
             if holds {
                 live.insert(pid);
-                if let std::collections::hash_map::Entry::Vacant(e) = self.comm.entry(pid) {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.table.comm.entry(pid) {
                     match read_comm(&ent.path()) {
                         Some(c) => {
                             e.insert(c);
@@ -213,14 +166,14 @@ impl OwnerSource {
         }
         // pids are reused: a name is kept only while its process holds
         // something.
-        self.comm.retain(|p, _| live.contains(p));
+        self.table.comm.retain(|p, _| live.contains(p));
         for (inode, mut pids) in found {
             pids.sort_unstable();
             pids.dedup();
-            self.by_inode.insert(inode, pids);
+            self.table.by_inode.insert(inode, pids);
         }
         for i in wanted {
-            if *i != 0 && !self.by_inode.contains_key(i) {
+            if *i != 0 && !self.table.by_inode.contains_key(i) {
                 self.unheld.insert(*i);
             }
         }
@@ -234,14 +187,14 @@ impl OwnerSource {
         let mut found = Vec::new();
         walk(
             &root,
-            |id| !self.cgroups.contains_key(&id),
+            |id| !self.table.cgroups.contains_key(&id),
             |c| found.push(c),
         );
         for c in found {
-            self.cgroups.insert(c.id, c);
+            self.table.cgroups.insert(c.id, c);
         }
         for c in wanted {
-            if *c != 0 && !self.cgroups.contains_key(c) {
+            if *c != 0 && !self.table.cgroups.contains_key(c) {
                 self.unknown_cgroups.insert(*c);
             }
         }
@@ -297,13 +250,7 @@ fn walk(root: &Path, new: impl Fn(u64) -> bool, mut found: impl FnMut(Arc<Cgroup
         if new(id) {
             let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
             let path = format!("/{}", rel.to_string_lossy());
-            let (container, pod) = container_of(&path);
-            found(Arc::new(Cgroup {
-                id,
-                path,
-                container,
-                pod,
-            }));
+            found(Arc::new(Cgroup::at(id, path)));
         }
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
@@ -362,73 +309,9 @@ pub fn cgroup2_mount() -> Option<PathBuf> {
     })
 }
 
-fn is_hex_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The container id and pod UID a cgroup path carries, for the layouts of
-/// the systemd and cgroupfs drivers of docker, containerd, CRI-O, podman
-/// and the kubelet:
-/// `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<UID>.slice/cri-containerd-<ID>.scope`,
-/// `/kubepods/burstable/pod<UID>/<ID>`, `/system.slice/docker-<ID>.scope`,
-/// `/docker/<ID>`, `/machine.slice/libpod-<ID>.scope`.
-pub fn container_of(path: &str) -> (Option<String>, Option<String>) {
-    let mut container = None;
-    let mut pod = None;
-    for seg in path.split('/') {
-        let base = seg
-            .strip_suffix(".scope")
-            .or_else(|| seg.strip_suffix(".slice"))
-            .unwrap_or(seg);
-        let id = base.rsplit_once('-').map_or(base, |(_, id)| id);
-        if is_hex_id(id) {
-            container = Some(id[..12].to_string());
-        }
-        if let Some(at) = base.rfind("pod") {
-            let uid = base[at + 3..].replace('_', "-");
-            let looks_like_uid = uid.len() == 36
-                && uid.bytes().filter(|b| *b == b'-').count() == 4
-                && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-            if looks_like_uid {
-                pod = Some(uid);
-            }
-        }
-    }
-    (container, pod)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn container_and_pod_ids_from_paths() {
-        let id = "4f1c0c2b3f5a9d0e8b7c6a5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f";
-        let uid = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
-        let sd = format!(
-            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
-            uid.replace('-', "_")
-        );
-        assert_eq!(
-            container_of(&sd),
-            (Some(id[..12].to_string()), Some(uid.to_string()))
-        );
-        let fs = format!("/kubepods/burstable/pod{uid}/{id}");
-        assert_eq!(
-            container_of(&fs),
-            (Some(id[..12].to_string()), Some(uid.to_string()))
-        );
-        for p in [
-            format!("/system.slice/docker-{id}.scope"),
-            format!("/docker/{id}"),
-            format!("/machine.slice/libpod-{id}.scope"),
-            format!("/system.slice/crio-{id}.scope"),
-        ] {
-            assert_eq!(container_of(&p), (Some(id[..12].to_string()), None), "{p}");
-        }
-        assert_eq!(container_of("/system.slice/haproxy.service"), (None, None));
-        assert_eq!(container_of("/"), (None, None));
-    }
 
     #[test]
     fn socket_links() {

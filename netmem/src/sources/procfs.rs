@@ -3,37 +3,8 @@
 //! sockstat6).
 
 use anyhow::{anyhow, Context as _, Result};
-use serde::Serialize;
 
-/// Global TCP memory context, once per interval and per snapshot.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Context {
-    /// net.ipv4.tcp_mem: min, pressure, max (pages); global, so read from
-    /// the initial namespace when netmem runs in another one
-    pub tcp_mem_pages: Option<[u64; 3]>,
-    /// TCP memory the kernel has charged (pages), sockstat's `mem`
-    pub memory_allocated_pages: u64,
-    /// The kernel's orphan count (sockstat `orphan`): global, and read
-    /// before the census, so under churn it may be below the groups' sum.
-    pub orphans: u64,
-    /// The census' orphans: every group's of the same pass (sock_diag,
-    /// before any filter), so never below the sum of the groups shown.
-    /// None where no census ran.
-    pub orphans_census: Option<u64>,
-    pub max_orphans: Option<u64>,
-    /// IPv4 TCP sockets in use (sockstat `TCP: inuse`), per namespace
-    pub sockets_inuse: u64,
-    /// IPv6 TCP sockets in use (sockstat6 `TCP6: inuse`), per namespace
-    pub tcp6_inuse: u64,
-    pub tw: u64,
-    pub page_size: u64,
-    /// UDP sockets in use, IPv4 and IPv6 (sockstat `UDP`, sockstat6 `UDP6`)
-    pub udp_inuse: u64,
-    /// UDP memory the kernel has charged (pages), sockstat's `UDP: mem`
-    pub udp_memory_allocated_pages: u64,
-    /// net.ipv4.udp_mem: min, pressure, max (pages); global
-    pub udp_mem_pages: Option<[u64; 3]>,
-}
+pub use crate::model::types::Context;
 
 impl Context {
     /// Usage of `netns` (sockstat's inuse and tw are per namespace) and the

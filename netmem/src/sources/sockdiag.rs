@@ -23,41 +23,7 @@ use super::netlink;
 const INET_DIAG_CGROUP_ID: u16 = 21;
 use super::netns::Netns;
 
-/// One socket as sock_diag reports it. Memory figures are those of `ss -m`
-/// (r, t, f, w, d) and are zero where the kernel sent none (TIME_WAIT,
-/// NEW_SYN_RECV).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SockRecord {
-    pub family: u8,
-    /// IPPROTO_TCP or IPPROTO_UDP
-    pub protocol: u8,
-    /// A full socket: the kernel sent its SK_MEMINFO. TIME_WAIT and
-    /// NEW_SYN_RECV mini-sockets have none, and a TIME_WAIT socket in its
-    /// FIN_WAIT2 substate is reported as FIN_WAIT2, so this tells them apart.
-    pub full: bool,
-    pub state: u8,
-    pub local: IpAddr,
-    pub lport: u16,
-    pub remote: IpAddr,
-    pub rport: u16,
-    pub inode: u32,
-    /// The kernel's socket cookie: stable identity across dumps.
-    pub cookie: u64,
-    pub rmem_alloc: u32,
-    pub rcvbuf: u32,
-    pub wmem_alloc: u32,
-    pub sndbuf: u32,
-    pub fwd_alloc: u32,
-    pub wmem_queued: u32,
-    pub drops: u32,
-    /// The cgroup v2 the socket was created in (INET_DIAG_CGROUP_ID,
-    /// Linux 5.8+): set at socket(), inherited by accepted sockets from
-    /// their listener, not moved when the process migrates. 0: not sent
-    /// (older kernel, or a TIME_WAIT / SYN_RECV mini-socket).
-    pub cgroup_id: u64,
-    /// The network namespace the socket was dumped from (its inode).
-    pub netns: u32,
-}
+pub use crate::model::types::SockRecord;
 
 /// Which TCP states a dump asks the kernel for (filtered kernel-side).
 #[derive(Clone, Copy, Debug)]
@@ -151,11 +117,6 @@ impl SockDiag {
 /// given states to `each`.
 pub fn dump_tcp(netns: &Netns, states: States, each: impl FnMut(&SockRecord)) -> Result<()> {
     SockDiag::open(netns)?.tcp(Families::BOTH, states, each)
-}
-
-/// Streams every UDP socket (IPv4 and IPv6) of `netns` to `each`.
-pub fn dump_udp(netns: &Netns, each: impl FnMut(&SockRecord)) -> Result<()> {
-    SockDiag::open(netns)?.udp(Families::BOTH, each)
 }
 
 /// The kernel has no sock_diag handler for this protocol (module not

@@ -17,6 +17,7 @@ use crate::hooks::HookStatus;
 use crate::model::{Event, Interval};
 use crate::output::json::{event_line, interval_lines};
 use crate::output::Sink;
+use crate::sources::gather::DrillDown;
 use crate::sources::netns::Netns;
 use crate::sources::sockdiag::SockRecord;
 use view::{Mode, SortKey, View};
@@ -84,6 +85,10 @@ fn ui_loop(
 ) -> Result<()> {
     let mut v = View::default();
     let mut sockets: Vec<SockRecord> = Vec::new();
+    // The drill-down dumps on its own thread; the view turns to the
+    // sockets (or toggles TIME_WAIT) once the answer asked for last comes.
+    let drill = DrillDown::start(netns.try_clone()?, all_netns)?;
+    let mut asked: Option<(String, bool)> = None;
     let mut dirty = true;
     loop {
         loop {
@@ -94,6 +99,19 @@ fn ui_loop(
                 }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        while let Some((g, time_wait, socks)) = drill.answer() {
+            if asked.as_ref() != Some(&(g.clone(), time_wait)) {
+                continue;
+            }
+            asked = None;
+            if matches!(v.mode, Mode::Table | Mode::Sockets(_)) {
+                v.time_wait = time_wait;
+                v.scroll = 0;
+                sockets = socks;
+                v.mode = Mode::Sockets(g);
+                dirty = true;
             }
         }
         if dirty {
@@ -142,11 +160,13 @@ fn ui_loop(
                 crate::shutdown::request();
                 return Ok(());
             }
-            (Mode::Sockets(_), KeyCode::Esc) => v.mode = Mode::Table,
+            (Mode::Sockets(_), KeyCode::Esc) => {
+                asked = None;
+                v.mode = Mode::Table;
+            }
             (Mode::Sockets(g), KeyCode::Char('t')) => {
-                v.time_wait = !v.time_wait;
-                v.scroll = 0;
-                sockets = sockets_of(netns, all_netns, g, v.time_wait);
+                drill.ask(g, !v.time_wait);
+                asked = Some((g.clone(), !v.time_wait));
             }
             (Mode::Sockets(_), KeyCode::Down | KeyCode::Char('j')) => {
                 v.scroll = (v.scroll + 1).min(sockets.len().saturating_sub(1));
@@ -164,9 +184,8 @@ fn ui_loop(
             (Mode::Table, KeyCode::Up | KeyCode::Char('k')) => v.move_selection(false),
             (Mode::Table, KeyCode::Enter) => {
                 if let Some(g) = v.selected_group() {
-                    v.scroll = 0;
-                    sockets = sockets_of(netns, all_netns, &g, v.time_wait);
-                    v.mode = Mode::Sockets(g);
+                    drill.ask(&g, v.time_wait);
+                    asked = Some((g, v.time_wait));
                 }
             }
             (Mode::Table, KeyCode::Char(c)) => {
@@ -178,12 +197,6 @@ fn ui_loop(
             _ => {}
         }
     }
-}
-
-/// The group's sockets as its row counts them (TIME_WAIT only when
-/// `time_wait`); none when the dump fails (the view stays up).
-fn sockets_of(netns: &Netns, all_netns: bool, group: &str, time_wait: bool) -> Vec<SockRecord> {
-    crate::model::group::sockets_of(netns, all_netns, group, time_wait).unwrap_or_default()
 }
 
 fn apply(v: &mut View, doctor: &mut State, m: Msg) {

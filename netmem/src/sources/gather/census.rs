@@ -182,7 +182,7 @@ impl Census {
     }
 
     /// One pass: sock_diag in each namespace (every state but TIME_WAIT,
-    /// unless asked; `sticky`: see [`Aggregator::collect`]), then the
+    /// unless asked; `sticky`: see [`super::collect`]), then the
     /// owners.
     /// Returns the ports with a listener in any namespace, and the
     /// primary namespace's context (read first: its sockstat says which
@@ -293,7 +293,7 @@ impl Census {
         let listening = match self.all.as_mut() {
             None => {
                 let present = procfs::presence(ctx, time_wait);
-                agg.collect_present(primary, others, sticky, present)?
+                super::collect_present(agg, primary, others, sticky, present)?
             }
             Some(all) => {
                 let found = all.discover()?;
@@ -326,7 +326,7 @@ impl Census {
                                     // would still walk the shared hash.
                                     let pass = Context::usage(ns).and_then(|u| {
                                         let p = procfs::presence(&u, time_wait);
-                                        part.collect_present(ns, others, sticky, p)
+                                        super::collect_present(&mut part, ns, others, sticky, p)
                                     });
                                     match pass {
                                         Ok(l) => listening.extend(l),
@@ -359,7 +359,18 @@ impl Census {
         if let Some(src) = self.owners.as_mut() {
             let mut sockets = agg.sockets.take().unwrap_or_default();
             sockets.retain(|(_, g)| self.filter.accepts(g));
-            let mut a = owner::attribute(&mut agg.groups, &sockets, src, self.by);
+            let inodes: HashSet<u32> = sockets.iter().map(|(r, _)| r.inode).collect();
+            let cgroup_ids: HashSet<u64> = sockets.iter().map(|(r, _)| r.cgroup_id).collect();
+            src.refresh(&inodes, &cgroup_ids);
+            let src = &*src;
+            let mut memcg_sock = |id| src.memcg_sock(id);
+            let mut a = owner::attribute(
+                &mut agg.groups,
+                &sockets,
+                src.table(),
+                &mut memcg_sock,
+                self.by,
+            );
             a.filter = self.filter.clone();
             agg.attribution = Some(a);
         }

@@ -1,0 +1,217 @@
+//! The plain records the sources read and the model's rules work on: a
+//! socket as sock_diag reports it, a cgroup, the kernel's global context,
+//! and what is known of who holds which socket. Data only: filling them is
+//! the sources' job (`sources::sockdiag`, `sources::procfs`,
+//! `sources::owners`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// One socket as sock_diag reports it. Memory figures are those of `ss -m`
+/// (r, t, f, w, d) and are zero where the kernel sent none (TIME_WAIT,
+/// NEW_SYN_RECV).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SockRecord {
+    pub family: u8,
+    /// IPPROTO_TCP or IPPROTO_UDP
+    pub protocol: u8,
+    /// A full socket: the kernel sent its SK_MEMINFO. TIME_WAIT and
+    /// NEW_SYN_RECV mini-sockets have none, and a TIME_WAIT socket in its
+    /// FIN_WAIT2 substate is reported as FIN_WAIT2, so this tells them apart.
+    pub full: bool,
+    pub state: u8,
+    pub local: IpAddr,
+    pub lport: u16,
+    pub remote: IpAddr,
+    pub rport: u16,
+    pub inode: u32,
+    /// The kernel's socket cookie: stable identity across dumps.
+    pub cookie: u64,
+    pub rmem_alloc: u32,
+    pub rcvbuf: u32,
+    pub wmem_alloc: u32,
+    pub sndbuf: u32,
+    pub fwd_alloc: u32,
+    pub wmem_queued: u32,
+    pub drops: u32,
+    /// The cgroup v2 the socket was created in (INET_DIAG_CGROUP_ID,
+    /// Linux 5.8+): set at socket(), inherited by accepted sockets from
+    /// their listener, not moved when the process migrates. 0: not sent
+    /// (older kernel, or a TIME_WAIT / SYN_RECV mini-socket).
+    pub cgroup_id: u64,
+    /// The network namespace the socket was dumped from (its inode).
+    pub netns: u32,
+}
+
+/// One cgroup v2, named by its path under the cgroup2 mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cgroup {
+    pub id: u64,
+    /// `/system.slice/haproxy.service`; `/` for the root.
+    pub path: String,
+    /// The container id the path carries (docker, containerd, CRI-O,
+    /// podman), shortened to 12 hex digits as `docker ps` shows it.
+    pub container: Option<String>,
+    /// The Kubernetes pod UID the path carries.
+    pub pod: Option<String>,
+}
+
+/// Global TCP memory context, once per interval and per snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Context {
+    /// net.ipv4.tcp_mem: min, pressure, max (pages); global, so read from
+    /// the initial namespace when netmem runs in another one
+    pub tcp_mem_pages: Option<[u64; 3]>,
+    /// TCP memory the kernel has charged (pages), sockstat's `mem`
+    pub memory_allocated_pages: u64,
+    /// The kernel's orphan count (sockstat `orphan`): global, and read
+    /// before the census, so under churn it may be below the groups' sum.
+    pub orphans: u64,
+    /// The census' orphans: every group's of the same pass (sock_diag,
+    /// before any filter), so never below the sum of the groups shown.
+    /// None where no census ran.
+    pub orphans_census: Option<u64>,
+    pub max_orphans: Option<u64>,
+    /// IPv4 TCP sockets in use (sockstat `TCP: inuse`), per namespace
+    pub sockets_inuse: u64,
+    /// IPv6 TCP sockets in use (sockstat6 `TCP6: inuse`), per namespace
+    pub tcp6_inuse: u64,
+    pub tw: u64,
+    pub page_size: u64,
+    /// UDP sockets in use, IPv4 and IPv6 (sockstat `UDP`, sockstat6 `UDP6`)
+    pub udp_inuse: u64,
+    /// UDP memory the kernel has charged (pages), sockstat's `UDP: mem`
+    pub udp_memory_allocated_pages: u64,
+    /// net.ipv4.udp_mem: min, pressure, max (pages); global
+    pub udp_mem_pages: Option<[u64; 3]>,
+}
+
+/// What the sources know of who holds which socket: socket inode to the
+/// processes with a descriptor on it, pid to its name, cgroup id to its
+/// path. Filled by `sources::owners::OwnerSource` (which keeps it between
+/// passes as a cache), read by the one owner rule in `model::owner`.
+#[derive(Clone, Debug, Default)]
+pub struct OwnerTable {
+    /// socket inode -> processes holding it (sorted, deduplicated)
+    pub by_inode: HashMap<u32, Vec<u32>>,
+    pub comm: HashMap<u32, String>,
+    pub cgroups: HashMap<u64, Arc<Cgroup>>,
+}
+
+impl OwnerTable {
+    /// A table that already knows its answers, for tests: (socket inode,
+    /// holders), (pid, comm), (cgroup id, path).
+    pub fn known(
+        holders: &[(u32, &[u32])],
+        comms: &[(u32, &str)],
+        cgroups: &[(u64, &str)],
+    ) -> OwnerTable {
+        OwnerTable {
+            by_inode: holders.iter().map(|(i, p)| (*i, p.to_vec())).collect(),
+            comm: comms.iter().map(|(p, c)| (*p, c.to_string())).collect(),
+            cgroups: cgroups
+                .iter()
+                .map(|(id, path)| (*id, Arc::new(Cgroup::at(*id, path.to_string()))))
+                .collect(),
+        }
+    }
+
+    /// The processes holding socket `inode`, lowest pid first.
+    pub fn holders(&self, inode: u32) -> &[u32] {
+        self.by_inode.get(&inode).map_or(&[], |v| v.as_slice())
+    }
+
+    pub fn comm(&self, pid: u32) -> &str {
+        self.comm.get(&pid).map_or("?", |s| s.as_str())
+    }
+
+    pub fn cgroup(&self, id: u64) -> Option<Arc<Cgroup>> {
+        self.cgroups.get(&id).cloned()
+    }
+}
+
+impl Cgroup {
+    /// The cgroup `id` at `path`, with the container and pod ids the path
+    /// carries.
+    pub fn at(id: u64, path: String) -> Cgroup {
+        let (container, pod) = container_of(&path);
+        Cgroup {
+            id,
+            path,
+            container,
+            pod,
+        }
+    }
+}
+
+fn is_hex_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The container id and pod UID a cgroup path carries, for the layouts of
+/// the systemd and cgroupfs drivers of docker, containerd, CRI-O, podman
+/// and the kubelet:
+/// `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<UID>.slice/cri-containerd-<ID>.scope`,
+/// `/kubepods/burstable/pod<UID>/<ID>`, `/system.slice/docker-<ID>.scope`,
+/// `/docker/<ID>`, `/machine.slice/libpod-<ID>.scope`.
+pub fn container_of(path: &str) -> (Option<String>, Option<String>) {
+    let mut container = None;
+    let mut pod = None;
+    for seg in path.split('/') {
+        let base = seg
+            .strip_suffix(".scope")
+            .or_else(|| seg.strip_suffix(".slice"))
+            .unwrap_or(seg);
+        let id = base.rsplit_once('-').map_or(base, |(_, id)| id);
+        if is_hex_id(id) {
+            container = Some(id[..12].to_string());
+        }
+        if let Some(at) = base.rfind("pod") {
+            let uid = base[at + 3..].replace('_', "-");
+            let looks_like_uid = uid.len() == 36
+                && uid.bytes().filter(|b| *b == b'-').count() == 4
+                && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+            if looks_like_uid {
+                pod = Some(uid);
+            }
+        }
+    }
+    (container, pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_and_pod_ids_from_paths() {
+        let id = "4f1c0c2b3f5a9d0e8b7c6a5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f";
+        let uid = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
+        let sd = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+            uid.replace('-', "_")
+        );
+        assert_eq!(
+            container_of(&sd),
+            (Some(id[..12].to_string()), Some(uid.to_string()))
+        );
+        let fs = format!("/kubepods/burstable/pod{uid}/{id}");
+        assert_eq!(
+            container_of(&fs),
+            (Some(id[..12].to_string()), Some(uid.to_string()))
+        );
+        for p in [
+            format!("/system.slice/docker-{id}.scope"),
+            format!("/docker/{id}"),
+            format!("/machine.slice/libpod-{id}.scope"),
+            format!("/system.slice/crio-{id}.scope"),
+        ] {
+            assert_eq!(container_of(&p), (Some(id[..12].to_string()), None), "{p}");
+        }
+        assert_eq!(container_of("/system.slice/haproxy.service"), (None, None));
+        assert_eq!(container_of("/"), (None, None));
+    }
+}
