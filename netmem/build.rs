@@ -1,7 +1,20 @@
 //! Builds netmem-ebpf for the BPF target and leaves the object in OUT_DIR,
 //! where `hooks/attach.rs` embeds it. As in aya-template, the eBPF crate is
 //! found through cargo's metadata rather than a path written here.
-use anyhow::{anyhow, Context as _};
+//!
+//! The nested cargo runs here rather than through aya-build because of its
+//! output: aya-build forwards every line of it as a `cargo:warning`, and
+//! cargo replays a build script's warnings on every later build, so each
+//! no-op `cargo build` printed the eBPF crate's stale "Compiling" lines.
+//! Here the nested cargo's chatter is shown only when it fails; the eBPF
+//! code's own compiler warnings are still forwarded.
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context as _};
+use cargo_metadata::diagnostic::DiagnosticLevel;
+use cargo_metadata::{Artifact, Message};
 
 fn main() -> anyhow::Result<()> {
     let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
@@ -19,6 +32,9 @@ fn main() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("netmem-ebpf's manifest has no parent directory"))?;
+    // The kernel programs are netmem-ebpf's binaries, which cargo does not
+    // track for us: rebuild when its sources change.
+    println!("cargo:rerun-if-changed={root_dir}");
     // The kernel programs compile netmem-common too: rebuild when it changes.
     let common = find("netmem-common")?;
     if let Some(dir) = common.manifest_path.parent() {
@@ -32,12 +48,111 @@ fn main() -> anyhow::Result<()> {
     }) {
         println!("cargo:rerun-if-changed={}", linker.display());
     }
-    aya_build::build_ebpf(
-        [aya_build::Package {
-            name: ebpf.name.as_str(),
-            root_dir: root_dir.as_str(),
-            ..Default::default()
-        }],
-        aya_build::Toolchain::default(),
-    )
+    build_ebpf(ebpf.name.as_str())
+}
+
+/// `cargo +nightly build` of `package`'s binaries for the BPF target of
+/// the host's byte order (`-Z build-std=core`: the BPF targets ship no
+/// core), each binary copied to OUT_DIR under its own name.
+fn build_ebpf(package: &str) -> anyhow::Result<()> {
+    let env = |key: &str| std::env::var(key).with_context(|| format!("{key} is not set"));
+    let out_dir = env("OUT_DIR")?;
+    let out_dir = Path::new(&out_dir);
+    let target = match env("CARGO_CFG_TARGET_ENDIAN")?.as_str() {
+        "little" => "bpfel-unknown-none",
+        "big" => "bpfeb-unknown-none",
+        other => bail!("no BPF target for endianness {other}"),
+    };
+    // aya-ebpf reads the architecture it is built for (pt_regs layouts)
+    // from this cfg; riscv64's variants share one.
+    let mut arch = env("CARGO_CFG_TARGET_ARCH")?;
+    if arch.starts_with("riscv64") {
+        arch = "riscv64".into();
+    }
+    let rustflags = [
+        format!("--cfg=bpf_target_arch=\"{arch}\""),
+        "-Cdebuginfo=2".into(),
+        // BTF in the object: the kernel's verifier and aya's relocations use it.
+        "-Clink-arg=--btf".into(),
+    ]
+    .join("\x1f");
+
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo", "build", "--package", package])
+        .args(["--bins", "--release", "--message-format=json"])
+        .args(["--target", target, "-Z", "build-std=core"])
+        // Apart from OUT_DIR's files: cargo would wait on its own lock.
+        .arg("--target-dir")
+        .arg(out_dir.join("aya-build/target").join(package))
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        // The outer build's compiler is not the nightly.
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?} (is rustup installed?)"))?;
+
+    // Cargo's progress goes to stderr: read it aside so neither pipe fills.
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let progress = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut binaries = Vec::new();
+    let mut diagnostics = Vec::new();
+    let mut lines = Vec::new();
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    for message in Message::parse_stream(stdout) {
+        match message.context("the nested cargo wrote invalid JSON")? {
+            Message::CompilerArtifact(Artifact {
+                executable: Some(exe),
+                target,
+                ..
+            }) => binaries.push((target.name, exe)),
+            Message::CompilerMessage(m) => diagnostics.push(m.message),
+            Message::TextLine(line) => lines.push(line),
+            _ => {}
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for {cmd:?}"))?;
+    let progress = progress.join().unwrap_or_default();
+
+    if !status.success() {
+        // Cargo shows a failed build script's stderr: the compiler's
+        // messages first, then cargo's own lines ("could not compile").
+        for d in &diagnostics {
+            eprint!("{}", d.rendered.as_deref().unwrap_or(&d.message));
+        }
+        for line in &lines {
+            eprintln!("{line}");
+        }
+        eprint!("{progress}");
+        bail!("building {package} for {target} failed: {cmd:?}: {status}");
+    }
+    // Only the eBPF code's own warnings deserve a line on every build.
+    for d in diagnostics
+        .iter()
+        .filter(|d| d.level == DiagnosticLevel::Warning)
+    {
+        for line in d
+            .rendered
+            .as_deref()
+            .unwrap_or(&d.message)
+            .trim_end()
+            .lines()
+        {
+            println!("cargo:warning={line}");
+        }
+    }
+    for (name, exe) in binaries {
+        let to = out_dir.join(&name);
+        std::fs::copy(&exe, &to)
+            .with_context(|| format!("cannot copy {exe} to {}", to.display()))?;
+    }
+    Ok(())
 }

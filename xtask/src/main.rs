@@ -1,5 +1,6 @@
 //! Project tasks: `setup` bootstraps the eBPF toolchain on a fresh machine,
-//! `run` sets up and runs netmem, `test` sets up and runs every test.
+//! `run` sets up and runs netmem, `test` sets up the test stack too and runs
+//! every test. Running netmem never installs what only the tests use.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,14 +21,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what building and running netmem needs (idempotent).
-    Setup,
+    /// Install what building and running netmem needs (idempotent): a C
+    /// toolchain, the nightly's rust-src, bpf-linker.
+    Setup {
+        /// Also install what the tests and developer tasks run (HAProxy,
+        /// QEMU, Prometheus, Chromium, bpftrace, tmux...), as `test` does.
+        #[arg(long)]
+        test: bool,
+    },
     /// Setup, build, then run netmem with these arguments (default: trace).
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Setup, build, then run the unit and integration tests (as root), a
+    /// Setup with the test stack, build, then run the unit and integration
+    /// tests (as root), a
     /// 2-minute soak, then the scenarios on every Debian kernel in QEMU
     /// (`vm-test --kernel all`).
     Test {
@@ -84,9 +92,10 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Setup => setup(),
+        Cmd::Setup { test: false } => setup(),
+        Cmd::Setup { test: true } => setup_test(),
         Cmd::Run { args } => setup().and_then(|_| run(args)),
-        Cmd::Test { no_vm } => setup()
+        Cmd::Test { no_vm } => setup_test()
             .and_then(|_| test())
             .and_then(|_| tool("netmem-soak", vec!["--minutes".into(), "2".into()]))
             .and_then(|_| {
@@ -96,13 +105,13 @@ fn main() {
                     vm::vm_test("all", "fentry,kprobe,nobtf")
                 }
             }),
-        Cmd::Soak { minutes } => {
-            setup().and_then(|_| tool("netmem-soak", vec!["--minutes".into(), minutes.to_string()]))
-        }
+        Cmd::Soak { minutes } => setup_test()
+            .and_then(|_| tool("netmem-soak", vec!["--minutes".into(), minutes.to_string()])),
+        // cargo-fuzz needs only the nightly and a C++ compiler.
         Cmd::Fuzz { secs, targets } => setup().and_then(|_| fuzz(secs, targets)),
-        Cmd::Rig { args } => setup().and_then(|_| tool("netmem-rig", args)),
-        Cmd::Bench { args } => setup().and_then(|_| tool("netmem-bench", args)),
-        Cmd::VmTest { kernel, tiers } => setup().and_then(|_| vm::vm_test(&kernel, &tiers)),
+        Cmd::Rig { args } => setup_test().and_then(|_| tool("netmem-rig", args)),
+        Cmd::Bench { args } => setup_test().and_then(|_| tool("netmem-bench", args)),
+        Cmd::VmTest { kernel, tiers } => setup_test().and_then(|_| vm::vm_test(&kernel, &tiers)),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");
@@ -149,15 +158,20 @@ pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-/// Debian packages the tests and tasks run: iproute2 (ip netns, ss),
-/// util-linux (setpriv, mount), build-essential (bpf-linker's build links
-/// with the C toolchain), haproxy (the rig and its test), qemu-system-x86,
+/// Debian packages building and running netmem need: a C toolchain
+/// (bpf-linker's build links with it, zstd-sys compiles zstd's C library,
+/// libfuzzer-sys its C++). Nothing else: netmem itself runs no program.
+const BUILD_PACKAGES: &[&str] = &["build-essential"];
+
+/// Debian packages only the tests and developer tasks run, installed by
+/// `test`, `setup --test` and the tasks, never by `run`: iproute2 (ip
+/// netns, ss), util-linux (setpriv, mount), haproxy (the rig and its test),
+/// qemu-system-x86,
 /// cpio, xz-utils and zstd (the QEMU guests of vm-test: initramfs and
 /// compressed modules), bpftrace (the bench's peer arm).
 const SYSTEM_PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux",
-    "build-essential",
     "haproxy",
     "qemu-system-x86",
     "cpio",
@@ -175,10 +189,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "tmux",
 ];
 
-/// Installs the missing [`SYSTEM_PACKAGES`] with apt (update first). Says
+/// Installs the missing ones of `packages` with apt (update first). Says
 /// what to do by hand where that cannot work (not root, not Debian).
-fn setup_system_packages() -> Result<()> {
-    let missing: Vec<&str> = SYSTEM_PACKAGES
+fn setup_system_packages(what: &str, packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| {
@@ -187,7 +201,7 @@ fn setup_system_packages() -> Result<()> {
         })
         .collect();
     if missing.is_empty() {
-        eprintln!("xtask: system packages present");
+        eprintln!("xtask: {what} packages present");
         return Ok(());
     }
     if which("apt-get").is_none() {
@@ -215,8 +229,16 @@ fn setup_system_packages() -> Result<()> {
     .with_context(|| format!("apt-get install {} failed", missing.join(" ")))
 }
 
+/// What `test` and the developer tasks need: [`setup`], then the test
+/// stack's packages.
+fn setup_test() -> Result<()> {
+    setup()?;
+    setup_system_packages("test", SYSTEM_PACKAGES)
+}
+
+/// What building and running netmem need, and nothing the tests use.
 fn setup() -> Result<()> {
-    setup_system_packages()?;
+    setup_system_packages("build", BUILD_PACKAGES)?;
     // Nightly with rust-src: the eBPF crate is built with -Z build-std=core.
     // An installed nightly is kept as it is (no silent update): bpf-linker
     // is built against whichever LLVM it ships.
