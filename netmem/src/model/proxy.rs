@@ -19,7 +19,7 @@ use super::group::{ip_from, GroupRow};
 use super::Filter;
 
 mod tune;
-pub use tune::{SideTune, Tune};
+pub use tune::{knob_of, Knob, Meaning, SideTune, Tune};
 
 /// Which side of the proxy a group's sockets are on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,7 +126,7 @@ impl GroupProxy {
             frontends,
             servers,
             summed: false,
-            bufsize: tune.bufsize,
+            bufsize: tune.buffer(),
             tune: tune.side(side),
         }
     }
@@ -430,6 +430,17 @@ mod tests {
     use crate::model::group::group_name;
     use netmem_common::AF_INET;
 
+    const KNOBS: &[Knob] = &[
+        Knob {
+            name: "bufsize",
+            meaning: Meaning::ProxyBuffer,
+        },
+        Knob {
+            name: "rcvbuf.server",
+            meaning: Meaning::Rcvbuf(Side::Server),
+        },
+    ];
+
     fn view() -> ProxyView {
         let s = |b: &str, n: &str, a: &str| Server {
             backend: b.into(),
@@ -456,14 +467,12 @@ mod tests {
                     s("app", "app2", "10.0.3.18:9001"),
                     s("static", "st1", "10.0.3.18:9001"),
                 ],
-                tune: Tune {
-                    bufsize: Some(16384),
-                    server: SideTune {
-                        rcvbuf: Some(262144),
-                        sndbuf: None,
-                        known: true,
-                    },
-                    ..Default::default()
+                tune: {
+                    let mut t = Tune::new(KNOBS);
+                    t.set(Meaning::ProxyBuffer, Some(16384));
+                    t.set(Meaning::Rcvbuf(Side::Server), Some(262144));
+                    t.set_known(Side::Server, true);
+                    t
                 },
                 ..Default::default()
             }),

@@ -269,14 +269,16 @@ pub fn proxy_object(ts: &str, v: &ProxyView) -> Value {
             .collect();
         o.insert("frontends".into(), Value::Array(frontends));
         o.insert("backends".into(), Value::Array(backends));
+        use crate::model::proxy::Side;
         let t = &m.tune;
+        let (c, s) = (t.side(Side::Client), t.side(Side::Server));
         o.insert(
             "tune".into(),
             json!({
-                "bufsize": t.bufsize,
-                "rcvbuf_client": t.client.rcvbuf, "sndbuf_client": t.client.sndbuf,
-                "rcvbuf_server": t.server.rcvbuf, "sndbuf_server": t.server.sndbuf,
-                "from_configuration": t.server.known,
+                "bufsize": t.buffer(),
+                "rcvbuf_client": c.rcvbuf, "sndbuf_client": c.sndbuf,
+                "rcvbuf_server": s.rcvbuf, "sndbuf_server": s.sndbuf,
+                "from_configuration": s.known,
             }),
         );
         o.insert("origin".into(), json!(m.origin));

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::api::Api;
-use crate::model::proxy::{Listener, ProxyMap, Server};
+use super::KNOBS;
+use crate::model::proxy::{Listener, ProxyMap, Server, Side, Tune};
 use crate::sources::proxy::trust::{self, Owner, Refused};
 
 /// All the files of one configuration together, at most (a 100,000-server
@@ -320,8 +321,9 @@ enum Section {
 /// Reads a configuration (every `-f` file concatenated, in order).
 pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
     let mut c = Config::default();
-    c.map.tune.client.known = true;
-    c.map.tune.server.known = true;
+    c.map.tune = Tune::new(KNOBS);
+    c.map.tune.set_known(Side::Client, true);
+    c.map.tune.set_known(Side::Server, true);
     let mut section = Section::Other;
     let mut templates = 0;
     let mut named = Vec::new();
@@ -384,11 +386,9 @@ pub fn parse_config(text: &str, env: Option<&Env>) -> Config {
             _ => {}
         }
         match (&section, k) {
-            (Section::Global, "tune.bufsize") => c.map.tune.bufsize = size(arg(1)),
-            (Section::Global, "tune.rcvbuf.client") => c.map.tune.client.rcvbuf = size(arg(1)),
-            (Section::Global, "tune.sndbuf.client") => c.map.tune.client.sndbuf = size(arg(1)),
-            (Section::Global, "tune.rcvbuf.server") => c.map.tune.server.rcvbuf = size(arg(1)),
-            (Section::Global, "tune.sndbuf.server") => c.map.tune.server.sndbuf = size(arg(1)),
+            (Section::Global, k) if KNOBS.iter().any(|n| n.name == k) => {
+                c.map.tune.set_named(k, size(arg(1)));
+            }
             (Section::Global, "stats") if arg(1) == "socket" => {
                 let a = arg(2);
                 let path = a.strip_prefix("unix@").unwrap_or(a);

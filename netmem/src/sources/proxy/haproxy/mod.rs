@@ -26,7 +26,7 @@ use anyhow::{bail, Result};
 
 use super::trust::{self, Owner, Refused};
 use super::{Proxy, Reading};
-use crate::model::proxy::{Listener, Server};
+use crate::model::proxy::{Knob, Listener, Meaning, ProxyMap, Server, Side, Tune};
 
 mod answers;
 mod api;
@@ -41,6 +41,31 @@ pub use api::{Api, Reach};
 pub use config::Config;
 use config::{parse_config, read_configuration, Env, FileSig};
 pub use detect::{detect, Detection};
+
+/// HAProxy's buffer settings, as its `global` section names them. The
+/// configuration parser reads these keywords, and the doctor advises them.
+pub const KNOBS: &[Knob] = &[
+    Knob {
+        name: "tune.bufsize",
+        meaning: Meaning::ProxyBuffer,
+    },
+    Knob {
+        name: "tune.rcvbuf.client",
+        meaning: Meaning::Rcvbuf(Side::Client),
+    },
+    Knob {
+        name: "tune.sndbuf.client",
+        meaning: Meaning::Sndbuf(Side::Client),
+    },
+    Knob {
+        name: "tune.rcvbuf.server",
+        meaning: Meaning::Rcvbuf(Side::Server),
+    },
+    Knob {
+        name: "tune.sndbuf.server",
+        meaning: Meaning::Sndbuf(Side::Server),
+    },
+];
 
 /// `/proc/PID/cmdline` and `/proc/PID/environ`, at most.
 pub(super) const PROC_MAX_BYTES: u64 = 1 << 20;
@@ -374,7 +399,13 @@ impl Proxy for HaProxy {
                 problems,
             };
         }
-        let mut map = config.as_ref().map(|c| c.map.clone()).unwrap_or_default();
+        let mut map = config
+            .as_ref()
+            .map(|c| c.map.clone())
+            .unwrap_or_else(|| ProxyMap {
+                tune: Tune::new(KNOBS),
+                ..Default::default()
+            });
         let mut origin = Vec::new();
         if config.is_some() {
             origin.push("tune: configuration".to_string());
@@ -393,7 +424,7 @@ impl Proxy for HaProxy {
                 origin.push(format!("frontends: runtime API {api} (show fd)"));
             }
             if bufsize.is_some() {
-                map.tune.bufsize = bufsize;
+                map.tune.set(Meaning::ProxyBuffer, bufsize);
             }
         }
         if config.is_some() && !origin.iter().any(|o| o.starts_with("servers:")) {

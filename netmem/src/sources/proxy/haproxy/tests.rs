@@ -84,20 +84,22 @@ fn configuration_binds_servers_routes_and_tunes() {
         vec!["fe_https"]
     );
     assert_eq!(c.map.backends["static"].len(), 1);
+    assert_eq!(c.map.tune, {
+        use crate::model::proxy::{Meaning, Side, Tune};
+        let mut t = Tune::new(KNOBS);
+        t.set(Meaning::ProxyBuffer, Some(32768));
+        t.set(Meaning::Sndbuf(Side::Client), Some(65536));
+        t.set(Meaning::Rcvbuf(Side::Server), Some(262144));
+        t.set_known(Side::Client, true);
+        t.set_known(Side::Server, true);
+        t
+    });
     assert_eq!(
-        c.map.tune,
-        crate::model::proxy::Tune {
-            bufsize: Some(32768),
-            client: crate::model::proxy::SideTune {
-                rcvbuf: None,
-                sndbuf: Some(65536),
-                known: true,
-            },
-            server: crate::model::proxy::SideTune {
-                rcvbuf: Some(262144),
-                sndbuf: None,
-                known: true,
-            },
+        c.map.tune.side(crate::model::proxy::Side::Client),
+        crate::model::proxy::SideTune {
+            rcvbuf: None,
+            sndbuf: Some(65536),
+            known: true,
         }
     );
     assert_eq!(
