@@ -54,10 +54,8 @@ pub fn group_proxy(v: &Value) -> Option<GroupProxy> {
     };
     let t = &v["proxy_tune"];
     Some(GroupProxy {
-        kind: match v["proxy"].as_str()? {
-            "haproxy" => "haproxy",
-            _ => "proxy",
-        },
+        kind: crate::sources::proxy::kinds::by_name(v["proxy"].as_str()?)
+            .map_or("proxy", |k| k.name),
         side,
         frontends: strings("proxy_frontends"),
         servers: strings("proxy_servers")

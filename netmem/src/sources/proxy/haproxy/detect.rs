@@ -4,16 +4,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{HaProxy, PROC_MAX_BYTES};
-use crate::sources::proxy::{trust, Proxy};
-
-/// What looking for running HAProxies found.
-#[derive(Default)]
-pub struct Detection {
-    pub proxies: Vec<Box<dyn Proxy>>,
-    /// Processes named `haproxy` that are not believed: (pid, start time,
-    /// why), said once per process by the caller.
-    pub refused: Vec<(u32, u64, String)>,
-}
+use crate::sources::proxy::{trust, Detection};
 
 /// Running HAProxies in the traced namespaces (`netns`, or every one with
 /// `all`), one per master: a worker whose parent is HAProxy is its

@@ -40,7 +40,7 @@ use api::{ask, API_RETRY, SHOW_FD, SHOW_INFO, SHOW_POOLS, SHOW_SERVERS_STATE};
 pub use api::{Api, Reach};
 pub use config::Config;
 use config::{parse_config, read_configuration, Env, FileSig};
-pub use detect::{detect, Detection};
+pub use detect::detect;
 
 /// HAProxy's buffer settings, as its `global` section names them. The
 /// configuration parser reads these keywords, and the doctor advises them.
