@@ -101,6 +101,13 @@ impl ProxySpec {
         self
     }
 
+    /// No proxy names the groups (every kind's flag `off`).
+    pub fn off() -> ProxySpec {
+        ProxySpec {
+            given: KINDS.iter().map(|k| (k.name, KindSpec::Off)).collect(),
+        }
+    }
+
     /// What kind `kind`'s flag says.
     pub fn of(&self, kind: &str) -> &KindSpec {
         const AUTO: &KindSpec = &KindSpec::Auto;
