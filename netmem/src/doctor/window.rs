@@ -50,10 +50,8 @@ pub fn group_proxy(p: &ProxyFields, kind: Option<&str>) -> Option<GroupProxy> {
     };
     let t = p.proxy_tune.clone().unwrap_or_default();
     Some(GroupProxy {
-        kind: match p.proxy.as_deref()? {
-            "haproxy" => "haproxy",
-            _ => "proxy",
-        },
+        kind: crate::sources::proxy::kinds::by_name(p.proxy.as_deref()?)
+            .map_or("proxy", |k| k.name),
         side,
         frontends: strings(&p.proxy_frontends),
         servers: strings(&p.proxy_servers)

@@ -18,6 +18,9 @@ use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_LISTEN, GROUP_PROXY_BACKEND};
 use super::group::{ip_from, GroupRow};
 use super::Filter;
 
+mod tune;
+pub use tune::{knob_of, Knob, Meaning, SideTune, Tune};
+
 /// Which side of the proxy a group's sockets are on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -32,47 +35,6 @@ impl Side {
         match self {
             Side::Client => "client",
             Side::Server => "server",
-        }
-    }
-}
-
-/// One side's socket buffer settings in bytes; None: not set, so the
-/// kernel autotunes the socket within tcp_rmem / tcp_wmem.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SideTune {
-    pub rcvbuf: Option<u64>,
-    pub sndbuf: Option<u64>,
-    /// Read from the configuration; false: not known (only the runtime
-    /// API was read, and it does not say), so None means nothing.
-    pub known: bool,
-}
-
-impl SideTune {
-    /// `64.0K`, `auto` (not set), or `?` (not known).
-    pub fn show(&self, v: Option<u64>) -> String {
-        match (self.known, v) {
-            (_, Some(b)) => crate::format::human_bytes(b),
-            (true, None) => "auto".into(),
-            (false, None) => "?".into(),
-        }
-    }
-}
-
-/// The proxy's own buffer settings (HAProxy: `tune.bufsize`,
-/// `tune.rcvbuf.client|server`, `tune.sndbuf.client|server`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tune {
-    /// The proxy's own buffer per stream direction (not kernel memory).
-    pub bufsize: Option<u64>,
-    pub client: SideTune,
-    pub server: SideTune,
-}
-
-impl Tune {
-    pub fn side(&self, s: Side) -> SideTune {
-        match s {
-            Side::Client => self.client,
-            Side::Server => self.server,
         }
     }
 }
@@ -164,7 +126,7 @@ impl GroupProxy {
             frontends,
             servers,
             summed: false,
-            bufsize: tune.bufsize,
+            bufsize: tune.buffer(),
             tune: tune.side(side),
         }
     }
@@ -468,6 +430,17 @@ mod tests {
     use crate::model::group::group_name;
     use netmem_common::AF_INET;
 
+    const KNOBS: &[Knob] = &[
+        Knob {
+            name: "bufsize",
+            meaning: Meaning::ProxyBuffer,
+        },
+        Knob {
+            name: "rcvbuf.server",
+            meaning: Meaning::Rcvbuf(Side::Server),
+        },
+    ];
+
     fn view() -> ProxyView {
         let s = |b: &str, n: &str, a: &str| Server {
             backend: b.into(),
@@ -494,14 +467,12 @@ mod tests {
                     s("app", "app2", "10.0.3.18:9001"),
                     s("static", "st1", "10.0.3.18:9001"),
                 ],
-                tune: Tune {
-                    bufsize: Some(16384),
-                    server: SideTune {
-                        rcvbuf: Some(262144),
-                        sndbuf: None,
-                        known: true,
-                    },
-                    ..Default::default()
+                tune: {
+                    let mut t = Tune::new(KNOBS);
+                    t.set(Meaning::ProxyBuffer, Some(16384));
+                    t.set(Meaning::Rcvbuf(Side::Server), Some(262144));
+                    t.set_known(Side::Server, true);
+                    t
                 },
                 ..Default::default()
             }),

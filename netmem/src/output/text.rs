@@ -262,18 +262,22 @@ pub fn proxy_text(v: &ProxyView) -> String {
     s += ": ";
     match &v.map {
         Some(m) => {
+            use crate::model::proxy::{Meaning, Side};
             let t = &m.tune;
+            let (c, sv) = (t.side(Side::Client), t.side(Side::Server));
+            // The proxy's own buffer, by its kind's name (`tune.bufsize`).
+            let buffer = t.knob(Meaning::ProxyBuffer).map_or("buffer", |k| k.name);
             let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
             s += &format!(
-                "{}, {}, {}; tune.bufsize {}, client rcvbuf {} sndbuf {}, server rcvbuf {} sndbuf {}\n",
+                "{}, {}, {}; {buffer} {}, client rcvbuf {} sndbuf {}, server rcvbuf {} sndbuf {}\n",
                 n(fe, "frontend"),
                 n(be, "backend"),
                 n(srv, "server"),
-                t.bufsize.map_or("?".to_string(), human_bytes),
-                t.client.show(t.client.rcvbuf),
-                t.client.show(t.client.sndbuf),
-                t.server.show(t.server.rcvbuf),
-                t.server.show(t.server.sndbuf)
+                t.buffer().map_or("?".to_string(), human_bytes),
+                c.show(c.rcvbuf),
+                c.show(c.sndbuf),
+                sv.show(sv.rcvbuf),
+                sv.show(sv.sndbuf)
             );
         }
         None => s += "not read, groups keep their plain names\n",

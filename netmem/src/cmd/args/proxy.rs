@@ -1,41 +1,80 @@
-//! The proxy flags: `--haproxy` today. A second proxy kind adds its flag
-//! here, beside it, and every command that names groups after a proxy
-//! (snapshot, doctor and the live ones, through `Owners`) takes it.
+//! The proxy flags: one per proxy kind (`--haproxy` today), declared from
+//! the kinds' registry (`sources/proxy/kinds.rs`), so a second kind's flag
+//! comes with its entry there, and every command that names groups after a
+//! proxy (snapshot, doctor and the live ones, through `Owners`) takes it.
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use crate::sources::proxy::ProxySpec;
+use crate::sources::proxy::kinds::{Kind, KINDS};
+use crate::sources::proxy::{KindSpec, ProxySpec};
 
-/// `--haproxy`.
-#[derive(Args, Clone)]
+/// `--haproxy`: every kind's flag, and what each was given.
+#[derive(Clone)]
 pub struct ProxyArg {
-    /// Name groups after HAProxy's frontends and backend/servers, read
-    /// from its stats socket (runtime API: a UNIX socket, or a TCP
-    /// ADDR:PORT reached inside the traced namespace), its configuration
-    /// (a file or a directory), or both (repeat the flag); `off` to name
-    /// none. By default a running haproxy in the traced namespace is found
-    /// through its command line (-f) and its configuration's `stats socket`.
-    #[arg(long, value_name = "SOCKET|ADDR:PORT|CONFIG|off", value_parser = parse_proxy_arg)]
-    haproxy: Vec<String>,
+    given: Vec<(&'static Kind, Vec<String>)>,
 }
 
-fn parse_proxy_arg(s: &str) -> Result<String, String> {
-    if s.trim().is_empty() {
-        return Err(
-            "give a stats socket (a path or ADDR:PORT), a configuration file or directory, or `off`"
-                .into(),
-        );
+/// A kind's flag as clap declares it.
+fn flag(k: &'static Kind) -> Arg {
+    let empty = k.flag.empty;
+    Arg::new(k.flag.long)
+        .long(k.flag.long)
+        .value_name(k.flag.value_name)
+        .help(k.flag.help)
+        .action(ArgAction::Append)
+        .value_parser(move |s: &str| -> Result<String, String> {
+            if s.trim().is_empty() {
+                return Err(empty.into());
+            }
+            Ok(s.to_string())
+        })
+}
+
+impl clap::FromArgMatches for ProxyArg {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let given = KINDS
+            .iter()
+            .map(|k| {
+                let v = m
+                    .get_many::<String>(k.flag.long)
+                    .map(|v| v.cloned().collect())
+                    .unwrap_or_default();
+                (k, v)
+            })
+            .collect();
+        Ok(ProxyArg { given })
     }
-    Ok(s.to_string())
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for ProxyArg {
+    fn augment_args(cmd: Command) -> Command {
+        KINDS.iter().fold(cmd, |c, k| c.arg(flag(k)))
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
 }
 
 impl ProxyArg {
     /// Which proxies name the groups.
     pub fn spec(&self) -> Result<ProxySpec> {
-        if self.haproxy.len() > 1 && self.haproxy.iter().any(|h| h == "off" || h == "auto") {
-            anyhow::bail!("--haproxy off (or auto) cannot be combined with paths");
+        let mut spec = ProxySpec::default();
+        for (k, v) in &self.given {
+            if v.len() > 1 && v.iter().any(|h| h == "off" || h == "auto") {
+                anyhow::bail!(
+                    "--{} off (or auto) cannot be combined with paths",
+                    k.flag.long
+                );
+            }
+            spec = spec.with(k.name, KindSpec::from_args(v));
         }
-        Ok(ProxySpec::from_args(&self.haproxy))
+        Ok(spec)
     }
 }

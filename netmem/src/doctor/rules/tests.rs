@@ -515,3 +515,64 @@ fn memory_charged_elsewhere_says_where_to_look() {
     let text = format!("{:?}", diagnose(&s));
     assert!(!text.contains("charged outside"), "{text}");
 }
+
+#[test]
+fn proxy_advice_is_worded_in_the_kinds_terms() {
+    // Every wording of the advice, exactly as HAProxy's was written before
+    // the kinds became a registry.
+    use super::proxy::group_hint;
+    let mut s = state(
+        host("45984 61312 91968", 16384, GIB),
+        30000,
+        0,
+        &[
+            ("listen:80", 2, 1 << 20, 0, 0),
+            ("backend:10.0.0.9:80", 2, 1 << 20, 0, 0),
+        ],
+    );
+    s.window.feed_json(json!({
+        "type": "group", "group": "backend:10.0.3.17:9001", "kind": "backend",
+        "sockets": 1000, "orphans": 0, "orphan_bytes": 0,
+        "rmem_bytes": 1000u64 * 300_000, "wmem_queued_bytes": 0, "fwd_alloc_bytes": 0,
+        "proxy": "haproxy", "proxy_side": "server", "proxy_backend": "app",
+        "proxy_server": "app3", "proxy_servers": ["app/app3"],
+        "proxy_tune": {"bufsize": 32768, "rcvbuf": null, "sndbuf": null},
+    }));
+    s.window.feed_json(json!({
+        "type": "group", "group": "listen:8443", "kind": "listen",
+        "sockets": 10, "orphans": 0, "orphan_bytes": 0,
+        "rmem_bytes": 0, "wmem_queued_bytes": 1 << 20, "fwd_alloc_bytes": 0,
+        "proxy": "haproxy", "proxy_side": "client", "proxy_frontends": ["fe_https"],
+        "proxy_tune": {"bufsize": null, "rcvbuf": null, "sndbuf": null, "from_configuration": false},
+    }));
+    let w = &s.window;
+    assert_eq!(
+        group_hint(w, "backend:10.0.3.17:9001", Some(376_700)),
+        "its server-side sockets: HAProxy `tune.rcvbuf.server 376700` in the global section (now unset: the kernel grows each socket up to tcp_rmem's maximum; tune.bufsize 32.0K)"
+    );
+    // Never below the proxy's own buffer.
+    assert_eq!(
+        group_hint(w, "backend:10.0.3.17:9001", Some(1000)),
+        "its server-side sockets: HAProxy `tune.rcvbuf.server 32768` in the global section (now unset: the kernel grows each socket up to tcp_rmem's maximum; tune.bufsize 32.0K)"
+    );
+    assert_eq!(
+        group_hint(w, "backend:10.0.3.17:9001", None),
+        "its server-side sockets with HAProxy's tune.rcvbuf.server (now unset: the kernel grows each socket up to tcp_rmem's maximum; tune.bufsize 32.0K)"
+    );
+    assert_eq!(
+        group_hint(w, "listen:8443", None),
+        "its client-side sockets with HAProxy's tune.sndbuf.client (now not known: netmem read only HAProxy's runtime API, not its configuration; tune.bufsize 16.0K)"
+    );
+    assert_eq!(
+        group_hint(w, "listen:80", None),
+        "its accepted connections' buffers (a proxy's client side: HAProxy tune.sndbuf.client / tune.rcvbuf.client)"
+    );
+    assert_eq!(
+        group_hint(w, "backend:10.0.0.9:80", None),
+        "its outgoing connections' buffers (a proxy's server side: HAProxy tune.rcvbuf.server / tune.sndbuf.server)"
+    );
+    assert_eq!(
+        group_hint(w, "process:haproxy", None),
+        "its sockets' buffers, on both sides (group by port to see which side holds them)"
+    );
+}

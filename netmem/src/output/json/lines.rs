@@ -204,13 +204,17 @@ pub fn proxy_line(ts: &str, v: &ProxyView) -> ProxyLine {
                 .collect(),
         );
         let t = &m.tune;
+        let (c, s) = (
+            t.side(crate::model::proxy::Side::Client),
+            t.side(crate::model::proxy::Side::Server),
+        );
         o.tune = Some(contract::ProxyTune {
-            bufsize: t.bufsize,
-            rcvbuf_client: t.client.rcvbuf,
-            sndbuf_client: t.client.sndbuf,
-            rcvbuf_server: t.server.rcvbuf,
-            sndbuf_server: t.server.sndbuf,
-            from_configuration: Some(t.server.known),
+            bufsize: t.buffer(),
+            rcvbuf_client: c.rcvbuf,
+            sndbuf_client: c.sndbuf,
+            rcvbuf_server: s.rcvbuf,
+            sndbuf_server: s.sndbuf,
+            from_configuration: Some(s.known),
         });
         o.origin = Some(m.origin.clone());
         o.notes = Some(m.notes.clone());

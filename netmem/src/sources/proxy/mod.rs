@@ -1,8 +1,8 @@
 //! Proxies in front of the sockets: what they call their listeners and
 //! servers, read from the proxy itself. One small interface, [`Proxy`];
-//! HAProxy is its one implementation today (`haproxy.rs`). Another proxy
-//! (nginx `upstream` blocks, Envoy's admin `/clusters`) is one more
-//! implementation and one more arm in [`Proxies::new`].
+//! HAProxy is its one implementation today (`haproxy/`). The kinds are a
+//! registry (`kinds.rs`): another proxy (nginx `upstream` blocks, Envoy's
+//! admin `/clusters`) is one more implementation and one more entry there.
 //!
 //! A running proxy names itself, so one found running is believed, and
 //! read for, only as `trust.rs` allows: its executable must be the real
@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 use crate::model::proxy::{ProxyMap, ProxyView};
 
 pub mod haproxy;
+pub mod kinds;
 pub mod trust;
+
+use kinds::{Kind, KINDS};
 
 /// What one read of a proxy gave: its names (None when nothing could be
 /// read) and what went wrong, each said in full.
@@ -49,28 +52,69 @@ pub trait Proxy: Send {
     }
 }
 
-/// `--haproxy`: find it (default), read these paths, or neither.
+/// What looking for running proxies of one kind found.
+#[derive(Default)]
+pub struct Detection {
+    pub proxies: Vec<Box<dyn Proxy>>,
+    /// Processes named as the kind that are not believed: (pid, start
+    /// time, why), said once per process by the caller.
+    pub refused: Vec<(u32, u64, String)>,
+}
+
+/// One kind's flag (`--haproxy`): find it (default), read these paths, or
+/// neither.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum ProxySpec {
-    /// A running `haproxy` in a traced namespace, through its command line
-    /// (`-f` configuration, then its `stats socket`).
+pub enum KindSpec {
+    /// A running one in a traced namespace (HAProxy: through its command
+    /// line's `-f` configuration, then its `stats socket`).
     #[default]
     Auto,
     /// `--haproxy off`.
     Off,
-    /// `--haproxy PATH` (repeatable): a stats socket, a configuration
-    /// file or a directory of them; all of one HAProxy.
+    /// `--haproxy PATH` (repeatable): HAProxy's stats socket, a
+    /// configuration file or a directory of them; all of one proxy.
     Paths(Vec<PathBuf>),
 }
 
-impl ProxySpec {
-    pub fn from_args(args: &[String]) -> ProxySpec {
+impl KindSpec {
+    pub fn from_args(args: &[String]) -> KindSpec {
         match args {
-            [] => ProxySpec::Auto,
-            [one] if one == "off" => ProxySpec::Off,
-            [one] if one == "auto" => ProxySpec::Auto,
-            paths => ProxySpec::Paths(paths.iter().map(PathBuf::from).collect()),
+            [] => KindSpec::Auto,
+            [one] if one == "off" => KindSpec::Off,
+            [one] if one == "auto" => KindSpec::Auto,
+            paths => KindSpec::Paths(paths.iter().map(PathBuf::from).collect()),
         }
+    }
+}
+
+/// Every kind's flag; a kind not given is looked for ([`KindSpec::Auto`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxySpec {
+    given: Vec<(&'static str, KindSpec)>,
+}
+
+impl ProxySpec {
+    /// With kind `kind`'s flag saying `spec`.
+    pub fn with(mut self, kind: &'static str, spec: KindSpec) -> ProxySpec {
+        self.given.retain(|(k, _)| *k != kind);
+        self.given.push((kind, spec));
+        self
+    }
+
+    /// No proxy names the groups (every kind's flag `off`).
+    pub fn off() -> ProxySpec {
+        ProxySpec {
+            given: KINDS.iter().map(|k| (k.name, KindSpec::Off)).collect(),
+        }
+    }
+
+    /// What kind `kind`'s flag says.
+    pub fn of(&self, kind: &str) -> &KindSpec {
+        const AUTO: &KindSpec = &KindSpec::Auto;
+        self.given
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(AUTO, |(_, s)| s)
     }
 }
 
@@ -92,9 +136,9 @@ pub struct Proxies {
     detected_at: Option<Instant>,
     generation: u64,
     reads: Reads,
-    /// Processes named haproxy refused at the last detection (pid, start
-    /// time): each is said once.
-    refused: std::collections::HashSet<(u32, u64)>,
+    /// Processes refused at the last detection of their kind (kind, pid,
+    /// start time): each is said once.
+    refused: std::collections::HashSet<(&'static str, u32, u64)>,
 }
 
 /// How often the proxies are read, and who says what went wrong.
@@ -134,30 +178,44 @@ impl Proxies {
             all,
             reads,
         };
-        if let ProxySpec::Paths(paths) = &p.spec {
-            p.sources.push(Box::new(haproxy::HaProxy::explicit(
-                paths,
-                primary,
-                p.enter.clone(),
-                reads != Reads::Live,
-            )));
+        for k in KINDS {
+            if let KindSpec::Paths(paths) = p.spec.of(k.name) {
+                let s = (k.explicit)(paths, primary, p.enter.clone(), reads != Reads::Live);
+                p.sources.push(s);
+            }
         }
         p
     }
 
-    /// Looks for running proxies again when due (auto-detection only).
+    /// The kinds looked for (their flag not given, or `auto`).
+    fn auto(&self, kind: &str) -> bool {
+        *self.spec.of(kind) == KindSpec::Auto
+    }
+
+    /// Looks for running proxies again when due (the kinds looked for
+    /// only; a kind read from its flag's paths keeps its reader).
     fn detect(&mut self) {
-        if self.spec != ProxySpec::Auto || self.detected_at.is_some_and(|t| t.elapsed() < REDETECT)
+        if !KINDS.iter().any(|k| self.auto(k.name))
+            || self.detected_at.is_some_and(|t| t.elapsed() < REDETECT)
         {
             return;
         }
         self.detected_at = Some(Instant::now());
-        let found = haproxy::detect(self.primary, self.all);
-        for line in self.newly_refused(found.refused) {
-            log::warn!("{line}");
+        let mut proxies = Vec::new();
+        let looked_for: Vec<&'static Kind> = KINDS.iter().filter(|k| self.auto(k.name)).collect();
+        for k in looked_for {
+            let found = (k.detect)(self.primary, self.all);
+            for line in self.newly_refused(k, found.refused) {
+                log::warn!("{line}");
+            }
+            proxies.extend(found.proxies);
         }
-        let mut kept: Vec<Box<dyn Proxy>> = Vec::new();
-        for f in found.proxies {
+        // Kinds read from their flag's paths keep their readers.
+        let (mut kept, looked_for): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sources)
+            .into_iter()
+            .partition(|s| !self.auto(s.kind()));
+        self.sources = looked_for;
+        for f in proxies {
             match self.sources.iter().position(|s| s.same(f.as_ref())) {
                 Some(i) => kept.push(self.sources.swap_remove(i)),
                 None => {
@@ -179,11 +237,11 @@ impl Proxies {
     /// What to say of the processes refused at this detection: each once
     /// (while it runs), the first few in full and the rest of a burst
     /// counted, so a user starting many fake proxies cannot flood the log.
-    fn newly_refused(&mut self, refused: Vec<(u32, u64, String)>) -> Vec<String> {
+    fn newly_refused(&mut self, kind: &Kind, refused: Vec<(u32, u64, String)>) -> Vec<String> {
         const SAID_IN_FULL: usize = 5;
         let mut new = refused
             .iter()
-            .filter(|(pid, start, _)| !self.refused.contains(&(*pid, *start)));
+            .filter(|(pid, start, _)| !self.refused.contains(&(kind.name, *pid, *start)));
         let mut said: Vec<String> = new
             .by_ref()
             .take(SAID_IN_FULL)
@@ -192,16 +250,20 @@ impl Proxies {
         let rest: Vec<String> = new.map(|(pid, _, _)| pid.to_string()).collect();
         if !rest.is_empty() {
             said.push(format!(
-                "{} more processes named haproxy not trusted (pids {}{}): their executables are not HAProxy as root installed it",
+                "{} more processes named {} not trusted (pids {}{}): their executables are not {} as root installed it",
                 rest.len(),
+                kind.name,
                 rest.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
-                if rest.len() > 10 { ", ..." } else { "" }
+                if rest.len() > 10 { ", ..." } else { "" },
+                kind.display
             ));
         }
-        self.refused = refused
-            .iter()
-            .map(|(pid, start, _)| (*pid, *start))
-            .collect();
+        self.refused.retain(|(k, _, _)| *k != kind.name);
+        self.refused.extend(
+            refused
+                .iter()
+                .map(|(pid, start, _)| (kind.name, *pid, *start)),
+        );
         said
     }
 
@@ -260,7 +322,8 @@ mod tests {
 
     #[test]
     fn a_refused_process_is_said_once_and_a_burst_is_counted() {
-        let mut p = Proxies::new(ProxySpec::Auto, 1, None, false, Reads::Live);
+        let mut p = Proxies::new(ProxySpec::default(), 1, None, false, Reads::Live);
+        let haproxy = kinds::by_name("haproxy").unwrap();
         let fake = |pid: u32| {
             (
                 pid,
@@ -269,22 +332,24 @@ mod tests {
             )
         };
         assert_eq!(
-            p.newly_refused(vec![fake(7)]),
+            p.newly_refused(haproxy, vec![fake(7)]),
             vec!["haproxy pid 7: not trusted"]
         );
         // Still running at the next detection: not said again.
-        assert!(p.newly_refused(vec![fake(7)]).is_empty());
+        assert!(p.newly_refused(haproxy, vec![fake(7)]).is_empty());
         // The same pid, another process (start time): said.
         let again = (7, 999, "haproxy pid 7: not trusted".to_string());
-        assert_eq!(p.newly_refused(vec![again]).len(), 1);
+        assert_eq!(p.newly_refused(haproxy, vec![again]).len(), 1);
         // Twenty at once: five in full, one line for the rest.
-        let said = p.newly_refused((10..30).map(fake).collect());
+        let said = p.newly_refused(haproxy, (10..30).map(fake).collect());
         assert_eq!(said.len(), 6, "{said:?}");
         assert!(
             said[5].starts_with("15 more processes named haproxy not trusted (pids 15, 16,"),
             "{}",
             said[5]
         );
-        assert!(p.newly_refused((10..30).map(fake).collect()).is_empty());
+        assert!(p
+            .newly_refused(haproxy, (10..30).map(fake).collect())
+            .is_empty());
     }
 }

@@ -69,7 +69,7 @@ pub(crate) fn pipeline_run(
         event_limit,
         max_tier: netmem::hooks::Tier::Fentry,
         census_budget: netmem::sources::census::Budget::EveryPass,
-        proxy: netmem::sources::proxy::ProxySpec::Off,
+        proxy: netmem::sources::proxy::ProxySpec::off(),
     };
     let producer_time = Arc::new(AtomicU64::new(0));
     let pt = producer_time.clone();

@@ -1,0 +1,75 @@
+//! The proxy kinds netmem reads, one entry each: how a running one is
+//! found, how the paths given with its flag are read, its flag, and the
+//! buffer settings (knobs) it names, with what each means. The flags
+//! (`cmd/args/proxy.rs`), [`super::Proxies`], the doctor's advice and the
+//! outputs take what is kind-specific from here; a second kind is a second
+//! entry and its reader (ARCHITECTURE.md, "Where a new piece goes").
+
+use std::path::PathBuf;
+
+use super::{haproxy, Detection, Proxy};
+use crate::model::proxy::{knob_of, Knob, Meaning};
+
+/// One proxy kind.
+pub struct Kind {
+    /// `haproxy`: the kind's name in views, JSON (`proxy`), metrics and logs.
+    pub name: &'static str,
+    /// `HAProxy`: as people write it, in advice.
+    pub display: &'static str,
+    /// Its flag on the command line.
+    pub flag: Flag,
+    /// Its buffer settings, by the names it reads them under.
+    pub knobs: &'static [Knob],
+    /// Where its knobs are set, for advice: `in the global section`.
+    pub knobs_where: &'static str,
+    /// Running proxies of this kind in the traced namespace (`netns`), or
+    /// in every one (`all`).
+    pub detect: fn(netns: u32, all: bool) -> Detection,
+    /// A reader of the paths given with its flag, naming the sockets of
+    /// `netns` (entered through `enter` where the kind needs it); `once`:
+    /// read a single time (see [`super::Proxies::new`]).
+    pub explicit: Explicit,
+}
+
+/// A kind's reader of its flag's paths: (paths, netns, enter, once).
+pub type Explicit = fn(&[PathBuf], u32, Option<PathBuf>, bool) -> Box<dyn Proxy>;
+
+/// A kind's flag: `--NAME VALUE...` (repeatable), `off`, or `auto`.
+pub struct Flag {
+    /// `haproxy` (`--haproxy`).
+    pub long: &'static str,
+    pub value_name: &'static str,
+    pub help: &'static str,
+    /// Said when a value is empty.
+    pub empty: &'static str,
+}
+
+impl Kind {
+    /// Its knob of meaning `m`: `tune.rcvbuf.server`.
+    pub fn knob(&self, m: Meaning) -> Option<&'static str> {
+        knob_of(self.knobs, m).map(|k| k.name)
+    }
+}
+
+/// Every kind, in the order they are looked for.
+pub static KINDS: &[Kind] = &[Kind {
+    name: "haproxy",
+    display: "HAProxy",
+    flag: Flag {
+        long: "haproxy",
+        value_name: "SOCKET|ADDR:PORT|CONFIG|off",
+        help: "Name groups after HAProxy's frontends and backend/servers, read from its stats socket (runtime API: a UNIX socket, or a TCP ADDR:PORT reached inside the traced namespace), its configuration (a file or a directory), or both (repeat the flag); `off` to name none. By default a running haproxy in the traced namespace is found through its command line (-f) and its configuration's `stats socket`",
+        empty: "give a stats socket (a path or ADDR:PORT), a configuration file or directory, or `off`",
+    },
+    knobs: haproxy::KNOBS,
+    knobs_where: "in the global section",
+    detect: haproxy::detect,
+    explicit: |paths, netns, enter, once| {
+        Box::new(haproxy::HaProxy::explicit(paths, netns, enter, once))
+    },
+}];
+
+/// The kind called `name` (a view's or a recording's `proxy`).
+pub fn by_name(name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.name == name)
+}
