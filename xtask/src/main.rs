@@ -7,6 +7,8 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod deb;
+mod dist;
 mod vm;
 
 /// bpf-linker release whose LLVM matches the nightly's (see shared toolchain notes).
@@ -70,6 +72,14 @@ enum Cmd {
         /// Only these targets (default: all).
         targets: Vec<String>,
     },
+    /// Build what an operator installs into target/dist/: static musl
+    /// binaries (x86_64, aarch64), man pages, completions, the .deb
+    /// (checked by lintian) and an OCI image archive.
+    Dist {
+        /// Skip the aarch64 cross build.
+        #[arg(long)]
+        no_aarch64: bool,
+    },
     /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels in QEMU and run the
     /// hook scenarios in each, with the guest's own sysctls.
     VmTest {
@@ -87,6 +97,7 @@ fn main() {
         Cmd::Setup => setup(),
         Cmd::Run { args } => setup().and_then(|_| run(args)),
         Cmd::Test { no_vm } => setup()
+            .and_then(|_| dist::dist(&dist::Options { aarch64: true }))
             .and_then(|_| test())
             .and_then(|_| tool("netmem-soak", vec!["--minutes".into(), "2".into()]))
             .and_then(|_| {
@@ -102,6 +113,11 @@ fn main() {
         Cmd::Fuzz { secs, targets } => setup().and_then(|_| fuzz(secs, targets)),
         Cmd::Rig { args } => setup().and_then(|_| tool("netmem-rig", args)),
         Cmd::Bench { args } => setup().and_then(|_| tool("netmem-bench", args)),
+        Cmd::Dist { no_aarch64 } => setup().and_then(|_| {
+            dist::dist(&dist::Options {
+                aarch64: !no_aarch64,
+            })
+        }),
         Cmd::VmTest { kernel, tiers } => setup().and_then(|_| vm::vm_test(&kernel, &tiers)),
     };
     if let Err(e) = r {
@@ -180,6 +196,7 @@ const SYSTEM_PACKAGES: &[&str] = &[
 fn setup_system_packages() -> Result<()> {
     let missing: Vec<&str> = SYSTEM_PACKAGES
         .iter()
+        .chain(dist::PACKAGES)
         .copied()
         .filter(|p| {
             !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
