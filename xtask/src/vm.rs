@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::{cargo, output, sh};
+use crate::{output, sh};
 
 /// Debian release per kernel line: bullseye 5.10, bookworm 6.1, trixie 6.12.
 pub const KERNELS: &[(&str, &str)] = &[
@@ -26,7 +26,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("6.12", "trixie"),
 ];
 
-const MUSL: &str = "x86_64-unknown-linux-musl";
+const MUSL: &str = crate::dist::X86_64;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
 
 fn cache_dir() -> Result<PathBuf> {
@@ -297,23 +297,23 @@ fn copy_with_libs(bin: &Path, root: &Path, dest: &str) -> Result<()> {
     Ok(())
 }
 
+/// The guests run the very binary `cargo xtask dist` ships (static,
+/// stripped, target/dist/netmem-x86_64-linux-musl) beside the guest runner,
+/// built with the same stamp; both are gathered in one directory.
 fn build_static() -> Result<PathBuf> {
-    sh(Command::new("rustup").args(["target", "add", MUSL]))?;
-    sh(&mut cargo(&[
-        "build",
-        "--release",
-        "--target",
+    let netmem = crate::dist::x86_64_binary()?;
+    sh(&mut crate::dist::release_build(
         MUSL,
-        "-p",
-        "netmem",
-        "-p",
-        "netmem-tests",
-        "--bin",
-        "netmem",
-        "--bin",
-        "netmem-guest",
-    ]))?;
-    Ok(crate::target_dir().join(MUSL).join("release"))
+        &["-p", "netmem-tests", "--bin", "netmem-guest"],
+    )?)?;
+    let dir = crate::target_dir().join("vm-test/bin");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(&netmem, dir.join("netmem"))?;
+    std::fs::copy(
+        crate::target_dir().join(MUSL).join("release/netmem-guest"),
+        dir.join("netmem-guest"),
+    )?;
+    Ok(dir)
 }
 
 fn initramfs(work: &Path, bins: &Path, k: &KernelFiles) -> Result<PathBuf> {
