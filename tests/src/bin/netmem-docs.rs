@@ -20,7 +20,7 @@ fn man_pages(dir: &Path, version: Option<String>) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut cmd = netmem::cli::command();
     if let Some(v) = version {
-        cmd = cmd.version(v);
+        cmd = cmd.version(leak(v));
     }
     let version = cmd.get_version().unwrap_or_default().to_string();
     let mut page = |c: clap::Command, file: &str| -> Result<()> {
@@ -33,12 +33,18 @@ fn man_pages(dir: &Path, version: Option<String>) -> Result<()> {
         // A page of its own reads as `netmem trace`, versioned like netmem(1).
         let c = sub
             .clone()
-            .name(name.clone())
+            .name(leak(name.clone()))
             .bin_name(format!("netmem {}", sub.get_name()))
-            .version(version.clone());
+            .version(leak(version.clone()));
         page(c, &format!("{name}.1"))?;
     }
     page(cmd, "netmem.1")
+}
+
+/// clap (without its `string` feature) takes names as `&'static str`;
+/// this process lives only to write the pages.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
 }
 
 fn completions(dir: &Path) -> Result<()> {
