@@ -23,7 +23,7 @@ fn man_pages(dir: &Path, version: Option<String>) -> Result<()> {
         cmd = cmd.version(leak(v));
     }
     let version = cmd.get_version().unwrap_or_default().to_string();
-    let mut page = |c: clap::Command, file: &str| -> Result<()> {
+    let page = |c: clap::Command, file: &str| -> Result<()> {
         let mut buf = Vec::new();
         clap_mangen::Man::new(c).render(&mut buf)?;
         std::fs::write(dir.join(file), buf).with_context(|| format!("write {file}"))
