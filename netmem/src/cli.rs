@@ -10,7 +10,7 @@ use crate::cmd;
 /// Live socket memory attribution: which listening port or backend holds the
 /// kernel's socket memory, and which limit fired.
 #[derive(Parser)]
-#[command(name = "netmem", version)]
+#[command(name = "netmem", version = env!("NETMEM_LONG_VERSION"))]
 pub struct Cli {
     /// Log loader diagnostics to stderr (RUST_LOG syntax also works).
     #[arg(short, long, global = true)]

@@ -8,6 +8,8 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod deb;
+mod dist;
 mod vm;
 
 /// bpf-linker release whose LLVM matches the nightly's (see shared toolchain notes).
@@ -78,6 +80,14 @@ enum Cmd {
         /// Only these targets (default: all).
         targets: Vec<String>,
     },
+    /// Build what an operator installs into target/dist/: static musl
+    /// binaries (x86_64, aarch64), man pages, completions, the .deb
+    /// (checked by lintian) and an OCI image archive.
+    Dist {
+        /// Skip the aarch64 cross build.
+        #[arg(long)]
+        no_aarch64: bool,
+    },
     /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels in QEMU and run the
     /// hook scenarios in each, with the guest's own sysctls.
     VmTest {
@@ -111,6 +121,11 @@ fn main() {
         Cmd::Fuzz { secs, targets } => setup().and_then(|_| fuzz(secs, targets)),
         Cmd::Rig { args } => setup_test().and_then(|_| tool("netmem-rig", args)),
         Cmd::Bench { args } => setup_test().and_then(|_| tool("netmem-bench", args)),
+        Cmd::Dist { no_aarch64 } => setup_test().and_then(|_| {
+            dist::dist(&dist::Options {
+                aarch64: !no_aarch64,
+            })
+        }),
         Cmd::VmTest { kernel, tiers } => setup_test().and_then(|_| vm::vm_test(&kernel, &tiers)),
     };
     if let Err(e) = r {
@@ -194,6 +209,7 @@ const SYSTEM_PACKAGES: &[&str] = &[
 fn setup_system_packages(what: &str, packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
+        .chain(dist::PACKAGES)
         .copied()
         .filter(|p| {
             !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
