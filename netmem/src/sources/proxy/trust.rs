@@ -239,13 +239,14 @@ fn become_owner(o: &Owner) -> Result<()> {
     Ok(())
 }
 
-/// Why a process named `haproxy` is not believed, or None when it is: its
-/// executable (the file it runs, opened through /proc/PID/exe) must be a
-/// regular file named `haproxy*`, owned by root, that neither its group nor
+/// Why a process named `haproxy` (`name`) is not believed, or None when it
+/// is: its executable (the file it runs, opened through /proc/PID/exe)
+/// must be a regular file named `haproxy*` (`name*`), owned by root, that neither its group nor
 /// others may write, in directories (as the process sees them) owned by
 /// root that neither group nor others may write. An unprivileged user
 /// cannot make such a file; a real HAProxy installed by a package is one.
-pub fn check_executable(pid: u32) -> Option<String> {
+/// `display` is the proxy as people write it (`HAProxy`), for the refusal.
+pub fn check_executable(pid: u32, name: &str, display: &str) -> Option<String> {
     let link = format!("/proc/{pid}/exe");
     let path = match std::fs::read_link(&link) {
         Ok(p) => p,
@@ -280,9 +281,9 @@ pub fn check_executable(pid: u32) -> Option<String> {
     }
     if !named
         .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("haproxy"))
+        .is_some_and(|n| n.to_string_lossy().starts_with(name))
     {
-        return Some(format!("its executable {exe} is not HAProxy"));
+        return Some(format!("its executable {exe} is not {display}"));
     }
     let root = PathBuf::from(format!("/proc/{pid}/root"));
     for dir in named.ancestors().skip(1) {
@@ -372,7 +373,8 @@ mod tests {
     #[test]
     fn this_process_is_not_haproxy() {
         let me = std::process::id();
-        let why = check_executable(me).expect("the test binary is not HAProxy");
+        let why =
+            check_executable(me, "haproxy", "HAProxy").expect("the test binary is not HAProxy");
         assert!(why.contains("its executable"), "{why}");
         let o = Owner::of(me).unwrap();
         // SAFETY: geteuid has no preconditions.

@@ -44,7 +44,7 @@ pub fn detect(netns: u32, all: bool) -> Detection {
         let Some(started) = trust::stat_field(pid, trust::STAT_START) else {
             continue;
         };
-        if let Some(why) = trust::check_executable(pid) {
+        if let Some(why) = trust::check_executable(pid, "haproxy", "HAProxy") {
             found.refused.push((
                 pid,
                 started,
