@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::host::Host;
 use super::lax::{self, Pages};
-use crate::sources::host::Host;
 
 /// `"host"`: the machine, and what was traced.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 
 pub mod event;
 pub mod group;
+pub mod host;
 pub mod lax;
 pub mod lines;
 

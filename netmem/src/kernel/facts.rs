@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::btf::{BtfSource, KernelBtf, Resolved, VMLINUX_BTF};
 use super::kallsyms::Kallsyms;
+// Upward on purpose: the facts are "what this kernel offers each hook", so
+// they read the catalog's list of programs and symbols (plain data).
 use crate::hooks::catalog::{wanted_symbols, Kind, HOOKS};
 use crate::hooks::HookId;
 
