@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::addr::{parse_addr, Addr};
 use super::answers::is_listener_line;
-use super::config::{parse_addr, Addr};
 use crate::sources::proxy::trust::{self, Owner};
 
 /// The longest one runtime API exchange may take: the pass waits for it.

@@ -28,6 +28,7 @@ use super::trust::{self, Owner, Refused};
 use super::{Proxy, Reading};
 use crate::model::proxy::{Knob, Listener, Meaning, ProxyMap, Server, Side, Tune};
 
+mod addr;
 mod answers;
 mod api;
 mod config;
