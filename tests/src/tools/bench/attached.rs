@@ -151,9 +151,29 @@ impl Attached {
     }
 
     pub(crate) fn stop(mut self) -> Result<()> {
-        // SAFETY: signal to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let st = self.child.wait()?;
+        // bpftrace has been seen to miss a SIGINT on a loaded machine and
+        // sit in epoll_wait for good (a second one ended it): ask again
+        // every few seconds, and kill it after half a minute rather than
+        // hang the bench.
+        let pid = self.child.id() as i32;
+        let t0 = Instant::now();
+        let mut next_int = Duration::ZERO;
+        let st = loop {
+            if let Some(st) = self.child.try_wait()? {
+                break st;
+            }
+            if t0.elapsed() >= Duration::from_secs(30) {
+                // SAFETY: signal to our own child, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                break self.child.wait()?;
+            }
+            if t0.elapsed() >= next_int {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGINT) };
+                next_int += Duration::from_secs(5);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         ensure!(
             st.success() || st.code() == Some(0) || st.code().is_none(),
             "tracer exited with {st}"
