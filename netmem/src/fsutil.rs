@@ -113,6 +113,47 @@ pub fn create_new(path: &Path, force: bool) -> Result<File> {
     ))
 }
 
+/// Creates `path` new, mode 0600, for a file only root should read (a
+/// flight recorder's incident): `O_CREAT|O_EXCL|O_NOFOLLOW`, so nothing
+/// already there, a link least of all, is opened or replaced.
+pub fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// Gives the file at `from` the name `to` in the same directory without
+/// replacing anything at `to` (a link there is refused, never followed):
+/// a hard link, then the old name removed. Readers see no file or the
+/// whole one.
+pub fn publish(from: &Path, to: &Path) -> Result<()> {
+    std::fs::hard_link(from, to).with_context(|| format!("cannot name {}", to.display()))?;
+    std::fs::remove_file(from).with_context(|| format!("cannot remove {}", from.display()))
+}
+
+/// A directory only root uses (the flight recorder's): created 0700 if
+/// missing; refused if it is a link or not a directory.
+pub fn private_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_dir() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => Err(anyhow::anyhow!(
+            "{} is a symbolic link: give the directory itself",
+            path.display()
+        )),
+        Ok(_) => Err(anyhow::anyhow!("{} is not a directory", path.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(path)
+            .with_context(|| format!("cannot create {}", path.display())),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot look at {}", path.display()))),
+    }
+}
+
 /// Writes `bytes` to a new temp file with a random name in `path`'s
 /// directory (created `O_EXCL` with `mode`, less the umask) and renames it
 /// onto `path`: replacing whatever is there with `overwrite`, else failing
