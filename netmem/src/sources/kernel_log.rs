@@ -211,6 +211,28 @@ impl Kmsg {
     }
 }
 
+/// A /dev/kmsg record's syslog facility: its priority (`PRIO,...;`)
+/// over 8. The kernel's own lines have 0; a line a process writes to
+/// /dev/kmsg never does.
+pub fn record_facility(record: &str) -> Option<u32> {
+    let prio: u32 = record.split([',', ';']).next()?.trim().parse().ok()?;
+    Some(prio >> 3)
+}
+
+impl Kmsg {
+    /// Every record available now: its facility (None when the header is
+    /// unreadable) and which memory message it carries, if any.
+    pub fn read_classified(&mut self) -> Vec<(Option<u32>, Option<LogMessage>)> {
+        self.records()
+            .iter()
+            .map(|r| {
+                let m = record_message(r).and_then(classify_line);
+                (record_facility(r), m)
+            })
+            .collect()
+    }
+}
+
 /// A record's time (microseconds of the kernel's clock since boot) on the
 /// wall clock, as an ISO 8601 stamp: the kernel's clock does not count
 /// suspended time, like CLOCK_MONOTONIC, which gives the offset.
@@ -277,6 +299,9 @@ mod tests {
             classify_record(b"4,1234,5678,-;TCP: too many orphaned sockets\n"),
             Some(LogMessage::TooManyOrphans)
         );
+        assert_eq!(record_facility("4,1234,5678,-;x"), Some(0));
+        assert_eq!(record_facility("12,1,2,-;x"), Some(1));
+        assert_eq!(record_facility("x;y"), None);
         assert_eq!(
             classify_record(b"no separator too many orphaned sockets"),
             None
