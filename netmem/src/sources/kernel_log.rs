@@ -185,10 +185,12 @@ impl Kmsg {
         Ok(Kmsg { file })
     }
 
-    /// The messages of every record available now.
+    /// The messages of every record the kernel itself logged available
+    /// now (a line a process wrote to /dev/kmsg is not believed).
     pub fn read_available(&mut self) -> Vec<String> {
         self.records()
             .iter()
+            .filter(|r| from_kernel(r))
             .filter_map(|r| record_message(r).map(String::from))
             .collect()
     }
@@ -217,6 +219,12 @@ impl Kmsg {
 pub fn record_facility(record: &str) -> Option<u32> {
     let prio: u32 = record.split([',', ';']).next()?.trim().parse().ok()?;
     Some(prio >> 3)
+}
+
+/// Whether a /dev/kmsg record is the kernel's own: anything any root
+/// process writes there carries another facility, and is not believed.
+pub fn from_kernel(record: &str) -> bool {
+    record_facility(record) == Some(0)
 }
 
 impl Kmsg {
@@ -255,12 +263,14 @@ fn monotonic_us() -> u64 {
 }
 
 /// The whole kernel ring buffer as /dev/kmsg gives it, each message led by
-/// its time on the wall clock (see [`line_time`]).
+/// its time on the wall clock (see [`line_time`]); the kernel's own
+/// records only (see [`from_kernel`]).
 pub fn read_kmsg() -> Result<Vec<String>> {
     let records = Kmsg::open(false)?.records();
     let (now, mono) = (std::time::SystemTime::now(), monotonic_us());
     Ok(records
         .iter()
+        .filter(|r| from_kernel(r))
         .filter_map(|r| {
             let m = record_message(r)?;
             Some(match record_wall_time(r, now, mono) {
