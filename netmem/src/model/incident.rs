@@ -244,7 +244,12 @@ pub fn valid_id(id: &str) -> bool {
 /// always kept. `files`: (id, bytes), any order.
 pub fn to_remove(files: &[(String, u64)], max: usize, max_bytes: u64) -> Vec<String> {
     let mut sorted: Vec<&(String, u64)> = files.iter().collect();
-    sorted.sort();
+    // By the second, then `-N` in order (`-manual` before `-manual-2`
+    // before `-manual-10`).
+    sorted.sort_by(|a, b| {
+        let key = |id: &str| (id.get(..20).unwrap_or(id).to_string(), id.len());
+        key(&a.0).cmp(&key(&b.0)).then(a.0.cmp(&b.0))
+    });
     let mut total: u64 = sorted.iter().map(|f| f.1).sum();
     let mut count = sorted.len();
     let mut out = Vec::new();
