@@ -386,3 +386,6 @@ impl Sink for Tee<'_> {
         self.main.flush()
     }
 }
+
+#[cfg(test)]
+mod tests;
