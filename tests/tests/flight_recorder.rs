@@ -511,3 +511,16 @@ fn the_ring_holds_15_minutes_of_1000_groups_and_an_abort_names_its_incident() {
     assert_eq!(incidents.list().len(), files.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Without `--flight-recorder`, serve answers `/incidents` as any unknown
+/// path, and the metrics are those of before.
+#[test]
+fn without_a_recorder_nothing_changes() {
+    require_root();
+    let serve = Serve::start(&["--interval", "300ms"]);
+    assert_eq!(request(serve.addr, "GET", "/incidents").0, 404);
+    assert_eq!(request(serve.addr, "POST", "/incidents").0, 405);
+    assert!(!serve.metrics().contains("netmem_incidents_total"));
+    let (st, err) = serve.stop();
+    assert!(st.success(), "{err}");
+}

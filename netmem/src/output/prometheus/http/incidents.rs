@@ -21,11 +21,9 @@ use crate::output::incidents::{Request as Ask, SUFFIX};
 pub const MAX_DOWNLOAD: u64 = 256 * 1024 * 1024;
 
 pub(super) fn respond(req: &Request<Incoming>, ctx: &Ctx, loopback: bool) -> Response<Full<Bytes>> {
+    // Only asked with a recorder (see respond::authorized).
     let Some(incidents) = ctx.shared.incidents.get() else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "no flight recorder: start netmem serve with --flight-recorder DIR\n",
-        );
+        return text(StatusCode::NOT_FOUND, "not found: try /metrics\n");
     };
     let path = req.uri().path();
     let get = req.method() == Method::GET || req.method() == Method::HEAD;

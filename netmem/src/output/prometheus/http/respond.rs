@@ -44,7 +44,8 @@ pub(super) async fn authorized(
             }
         }
     }
-    if req.uri().path().starts_with("/incidents") {
+    // Without a flight recorder, /incidents is a path like any other.
+    if ctx.shared.incidents.get().is_some() && req.uri().path().starts_with("/incidents") {
         return super::incidents::respond(&req, ctx, loopback);
     }
     respond(&req, ctx)
