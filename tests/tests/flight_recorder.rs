@@ -213,6 +213,8 @@ fn manual_triggers_keep_the_minutes_before() {
     let second = lines_of(&files[1]);
     let t = second.iter().find(|l| l["type"] == "incident").unwrap();
     assert_eq!(t["detail"], "asked for by POST /incidents");
+    let first_ctx = second.iter().find(|l| l["type"] == "context").unwrap();
+    assert!(ts(t).duration_since(ts(first_ctx)).unwrap() >= Duration::from_secs(30));
 
     // The list, the download, the metrics.
     let list = incidents(serve.addr);

@@ -17,8 +17,29 @@ use super::Ctx;
 use crate::output::incidents::{Request as Ask, SUFFIX};
 
 /// An incident file larger than this is not served over HTTP (copy it
-/// from DIR): a download is read whole into memory.
-pub const MAX_DOWNLOAD: u64 = 256 * 1024 * 1024;
+/// from DIR): a download is read whole into memory, one at a time, so the
+/// packaged unit's MemoryMax holds (an incident at the default --ring-max
+/// is about 32M at most).
+pub const MAX_DOWNLOAD: u64 = 64 * 1024 * 1024;
+
+/// A download under way: the next waits (503, Retry-After).
+static DOWNLOADING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Clears [`DOWNLOADING`] however the download ends.
+struct OneAtATime;
+
+impl OneAtATime {
+    fn take() -> Option<OneAtATime> {
+        use std::sync::atomic::Ordering;
+        (!DOWNLOADING.swap(true, Ordering::SeqCst)).then_some(OneAtATime)
+    }
+}
+
+impl Drop for OneAtATime {
+    fn drop(&mut self) {
+        DOWNLOADING.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 pub(super) fn respond(req: &Request<Incoming>, ctx: &Ctx, loopback: bool) -> Response<Full<Bytes>> {
     // Only asked with a recorder (see respond::authorized).
@@ -73,6 +94,13 @@ pub(super) fn respond(req: &Request<Incoming>, ctx: &Ctx, loopback: bool) -> Res
     // Only an id in the list leads to a file (file_of validates it first).
     let Some(file) = incidents.file_of(id) else {
         return text(StatusCode::NOT_FOUND, "no such incident\n");
+    };
+    let Some(_one) = OneAtATime::take() else {
+        return text_with(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "another incident is being downloaded; retry\n",
+            (hyper::header::RETRY_AFTER, "1"),
+        );
     };
     let read = std::fs::OpenOptions::new()
         .read(true)
