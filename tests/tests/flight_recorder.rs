@@ -69,11 +69,16 @@ fn ts(v: &Value) -> SystemTime {
 
 /// One request of `method` (no body); (status, body).
 fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, Vec<u8>) {
+    request_with(addr, method, path, "")
+}
+
+/// [`request`] with more header lines (each ending in CRLF).
+fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -525,4 +530,57 @@ fn without_a_recorder_nothing_changes() {
     assert!(!serve.metrics().contains("netmem_incidents_total"));
     let (st, err) = serve.stop();
     assert!(st.success(), "{err}");
+}
+
+/// With basic auth (`--web.config.file`), the incident endpoints ask for
+/// the password like `/metrics`: POST too, even from loopback.
+#[test]
+fn incidents_need_the_password_basic_auth_asks_for() {
+    require_root();
+    let dir = tempdir("auth");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  op: {hash}\n")).unwrap();
+    let incidents_dir = dir.join("incidents");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(netmem_bin())
+        .args(["serve", "--listen", &listen, "--interval", "300ms"])
+        .args(["--web.config.file", web.to_str().unwrap()])
+        .args([
+            "--flight-recorder",
+            incidents_dir.to_str().unwrap(),
+            "--after",
+            "0s",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = listen.parse().unwrap();
+    poll(
+        Duration::from_secs(30),
+        || match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    use base64::Engine as _;
+    let good = format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode("op:s3cret")
+    );
+    assert_eq!(request(addr, "POST", "/incidents").0, 401);
+    assert_eq!(request(addr, "GET", "/incidents").0, 401);
+    assert!(incident_files(&incidents_dir).is_empty());
+    assert_eq!(request_with(addr, "POST", "/incidents", &good).0, 202);
+    wait_files(&incidents_dir, 1, Duration::from_secs(20));
+    let (status, body) = request_with(addr, "GET", "/incidents", &good);
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["incidents"].as_array().unwrap().len(), 1);
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
