@@ -135,12 +135,26 @@ pub fn publish(from: &Path, to: &Path) -> Result<()> {
     std::fs::remove_file(from).with_context(|| format!("cannot remove {}", from.display()))
 }
 
-/// A directory only root uses (the flight recorder's): created 0700 if
-/// missing; refused if it is a link or not a directory.
+/// A directory only netmem's user uses (the flight recorder's): created
+/// 0700 if missing; refused if it is a link, not a directory, not that
+/// user's, or writable by anyone else (another user could plant files
+/// netmem would then list, serve or name).
 pub fn private_dir(path: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_dir() => Ok(()),
+        Ok(m) if m.file_type().is_dir() => {
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if m.uid() != me || m.mode() & 0o022 != 0 {
+                anyhow::bail!(
+                    "{} is not a directory of netmem's own (owner uid {}, mode {:o}): give one that only its user can write, or a new path (created 0700)",
+                    path.display(),
+                    m.uid(),
+                    m.mode() & 0o7777
+                );
+            }
+            Ok(())
+        }
         Ok(m) if m.file_type().is_symlink() => Err(anyhow::anyhow!(
             "{} is a symbolic link: give the directory itself",
             path.display()

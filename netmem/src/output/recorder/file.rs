@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
@@ -193,7 +194,10 @@ pub fn scan(dir: &Path) -> Result<Vec<Incident>> {
         let Ok(m) = std::fs::symlink_metadata(e.path()) else {
             continue;
         };
-        if !m.file_type().is_file() {
+        // Only netmem's own regular files (DIR is private; this is the
+        // second look).
+        // SAFETY: geteuid has no preconditions.
+        if !m.file_type().is_file() || m.uid() != unsafe { libc::geteuid() } {
             continue;
         }
         let (id, path) = match name

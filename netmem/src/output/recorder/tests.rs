@@ -117,3 +117,22 @@ fn a_forged_kernel_line_is_no_trigger() {
     assert_eq!(list.len(), 1);
     assert!(list[0].id.ends_with("-kernel-log"));
 }
+
+#[test]
+fn a_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let open = d.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let e = crate::fsutil::private_dir(&open).unwrap_err().to_string();
+    assert!(e.contains("not a directory of netmem's own"), "{e}");
+    let link = d.path().join("link");
+    std::os::unix::fs::symlink(d.path(), &link).unwrap();
+    let e = crate::fsutil::private_dir(&link).unwrap_err().to_string();
+    assert!(e.contains("symbolic link"), "{e}");
+    let new = d.path().join("new");
+    crate::fsutil::private_dir(&new).unwrap();
+    let mode = std::fs::metadata(&new).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
