@@ -32,6 +32,8 @@ use file::Open;
 /// first, and sockets per group.
 pub const CENSUS_GROUPS: usize = 5;
 pub const CENSUS_SOCKETS: usize = 20;
+/// Kernel log messages kept for the doctor's findings at a trigger.
+const KERNEL_LOG_KEPT: usize = 1000;
 
 /// The top groups' sockets at a trigger, by group name: `top`'s
 /// drill-down, which the command gives (`sources::gather`), so the sink
@@ -226,6 +228,11 @@ impl RecorderSink {
                     let t = self.rules.kernel_log(facility, message, now);
                     if facility == crate::model::incident::KERNEL_FACILITY {
                         if let Some(m) = message {
+                            // The latest only: the doctor counts and
+                            // dates them, and a storm must not grow this.
+                            if self.kernel_log.len() >= KERNEL_LOG_KEPT {
+                                self.kernel_log.remove(0);
+                            }
                             self.kernel_log.push(m.to_string());
                         }
                     }
