@@ -113,6 +113,61 @@ pub fn create_new(path: &Path, force: bool) -> Result<File> {
     ))
 }
 
+/// Creates `path` new, mode 0600, for a file only root should read (a
+/// flight recorder's incident): `O_CREAT|O_EXCL|O_NOFOLLOW`, so nothing
+/// already there, a link least of all, is opened or replaced.
+pub fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// Gives the file at `from` the name `to` in the same directory without
+/// replacing anything at `to` (a link there is refused, never followed):
+/// a hard link, then the old name removed. Readers see no file or the
+/// whole one.
+pub fn publish(from: &Path, to: &Path) -> Result<()> {
+    std::fs::hard_link(from, to).with_context(|| format!("cannot name {}", to.display()))?;
+    std::fs::remove_file(from).with_context(|| format!("cannot remove {}", from.display()))
+}
+
+/// A directory only netmem's user uses (the flight recorder's): created
+/// 0700 if missing; refused if it is a link, not a directory, not that
+/// user's, or writable by anyone else (another user could plant files
+/// netmem would then list, serve or name).
+pub fn private_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_dir() => {
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if m.uid() != me || m.mode() & 0o022 != 0 {
+                anyhow::bail!(
+                    "{} is not a directory of netmem's own (owner uid {}, mode {:o}): give one that only its user can write, or a new path (created 0700)",
+                    path.display(),
+                    m.uid(),
+                    m.mode() & 0o7777
+                );
+            }
+            Ok(())
+        }
+        Ok(m) if m.file_type().is_symlink() => Err(anyhow::anyhow!(
+            "{} is a symbolic link: give the directory itself",
+            path.display()
+        )),
+        Ok(_) => Err(anyhow::anyhow!("{} is not a directory", path.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(path)
+            .with_context(|| format!("cannot create {}", path.display())),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot look at {}", path.display()))),
+    }
+}
+
 /// Writes `bytes` to a new temp file with a random name in `path`'s
 /// directory (created `O_EXCL` with `mode`, less the umask) and renames it
 /// onto `path`: replacing whatever is there with `overwrite`, else failing

@@ -19,6 +19,12 @@ use netmem_common::GroupKey;
 /// falls at their own pace, an orphan burst and an abort every minute.
 pub fn recording(path: &Path, intervals: u64, groups: u16) -> Result<()> {
     let mut sink = RecordSink::create(path.to_path_buf(), None, true)?;
+    feed(&mut sink, SystemTime::now(), intervals, groups)
+}
+
+/// What [`recording`] writes, handed to any sink (the flight recorder's
+/// tests), starting at `t0`.
+pub fn feed(sink: &mut dyn Sink, t0: SystemTime, intervals: u64, groups: u16) -> Result<()> {
     let host = netmem::sources::host::Host {
         kernel_release: "synthetic".into(),
         page_size: 4096,
@@ -26,7 +32,6 @@ pub fn recording(path: &Path, intervals: u64, groups: u16) -> Result<()> {
     };
     sink.host(&host)?;
     sink.coverage(&[])?;
-    let t0 = SystemTime::now();
     for i in 0..intervals {
         let ts = t0 + Duration::from_secs(i);
         let minute_mark = i % 60 == 30;
@@ -77,7 +82,8 @@ pub fn recording(path: &Path, intervals: u64, groups: u16) -> Result<()> {
     })
 }
 
-fn abort(ts: SystemTime, g: GroupKey) -> Event {
+/// An abort on memory of `g` at `ts`, for the orphan limit.
+pub fn abort(ts: SystemTime, g: GroupKey) -> Event {
     Event {
         ts,
         hook: None,

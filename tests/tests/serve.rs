@@ -456,7 +456,13 @@ fn every_namespace_drop_in_capabilities_are_enough() {
         .next()
         .unwrap()
         .split_whitespace()
-        .filter(|a| !a.starts_with("--listen") && !a.starts_with("127.0.0.1"))
+        // Neither the unit's address nor its state directory: the test's own.
+        .filter(|a| {
+            !a.starts_with("--listen")
+                && !a.starts_with("127.0.0.1")
+                && !a.starts_with("--flight-recorder")
+                && !a.starts_with("/var/lib/netmem")
+        })
         .collect();
     let ns = Netns::new("dropin");
     let _load = ns.load(&["stuck-readers", "--port", "7700", "--conns", "2"]);
@@ -513,8 +519,24 @@ fn packaged_capabilities_are_enough_to_serve() {
 
     let [b, i] = bounding(&caps);
     let setpriv = ["setpriv", b.as_str(), i.as_str()];
-    let serve = Serve::start_via(&setpriv, &["--interval", "300ms"]);
+    // With the flight recorder, as the unit runs it (into a directory of
+    // the test's own).
+    assert!(unit.contains("--flight-recorder /var/lib/netmem/incidents"));
+    let fr = std::env::temp_dir().join(format!("netmem-unit-fr-{}", std::process::id()));
+    let serve = Serve::start_via(
+        &setpriv,
+        &[
+            "--interval",
+            "300ms",
+            "--flight-recorder",
+            fr.to_str().unwrap(),
+        ],
+    );
     let text = serve.metrics();
+    assert!(
+        text.contains("netmem_incidents_total{cause=\"manual\"} 0"),
+        "{text}"
+    );
     let hooks = text
         .lines()
         .filter(|l| l.starts_with("netmem_probe_info{"))
@@ -523,6 +545,7 @@ fn packaged_capabilities_are_enough_to_serve() {
     assert!(!text.contains("tier=\"none\""), "{text}");
     let (st, err) = serve.stop();
     assert!(st.success(), "netmem serve with {b}: {st} {err}");
+    let _ = std::fs::remove_dir_all(&fr);
 }
 
 /// `netmem_group_time_wait_sockets` has samples only with `--time-wait`:

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cmd::args::{DurationArg, EngineArgs, EventLimitArg, OutputArgs};
+use crate::cmd::args::{DurationArg, EngineArgs, EventLimitArg, FlightRecorderArgs, OutputArgs};
 use crate::output::record::RecordSink;
 
 /// Record a trace (the JSON lines of `trace --json`) to a zstd file,
@@ -25,6 +25,8 @@ pub struct Args {
     live: EngineArgs,
     #[command(flatten)]
     events: EventLimitArg,
+    #[command(flatten)]
+    recorder: FlightRecorderArgs,
 }
 
 impl Args {
@@ -34,6 +36,7 @@ impl Args {
             output: self.output.output,
             force: self.output.force,
             max_size: self.max_size,
+            recorder: self.recorder,
             engine: crate::engine::Options {
                 duration: self.duration.duration,
                 event_limit: self.events.event_limit,
@@ -60,12 +63,30 @@ pub struct Options {
     pub output: PathBuf,
     pub force: bool,
     pub max_size: Option<u64>,
+    /// `--flight-recorder` and its limits.
+    pub recorder: FlightRecorderArgs,
     pub engine: crate::engine::Options,
 }
 
 pub async fn run(opts: Options) -> Result<()> {
     let mut sink = RecordSink::create(opts.output.clone(), opts.max_size, opts.force)?;
-    let res = crate::engine::run(opts.engine, &mut sink).await;
+    let recorder = match opts
+        .recorder
+        .start(&opts.engine.netns, opts.engine.all_netns)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            sink.discard();
+            return Err(e);
+        }
+    };
+    let res = match recorder {
+        Some(r) => {
+            let mut tee = crate::output::recorder::Tee::new(&mut sink, r.sink);
+            crate::engine::run(opts.engine, &mut tee).await
+        }
+        None => crate::engine::run(opts.engine, &mut sink).await,
+    };
     let written = sink.written();
     if res.is_err() && written == 0 {
         sink.discard();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cmd::args::{parse_bounded, EngineArgs, TimeWaitArg};
+use crate::cmd::args::{parse_bounded, EngineArgs, FlightRecorderArgs, TimeWaitArg};
 use crate::output::prometheus::{http, MetricsSink, Shared};
 use crate::shutdown;
 
@@ -55,6 +55,8 @@ pub struct Args {
     /// bcrypt hashes; see README). Also spelled --web-config.
     #[arg(long = "web.config.file", alias = "web-config", value_name = "FILE")]
     web_config: Option<PathBuf>,
+    #[command(flatten)]
+    recorder: FlightRecorderArgs,
 }
 
 impl Args {
@@ -65,6 +67,7 @@ impl Args {
             max_groups: self.max_groups as usize,
             linger: self.linger,
             web_config: self.web_config,
+            recorder: self.recorder,
             engine: crate::engine::Options {
                 time_wait: self.time_wait.time_wait,
                 event_limit: EVENT_LIMIT,
@@ -108,6 +111,8 @@ pub struct Options {
     pub linger: Duration,
     /// `--web.config.file`: TLS and basic auth.
     pub web_config: Option<PathBuf>,
+    /// `--flight-recorder` and its limits.
+    pub recorder: FlightRecorderArgs,
     /// What the engine traces; serve sets its own event limit (above) and
     /// runs until stopped.
     pub engine: crate::engine::Options,
@@ -133,6 +138,12 @@ pub async fn run(opts: Options) -> Result<()> {
     let listener = http::bind(opts.listen)?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::default());
+    let recorder = opts
+        .recorder
+        .start(&opts.engine.netns, opts.engine.all_netns)?;
+    if let Some(r) = &recorder {
+        let _ = shared.incidents.set(r.incidents.clone());
+    }
     let server = http::Server::start(listener, shared.clone(), web)?;
     eprintln!(
         "netmem serve: {scheme}://{addr}/metrics ({}every {}; attaching the probes)",
@@ -140,7 +151,13 @@ pub async fn run(opts: Options) -> Result<()> {
         humantime::format_duration(opts.engine.interval)
     );
     let mut sink = MetricsSink::new(shared, opts.max_groups, opts.engine.interval, opts.linger);
-    let res = crate::engine::run(opts.engine, &mut sink).await;
+    let res = match recorder {
+        Some(r) => {
+            let mut tee = crate::output::recorder::Tee::new(&mut sink, r.sink);
+            crate::engine::run(opts.engine, &mut tee).await
+        }
+        None => crate::engine::run(opts.engine, &mut sink).await,
+    };
     server.stop();
     res.map(|_| ())
 }

@@ -332,3 +332,34 @@ pub struct SummaryLine {
     #[serde(default, deserialize_with = "lax::opt")]
     pub duration_s: Option<f64>,
 }
+
+/// `"incident"` (an incident file of the flight recorder): a trigger, at
+/// the moment it fired. The first one of a file started it; later ones
+/// extended it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncidentLine {
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub ts: Option<String>,
+    /// The incident's id (its file name without `.jsonl.zst`).
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub cause: Option<String>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub detail: Option<String>,
+    /// Whether this trigger started the incident (false: it extended it).
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub started: Option<bool>,
+}
+
+/// `"socket"` (an incident file): one socket of a top group at the
+/// trigger, as `top`'s drill-down shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SocketLine {
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub ts: Option<String>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub group: Option<String>,
+    #[serde(flatten)]
+    pub sock: super::event::Sock,
+}

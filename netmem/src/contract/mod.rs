@@ -43,6 +43,8 @@ pub enum Line {
     Doctor(DoctorLine),
     Finding(FindingLine),
     Summary(SummaryLine),
+    Incident(IncidentLine),
+    Socket(SocketLine),
     /// A type this netmem does not know (a newer one's): read, not shown.
     #[serde(other)]
     Other,
@@ -70,6 +72,8 @@ impl Line {
             "doctor" => Line::Doctor(lax(v)),
             "finding" => Line::Finding(lax(v)),
             "summary" => Line::Summary(lax(v)),
+            "incident" => Line::Incident(lax(v)),
+            "socket" => Line::Socket(lax(v)),
             _ => Line::Other,
         })
     }

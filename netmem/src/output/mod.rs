@@ -14,9 +14,11 @@ use crate::model::proxy::ProxyView;
 use crate::model::{Event, Interval, Summary};
 use crate::sources::host::Host;
 
+pub mod incidents;
 pub mod json;
 pub mod prometheus;
 pub mod record;
+pub mod recorder;
 pub mod text;
 
 /// A consumer of the model. Every method has a no-op default, so a sink

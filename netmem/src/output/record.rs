@@ -23,7 +23,7 @@ use crate::sources::host::Host;
 
 /// zstd level: fast enough for one frame a second, and JSON lines compress
 /// about 10:1 at it.
-const LEVEL: i32 = 6;
+pub const LEVEL: i32 = 6;
 /// Kept free under `--max-size` for the closing summary line.
 pub const SUMMARY_RESERVE: u64 = 4096;
 

@@ -185,10 +185,12 @@ impl Kmsg {
         Ok(Kmsg { file })
     }
 
-    /// The messages of every record available now.
+    /// The messages of every record the kernel itself logged available
+    /// now (a line a process wrote to /dev/kmsg is not believed).
     pub fn read_available(&mut self) -> Vec<String> {
         self.records()
             .iter()
+            .filter(|r| from_kernel(r))
             .filter_map(|r| record_message(r).map(String::from))
             .collect()
     }
@@ -208,6 +210,34 @@ impl Kmsg {
             }
         }
         out
+    }
+}
+
+/// A /dev/kmsg record's syslog facility: its priority (`PRIO,...;`)
+/// over 8. The kernel's own lines have 0; a line a process writes to
+/// /dev/kmsg never does.
+pub fn record_facility(record: &str) -> Option<u32> {
+    let prio: u32 = record.split([',', ';']).next()?.trim().parse().ok()?;
+    Some(prio >> 3)
+}
+
+/// Whether a /dev/kmsg record is the kernel's own: anything any root
+/// process writes there carries another facility, and is not believed.
+pub fn from_kernel(record: &str) -> bool {
+    record_facility(record) == Some(0)
+}
+
+impl Kmsg {
+    /// Every record available now: its facility (None when the header is
+    /// unreadable) and which memory message it carries, if any.
+    pub fn read_classified(&mut self) -> Vec<(Option<u32>, Option<LogMessage>)> {
+        self.records()
+            .iter()
+            .map(|r| {
+                let m = record_message(r).and_then(classify_line);
+                (record_facility(r), m)
+            })
+            .collect()
     }
 }
 
@@ -233,12 +263,14 @@ fn monotonic_us() -> u64 {
 }
 
 /// The whole kernel ring buffer as /dev/kmsg gives it, each message led by
-/// its time on the wall clock (see [`line_time`]).
+/// its time on the wall clock (see [`line_time`]); the kernel's own
+/// records only (see [`from_kernel`]).
 pub fn read_kmsg() -> Result<Vec<String>> {
     let records = Kmsg::open(false)?.records();
     let (now, mono) = (std::time::SystemTime::now(), monotonic_us());
     Ok(records
         .iter()
+        .filter(|r| from_kernel(r))
         .filter_map(|r| {
             let m = record_message(r)?;
             Some(match record_wall_time(r, now, mono) {
@@ -277,6 +309,9 @@ mod tests {
             classify_record(b"4,1234,5678,-;TCP: too many orphaned sockets\n"),
             Some(LogMessage::TooManyOrphans)
         );
+        assert_eq!(record_facility("4,1234,5678,-;x"), Some(0));
+        assert_eq!(record_facility("12,1,2,-;x"), Some(1));
+        assert_eq!(record_facility("x;y"), None);
         assert_eq!(
             classify_record(b"no separator too many orphaned sockets"),
             None

@@ -19,8 +19,10 @@ use crate::sources::census::Budget;
 use crate::sources::netns::Netns;
 
 pub mod proxy;
+pub mod recorder;
 
 pub use proxy::ProxyArg;
+pub use recorder::FlightRecorderArgs;
 
 /// `--netns`.
 #[derive(Args)]

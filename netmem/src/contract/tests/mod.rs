@@ -437,3 +437,53 @@ fn every_counter_is_a_field() {
         assert_eq!(c.get(*k), Some(i as u64));
     }
 }
+
+/// The flight recorder's lines: the incident (trigger) line and the
+/// census's socket line, as the recorder writes them.
+#[test]
+fn contract_incident_and_socket_fields() {
+    let l = Line::Incident(IncidentLine {
+        ts: Some("t".into()),
+        id: Some("2026-12-06T21-03-04Z-manual".into()),
+        cause: Some("manual".into()),
+        detail: Some("d".into()),
+        started: Some(true),
+    });
+    let v = to_object(l);
+    assert_eq!(
+        keys(v.as_object().unwrap()),
+        want(&[&["type", "ts", "id", "cause", "detail", "started"]])
+    );
+    let r = crate::model::types::SockRecord {
+        family: AF_INET,
+        protocol: IPPROTO_TCP,
+        full: true,
+        state: 1,
+        local: "127.0.0.1".parse().unwrap(),
+        lport: 80,
+        remote: "127.0.0.2".parse().unwrap(),
+        rport: 4000,
+        inode: 1,
+        cookie: 1,
+        rmem_alloc: 1,
+        rcvbuf: 1,
+        wmem_alloc: 1,
+        sndbuf: 1,
+        fwd_alloc: 1,
+        wmem_queued: 1,
+        drops: 0,
+        cgroup_id: 0,
+        netns: 0,
+    };
+    let v = to_object(Line::Socket(crate::output::json::socket_line(
+        "t",
+        "listen:80",
+        &r,
+    )));
+    assert_eq!(
+        keys(v.as_object().unwrap()),
+        want(&[&["type", "ts", "group"], SOCK_FIELDS])
+    );
+    assert_eq!(v["local"], "127.0.0.1:80");
+    assert_eq!(v["state"], "ESTABLISHED");
+}

@@ -464,3 +464,30 @@ fn abort_fields(a: &Abort, o: &mut EventFields) {
         });
     }
 }
+
+/// A socket of a top group at an incident's trigger (the flight
+/// recorder's census), with the fields an event's socket has.
+pub fn socket_line(
+    ts: &str,
+    group: &str,
+    r: &crate::model::types::SockRecord,
+) -> contract::SocketLine {
+    let n = |v: u32| Some(i64::from(v).into());
+    contract::SocketLine {
+        ts: Some(ts.to_string()),
+        group: Some(group.to_string()),
+        sock: contract::Sock {
+            local: Some(std::net::SocketAddr::new(r.local, r.lport).to_string()),
+            remote: Some(std::net::SocketAddr::new(r.remote, r.rport).to_string()),
+            protocol: Some(Protocol::from_ipproto(r.protocol).name().to_string()),
+            state: Some(state_name(r.state).to_string()),
+            rmem_alloc: n(r.rmem_alloc),
+            rcvbuf: n(r.rcvbuf),
+            wmem_queued: n(r.wmem_queued),
+            wmem_alloc: n(r.wmem_alloc),
+            sndbuf: n(r.sndbuf),
+            fwd_alloc: n(r.fwd_alloc),
+            sk_drops: n(r.drops),
+        },
+    }
+}

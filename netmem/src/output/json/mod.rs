@@ -17,7 +17,7 @@ use crate::hooks::HookStatus;
 use crate::model::proxy::ProxyView;
 use crate::model::{Event, Interval, Summary};
 
-pub use lines::{context_line, event_line, group_line, interval_lines, proxy_line};
+pub use lines::{context_line, event_line, group_line, interval_lines, proxy_line, socket_line};
 
 pub struct JsonSink<W: Write> {
     out: W,

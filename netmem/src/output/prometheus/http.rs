@@ -1,4 +1,5 @@
-//! The HTTP side of `netmem serve`: `GET /metrics` (and `/`), on a thread
+//! The HTTP side of `netmem serve`: `GET /metrics` (and `/`, and the
+//! flight recorder's `/incidents`), on a thread
 //! and runtime of its own, so no client, however slow or malformed, can
 //! delay the ring buffer or the interval loop. A scrape encodes the latest
 //! published [`Exposition`](super::Exposition) (cached per interval and
@@ -33,6 +34,7 @@ use super::Shared;
 
 pub mod auth;
 mod conns;
+mod incidents;
 mod respond;
 mod web_config;
 pub use web_config::WebConfig;
@@ -245,10 +247,14 @@ async fn accept_loop(
 
 async fn serve_connection(stream: TcpStream, id: u64, ctx: Arc<Ctx>) {
     let _ = stream.set_nodelay(true);
+    // Who connected: `POST /incidents` is taken from loopback only.
+    let loopback = stream
+        .peer_addr()
+        .is_ok_and(|a| a.ip().to_canonical().is_loopback());
     let res = match ctx.tls.clone() {
-        None => serve_http(TokioIo::new(stream), id, &ctx).await,
+        None => serve_http(TokioIo::new(stream), id, loopback, &ctx).await,
         Some(tls) => match handshake(stream, &tls).await {
-            Ok(stream) => serve_http(TokioIo::new(stream), id, &ctx).await,
+            Ok(stream) => serve_http(TokioIo::new(stream), id, loopback, &ctx).await,
             Err(e) => Err(e),
         },
     };
@@ -303,7 +309,7 @@ async fn handshake(
     }
 }
 
-async fn serve_http<I>(io: I, id: u64, ctx: &Arc<Ctx>) -> Result<(), String>
+async fn serve_http<I>(io: I, id: u64, loopback: bool, ctx: &Arc<Ctx>) -> Result<(), String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -318,7 +324,7 @@ where
                 let ctx = service_ctx.clone();
                 async move {
                     ctx.conns().set_waiting(id, false);
-                    let r = authorized(req, &ctx).await;
+                    let r = authorized(req, &ctx, loopback).await;
                     ctx.conns().set_waiting(id, true);
                     Ok::<_, Infallible>(r)
                 }

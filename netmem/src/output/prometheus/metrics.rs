@@ -75,6 +75,8 @@ pub const NAMES: &[&str] = &[
     "netmem_scrape_duration_seconds",
     "netmem_scrapes_total",
     "netmem_http_rejected_total",
+    "netmem_incidents_total",
+    "netmem_last_incident_timestamp_seconds",
 ];
 
 /// Which format a scrape asked for.
@@ -111,13 +113,19 @@ pub fn encode_interval(e: Arc<Exposition>, format: Format) -> String {
     encode(&r, format, false)
 }
 
-/// The scrape's own part; ends the exposition.
-pub fn encode_http(h: &HttpStats, format: Format) -> String {
+/// The scrape's own part, and the flight recorder's incidents when it
+/// runs; ends the exposition.
+pub fn encode_http(
+    h: &HttpStats,
+    incidents: Option<&crate::output::incidents::Incidents>,
+    format: Format,
+) -> String {
     let mut r = Registry::with_prefix("netmem");
     r.register_collector(Box::new(HttpPart {
         scrape_seconds: h.last_scrape_seconds(),
         scrapes: h.scrapes(),
         rejected: h.rejected(),
+        incidents: incidents.map(|i| i.totals()),
     }));
     encode(&r, format, true)
 }
@@ -161,6 +169,11 @@ struct HttpPart {
     scrape_seconds: f64,
     scrapes: u64,
     rejected: u64,
+    /// Incidents by cause, and the last one's start.
+    incidents: Option<(
+        [u64; crate::model::incident::Cause::COUNT],
+        Option<std::time::SystemTime>,
+    )>,
 }
 
 impl prometheus_client::collector::Collector for HttpPart {
@@ -178,6 +191,27 @@ impl prometheus_client::collector::Collector for HttpPart {
             None,
             self.scrapes,
         )?;
-        f.counter("http_rejected", "HTTP connections or requests refused: closed to make room or refused at the connection caps, too slow, too large, malformed, failed TLS handshakes, failed basic auth (401).", None, self.rejected)
+        f.counter("http_rejected", "HTTP connections or requests refused: closed to make room or refused at the connection caps, too slow, too large, malformed, failed TLS handshakes, failed basic auth (401).", None, self.rejected)?;
+        let Some((totals, last)) = &self.incidents else {
+            return Ok(());
+        };
+        use crate::model::incident::Cause;
+        // Every cause from the start, at 0: increase() in an alert sees
+        // the first one.
+        f.labelled(
+            "incidents",
+            "Incidents the flight recorder started, by cause (abort-orphans, abort-tcp-mem, abort-both, abort-unknown, pressure, orphans, tcp-mem, kernel-log, events-lost, manual).",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+            Cause::ALL
+                .iter()
+                .map(|c| ([("cause", c.name())], families::Num::from(totals[*c as usize]))),
+        )?;
+        f.gauge(
+            "last_incident_timestamp",
+            "When the flight recorder's last incident started (Unix time; 0: none since netmem started).",
+            Some(Unit::Seconds),
+            last.map(families::seconds_since_epoch).unwrap_or(0.0),
+        )
     }
 }

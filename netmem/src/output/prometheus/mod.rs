@@ -216,6 +216,9 @@ pub struct Exposition {
 pub struct Shared {
     current: Mutex<Option<Arc<Exposition>>>,
     pub http: HttpStats,
+    /// The flight recorder's incidents, when it runs (`/incidents`, and
+    /// their metrics).
+    pub incidents: std::sync::OnceLock<Arc<crate::output::incidents::Incidents>>,
 }
 
 impl Shared {

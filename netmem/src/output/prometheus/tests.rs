@@ -207,7 +207,8 @@ fn full_exposition() -> Arc<Exposition> {
 fn every_family_is_listed_in_names_and_every_name_is_encoded() {
     let e = full_exposition();
     let mut text = encode_interval(e, Format::Text);
-    text += &encode_http(&Default::default(), Format::Text);
+    let incidents = crate::output::incidents::Incidents::new("/nonexistent".into());
+    text += &encode_http(&Default::default(), Some(&incidents), Format::Text);
     let found = families(&text);
     let listed: BTreeSet<String> = NAMES.iter().map(|s| s.to_string()).collect();
     assert_eq!(found, listed);
@@ -217,7 +218,7 @@ fn every_family_is_listed_in_names_and_every_name_is_encoded() {
 fn openmetrics_ends_with_eof_once_and_counts_are_integers() {
     let e = full_exposition();
     let mut om = encode_interval(e.clone(), Format::OpenMetrics);
-    om += &encode_http(&Default::default(), Format::OpenMetrics);
+    om += &encode_http(&Default::default(), None, Format::OpenMetrics);
     assert!(om.ends_with("# EOF\n"));
     assert_eq!(om.matches("# EOF").count(), 1);
     let text = encode_interval(e, Format::Text);

@@ -1,6 +1,7 @@
 //! What a request is answered: basic auth first (if configured), then
-//! `/`, `/metrics` (the cached interval part and the scrape's own), or an
-//! error in plain text.
+//! `/`, `/metrics` (the cached interval part and the scrape's own), the
+//! flight recorder's `/incidents` (its list, a file, `POST` from loopback
+//! to trigger one), or an error in plain text.
 
 use std::time::Instant;
 
@@ -17,7 +18,11 @@ use super::{auth, Ctx};
 use crate::output::prometheus::metrics::{encode_http, encode_interval, Format};
 
 /// [`respond`], once basic auth (if configured) let the request through.
-pub(super) async fn authorized(req: Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
+pub(super) async fn authorized(
+    req: Request<Incoming>,
+    ctx: &Ctx,
+    loopback: bool,
+) -> Response<Full<Bytes>> {
     if let Some(auth) = &ctx.auth {
         match auth.check(req.headers().get(AUTHORIZATION)).await {
             auth::Verdict::Allowed => {}
@@ -39,10 +44,14 @@ pub(super) async fn authorized(req: Request<Incoming>, ctx: &Ctx) -> Response<Fu
             }
         }
     }
+    // Without a flight recorder, /incidents is a path like any other.
+    if ctx.shared.incidents.get().is_some() && req.uri().path().starts_with("/incidents") {
+        return super::incidents::respond(&req, ctx, loopback);
+    }
     respond(&req, ctx)
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+pub(super) fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -53,7 +62,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// [`text`] with one more header.
-fn text_with(
+pub(super) fn text_with(
     status: StatusCode,
     body: &'static str,
     (name, value): (HeaderName, &'static str),
@@ -116,7 +125,7 @@ fn metrics(ctx: &Ctx, format: Format) -> Response<Full<Bytes>> {
     });
     let stats = &ctx.shared.http;
     stats.scraped();
-    let tail = encode_http(stats, format);
+    let tail = encode_http(stats, ctx.shared.incidents.get().map(|i| &**i), format);
     let mut body = BytesMut::with_capacity(part.len() + tail.len());
     body.extend_from_slice(&part);
     body.extend_from_slice(tail.as_bytes());
