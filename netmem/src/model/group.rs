@@ -1,58 +1,18 @@
 //! Groups: charges sockets and events to `listen:PORT` / `backend:ADDR:PORT`
-//! with the one rule in [`GroupKey::classify`], names them, sums each
-//! group's memory and counts.
+//! with the one rule in [`GroupKey::classify`] and sums each group's
+//! memory and counts. Their names are [`super::names::Names::group_name`]'s.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netmem_common::{
-    Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN,
-    GROUP_PROCESS, GROUP_PROXY_BACKEND, IPPROTO_TCP, TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2,
-    TCP_LAST_ACK, TCP_LISTEN, TCP_TIME_WAIT,
+    Counter, GroupCounters, GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN, GROUP_PROCESS,
+    GROUP_PROXY_BACKEND, IPPROTO_TCP, TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
+    TCP_LISTEN, TCP_TIME_WAIT,
 };
 
 use super::types::SockRecord;
 
-pub fn ip_bytes(ip: &IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(a) => {
-            let mut b = [0u8; 16];
-            b[..4].copy_from_slice(&a.octets());
-            b
-        }
-        IpAddr::V6(a) => a.octets(),
-    }
-}
-
-pub fn ip_from(family: u8, b: &[u8; 16]) -> IpAddr {
-    if family == AF_INET6 {
-        IpAddr::V6(Ipv6Addr::from(*b))
-    } else {
-        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    }
-}
-
-/// `10.0.0.2:9001` or `[::1]:9001`.
-pub fn endpoint(ip: &IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
-/// The group's name, unique within a pass: `listen:8080`,
-/// `backend:10.0.0.2:9001`, `process:haproxy[812]`, `cgroup:/PATH`; with
-/// `@NAMESPACE` when it is not the default namespace's (`--netns all`).
-pub fn group_name(g: &GroupKey) -> String {
-    let base = match g.kind {
-        GROUP_LISTEN => format!("listen:{}", g.port),
-        GROUP_BACKEND => format!("backend:{}", endpoint(&ip_from(g.family, &g.addr), g.port)),
-        GROUP_PROCESS | GROUP_CGROUP => super::owner::owner_group_name(g),
-        GROUP_PROXY_BACKEND => super::proxy::backend_group_name(g),
-        _ => return "unattributed".to_string(),
-    };
-    base + &super::owner::netns_suffix(g.netns)
-}
+pub use super::key::{endpoint, ip_bytes, ip_from};
 
 pub fn group_kind(g: &GroupKey) -> &'static str {
     match g.kind {
@@ -243,18 +203,24 @@ impl Aggregator {
         by: super::owner::GroupBy,
         filter: &Filter,
         proxies: &[std::sync::Arc<super::proxy::ProxyView>],
+        names: &super::names::Names,
     ) {
         super::proxy::name_groups(&mut self.groups, proxies);
-        self.regroup(by, filter);
+        self.regroup(by, filter, names);
     }
 
     /// With `--group-by process|cgroup`, the port groups (counts added)
     /// become owner groups; with `proxy-backend`, a backend's servers one
-    /// group.
-    pub fn regroup(&mut self, by: super::owner::GroupBy, filter: &Filter) {
+    /// group (its key from `names`).
+    pub fn regroup(
+        &mut self,
+        by: super::owner::GroupBy,
+        filter: &Filter,
+        names: &super::names::Names,
+    ) {
         if by == super::owner::GroupBy::ProxyBackend {
             let groups = std::mem::take(&mut self.groups);
-            self.groups = super::proxy::regroup(groups, filter);
+            self.groups = super::proxy::regroup(groups, filter, names);
         } else if let Some(a) = &self.attribution {
             let groups = std::mem::take(&mut self.groups);
             self.groups = super::owner::regroup(groups, a, by);
@@ -303,7 +269,12 @@ pub fn counter_delta(now: &GroupCounters, prev: Option<&GroupCounters>) -> Group
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netmem_common::{AF_INET, TCP_ESTABLISHED, TCP_FIN_WAIT1};
+    use netmem_common::{AF_INET, AF_INET6, TCP_ESTABLISHED, TCP_FIN_WAIT1};
+    use std::net::IpAddr;
+
+    fn group_name(k: &GroupKey) -> String {
+        crate::model::names::Names::default().group_name(k)
+    }
 
     fn rec(
         lport: u16,

@@ -6,6 +6,7 @@ pub mod event;
 pub mod filter;
 pub mod group;
 pub mod interval;
+pub mod key;
 pub mod names;
 pub mod owner;
 pub mod proxy;

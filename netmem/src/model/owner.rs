@@ -111,45 +111,9 @@ pub struct EventOwner {
     pub via: OwnerVia,
 }
 
-pub use super::names::{
-    all_namespaces, cgroup, comm, name_netns, netns_name, netns_suffix, register_cgroup,
-    set_all_namespaces, set_default_netns,
-};
-
-/// The id an owner group carries in its key.
-pub fn owner_id(k: &GroupKey) -> u64 {
-    u64::from_ne_bytes(k.addr[..8].try_into().expect("8 bytes"))
-}
-
-fn owner_key(kind: u8, id: u64, netns: u32) -> GroupKey {
-    let mut addr = [0u8; 16];
-    addr[..8].copy_from_slice(&id.to_ne_bytes());
-    GroupKey {
-        addr,
-        port: 0,
-        kind,
-        family: 0,
-        netns,
-    }
-}
-
-/// `process:haproxy[1234]`, `cgroup:/system.slice/haproxy.service`, or
-/// `(none)` when nothing owns the sockets.
-pub fn owner_group_name(k: &GroupKey) -> String {
-    let id = owner_id(k);
-    match k.kind {
-        GROUP_PROCESS if id == 0 => "process:(none)".to_string(),
-        GROUP_PROCESS => format!(
-            "process:{}[{id}]",
-            comm(id as u32).unwrap_or_else(|| "?".into())
-        ),
-        _ if id == 0 => "cgroup:(none)".to_string(),
-        _ => match cgroup(id) {
-            Some(c) => format!("cgroup:{}", c.path),
-            None => format!("cgroup:{id}"),
-        },
-    }
-}
+use super::key::id_key as owner_key;
+pub use super::key::owner_id;
+use super::names::Names;
 
 /// What one pass learned about owners, beside the port groups.
 #[derive(Clone, Debug, Default)]
@@ -271,19 +235,21 @@ fn main_of<K: Copy + Ord>(t: &BTreeMap<K, Tally>) -> Option<K> {
 /// `by` other than port, the owner groups' memory. `src` is what the
 /// sources know of the sockets' holders (brought up to date for these
 /// sockets first); `memcg_sock` reads a cgroup's `memory.stat` `sock`,
-/// asked once per cgroup shown.
+/// asked once per cgroup shown. The processes and cgroups met are
+/// registered in `names`, which names the owner groups.
 pub fn attribute(
     groups: &mut BTreeMap<GroupKey, GroupRow>,
     sockets: &[(SockRecord, GroupKey)],
     src: &OwnerTable,
     memcg_sock: &mut dyn FnMut(u64) -> Option<u64>,
     by: GroupBy,
+    names: &Names,
 ) -> Attribution {
     let mut per_group: HashMap<GroupKey, Shares> = HashMap::new();
     for (r, g) in sockets {
         per_group.entry(*g).or_default().add(r, src);
     }
-    super::names::learn(
+    names.learn(
         per_group
             .values()
             .flat_map(|s| s.procs.keys().map(|pid| (*pid, src.comm(*pid).to_string()))),
@@ -302,8 +268,8 @@ pub fn attribute(
             *g,
             EventOwner {
                 pid: main_pid,
-                comm: main_pid.and_then(comm),
-                cgroup: main_cg.and_then(cgroup),
+                comm: main_pid.and_then(|p| names.comm(p)),
+                cgroup: main_cg.and_then(|c| names.cgroup(c)),
                 cgroup_id: main_cg,
                 via: OwnerVia::Group,
             },

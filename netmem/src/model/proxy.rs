@@ -11,11 +11,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_LISTEN, GROUP_PROXY_BACKEND};
+use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_LISTEN};
 
-use super::group::{ip_from, GroupRow};
+use super::group::GroupRow;
+use super::key::ip_from;
+use super::names::Names;
 use super::Filter;
 
 mod tune;
@@ -311,62 +313,13 @@ pub fn name_groups(groups: &mut BTreeMap<GroupKey, GroupRow>, views: &[Arc<Proxy
     }
 }
 
-/// Backend names behind `proxy-backend:` keys: the key carries an id;
-/// names are never forgotten, so a key always names the same backend.
-/// Looked up per event under `--group-by proxy-backend`, hence the index.
-#[derive(Default)]
-struct Backends {
-    names: Vec<String>,
-    ids: HashMap<String, u64>,
-}
-
-static BACKENDS: RwLock<Option<Backends>> = RwLock::new(None);
-
-fn backend_id(name: &str) -> u64 {
-    let known = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
-    if let Some(id) = known.as_ref().and_then(|b| b.ids.get(name)) {
-        return *id;
-    }
-    drop(known);
-    let mut w = BACKENDS.write().unwrap_or_else(|e| e.into_inner());
-    let b = w.get_or_insert_with(Backends::default);
-    if let Some(id) = b.ids.get(name) {
-        return *id;
-    }
-    b.names.push(name.to_string());
-    let id = b.names.len() as u64;
-    b.ids.insert(name.to_string(), id);
-    id
-}
-
-/// `proxy-backend:NAME` (without its namespace suffix).
-pub fn backend_group_name(g: &GroupKey) -> String {
-    let id = super::owner::owner_id(g) as usize;
-    let r = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
-    match r.as_ref().and_then(|b| b.names.get(id.checked_sub(1)?)) {
-        Some(n) => format!("proxy-backend:{n}"),
-        None => format!("proxy-backend:{id}"),
-    }
-}
-
-fn backend_key(name: &str, netns: u32) -> GroupKey {
-    let mut addr = [0u8; 16];
-    addr[..8].copy_from_slice(&backend_id(name).to_ne_bytes());
-    GroupKey {
-        addr,
-        port: 0,
-        kind: GROUP_PROXY_BACKEND,
-        family: 0,
-        netns,
-    }
-}
-
 /// The group an event of port group `g` belongs to under `--group-by
-/// proxy-backend`: its server's backend, or `g` itself.
-pub fn event_group(g: GroupKey, named: Option<&GroupProxy>) -> GroupKey {
+/// proxy-backend`: its server's backend (its key from `names`), or `g`
+/// itself.
+pub fn event_group(g: GroupKey, named: Option<&GroupProxy>, names: &Names) -> GroupKey {
     match named {
         Some(p) if g.kind == GROUP_BACKEND => match p.backend() {
-            Some(b) => backend_key(b, g.netns),
+            Some(b) => names.backend_key(b, g.netns),
             None => g,
         },
         _ => g,
@@ -380,12 +333,13 @@ pub fn event_group(g: GroupKey, named: Option<&GroupProxy>) -> GroupKey {
 pub fn regroup(
     groups: BTreeMap<GroupKey, GroupRow>,
     filter: &Filter,
+    names: &Names,
 ) -> BTreeMap<GroupKey, GroupRow> {
     let mut out = BTreeMap::new();
     let mut members: HashMap<GroupKey, BTreeSet<(String, String)>> = HashMap::new();
     for (g, row) in groups {
         let named = row.proxy.clone();
-        let k = event_group(g, named.as_deref());
+        let k = event_group(g, named.as_deref(), names);
         if k == g {
             out.insert(g, row);
             continue;
@@ -427,7 +381,6 @@ pub fn regroup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::group::group_name;
     use netmem_common::AF_INET;
 
     const KNOBS: &[Knob] = &[
@@ -540,9 +493,10 @@ mod tests {
             groups.insert(k, r);
         }
         name_groups(&mut groups, &views);
-        let out = regroup(groups, &Filter::default());
+        let named = Names::default();
+        let out = regroup(groups, &Filter::default(), &named);
         let names: BTreeMap<String, &GroupRow> =
-            out.iter().map(|(k, r)| (group_name(k), r)).collect();
+            out.iter().map(|(k, r)| (named.group_name(k), r)).collect();
         let app = names["proxy-backend:app"];
         assert_eq!((app.mem.rmem, app.mem.sockets, app.counts[0]), (1500, 2, 2));
         let p = app.proxy.as_ref().unwrap();

@@ -2,7 +2,8 @@
 //! reads the model's own source text and fails on a file that opens files,
 //! sockets or processes, starts threads, calls libc, or imports
 //! `sources/`, `output/`, `engine/` or `tui/`. Reading the system belongs
-//! in `sources/gather`.
+//! in `sources/gather`. Nor does it keep process-wide state: no `static`
+//! behind a lock (names are a value, `names::Names`, passed in).
 
 const FORBIDDEN: &[&str] = &[
     "std::fs",
@@ -18,6 +19,16 @@ const FORBIDDEN: &[&str] = &[
     "crate::engine",
     "crate::tui",
     "super::super::",
+];
+
+/// What a `static` would be shared through.
+const SHARED: &[&str] = &[
+    "RwLock",
+    "Mutex",
+    "OnceLock",
+    "LazyLock",
+    "Atomic",
+    "thread_local",
 ];
 
 #[test]
@@ -40,6 +51,13 @@ fn the_model_does_no_io_and_imports_no_layer_above() {
                     n + 1
                 );
             }
+            let global = code.contains("static ") && SHARED.iter().any(|l| code.contains(l));
+            assert!(
+                !global,
+                "{}:{}: the model keeps process-wide state: {line}",
+                path.display(),
+                n + 1
+            );
         }
         checked += 1;
     }
