@@ -130,7 +130,7 @@ pub struct Attribution {
     pub owner_rows: HashMap<GroupKey, Owners>,
     /// The port groups asked for (`--port`, `--backend`): only theirs are
     /// regrouped.
-    pub filter: super::Filter,
+    pub filter: super::filter::Filter,
 }
 
 #[derive(Default)]

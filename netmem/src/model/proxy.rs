@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_LISTEN};
 
+use super::filter::Filter;
 use super::group::GroupRow;
 use super::key::ip_from;
 use super::names::Names;
-use super::Filter;
 
 mod tune;
 pub use tune::{knob_of, Knob, Meaning, SideTune, Tune};
