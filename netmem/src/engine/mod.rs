@@ -12,7 +12,7 @@ use netmem_common::{Event as RawEvent, EventKind, GroupCounters, GroupKey, Stat}
 use tokio::io::unix::AsyncFd;
 
 use crate::hooks::{Coverage, HookId, Probes, Tier};
-use crate::model::event::Decoder;
+use crate::model::decode::Decoder;
 use crate::model::names::Names;
 use crate::model::owner::{Attribution, GroupBy};
 use crate::model::{Body, Event, Filter, Summary};

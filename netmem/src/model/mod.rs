@@ -12,6 +12,7 @@ pub mod owner;
 pub mod proxy;
 #[cfg(test)]
 mod purity;
+pub mod row;
 pub mod types;
 
 pub use event::{Body, Event};

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use netmem_common::{GroupKey, GROUP_CGROUP, GROUP_PROCESS, TCP_LISTEN};
 
-use super::group::{GroupMem, GroupRow};
+pub use super::row::{CgroupShare, Owners, ProcessShare, MAX_SHOWN};
+use super::row::{GroupMem, GroupRow};
 use super::types::{Cgroup, OwnerTable, SockRecord};
 
 /// `--group-by`: what a group is.
@@ -40,43 +41,6 @@ impl GroupBy {
         matches!(self, GroupBy::Process | GroupBy::Cgroup)
     }
 }
-
-/// One process's share of a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcessShare {
-    pub pid: u32,
-    pub comm: String,
-    pub sockets: u64,
-    /// rmem + wmem_queued + fwd_alloc of the sockets it holds
-    pub bytes: u64,
-}
-
-/// One cgroup's share of a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CgroupShare {
-    pub cgroup: Arc<Cgroup>,
-    pub sockets: u64,
-    pub bytes: u64,
-    /// The cgroup's own `memory.stat` `sock` (all its sockets, whatever
-    /// their group), for the cross-check; None without a v2 memory
-    /// controller.
-    pub memcg_sock: Option<u64>,
-}
-
-/// Who holds a group's sockets, largest share first (at most
-/// [`MAX_SHOWN`] of each; the rest are counted).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Owners {
-    pub processes: Vec<ProcessShare>,
-    pub more_processes: u64,
-    pub cgroups: Vec<CgroupShare>,
-    pub more_cgroups: u64,
-    /// Sockets no process holds (orphans, accept queue children), charged
-    /// to the group's main owner.
-    pub unheld: u64,
-}
-
-pub const MAX_SHOWN: usize = 8;
 
 /// Where an event's owner came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
