@@ -20,6 +20,7 @@ use crate::output::Sink;
 use crate::polling::Polls;
 use crate::sources::census::Census;
 use crate::sources::netns::Netns;
+use crate::sources::owners::lookup_cgroup;
 use crate::sources::procfs::Context;
 
 mod interval;
@@ -66,8 +67,7 @@ pub use crate::sources::gather::monotonic_ns;
 /// State the live loop keeps between events and intervals.
 struct Tracer<'s> {
     opts: Options,
-    /// The run's names: the census fills them, the decoder, the
-    /// aggregator and the sink read them.
+    /// The run's names: the census fills them; decoder, aggregator and sink read them.
     names: Names,
     sink: &'s mut dyn Sink,
     probes: Probes,
@@ -422,9 +422,7 @@ impl Tracer<'_> {
             match &mut e.owner {
                 None => e.owner = a.and_then(|a| a.event_owner.get(&g).cloned()),
                 Some(o) if o.cgroup.is_none() => {
-                    o.cgroup = o
-                        .cgroup_id
-                        .and_then(|c| crate::sources::owners::lookup_cgroup(c, &self.names));
+                    o.cgroup = o.cgroup_id.and_then(|c| lookup_cgroup(c, &self.names));
                 }
                 Some(_) => {}
             }
