@@ -214,3 +214,61 @@ impl Names {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netmem_common::AF_INET;
+
+    fn listen(port: u16, netns: u32) -> GroupKey {
+        GroupKey::classify(AF_INET, port, true, &[0; 16], 0).in_netns(netns)
+    }
+
+    #[test]
+    fn namespaces_are_named_by_the_run_that_learned_them() {
+        let n = Names::default();
+        n.set_default_netns(7);
+        n.name_netns(8, "blue");
+        assert_eq!(n.group_name(&listen(80, 7)), "listen:80");
+        assert_eq!(n.group_name(&listen(80, 8)), "listen:80@blue");
+        assert_eq!(n.group_name(&listen(80, 9)), "listen:80@netns:9");
+        assert_eq!(n.netns_name(7), OWN_NAME);
+        // Another run's names are its own; a clone shares them.
+        let other = Names::default();
+        assert_eq!(other.group_name(&listen(80, 8)), "listen:80@netns:8");
+        let shared = n.clone();
+        shared.name_netns(9, "green");
+        assert_eq!(n.group_name(&listen(80, 9)), "listen:80@green");
+    }
+
+    #[test]
+    fn owners_and_proxy_backends_keep_their_names() {
+        let n = Names::default();
+        n.learn(
+            [(812, "haproxy".to_string())],
+            [Arc::new(Cgroup {
+                id: 40,
+                path: "/shop".into(),
+                container: None,
+                pod: None,
+            })],
+        );
+        let process = id_key(GROUP_PROCESS, 812, 0);
+        assert_eq!(n.group_name(&process), "process:haproxy[812]");
+        assert_eq!(
+            n.group_name(&id_key(GROUP_PROCESS, 813, 0)),
+            "process:?[813]"
+        );
+        assert_eq!(n.group_name(&id_key(GROUP_CGROUP, 40, 0)), "cgroup:/shop");
+        assert_eq!(n.group_name(&id_key(GROUP_CGROUP, 0, 0)), "cgroup:(none)");
+        let app = n.backend_key("app", 0);
+        assert_eq!(
+            n.backend_key("static", 0),
+            id_key(GROUP_PROXY_BACKEND, 2, 0)
+        );
+        assert_eq!(n.backend_key("app", 0), app);
+        assert_eq!(n.group_name(&app), "proxy-backend:app");
+        // A key another run made names no backend here.
+        assert_eq!(Names::default().group_name(&app), "proxy-backend:1");
+    }
+}
