@@ -485,7 +485,7 @@ fn the_ring_holds_15_minutes_of_1000_groups_and_an_abort_names_its_incident() {
             incidents_max_bytes: 1 << 30,
         },
         incidents.clone(),
-        std::sync::Arc::new(|_: &str| Vec::new()),
+        std::sync::Arc::new(|_: &str, _: &netmem::model::names::Names| Vec::new()),
     )
     .unwrap();
     netmem_tests::synthetic::feed(&mut sink, SystemTime::now(), INTERVALS, 1000).unwrap();

@@ -10,6 +10,7 @@ use crate::cmd::args::{parse_run_time, JsonArg, NetnsArg, ProxyArg, TierArg};
 use crate::contract::Line;
 use crate::doctor::{diagnose, Report, State, Window};
 use crate::hooks::Tier;
+use crate::model::names::Names;
 use crate::model::{Event, Filter, Interval};
 use crate::output::json::{event_line, interval_lines};
 use crate::output::Sink;
@@ -98,16 +99,18 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
                 format!("a {} watch", humantime::format_duration(d))
             }
             None => {
+                let names = Names::default();
                 let (i, proxies) = crate::cmd::snapshot::take(
                     &opts.netns,
                     &Filter::default(),
                     opts.proxy.clone(),
+                    &names,
                 )?;
                 // Said once, in the report (a reading is not repeated).
                 for v in &proxies {
                     state.unreadable.extend(v.problems.iter().cloned());
                 }
-                for v in interval_lines(&i) {
+                for v in interval_lines(&i, &names) {
                     state.window.feed(&v);
                 }
                 "a reading (sock_diag and procfs; --watch adds events, peaks and aborts)".into()
@@ -192,16 +195,22 @@ struct WindowSink<'a> {
     started: Instant,
     total: Duration,
     tty: bool,
+    /// The engine's names (see [`Sink::names`]).
+    names: Names,
 }
 
 impl Sink for WindowSink<'_> {
+    fn names(&mut self, n: &Names) {
+        self.names = n.clone();
+    }
+
     fn event(&mut self, e: &Event) -> Result<()> {
-        self.window.feed(&Line::Event(event_line(e)));
+        self.window.feed(&Line::Event(event_line(e, &self.names)));
         Ok(())
     }
 
     fn interval(&mut self, i: &Interval) -> Result<()> {
-        for v in interval_lines(i) {
+        for v in interval_lines(i, &self.names) {
             self.window.feed(&v);
         }
         let el = self.started.elapsed().min(self.total);
@@ -254,6 +263,7 @@ async fn watch(opts: &Options, d: Duration, w: &mut Window) -> Result<()> {
         started: Instant::now(),
         total: d,
         tty: std::io::stderr().is_terminal(),
+        names: Names::default(),
     };
     crate::engine::run(eo, &mut sink).await?;
     Ok(())

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use anyhow::Result;
 
 use crate::cmd::args::{NetnsArg, Owners, Table};
+use crate::model::names::Names;
 use crate::model::owner::GroupBy;
 use crate::model::{Aggregator, Filter, Interval};
 use crate::output::Sink;
@@ -28,28 +29,38 @@ impl Args {
         let (netns, all) = self.netns.open()?;
         let filter = self.table.filter();
         let json = self.table.json.json;
-        let mut census = Census::new(&netns, all, self.who.owners, self.who.group_by, &filter)?
-            .with_time_wait(self.table.time_wait.time_wait)
-            // A table's proxy lines say the problems; JSON lines are not
-            // read by people, who then learn them on stderr.
-            .one_shot(!json)
-            .with_proxies(self.who.proxy.spec()?, &netns)?;
+        let names = Names::default();
+        let mut census = Census::new(
+            &netns,
+            all,
+            self.who.owners,
+            self.who.group_by,
+            &filter,
+            &names,
+        )?
+        .with_time_wait(self.table.time_wait.time_wait)
+        // A table's proxy lines say the problems; JSON lines are not
+        // read by people, who then learn them on stderr.
+        .one_shot(!json)
+        .with_proxies(self.who.proxy.spec()?, &netns)?;
         let mut sink = self.table.stdout_sink();
         run(&netns, &filter, &mut census, sink.as_mut())
     }
 }
 
 /// The snapshot as one typed interval (no live part), and the proxies
-/// that named it: their problems are the caller's to say.
+/// that named it: their problems are the caller's to say. Its groups are
+/// named by `names`.
 pub fn take(
     netns: &Netns,
     filter: &Filter,
     proxy: crate::sources::proxy::ProxySpec,
+    names: &Names,
 ) -> Result<(
     Interval,
     Vec<std::sync::Arc<crate::model::proxy::ProxyView>>,
 )> {
-    let mut census = Census::new(netns, false, false, GroupBy::Port, filter)?
+    let mut census = Census::new(netns, false, false, GroupBy::Port, filter, names)?
         .one_shot(true)
         .with_proxies(proxy, netns)?;
     let i = take_with(netns, filter, &mut census)?;
@@ -60,7 +71,7 @@ pub fn take(
 pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<Interval> {
     let mut agg = Aggregator::default();
     let (_, context) = census.collect(netns, &mut agg, &Default::default())?;
-    agg.finish(census.by, filter, &census.proxies());
+    agg.finish(census.by, filter, &census.proxies(), census.names());
     Ok(Interval {
         time_wait_counted: census.time_wait,
         ts: SystemTime::now(),
@@ -72,6 +83,7 @@ pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<
 
 pub fn run(netns: &Netns, filter: &Filter, census: &mut Census, sink: &mut dyn Sink) -> Result<()> {
     let i = take_with(netns, filter, census)?;
+    sink.names(census.names());
     sink.proxies(&census.proxies())?;
     sink.interval(&i)?;
     sink.flush()

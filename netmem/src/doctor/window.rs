@@ -11,7 +11,8 @@ use crate::contract::{ContextLine, EventLine, GroupLine, Line, ProxyFields};
 use crate::model::proxy::{GroupProxy, Side, SideTune};
 use crate::sources::host::Host;
 use crate::sources::recording::{
-    cut_name, Names, MAX_ABORTS, MAX_DSTS, MAX_GROUPS, MAX_KINDS, MAX_NAME, MAX_PROXY_BYTES, OTHER,
+    cut_name, CappedNames, MAX_ABORTS, MAX_DSTS, MAX_GROUPS, MAX_KINDS, MAX_NAME, MAX_PROXY_BYTES,
+    OTHER,
 };
 
 /// One group's figures: now (the last interval) and at peak.
@@ -138,9 +139,9 @@ pub struct Window {
     /// What the window holds of what it is fed is bounded whatever the
     /// input (a recording from anyone, hours of `top`): names in length
     /// and number, kinds, destinations, aborts' figures, proxy names.
-    names: Names<MAX_GROUPS>,
-    kinds: Names<MAX_KINDS>,
-    dsts: Names<MAX_DSTS>,
+    names: CappedNames<MAX_GROUPS>,
+    kinds: CappedNames<MAX_KINDS>,
+    dsts: CappedNames<MAX_DSTS>,
     abort_causes: std::collections::BTreeSet<Arc<str>>,
     proxy_bytes: usize,
     proxies_dropped: u64,

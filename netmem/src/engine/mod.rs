@@ -12,13 +12,15 @@ use netmem_common::{Event as RawEvent, EventKind, GroupCounters, GroupKey, Stat}
 use tokio::io::unix::AsyncFd;
 
 use crate::hooks::{Coverage, HookId, Probes, Tier};
-use crate::model::event::Decoder;
+use crate::model::decode::Decoder;
+use crate::model::names::Names;
 use crate::model::owner::{Attribution, GroupBy};
 use crate::model::{Body, Event, Filter, Summary};
 use crate::output::Sink;
 use crate::polling::Polls;
 use crate::sources::census::Census;
 use crate::sources::netns::Netns;
+use crate::sources::owners::lookup_cgroup;
 use crate::sources::procfs::Context;
 
 mod interval;
@@ -65,6 +67,8 @@ pub use crate::sources::gather::monotonic_ns;
 /// State the live loop keeps between events and intervals.
 struct Tracer<'s> {
     opts: Options,
+    /// The run's names: the census fills them; decoder, aggregator and sink read them.
+    names: Names,
     sink: &'s mut dyn Sink,
     probes: Probes,
     drop_reasons: HashMap<u32, String>,
@@ -117,6 +121,9 @@ pub async fn run_with(
     sink: &mut dyn Sink,
     extra: impl FnOnce(&mut Probes) -> Result<()>,
 ) -> Result<Summary> {
+    // One run, one set of names, handed to all that name groups.
+    let names = Names::default();
+    sink.names(&names);
     // The first line a recording needs to be diagnosed later.
     sink.host(&crate::sources::host::Host::of_trace(
         crate::sources::host::Traced {
@@ -134,6 +141,7 @@ pub async fn run_with(
         opts.owners,
         opts.group_by,
         &opts.filter,
+        &names,
     )?
     .with_time_wait(opts.time_wait)
     .with_budget(opts.census_budget)
@@ -155,6 +163,7 @@ pub async fn run_with(
         .unwrap_or_default();
     let mut t = Tracer {
         opts,
+        names,
         sink,
         probes,
         drop_reasons: resolved.drop_reason_names.into_iter().collect(),
@@ -351,8 +360,7 @@ impl Tracer<'_> {
             orphans: self.last_ctx.as_ref().map(|c| c.orphans as i64),
             tier: &tier,
             wall: &wall,
-            comm: &crate::model::names::comm,
-            cgroup: &crate::model::names::cgroup,
+            names: &self.names,
         };
         d.decode(raw)
     }
@@ -414,12 +422,14 @@ impl Tracer<'_> {
             match &mut e.owner {
                 None => e.owner = a.and_then(|a| a.event_owner.get(&g).cloned()),
                 Some(o) if o.cgroup.is_none() => {
-                    o.cgroup = o.cgroup_id.and_then(crate::sources::owners::lookup_cgroup);
+                    o.cgroup = o.cgroup_id.and_then(|c| lookup_cgroup(c, &self.names));
                 }
                 Some(_) => {}
             }
             e.group = Some(match self.opts.group_by {
-                GroupBy::ProxyBackend => crate::model::proxy::event_group(g, e.proxy.as_deref()),
+                GroupBy::ProxyBackend => {
+                    crate::model::proxy::event_group(g, e.proxy.as_deref(), &self.names)
+                }
                 by => crate::model::owner::event_group(g, e.owner.as_ref(), a, by),
             });
         }
@@ -533,7 +543,12 @@ impl Tracer<'_> {
             dump_started,
         )?;
         self.count_groups(&mut agg)?;
-        agg.finish(self.opts.group_by, &self.opts.filter, &self.proxies);
+        agg.finish(
+            self.opts.group_by,
+            &self.opts.filter,
+            &self.proxies,
+            &self.names,
+        );
         self.attribution = agg.attribution.take();
         self.last_ctx = Some(ctx);
         for e in &events {

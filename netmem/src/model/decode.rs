@@ -10,7 +10,7 @@ use super::event::{
     Abort, AbortCause, Body, Direction, Event, FigureSource, OrphanEnd, ProtoMem, Protocol,
     RouteException, Sock,
 };
-use super::group::ip_from;
+use super::key::ip_from;
 use crate::hooks::{HookId, Tier};
 
 /// What decoding needs beyond the record itself.
@@ -26,10 +26,9 @@ pub struct Decoder<'a> {
     pub tier: &'a dyn Fn(HookId) -> Option<Tier>,
     /// CLOCK_MONOTONIC ns to wall clock
     pub wall: &'a dyn Fn(u64) -> SystemTime,
-    /// A pid's name and a cgroup id's cgroup, as far as they are known
-    /// (for an orphan's recorded owner)
-    pub comm: &'a dyn Fn(u32) -> Option<String>,
-    pub cgroup: &'a dyn Fn(u64) -> Option<std::sync::Arc<super::types::Cgroup>>,
+    /// The run's names: a pid's name and a cgroup id's cgroup, as far as
+    /// they are known (for an orphan's recorded owner)
+    pub names: &'a super::names::Names,
 }
 
 fn known(v: i64) -> Option<i64> {
@@ -215,7 +214,10 @@ impl Decoder<'_> {
 /// A decoder with fixed figures (SOCK_MIN_SNDBUF 4608, 7 orphans of 100
 /// allowed, every hook on the tracepoint tier), for tests.
 #[cfg(test)]
-pub(crate) fn decoder_for_tests<'a>(names: &'a dyn Fn(u32) -> String) -> Decoder<'a> {
+pub(crate) fn decoder_for_tests<'a>(
+    names: &'a dyn Fn(u32) -> String,
+    known: &'a super::names::Names,
+) -> Decoder<'a> {
     Decoder {
         drop_reason: names,
         sock_min_sndbuf: 4608,
@@ -223,8 +225,7 @@ pub(crate) fn decoder_for_tests<'a>(names: &'a dyn Fn(u32) -> String) -> Decoder
         orphans: Some(7),
         tier: &|_| Some(Tier::Tracepoint),
         wall: &|_| SystemTime::UNIX_EPOCH,
-        comm: &super::names::comm,
-        cgroup: &super::names::cgroup,
+        names: known,
     }
 }
 
@@ -233,7 +234,7 @@ impl Decoder<'_> {
     /// the closing process, or only the socket's cgroup.
     fn owner_of(&self, kind: EventKind, raw: &RawEvent) -> Option<super::owner::EventOwner> {
         use super::owner::{EventOwner, OwnerVia};
-        let (comm, cgroup) = (self.comm, self.cgroup);
+        let names = self.names;
         let (pid, cg, name) = match kind {
             EventKind::OrphanBorn => {
                 let p: payload::OrphanBorn = payload_of(raw);
@@ -255,8 +256,8 @@ impl Decoder<'_> {
         }
         Some(EventOwner {
             pid: (pid != 0).then_some(pid),
-            comm: name.or_else(|| (pid != 0).then(|| comm(pid)).flatten()),
-            cgroup: (cg != 0).then(|| cgroup(cg)).flatten(),
+            comm: name.or_else(|| (pid != 0).then(|| names.comm(pid)).flatten()),
+            cgroup: (cg != 0).then(|| names.cgroup(cg)).flatten(),
             cgroup_id: (cg != 0).then_some(cg),
             via: if pid != 0 {
                 OwnerVia::Closer
@@ -287,7 +288,8 @@ mod tests {
     #[test]
     fn abort_uses_kernel_figures_then_procfs() {
         let names = |_| String::new();
-        let d = decoder_for_tests(&names);
+        let known = crate::model::names::Names::default();
+        let d = decoder_for_tests(&names, &known);
         let sock = SockInfo {
             present: 1,
             wmem_queued: 100_000,
@@ -332,7 +334,8 @@ mod tests {
     #[test]
     fn route_exception_has_no_group_and_picks_its_hook() {
         let names = |_| String::new();
-        let d = decoder_for_tests(&names);
+        let known = crate::model::names::Names::default();
+        let d = decoder_for_tests(&names, &known);
         let mut r = raw(
             payload::RouteException {
                 family: AF_INET as i64,

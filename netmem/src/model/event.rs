@@ -12,8 +12,6 @@ use netmem_common::{
 
 use crate::hooks::{HookId, Tier};
 
-pub use super::decode::Decoder;
-
 /// A rare event, decoded.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {

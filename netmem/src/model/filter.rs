@@ -7,7 +7,7 @@ use netmem_common::{
     GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN, GROUP_PROCESS, GROUP_PROXY_BACKEND,
 };
 
-use super::group::ip_from;
+use super::key::ip_from;
 
 /// `--port` and `--backend`: with none given every group is shown.
 #[derive(Clone, Debug, Default)]
@@ -70,10 +70,14 @@ pub fn parse_backend(s: &str) -> Result<(IpAddr, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::group::{group_name, group_of};
+    use crate::model::group::group_of;
     use crate::model::types::SockRecord;
     use netmem_common::{AF_INET, AF_INET6, IPPROTO_TCP, TCP_ESTABLISHED};
     use std::collections::HashSet;
+
+    fn group_name(k: &netmem_common::GroupKey) -> String {
+        crate::model::names::Names::default().group_name(k)
+    }
 
     fn rec(remote: &str) -> SockRecord {
         let remote: IpAddr = remote.parse().unwrap();

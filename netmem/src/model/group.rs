@@ -1,58 +1,17 @@
 //! Groups: charges sockets and events to `listen:PORT` / `backend:ADDR:PORT`
-//! with the one rule in [`GroupKey::classify`], names them, sums each
-//! group's memory and counts.
+//! with the one rule in [`GroupKey::classify`] and sums each group's
+//! memory and counts. Their names are [`super::names::Names::group_name`]'s.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netmem_common::{
-    Counter, GroupCounters, GroupKey, AF_INET6, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN,
-    GROUP_PROCESS, GROUP_PROXY_BACKEND, IPPROTO_TCP, TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2,
-    TCP_LAST_ACK, TCP_LISTEN, TCP_TIME_WAIT,
+    GroupCounters, GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_LISTEN, GROUP_PROCESS,
+    GROUP_PROXY_BACKEND, TCP_LISTEN,
 };
 
 use super::types::SockRecord;
 
-pub fn ip_bytes(ip: &IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(a) => {
-            let mut b = [0u8; 16];
-            b[..4].copy_from_slice(&a.octets());
-            b
-        }
-        IpAddr::V6(a) => a.octets(),
-    }
-}
-
-pub fn ip_from(family: u8, b: &[u8; 16]) -> IpAddr {
-    if family == AF_INET6 {
-        IpAddr::V6(Ipv6Addr::from(*b))
-    } else {
-        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    }
-}
-
-/// `10.0.0.2:9001` or `[::1]:9001`.
-pub fn endpoint(ip: &IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
-/// The group's name, unique within a pass: `listen:8080`,
-/// `backend:10.0.0.2:9001`, `process:haproxy[812]`, `cgroup:/PATH`; with
-/// `@NAMESPACE` when it is not the default namespace's (`--netns all`).
-pub fn group_name(g: &GroupKey) -> String {
-    let base = match g.kind {
-        GROUP_LISTEN => format!("listen:{}", g.port),
-        GROUP_BACKEND => format!("backend:{}", endpoint(&ip_from(g.family, &g.addr), g.port)),
-        GROUP_PROCESS | GROUP_CGROUP => super::owner::owner_group_name(g),
-        GROUP_PROXY_BACKEND => super::proxy::backend_group_name(g),
-        _ => return "unattributed".to_string(),
-    };
-    base + &super::owner::netns_suffix(g.netns)
-}
+pub use super::key::{endpoint, ip_bytes, ip_from};
 
 pub fn group_kind(g: &GroupKey) -> &'static str {
     match g.kind {
@@ -65,9 +24,10 @@ pub fn group_kind(g: &GroupKey) -> &'static str {
     }
 }
 
-/// Classifies a sock_diag record.
 pub use super::filter::{parse_backend, Filter};
+pub use super::row::{is_orphan, GroupMem, GroupRow};
 
+/// Classifies a sock_diag record.
 pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
     GroupKey::classify(
         rec.family,
@@ -77,102 +37,6 @@ pub fn group_of(rec: &SockRecord, listening: &HashSet<u16>) -> GroupKey {
         rec.rport,
     )
     .in_netns(rec.netns)
-}
-
-/// An orphan as the kernel counts one (tcp_orphan_count): a full TCP
-/// socket its application has closed. No inode alone is not enough:
-/// children still waiting in a listener's accept queue have none either,
-/// and sit in ESTABLISHED, SYN_RECV or CLOSE_WAIT, while a closed socket
-/// has moved on to FIN_WAIT1/2, CLOSING or LAST_ACK. `full` excludes the
-/// TIME_WAIT mini-sockets that sock_diag reports in their FIN_WAIT2 substate.
-pub fn is_orphan(rec: &SockRecord) -> bool {
-    rec.protocol == IPPROTO_TCP
-        && rec.inode == 0
-        && rec.full
-        && matches!(
-            rec.state,
-            TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK
-        )
-}
-
-/// One group's memory as sock_diag reports it, in bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GroupMem {
-    pub sockets: u64,
-    pub listeners: u64,
-    pub time_wait: u64,
-    pub orphans: u64,
-    pub rmem: u64,
-    pub wmem_queued: u64,
-    pub fwd_alloc: u64,
-    /// rmem + wmem_queued held by orphans
-    pub orphan_bytes: u64,
-    pub drops: u64,
-}
-
-impl GroupMem {
-    /// Charges one socket.
-    pub fn add(&mut self, rec: &SockRecord) {
-        match rec.state {
-            TCP_LISTEN => self.listeners += 1,
-            TCP_TIME_WAIT => self.time_wait += 1,
-            _ => self.sockets += 1,
-        }
-        self.rmem += rec.rmem_alloc as u64;
-        self.wmem_queued += rec.wmem_queued as u64;
-        self.fwd_alloc += rec.fwd_alloc as u64;
-        self.drops += rec.drops as u64;
-        if is_orphan(rec) {
-            self.orphans += 1;
-            self.orphan_bytes += rec.rmem_alloc as u64 + rec.wmem_queued as u64;
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.rmem + self.wmem_queued + self.fwd_alloc
-    }
-
-    /// Adds another group's figures (groups summed into one).
-    pub fn absorb(&mut self, o: &GroupMem) {
-        self.sockets += o.sockets;
-        self.listeners += o.listeners;
-        self.time_wait += o.time_wait;
-        self.orphans += o.orphans;
-        self.rmem += o.rmem;
-        self.wmem_queued += o.wmem_queued;
-        self.fwd_alloc += o.fwd_alloc;
-        self.orphan_bytes += o.orphan_bytes;
-        self.drops += o.drops;
-    }
-}
-
-/// A group's row: memory from sock_diag plus event counts from the kernel.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GroupRow {
-    pub mem: GroupMem,
-    pub counts: [u64; Counter::COUNT],
-    /// Who holds its sockets, when asked (`--owners`, `--group-by`).
-    pub owners: Option<Box<super::owner::Owners>>,
-    /// What the proxy in front calls it (`--haproxy`, or one found running).
-    pub proxy: Option<std::sync::Arc<super::proxy::GroupProxy>>,
-}
-
-impl GroupRow {
-    pub fn count(&self, c: Counter) -> u64 {
-        self.counts[c as usize]
-    }
-
-    /// Nothing to report: no sockets (a bare listener does not count), no
-    /// memory, no drops and no events.
-    pub fn is_empty(&self) -> bool {
-        let m = &self.mem;
-        m.sockets == 0
-            && m.orphans == 0
-            && m.time_wait == 0
-            && m.total() == 0
-            && m.drops == 0
-            && self.counts.iter().all(|&c| c == 0)
-    }
 }
 
 #[derive(Default)]
@@ -243,18 +107,24 @@ impl Aggregator {
         by: super::owner::GroupBy,
         filter: &Filter,
         proxies: &[std::sync::Arc<super::proxy::ProxyView>],
+        names: &super::names::Names,
     ) {
         super::proxy::name_groups(&mut self.groups, proxies);
-        self.regroup(by, filter);
+        self.regroup(by, filter, names);
     }
 
     /// With `--group-by process|cgroup`, the port groups (counts added)
     /// become owner groups; with `proxy-backend`, a backend's servers one
-    /// group.
-    pub fn regroup(&mut self, by: super::owner::GroupBy, filter: &Filter) {
+    /// group (its key from `names`).
+    pub fn regroup(
+        &mut self,
+        by: super::owner::GroupBy,
+        filter: &Filter,
+        names: &super::names::Names,
+    ) {
         if by == super::owner::GroupBy::ProxyBackend {
             let groups = std::mem::take(&mut self.groups);
-            self.groups = super::proxy::regroup(groups, filter);
+            self.groups = super::proxy::regroup(groups, filter, names);
         } else if let Some(a) = &self.attribution {
             let groups = std::mem::take(&mut self.groups);
             self.groups = super::owner::regroup(groups, a, by);
@@ -303,7 +173,15 @@ pub fn counter_delta(now: &GroupCounters, prev: Option<&GroupCounters>) -> Group
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netmem_common::{AF_INET, TCP_ESTABLISHED, TCP_FIN_WAIT1};
+    use netmem_common::{
+        AF_INET, AF_INET6, IPPROTO_TCP, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2,
+        TCP_LAST_ACK, TCP_TIME_WAIT,
+    };
+    use std::net::IpAddr;
+
+    fn group_name(k: &GroupKey) -> String {
+        crate::model::names::Names::default().group_name(k)
+    }
 
     fn rec(
         lport: u16,

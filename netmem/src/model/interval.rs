@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use netmem_common::{GroupKey, Stat};
 
-use super::group::GroupRow;
+use super::row::GroupRow;
 pub use super::types::Context;
 use crate::hooks::Coverage;
 

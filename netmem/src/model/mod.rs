@@ -7,11 +7,13 @@ pub mod filter;
 pub mod group;
 pub mod incident;
 pub mod interval;
+pub mod key;
 pub mod names;
 pub mod owner;
 pub mod proxy;
 #[cfg(test)]
 mod purity;
+pub mod row;
 pub mod types;
 
 pub use event::{Body, Event};

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use netmem_common::{GroupKey, GROUP_CGROUP, GROUP_PROCESS, TCP_LISTEN};
 
-use super::group::{GroupMem, GroupRow};
+pub use super::row::{CgroupShare, Owners, ProcessShare, MAX_SHOWN};
+use super::row::{GroupMem, GroupRow};
 use super::types::{Cgroup, OwnerTable, SockRecord};
 
 /// `--group-by`: what a group is.
@@ -40,43 +41,6 @@ impl GroupBy {
         matches!(self, GroupBy::Process | GroupBy::Cgroup)
     }
 }
-
-/// One process's share of a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcessShare {
-    pub pid: u32,
-    pub comm: String,
-    pub sockets: u64,
-    /// rmem + wmem_queued + fwd_alloc of the sockets it holds
-    pub bytes: u64,
-}
-
-/// One cgroup's share of a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CgroupShare {
-    pub cgroup: Arc<Cgroup>,
-    pub sockets: u64,
-    pub bytes: u64,
-    /// The cgroup's own `memory.stat` `sock` (all its sockets, whatever
-    /// their group), for the cross-check; None without a v2 memory
-    /// controller.
-    pub memcg_sock: Option<u64>,
-}
-
-/// Who holds a group's sockets, largest share first (at most
-/// [`MAX_SHOWN`] of each; the rest are counted).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Owners {
-    pub processes: Vec<ProcessShare>,
-    pub more_processes: u64,
-    pub cgroups: Vec<CgroupShare>,
-    pub more_cgroups: u64,
-    /// Sockets no process holds (orphans, accept queue children), charged
-    /// to the group's main owner.
-    pub unheld: u64,
-}
-
-pub const MAX_SHOWN: usize = 8;
 
 /// Where an event's owner came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,45 +75,9 @@ pub struct EventOwner {
     pub via: OwnerVia,
 }
 
-pub use super::names::{
-    all_namespaces, cgroup, comm, name_netns, netns_name, netns_suffix, register_cgroup,
-    set_all_namespaces, set_default_netns,
-};
-
-/// The id an owner group carries in its key.
-pub fn owner_id(k: &GroupKey) -> u64 {
-    u64::from_ne_bytes(k.addr[..8].try_into().expect("8 bytes"))
-}
-
-fn owner_key(kind: u8, id: u64, netns: u32) -> GroupKey {
-    let mut addr = [0u8; 16];
-    addr[..8].copy_from_slice(&id.to_ne_bytes());
-    GroupKey {
-        addr,
-        port: 0,
-        kind,
-        family: 0,
-        netns,
-    }
-}
-
-/// `process:haproxy[1234]`, `cgroup:/system.slice/haproxy.service`, or
-/// `(none)` when nothing owns the sockets.
-pub fn owner_group_name(k: &GroupKey) -> String {
-    let id = owner_id(k);
-    match k.kind {
-        GROUP_PROCESS if id == 0 => "process:(none)".to_string(),
-        GROUP_PROCESS => format!(
-            "process:{}[{id}]",
-            comm(id as u32).unwrap_or_else(|| "?".into())
-        ),
-        _ if id == 0 => "cgroup:(none)".to_string(),
-        _ => match cgroup(id) {
-            Some(c) => format!("cgroup:{}", c.path),
-            None => format!("cgroup:{id}"),
-        },
-    }
-}
+use super::key::id_key as owner_key;
+pub use super::key::owner_id;
+use super::names::Names;
 
 /// What one pass learned about owners, beside the port groups.
 #[derive(Clone, Debug, Default)]
@@ -166,7 +94,7 @@ pub struct Attribution {
     pub owner_rows: HashMap<GroupKey, Owners>,
     /// The port groups asked for (`--port`, `--backend`): only theirs are
     /// regrouped.
-    pub filter: super::Filter,
+    pub filter: super::filter::Filter,
 }
 
 #[derive(Default)]
@@ -271,19 +199,21 @@ fn main_of<K: Copy + Ord>(t: &BTreeMap<K, Tally>) -> Option<K> {
 /// `by` other than port, the owner groups' memory. `src` is what the
 /// sources know of the sockets' holders (brought up to date for these
 /// sockets first); `memcg_sock` reads a cgroup's `memory.stat` `sock`,
-/// asked once per cgroup shown.
+/// asked once per cgroup shown. The processes and cgroups met are
+/// registered in `names`, which names the owner groups.
 pub fn attribute(
     groups: &mut BTreeMap<GroupKey, GroupRow>,
     sockets: &[(SockRecord, GroupKey)],
     src: &OwnerTable,
     memcg_sock: &mut dyn FnMut(u64) -> Option<u64>,
     by: GroupBy,
+    names: &Names,
 ) -> Attribution {
     let mut per_group: HashMap<GroupKey, Shares> = HashMap::new();
     for (r, g) in sockets {
         per_group.entry(*g).or_default().add(r, src);
     }
-    super::names::learn(
+    names.learn(
         per_group
             .values()
             .flat_map(|s| s.procs.keys().map(|pid| (*pid, src.comm(*pid).to_string()))),
@@ -302,8 +232,8 @@ pub fn attribute(
             *g,
             EventOwner {
                 pid: main_pid,
-                comm: main_pid.and_then(comm),
-                cgroup: main_cg.and_then(cgroup),
+                comm: main_pid.and_then(|p| names.comm(p)),
+                cgroup: main_cg.and_then(|c| names.cgroup(c)),
                 cgroup_id: main_cg,
                 via: OwnerVia::Group,
             },

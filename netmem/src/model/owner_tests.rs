@@ -1,7 +1,7 @@
 //! The owner rule's tests (`model::owner`), apart to keep that file short.
 
 use super::*;
-use crate::model::group::{group_name, Aggregator};
+use crate::model::group::Aggregator;
 use netmem_common::{Counter, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_TIME_WAIT};
 use std::collections::HashSet;
 
@@ -64,6 +64,7 @@ fn the_listener_names_the_main_owner_and_shares_are_listed() {
         &src,
         &mut |_| None,
         GroupBy::Port,
+        &Names::default(),
     );
     let (g, row) = agg.groups.iter().next().unwrap();
     let o = row.owners.as_ref().unwrap();
@@ -94,22 +95,24 @@ fn group_by_cgroup_charges_sockets_to_their_own_and_counts_to_the_main_owner() {
     let (mut agg, src) = pass();
     let sockets = agg.sockets.take().unwrap();
     let port_group = *agg.groups.keys().next().unwrap();
+    let names = Names::default();
     agg.attribution = Some(attribute(
         &mut agg.groups,
         &sockets,
         &src,
         &mut |_| None,
         GroupBy::Cgroup,
+        &names,
     ));
     let mut counts = netmem_common::GroupCounters::default();
     counts.counts[Counter::MemAborts as usize] = 3;
     agg.add_counts(port_group, &counts);
     let total: u64 = agg.groups.values().map(|r| r.mem.total()).sum();
-    agg.regroup(GroupBy::Cgroup, &Default::default());
+    agg.regroup(GroupBy::Cgroup, &Default::default(), &names);
     let rows: BTreeMap<String, GroupRow> = agg
         .groups
         .iter()
-        .map(|(k, r)| (group_name(k), r.clone()))
+        .map(|(k, r)| (names.group_name(k), r.clone()))
         .collect();
     let shop = rows
         .iter()
@@ -146,7 +149,15 @@ fn only_the_port_groups_asked_for_are_regrouped() {
     let (mut agg, src) = pass();
     let sockets = agg.sockets.take().unwrap();
     let port_group = *agg.groups.keys().next().unwrap();
-    let mut a = attribute(&mut agg.groups, &[], &src, &mut |_| None, GroupBy::Process);
+    let names = Names::default();
+    let mut a = attribute(
+        &mut agg.groups,
+        &[],
+        &src,
+        &mut |_| None,
+        GroupBy::Process,
+        &names,
+    );
     assert!(!sockets.is_empty());
     // `--port 81`: port 80's sockets were left out of the pass's
     // owners, and its kernel counts must not land in `(none)`.
@@ -158,11 +169,14 @@ fn only_the_port_groups_asked_for_are_regrouped() {
     let mut counts = netmem_common::GroupCounters::default();
     counts.counts[Counter::MemAborts as usize] = 3;
     agg.add_counts(port_group, &counts);
-    agg.regroup(GroupBy::Process, &Default::default());
+    agg.regroup(GroupBy::Process, &Default::default(), &names);
     assert!(
         agg.groups.is_empty(),
         "{:?}",
-        agg.groups.keys().map(group_name).collect::<Vec<_>>()
+        agg.groups
+            .keys()
+            .map(|k| names.group_name(k))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -177,6 +191,7 @@ fn events_go_to_the_recorded_owner_then_the_groups() {
         &src,
         &mut |_| None,
         GroupBy::Process,
+        &Names::default(),
     );
     let closer = EventOwner {
         pid: Some(21),

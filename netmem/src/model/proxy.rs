@@ -11,33 +11,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_LISTEN, GROUP_PROXY_BACKEND};
+use netmem_common::{GroupKey, GROUP_BACKEND, GROUP_LISTEN};
 
-use super::group::{ip_from, GroupRow};
-use super::Filter;
+use super::filter::Filter;
+use super::key::ip_from;
+use super::names::Names;
+use super::row::GroupRow;
 
+pub mod named;
 mod tune;
-pub use tune::{knob_of, Knob, Meaning, SideTune, Tune};
-
-/// Which side of the proxy a group's sockets are on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// Accepted from clients (a frontend's `listen:` group).
-    Client,
-    /// Opened to servers (a `backend:` group).
-    Server,
-}
-
-impl Side {
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Client => "client",
-            Side::Server => "server",
-        }
-    }
-}
+pub use named::GroupProxy;
+pub use tune::{knob_of, Knob, Meaning, Side, SideTune, Tune};
 
 /// A frontend's listening socket.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -91,122 +77,6 @@ pub struct ProxyView {
     pub generation: u64,
     by_port: HashMap<u16, Arc<GroupProxy>>,
     by_endpoint: HashMap<(IpAddr, u16), Arc<GroupProxy>>,
-}
-
-/// A group's proxy names, and the proxy's buffer settings for its side.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupProxy {
-    pub kind: &'static str,
-    pub side: Side,
-    /// Frontends bound to a `listen:` group's port, by name; more than one
-    /// when several binds share the port.
-    pub frontends: Vec<String>,
-    /// `(backend, server)` at a `backend:` group's endpoint; more than one
-    /// when backends share a server. For a `proxy-backend:` group, every
-    /// server summed into it.
-    pub servers: Vec<(String, String)>,
-    /// A `proxy-backend:` group: its servers summed, not one endpoint.
-    pub summed: bool,
-    pub bufsize: Option<u64>,
-    pub tune: SideTune,
-}
-
-impl GroupProxy {
-    /// One group's names, with the proxy's settings for its side.
-    fn of_side(
-        kind: &'static str,
-        side: Side,
-        frontends: Vec<String>,
-        servers: Vec<(String, String)>,
-        tune: &Tune,
-    ) -> GroupProxy {
-        GroupProxy {
-            kind,
-            side,
-            frontends,
-            servers,
-            summed: false,
-            bufsize: tune.buffer(),
-            tune: tune.side(side),
-        }
-    }
-
-    pub fn frontend(&self) -> Option<&str> {
-        self.frontends.first().map(String::as_str)
-    }
-
-    pub fn backend(&self) -> Option<&str> {
-        self.servers.first().map(|s| s.0.as_str())
-    }
-
-    /// The server, for a group of one endpoint (not a backend's sum).
-    pub fn server(&self) -> Option<&str> {
-        if self.summed {
-            return None;
-        }
-        self.servers.first().map(|s| s.1.as_str())
-    }
-
-    /// The backends named, each once, in order.
-    pub fn backends(&self) -> Vec<&str> {
-        let mut b: Vec<&str> = Vec::new();
-        for (name, _) in &self.servers {
-            if !b.contains(&name.as_str()) {
-                b.push(name);
-            }
-        }
-        b
-    }
-
-    /// `backend/server` for every server.
-    pub fn server_paths(&self) -> Vec<String> {
-        self.servers
-            .iter()
-            .map(|(b, s)| format!("{b}/{s}"))
-            .collect()
-    }
-
-    /// Shared by several frontends or backends: the kernel cannot tell
-    /// their sockets apart.
-    pub fn shared(&self) -> bool {
-        self.frontends.len() > 1 || self.backends().len() > 1
-    }
-
-    /// How people read it: `frontend fe_https`, `backend app, server
-    /// app3`, `frontends fe_a + fe_b (one port)`, `backend app (3 servers)`.
-    pub fn describe(&self) -> String {
-        match self.side {
-            Side::Client if self.frontends.len() > 1 => {
-                format!("frontends {} (one port)", self.frontends.join(" + "))
-            }
-            Side::Client => format!("frontend {}", self.frontend().unwrap_or("?")),
-            Side::Server if self.summed => format!(
-                "backend {} ({} servers)",
-                self.backend().unwrap_or("?"),
-                self.servers.len()
-            ),
-            Side::Server if self.shared() => {
-                format!("servers {} (one endpoint)", self.server_paths().join(" + "))
-            }
-            Side::Server => format!(
-                "backend {}, server {}",
-                self.backend().unwrap_or("?"),
-                self.server().unwrap_or("?")
-            ),
-        }
-    }
-
-    /// A short label for table columns: `fe_https`, `app/app3`,
-    /// `fe_a+fe_b`, `app (3)`.
-    pub fn label(&self) -> String {
-        match self.side {
-            Side::Client => self.frontends.join("+"),
-            Side::Server if self.summed => {
-                format!("{} ({})", self.backend().unwrap_or("?"), self.servers.len())
-            }
-            Side::Server => self.server_paths().join("+"),
-        }
-    }
 }
 
 impl ProxyView {
@@ -311,62 +181,13 @@ pub fn name_groups(groups: &mut BTreeMap<GroupKey, GroupRow>, views: &[Arc<Proxy
     }
 }
 
-/// Backend names behind `proxy-backend:` keys: the key carries an id;
-/// names are never forgotten, so a key always names the same backend.
-/// Looked up per event under `--group-by proxy-backend`, hence the index.
-#[derive(Default)]
-struct Backends {
-    names: Vec<String>,
-    ids: HashMap<String, u64>,
-}
-
-static BACKENDS: RwLock<Option<Backends>> = RwLock::new(None);
-
-fn backend_id(name: &str) -> u64 {
-    let known = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
-    if let Some(id) = known.as_ref().and_then(|b| b.ids.get(name)) {
-        return *id;
-    }
-    drop(known);
-    let mut w = BACKENDS.write().unwrap_or_else(|e| e.into_inner());
-    let b = w.get_or_insert_with(Backends::default);
-    if let Some(id) = b.ids.get(name) {
-        return *id;
-    }
-    b.names.push(name.to_string());
-    let id = b.names.len() as u64;
-    b.ids.insert(name.to_string(), id);
-    id
-}
-
-/// `proxy-backend:NAME` (without its namespace suffix).
-pub fn backend_group_name(g: &GroupKey) -> String {
-    let id = super::owner::owner_id(g) as usize;
-    let r = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
-    match r.as_ref().and_then(|b| b.names.get(id.checked_sub(1)?)) {
-        Some(n) => format!("proxy-backend:{n}"),
-        None => format!("proxy-backend:{id}"),
-    }
-}
-
-fn backend_key(name: &str, netns: u32) -> GroupKey {
-    let mut addr = [0u8; 16];
-    addr[..8].copy_from_slice(&backend_id(name).to_ne_bytes());
-    GroupKey {
-        addr,
-        port: 0,
-        kind: GROUP_PROXY_BACKEND,
-        family: 0,
-        netns,
-    }
-}
-
 /// The group an event of port group `g` belongs to under `--group-by
-/// proxy-backend`: its server's backend, or `g` itself.
-pub fn event_group(g: GroupKey, named: Option<&GroupProxy>) -> GroupKey {
+/// proxy-backend`: its server's backend (its key from `names`), or `g`
+/// itself.
+pub fn event_group(g: GroupKey, named: Option<&GroupProxy>, names: &Names) -> GroupKey {
     match named {
         Some(p) if g.kind == GROUP_BACKEND => match p.backend() {
-            Some(b) => backend_key(b, g.netns),
+            Some(b) => names.backend_key(b, g.netns),
             None => g,
         },
         _ => g,
@@ -380,12 +201,13 @@ pub fn event_group(g: GroupKey, named: Option<&GroupProxy>) -> GroupKey {
 pub fn regroup(
     groups: BTreeMap<GroupKey, GroupRow>,
     filter: &Filter,
+    names: &Names,
 ) -> BTreeMap<GroupKey, GroupRow> {
     let mut out = BTreeMap::new();
     let mut members: HashMap<GroupKey, BTreeSet<(String, String)>> = HashMap::new();
     for (g, row) in groups {
         let named = row.proxy.clone();
-        let k = event_group(g, named.as_deref());
+        let k = event_group(g, named.as_deref(), names);
         if k == g {
             out.insert(g, row);
             continue;
@@ -427,7 +249,6 @@ pub fn regroup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::group::group_name;
     use netmem_common::AF_INET;
 
     const KNOBS: &[Knob] = &[
@@ -540,9 +361,10 @@ mod tests {
             groups.insert(k, r);
         }
         name_groups(&mut groups, &views);
-        let out = regroup(groups, &Filter::default());
+        let named = Names::default();
+        let out = regroup(groups, &Filter::default(), &named);
         let names: BTreeMap<String, &GroupRow> =
-            out.iter().map(|(k, r)| (group_name(k), r)).collect();
+            out.iter().map(|(k, r)| (named.group_name(k), r)).collect();
         let app = names["proxy-backend:app"];
         assert_eq!((app.mem.rmem, app.mem.sockets, app.counts[0]), (1500, 2, 2));
         let p = app.proxy.as_ref().unwrap();

@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use crate::doctor::Report;
 use crate::hooks::HookStatus;
+use crate::model::names::Names;
 use crate::model::proxy::ProxyView;
 use crate::model::{Event, Interval, Summary};
 use crate::sources::host::Host;
@@ -24,6 +25,12 @@ pub mod text;
 /// A consumer of the model. Every method has a no-op default, so a sink
 /// implements only what it shows.
 pub trait Sink {
+    /// The run's names, which turn group keys into group names
+    /// (namespaces, processes, cgroups, proxy backends): handed once,
+    /// before anything else, by whatever runs the passes (the engine,
+    /// `snapshot`). A sink that names groups keeps the handle, which
+    /// learns every later pass's names.
+    fn names(&mut self, _n: &Names) {}
     /// The host facts a later diagnosis needs (`trace`'s first line).
     fn host(&mut self, _h: &Host) -> Result<()> {
         Ok(())
@@ -63,6 +70,9 @@ pub trait Sink {
 
 /// Hands everything to each of several sinks, in order.
 impl Sink for Vec<Box<dyn Sink>> {
+    fn names(&mut self, n: &Names) {
+        self.iter_mut().for_each(|s| s.names(n))
+    }
     fn host(&mut self, h: &Host) -> Result<()> {
         self.iter_mut().try_for_each(|s| s.host(h))
     }

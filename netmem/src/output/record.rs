@@ -133,6 +133,9 @@ impl RecordSink {
 }
 
 impl Sink for RecordSink {
+    fn names(&mut self, n: &crate::model::names::Names) {
+        self.json.names(n)
+    }
     fn host(&mut self, h: &Host) -> Result<()> {
         self.json.host(h)
     }

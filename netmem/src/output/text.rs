@@ -11,6 +11,7 @@ use super::Sink;
 use crate::format::{human_bytes, printable, rfc3339, Shown};
 use crate::hooks::HookStatus;
 use crate::model::group::GroupRow;
+use crate::model::names::Names;
 use crate::model::proxy::ProxyView;
 use crate::model::{Context, Event, Interval, Summary};
 
@@ -28,6 +29,8 @@ pub struct TextSink<W: Write> {
     color: bool,
     /// The proxies naming groups, for the coverage line.
     proxies: Vec<String>,
+    /// The run's names (see [`Sink::names`]).
+    names: Names,
 }
 
 impl<W: Write> TextSink<W> {
@@ -37,6 +40,7 @@ impl<W: Write> TextSink<W> {
             rows,
             color: false,
             proxies: Vec::new(),
+            names: Names::default(),
         }
     }
 
@@ -51,7 +55,7 @@ impl<W: Write> TextSink<W> {
         } else {
             groups.len().min(self.rows)
         };
-        write!(self.out, "{}", table(&groups[..shown], live))?;
+        write!(self.out, "{}", table(&groups[..shown], live, &self.names))?;
         if shown < groups.len() {
             writeln!(
                 self.out,
@@ -64,6 +68,10 @@ impl<W: Write> TextSink<W> {
 }
 
 impl<W: Write> Sink for TextSink<W> {
+    fn names(&mut self, n: &Names) {
+        self.names = n.clone();
+    }
+
     fn report(&mut self, r: &crate::doctor::Report) -> Result<()> {
         write!(self.out, "{}", report_text(r, self.color))?;
         self.flush()
@@ -81,7 +89,7 @@ impl<W: Write> Sink for TextSink<W> {
     fn proxies(&mut self, p: &[std::sync::Arc<ProxyView>]) -> Result<()> {
         self.proxies.clear();
         for v in p {
-            write!(self.out, "{}", proxy_text(v))?;
+            write!(self.out, "{}", proxy_text(v, &self.names))?;
             if v.map.is_some() {
                 self.proxies.push(v.describe_source());
             }
@@ -95,7 +103,7 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn event(&mut self, e: &Event) -> Result<()> {
-        writeln!(self.out, "{}", event_line(e))?;
+        writeln!(self.out, "{}", event_line(e, &self.names))?;
         Ok(())
     }
 
@@ -251,12 +259,12 @@ pub fn context_line(c: &Context) -> String {
 }
 
 /// A proxy's lines: what it names and its buffer settings, then what
-/// could not be read.
-pub fn proxy_text(v: &ProxyView) -> String {
+/// could not be read; its namespace named by `names`.
+pub fn proxy_text(v: &ProxyView, names: &Names) -> String {
     let (fe, be, srv) = v.sizes();
     let mut s = format!("proxy: {}", printable(&v.describe_source()));
-    if crate::model::owner::all_namespaces() {
-        let ns = crate::model::owner::netns_name(v.netns);
+    if names.all_namespaces() {
+        let ns = names.netns_name(v.netns);
         s += &format!(" in netns {}", Shown(&ns));
     }
     s += ": ";

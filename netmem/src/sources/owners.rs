@@ -265,11 +265,11 @@ fn walk(root: &Path, new: impl Fn(u64) -> bool, mut found: impl FnMut(Arc<Cgroup
 
 /// A cgroup the kernel named by id in an event (an orphan's closer) that no
 /// pass has met yet: the tree is walked for it, at most once a second, and
-/// what is found is registered for every later name.
-pub fn lookup_cgroup(id: u64) -> Option<Arc<Cgroup>> {
+/// what is found is registered in `names` for every later name.
+pub fn lookup_cgroup(id: u64, names: &crate::model::names::Names) -> Option<Arc<Cgroup>> {
     use std::sync::Mutex;
     use std::time::Instant;
-    if let Some(c) = crate::model::owner::cgroup(id) {
+    if let Some(c) = names.cgroup(id) {
         return Some(c);
     }
     static LAST: Mutex<Option<Instant>> = Mutex::new(None);
@@ -283,10 +283,10 @@ pub fn lookup_cgroup(id: u64) -> Option<Arc<Cgroup>> {
     let root = cgroup2_mount()?;
     walk(
         &root,
-        |c| crate::model::owner::cgroup(c).is_none(),
-        crate::model::owner::register_cgroup,
+        |c| names.cgroup(c).is_none(),
+        |c| names.register_cgroup(c),
     );
-    crate::model::owner::cgroup(id)
+    names.cgroup(id)
 }
 
 /// `socket:[12345]` -> 12345.

@@ -14,6 +14,7 @@ use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind,
 use crate::contract::Line;
 use crate::doctor::{diagnose, State};
 use crate::hooks::HookStatus;
+use crate::model::names::Names;
 use crate::model::{Event, Interval};
 use crate::output::json::{event_line, interval_lines};
 use crate::output::Sink;
@@ -28,6 +29,8 @@ pub mod view;
 
 /// What the engine hands to the UI thread.
 pub enum Msg {
+    /// The run's names, first.
+    Names(Names),
     Coverage(String),
     Event(Box<Event>),
     Interval(Box<Interval>),
@@ -40,6 +43,9 @@ pub struct TopSink {
 }
 
 impl Sink for TopSink {
+    fn names(&mut self, n: &Names) {
+        let _ = self.tx.send(Msg::Names(n.clone()));
+    }
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
         let c = crate::hooks::Coverage::of(hooks);
         let mut tiers: Vec<&str> = hooks
@@ -165,7 +171,7 @@ fn ui_loop(
                 v.mode = Mode::Table;
             }
             (Mode::Sockets(g), KeyCode::Char('t')) => {
-                drill.ask(g, !v.time_wait);
+                drill.ask(g, !v.time_wait, &v.names);
                 asked = Some((g.clone(), !v.time_wait));
             }
             (Mode::Sockets(_), KeyCode::Down | KeyCode::Char('j')) => {
@@ -184,7 +190,7 @@ fn ui_loop(
             (Mode::Table, KeyCode::Up | KeyCode::Char('k')) => v.move_selection(false),
             (Mode::Table, KeyCode::Enter) => {
                 if let Some(g) = v.selected_group() {
-                    drill.ask(&g, v.time_wait);
+                    drill.ask(&g, v.time_wait, &v.names);
                     asked = Some((g, v.time_wait));
                 }
             }
@@ -201,13 +207,14 @@ fn ui_loop(
 
 fn apply(v: &mut View, doctor: &mut State, m: Msg) {
     match m {
+        Msg::Names(n) => v.names = n,
         Msg::Coverage(c) => v.coverage = c,
         Msg::Event(e) => {
-            doctor.window.feed(&Line::Event(event_line(&e)));
+            doctor.window.feed(&Line::Event(event_line(&e, &v.names)));
             v.on_event(&e);
         }
         Msg::Interval(i) => {
-            for line in interval_lines(&i) {
+            for line in interval_lines(&i, &v.names) {
                 doctor.window.feed(&line);
             }
             v.on_interval(&i);

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use netmem_common::Counter;
 
-use crate::model::group::{group_kind, group_name, GroupMem};
+use crate::model::group::{group_kind, GroupMem};
+use crate::model::names::Names;
 use crate::model::{Body, Event, Interval};
 
 /// Memory samples kept per group for its sparkline: a minute at 1 s.
@@ -135,6 +136,8 @@ pub struct View {
     pub coverage: String,
     /// The doctor's top finding.
     pub finding: Option<String>,
+    /// The run's names, as the engine handed them (`Msg::Names`).
+    pub names: Names,
 }
 
 impl Default for View {
@@ -154,15 +157,21 @@ impl Default for View {
             intervals: 0,
             coverage: String::new(),
             finding: None,
+            names: Names::default(),
         }
     }
 }
 
-/// One event as a line of the event pane; aborts are flagged (highlight).
-pub fn event_line(e: &Event) -> (bool, String) {
+/// One event as a line of the event pane, its group named by `names`;
+/// aborts are flagged (highlight).
+pub fn event_line(e: &Event, names: &Names) -> (bool, String) {
     let t = humantime::format_rfc3339_seconds(e.ts).to_string();
     let time = t.get(11..19).unwrap_or(&t).to_string();
-    let group = e.group.as_ref().map(group_name).unwrap_or_default();
+    let group = e
+        .group
+        .as_ref()
+        .map(|g| names.group_name(g))
+        .unwrap_or_default();
     let what = match &e.body {
         Body::AbortOnMemory(a) => {
             let mut s = format!("ABORT cause {}", a.cause.name());
@@ -205,9 +214,12 @@ pub fn event_line(e: &Event) -> (bool, String) {
 impl View {
     pub fn on_event(&mut self, e: &Event) {
         if let (Body::AbortOnMemory(_), Some(g)) = (&e.body, &e.group) {
-            self.groups.entry(group_name(g)).or_default().aborts += 1;
+            self.groups
+                .entry(self.names.group_name(g))
+                .or_default()
+                .aborts += 1;
         }
-        self.events.push_front(event_line(e));
+        self.events.push_front(event_line(e, &self.names));
         self.events.truncate(EVENTS);
     }
 
@@ -228,7 +240,7 @@ impl View {
         };
         let mut seen = std::collections::HashSet::with_capacity(i.groups.len());
         for (g, row) in &i.groups {
-            let name = group_name(g);
+            let name = self.names.group_name(g);
             let line = self.groups.entry(name.clone()).or_default();
             line.name = name.clone();
             line.kind = group_kind(g);

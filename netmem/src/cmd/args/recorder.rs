@@ -83,9 +83,11 @@ impl FlightRecorderArgs {
         let ns = netns.try_clone()?;
         // The census at a trigger is top's drill-down, read where every
         // dump is (sources/gather).
-        let census: crate::output::recorder::Census = Arc::new(move |group: &str| {
-            crate::sources::gather::sockets_of(&ns, all, group, false).unwrap_or_default()
-        });
+        let census: crate::output::recorder::Census =
+            Arc::new(move |group: &str, names: &crate::model::names::Names| {
+                crate::sources::gather::sockets_of(&ns, all, group, false, names)
+                    .unwrap_or_default()
+            });
         let sink = RecorderSink::new(
             Config {
                 dir: dir.clone(),

@@ -5,6 +5,7 @@
 use super::*;
 use crate::model::decode::{decoder_for_tests, raw_for_tests};
 use crate::model::group::GroupRow;
+use crate::model::names::Names;
 use crate::model::proxy::{GroupProxy, ProxyView, Side};
 use crate::model::{Context, Event};
 use crate::output::json::{
@@ -64,8 +65,9 @@ fn to_object(l: Line) -> Value {
 }
 
 fn written(e: &Event) -> Map<String, Value> {
-    let v = to_object(Line::Event(event_line(e)));
-    assert_eq!(Value::Object(event_object(e)), v);
+    let names = Names::default();
+    let v = to_object(Line::Event(event_line(e, &names)));
+    assert_eq!(Value::Object(event_object(e, &names)), v);
     match v {
         Value::Object(o) => o,
         _ => unreachable!(),
@@ -73,7 +75,14 @@ fn written(e: &Event) -> Map<String, Value> {
 }
 
 fn object_of_group(ts: &str, g: &GroupKey, row: &GroupRow, live: bool, tw: bool) -> Value {
-    to_object(Line::Group(group_line(ts, g, row, live, tw)))
+    to_object(Line::Group(group_line(
+        ts,
+        g,
+        row,
+        live,
+        tw,
+        &Names::default(),
+    )))
 }
 
 fn want(parts: &[&[&str]]) -> BTreeSet<String> {
@@ -86,7 +95,8 @@ fn want(parts: &[&[&str]]) -> BTreeSet<String> {
 
 fn decode<P: Payload>(p: P, with_sock: bool) -> Map<String, Value> {
     let names = |r: u32| format!("R{r}");
-    let d = decoder_for_tests(&names);
+    let known = crate::model::names::Names::default();
+    let d = decoder_for_tests(&names, &known);
     let mut sock = SockInfo::default();
     if with_sock {
         sock.present = 1;
@@ -341,7 +351,7 @@ fn contract_group_and_context_fields() {
         Some(Default::default()),
         Vec::new(),
     );
-    let line = to_object(Line::Proxy(proxy_line("t", &view)));
+    let line = to_object(Line::Proxy(proxy_line("t", &view, &Names::default())));
     keys(line.as_object().unwrap());
     let c = to_object(Line::Context(context_line("t", &Context::default())));
     assert_eq!(

@@ -5,7 +5,23 @@
 //! the naming rule, the outputs and the doctor read a [`Tune`] by meaning
 //! and take the names from the kind's knobs.
 
-use super::Side;
+/// Which side of the proxy a group's sockets are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Accepted from clients (a frontend's `listen:` group).
+    Client,
+    /// Opened to servers (a `backend:` group).
+    Server,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
 
 /// What a proxy's buffer setting means, whatever the proxy calls it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -11,15 +11,16 @@ use crate::contract::{
 };
 use crate::format::rfc3339;
 use crate::model::event::{family_name, state_name, Abort, Body, ProtoMem, Protocol};
-use crate::model::group::{group_kind, group_name, ip_from, GroupRow};
+use crate::model::group::{group_kind, ip_from, GroupRow};
+use crate::model::names::Names;
 use crate::model::owner;
 use crate::model::proxy::{GroupProxy, ProxyView, Side};
 use crate::model::{Context, Event, Interval};
 
 /// An interval's lines: its context, then one line per group, each built
 /// as it is taken (at 1000+ groups, building them all first held
-/// megabytes at once).
-pub fn interval_lines(i: &Interval) -> impl Iterator<Item = Line> + '_ {
+/// megabytes at once). Its groups are named by `names`.
+pub fn interval_lines<'a>(i: &'a Interval, names: &'a Names) -> impl Iterator<Item = Line> + 'a {
     let ts = rfc3339(i.ts);
     let mut c = context_line(&ts, &i.context);
     if let Some(l) = &i.live {
@@ -58,6 +59,7 @@ pub fn interval_lines(i: &Interval) -> impl Iterator<Item = Line> + '_ {
             row,
             i.live.is_some(),
             i.time_wait_counted,
+            names,
         ))
     }))
 }
@@ -81,23 +83,24 @@ pub fn context_line(ts: &str, c: &Context) -> ContextLine {
     }
 }
 
-/// One group line. `time_wait`: whether the pass counted TIME_WAIT
-/// sockets (else the field is null).
+/// One group line, named by `names`. `time_wait`: whether the pass
+/// counted TIME_WAIT sockets (else the field is null).
 pub fn group_line(
     ts: &str,
     g: &GroupKey,
     row: &GroupRow,
     live: bool,
     time_wait: bool,
+    names: &Names,
 ) -> GroupLine {
     let m = &row.mem;
     let mut o = GroupLine {
         ts: Some(ts.to_string()),
-        group: Some(group_name(g)),
+        group: Some(names.group_name(g)),
         kind: Some(group_kind(g).to_string()),
         port: Some(g.port.into()),
         addr: (g.kind == GROUP_BACKEND).then(|| ip_from(g.family, &g.addr).to_string()),
-        netns: netns(g),
+        netns: netns(g, names),
         proxy: row.proxy.as_deref().map(proxy_fields).unwrap_or_default(),
         owners: row.owners.as_deref().map(owners),
         sockets: Some(m.sockets),
@@ -112,7 +115,7 @@ pub fn group_line(
         drops: Some(m.drops),
         ..Default::default()
     };
-    owner_group_fields(g, row, &mut o);
+    owner_group_fields(g, row, &mut o, names);
     if live {
         for c in Counter::ALL {
             if let Some(n) = o.counts.get_mut(*c) {
@@ -154,8 +157,8 @@ fn proxy_fields(p: &GroupProxy) -> ProxyFields {
 }
 
 /// A `proxy` line: where a proxy was read, what it named, its settings,
-/// and what could not be read.
-pub fn proxy_line(ts: &str, v: &ProxyView) -> ProxyLine {
+/// and what could not be read; its namespace named by `names`.
+pub fn proxy_line(ts: &str, v: &ProxyView, names: &Names) -> ProxyLine {
     let mut o = ProxyLine {
         ts: Some(ts.to_string()),
         proxy: Some(v.kind.to_string()),
@@ -164,9 +167,9 @@ pub fn proxy_line(ts: &str, v: &ProxyView) -> ProxyLine {
         problems: Some(v.problems.clone()),
         ..Default::default()
     };
-    if owner::all_namespaces() {
+    if names.all_namespaces() {
         o.netns = Netns {
-            netns: Some(owner::netns_name(v.netns)),
+            netns: Some(names.netns_name(v.netns)),
             netns_inode: Some(v.netns.into()),
         };
     }
@@ -223,10 +226,10 @@ pub fn proxy_line(ts: &str, v: &ProxyView) -> ProxyLine {
 }
 
 /// With `--netns all`: the group's namespace, by name and inode.
-fn netns(g: &GroupKey) -> Netns {
-    if owner::all_namespaces() && g.netns != 0 {
+fn netns(g: &GroupKey, names: &Names) -> Netns {
+    if names.all_namespaces() && g.netns != 0 {
         Netns {
-            netns: Some(owner::netns_name(g.netns)),
+            netns: Some(names.netns_name(g.netns)),
             netns_inode: Some(g.netns.into()),
         }
     } else {
@@ -244,15 +247,15 @@ fn cgroup_fields(c: &crate::sources::owners::Cgroup) -> CgroupFields {
 }
 
 /// An owner group's own identity (`--group-by process|cgroup`).
-fn owner_group_fields(g: &GroupKey, row: &GroupRow, o: &mut GroupLine) {
+fn owner_group_fields(g: &GroupKey, row: &GroupRow, o: &mut GroupLine, names: &Names) {
     let id = owner::owner_id(g);
     match g.kind {
         GROUP_PROCESS => {
             o.pid = Some((id != 0).then_some(id));
-            o.comm = Some(owner::comm(id as u32));
+            o.comm = Some(names.comm(id as u32));
         }
         GROUP_CGROUP => {
-            o.cgroup = match owner::cgroup(id) {
+            o.cgroup = match names.cgroup(id) {
                 Some(c) => cgroup_fields(&c),
                 None => CgroupFields {
                     cgroup: Some(None),
@@ -303,8 +306,9 @@ fn owners(w: &owner::Owners) -> contract::Owners {
 }
 
 /// Every field of an event, named as the contract says. The text sink
-/// prints the same list, so both outputs say the same thing.
-pub fn event_line(e: &Event) -> EventLine {
+/// prints the same list, so both outputs say the same thing. Its group
+/// is named by `names`.
+pub fn event_line(e: &Event, names: &Names) -> EventLine {
     let mut o = EventLine {
         ts: Some(rfc3339(e.ts)),
         event: Some(e.body.kind().name().to_string()),
@@ -312,8 +316,8 @@ pub fn event_line(e: &Event) -> EventLine {
         ..Default::default()
     };
     if let Some(g) = &e.group {
-        o.group = Some(group_name(g));
-        o.netns = netns(g);
+        o.group = Some(names.group_name(g));
+        o.netns = netns(g, names);
     }
     if let Some(p) = &e.proxy {
         o.proxy = proxy_fields(p);

@@ -14,6 +14,7 @@ use super::Sink;
 use crate::contract::{self, DoctorLine, FindingLine, HostLine, Line, ProbesLine, SummaryLine};
 use crate::format::rfc3339;
 use crate::hooks::HookStatus;
+use crate::model::names::Names;
 use crate::model::proxy::ProxyView;
 use crate::model::{Event, Interval, Summary};
 
@@ -23,6 +24,8 @@ pub struct JsonSink<W: Write> {
     out: W,
     /// The proxies naming groups (`kind (source)`), for the probes line.
     proxies: Vec<String>,
+    /// The run's names (see [`Sink::names`]).
+    names: Names,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -30,6 +33,7 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             proxies: Vec::new(),
+            names: Names::default(),
         }
     }
 
@@ -45,6 +49,10 @@ impl<W: Write> JsonSink<W> {
 }
 
 impl<W: Write> Sink for JsonSink<W> {
+    fn names(&mut self, n: &Names) {
+        self.names = n.clone();
+    }
+
     fn host(&mut self, h: &crate::sources::host::Host) -> Result<()> {
         let ts = rfc3339(std::time::SystemTime::now());
         self.line(&Line::Host(HostLine {
@@ -90,7 +98,7 @@ impl<W: Write> Sink for JsonSink<W> {
         let ts = rfc3339(std::time::SystemTime::now());
         self.proxies.clear();
         for v in p {
-            self.line(&Line::Proxy(proxy_line(&ts, v)))?;
+            self.line(&Line::Proxy(proxy_line(&ts, v, &self.names)))?;
             if v.map.is_some() {
                 self.proxies.push(v.describe_source());
             }
@@ -99,12 +107,13 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn event(&mut self, e: &Event) -> Result<()> {
-        self.line(&Line::Event(event_line(e)))
+        let l = Line::Event(event_line(e, &self.names));
+        self.line(&l)
     }
 
     fn interval(&mut self, i: &Interval) -> Result<()> {
-        for l in interval_lines(i) {
-            self.line(&l)?;
+        for l in interval_lines(i, &self.names) {
+            l.write(&mut self.out)?;
         }
         self.flush()
     }
@@ -181,8 +190,8 @@ fn finding_line(rank: usize, f: &crate::doctor::Finding) -> FindingLine {
 
 /// An event's fields as a JSON object, for the text sink (which prints
 /// the same list, so both outputs say the same thing).
-pub fn event_object(e: &Event) -> Map<String, Value> {
-    match Line::Event(event_line(e)).to_value() {
+pub fn event_object(e: &Event, names: &Names) -> Map<String, Value> {
+    match Line::Event(event_line(e, names)).to_value() {
         Value::Object(o) => o,
         _ => Map::new(),
     }

@@ -21,7 +21,8 @@ use anyhow::Result;
 use netmem_common::{Counter, GroupKey};
 
 use crate::hooks::HookStatus;
-use crate::model::group::{group_kind, group_name, GroupMem, GroupRow};
+use crate::model::group::{group_kind, GroupMem, GroupRow};
+use crate::model::names::Names;
 use crate::model::{Body, Event, Interval};
 use crate::output::Sink;
 use crate::sources::procfs::Context;
@@ -135,15 +136,18 @@ pub struct OwnerLabels {
 }
 
 impl OwnerLabels {
-    fn of(g: &netmem_common::GroupKey, row: &crate::model::GroupRow) -> Option<OwnerLabels> {
-        use crate::model::owner;
-        let all = owner::all_namespaces();
+    fn of(
+        g: &netmem_common::GroupKey,
+        row: &crate::model::GroupRow,
+        names: &Names,
+    ) -> Option<OwnerLabels> {
+        let all = names.all_namespaces();
         if row.owners.is_none() && !all {
             return None;
         }
         let mut l = OwnerLabels {
             netns: if all {
-                owner::netns_name(g.netns)
+                names.netns_name(g.netns)
             } else {
                 String::new()
             },
@@ -292,6 +296,8 @@ pub struct MetricsSink {
     host: Totals,
     routes_inserted: BTreeMap<&'static str, u64>,
     suppressed: u64,
+    /// The run's names (see [`Sink::names`]).
+    names: Names,
 }
 
 impl MetricsSink {
@@ -319,6 +325,7 @@ impl MetricsSink {
             host: Totals::default(),
             routes_inserted: BTreeMap::new(),
             suppressed: 0,
+            names: Names::default(),
         }
     }
 
@@ -405,11 +412,11 @@ impl MetricsSink {
                     })
                     .flatten();
                 out.push(GroupSeries {
-                    group: group_name(g),
+                    group: self.names.group_name(g),
                     kind: group_kind(g),
                     mem: row.mem.clone(),
                     totals: self.totals.entry(Slot::Group(*g)).or_default().clone(),
-                    owner: OwnerLabels::of(g, row),
+                    owner: OwnerLabels::of(g, row, &self.names),
                     memcg_sock,
                     proxy: row.proxy.clone(),
                 });
@@ -433,6 +440,10 @@ impl MetricsSink {
 }
 
 impl Sink for MetricsSink {
+    fn names(&mut self, n: &Names) {
+        self.names = n.clone();
+    }
+
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
         self.probes = hooks
             .iter()

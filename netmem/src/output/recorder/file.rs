@@ -36,6 +36,7 @@ pub struct Moment {
     pub frames: Vec<Arc<Vec<u8>>>,
     pub top: Vec<String>,
     pub census: Census,
+    pub names: crate::model::names::Names,
     pub kernel_log: Vec<String>,
     pub keep: Duration,
 }
@@ -149,7 +150,7 @@ impl Open {
 fn census_and_findings(m: Moment) -> Vec<u8> {
     let mut out = Vec::new();
     for g in &m.top {
-        for r in (m.census)(g).iter().take(CENSUS_SOCKETS) {
+        for r in (m.census)(g, &m.names).iter().take(CENSUS_SOCKETS) {
             let _ = Line::Socket(socket_line(&m.ts, g, r)).write(&mut out);
         }
     }

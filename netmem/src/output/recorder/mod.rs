@@ -19,6 +19,7 @@ use super::Sink;
 use crate::contract::{IncidentLine, Line};
 use crate::hooks::HookStatus;
 use crate::model::incident::{Trigger, Triggers, MAX_INCIDENT};
+use crate::model::names::Names;
 use crate::model::proxy::ProxyView;
 use crate::model::types::SockRecord;
 use crate::model::{Event, Interval, Summary};
@@ -38,7 +39,7 @@ const KERNEL_LOG_KEPT: usize = 1000;
 /// The top groups' sockets at a trigger, by group name: `top`'s
 /// drill-down, which the command gives (`sources::gather`), so the sink
 /// reads nothing itself.
-pub type Census = Arc<dyn Fn(&str) -> Vec<SockRecord> + Send + Sync>;
+pub type Census = Arc<dyn Fn(&str, &Names) -> Vec<SockRecord> + Send + Sync>;
 
 pub struct Config {
     pub dir: std::path::PathBuf,
@@ -59,6 +60,9 @@ pub struct RecorderSink {
     cfg: Config,
     incidents: Arc<Incidents>,
     census: Census,
+    /// The run's names (`Sink::names`): the top groups' names, and the
+    /// census's at a trigger.
+    names: Names,
     /// The lines since the last frame.
     json: JsonSink<Vec<u8>>,
     /// The host, probes and latest proxy lines: every incident file
@@ -89,6 +93,7 @@ impl RecorderSink {
             cfg,
             incidents,
             census,
+            names: Names::default(),
             json: JsonSink::new(Vec::new()),
             head: JsonSink::new(Vec::new()),
             host_line: Vec::new(),
@@ -180,6 +185,7 @@ impl RecorderSink {
             frames,
             top: self.top.clone(),
             census: self.census.clone(),
+            names: self.names.clone(),
             kernel_log: self.kernel_log.clone(),
             keep: self.cfg.keep,
         });
@@ -275,6 +281,11 @@ fn incident_line(ts: &str, id: &str, t: &Trigger, started: bool) -> Vec<u8> {
 }
 
 impl Sink for RecorderSink {
+    fn names(&mut self, n: &Names) {
+        self.names = n.clone();
+        self.json.names(n);
+        self.head.names(n);
+    }
     fn host(&mut self, h: &Host) -> Result<()> {
         self.head.host(h)?;
         self.host_line = std::mem::take(self.head.get_mut());
@@ -307,7 +318,7 @@ impl Sink for RecorderSink {
             .groups
             .iter()
             .take(CENSUS_GROUPS)
-            .map(|(k, _)| crate::model::group::group_name(k))
+            .map(|(k, _)| self.names.group_name(k))
             .collect();
         let now = SystemTime::now().max(i.ts);
         self.cut(now)?;
@@ -359,6 +370,10 @@ impl<'a> Tee<'a> {
 }
 
 impl Sink for Tee<'_> {
+    fn names(&mut self, n: &Names) {
+        self.recorder.names(n);
+        self.main.names(n);
+    }
     fn host(&mut self, h: &Host) -> Result<()> {
         let r = self.recorder.host(h);
         self.rec(r);

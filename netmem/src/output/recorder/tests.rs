@@ -17,7 +17,7 @@ fn sink(dir: &std::path::Path, keep: u64, ring_max: u64, after: u64) -> Recorder
             incidents_max_bytes: 1 << 30,
         },
         Arc::new(Incidents::new(dir.to_path_buf())),
-        Arc::new(|_: &str| Vec::new()),
+        Arc::new(|_: &str, _: &crate::model::names::Names| Vec::new()),
     )
     .unwrap()
 }

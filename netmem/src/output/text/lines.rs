@@ -4,16 +4,21 @@ use serde_json::Value;
 
 use crate::format::{printable, rfc3339, Shown};
 use crate::hooks::{HookStatus, Tier};
-use crate::model::group::group_name;
+use crate::model::names::Names;
 use crate::model::Event;
 use crate::output::json::event_object;
 
 /// One line per event: time, kind and group first, then every field the
 /// JSON line has, as `key=value` words: an object's fields as
 /// `key.field=value`, a list as `key=a,b`, unknown (null) fields left out.
-pub fn event_line(e: &Event) -> String {
-    let o = event_object(e);
-    let group = e.group.as_ref().map(group_name).unwrap_or_default();
+/// Its group is named by `names`.
+pub fn event_line(e: &Event, names: &Names) -> String {
+    let o = event_object(e, names);
+    let group = e
+        .group
+        .as_ref()
+        .map(|g| names.group_name(g))
+        .unwrap_or_default();
     let mut s = format!(
         "{} {:<17} {:<24}",
         rfc3339(e.ts),

@@ -3,7 +3,8 @@
 use netmem_common::{Counter, GroupKey};
 
 use crate::format::{columns, human_bytes, Shown};
-use crate::model::group::{group_name, GroupRow};
+use crate::model::group::GroupRow;
+use crate::model::names::Names;
 
 /// The interval's event counts shown as columns, with their headers.
 const COUNT_COLUMNS: [(&str, Counter); 6] = [
@@ -18,9 +19,10 @@ const COUNT_COLUMNS: [(&str, Counter); 6] = [
 /// The table of groups. Names (groups, proxies, processes, cgroups) are
 /// [`Shown`]: escaped, and at most [`crate::format::NAME_MAX`] columns each, so a
 /// row is one line of bounded width whatever others named their things.
-pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool) -> String {
+/// Groups are named by `names`.
+pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool, named: &Names) -> String {
     // Wide enough for the longest name (IPv6 backends run past 28).
-    let names: Vec<String> = rows.iter().map(|(g, _)| group_name(g)).collect();
+    let names: Vec<String> = rows.iter().map(|(g, _)| named.group_name(g)).collect();
     let w = names
         .iter()
         .map(|n| Shown(n).width())
@@ -165,6 +167,7 @@ mod tests {
                 (GroupKey::UNATTRIBUTED, GroupRow::default()),
             ],
             false,
+            &Names::default(),
         );
         let widths: Vec<usize> = t.lines().map(str::len).collect();
         assert!(widths.windows(2).all(|w| w[0] == w[1]), "{t}");
@@ -174,7 +177,7 @@ mod tests {
     fn table_has_count_columns_when_live() {
         let mut row = GroupRow::default();
         row.counts[Counter::MemAborts as usize] = 3;
-        let t = table(&[(GroupKey::UNATTRIBUTED, row)], true);
+        let t = table(&[(GroupKey::UNATTRIBUTED, row)], true, &Names::default());
         assert!(t.lines().next().unwrap().ends_with("CLOSED"));
         assert!(t.contains("unattributed"));
     }

@@ -25,7 +25,7 @@ use crate::contract::lax::Int;
 use crate::contract::{ContextLine, EventLine, GroupLine, Line};
 use crate::sources::host::Host;
 use crate::sources::recording::{
-    cut_name, Names, MAX_GROUPS, MAX_KINDS, MAX_MARKS, MAX_NAME, MAX_NAMESPACES,
+    cut_name, CappedNames, MAX_GROUPS, MAX_KINDS, MAX_MARKS, MAX_NAME, MAX_NAMESPACES,
     MAX_PENDING_EVENTS, MAX_POINTS,
 };
 
@@ -184,9 +184,9 @@ pub struct Timeline {
     /// Intervals per point: doubles each time the points are halved.
     stride: u64,
     first_t: Option<f64>,
-    names: Names<MAX_GROUPS>,
-    namespace_names: Names<MAX_NAMESPACES>,
-    kinds: Names<MAX_KINDS>,
+    names: CappedNames<MAX_GROUPS>,
+    namespace_names: CappedNames<MAX_NAMESPACES>,
+    kinds: CappedNames<MAX_KINDS>,
 }
 
 /// The namespace of a recording made before the host line named it.

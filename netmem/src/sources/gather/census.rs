@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use anyhow::Result;
 
+use crate::model::names::Names;
 use crate::model::owner::{self, GroupBy};
 use crate::model::{Aggregator, Filter};
 use crate::sources::netns::{Namespaces, Netns};
@@ -52,6 +53,9 @@ pub struct Census {
     proxies: crate::sources::proxy::Proxies,
     /// Live, or a single pass ([`Census::one_shot`]).
     reads: crate::sources::proxy::Reads,
+    /// The run's names: what the passes learn of namespaces, processes
+    /// and cgroups goes there.
+    names: Names,
 }
 
 /// How often a full pass runs. Every socket is dumped on each: at 100k
@@ -99,17 +103,19 @@ fn census_orphans(agg: &Aggregator) -> u64 {
 
 impl Census {
     /// `primary` is the namespace named on the command line (or netmem's
-    /// own); its groups carry no `@NAMESPACE` suffix.
+    /// own); its groups carry no `@NAMESPACE` suffix in `names`, the
+    /// run's names, which every pass fills.
     pub fn new(
         primary: &Netns,
         all: bool,
         owners: bool,
         by: GroupBy,
         filter: &Filter,
+        names: &Names,
     ) -> Result<Census> {
         let inum = primary.inum()?;
-        owner::set_default_netns(inum);
-        owner::set_all_namespaces(all);
+        names.set_default_netns(inum);
+        names.set_all_namespaces(all);
         Ok(Census {
             proxies: crate::sources::proxy::Proxies::new(
                 Default::default(),
@@ -126,7 +132,13 @@ impl Census {
             budget: Budget::EveryPass,
             last: None,
             reads: Default::default(),
+            names: names.clone(),
         })
+    }
+
+    /// The run's names, as the passes keep them.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// Full passes within `budget` (live commands; a snapshot is one pass).
@@ -298,7 +310,7 @@ impl Census {
             Some(all) => {
                 let found = all.discover()?;
                 for (ns, name) in &found {
-                    owner::name_netns(ns.inum()?, name);
+                    self.names.name_netns(ns.inum()?, name);
                 }
                 let primary_inum = primary.inum()?;
                 // Each namespace's dump walks the kernel's socket hash
@@ -370,6 +382,7 @@ impl Census {
                 src.table(),
                 &mut memcg_sock,
                 self.by,
+                &self.names,
             );
             a.filter = self.filter.clone();
             agg.attribution = Some(a);

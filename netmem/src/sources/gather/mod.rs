@@ -20,7 +20,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use anyhow::Result;
 use netmem_common::TCP_LISTEN;
 
-use crate::model::group::{group_name, group_of};
+use crate::model::group::group_of;
+use crate::model::names::Names;
 use crate::model::types::SockRecord;
 use crate::model::Aggregator;
 use crate::sources::netns::{Namespaces, Netns};
@@ -99,7 +100,7 @@ pub fn collect_present(
 }
 
 /// The TCP sockets of the port group named `name` (as
-/// [`crate::model::group::group_name`] writes it), largest memory first:
+/// [`Names::group_name`] writes it with `names`), largest memory first:
 /// one pass of sock_diag (of every namespace with `all`), grouped by the
 /// same rule as every table. The TIME_WAIT sockets only with `time_wait`:
 /// a group's row does not count them as sockets, and under churn they
@@ -110,6 +111,7 @@ pub fn sockets_of(
     all: bool,
     name: &str,
     time_wait: bool,
+    names: &Names,
 ) -> Result<Vec<SockRecord>> {
     let mut namespaces = Namespaces::default();
     let spaces: Vec<&Netns> = if all {
@@ -129,7 +131,7 @@ pub fn sockets_of(
             States::Buffered
         };
         dump_tcp(ns, states, |r| {
-            if group_name(&group_of(r, &listening)) == name {
+            if names.group_name(&group_of(r, &listening)) == name {
                 out.push(r.clone());
             }
         })?;
@@ -147,19 +149,20 @@ pub type Drilled = (String, bool, Vec<SockRecord>);
 /// keeps drawing, and takes the answer when it comes. The thread ends
 /// when this is dropped.
 pub struct DrillDown {
-    ask: Sender<(String, bool)>,
+    ask: Sender<(String, bool, Names)>,
     answers: Receiver<Drilled>,
 }
 
 impl DrillDown {
     pub fn start(netns: Netns, all: bool) -> Result<DrillDown> {
-        let (ask, asked) = channel::<(String, bool)>();
+        let (ask, asked) = channel::<(String, bool, Names)>();
         let (answer, answers) = channel();
         std::thread::Builder::new()
             .name("netmem-drill".into())
             .spawn(move || {
-                for (group, time_wait) in asked {
-                    let socks = sockets_of(&netns, all, &group, time_wait).unwrap_or_default();
+                for (group, time_wait, names) in asked {
+                    let socks =
+                        sockets_of(&netns, all, &group, time_wait, &names).unwrap_or_default();
                     if answer.send((group, time_wait, socks)).is_err() {
                         return;
                     }
@@ -168,9 +171,10 @@ impl DrillDown {
         Ok(DrillDown { ask, answers })
     }
 
-    /// Asks for `group`'s sockets (with TIME_WAIT ones when `time_wait`).
-    pub fn ask(&self, group: &str, time_wait: bool) {
-        let _ = self.ask.send((group.to_string(), time_wait));
+    /// Asks for `group`'s sockets (with TIME_WAIT ones when `time_wait`),
+    /// the group named as `names` names it.
+    pub fn ask(&self, group: &str, time_wait: bool, names: &Names) {
+        let _ = self.ask.send((group.to_string(), time_wait, names.clone()));
     }
 
     /// An answer that came, if any (never waits).

@@ -29,7 +29,7 @@ mod sanity;
 #[cfg(test)]
 mod tests;
 
-pub use names::{cut_name, Names};
+pub use names::{cut_name, CappedNames};
 use problems::Problems;
 use sanity::Sanity;
 use zstd::zstd_safe::{get_error_name, DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};

@@ -29,7 +29,7 @@ pub fn cut_name(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 /// `CAP` of them: past it, a new name is summed into [`OTHER`] (and
 /// counted, to say so).
 #[derive(Clone, Debug, Default)]
-pub struct Names<const CAP: usize> {
+pub struct CappedNames<const CAP: usize> {
     held: BTreeSet<Arc<str>>,
     other: Option<Arc<str>>,
     /// Distinct names folded into `other`, by hash (counted up to a point).
@@ -41,7 +41,7 @@ pub struct Names<const CAP: usize> {
 /// 18 MB at most): the file had a million.
 const FOLDED_COUNTED: usize = 1 << 20;
 
-impl<const CAP: usize> Names<CAP> {
+impl<const CAP: usize> CappedNames<CAP> {
     /// The name `name` is held under: itself (cut to [`MAX_NAME`]), or
     /// [`OTHER`] once `CAP` others are held.
     pub fn get(&mut self, name: &str) -> Arc<str> {
@@ -65,7 +65,7 @@ impl<const CAP: usize> Names<CAP> {
         self.other.get_or_insert_with(|| Arc::from(OTHER)).clone()
     }
 
-    /// Whether `name` (from [`Names::get`]) is the fold of the rest.
+    /// Whether `name` (from [`CappedNames::get`]) is the fold of the rest.
     pub fn is_other(&self, name: &Arc<str>) -> bool {
         self.other.as_ref().is_some_and(|o| Arc::ptr_eq(o, name))
     }

@@ -192,7 +192,7 @@ fn intervals_whose_time_runs_backwards_are_dropped() {
 
 #[test]
 fn names_are_cut_and_folded() {
-    let mut n = Names::<2>::default();
+    let mut n = CappedNames::<2>::default();
     let long = "a".repeat(MAX_NAME + 10);
     let a = n.get(&long);
     assert_eq!(a.len(), MAX_NAME);
