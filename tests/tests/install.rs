@@ -96,7 +96,9 @@ fn run(c: &mut Command) -> Output {
 }
 
 /// A pristine Debian rootfs (minbase, with man-db and bash-completion so
-/// `man` and completions can be tried), made once and kept.
+/// `man` and completions can be tried), made once and kept: the first
+/// debootstrap took 136 s here (a fresh CI machine pays it once per run).
+/// Remove target/install-root/ to make it again.
 fn cached_rootfs() -> PathBuf {
     let (release, mirror) = release_and_mirror();
     let dir = target_dir().join("install-root");
