@@ -67,7 +67,8 @@ pub const PROFILE: &str = "ship";
 
 /// `cargo build --profile ship --target TARGET` with the stamp netmem's
 /// build.rs puts in `--version`. vm-test builds its guest runner with this
-/// too, so the two share one build of the library.
+/// too (in a cargo run of its own: built together, the test crate's
+/// dependency features would change the shipped binary).
 pub fn release_build(target: &str, args: &[&str]) -> Result<Command> {
     let s = stamp()?;
     let mut c = cargo(&["build", "--profile", PROFILE, "--target", target]);

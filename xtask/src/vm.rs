@@ -303,7 +303,8 @@ struct Bins {
     /// target/dist/netmem-x86_64-linux-musl, built and stripped by `dist`.
     netmem: PathBuf,
     /// /init: a static build of its own, with the shipped binary's profile
-    /// and stamp, so the two share one build of the library.
+    /// and stamp (and its dependencies' features, so netmem is compiled
+    /// again for it).
     guest: PathBuf,
 }
 
