@@ -159,10 +159,49 @@ fn build_ebpf(package: &str) -> anyhow::Result<()> {
     }
     for (name, exe) in binaries {
         let to = out_dir.join(&name);
-        std::fs::copy(&exe, &to)
-            .with_context(|| format!("cannot copy {exe} to {}", to.display()))?;
+        let object = std::fs::read(&exe).with_context(|| format!("cannot read {exe}"))?;
+        let stripped =
+            strip_dwarf(&object).with_context(|| format!("stripping DWARF from {exe}"))?;
+        std::fs::write(&to, stripped).with_context(|| format!("cannot write {}", to.display()))?;
     }
     Ok(())
+}
+
+/// The object without its DWARF (`.debug_*` and their relocations): the
+/// compiler needs debug info to emit BTF, but once linked nothing reads the
+/// DWARF (aya and the verifier use `.BTF` and `.BTF.ext`, which stay), and
+/// it was 0.8 of the object's 1.1 MB embedded in every netmem binary.
+fn strip_dwarf(object: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use object::build::elf::{Builder, SectionData};
+    let mut b = Builder::read(object).map_err(|e| anyhow!("{e}"))?;
+    let dwarf: Vec<_> = b
+        .sections
+        .iter()
+        .filter(|s| s.name.starts_with(b".debug_"))
+        .map(|s| s.id())
+        .collect();
+    for s in b.sections.iter_mut() {
+        if dwarf.contains(&s.id()) || s.sh_info_section.is_some_and(|t| dwarf.contains(&t)) {
+            s.delete = true;
+        }
+    }
+    b.delete_orphans();
+    // LLVM names sections from the symbol string table (.strtab); the
+    // writer keeps section names in a table of their own.
+    if !b
+        .sections
+        .iter()
+        .any(|s| matches!(s.data, SectionData::SectionString))
+    {
+        let s = b.sections.add();
+        s.name = b".shstrtab"[..].into();
+        s.sh_type = object::elf::SHT_STRTAB;
+        s.sh_addralign = 1;
+        s.data = SectionData::SectionString;
+    }
+    let mut out = Vec::new();
+    b.write(&mut out).map_err(|e| anyhow!("{e}"))?;
+    Ok(out)
 }
 
 /// Emits NETMEM_LONG_VERSION: "0.1.0 (commit C, built YYYY-MM-DD, eBPF

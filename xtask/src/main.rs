@@ -36,10 +36,10 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Setup with the test stack, build, then run the unit and integration
-    /// tests (as root), a
-    /// 2-minute soak, then the scenarios on every Debian kernel in QEMU
-    /// (`vm-test --kernel all`).
+    /// Setup with the test stack, build what `dist` ships (x86_64), then
+    /// run the unit and integration tests (as root, the install tests on
+    /// those artifacts), a 2-minute soak, then the scenarios on every
+    /// Debian kernel in QEMU (`vm-test --kernel all`).
     Test {
         /// Skip the QEMU guests (host tests only).
         #[arg(long)]
@@ -105,7 +105,9 @@ fn main() {
         Cmd::Setup { test: false } => setup(),
         Cmd::Setup { test: true } => setup_test(),
         Cmd::Run { args } => setup().and_then(|_| run(args)),
+        // dist first: the install tests install what it ships.
         Cmd::Test { no_vm } => setup_test()
+            .and_then(|_| dist::dist(&dist::Options { aarch64: false }))
             .and_then(|_| test())
             .and_then(|_| tool("netmem-soak", vec!["--minutes".into(), "2".into()]))
             .and_then(|_| {

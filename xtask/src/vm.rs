@@ -1,7 +1,8 @@
 //! `cargo xtask vm-test`: boots Debian's own cloud kernels in QEMU (TCG:
-//! nested KVM hangs on this machine kind) with an initramfs holding static
-//! netmem, the scenario runner as /init, `ip`, and veth.ko, and reports
-//! every scenario per kernel and tier.
+//! nested KVM hangs on this machine kind) with an initramfs holding the
+//! very binary `cargo xtask dist` ships (target/dist/), the scenario runner
+//! as /init, `ip`, and veth.ko, and reports every scenario per kernel and
+//! tier.
 //!
 //! Kernel packages come through a private apt configuration under
 //! ~/.cache/netmem/vm (the machine's own apt state is never touched) and stay
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::{cargo, output, sh};
+use crate::dist;
+use crate::{output, sh};
 
 /// Debian release per kernel line: bullseye 5.10, bookworm 6.1, trixie 6.12.
 pub const KERNELS: &[(&str, &str)] = &[
@@ -26,7 +28,6 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("6.12", "trixie"),
 ];
 
-const MUSL: &str = "x86_64-unknown-linux-musl";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
 
 fn cache_dir() -> Result<PathBuf> {
@@ -297,33 +298,37 @@ fn copy_with_libs(bin: &Path, root: &Path, dest: &str) -> Result<()> {
     Ok(())
 }
 
-fn build_static() -> Result<PathBuf> {
-    sh(Command::new("rustup").args(["target", "add", MUSL]))?;
-    sh(&mut cargo(&[
-        "build",
-        "--release",
-        "--target",
-        MUSL,
-        "-p",
-        "netmem",
-        "-p",
-        "netmem-tests",
-        "--bin",
-        "netmem",
-        "--bin",
-        "netmem-guest",
-    ]))?;
-    Ok(crate::target_dir().join(MUSL).join("release"))
+/// What the guests run: netmem as shipped, and the scenario runner.
+struct Bins {
+    /// target/dist/netmem-x86_64-linux-musl, built and stripped by `dist`.
+    netmem: PathBuf,
+    /// /init: a static build of its own, with the shipped binary's profile
+    /// and stamp (and its dependencies' features, so netmem is compiled
+    /// again for it).
+    guest: PathBuf,
 }
 
-fn initramfs(work: &Path, bins: &Path, k: &KernelFiles) -> Result<PathBuf> {
+fn build_static() -> Result<Bins> {
+    let netmem = dist::x86_64_binary()?;
+    sh(&mut dist::release_build(
+        dist::X86_64,
+        &["-p", "netmem-tests", "--bin", "netmem-guest"],
+    )?)?;
+    let guest = crate::target_dir()
+        .join(dist::X86_64)
+        .join(dist::PROFILE)
+        .join("netmem-guest");
+    Ok(Bins { netmem, guest })
+}
+
+fn initramfs(work: &Path, bins: &Bins, k: &KernelFiles) -> Result<PathBuf> {
     let root = work.join(format!("root-{}", k.package));
     let _ = std::fs::remove_dir_all(&root);
     for d in ["bin", "lib/modules", "proc", "sys", "dev", "run", "tmp"] {
         std::fs::create_dir_all(root.join(d))?;
     }
-    std::fs::copy(bins.join("netmem-guest"), root.join("init"))?;
-    std::fs::copy(bins.join("netmem"), root.join("bin/netmem"))?;
+    std::fs::copy(&bins.guest, root.join("init"))?;
+    std::fs::copy(&bins.netmem, root.join("bin/netmem"))?;
     let ip = crate::which("ip").ok_or_else(|| anyhow!("`ip` not found: install iproute2"))?;
     copy_with_libs(&ip, &root, "/bin/ip")?;
     let mut order = String::new();
@@ -439,11 +444,11 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
 /// Saves a guest scenario's recording and reports it with `netmem
 /// report`: the aborts it saw must be in the report's abort table with
 /// their cause.
-fn report_recording(bins: &Path, work: &Path, version: &str, name: &str, z: &[u8]) -> Result<()> {
+fn report_recording(bins: &Bins, work: &Path, version: &str, name: &str, z: &[u8]) -> Result<()> {
     let rec = work.join(format!("recording-{version}-{name}.nmr"));
     let html = work.join(format!("report-{version}-{name}.html"));
     std::fs::write(&rec, z)?;
-    let o = Command::new(bins.join("netmem"))
+    let o = Command::new(&bins.netmem)
         .arg("report")
         .arg(&rec)
         .arg("-o")
