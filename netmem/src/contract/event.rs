@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::group::{CgroupFields, ProxyFields};
+use super::fields::Netns;
+use super::fields::{CgroupFields, ProxyFields, Sock};
 use super::lax::{self, Int, Pages};
-use super::lines::Netns;
 
 /// `"event"`: one event, with its socket and its kind's fields. One
 /// struct for every kind: kinds share names (`allocated_pages`,
@@ -51,77 +51,6 @@ pub struct EventOwner {
     pub cgroup: CgroupFields,
     #[serde(default, deserialize_with = "lax::opt")]
     pub via: Option<String>,
-}
-
-/// The socket of an event, when it has one.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Sock {
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub local: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub remote: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub protocol: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub state: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rmem_alloc: Option<Int>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rcvbuf: Option<Int>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub wmem_queued: Option<Int>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub wmem_alloc: Option<Int>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub sndbuf: Option<Int>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub fwd_alloc: Option<Int>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub sk_drops: Option<Int>,
 }
 
 /// The kind-specific fields (README lists which kind has which). A field

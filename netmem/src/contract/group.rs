@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fields::{CgroupFields, Netns, ProxyFields};
 use super::lax;
-use super::lines::Netns;
 
 /// `"group"`: one group's figures in an interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -88,37 +88,6 @@ impl GroupLine {
             .saturating_add(n(self.wmem_queued_bytes))
             .saturating_add(n(self.fwd_alloc_bytes))
     }
-}
-
-/// A cgroup's identity, on a `--group-by cgroup` group line and in an
-/// owner: the path (`null` when the id is not known), its id, and the
-/// container and pod its path carries (`null` when none).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CgroupFields {
-    #[serde(
-        default,
-        deserialize_with = "lax::nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cgroup: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cgroup_id: Option<u64>,
-    #[serde(
-        default,
-        deserialize_with = "lax::nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub container: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "lax::nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub pod: Option<Option<String>>,
 }
 
 /// A live group's counts of the interval, one per `Counter`, by its name.
@@ -227,73 +196,6 @@ impl Counts {
             _ => None,
         }
     }
-}
-
-/// What the proxy in front calls a group (or an event's group), and the
-/// side's buffer settings.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProxyFields {
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub proxy: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub proxy_side: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "lax::nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub proxy_frontend: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "lax::list",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub proxy_frontends: Option<Vec<String>>,
-    #[serde(
-        default,
-        deserialize_with = "lax::nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub proxy_backend: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "lax::nullable",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub proxy_server: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "lax::list",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub proxy_servers: Option<Vec<String>>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub proxy_tune: Option<SideTune>,
-}
-
-/// A group's side of the proxy's settings (`proxy_tune`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SideTune {
-    #[serde(default, deserialize_with = "lax::opt")]
-    pub bufsize: Option<u64>,
-    #[serde(default, deserialize_with = "lax::opt")]
-    pub rcvbuf: Option<u64>,
-    #[serde(default, deserialize_with = "lax::opt")]
-    pub sndbuf: Option<u64>,
-    #[serde(default, deserialize_with = "lax::opt")]
-    pub from_configuration: Option<bool>,
 }
 
 /// Who holds a group's sockets (`--owners`, `--group-by`).

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::fields::{Netns, Sock};
 use super::host::Host;
 use super::lax::{self, Pages};
 
@@ -244,23 +245,6 @@ pub struct DstCount {
     pub count: Option<u64>,
 }
 
-/// With `--netns all`: the namespace, by name and inode.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Netns {
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub netns: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "lax::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub netns_inode: Option<u64>,
-}
-
 /// `"doctor"`: what was diagnosed; its findings follow.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DoctorLine {
@@ -361,5 +345,5 @@ pub struct SocketLine {
     #[serde(default, deserialize_with = "lax::opt")]
     pub group: Option<String>,
     #[serde(flatten)]
-    pub sock: super::event::Sock,
+    pub sock: Sock,
 }

@@ -10,6 +10,7 @@
 //! never an error of the line.
 
 pub mod event;
+pub mod fields;
 pub mod group;
 pub mod host;
 pub mod lax;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use event::*;
+pub use fields::*;
 pub use group::*;
 pub use lines::*;
 

@@ -35,6 +35,7 @@ use super::Shared;
 pub mod auth;
 mod conns;
 mod incidents;
+mod reply;
 mod respond;
 mod web_config;
 pub use web_config::WebConfig;

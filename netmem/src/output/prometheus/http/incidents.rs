@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_DISPOSITION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::respond::{text, text_with};
+use super::reply::{text, text_with};
 use super::Ctx;
 use crate::output::incidents::{Request as Ask, SUFFIX};
 

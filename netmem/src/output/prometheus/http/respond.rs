@@ -9,11 +9,11 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderName, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
-    WWW_AUTHENTICATE,
+    HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::reply::{text, text_with};
 use super::{auth, Ctx};
 use crate::output::prometheus::metrics::{encode_http, encode_interval, Format};
 
@@ -49,28 +49,6 @@ pub(super) async fn authorized(
         return super::incidents::respond(&req, ctx, loopback);
     }
     respond(&req, ctx)
-}
-
-pub(super) fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-/// [`text`] with one more header.
-pub(super) fn text_with(
-    status: StatusCode,
-    body: &'static str,
-    (name, value): (HeaderName, &'static str),
-) -> Response<Full<Bytes>> {
-    let mut r = text(status, body);
-    r.headers_mut()
-        .insert(name, HeaderValue::from_static(value));
-    r
 }
 
 const INDEX: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>netmem</title></head>\n<body><h1>netmem</h1>\n<p>Live socket memory attribution: which listening port or backend holds the kernel's socket memory, and which limit fired.</p>\n<p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n";
