@@ -10,7 +10,8 @@
 //! Here: the harness every scenario shares (sysctls, a trace, a served
 //! exporter, the checks of what netmem reported, connections stuck with
 //! data queued); the scenarios by subject in `aborts.rs` (orphans,
-//! tcp_mem), `owners.rs` (cgroups) and `routes.rs`.
+//! tcp_mem), `owners.rs` (cgroups), `routes.rs`, and `snapshot.rs` (no
+//! hook: `netmem snapshot` against SIOCOUTQ, once per guest).
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,10 +27,12 @@ use serde_json::Value;
 mod aborts;
 mod owners;
 mod routes;
+mod snapshot;
 
 pub use aborts::{orphans, tcp_mem};
 pub use owners::owners;
 pub use routes::{in_netns, ip, routes, RouterTopology};
+pub use snapshot::snapshot;
 
 /// A global sysctl set for the scenario and restored on drop.
 pub struct Sysctl {
