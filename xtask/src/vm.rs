@@ -45,6 +45,9 @@ pub struct Arch {
     pub qemu_package: &'static str,
     machine: &'static [&'static str],
     console: &'static str,
+    /// How many times slower than an amd64 guest it runs (the scenarios'
+    /// waits for netmem to come up scale with it).
+    slowdown: u32,
 }
 
 pub const AMD64: Arch = Arch {
@@ -54,6 +57,7 @@ pub const AMD64: Arch = Arch {
     qemu_package: "qemu-system-x86",
     machine: &[],
     console: "ttyS0",
+    slowdown: 1,
 };
 
 /// `-cpu max`: every feature TCG emulates (the kernel's BPF JIT and
@@ -65,6 +69,8 @@ pub const ARM64: Arch = Arch {
     qemu_package: "qemu-system-arm",
     machine: &["-M", "virt", "-cpu", "max"],
     console: "ttyAMA0",
+    // Emulating another instruction set: a guest run took 7x amd64's.
+    slowdown: 4,
 };
 
 pub const ARCHES: &[Arch] = &[AMD64, ARM64];
@@ -510,6 +516,9 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str, arch: Arch) -> Result<Guest
     if let Some(only) = only {
         append += &format!(" netmem.scenarios={only}");
     }
+    if arch.slowdown > 1 {
+        append += &format!(" netmem.slowdown={}", arch.slowdown);
+    }
     let mut child = Command::new(arch.qemu)
         .args(arch.machine)
         .args([
@@ -725,38 +734,43 @@ pub fn vm_test_arch(arch: Arch, which: &str, tiers: &str) -> Result<()> {
 }
 
 /// One line per tier a guest was asked for: the tier that served each
-/// hook in its `netmem probes`, and, for a hook below the tier asked, the
-/// reason netmem gives (on arm64, fentry may be missing where amd64 has it).
+/// hook in its `netmem probes --json` (a line per hook), and, for a hook
+/// below the tier asked, the reason netmem gives (on arm64, fentry may be
+/// missing where amd64 has it).
 fn served_tiers(probes: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut asked_order: Vec<&str> = Vec::new();
+    let mut by: BTreeMap<(&str, String), Vec<String>> = BTreeMap::new();
+    let mut errors = Vec::new();
     for p in probes {
         let (asked, json) = p.split_once(' ').unwrap_or((p.as_str(), ""));
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
-            out.push(format!("{asked}: {json}"));
-            continue;
-        };
-        let Some(hooks) = v["hooks"].as_array() else {
-            continue;
-        };
-        let mut by: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for h in hooks {
-            let tier = h["tier"].as_str().unwrap_or("none");
-            let mut name = h["hook"].as_str().unwrap_or("?").to_string();
-            let why = h["unavailable"]
-                .as_array()
-                .and_then(|a| a.iter().find(|u| u["tier"] == asked))
-                .and_then(|u| u["reason"].as_str());
-            if let (true, Some(why)) = (tier != asked, why) {
-                name += &format!(" ({why})");
-            }
-            by.entry(tier).or_default().push(name);
+        if !asked_order.contains(&asked) {
+            asked_order.push(asked);
         }
+        let Ok(h) = serde_json::from_str::<serde_json::Value>(json) else {
+            errors.push(format!("{asked:<7} {json}"));
+            continue;
+        };
+        let tier = h["tier"].as_str().unwrap_or("none").to_string();
+        let mut name = h["hook"].as_str().unwrap_or("?").to_string();
+        let why = h["unavailable"]
+            .as_array()
+            .and_then(|a| a.iter().find(|u| u["tier"] == asked))
+            .and_then(|u| u["reason"].as_str());
+        if let (true, Some(why)) = (tier != asked, why) {
+            name += &format!(" ({asked}: {why})");
+        }
+        by.entry((asked, tier)).or_default().push(name);
+    }
+    let mut out = Vec::new();
+    for asked in asked_order {
         let parts: Vec<String> = by
             .iter()
-            .map(|(t, hs)| format!("{t}: {}", hs.join(", ")))
+            .filter(|((a, _), _)| *a == asked)
+            .map(|((_, t), hs)| format!("{t}: {}", hs.join(", ")))
             .collect();
         out.push(format!("{asked:<7} {}", parts.join("; ")));
     }
+    out.extend(errors);
     out
 }
 

@@ -34,6 +34,18 @@ pub use owners::owners;
 pub use routes::{in_netns, ip, routes, RouterTopology};
 pub use snapshot::snapshot;
 
+/// How many times slower than a native guest this one runs: the arm64
+/// guests emulate another architecture under TCG (`netmem.slowdown=N` on
+/// their kernel command line, which the runner passes on as
+/// NETMEM_GUEST_SLOWDOWN). Waits for netmem to come up scale with it.
+pub fn slowdown() -> u32 {
+    std::env::var("NETMEM_GUEST_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// A global sysctl set for the scenario and restored on drop.
 pub struct Sysctl {
     path: String,
@@ -167,7 +179,7 @@ impl Served {
                 }
             }
             ensure!(
-                t0.elapsed() < Duration::from_secs(30),
+                t0.elapsed() < Duration::from_secs(30) * slowdown(),
                 "netmem serve never served"
             );
             sleep(Duration::from_millis(200));
@@ -176,7 +188,7 @@ impl Served {
 
     /// The exposition after one more interval; stops it with SIGTERM.
     pub fn finish(mut self) -> Result<String> {
-        sleep(Duration::from_millis(700));
+        sleep(Duration::from_millis(700) * slowdown());
         let (status, body) = crate::serve::http_get(self.addr, "/metrics", None)?;
         ensure!(status == 200, "scrape answered {status}");
         // SAFETY: signalling our own child.

@@ -112,6 +112,9 @@ fn main() {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let tiers = cmdline_value(&cmdline, "netmem.tiers").unwrap_or_else(|| "fentry".into());
     let only = cmdline_value(&cmdline, "netmem.scenarios");
+    if let Some(n) = cmdline_value(&cmdline, "netmem.slowdown") {
+        std::env::set_var("NETMEM_GUEST_SLOWDOWN", n);
+    }
     let netmem = "/bin/netmem";
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap_or_default()
