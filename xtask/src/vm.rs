@@ -60,8 +60,8 @@ pub const AMD64: Arch = Arch {
     slowdown: 1,
 };
 
-/// `-cpu max`: every feature TCG emulates (the kernel's BPF JIT and
-/// trampolines need nothing special); the PL011 console is ttyAMA0.
+/// `-M virt -cpu max`: QEMU's generic board with the newest CPU TCG
+/// emulates; its PL011 serial port is the console, ttyAMA0.
 pub const ARM64: Arch = Arch {
     debian: "arm64",
     target: dist::AARCH64,
@@ -69,7 +69,8 @@ pub const ARM64: Arch = Arch {
     qemu_package: "qemu-system-arm",
     machine: &["-M", "virt", "-cpu", "max"],
     console: "ttyAMA0",
-    // Emulating another instruction set: a guest run took 7x amd64's.
+    // Emulating another instruction set: a tier of scenarios took about
+    // 8x amd64's (3.5 minutes), and serve's 30 s start wait ran out.
     slowdown: 4,
 };
 
