@@ -2,7 +2,7 @@
 //! with one command and nothing but Debian's own tools:
 //!
 //! - netmem-x86_64-linux-musl: static, stripped, the eBPF object embedded;
-//! - netmem-aarch64-linux-musl: the same, cross-built (see [`aarch64`]);
+//! - netmem-aarch64-linux-musl: the same, cross-built (see [`aarch64_binary`]);
 //! - man/ and completions/: from the library's command line (netmem-docs);
 //! - netmem_VERSION_amd64.deb: dpkg-deb, checked by lintian;
 //! - netmem-VERSION-oci.tar: an OCI image archive built with umoci (no
@@ -22,12 +22,19 @@ use crate::{cargo, output, sh, target_dir, workspace_root};
 /// Debian packages `dist` and the install tests run: debootstrap (the
 /// install test's rootfs), lintian (checks the .deb), umoci (builds and
 /// unpacks the OCI image), gcc-aarch64-linux-gnu (links the aarch64
-/// binary). dpkg-deb, strip and setpriv come with dpkg, binutils and
-/// util-linux.
-pub const PACKAGES: &[&str] = &["debootstrap", "lintian", "umoci", "gcc-aarch64-linux-gnu"];
+/// binary) and libc6-dev-arm64-cross (its C headers, which the cross gcc
+/// only recommends). dpkg-deb, strip and setpriv come with dpkg, binutils
+/// and util-linux.
+pub const PACKAGES: &[&str] = &[
+    "debootstrap",
+    "lintian",
+    "umoci",
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+];
 
 pub const X86_64: &str = "x86_64-unknown-linux-musl";
-const AARCH64: &str = "aarch64-unknown-linux-musl";
+pub const AARCH64: &str = "aarch64-unknown-linux-musl";
 /// The shipped binary must stay below this (issue 27).
 const SIZE_BUDGET: u64 = 8 << 20;
 
@@ -82,16 +89,7 @@ pub fn release_build(target: &str, args: &[&str]) -> Result<Command> {
 fn static_binary(target: &str, name: &str, strip: &str) -> Result<PathBuf> {
     sh(Command::new("rustup").args(["target", "add", target]))?;
     let mut c = release_build(target, &["-p", "netmem", "--bin", "netmem"])?;
-    if target == AARCH64 {
-        // Debian's cross gcc links (Rust brings musl's own crt and libc),
-        // and compiles the C in zstd and ring.
-        c.env(
-            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
-            "aarch64-linux-gnu-gcc",
-        )
-        .env("CC_aarch64_unknown_linux_musl", "aarch64-linux-gnu-gcc")
-        .env("AR_aarch64_unknown_linux_musl", "aarch64-linux-gnu-ar");
-    }
+    cross(&mut c, target);
     sh(&mut c)?;
     let built = target_dir().join(target).join(PROFILE).join("netmem");
     let out = dist_dir().join(name);
@@ -118,9 +116,27 @@ pub fn x86_64_binary() -> Result<PathBuf> {
     static_binary(X86_64, "netmem-x86_64-linux-musl", "strip")
 }
 
-/// The aarch64 binary. The eBPF object is rebuilt for it: aya-build passes
-/// the target's architecture to the kernel programs (pt_regs differ).
-fn aarch64() -> Result<PathBuf> {
+/// For a foreign `target`, the tools of Debian's cross toolchain: its gcc
+/// links (Rust brings musl's own crt and libc) and compiles the C in zstd
+/// and ring, against libc6-dev-arm64-cross's headers (that C uses only
+/// the integer types and memory functions glibc and musl agree on, and a
+/// symbol musl lacked would fail the static link). Nothing for the host's.
+pub fn cross(c: &mut Command, target: &str) {
+    if target == AARCH64 {
+        c.env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
+            "aarch64-linux-gnu-gcc",
+        )
+        .env("CC_aarch64_unknown_linux_musl", "aarch64-linux-gnu-gcc")
+        .env("AR_aarch64_unknown_linux_musl", "aarch64-linux-gnu-ar");
+    }
+}
+
+/// The aarch64 binary (the arm64 guest boots it). The eBPF object is
+/// rebuilt for it: netmem's build.rs passes the target's architecture to
+/// the kernel programs as aya-ebpf's `bpf_target_arch` (pt_regs differ).
+pub fn aarch64_binary() -> Result<PathBuf> {
+    std::fs::create_dir_all(dist_dir())?;
     static_binary(
         AARCH64,
         "netmem-aarch64-linux-musl",
@@ -139,7 +155,7 @@ pub fn dist(opts: &Options) -> Result<()> {
     let v = version()?;
     let bin = x86_64_binary()?;
     if opts.aarch64 {
-        aarch64()?;
+        aarch64_binary()?;
     }
     // Man pages and completions carry the shipped binary's own version line.
     let long = output(Command::new(&bin).arg("--version"))?;

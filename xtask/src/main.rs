@@ -93,6 +93,11 @@ enum Cmd {
     VmTest {
         #[arg(long, default_value = "all", value_name = "5.10|6.1|6.12|all")]
         kernel: String,
+        /// The guests' architecture. arm64 boots Debian's cloud-arm64
+        /// kernel in qemu-system-aarch64 (TCG) with the aarch64 binary
+        /// `dist` ships, and skips the routes scenario.
+        #[arg(long, default_value = "amd64", value_name = "amd64|arm64")]
+        arch: String,
         /// Comma-separated tiers to run the scenarios on (each caps --max-tier).
         #[arg(long, default_value = "fentry,kprobe,nobtf")]
         tiers: String,
@@ -128,7 +133,19 @@ fn main() {
                 aarch64: !no_aarch64,
             })
         }),
-        Cmd::VmTest { kernel, tiers } => setup_test().and_then(|_| vm::vm_test(&kernel, &tiers)),
+        Cmd::VmTest {
+            kernel,
+            arch,
+            tiers,
+        } => setup_test().and_then(|_| {
+            let arch = vm::ARCHES
+                .iter()
+                .find(|a| a.debian == arch)
+                .ok_or_else(|| anyhow!("unknown arch {arch}: choose amd64 or arm64"))?;
+            // The test stack has amd64's QEMU; another's only when asked.
+            setup_system_packages("guest", &[arch.qemu_package])?;
+            vm::vm_test_arch(*arch, &kernel, &tiers)
+        }),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

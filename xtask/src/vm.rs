@@ -4,6 +4,11 @@
 //! as /init, `ip`, and veth.ko, and reports every scenario per kernel and
 //! tier.
 //!
+//! `--arch arm64` boots Debian's cloud-arm64 kernels the same way in
+//! qemu-system-aarch64 (`-M virt -cpu max`, TCG) with the aarch64 binary
+//! `dist` ships, the runner cross-built beside it, and busybox-static's
+//! `ip` from the same release (the host's `ip` is an amd64 binary).
+//!
 //! Kernel packages come through a private apt configuration under
 //! ~/.cache/netmem/vm (the machine's own apt state is never touched) and stay
 //! cached there. The archive address is the one the machine's apt sources
@@ -18,8 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::dist;
-use crate::{output, sh};
+use crate::{cargo, dist, output, sh};
 
 /// Debian release per kernel line: bullseye 5.10, bookworm 6.1, trixie 6.12.
 pub const KERNELS: &[(&str, &str)] = &[
@@ -28,6 +32,53 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("6.12", "trixie"),
 ];
 
+/// A guest architecture: Debian's name for it (the kernel flavour and the
+/// packages' architecture), the static target its binaries are built for,
+/// and the QEMU that boots it, under TCG either way (nested KVM hangs on
+/// this machine kind; arm64 is emulated anyway).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Arch {
+    pub debian: &'static str,
+    target: &'static str,
+    qemu: &'static str,
+    pub qemu_package: &'static str,
+    machine: &'static [&'static str],
+    console: &'static str,
+    /// How many times slower than an amd64 guest it runs (the scenarios'
+    /// waits for netmem to come up scale with it).
+    slowdown: u32,
+}
+
+pub const AMD64: Arch = Arch {
+    debian: "amd64",
+    target: dist::X86_64,
+    qemu: "qemu-system-x86_64",
+    qemu_package: "qemu-system-x86",
+    machine: &[],
+    console: "ttyS0",
+    slowdown: 1,
+};
+
+/// `-M virt -cpu max`: QEMU's generic board with the newest CPU TCG
+/// emulates; its PL011 serial port is the console, ttyAMA0.
+pub const ARM64: Arch = Arch {
+    debian: "arm64",
+    target: dist::AARCH64,
+    qemu: "qemu-system-aarch64",
+    qemu_package: "qemu-system-arm",
+    machine: &["-M", "virt", "-cpu", "max"],
+    console: "ttyAMA0",
+    // Emulating another instruction set: a tier of scenarios took about
+    // 8x amd64's (3.5 minutes), and serve's 30 s start wait ran out.
+    slowdown: 4,
+};
+
+pub const ARCHES: &[Arch] = &[AMD64, ARM64];
+
+/// The scenarios an arm64 guest runs: all but `routes`, whose router
+/// topology needs iproute2's `ip netns` (busybox's `ip` has none, and
+/// iproute2 for arm64 would need its dozen shared libraries).
+const ARM64_SCENARIOS: &str = "snapshot,orphans,tcp_mem,owners,no_btf";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
 
 fn cache_dir() -> Result<PathBuf> {
@@ -37,10 +88,24 @@ fn cache_dir() -> Result<PathBuf> {
     Ok(d)
 }
 
-/// apt options that point every path at netmem's own directory.
-fn apt_opts(dir: &Path) -> Vec<String> {
+/// The private apt directory for `arch`'s packages (amd64's keeps its
+/// first name, so existing caches stay valid).
+fn apt_dir(cache: &Path, arch: Arch) -> PathBuf {
+    if arch == AMD64 {
+        cache.join("apt")
+    } else {
+        cache.join(format!("apt-{}", arch.debian))
+    }
+}
+
+/// apt options that point every path at netmem's own directory, for
+/// `arch`'s packages (another architecture's are only downloaded and
+/// unpacked, never installed).
+fn apt_opts(dir: &Path, arch: Arch) -> Vec<String> {
     let p = |s: &str| dir.join(s).display().to_string();
     vec![
+        format!("-oAPT::Architecture={}", arch.debian),
+        format!("-oAPT::Architectures={}", arch.debian),
         format!("-oDir::Etc::SourceList={}", p("sources.list")),
         "-oDir::Etc::SourceParts=/nonexistent".into(),
         format!("-oDir::State::Lists={}", p("lists")),
@@ -136,7 +201,7 @@ fn machine_archive() -> Result<String> {
     })
 }
 
-fn apt_update(dir: &Path) -> Result<()> {
+fn apt_update(dir: &Path, arch: Arch) -> Result<()> {
     std::fs::create_dir_all(dir.join("lists/partial"))?;
     std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
     let archive = machine_archive()?;
@@ -149,8 +214,10 @@ fn apt_update(dir: &Path) -> Result<()> {
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().contains("Packages"));
     if !fresh {
-        sh(Command::new("apt-get").args(apt_opts(dir)).arg("update"))
-            .context("private apt update of Debian's kernel lists failed")?;
+        sh(Command::new("apt-get")
+            .args(apt_opts(dir, arch))
+            .arg("update"))
+        .context("private apt update of Debian's kernel lists failed")?;
     }
     Ok(())
 }
@@ -161,54 +228,31 @@ struct KernelFiles {
     vmlinuz: PathBuf,
     /// Uncompressed modules, in load order.
     modules: Vec<PathBuf>,
+    /// A static `ip` of the guest's architecture where the host's cannot
+    /// run there (busybox, called as `ip`).
+    ip: Option<PathBuf>,
 }
 
 /// Modules the guest loads itself (it has no modprobe to autoload them):
 /// veth for the router topology, and sock_diag's TCP backend.
 const MODULES: &[&str] = &["veth", "inet_diag", "tcp_diag"];
 
-fn fetch_kernel(cache: &Path, release: &str) -> Result<KernelFiles> {
-    let apt = cache.join("apt");
-    apt_update(&apt)?;
+fn fetch_kernel(cache: &Path, release: &str, arch: Arch) -> Result<KernelFiles> {
+    let apt = apt_dir(cache, arch);
+    apt_update(&apt, arch)?;
+    let meta = format!("linux-image-cloud-{}", arch.debian);
     let show = output(
         Command::new("apt-cache")
-            .args(apt_opts(&apt))
-            .args(["show", &format!("linux-image-cloud-amd64/{release}")]),
+            .args(apt_opts(&apt, arch))
+            .args(["show", &format!("{meta}/{release}")]),
     )?;
     let package = show
         .lines()
         .find_map(|l| l.strip_prefix("Depends: "))
         .and_then(|d| d.split([' ', ',']).next())
-        .ok_or_else(|| anyhow!("linux-image-cloud-amd64/{release} names no kernel package"))?
+        .ok_or_else(|| anyhow!("{meta}/{release} names no kernel package"))?
         .to_string();
-    let debs = cache.join("debs");
-    std::fs::create_dir_all(&debs)?;
-    let have = |debs: &Path| -> Option<PathBuf> {
-        std::fs::read_dir(debs)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
-            })
-    };
-    let deb = match have(&debs) {
-        Some(d) => d,
-        None => {
-            sh(Command::new("apt-get")
-                .args(apt_opts(&apt))
-                .args(["download", &format!("{package}/{release}")])
-                .current_dir(&debs))?;
-            have(&debs).ok_or_else(|| anyhow!("apt-get download left no {package} .deb"))?
-        }
-    };
-    let x = cache.join("x").join(&package);
-    if !x.exists() {
-        std::fs::create_dir_all(&x)?;
-        sh(Command::new("dpkg").arg("-x").arg(&deb).arg(&x))?;
-    }
+    let x = unpacked(cache, release, arch, &package)?;
     let vmlinuz = std::fs::read_dir(x.join("boot"))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -249,11 +293,65 @@ fn fetch_kernel(cache: &Path, release: &str) -> Result<KernelFiles> {
         }
         modules.push(plain);
     }
+    // Static, so any release's serves every kernel: cached once per arch.
+    let ip = if arch == AMD64 {
+        None
+    } else {
+        let bb = unpacked(cache, release, arch, "busybox-static")?.join("bin/busybox");
+        if !bb.exists() {
+            bail!("busybox-static ({}) has no bin/busybox", arch.debian);
+        }
+        Some(bb)
+    };
     Ok(KernelFiles {
         package,
         vmlinuz,
         modules,
+        ip,
     })
+}
+
+/// `package` for `arch` (from `release` when not cached yet), downloaded
+/// once through the private apt and unpacked once with `dpkg -x`; returns
+/// where it is unpacked.
+fn unpacked(cache: &Path, release: &str, arch: Arch, package: &str) -> Result<PathBuf> {
+    let apt = apt_dir(cache, arch);
+    let debs = cache.join("debs");
+    std::fs::create_dir_all(&debs)?;
+    let have = |debs: &Path| -> Option<PathBuf> {
+        std::fs::read_dir(debs)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with(&format!("{package}_"))
+                        && n.ends_with(&format!("_{}.deb", arch.debian))
+                })
+            })
+    };
+    let deb = match have(&debs) {
+        Some(d) => d,
+        None => {
+            sh(Command::new("apt-get")
+                .args(apt_opts(&apt, arch))
+                .args(["download", &format!("{package}/{release}")])
+                .current_dir(&debs))?;
+            have(&debs).ok_or_else(|| anyhow!("apt-get download left no {package} .deb"))?
+        }
+    };
+    // Kernel packages name their flavour; others take the architecture's.
+    let dir = if package.ends_with(arch.debian) {
+        package.to_string()
+    } else {
+        format!("{package}-{}", arch.debian)
+    };
+    let x = cache.join("x").join(dir);
+    if !x.exists() {
+        std::fs::create_dir_all(&x)?;
+        sh(Command::new("dpkg").arg("-x").arg(&deb).arg(&x))?;
+    }
+    Ok(x)
 }
 
 fn find_file(dir: &Path, prefix: &str) -> Option<PathBuf> {
@@ -306,6 +404,8 @@ struct Bins {
     /// and stamp (and its dependencies' features, so netmem is compiled
     /// again for it).
     guest: PathBuf,
+    /// The netmem the host runs (`report` of the guests' recordings).
+    host_netmem: PathBuf,
 }
 
 fn build_static() -> Result<Bins> {
@@ -318,7 +418,42 @@ fn build_static() -> Result<Bins> {
         .join(dist::X86_64)
         .join(dist::PROFILE)
         .join("netmem-guest");
-    Ok(Bins { netmem, guest })
+    Ok(Bins {
+        host_netmem: netmem.clone(),
+        netmem,
+        guest,
+    })
+}
+
+fn build(arch: Arch) -> Result<Bins> {
+    if arch == AMD64 {
+        return build_static();
+    }
+    // The binary `dist` ships, and the runner built with the same stamp
+    // and cross toolchain, so the two share one build of the library.
+    let netmem = dist::aarch64_binary()?;
+    let mut c = dist::release_build(
+        arch.target,
+        &["-p", "netmem-tests", "--bin", "netmem-guest"],
+    )?;
+    dist::cross(&mut c, arch.target);
+    sh(&mut c)?;
+    sh(&mut cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "netmem",
+        "--bin",
+        "netmem",
+    ]))?;
+    Ok(Bins {
+        netmem,
+        guest: crate::target_dir()
+            .join(arch.target)
+            .join(dist::PROFILE)
+            .join("netmem-guest"),
+        host_netmem: crate::target_dir().join("release/netmem"),
+    })
 }
 
 fn initramfs(work: &Path, bins: &Bins, k: &KernelFiles) -> Result<PathBuf> {
@@ -329,8 +464,17 @@ fn initramfs(work: &Path, bins: &Bins, k: &KernelFiles) -> Result<PathBuf> {
     }
     std::fs::copy(&bins.guest, root.join("init"))?;
     std::fs::copy(&bins.netmem, root.join("bin/netmem"))?;
-    let ip = crate::which("ip").ok_or_else(|| anyhow!("`ip` not found: install iproute2"))?;
-    copy_with_libs(&ip, &root, "/bin/ip")?;
+    match &k.ip {
+        // busybox runs as the applet its name says.
+        Some(ip) => {
+            std::fs::copy(ip, root.join("bin/ip"))?;
+        }
+        None => {
+            let ip =
+                crate::which("ip").ok_or_else(|| anyhow!("`ip` not found: install iproute2"))?;
+            copy_with_libs(&ip, &root, "/bin/ip")?;
+        }
+    }
     let mut order = String::new();
     for (m, path) in MODULES.iter().zip(&k.modules) {
         std::fs::copy(path, root.join(format!("lib/modules/{m}.ko")))?;
@@ -358,13 +502,23 @@ struct GuestRun {
     seconds: f64,
 }
 
-fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
-    let mut append = format!("console=ttyS0 panic=-1 quiet loglevel=4 netmem.tiers={tiers}");
+fn boot(k: &KernelFiles, initrd: &Path, tiers: &str, arch: Arch) -> Result<GuestRun> {
+    let mut append = format!(
+        "console={} panic=-1 quiet loglevel=4 netmem.tiers={tiers}",
+        arch.console
+    );
     // For iterating on one scenario: NETMEM_VM_SCENARIOS=orphans,routes
-    if let Ok(only) = std::env::var("NETMEM_VM_SCENARIOS") {
+    let only = std::env::var("NETMEM_VM_SCENARIOS")
+        .ok()
+        .or_else(|| (arch == ARM64).then(|| ARM64_SCENARIOS.to_string()));
+    if let Some(only) = only {
         append += &format!(" netmem.scenarios={only}");
     }
-    let mut child = Command::new("qemu-system-x86_64")
+    if arch.slowdown > 1 {
+        append += &format!(" netmem.slowdown={}", arch.slowdown);
+    }
+    let mut child = Command::new(arch.qemu)
+        .args(arch.machine)
         .args([
             "-accel", "tcg", "-m", "1536", "-smp", "2", "-display", "none",
         ])
@@ -377,7 +531,12 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
-        .context("cannot start qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+        .with_context(|| {
+            format!(
+                "cannot start {} (apt-get install {})",
+                arch.qemu, arch.qemu_package
+            )
+        })?;
     let t0 = Instant::now();
     let out = child.stdout.take().expect("piped");
     let pid = child.id();
@@ -444,11 +603,11 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str) -> Result<GuestRun> {
 /// Saves a guest scenario's recording and reports it with `netmem
 /// report`: the aborts it saw must be in the report's abort table with
 /// their cause.
-fn report_recording(bins: &Bins, work: &Path, version: &str, name: &str, z: &[u8]) -> Result<()> {
+fn report_recording(netmem: &Path, work: &Path, version: &str, name: &str, z: &[u8]) -> Result<()> {
     let rec = work.join(format!("recording-{version}-{name}.nmr"));
     let html = work.join(format!("report-{version}-{name}.html"));
     std::fs::write(&rec, z)?;
-    let o = Command::new(&bins.netmem)
+    let o = Command::new(netmem)
         .arg("report")
         .arg(&rec)
         .arg("-o")
@@ -477,7 +636,12 @@ fn report_recording(bins: &Bins, work: &Path, version: &str, name: &str, z: &[u8
     Ok(())
 }
 
+/// amd64's guests, as `cargo xtask test` runs them.
 pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
+    vm_test_arch(AMD64, which, tiers)
+}
+
+pub fn vm_test_arch(arch: Arch, which: &str, tiers: &str) -> Result<()> {
     let selected: Vec<(&str, &str)> = match which {
         "all" => KERNELS.to_vec(),
         k => KERNELS.iter().copied().filter(|(v, _)| *v == k).collect(),
@@ -489,22 +653,35 @@ pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
         );
     }
     let cache = cache_dir()?;
-    let bins = build_static()?;
+    let bins = build(arch)?;
     let work = crate::target_dir().join("vm-test");
     std::fs::create_dir_all(&work)?;
     let mut failed = Vec::new();
     let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (version, release) in selected {
-        let k = fetch_kernel(&cache, release)?;
+    let mut served: Vec<String> = Vec::new();
+    for (kernel, release) in selected {
+        // amd64's keep their bare kernel version in names and the table.
+        let version = if arch == AMD64 {
+            kernel.to_string()
+        } else {
+            format!("{kernel}-{}", arch.debian)
+        };
+        let version = version.as_str();
+        let k = fetch_kernel(&cache, release, arch)?;
         let initrd = initramfs(&work, &bins, &k)?;
         eprintln!("xtask: booting {} ({release}) under TCG", k.package);
-        let run = boot(&k, &initrd, tiers)?;
+        let run = boot(&k, &initrd, tiers, arch)?;
         std::fs::write(
             work.join(format!("probes-{version}.jsonl")),
             run.probes.join("\n") + "\n",
         )?;
+        served.extend(
+            served_tiers(&run.probes)
+                .into_iter()
+                .map(|l| format!("{version:<7} {l}")),
+        );
         for (name, z) in &run.recordings {
-            if let Err(e) = report_recording(&bins, &work, version, name, z) {
+            if let Err(e) = report_recording(&bins.host_netmem, &work, version, name, z) {
                 failed.push(format!("{version} {name}: report: {e:#}"));
             }
         }
@@ -537,6 +714,10 @@ pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
         }
         eprintln!("xtask: {} finished in {:.1}s", k.package, run.seconds);
     }
+    println!("\nvm-test: kernel  asked: which tier serves which hook (why not the one asked)");
+    for l in &served {
+        println!("vm-test: {l}");
+    }
     println!("\nvm-test: kernel  tier        scenario result detail");
     for lines in table.values() {
         for l in lines {
@@ -548,6 +729,47 @@ pub fn vm_test(which: &str, tiers: &str) -> Result<()> {
     }
     println!("vm-test: all scenarios passed");
     Ok(())
+}
+
+/// One line per tier a guest was asked for: the tier that served each
+/// hook in its `netmem probes --json` (a line per hook), and, for a hook
+/// below the tier asked, the reason netmem gives (on arm64, fentry may be
+/// missing where amd64 has it).
+fn served_tiers(probes: &[String]) -> Vec<String> {
+    let mut asked_order: Vec<&str> = Vec::new();
+    let mut by: BTreeMap<(&str, String), Vec<String>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for p in probes {
+        let (asked, json) = p.split_once(' ').unwrap_or((p.as_str(), ""));
+        if !asked_order.contains(&asked) {
+            asked_order.push(asked);
+        }
+        let Ok(h) = serde_json::from_str::<serde_json::Value>(json) else {
+            errors.push(format!("{asked:<7} {json}"));
+            continue;
+        };
+        let tier = h["tier"].as_str().unwrap_or("none").to_string();
+        let mut name = h["hook"].as_str().unwrap_or("?").to_string();
+        let why = h["unavailable"]
+            .as_array()
+            .and_then(|a| a.iter().find(|u| u["tier"] == asked))
+            .and_then(|u| u["reason"].as_str());
+        if let (true, Some(why)) = (tier != asked, why) {
+            name += &format!(" ({asked}: {why})");
+        }
+        by.entry((asked, tier)).or_default().push(name);
+    }
+    let mut out = Vec::new();
+    for asked in asked_order {
+        let parts: Vec<String> = by
+            .iter()
+            .filter(|((a, _), _)| *a == asked)
+            .map(|((_, t), hs)| format!("{t}: {}", hs.join(", ")))
+            .collect();
+        out.push(format!("{asked:<7} {}", parts.join("; ")));
+    }
+    out.extend(errors);
+    out
 }
 
 #[cfg(test)]

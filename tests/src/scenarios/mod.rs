@@ -10,7 +10,8 @@
 //! Here: the harness every scenario shares (sysctls, a trace, a served
 //! exporter, the checks of what netmem reported, connections stuck with
 //! data queued); the scenarios by subject in `aborts.rs` (orphans,
-//! tcp_mem), `owners.rs` (cgroups) and `routes.rs`.
+//! tcp_mem), `owners.rs` (cgroups), `routes.rs`, and `snapshot.rs` (no
+//! hook: `netmem snapshot` against SIOCOUTQ, once per guest).
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,10 +27,24 @@ use serde_json::Value;
 mod aborts;
 mod owners;
 mod routes;
+mod snapshot;
 
 pub use aborts::{orphans, tcp_mem};
 pub use owners::owners;
 pub use routes::{in_netns, ip, routes, RouterTopology};
+pub use snapshot::snapshot;
+
+/// How many times slower than a native guest this one runs: the arm64
+/// guests emulate another architecture under TCG (`netmem.slowdown=N` on
+/// their kernel command line, which the runner passes on as
+/// NETMEM_GUEST_SLOWDOWN). Waits for netmem to come up scale with it.
+pub fn slowdown() -> u32 {
+    std::env::var("NETMEM_GUEST_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
 
 /// A global sysctl set for the scenario and restored on drop.
 pub struct Sysctl {
@@ -164,7 +179,7 @@ impl Served {
                 }
             }
             ensure!(
-                t0.elapsed() < Duration::from_secs(30),
+                t0.elapsed() < Duration::from_secs(30) * slowdown(),
                 "netmem serve never served"
             );
             sleep(Duration::from_millis(200));
@@ -173,7 +188,7 @@ impl Served {
 
     /// The exposition after one more interval; stops it with SIGTERM.
     pub fn finish(mut self) -> Result<String> {
-        sleep(Duration::from_millis(700));
+        sleep(Duration::from_millis(700) * slowdown());
         let (status, body) = crate::serve::http_get(self.addr, "/metrics", None)?;
         ensure!(status == 200, "scrape answered {status}");
         // SAFETY: signalling our own child.

@@ -1,7 +1,8 @@
 //! /init of the QEMU guests `cargo xtask vm-test` boots: mounts what netmem
 //! needs, loads veth, runs the scenarios for each requested tier with the
-//! guest's own kernel and sysctls, prints one `NETMEM-RESULT` JSON line per
-//! scenario on the console, and powers the guest off.
+//! guest's own kernel and sysctls (`netmem snapshot`'s once, before them),
+//! prints one `NETMEM-RESULT` JSON line per scenario on the console, and
+//! powers the guest off.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -111,11 +112,36 @@ fn main() {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let tiers = cmdline_value(&cmdline, "netmem.tiers").unwrap_or_else(|| "fentry".into());
     let only = cmdline_value(&cmdline, "netmem.scenarios");
+    if let Some(n) = cmdline_value(&cmdline, "netmem.slowdown") {
+        std::env::set_var("NETMEM_GUEST_SLOWDOWN", n);
+    }
     let netmem = "/bin/netmem";
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap_or_default()
         .trim()
         .to_string();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == name))
+    };
+    let result = |tier: &str, name: &str, r: anyhow::Result<String>, t0: std::time::Instant| {
+        let line = json!({
+            "kernel": kernel, "tier": tier, "scenario": name, "ok": r.is_ok(),
+            "detail": match &r { Ok(d) => d.clone(), Err(e) => format!("{e:#}") },
+            "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        });
+        println!("NETMEM-RESULT {line}");
+    };
+    // A snapshot attaches nothing: once, whatever the tiers.
+    if wanted("snapshot") {
+        let t0 = std::time::Instant::now();
+        result(
+            "sock_diag",
+            "snapshot",
+            scenarios::snapshot(netmem, &[], "sock_diag"),
+            t0,
+        );
+    }
     for tier in tiers.split(',') {
         // `nobtf`: the kernel's BTF hidden under an empty tmpfs, as on a
         // kernel built without it; the best tier there is then polling.
@@ -155,20 +181,11 @@ fn main() {
             ]
         };
         for &(name, f) in all {
-            if only
-                .as_deref()
-                .is_some_and(|o| !o.split(',').any(|x| x == name))
-            {
+            if !wanted(name) {
                 continue;
             }
             let t0 = std::time::Instant::now();
-            let r = f(netmem, tier_args, tier);
-            let line = json!({
-                "kernel": kernel, "tier": tier, "scenario": name, "ok": r.is_ok(),
-                "detail": match &r { Ok(d) => d.clone(), Err(e) => format!("{e:#}") },
-                "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-            });
-            println!("NETMEM-RESULT {line}");
+            result(tier, name, f(netmem, tier_args, tier), t0);
         }
         if nobtf {
             hide_btf(false);
