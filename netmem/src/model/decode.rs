@@ -194,6 +194,22 @@ impl Decoder<'_> {
             raw.sock.wmem_queued as i64,
             self.sock_min_sndbuf,
         );
+        // The abort happened, so one of tcp_check_oom's two tests held. When
+        // the orphans test cannot be replayed (no orphan count readable in
+        // the kernel: a kernel without CONFIG_KALLSYMS_ALL, where sockstat's
+        // later figure may be back under the limit; or the shift unknown)
+        // but the tcp_mem test, replayed on the kernel's own figures of that
+        // moment and the socket's, is false, it was the orphans test: said
+        // as inferred.
+        let by_elimination = cause == AbortCause::Unknown
+            && raw.sock.present != 0
+            && known(p.allocated_pages).is_some()
+            && p.mem2 > 0;
+        let cause = if by_elimination {
+            AbortCause::Orphans
+        } else {
+            cause
+        };
         Abort {
             cause,
             via: AbortSource::from_u32(p.source as u32),
@@ -206,7 +222,7 @@ impl Decoder<'_> {
             mem: proto_mem([p.mem0, p.mem1, p.mem2]),
             sock_min_sndbuf: self.sock_min_sndbuf,
             kernel_log: None,
-            cause_inferred: false,
+            cause_inferred: by_elimination,
         }
     }
 }
@@ -326,9 +342,51 @@ mod tests {
             panic!()
         };
         assert_eq!(a.cause, AbortCause::TcpMem);
+        assert!(!a.cause_inferred);
         assert_eq!(a.orphans, Some(7));
         assert_eq!(a.max_orphans_source, FigureSource::Procfs);
         assert_eq!(a.shift, None);
+    }
+
+    /// No orphan count in the kernel (sockstat says 7 of 100 by the time
+    /// it is read) and the tcp_mem test false on the kernel's figures: the
+    /// abort can only have been the orphans test, and says it inferred it.
+    #[test]
+    fn abort_without_kernel_orphans_is_orphans_by_elimination() {
+        let names = |_| String::new();
+        let known = crate::model::names::Names::default();
+        let d = decoder_for_tests(&names, &known);
+        let sock = SockInfo {
+            present: 1,
+            wmem_queued: 100_000,
+            ..Default::default()
+        };
+        let p = payload::AbortOnMemory {
+            shift: 1,
+            orphans: -1,
+            max_orphans: -1,
+            allocated_pages: 10,
+            mem0: 1,
+            mem1: 2,
+            mem2: 1000,
+            source: AbortSource::CheckOom as i64,
+        };
+        let decoded = |p, sock| {
+            let e = d.decode(&raw(p, sock)).unwrap();
+            let Body::AbortOnMemory(a) = e.body else {
+                panic!()
+            };
+            (a.cause, a.cause_inferred, a.orphans_source)
+        };
+        assert_eq!(
+            decoded(p, sock),
+            (AbortCause::Orphans, true, FigureSource::Sockstat)
+        );
+        // Without the socket or tcp_mem's figures nothing is eliminated.
+        let bare = SockInfo::default();
+        assert_eq!(decoded(p, bare).0, AbortCause::Unknown);
+        let no_mem = payload::AbortOnMemory { mem2: 0, ..p };
+        assert_eq!(decoded(no_mem, sock).0, AbortCause::Unknown);
     }
 
     #[test]
