@@ -10,7 +10,6 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::dist::dist_dir;
 use crate::{output, sh, target_dir, workspace_root};
 
 const MAINTAINER: &str = "netmem developers <netmem@users.noreply.github.com>";
@@ -48,7 +47,9 @@ fn packaged_unit(text: &str) -> String {
     .replace("/usr/local/bin/netmem", "/usr/bin/netmem")
 }
 
-pub fn build(bin: &Path, v: &str) -> Result<PathBuf> {
+/// The package of `bin`, version `v`, from the man pages and completions
+/// under `dist` (where it is written too).
+pub fn build(bin: &Path, v: &str, dist: &Path) -> Result<PathBuf> {
     let ws = workspace_root();
     let root = target_dir().join(format!("dist-deb/netmem_{v}_amd64"));
     let _ = std::fs::remove_dir_all(&root);
@@ -83,7 +84,6 @@ pub fn build(bin: &Path, v: &str) -> Result<PathBuf> {
         )?;
     }
 
-    let dist = dist_dir();
     for page in std::fs::read_dir(dist.join("man"))? {
         let page = page?.path();
         let name = page.file_name().unwrap().to_string_lossy().into_owned();

@@ -174,7 +174,7 @@ pub fn dist(opts: &Options) -> Result<()> {
     ])
     .arg(&dir)
     .arg(long))?;
-    let deb = crate::deb::build(&bin, &v)?;
+    let deb = crate::deb::build(&bin, &v, &dist_dir())?;
     crate::deb::lintian(&deb)?;
     oci(&bin, &v)?;
     eprintln!("xtask: dist: everything is in {}", dir.display());
