@@ -3,6 +3,7 @@
 //! machine's own apt sources (cached under target/install-root/), and the
 //! OCI image unpacked with umoci. `cargo xtask test` runs dist first.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -311,6 +312,19 @@ fn deb_installs_and_runs_on_a_host_without_rust() {
     let exec = unit_value(&unit, "ExecStart=");
     let caps = unit_value(&unit, "CapabilityBoundingSet=");
     assert_eq!(unit_value(&unit, "AmbientCapabilities="), caps);
+    // What systemd makes for the unit before ExecStart: its state and
+    // cache directories (the flight recorder writes under the first).
+    let state = unit_value(&unit, "StateDirectory=");
+    let state_dir = root.0.join("var/lib").join(state);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let mode = u32::from_str_radix(unit_value(&unit, "StateDirectoryMode="), 8).unwrap();
+    std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    std::fs::create_dir_all(
+        root.0
+            .join("var/cache")
+            .join(unit_value(&unit, "CacheDirectory=")),
+    )
+    .unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
     let mut argv: Vec<String> = exec.split_whitespace().map(String::from).collect();
     assert_eq!(argv[0], "/usr/bin/netmem", "{exec}");
@@ -348,6 +362,14 @@ fn deb_installs_and_runs_on_a_host_without_rust() {
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(!body.contains("tier=\"none\""), "{body}");
+    // Its flight recorder runs into the state directory, private.
+    let at = argv.iter().position(|a| a == "--flight-recorder").unwrap();
+    let rec = root.0.join(argv[at + 1].trim_start_matches('/'));
+    assert!(rec.starts_with(&state_dir), "{exec}");
+    let mode = std::fs::metadata(&rec).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", rec.display());
+    let (code, list) = http_get(addr, "/incidents", None).unwrap();
+    assert_eq!(code, 200, "{list}");
     // SAFETY: kill on our own child's pid; it is not reaped yet.
     unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
     let o = serve.wait_with_output().unwrap();
