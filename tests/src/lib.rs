@@ -7,6 +7,7 @@
 //! JSON lines read back), `ss.rs`, `procstat.rs` (CPU and memory of a
 //! process); every helper is re-exported here, where tests name it.
 
+pub mod browser;
 pub mod no_btf;
 pub mod rig;
 pub mod scenarios;

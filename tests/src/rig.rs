@@ -316,20 +316,7 @@ impl Rig {
     /// so round-robin spreads them evenly over the backends.
     pub fn start_clients(&mut self) -> Result<()> {
         let (fe, huge) = (self.frontend, self.cfg.huge_body);
-        let n = self.cfg.slow;
-        self.slow = in_netns(&self.client_ns, || {
-            (0..n)
-                .map(|_| {
-                    let mut s = TcpStream::connect(fe)?;
-                    s.write_all(request(huge).as_bytes())?;
-                    // Until HAProxy has forwarded this request, the next one
-                    // could overtake it in the round-robin.
-                    sleep(Duration::from_millis(30));
-                    Ok(s)
-                })
-                .collect::<Result<Vec<_>>>()
-        })
-        .context("slow clients")?;
+        self.add_slow(self.cfg.slow)?;
         for _ in 0..self.cfg.normal {
             let (stop, held) = (self.stop.clone(), self.held.clone());
             let (stats, body) = (self.stats.clone(), self.cfg.normal_body);
@@ -345,6 +332,64 @@ impl Rig {
             }));
         }
         Ok(())
+    }
+
+    /// `n` more slow clients: each asks for the huge body and never reads.
+    /// One at a time, so round-robin spreads them evenly over the backends.
+    pub fn add_slow(&mut self, n: usize) -> Result<()> {
+        let (fe, huge) = (self.frontend, self.cfg.huge_body);
+        let more = in_netns(&self.client_ns, || {
+            (0..n)
+                .map(|_| {
+                    let mut s = TcpStream::connect(fe)?;
+                    s.write_all(request(huge).as_bytes())?;
+                    // Until HAProxy has forwarded this request, the next one
+                    // could overtake it in the round-robin.
+                    sleep(Duration::from_millis(30));
+                    Ok(s)
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .context("slow clients")?;
+        self.slow.extend(more);
+        Ok(())
+    }
+
+    /// `n` more stalled clients: a receive buffer of `rcvbuf` bytes (set
+    /// before connecting, so the window they offer stays that small), a
+    /// request for `body` bytes, and nothing read. HAProxy writes the whole
+    /// response into its socket and closes it: the kernel keeps an orphan
+    /// holding what the client's window did not take, a little memory
+    /// each, as a crowd of stalled mobile clients leaves on a proxy.
+    pub fn add_stalled(&mut self, n: usize, body: u64, rcvbuf: usize) -> Result<()> {
+        let fe = self.frontend;
+        let more = in_netns(&self.client_ns, || {
+            (0..n)
+                .map(|_| {
+                    let s =
+                        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+                    s.set_recv_buffer_size(rcvbuf)?;
+                    s.connect(&fe.into())?;
+                    let mut s: TcpStream = s.into();
+                    s.write_all(request(body).as_bytes())?;
+                    Ok(s)
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .context("stalled clients")?;
+        self.slow.extend(more);
+        Ok(())
+    }
+
+    /// Slow and stalled clients held so far.
+    pub fn stuck_clients(&self) -> usize {
+        self.slow.len()
+    }
+
+    /// Closes every slow and stalled client: with data unread, each close
+    /// resets its connection, which ends HAProxy's orphan of it too.
+    pub fn release_stuck(&mut self) {
+        self.slow.clear();
     }
 
     /// Holds the normal and vanishing clients still (`true`): each finishes

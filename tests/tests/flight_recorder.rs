@@ -238,6 +238,41 @@ fn manual_triggers_keep_the_minutes_before() {
         assert_eq!(body, std::fs::read(f).unwrap());
         assert_eq!(list[i]["bytes"], body.len() as u64);
     }
+    // Each incident's report, rendered on request: the page `netmem
+    // report` writes, marking the trigger, titled by the id (no path).
+    let id0 = list[0]["id"].as_str().unwrap();
+    let (status, page) = request(serve.addr, "GET", &format!("/incidents/{id0}"));
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&page);
+    for want in [
+        "netmem report",
+        "Flight recorder incident",
+        "asked for by SIGUSR1",
+        "before the trigger",
+        "incident trigger: manual",
+        id0,
+    ] {
+        assert!(page.contains(want), "no {want:?} in the report of {id0}");
+    }
+    assert!(!page.contains(d), "a path in the report");
+
+    // The live page: host, the load's group, the doctor, the incidents
+    // with their reports and files, as a browser shows it (no script).
+    let png = dir.with_extension("png");
+    let dom = netmem_tests::browser::chromium(&format!("http://{}/", serve.addr), &png);
+    for want in [
+        "Groups holding the most".to_string(),
+        format!("listen:{port}"),
+        "The doctor, since serve started".to_string(),
+        format!("/incidents/{id0}"),
+        format!("/incidents/{id0}/file"),
+        "manual".to_string(),
+        "tcp_mem".to_string(),
+    ] {
+        assert!(dom.contains(&want), "no {want:?} on the live page: {dom}");
+    }
+    assert!(!dom.contains("<script"), "the live page needs no script");
+    let _ = std::fs::remove_file(&png);
     assert_eq!(manual_total(&serve), 2.0);
     let m = serve.metrics();
     assert!(sample(&m, "netmem_last_incident_timestamp_seconds").unwrap() > 1e9);

@@ -45,51 +45,10 @@ fn wait_ok(c: std::process::Child) -> String {
     ok(&o)
 }
 
-/// Headless Chromium: the page rendered to a PNG, and the DOM it built.
+/// Headless Chromium on a file: the page rendered to a PNG, and the DOM
+/// it built.
 fn chromium(html: &Path, png: &Path) -> String {
-    let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("Debian's chromium is not installed: run `cargo xtask setup`");
-    // A profile per call: tests run in parallel in one process, and two
-    // Chromiums on one profile refuse each other (SingletonLock; seen once
-    // in CI).
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let profile = tmp(&format!("chromium-profile-{n}"));
-    let common = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ];
-    let url = format!("file://{}", html.display());
-    let o = Command::new(bin)
-        .args(common)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--window-size=1200,2400")
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert!(
-        png.exists(),
-        "chromium wrote no screenshot: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = Command::new(bin)
-        .args(common)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    netmem_tests::browser::chromium(&format!("file://{}", html.display()), png)
 }
 
 /// Share of pixels that are not (near) white, and how many distinct

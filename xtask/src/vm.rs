@@ -473,6 +473,12 @@ fn initramfs(work: &Path, bins: &Bins, k: &KernelFiles) -> Result<PathBuf> {
             let ip =
                 crate::which("ip").ok_or_else(|| anyhow!("`ip` not found: install iproute2"))?;
             copy_with_libs(&ip, &root, "/bin/ip")?;
+            // The seed scenario's proxy: Debian's HAProxy as the host has
+            // it (the same architecture), with its libraries.
+            let haproxy = crate::which("haproxy")
+                .or_else(|| Some(PathBuf::from("/usr/sbin/haproxy")).filter(|p| p.is_file()))
+                .ok_or_else(|| anyhow!("haproxy not found: `cargo xtask setup` installs it"))?;
+            copy_with_libs(&haproxy, &root, "/usr/sbin/haproxy")?;
         }
     }
     let mut order = String::new();
@@ -502,16 +508,39 @@ struct GuestRun {
     seconds: f64,
 }
 
-fn boot(k: &KernelFiles, initrd: &Path, tiers: &str, arch: Arch) -> Result<GuestRun> {
+/// The scenarios a guest is asked to run: NETMEM_VM_SCENARIOS (for
+/// iterating on one: NETMEM_VM_SCENARIOS=orphans,routes), else arm64's
+/// list, else every one (but the seed: a guest of its own).
+fn scenarios_asked(arch: Arch) -> Option<String> {
+    std::env::var("NETMEM_VM_SCENARIOS")
+        .ok()
+        .or_else(|| (arch == ARM64).then(|| ARM64_SCENARIOS.to_string()))
+}
+
+/// How a guest is booted: its memory (MiB) and the scenarios it runs.
+struct Guest {
+    mem: &'static str,
+    only: Option<String>,
+}
+
+/// The guest every scenario but the seed runs in.
+const MEM: &str = "1536";
+/// The seed's guest: little memory, so the kernel's own tcp_mem and
+/// tcp_max_orphans are small (a 384 MB VM, as proxies run on).
+const SEED_MEM: &str = "384";
+
+fn boot(
+    k: &KernelFiles,
+    initrd: &Path,
+    tiers: &str,
+    arch: Arch,
+    guest: &Guest,
+) -> Result<GuestRun> {
     let mut append = format!(
         "console={} panic=-1 quiet loglevel=4 netmem.tiers={tiers}",
         arch.console
     );
-    // For iterating on one scenario: NETMEM_VM_SCENARIOS=orphans,routes
-    let only = std::env::var("NETMEM_VM_SCENARIOS")
-        .ok()
-        .or_else(|| (arch == ARM64).then(|| ARM64_SCENARIOS.to_string()));
-    if let Some(only) = only {
+    if let Some(only) = &guest.only {
         append += &format!(" netmem.scenarios={only}");
     }
     if arch.slowdown > 1 {
@@ -520,7 +549,7 @@ fn boot(k: &KernelFiles, initrd: &Path, tiers: &str, arch: Arch) -> Result<Guest
     let mut child = Command::new(arch.qemu)
         .args(arch.machine)
         .args([
-            "-accel", "tcg", "-m", "1536", "-smp", "2", "-display", "none",
+            "-accel", "tcg", "-m", guest.mem, "-smp", "2", "-display", "none",
         ])
         .args(["-serial", "stdio", "-monitor", "none", "-no-reboot"])
         .arg("-kernel")
@@ -620,7 +649,8 @@ fn report_recording(netmem: &Path, work: &Path, version: &str, name: &str, z: &[
         bail!("{}", String::from_utf8_lossy(&o.stderr).trim());
     }
     let page = std::fs::read_to_string(&html)?;
-    let cause = if name.starts_with("orphans") {
+    // orphans-TIER, tcp_mem-TIER, seed-orphans-TIER, seed-tcp_mem-TIER.
+    let cause = if name.contains("orphans") {
         "orphans"
     } else {
         "tcp_mem"
@@ -669,50 +699,93 @@ pub fn vm_test_arch(arch: Arch, which: &str, tiers: &str) -> Result<()> {
         let version = version.as_str();
         let k = fetch_kernel(&cache, release, arch)?;
         let initrd = initramfs(&work, &bins, &k)?;
-        eprintln!("xtask: booting {} ({release}) under TCG", k.package);
-        let run = boot(&k, &initrd, tiers, arch)?;
-        std::fs::write(
-            work.join(format!("probes-{version}.jsonl")),
-            run.probes.join("\n") + "\n",
-        )?;
-        served.extend(
-            served_tiers(&run.probes)
-                .into_iter()
-                .map(|l| format!("{version:<7} {l}")),
-        );
-        for (name, z) in &run.recordings {
-            if let Err(e) = report_recording(&bins.host_netmem, &work, version, name, z) {
-                failed.push(format!("{version} {name}: report: {e:#}"));
-            }
+        let asked = scenarios_asked(arch);
+        // The seed runs in a guest of its own: the others' guest is asked
+        // for the rest (none, when only the seed was asked for).
+        let rest = asked.as_deref().map(|o| {
+            o.split(',')
+                .filter(|x| *x != "seed")
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let mut guests = Vec::new();
+        if rest.as_deref() != Some("") {
+            guests.push(Guest {
+                mem: MEM,
+                only: rest,
+            });
         }
-        if run.results.iter().any(|r| r["ok"] != true) {
+        // The seed incident: amd64 only (its HAProxy is the host's), in the
+        // best BTF tier asked.
+        let seed_tier = tiers.split(',').find(|t| *t != "nobtf");
+        let seed_asked = asked
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == "seed"));
+        if let (true, true, Some(_)) = (arch == AMD64, seed_asked, seed_tier) {
+            guests.push(Guest {
+                mem: SEED_MEM,
+                only: Some("seed".into()),
+            });
+        }
+        for guest in &guests {
+            let seed = guest.mem == SEED_MEM;
+            let guest_tiers = if seed {
+                seed_tier.unwrap_or("fentry")
+            } else {
+                tiers
+            };
             eprintln!(
-                "xtask: {version} console (last lines):\n    {}",
-                run.tail.join("\n    ")
+                "xtask: booting {} ({release}) under TCG, {} MB{}",
+                k.package,
+                guest.mem,
+                if seed { ", the seed incident" } else { "" }
             );
-        }
-        if !run.done {
-            failed.push(format!(
-                "{version}: guest did not finish in {:.0}s; last console lines:\n    {}",
-                run.seconds,
-                run.tail.join("\n    ")
-            ));
-        }
-        for r in &run.results {
-            let line = format!(
-                "{:<7} {:<11} {:<8} {:<6} {}",
-                version,
-                r["tier"].as_str().unwrap_or("?"),
-                r["scenario"].as_str().unwrap_or("?"),
-                if r["ok"] == true { "ok" } else { "FAILED" },
-                r["detail"].as_str().unwrap_or("")
-            );
-            if r["ok"] != true {
-                failed.push(line.clone());
+            let run = boot(&k, &initrd, guest_tiers, arch, guest)?;
+            if !seed {
+                std::fs::write(
+                    work.join(format!("probes-{version}.jsonl")),
+                    run.probes.join("\n") + "\n",
+                )?;
+                served.extend(
+                    served_tiers(&run.probes)
+                        .into_iter()
+                        .map(|l| format!("{version:<7} {l}")),
+                );
             }
-            table.entry(version.to_string()).or_default().push(line);
+            for (name, z) in &run.recordings {
+                if let Err(e) = report_recording(&bins.host_netmem, &work, version, name, z) {
+                    failed.push(format!("{version} {name}: report: {e:#}"));
+                }
+            }
+            if run.results.iter().any(|r| r["ok"] != true) {
+                eprintln!(
+                    "xtask: {version} console (last lines):\n    {}",
+                    run.tail.join("\n    ")
+                );
+            }
+            if !run.done {
+                failed.push(format!(
+                    "{version}: guest did not finish in {:.0}s; last console lines:\n    {}",
+                    run.seconds,
+                    run.tail.join("\n    ")
+                ));
+            }
+            for r in &run.results {
+                let line = format!(
+                    "{:<7} {:<11} {:<8} {:<6} {}",
+                    version,
+                    r["tier"].as_str().unwrap_or("?"),
+                    r["scenario"].as_str().unwrap_or("?"),
+                    if r["ok"] == true { "ok" } else { "FAILED" },
+                    r["detail"].as_str().unwrap_or("")
+                );
+                if r["ok"] != true {
+                    failed.push(line.clone());
+                }
+                table.entry(version.to_string()).or_default().push(line);
+            }
+            eprintln!("xtask: {} finished in {:.1}s", k.package, run.seconds);
         }
-        eprintln!("xtask: {} finished in {:.1}s", k.package, run.seconds);
     }
     println!("\nvm-test: kernel  asked: which tier serves which hook (why not the one asked)");
     for l in &served {

@@ -150,7 +150,9 @@ pub async fn run(opts: Options) -> Result<()> {
         if auth { "basic auth; " } else { "" },
         humantime::format_duration(opts.engine.interval)
     );
-    let mut sink = MetricsSink::new(shared, opts.max_groups, opts.engine.interval, opts.linger);
+    let live = crate::output::live::LiveDoctorSink::new(shared.live.clone());
+    let metrics = MetricsSink::new(shared, opts.max_groups, opts.engine.interval, opts.linger);
+    let mut sink: Vec<Box<dyn crate::output::Sink>> = vec![Box::new(metrics), Box::new(live)];
     let res = match recorder {
         Some(r) => {
             let mut tee = crate::output::recorder::Tee::new(&mut sink, r.sink);

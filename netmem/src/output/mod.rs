@@ -17,6 +17,7 @@ use crate::sources::host::Host;
 
 pub mod incidents;
 pub mod json;
+pub mod live;
 pub mod prometheus;
 pub mod record;
 pub mod recorder;

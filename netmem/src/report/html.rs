@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::{deltas, plots, ranges, sysctl_changes, top_groups, Run, ABORT_ROWS, TABLE_ROWS};
-use crate::format::{human_bytes, rfc3339};
+use crate::format::{html_escape as esc, human_bytes, rfc3339};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}\
 h1{margin-bottom:4px}h2{margin-top:32px;border-bottom:1px solid #ddd}\
@@ -16,23 +16,8 @@ th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .warn{background:#fff6d6;border:1px solid #e6c200;padding:8px 12px}\
 .sev{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}\
 .critical{background:#c62828}.warn-sev{background:#ef6c00}.info{background:#1565c0}.ok{background:#2e7d32}\
+.incident{background:#f1ebfb;border:1px solid #6a3fb5;padding:8px 12px;margin:8px 0}\
 code{background:#f4f4f4;padding:1px 4px}.up{color:#c62828}.down{color:#2e7d32}";
-
-/// Text for HTML: the five characters that matter escaped.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 fn label(i: usize) -> &'static str {
     ["A", "B"][i.min(1)]
@@ -80,6 +65,9 @@ pub fn page(runs: &[Run]) -> Result<String> {
             h.push_str("</ul>The report shows what was readable.</div>\n");
         }
     }
+    for (i, r) in runs.iter().enumerate() {
+        incident(&mut h, r, (runs.len() == 2).then(|| label(i)))?;
+    }
     if runs.len() == 2 {
         changes(&mut h, &runs[0], &runs[1])?;
     }
@@ -109,6 +97,63 @@ pub fn page(runs: &[Run]) -> Result<String> {
     }
     h.push_str("<p style=\"color:#888;font-size:12px\">Made by netmem report from the JSON-lines contract (README).</p></body></html>\n");
     Ok(h)
+}
+
+/// Seconds as the report says them: "45 s", "3 min 20 s".
+fn span(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, s) => format!("{m} min {s} s"),
+    }
+}
+
+/// A flight recorder incident file says so first: what fired, when, and
+/// how much of the recording is before it (the black line in the plots).
+fn incident(h: &mut String, r: &Run, which: Option<&str>) -> Result<()> {
+    let tl = &r.timeline;
+    let Some(first) = tl.triggers.iter().find(|t| t.started) else {
+        return Ok(());
+    };
+    write!(
+        h,
+        "<div class=\"incident\"><b>Flight recorder incident{} {}</b>: triggered {} by <b>{}</b>: {}. The recording holds {} before the trigger and {} after it (left and right of the black line in the plots).",
+        which.map(|w| format!(" ({w})")).unwrap_or_default(),
+        esc(&first.id),
+        first.at.map(|t| format!("at {}", esc(&rfc3339(t)))).unwrap_or_default(),
+        esc(&first.cause),
+        esc(&first.detail),
+        span(first.t),
+        span(tl.duration() - first.t),
+    )?;
+    let later: Vec<_> = tl
+        .triggers
+        .iter()
+        .filter(|t| !std::ptr::eq(*t, first))
+        .collect();
+    if !later.is_empty() {
+        write!(
+            h,
+            " {} extended it:<ul>",
+            crate::format::count(later.len() as u64, "later trigger", "later triggers")
+        )?;
+        for t in later.iter().take(10) {
+            write!(
+                h,
+                "<li>{:+.0} s: <b>{}</b>: {}</li>",
+                t.t - first.t,
+                esc(&t.cause),
+                esc(&t.detail)
+            )?;
+        }
+        if later.len() > 10 {
+            write!(h, "<li>and {} more</li>", later.len() - 10)?;
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</div>\n");
+    Ok(())
 }
 
 fn header(h: &mut String, runs: &[Run]) -> Result<()> {

@@ -27,11 +27,13 @@ use serde_json::Value;
 mod aborts;
 mod owners;
 mod routes;
+mod seed;
 mod snapshot;
 
 pub use aborts::{orphans, tcp_mem};
 pub use owners::owners;
 pub use routes::{in_netns, ip, routes, RouterTopology};
+pub use seed::seed;
 pub use snapshot::snapshot;
 
 /// How many times slower than a native guest this one runs: the arm64
@@ -147,15 +149,15 @@ pub struct Served {
 
 impl Served {
     pub fn start(netmem: &str, tier_args: &[&str]) -> Result<Served> {
+        Served::start_with(netmem, tier_args, &["--interval", "300ms"])
+    }
+
+    /// `netmem serve` with `extra` flags (an interval among them).
+    pub fn start_with(netmem: &str, tier_args: &[&str], extra: &[&str]) -> Result<Served> {
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], crate::serve::free_port()).into();
         let child = Command::new(netmem)
-            .args([
-                "serve",
-                "--interval",
-                "300ms",
-                "--listen",
-                &addr.to_string(),
-            ])
+            .args(["serve", "--listen", &addr.to_string()])
+            .args(extra)
             .args(tier_args)
             .stderr(Stdio::null())
             .spawn()
@@ -184,6 +186,11 @@ impl Served {
             );
             sleep(Duration::from_millis(200));
         }
+    }
+
+    /// One GET to the running server: (status, body).
+    pub fn get(&self, path: &str) -> Result<(u16, String)> {
+        Ok(crate::serve::http_get(self.addr, path, None)?)
     }
 
     /// The exposition after one more interval; stops it with SIGTERM.

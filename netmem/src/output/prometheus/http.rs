@@ -35,6 +35,7 @@ use super::Shared;
 pub mod auth;
 mod conns;
 mod incidents;
+mod page;
 mod reply;
 mod respond;
 mod web_config;

@@ -223,6 +223,8 @@ pub struct Shared {
     /// The flight recorder's incidents, when it runs (`/incidents`, and
     /// their metrics).
     pub incidents: std::sync::OnceLock<Arc<crate::output::incidents::Incidents>>,
+    /// The live doctor's latest findings (the live page).
+    pub live: Arc<crate::output::live::LiveFindings>,
 }
 
 impl Shared {

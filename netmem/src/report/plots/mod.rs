@@ -60,6 +60,7 @@ const PRESSURE: RGBColor = RGBColor(255, 127, 14);
 const LIMIT: RGBColor = RGBColor(214, 39, 40);
 const MIN: RGBColor = RGBColor(120, 120, 120);
 const OTHER: RGBColor = RGBColor(190, 190, 190);
+const TRIGGER: RGBColor = RGBColor(20, 20, 20);
 
 fn color(i: usize) -> RGBColor {
     GROUP_COLORS[i % GROUP_COLORS.len()]
@@ -85,6 +86,22 @@ fn aborts(tl: &Timeline) -> Option<Series> {
             Shape::Marks(a.iter().map(|e| e.t).collect()),
         )
     })
+}
+
+/// The flight recorder's trigger (an incident file): a line where it
+/// fired, so the minutes before it are to its left.
+fn trigger(tl: &Timeline) -> Option<Series> {
+    let first = tl.triggers.iter().find(|t| t.started)?;
+    let later = tl.triggers.len() - 1;
+    Some(Series::new(
+        if later > 0 {
+            format!("incident trigger: {} (then {later} more)", first.cause)
+        } else {
+            format!("incident trigger: {}", first.cause)
+        },
+        TRIGGER,
+        Shape::Marks(tl.triggers.iter().map(|t| t.t).collect()),
+    ))
 }
 
 /// Limit lines over time (a limit may change during a recording, as when
@@ -220,6 +237,7 @@ pub fn memory(
         series: pressure(tl).into_iter().chain(layers).collect(),
     };
     groups.series.extend(aborts(tl));
+    groups.series.extend(trigger(tl));
 
     let mut host = Panel {
         title: "Host-wide TCP memory against tcp_mem, and each traced namespace's total".into(),
@@ -265,6 +283,7 @@ pub fn memory(
         ["tcp_mem min", "tcp_mem pressure", "tcp_mem max"],
     ));
     host.series.extend(aborts(tl));
+    host.series.extend(trigger(tl));
     let x = TimeAxis::new(tl.start, r.groups.x_max, width);
     plot(width, &x, r.groups.x_max, &[groups, host])
 }
@@ -323,6 +342,7 @@ pub fn orphans(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::R
         ],
     ));
     series.extend(aborts(tl));
+    series.extend(trigger(tl));
     one_panel(
         tl,
         "Orphaned sockets against tcp_max_orphans",

@@ -22,7 +22,7 @@ mod figures;
 mod tests;
 
 use crate::contract::lax::Int;
-use crate::contract::{ContextLine, EventLine, GroupLine, Line};
+use crate::contract::{ContextLine, EventLine, GroupLine, IncidentLine, Line};
 use crate::sources::host::Host;
 use crate::sources::recording::{
     cut_name, CappedNames, MAX_GROUPS, MAX_KINDS, MAX_MARKS, MAX_NAME, MAX_NAMESPACES,
@@ -169,6 +169,10 @@ pub struct Timeline {
     pub aborts_seen: u64,
     aborts: Vec<Event>,
     abort_causes: BTreeMap<Arc<str>, u64>,
+    /// The flight recorder's triggers, when the recording is an incident
+    /// file: the first starts it, later ones extended it (the first
+    /// [`MAX_MARKS`]).
+    pub triggers: Vec<TriggerMark>,
     /// Events by group and kind.
     group_events: BTreeMap<Arc<str>, BTreeMap<Arc<str>, u64>>,
     /// Pressure periods from the enter/leave events, and the one open.
@@ -187,6 +191,19 @@ pub struct Timeline {
     names: CappedNames<MAX_GROUPS>,
     namespace_names: CappedNames<MAX_NAMESPACES>,
     kinds: CappedNames<MAX_KINDS>,
+}
+
+/// A flight recorder trigger in the recording (an `incident` line).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerMark {
+    /// Seconds from the recording's start.
+    pub t: f64,
+    pub at: Option<SystemTime>,
+    pub id: String,
+    pub cause: String,
+    pub detail: String,
+    /// The trigger that started the incident (not one that extended it).
+    pub started: bool,
 }
 
 /// The namespace of a recording made before the host line named it.
@@ -238,6 +255,7 @@ impl Timeline {
             Line::Context(c) => self.context(c),
             Line::Group(g) => self.group(g),
             Line::Event(e) => self.event(e),
+            Line::Incident(i) => self.incident(i),
             Line::Summary(s) => {
                 self.events_received = s.events;
                 self.lost_events = self.lost_events.max(s.lost_events.unwrap_or(0));
@@ -403,6 +421,22 @@ impl Timeline {
         } else {
             p.groups.insert(name, point);
         }
+    }
+
+    fn incident(&mut self, v: &IncidentLine) {
+        if self.triggers.len() >= MAX_MARKS {
+            return;
+        }
+        let at = ts(&v.ts);
+        let s = |f: &Option<String>| cut_name(f.as_deref().unwrap_or("?"), MAX_NAME).into_owned();
+        self.triggers.push(TriggerMark {
+            t: secs(self.start, at),
+            at,
+            id: s(&v.id),
+            cause: s(&v.cause),
+            detail: s(&v.detail),
+            started: v.started.unwrap_or(false),
+        });
     }
 
     fn event(&mut self, v: &EventLine) {

@@ -1,10 +1,12 @@
 //! The flight recorder's endpoints: `GET /incidents` (the list, JSON),
+//! `GET /incidents/ID` (its report, as `netmem report` renders it),
 //! `GET /incidents/ID/file` (an incident file), `POST /incidents` (a
 //! manual trigger, from loopback only). Basic auth, when configured, was
 //! checked before.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -14,7 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::reply::{text, text_with};
 use super::Ctx;
-use crate::output::incidents::{Request as Ask, SUFFIX};
+use crate::output::incidents::{Incidents, Request as Ask, SUFFIX};
 
 /// An incident file larger than this is not served over HTTP (copy it
 /// from DIR): a download is read whole into memory, one at a time, so the
@@ -23,25 +25,80 @@ use crate::output::incidents::{Request as Ask, SUFFIX};
 pub const MAX_DOWNLOAD: u64 = 64 * 1024 * 1024;
 
 /// A download under way: the next waits (503, Retry-After).
-static DOWNLOADING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static DOWNLOADING: AtomicBool = AtomicBool::new(false);
+/// A report being rendered: the next waits, so memory holds one report's
+/// (a recording is read within `recording::MEMORY_BUDGET`).
+static RENDERING: AtomicBool = AtomicBool::new(false);
 
-/// Clears [`DOWNLOADING`] however the download ends.
-struct OneAtATime;
+/// Clears its flag however the work ends.
+struct OneAtATime(&'static AtomicBool);
 
 impl OneAtATime {
-    fn take() -> Option<OneAtATime> {
-        use std::sync::atomic::Ordering;
-        (!DOWNLOADING.swap(true, Ordering::SeqCst)).then_some(OneAtATime)
+    fn take(flag: &'static AtomicBool) -> Option<OneAtATime> {
+        (!flag.swap(true, Ordering::SeqCst)).then_some(OneAtATime(flag))
     }
 }
 
 impl Drop for OneAtATime {
     fn drop(&mut self) {
-        DOWNLOADING.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
-pub(super) fn respond(req: &Request<Incoming>, ctx: &Ctx, loopback: bool) -> Response<Full<Bytes>> {
+fn busy(what: &str) -> Response<Full<Bytes>> {
+    text_with(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("another incident is being {what}; retry\n"),
+        (hyper::header::RETRY_AFTER, "1"),
+    )
+}
+
+/// `GET /incidents/ID`: the incident's report, the page `netmem report`
+/// writes, rendered on request off the HTTP thread, one at a time.
+async fn report(incidents: &Incidents, id: &str) -> Response<Full<Bytes>> {
+    let Some(file) = incidents.file_of(id) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "no such incident (or still being written: try again when it is listed as finished)\n",
+        );
+    };
+    let Some(one) = OneAtATime::take(&RENDERING) else {
+        return busy("rendered");
+    };
+    let name = format!("{id}{SUFFIX}");
+    let page = tokio::task::spawn_blocking(move || {
+        let _one = one;
+        let f = crate::sources::recording::open(&file.to_string_lossy())?;
+        // Titled by its name, never its path.
+        let run = crate::report::Run::read_from(f, &name)?;
+        crate::report::render(&[run])
+    })
+    .await;
+    match page {
+        Ok(Ok(html)) => {
+            let mut r = Response::new(Full::new(Bytes::from(html)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Ok(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render this incident: {e:#}\n"),
+        ),
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rendering this incident failed\n",
+        ),
+    }
+}
+
+pub(super) async fn respond(
+    req: &Request<Incoming>,
+    ctx: &Ctx,
+    loopback: bool,
+) -> Response<Full<Bytes>> {
     // Only asked with a recorder (see respond::authorized).
     let Some(incidents) = ctx.shared.incidents.get() else {
         return text(StatusCode::NOT_FOUND, "not found: try /metrics\n");
@@ -82,25 +139,21 @@ pub(super) fn respond(req: &Request<Incoming>, ctx: &Ctx, loopback: bool) -> Res
             (ALLOW, "GET, HEAD"),
         );
     }
-    let Some(id) = path
-        .strip_prefix("/incidents/")
-        .and_then(|p| p.strip_suffix("/file"))
-    else {
+    let Some(rest) = path.strip_prefix("/incidents/") else {
         return text(
             StatusCode::NOT_FOUND,
-            "not found: try /incidents or /incidents/ID/file\n",
+            "not found: try /incidents, /incidents/ID or /incidents/ID/file\n",
         );
+    };
+    let Some(id) = rest.strip_suffix("/file") else {
+        return report(incidents, rest).await;
     };
     // Only an id in the list leads to a file (file_of validates it first).
     let Some(file) = incidents.file_of(id) else {
         return text(StatusCode::NOT_FOUND, "no such incident\n");
     };
-    let Some(_one) = OneAtATime::take() else {
-        return text_with(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "another incident is being downloaded; retry\n",
-            (hyper::header::RETRY_AFTER, "1"),
-        );
+    let Some(_one) = OneAtATime::take(&DOWNLOADING) else {
+        return busy("downloaded");
     };
     let read = std::fs::OpenOptions::new()
         .read(true)

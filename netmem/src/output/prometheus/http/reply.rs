@@ -6,8 +6,8 @@ use http_body_util::Full;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-pub(super) fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+pub(super) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -19,7 +19,7 @@ pub(super) fn text(status: StatusCode, body: &'static str) -> Response<Full<Byte
 /// [`text`] with one more header.
 pub(super) fn text_with(
     status: StatusCode,
-    body: &'static str,
+    body: impl Into<Bytes>,
     (name, value): (HeaderName, &'static str),
 ) -> Response<Full<Bytes>> {
     let mut r = text(status, body);

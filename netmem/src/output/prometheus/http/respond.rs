@@ -1,5 +1,5 @@
 //! What a request is answered: basic auth first (if configured), then
-//! `/`, `/metrics` (the cached interval part and the scrape's own), the
+//! `/` (the live page), `/metrics` (the cached interval part and the scrape's own), the
 //! flight recorder's `/incidents` (its list, a file, `POST` from loopback
 //! to trigger one), or an error in plain text.
 
@@ -46,12 +46,10 @@ pub(super) async fn authorized(
     }
     // Without a flight recorder, /incidents is a path like any other.
     if ctx.shared.incidents.get().is_some() && req.uri().path().starts_with("/incidents") {
-        return super::incidents::respond(&req, ctx, loopback);
+        return super::incidents::respond(&req, ctx, loopback).await;
     }
     respond(&req, ctx)
 }
-
-const INDEX: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>netmem</title></head>\n<body><h1>netmem</h1>\n<p>Live socket memory attribution: which listening port or backend holds the kernel's socket memory, and which limit fired.</p>\n<p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n";
 
 fn respond(req: &Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -63,7 +61,7 @@ fn respond(req: &Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/" => {
-            let mut r = Response::new(Full::new(Bytes::from_static(INDEX.as_bytes())));
+            let mut r = Response::new(Full::new(Bytes::from(super::page::index(ctx))));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
