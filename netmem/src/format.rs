@@ -157,6 +157,23 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// Text for HTML: the five characters that matter escaped (every page
+/// netmem writes: the report, serve's live page).
+pub fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,21 +226,4 @@ mod tests {
         assert_eq!(human_bytes(2048), "2.0K");
         assert_eq!(human_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5M");
     }
-}
-
-/// Text for HTML: the five characters that matter escaped (every page
-/// netmem writes: the report, serve's live page).
-pub fn html_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }

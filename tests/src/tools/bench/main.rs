@@ -22,8 +22,10 @@
 //! - top: CPU of `netmem top` (in a tmux terminal) at 1 s with 1000
 //!   groups, against `netmem trace --json` on the same load;
 //! - scrape: `GET /metrics` of `netmem serve` with 1000 groups (1000
-//!   backends held open), against `GET /` of the same server (the HTTP
-//!   cost alone): client latency, the server's own encode time.
+//!   backends held open), against a 404 of the same server (the HTTP
+//!   cost alone): client latency, the server's own encode time;
+//! - recorder: `netmem serve` at 1000 groups with and without
+//!   `--flight-recorder`: CPU and RSS, the arms alternating.
 //!
 //! Needs root, haproxy and bpftrace. Prints a table and writes JSON to
 //! target/bench/results.json.
@@ -45,6 +47,7 @@ mod kernel_cost;
 mod namespaces;
 mod overhead;
 mod pipeline;
+mod recorder;
 mod report;
 mod scrape;
 mod snapshot;
@@ -97,6 +100,8 @@ enum Part {
     /// `trace` and `serve` left running at 100k sockets and 1000+ groups:
     /// their RSS and CPU at a 1 s interval.
     Steady,
+    /// `serve` at 1000+ groups with and without `--flight-recorder`.
+    Recorder,
 }
 
 fn main() {
@@ -152,6 +157,9 @@ fn run() -> Result<()> {
     }
     if want(Part::Steady) {
         results.insert("steady".into(), steady::steady(&o)?);
+    }
+    if want(Part::Recorder) {
+        results.insert("recorder".into(), recorder::recorder(&o)?);
     }
     if want(Part::Namespaces) {
         results.insert("namespaces".into(), namespaces::namespaces(&o)?);

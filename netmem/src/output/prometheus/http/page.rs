@@ -111,9 +111,9 @@ fn groups(h: &mut String, e: &crate::output::prometheus::Exposition) {
     }
     h.push_str("</table>\n");
     if e.groups.len() > GROUPS {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<p class=\"note\">{} more groups on <a href=\"/metrics\">/metrics</a>.</p>\n",
+            "<p class=\"note\">{} more groups on <a href=\"/metrics\">/metrics</a>.</p>",
             e.groups.len() - GROUPS
         );
     }
@@ -157,9 +157,9 @@ fn findings(h: &mut String, ctx: &Ctx) {
     }
     h.push_str("</table>\n");
     if v.more > 0 {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<p class=\"note\">{} more: <code>netmem doctor</code>.</p>\n",
+            "<p class=\"note\">{} more: <code>netmem doctor</code>.</p>",
             v.more
         );
     }
