@@ -60,6 +60,10 @@ pub struct RigConfig {
     /// Sysctls set in HAProxy's namespace before anything starts (the
     /// per-namespace ones, e.g. net.ipv4.tcp_wmem), for tuning sessions.
     pub sysctls: Vec<(String, String)>,
+    /// SO_SNDBUF of the backends' connections, when set: the seed
+    /// scenario's servers stand for machines elsewhere, whose send queues
+    /// are not the proxy host's memory, so they keep theirs small.
+    pub server_sndbuf: Option<usize>,
 }
 
 impl Default for RigConfig {
@@ -75,6 +79,7 @@ impl Default for RigConfig {
             huge_body: 1 << 40,
             vanish_after: 64 * 1024,
             vanish_hold: Duration::from_millis(300),
+            server_sndbuf: None,
             client_timeout: Duration::from_secs(30),
             sysctls: Vec::new(),
         }
@@ -202,8 +207,10 @@ impl Rig {
                     .with_context(|| format!("bind backend :{port}"))
             })?;
             let stop = rig.stop.clone();
-            rig.threads
-                .push(std::thread::spawn(move || serve(listener, stop)));
+            let sndbuf = rig.cfg.server_sndbuf;
+            rig.threads.push(std::thread::spawn(move || {
+                serve_with(listener, stop, sndbuf)
+            }));
         }
         let conf = rig.dir.join("haproxy.cfg");
         std::fs::write(&conf, haproxy_config(&rig.cfg, &rig.dir))?;
@@ -487,6 +494,15 @@ fn stopped(stop: &AtomicBool) -> bool {
 /// An HTTP backend: answers `GET /bytes/N` with N bytes, one thread per
 /// connection (blocking writes are what makes the queues fill).
 pub fn serve(listener: TcpListener, stop: Arc<AtomicBool>) -> Result<()> {
+    serve_with(listener, stop, None)
+}
+
+/// [`serve`], each connection's SO_SNDBUF set to `sndbuf` when given.
+pub fn serve_with(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    sndbuf: Option<usize>,
+) -> Result<()> {
     listener.set_nonblocking(true)?;
     let mut pfd = libc::pollfd {
         fd: listener.as_raw_fd(),
@@ -500,6 +516,9 @@ pub fn serve(listener: TcpListener, stop: Arc<AtomicBool>) -> Result<()> {
         loop {
             match listener.accept() {
                 Ok((s, _)) => {
+                    if let Some(b) = sndbuf {
+                        let _ = socket2::SockRef::from(&s).set_send_buffer_size(b);
+                    }
                     let stop = stop.clone();
                     std::thread::spawn(move || {
                         let _ = answer(s, &stop);

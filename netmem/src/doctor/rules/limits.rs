@@ -157,8 +157,9 @@ pub fn orphans(s: &State) -> Option<Finding> {
         }
         if let Some(g) = &f.group {
             f.action.push(format!(
-                "{} makes the orphans: its peers leave with data unsent; shorten the proxy's client timeout or lower net.ipv4.tcp_orphan_retries so they end sooner",
-                w.label(g)
+                "{} makes the orphans: {}",
+                w.label(g),
+                super::proxy::orphan_hint(w, g)
             ));
         }
     }

@@ -78,3 +78,30 @@ pub(super) fn group_hint(w: &crate::doctor::Window, group: &str, budget: Option<
         "its sockets' buffers, on both sides (group by port to see which side holds them)".into()
     }
 }
+
+/// How the holder of a group that makes orphans can stop making them, in
+/// its proxy's terms when a proxy names the group (its setting that closes
+/// with a reset: no orphan, the unsent data dropped), else generically.
+pub(super) fn orphan_hint(w: &crate::doctor::Window, group: &str) -> String {
+    let named = w.groups.get(group).and_then(|g| {
+        let p = g.proxy.as_ref()?;
+        Some((p, kinds::by_name(p.kind)?))
+    });
+    match named {
+        Some((p, kind)) => match kind.no_linger {
+            Some((setting, place)) => format!(
+                "{} closes connections whose peers stopped reading, with data unsent: `{setting}` {place} ({}) makes it reset them instead (the data is dropped, no orphan is left); or lower net.ipv4.tcp_orphan_retries so orphans end sooner",
+                kind.display,
+                match p.side {
+                    Side::Client => format!("frontend {}", p.frontends.join(", ")),
+                    Side::Server => format!("backend {}", p.backends().join(", ")),
+                }
+            ),
+            None => format!(
+                "{} closes connections with data unsent; lower net.ipv4.tcp_orphan_retries so orphans end sooner",
+                kind.display
+            ),
+        },
+        None => "its peers leave with data unsent; lower net.ipv4.tcp_orphan_retries so orphans end sooner, or have its program close such connections with a reset (SO_LINGER 0)".into(),
+    }
+}

@@ -576,3 +576,30 @@ fn proxy_advice_is_worded_in_the_kinds_terms() {
         "its sockets' buffers, on both sides (group by port to see which side holds them)"
     );
 }
+
+#[test]
+fn orphans_made_by_a_proxy_are_answered_in_its_terms() {
+    use super::proxy::orphan_hint;
+    let mut s = state(
+        host("45984 61312 91968", 2048, GIB),
+        3000,
+        2100,
+        &[("listen:80", 2, 1 << 20, 0, 0)],
+    );
+    s.window.feed_json(json!({
+        "type": "group", "group": "listen:8080", "kind": "listen",
+        "sockets": 2100, "orphans": 2050, "orphan_bytes": 2050u64 * 6000,
+        "rmem_bytes": 0, "wmem_queued_bytes": 2050u64 * 6000, "fwd_alloc_bytes": 0,
+        "proxy": "haproxy", "proxy_side": "client", "proxy_frontends": ["rig"],
+        "proxy_tune": {"bufsize": null, "rcvbuf": null, "sndbuf": null},
+    }));
+    let w = &s.window;
+    let hint = orphan_hint(w, "listen:8080");
+    assert!(
+        hint.starts_with("HAProxy closes connections whose peers stopped reading")
+            && hint.contains("`option nolinger` in that frontend (or backend) (frontend rig)"),
+        "{hint}"
+    );
+    // Not named by a proxy: the socket option itself.
+    assert!(orphan_hint(w, "listen:80").contains("SO_LINGER 0"));
+}
