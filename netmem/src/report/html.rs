@@ -202,6 +202,11 @@ fn header(h: &mut String, runs: &[Run]) -> Result<()> {
         ("interval", &|r| format!("{:.2} s", r.timeline.interval_s)),
         ("events received", &|r| match r.timeline.events_received {
             Some(n) => n.to_string(),
+            // An incident file is a window of a longer run: it has none.
+            None if !r.timeline.triggers.is_empty() => format!(
+                "{} recorded (an incident file: the run's totals are in its own summary)",
+                r.timeline.events_recorded
+            ),
             None => format!(
                 "{} recorded (no summary line: the recording did not end cleanly)",
                 r.timeline.events_recorded

@@ -89,8 +89,8 @@ pub(super) fn orphan_hint(w: &crate::doctor::Window, group: &str) -> String {
     });
     match named {
         Some((p, kind)) => match kind.no_linger {
-            Some((setting, place)) => format!(
-                "{} closes connections whose peers stopped reading, with data unsent: `{setting}` {place} ({}) makes it reset them instead (the data is dropped, no orphan is left); or lower net.ipv4.tcp_orphan_retries so orphans end sooner",
+            Some(setting) => format!(
+                "{} closes connections whose peers stopped reading, with data unsent: `{setting}` in {} makes it reset them instead (the data is dropped, no orphan is left); or lower net.ipv4.tcp_orphan_retries so orphans end sooner",
                 kind.display,
                 match p.side {
                     Side::Client => format!("frontend {}", p.frontends.join(", ")),

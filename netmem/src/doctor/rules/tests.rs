@@ -597,7 +597,7 @@ fn orphans_made_by_a_proxy_are_answered_in_its_terms() {
     let hint = orphan_hint(w, "listen:8080");
     assert!(
         hint.starts_with("HAProxy closes connections whose peers stopped reading")
-            && hint.contains("`option nolinger` in that frontend (or backend) (frontend rig)"),
+            && hint.contains("`option nolinger` in frontend rig makes it reset them"),
         "{hint}"
     );
     // Not named by a proxy: the socket option itself.

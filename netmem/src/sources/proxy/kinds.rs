@@ -23,9 +23,10 @@ pub struct Kind {
     /// Where its knobs are set, for advice: `in the global section`.
     pub knobs_where: &'static str,
     /// The setting that makes it close a connection with a reset (SO_LINGER
-    /// 0: unsent data dropped, no orphan left), and where it goes, when it
-    /// has one: `option nolinger`.
-    pub no_linger: Option<(&'static str, &'static str)>,
+    /// 0: unsent data dropped, no orphan left), set in the frontend or
+    /// backend section whose connections it is, when it has one: `option
+    /// nolinger`.
+    pub no_linger: Option<&'static str>,
     /// Running proxies of this kind in the traced namespace (`netns`), or
     /// in every one (`all`).
     pub detect: fn(netns: u32, all: bool) -> Detection,
@@ -69,7 +70,7 @@ pub static KINDS: &[Kind] = &[Kind {
     knobs_where: "in the global section",
     // HAProxy's documentation recommends it for connections left in
     // FIN_WAIT1 by clients that vanished.
-    no_linger: Some(("option nolinger", "in that frontend (or backend)")),
+    no_linger: Some("option nolinger"),
     detect: haproxy::detect,
     explicit: |paths, netns, enter, once| {
         Box::new(haproxy::HaProxy::explicit(paths, netns, enter, once))
