@@ -25,7 +25,9 @@ pub use cgroup::{memory_stat_sock, start_in_cgroup, TestCgroup};
 pub use lines::{group, json_lines, last_groups, ok_json, run_ok};
 pub use netns::Netns;
 pub use procstat::{cpu_seconds, hwm_kib, rss_kib};
-pub use running::{loaded_netmem_programs, trace_while_loaded, until_probes, Held, Streaming};
+pub use running::{
+    loaded_netmem_programs, programs_after_exit, trace_while_loaded, until_probes, Held, Streaming,
+};
 pub use ss::{parse_ss, within_10pct, SsSocket};
 
 use std::path::PathBuf;

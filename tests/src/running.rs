@@ -113,6 +113,20 @@ pub fn trace_while_loaded(
 /// Counts loaded BPF programs named like netmem's (via /proc fdinfo is not
 /// global, so ask the kernel through bpftool-free means: the program id
 /// space, read with BPF_PROG_GET_NEXT_ID).
+/// [`loaded_netmem_programs`] once it is back to `before`, or after 5 s
+/// if it never is: the kernel frees a program after its last reference
+/// goes, in deferred work that a loaded machine runs late.
+pub fn programs_after_exit(before: usize) -> usize {
+    let t0 = std::time::Instant::now();
+    loop {
+        let n = loaded_netmem_programs();
+        if n == before || t0.elapsed() > std::time::Duration::from_secs(5) {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub fn loaded_netmem_programs() -> usize {
     let mut n = 0;
     let mut id: u32 = 0;

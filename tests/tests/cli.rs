@@ -68,9 +68,8 @@ fn trace_leaves_no_program_behind() {
     assert!(out.status.success());
     let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(lines.last().unwrap()["type"], "summary");
-    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
-        loaded_netmem_programs(),
+        programs_after_exit(before),
         before,
         "programs left loaded after exit"
     );
@@ -130,9 +129,8 @@ fn serve_ignores_sighup_and_leaves_nothing_on_sigterm() {
     );
     let (st, err) = serve.stop();
     assert!(st.success(), "exit {st}: {err}");
-    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
-        loaded_netmem_programs(),
+        programs_after_exit(before),
         before,
         "programs left loaded after exit"
     );

@@ -306,8 +306,7 @@ fn top_in_tmux_shows_sorts_opens_resizes_and_quits_cleanly() {
     // left attached.
     t.keys("q");
     t.assert_clean_exit("q");
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(loaded_netmem_programs(), before, "programs left loaded");
+    assert_eq!(programs_after_exit(before), before, "programs left loaded");
 }
 
 #[test]
