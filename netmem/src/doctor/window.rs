@@ -392,6 +392,19 @@ impl Window {
         v
     }
 
+    /// Groups by memory at their own peak, most first: who held the
+    /// memory when it mattered, in a recording that ends after the load
+    /// was gone.
+    pub fn top_peak_memory(&self) -> Vec<(&String, &GroupFigures)> {
+        let mut v: Vec<_> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.peak_memory > 0)
+            .collect();
+        v.sort_by(|a, b| b.1.peak_memory.cmp(&a.1.peak_memory).then(a.0.cmp(b.0)));
+        v
+    }
+
     /// Groups by orphans at peak, most first.
     pub fn top_orphans(&self) -> Vec<(&String, &GroupFigures)> {
         let mut v: Vec<_> = self

@@ -309,7 +309,24 @@ pub fn tcp_mem(s: &State) -> Option<Finding> {
             ),
         );
     }
-    f.group = top
+    // Over several intervals the holder is who held the most at its
+    // peak: a recording (an incident file) ends after the load is gone,
+    // when what is left says nothing about what fired.
+    let peak_top = w.top_peak_memory();
+    if w.intervals > 1 {
+        for (name, g) in peak_top.iter().take(3) {
+            f.ev(
+                format!("held at peak by {}", w.label(name)),
+                format!(
+                    "{} ({:.0}% of tcp_mem[2])",
+                    bytes(g.peak_memory),
+                    100.0 * g.peak_memory as f64 / max.saturating_mul(page).max(1) as f64
+                ),
+            );
+        }
+    }
+    let holder = if w.intervals > 1 { &peak_top } else { &top };
+    f.group = holder
         .first()
         .map(|(name, _)| name.to_string())
         .or_else(|| mem_aborts.first().map(|a| a.group.clone()));

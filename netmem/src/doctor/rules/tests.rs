@@ -603,3 +603,41 @@ fn orphans_made_by_a_proxy_are_answered_in_its_terms() {
     // Not named by a proxy: the socket option itself.
     assert!(orphan_hint(w, "listen:80").contains("SO_LINGER 0"));
 }
+
+#[test]
+fn a_recording_names_who_held_the_most_at_its_peak_not_at_its_end() {
+    // An incident file: the frontend held 11M when tcp_mem fired; by the
+    // file's last interval its clients were gone and a server's socket
+    // holds a little.
+    let mut s = state(
+        host("1000 2000 3000", 65536, 16 * GIB),
+        3100,
+        0,
+        &[
+            ("listen:8080", 40, 11 << 20, 0, 0),
+            ("listen:9001", 2, 64 << 10, 0, 0),
+        ],
+    );
+    s.window.feed_json(json!({
+        "type": "context", "ts": "t2", "tcp_mem_pages": [1000, 2000, 3000],
+        "memory_allocated_pages": 40, "orphans": 0, "max_orphans": 65536,
+        "sockets_inuse": 10, "tw": 0, "page_size": 4096,
+    }));
+    for (name, mem) in [("listen:8080", 0u64), ("listen:9001", 32 << 10)] {
+        s.window.feed_json(json!({
+            "type": "group", "group": name, "kind": "listen", "sockets": 1,
+            "orphans": 0, "orphan_bytes": 0, "rmem_bytes": 0,
+            "wmem_queued_bytes": mem, "fwd_alloc_bytes": 0,
+        }));
+    }
+    let f = diagnose(&s);
+    let t = f
+        .iter()
+        .find(|f| f.id == "tcp_mem")
+        .expect("a tcp_mem finding");
+    assert_eq!(t.group.as_deref(), Some("listen:8080"), "{t:#?}");
+    assert!(t
+        .evidence
+        .iter()
+        .any(|e| e.name == "held at peak by listen:8080" && e.value.starts_with("11.0M")));
+}
