@@ -213,11 +213,27 @@ pub fn diagnose(s: &State) -> Vec<Finding> {
             .and_then(|g| s.window.groups.get(g)?.proxy.as_ref())
             .map(|p| p.describe());
     }
+    // Among limits that fired alike, the one that fired first comes first
+    // (in a recording holding both, e.g. an incident file whose minutes
+    // before hold another limit's aborts): by its first abort's place.
+    let first_abort = |id: &str| -> usize {
+        let cause = match id {
+            "orphans" => "orphans",
+            "tcp_mem" => "tcp_mem",
+            _ => return usize::MAX,
+        };
+        s.window
+            .aborts
+            .iter()
+            .position(|a| a.cause.contains(cause) || a.cause == "both")
+            .unwrap_or(usize::MAX)
+    };
     f.sort_by(|a, b| {
         b.fired
             .cmp(&a.fired)
             .then(b.severity.cmp(&a.severity))
             .then(b.priority.cmp(&a.priority))
+            .then(first_abort(a.id).cmp(&first_abort(b.id)))
             .then(b.nearness.total_cmp(&a.nearness))
     });
     f
