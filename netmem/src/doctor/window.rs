@@ -385,35 +385,28 @@ impl Window {
         }
     }
 
+    /// Groups with a nonzero `key`, largest first (ties by name).
+    fn top_by(&self, key: fn(&GroupFigures) -> u64) -> Vec<(&String, &GroupFigures)> {
+        let mut v: Vec<_> = self.groups.iter().filter(|(_, g)| key(g) > 0).collect();
+        v.sort_by(|a, b| key(b.1).cmp(&key(a.1)).then(a.0.cmp(b.0)));
+        v
+    }
+
     /// Groups by memory held now, largest first.
     pub fn top_memory(&self) -> Vec<(&String, &GroupFigures)> {
-        let mut v: Vec<_> = self.groups.iter().filter(|(_, g)| g.memory > 0).collect();
-        v.sort_by(|a, b| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0)));
-        v
+        self.top_by(|g| g.memory)
     }
 
     /// Groups by memory at their own peak, most first: who held the
     /// memory when it mattered, in a recording that ends after the load
     /// was gone.
     pub fn top_peak_memory(&self) -> Vec<(&String, &GroupFigures)> {
-        let mut v: Vec<_> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.peak_memory > 0)
-            .collect();
-        v.sort_by(|a, b| b.1.peak_memory.cmp(&a.1.peak_memory).then(a.0.cmp(b.0)));
-        v
+        self.top_by(|g| g.peak_memory)
     }
 
     /// Groups by orphans at peak, most first.
     pub fn top_orphans(&self) -> Vec<(&String, &GroupFigures)> {
-        let mut v: Vec<_> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.peak_orphans > 0)
-            .collect();
-        v.sort_by(|a, b| b.1.peak_orphans.cmp(&a.1.peak_orphans).then(a.0.cmp(b.0)));
-        v
+        self.top_by(|g| g.peak_orphans)
     }
 }
 
