@@ -76,6 +76,7 @@ pub fn take_with(netns: &Netns, filter: &Filter, census: &mut Census) -> Result<
         time_wait_counted: census.time_wait,
         ts: SystemTime::now(),
         context,
+        netns: std::mem::take(&mut agg.netns),
         groups: agg.into_sorted(filter),
         live: None,
     })

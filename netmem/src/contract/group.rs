@@ -75,6 +75,32 @@ pub struct GroupLine {
     pub orphan_bytes: Option<u64>,
     #[serde(default, deserialize_with = "lax::opt")]
     pub drops: Option<u64>,
+    /// Its listeners' accept queues (absent in recordings made before
+    /// netmem read them).
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accept_queue: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accept_backlog: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accept_full: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listen_drops: Option<u64>,
     /// In a live interval: its counts.
     #[serde(flatten)]
     pub counts: Counts,

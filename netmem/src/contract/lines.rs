@@ -61,6 +61,33 @@ pub struct Unavailable {
     pub reason: Option<String>,
 }
 
+/// `"netns"`: one network namespace's TCP counters at an interval (the
+/// traced namespace; with `--netns all`, every one with TCP sockets), by
+/// the kernel's names (`ListenOverflows`), since the namespace was
+/// created, and what they grew by since netmem's previous reading of it
+/// (`null` at the first).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetnsLine {
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub ts: Option<String>,
+    #[serde(flatten)]
+    pub netns: Netns,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub counters: Option<BTreeMap<String, u64>>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub delta: Option<BTreeMap<String, u64>>,
+}
+
+impl NetnsLine {
+    /// The growth of counter `name` in the interval (0 when unknown).
+    pub fn grew(&self, name: &str) -> u64 {
+        self.delta
+            .as_ref()
+            .and_then(|d| d.get(name).copied())
+            .unwrap_or(0)
+    }
+}
+
 /// `"proxy"`: where a proxy was read, what it names, its settings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProxyLine {

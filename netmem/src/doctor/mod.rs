@@ -206,6 +206,8 @@ pub fn diagnose(s: &State) -> Vec<Finding> {
     f.extend(rules::buffer_limits(s));
     f.extend(rules::kernel_log(s));
     f.extend(rules::routes(s));
+    f.extend(rules::accept_queue(s));
+    f.extend(rules::netns_counters(s));
     for x in f.iter_mut() {
         x.group_proxy = x
             .group

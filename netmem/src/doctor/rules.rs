@@ -5,6 +5,7 @@
 use super::{LogSeen, State};
 use crate::sources::kernel_log::LogMessage;
 
+mod accept;
 mod buffers;
 mod kernel_log;
 mod limits;
@@ -13,6 +14,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
+pub use accept::{accept_queue, netns_counters};
 pub use buffers::{aborts, buffer_limits, per_connection};
 pub use kernel_log::kernel_log;
 pub use limits::{orphans, tcp_mem, tcp_mem_vs_ram};

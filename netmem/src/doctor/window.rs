@@ -7,13 +7,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::contract::{ContextLine, EventLine, GroupLine, Line, ProxyFields};
+use crate::contract::{ContextLine, EventLine, GroupLine, Line, NetnsLine, ProxyFields};
 use crate::model::proxy::{GroupProxy, Side, SideTune};
 use crate::sources::host::Host;
 use crate::sources::recording::{
     cut_name, CappedNames, MAX_ABORTS, MAX_DSTS, MAX_GROUPS, MAX_KINDS, MAX_NAME, MAX_PROXY_BYTES,
     OTHER,
 };
+
+/// Namespaces whose counters a window keeps (a node with more pods than
+/// this has its first ones diagnosed).
+pub const MAX_NAMESPACES: usize = 1024;
 
 /// One group's figures: now (the last interval) and at peak.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,6 +38,43 @@ pub struct GroupFigures {
     pub wmem: u64,
     /// What the proxy in front calls it, with its buffer settings.
     pub proxy: Option<GroupProxy>,
+    /// Its listeners' accept queues, when it has any.
+    pub accept: Option<AcceptFigures>,
+}
+
+/// A listen group's accept queues over the window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AcceptFigures {
+    pub listeners: u64,
+    /// Now: queued, and the backlog (summed over its listeners).
+    pub queue: u64,
+    pub backlog: u64,
+    /// The fullest reading: queued and backlog then.
+    pub peak_queue: u64,
+    pub peak_backlog: u64,
+    /// Readings in which a listener's queue was full.
+    pub full_readings: u64,
+    /// Its listeners' drops (`listen_drops`) grew by this much over the
+    /// window, and were this at the last reading.
+    pub drops_grew: u64,
+    pub drops: Option<u64>,
+}
+
+impl AcceptFigures {
+    /// How full the fullest reading was, 1.0 at the backlog.
+    pub fn peak_fill(&self) -> f64 {
+        self.peak_queue as f64 / self.peak_backlog.max(1) as f64
+    }
+}
+
+/// A namespace's counters over the window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetnsWindow {
+    pub inode: Option<u64>,
+    /// What each counter grew by, summed over the window's readings.
+    pub grew: BTreeMap<String, u64>,
+    /// The last reading's totals.
+    pub totals: BTreeMap<String, u64>,
 }
 
 /// A group line's proxy fields (see `output::json::lines`), each name at
@@ -135,6 +176,8 @@ pub struct Window {
     pub route_exceptions_inserted: u64,
     pub route_exception_dsts: BTreeMap<String, u64>,
     pub rt6_cached: Option<u64>,
+    /// Each namespace's counters, by name (at most [`MAX_NAMESPACES`]).
+    pub netns: BTreeMap<String, NetnsWindow>,
     pub lost_events: u64,
     /// What the window holds of what it is fed is bounded whatever the
     /// input (a recording from anyone, hours of `top`): names in length
@@ -167,6 +210,7 @@ impl Window {
             Line::Host(h) => self.host = h.host.clone(),
             Line::Context(c) => self.context(c),
             Line::Group(g) => self.group(g),
+            Line::Netns(n) => self.netns(n),
             Line::Event(e) => self.event(e),
             Line::Summary(s) => self.lost_events = s.lost_events.unwrap_or(self.lost_events),
             // probes, proxy, doctor and finding lines carry no figures.
@@ -223,6 +267,38 @@ impl Window {
         }
     }
 
+    fn netns(&mut self, v: &NetnsLine) {
+        let Some(name) = v.netns.netns.as_deref() else {
+            return;
+        };
+        let name = cut_name(name, MAX_NAME);
+        if !self.netns.contains_key(&*name) && self.netns.len() >= MAX_NAMESPACES {
+            return;
+        }
+        let n = self.netns.entry(name.into_owned()).or_default();
+        n.inode = v.netns.netns_inode.or(n.inode);
+        let known = |k: &String| crate::model::netns::counter(k).is_some();
+        for (k, d) in v.delta.iter().flatten().filter(|(k, _)| known(k)) {
+            let g = n.grew.entry(k.clone()).or_default();
+            *g = g.saturating_add(*d);
+        }
+        n.totals = v
+            .counters
+            .iter()
+            .flatten()
+            .filter(|(k, _)| known(k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+    }
+
+    /// What counter `name` grew by in every namespace read, summed.
+    pub fn netns_grew(&self, name: &str) -> u64 {
+        self.netns
+            .values()
+            .filter_map(|n| n.grew.get(name))
+            .fold(0u64, |a, b| a.saturating_add(*b))
+    }
+
     fn group(&mut self, v: &GroupLine) {
         let Some(name) = &v.group else {
             return;
@@ -265,6 +341,29 @@ impl Window {
                 } else {
                     self.proxies_dropped += 1;
                 }
+            }
+        }
+        if let (false, Some(listeners)) = (folded, v.listeners.filter(|n| *n > 0)) {
+            let a = g.accept.get_or_insert_with(Default::default);
+            a.listeners = listeners;
+            a.queue = n(v.accept_queue);
+            a.backlog = n(v.accept_backlog);
+            let fill = |q: u64, b: u64| q as f64 / b.max(1) as f64;
+            if a.peak_backlog == 0 || fill(a.queue, a.backlog) > fill(a.peak_queue, a.peak_backlog)
+            {
+                (a.peak_queue, a.peak_backlog) = (a.queue, a.backlog);
+            }
+            a.full_readings += (n(v.accept_full) > 0) as u64;
+            if let Some(d) = v.listen_drops {
+                // A listener replaced starts again from 0: what it counts
+                // then is growth too.
+                let grew = match a.drops {
+                    Some(before) if d >= before => d - before,
+                    Some(_) => d,
+                    None => 0,
+                };
+                a.drops_grew = a.drops_grew.saturating_add(grew);
+                a.drops = Some(d);
             }
         }
         g.peak_memory = g.peak_memory.max(g.memory);

@@ -586,6 +586,7 @@ impl Tracer<'_> {
             // dump may take a while on a busy host.
             ts: taken_at,
             context: self.last_ctx.clone().expect("read above"),
+            netns: std::mem::take(&mut agg.netns),
             groups: agg.into_sorted(&self.opts.filter),
             live: Some(live),
         };

@@ -101,6 +101,8 @@ mod tests {
             drops: 0,
             cgroup_id: 0,
             netns: 0,
+            rqueue: 0,
+            wqueue: 0,
         }
     }
 

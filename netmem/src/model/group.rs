@@ -55,6 +55,12 @@ pub struct Aggregator {
     /// Set when the groups' sockets and memory come from an earlier census
     /// (see `sources::census`): how old they are.
     pub census_age: Option<std::time::Duration>,
+    /// Each namespace's TCP counters as the pass read them (namespace
+    /// inode, every counter by name), for [`super::netns::NetnsFigures`].
+    pub netns_counters: Vec<(u32, std::collections::BTreeMap<String, u64>)>,
+    /// The same, with their growth since the previous pass: what the
+    /// interval reports.
+    pub netns: Vec<super::netns::NetnsFigures>,
 }
 
 impl Aggregator {
@@ -90,6 +96,7 @@ impl Aggregator {
             a.extend(b);
         }
         self.listen_ports_in_use.extend(o.listen_ports_in_use);
+        self.netns_counters.extend(o.netns_counters);
     }
 
     pub fn add_counts(&mut self, g: GroupKey, counts: &GroupCounters) {
@@ -213,6 +220,8 @@ mod tests {
             drops: 1,
             cgroup_id: 0,
             netns: 0,
+            rqueue: 0,
+            wqueue: 0,
         }
     }
 

@@ -25,6 +25,9 @@ pub struct Interval {
     pub time_wait_counted: bool,
     /// None for a snapshot (no kernel programs: no counts, no events).
     pub live: Option<Live>,
+    /// The TCP counters of each namespace read (the traced one; with
+    /// `--netns all`, every one with TCP sockets), with their growth.
+    pub netns: Vec<super::netns::NetnsFigures>,
 }
 
 #[cfg(test)]
@@ -34,6 +37,7 @@ impl Interval {
     pub fn live_for_tests(mut groups: Vec<(GroupKey, GroupRow)>) -> Interval {
         groups.sort_by_key(|g| std::cmp::Reverse(g.1.mem.total()));
         Interval {
+            netns: Default::default(),
             time_wait_counted: false,
             ts: SystemTime::now(),
             context: Context::default(),

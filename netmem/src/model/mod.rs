@@ -9,6 +9,7 @@ pub mod incident;
 pub mod interval;
 pub mod key;
 pub mod names;
+pub mod netns;
 pub mod owner;
 pub mod proxy;
 #[cfg(test)]

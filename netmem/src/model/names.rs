@@ -189,6 +189,16 @@ impl Names {
         }
     }
 
+    /// The namespace's own name where it has one (`--netns NAME` for the
+    /// traced namespace), else as [`Names::netns_name`]: what a namespace's
+    /// counters are reported under.
+    pub fn netns_label(&self, inum: u32) -> String {
+        match self.read().netns.get(&inum) {
+            Some(n) => n.clone(),
+            None => self.netns_name(inum),
+        }
+    }
+
     pub fn cgroup(&self, id: u64) -> Option<Arc<Cgroup>> {
         self.read().cgroups.get(&id).cloned()
     }

@@ -26,6 +26,8 @@ fn sock(lport: u16, rport: u16, state: u8, inode: u32, cgroup: u64, wmem: u32) -
         drops: 0,
         cgroup_id: cgroup,
         netns: 7,
+        rqueue: 0,
+        wqueue: 0,
     }
 }
 

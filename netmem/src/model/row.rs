@@ -43,12 +43,32 @@ pub struct GroupMem {
     /// rmem + wmem_queued held by orphans
     pub orphan_bytes: u64,
     pub drops: u64,
+    /// Its listeners' accept queues: connections the kernel completed
+    /// that the application has not accepted yet.
+    pub accept_queue: u64,
+    /// Its listeners' backlogs (the accept queues' limits).
+    pub accept_backlog: u64,
+    /// Listeners whose accept queue is full: the kernel drops the next
+    /// SYN and the next completed handshake (`sk_acceptq_is_full`: more
+    /// queued than the backlog).
+    pub accept_full: u64,
+    /// Its listeners' drops (`sk_drops` of a listening socket: every
+    /// ListenDrops of the namespace, ListenOverflows included, is counted
+    /// on the listener it happened to), since each listener was created.
+    pub listen_drops: u64,
 }
 
 impl GroupMem {
     /// Charges one socket.
     pub fn add(&mut self, rec: &SockRecord) {
         match rec.state {
+            TCP_LISTEN if rec.protocol == IPPROTO_TCP => {
+                self.listeners += 1;
+                self.accept_queue += rec.rqueue as u64;
+                self.accept_backlog += rec.wqueue as u64;
+                self.accept_full += (rec.rqueue > rec.wqueue) as u64;
+                self.listen_drops += rec.drops as u64;
+            }
             TCP_LISTEN => self.listeners += 1,
             TCP_TIME_WAIT => self.time_wait += 1,
             _ => self.sockets += 1,
@@ -78,6 +98,10 @@ impl GroupMem {
         self.fwd_alloc += o.fwd_alloc;
         self.orphan_bytes += o.orphan_bytes;
         self.drops += o.drops;
+        self.accept_queue += o.accept_queue;
+        self.accept_backlog += o.accept_backlog;
+        self.accept_full += o.accept_full;
+        self.listen_drops += o.listen_drops;
     }
 }
 

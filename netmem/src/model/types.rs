@@ -44,6 +44,14 @@ pub struct SockRecord {
     pub cgroup_id: u64,
     /// The network namespace the socket was dumped from (its inode).
     pub netns: u32,
+    /// inet_diag's `idiag_rqueue`: for a listener, its accept queue
+    /// (connections completed and not yet accepted, `sk_ack_backlog`);
+    /// otherwise bytes not yet read (TCP) or queued (UDP).
+    pub rqueue: u32,
+    /// inet_diag's `idiag_wqueue`: for a listener, its backlog (the
+    /// accept queue's limit, `sk_max_ack_backlog`: listen()'s argument
+    /// capped at `net.core.somaxconn`); otherwise bytes not yet acked.
+    pub wqueue: u32,
 }
 
 /// One cgroup v2, named by its path under the cgroup2 mount.

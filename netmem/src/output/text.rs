@@ -19,7 +19,7 @@ mod lines;
 mod table;
 
 pub use lines::{coverage_line, event_line, report_table};
-pub use table::{cgroup_cell, process_cell, table};
+pub use table::{accept_cell, cgroup_cell, process_cell, table};
 
 pub struct TextSink<W: Write> {
     out: W,
@@ -138,6 +138,24 @@ impl<W: Write> Sink for TextSink<W> {
                 "({} events not shown: over --event-limit)",
                 l.loss.events_suppressed
             )?;
+        }
+        for f in &i.netns {
+            // Only what grew: a quiet namespace prints nothing.
+            let grew: Vec<String> = f
+                .delta
+                .iter()
+                .flatten()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k} +{n}"))
+                .collect();
+            if !grew.is_empty() {
+                writeln!(
+                    self.out,
+                    "netns {}: {}",
+                    crate::format::Shown(&self.names.netns_label(f.inum)),
+                    grew.join("  ")
+                )?;
+            }
         }
         if let Some(age) = l.census_age {
             writeln!(

@@ -105,6 +105,8 @@ mod tests {
             drops: 0,
             cgroup_id: 0,
             netns: 0,
+            rqueue: 0,
+            wqueue: 0,
         };
         let g = GroupKey::UNATTRIBUTED;
         let mut d = OrphanDiff::default();

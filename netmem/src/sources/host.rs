@@ -33,6 +33,8 @@ pub const NAMESPACE_SYSCTLS: &[&str] = &[
     "net.core.rmem_max",
     "net.core.wmem_max",
     "net.ipv4.tcp_fin_timeout",
+    "net.core.somaxconn",
+    "net.ipv4.tcp_max_syn_backlog",
 ];
 
 /// The route knobs people reach for, in both families (the diagnosis says
@@ -66,24 +68,7 @@ fn sysctl_path(name: &str) -> String {
 
 /// Every TcpExt counter of a /proc/net/netstat text.
 pub fn parse_tcpext(text: &str) -> BTreeMap<String, u64> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = BTreeMap::new();
-    for pair in lines.chunks(2) {
-        let [names, values] = pair else { continue };
-        if !names.starts_with("TcpExt:") || !values.starts_with("TcpExt:") {
-            continue;
-        }
-        for (n, v) in names
-            .split_whitespace()
-            .zip(values.split_whitespace())
-            .skip(1)
-        {
-            if let Ok(v) = v.parse() {
-                out.insert(n.to_string(), v);
-            }
-        }
-    }
-    out
+    super::procfs::parse_mib(text, "TcpExt")
 }
 
 impl Host {

@@ -155,6 +155,12 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
+    /// The namespace of inode `inum`, when the last [`Namespaces::discover`]
+    /// found it.
+    pub fn get(&self, inum: u32) -> Option<&Netns> {
+        self.open.get(&inum)
+    }
+
     /// Every namespace now, netmem's own first, with the name its groups
     /// show (`NAME` under /run/netns, else the container id its first
     /// process's cgroup shows, else `COMM[PID]`). A process that exits

@@ -2,6 +2,8 @@
 //! tcp_max_orphans, udp_mem) and the current usage (/proc/net/sockstat and
 //! sockstat6).
 
+use std::collections::BTreeMap;
+
 use anyhow::{anyhow, Context as _, Result};
 
 pub use crate::model::types::Context;
@@ -10,7 +12,16 @@ impl Context {
     /// Usage of `netns` (sockstat's inuse and tw are per namespace) and the
     /// global limits as this process sees them.
     pub fn read(netns: &super::netns::Netns) -> Result<Context> {
-        let mut ctx = Context::usage(netns)?;
+        Ok(Context::read_with_counters(netns, false)?.0)
+    }
+
+    /// [`Context::read`], and with `counters` the namespace's TCP
+    /// counters (see [`Context::usage_and_counters`]).
+    pub fn read_with_counters(
+        netns: &super::netns::Netns,
+        counters: bool,
+    ) -> Result<(Context, BTreeMap<String, u64>)> {
+        let (mut ctx, mibs) = Context::usage_and_counters(netns, counters)?;
         // tcp_mem, udp_mem and tcp_max_orphans are global, and the kernel
         // only shows them in the initial network namespace: run netmem
         // there (with --netns to look into another). Elsewhere they are
@@ -25,26 +36,85 @@ impl Context {
             .map(|s| s.trim().parse().context("tcp_max_orphans is not a number"))
             .transpose()?;
         ctx.page_size = page_size();
-        Ok(ctx)
+        Ok((ctx, mibs))
     }
 
     /// Only the namespace's own usage (sockstat and sockstat6).
     pub fn usage(netns: &super::netns::Netns) -> Result<Context> {
+        Ok(Context::usage_and_counters(netns, false)?.0)
+    }
+
+    /// The namespace's own usage, and with `counters` its TCP counters
+    /// (TcpExt and Tcp, every one the kernel shows, by name; empty
+    /// without): one entry into the namespace for both.
+    pub fn usage_and_counters(
+        netns: &super::netns::Netns,
+        counters: bool,
+    ) -> Result<(Context, BTreeMap<String, u64>)> {
         // thread-self: /proc/net follows the thread group leader, not the
         // worker thread that entered the namespace.
-        let (sockstat, sockstat6) = netns.run(|| {
+        let (sockstat, sockstat6, mibs) = netns.run(|| {
+            let mibs = if counters {
+                mib_counters(
+                    &std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap_or_default(),
+                    &std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default(),
+                )
+            } else {
+                BTreeMap::new()
+            };
             Ok((
                 read_file("/proc/thread-self/net/sockstat")?,
                 // Absent when IPv6 is disabled.
                 std::fs::read_to_string("/proc/thread-self/net/sockstat6").unwrap_or_default(),
+                mibs,
             ))
         })?;
         let mut ctx = parse_sockstat(&sockstat)?;
         let v6 = sockstat_fields(&sockstat6);
         ctx.tcp6_inuse = v6.get(&("TCP6", "inuse")).copied().unwrap_or(0);
         ctx.udp_inuse += v6.get(&("UDP6", "inuse")).copied().unwrap_or(0);
-        Ok(ctx)
+        Ok((ctx, mibs))
     }
+}
+
+/// Every counter of `section` (`TcpExt`, `Tcp`) in a /proc/net/netstat or
+/// /proc/net/snmp text, where each section is a line of names followed by
+/// a line of values, both starting `SECTION:`. Values that are not
+/// numbers (negative ones, such as Tcp's MaxConn -1) are left out.
+pub fn parse_mib(text: &str, section: &str) -> BTreeMap<String, u64> {
+    let head = format!("{section}:");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = BTreeMap::new();
+    for pair in lines.windows(2) {
+        let [names, values] = pair else { continue };
+        if names.split_whitespace().next() != Some(&head)
+            || values.split_whitespace().next() != Some(&head)
+            || names
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|w| w.parse::<i64>().is_ok())
+        {
+            continue;
+        }
+        for (n, v) in names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .skip(1)
+        {
+            if let Ok(v) = v.parse() {
+                out.insert(n.to_string(), v);
+            }
+        }
+    }
+    out
+}
+
+/// The counters of [`crate::model::netns::NETNS_COUNTERS`]' sections from
+/// a namespace's netstat and snmp texts.
+pub fn mib_counters(netstat: &str, snmp: &str) -> BTreeMap<String, u64> {
+    let mut out = parse_mib(netstat, "TcpExt");
+    out.extend(parse_mib(snmp, "Tcp"));
+    out
 }
 
 /// Which socket tables of a namespace have anything in them, from its
@@ -150,6 +220,21 @@ mod tests {
         assert_eq!((c.udp_inuse, c.udp_memory_allocated_pages), (1, 4));
         let v6 = sockstat_fields("TCP6: inuse 3\nUDP6: inuse 2\n");
         assert_eq!(v6[&("TCP6", "inuse")], 3);
+    }
+
+    #[test]
+    fn mib_sections() {
+        let netstat = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 12 15\nIpExt: InNoRoutes\nIpExt: 0\n";
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm MaxConn AttemptFails EstabResets\nTcp: 1 -1 4 5\nUdp: InDatagrams\nUdp: 9\n";
+        let m = mib_counters(netstat, snmp);
+        assert_eq!(m["ListenOverflows"], 12);
+        assert_eq!(m["ListenDrops"], 15);
+        assert_eq!(m["AttemptFails"], 4);
+        assert!(!m.contains_key("MaxConn"), "negative: left out");
+        assert!(!m.contains_key("InDatagrams"));
+        // A values line is never read as names.
+        assert!(parse_mib("TcpExt: 1 2\nTcpExt: 3 4\n", "TcpExt").is_empty());
+        assert!(mib_counters("garbage", "").is_empty());
     }
 
     #[test]

@@ -247,6 +247,8 @@ pub fn record(protocol: u8, payload: &[u8]) -> Result<SockRecord> {
         drops: 0,
         cgroup_id: 0,
         netns: 0,
+        rqueue: r.recv_queue(),
+        wqueue: r.send_queue(),
     };
     for nla in r.nlas() {
         let nla = nla.map_err(bad)?;

@@ -318,6 +318,7 @@ mod tests {
         let g = netmem_common::GroupKey::classify(2, 80, true, &[0; 16], 0);
         let row = crate::model::group::GroupRow::default();
         v.on_interval(&crate::model::Interval {
+            netns: Default::default(),
             time_wait_counted: false,
             ts: std::time::SystemTime::now(),
             context: Default::default(),

@@ -484,6 +484,8 @@ fn contract_incident_and_socket_fields() {
         drops: 0,
         cgroup_id: 0,
         netns: 0,
+        rqueue: 0,
+        wqueue: 0,
     };
     let v = to_object(Line::Socket(crate::output::json::socket_line(
         "t",

@@ -6,8 +6,8 @@ use netmem_common::{Counter, GroupKey, GROUP_BACKEND, GROUP_CGROUP, GROUP_PROCES
 
 use crate::contract::lax::Pages;
 use crate::contract::{
-    self, CgroupFields, ContextLine, EventFields, EventLine, GroupLine, Line, Netns, ProxyFields,
-    ProxyLine,
+    self, CgroupFields, ContextLine, EventFields, EventLine, GroupLine, Line, Netns, NetnsLine,
+    ProxyFields, ProxyLine,
 };
 use crate::format::rfc3339;
 use crate::model::event::{family_name, state_name, Abort, Body, ProtoMem, Protocol};
@@ -52,16 +52,38 @@ pub fn interval_lines<'a>(i: &'a Interval, names: &'a Names) -> impl Iterator<It
             ),
         });
     }
-    std::iter::once(Line::Context(c)).chain(i.groups.iter().map(move |(g, row)| {
-        Line::Group(group_line(
-            &ts,
-            g,
-            row,
-            i.live.is_some(),
-            i.time_wait_counted,
-            names,
-        ))
-    }))
+    let spaces = i.netns.iter().map({
+        let ts = ts.clone();
+        move |f| Line::Netns(netns_line(&ts, f, names))
+    });
+    std::iter::once(Line::Context(c))
+        .chain(spaces)
+        .chain(i.groups.iter().map(move |(g, row)| {
+            Line::Group(group_line(
+                &ts,
+                g,
+                row,
+                i.live.is_some(),
+                i.time_wait_counted,
+                names,
+            ))
+        }))
+}
+
+/// A namespace's counters, named as its groups are.
+pub fn netns_line(ts: &str, f: &crate::model::netns::NetnsFigures, names: &Names) -> NetnsLine {
+    let own = |m: &std::collections::BTreeMap<&'static str, u64>| {
+        m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    NetnsLine {
+        ts: Some(ts.to_string()),
+        netns: Netns {
+            netns: Some(names.netns_label(f.inum)),
+            netns_inode: Some(f.inum.into()),
+        },
+        counters: Some(own(&f.totals)),
+        delta: f.delta.as_ref().map(own),
+    }
 }
 
 pub fn context_line(ts: &str, c: &Context) -> ContextLine {
@@ -113,6 +135,11 @@ pub fn group_line(
         fwd_alloc_bytes: Some(m.fwd_alloc),
         orphan_bytes: Some(m.orphan_bytes),
         drops: Some(m.drops),
+        // Only a group with a listener has an accept queue.
+        accept_queue: (m.listeners > 0).then_some(m.accept_queue),
+        accept_backlog: (m.listeners > 0).then_some(m.accept_backlog),
+        accept_full: (m.listeners > 0).then_some(m.accept_full),
+        listen_drops: (m.listeners > 0).then_some(m.listen_drops),
         ..Default::default()
     };
     owner_group_fields(g, row, &mut o, names);

@@ -17,6 +17,7 @@ mod families;
 mod global;
 mod group;
 mod host;
+mod netns;
 
 use families::{Families, Fmt};
 pub use host::host_wide_series;
@@ -43,6 +44,24 @@ pub const NAMES: &[&str] = &[
     "netmem_group_memcg_sock_bytes",
     "netmem_group_proxy_info",
     "netmem_group_proxy_buffer_bytes",
+    "netmem_group_accept_queue",
+    "netmem_group_accept_backlog",
+    "netmem_group_listen_drops_total",
+    "netmem_netns_info",
+    "netmem_netns_listen_overflows_total",
+    "netmem_netns_listen_drops_total",
+    "netmem_netns_syn_queue_full_drops_total",
+    "netmem_netns_syn_queue_full_cookies_total",
+    "netmem_netns_aborts_on_memory_total",
+    "netmem_netns_memory_pressures_total",
+    "netmem_netns_rcvq_drops_total",
+    "netmem_netns_backlog_drops_total",
+    "netmem_netns_prune_called_total",
+    "netmem_netns_rcv_pruned_total",
+    "netmem_netns_ofo_pruned_total",
+    "netmem_netns_aborts_on_timeout_total",
+    "netmem_netns_attempt_fails_total",
+    "netmem_netns_estab_resets_total",
     "netmem_aborts_on_memory_total",
     "netmem_buffer_limit_exceeded_total",
     "netmem_receive_queue_full_total",
@@ -158,6 +177,7 @@ impl prometheus_client::collector::Collector for IntervalPart {
         let mut f = Families { enc: &mut enc };
         group::groups(&mut f, e)?;
         host::host(&mut f, &e.host)?;
+        netns::netns(&mut f, e)?;
         global::global(&mut f, e)?;
         global::own(&mut f, e)
     }

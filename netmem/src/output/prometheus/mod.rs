@@ -188,6 +188,15 @@ pub struct Global {
     pub group_map_full: u64,
     /// The groups' TIME_WAIT counts were taken (`--time-wait`).
     pub time_wait_counted: bool,
+    /// Each namespace's counters, under its name.
+    pub netns: Vec<NetnsSeries>,
+}
+
+/// A namespace's counters and the name its series carry.
+#[derive(Clone, Debug)]
+pub struct NetnsSeries {
+    pub name: String,
+    pub figures: crate::model::netns::NetnsFigures,
 }
 
 /// Everything one scrape shows, as of the latest interval. Immutable once
@@ -499,6 +508,14 @@ impl Sink for MetricsSink {
             lost_events: live.loss.lost_events,
             events_suppressed: self.suppressed,
             group_map_full: live.loss.group_map_full,
+            netns: i
+                .netns
+                .iter()
+                .map(|f| NetnsSeries {
+                    name: self.names.netns_label(f.inum),
+                    figures: f.clone(),
+                })
+                .collect(),
         };
         let (groups, seen) = self.fold(&i.groups);
         self.publish(Some(global), groups, seen);

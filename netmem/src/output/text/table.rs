@@ -70,6 +70,11 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool, named: &Names) ->
         })
         .collect();
     let procw = procs.iter().map(|p| columns(p)).max().unwrap_or(0).max(24);
+    // Only when a group has a listener: queued/backlog, `!` when full.
+    let accept = rows.iter().any(|(_, r)| r.mem.listeners > 0);
+    if accept {
+        s += &format!(" {:>11}", "ACCEPTQ");
+    }
     let memcg = rows
         .iter()
         .any(|(g, _)| g.kind == netmem_common::GROUP_CGROUP);
@@ -101,6 +106,9 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool, named: &Names) ->
                 s += &format!(" {:>w$}", r.count(c), w = h.len().max(6));
             }
         }
+        if accept {
+            s += &format!(" {:>11}", accept_cell(m));
+        }
         if memcg {
             let v = r.owners.as_ref().and_then(|w| {
                 let id = crate::model::owner::owner_id(g);
@@ -116,6 +124,16 @@ pub fn table(rows: &[(GroupKey, GroupRow)], with_counts: bool, named: &Names) ->
         s.push('\n');
     }
     s
+}
+
+/// A group's accept queues: `queued/backlog`, `!` when a listener's is
+/// full (the kernel drops the next handshake); `-` without a listener.
+pub fn accept_cell(m: &crate::model::group::GroupMem) -> String {
+    if m.listeners == 0 {
+        return "-".into();
+    }
+    let full = if m.accept_full > 0 { "!" } else { "" };
+    format!("{}/{}{full}", m.accept_queue, m.accept_backlog)
 }
 
 /// `haproxy[812]`, `+N` more holders after it; the name [`Shown`].

@@ -3,11 +3,12 @@
 //! owns them. `snapshot` and the live engine take their passes here, so
 //! both see the same namespaces and the same owners.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Result;
 
 use crate::model::names::Names;
+use crate::model::netns::NetnsFigures;
 use crate::model::owner::{self, GroupBy};
 use crate::model::{Aggregator, Filter};
 use crate::sources::netns::{Namespaces, Netns};
@@ -56,6 +57,9 @@ pub struct Census {
     /// The run's names: what the passes learn of namespaces, processes
     /// and cgroups goes there.
     names: Names,
+    /// Each namespace's TCP counters at its previous reading, for the
+    /// growth a pass reports.
+    counters_before: HashMap<u32, BTreeMap<&'static str, u64>>,
 }
 
 /// How often a full pass runs. Every socket is dumped on each: at 100k
@@ -82,6 +86,9 @@ struct LastPass {
     attribution: Option<owner::Attribution>,
     /// TCP + UDP pages allocated when it ran.
     mem_pages: u64,
+    /// The namespaces other than the primary whose counters it read (they
+    /// had TCP sockets): read again between passes.
+    counted: Vec<u32>,
 }
 
 impl LastPass {
@@ -115,6 +122,9 @@ impl Census {
     ) -> Result<Census> {
         let inum = primary.inum()?;
         names.set_default_netns(inum);
+        if primary.path().is_some() {
+            names.name_netns(inum, primary.label());
+        }
         names.set_all_namespaces(all);
         Ok(Census {
             proxies: crate::sources::proxy::Proxies::new(
@@ -133,6 +143,7 @@ impl Census {
             last: None,
             reads: Default::default(),
             names: names.clone(),
+            counters_before: HashMap::new(),
         })
     }
 
@@ -206,7 +217,8 @@ impl Census {
         agg: &mut Aggregator,
         sticky: &HashSet<u16>,
     ) -> Result<(HashSet<u16>, Context)> {
-        let ctx = Context::read(primary)?;
+        let (ctx, primary_counters) = Context::read_with_counters(primary, true)?;
+        let primary_inum = primary.inum()?;
         // Servers move between passes (DNS, `set server addr`): the proxy
         // is read at every one, censused or not.
         self.proxies.refresh();
@@ -219,10 +231,18 @@ impl Census {
         if reuse {
             let listening = self.between(primary, agg, sticky, &ctx)?;
             ctx.orphans_census = Some(census_orphans(agg));
+            agg.netns_counters.push((primary_inum, primary_counters));
+            self.counters_growth(agg);
             return Ok((listening, ctx));
         }
         let listening = self.full_pass(primary, agg, sticky, &ctx)?;
         ctx.orphans_census = Some(census_orphans(agg));
+        // The workers read every other namespace's; the primary's is this
+        // pass's own reading.
+        agg.netns_counters.retain(|(inum, _)| *inum != primary_inum);
+        let counted = agg.netns_counters.iter().map(|(i, _)| *i).collect();
+        agg.netns_counters.push((primary_inum, primary_counters));
+        self.counters_growth(agg);
         if let Budget::Share(share) = self.budget {
             let cost = now.elapsed();
             self.last = Some(LastPass {
@@ -233,6 +253,7 @@ impl Census {
                 listen_ports_in_use: agg.listen_ports_in_use.clone(),
                 attribution: agg.attribution.clone(),
                 mem_pages: ctx.memory_allocated_pages + ctx.udp_memory_allocated_pages,
+                counted,
             });
         }
         Ok((listening, ctx))
@@ -256,7 +277,16 @@ impl Census {
         agg.attribution = last.attribution.clone();
         agg.census_age = Some(last.at.elapsed());
         agg.sockets = None;
-        if self.all.is_some() {
+        if let Some(all) = self.all.as_ref() {
+            // Counters move between censuses: read again in the
+            // namespaces that had TCP sockets at the last one.
+            for inum in &last.counted {
+                let Some(ns) = all.get(*inum) else { continue };
+                match Context::usage_and_counters(ns, true) {
+                    Ok((_, c)) => agg.netns_counters.push((*inum, c)),
+                    Err(e) => log::debug!("namespace {inum}: counters not read: {e:#}"),
+                }
+            }
             return Ok(last.listening.clone());
         }
         let diag = crate::sources::sockdiag::SockDiag::open(primary)?;
@@ -284,6 +314,21 @@ impl Census {
             }
         }
         Ok(listening)
+    }
+
+    /// This pass's counter readings, with their growth since each
+    /// namespace's previous one; namespaces not read are forgotten.
+    fn counters_growth(&mut self, agg: &mut Aggregator) {
+        let mut now = HashMap::new();
+        agg.netns = std::mem::take(&mut agg.netns_counters)
+            .into_iter()
+            .map(|(inum, read)| {
+                let f = NetnsFigures::since(inum, &read, self.counters_before.get(&inum));
+                now.insert(inum, f.totals.clone());
+                f
+            })
+            .collect();
+        self.counters_before = now;
     }
 
     fn full_pass(
@@ -336,10 +381,17 @@ impl Census {
                                     let inum = ns.inum()?;
                                     // An empty table is skipped: its dump
                                     // would still walk the shared hash.
-                                    let pass = Context::usage(ns).and_then(|u| {
-                                        let p = procfs::presence(&u, time_wait);
-                                        super::collect_present(&mut part, ns, others, sticky, p)
-                                    });
+                                    // Its counters in the same entry into
+                                    // it, kept when it has TCP sockets.
+                                    let pass = Context::usage_and_counters(ns, true).and_then(
+                                        |(u, counters)| {
+                                            if u.sockets_inuse + u.tcp6_inuse + u.tw > 0 {
+                                                part.netns_counters.push((inum, counters));
+                                            }
+                                            let p = procfs::presence(&u, time_wait);
+                                            super::collect_present(&mut part, ns, others, sticky, p)
+                                        },
+                                    );
                                     match pass {
                                         Ok(l) => listening.extend(l),
                                         Err(e) if inum == primary_inum => return Err(e),

@@ -27,6 +27,8 @@ pub struct Kind {
     /// backend section whose connections it is, when it has one: `option
     /// nolinger`.
     pub no_linger: Option<&'static str>,
+    /// Its settings behind a listener's accept queue, for advice.
+    pub accept: Accept,
     /// Running proxies of this kind in the traced namespace (`netns`), or
     /// in every one (`all`).
     pub detect: fn(netns: u32, all: bool) -> Detection,
@@ -34,6 +36,17 @@ pub struct Kind {
     /// `netns` (entered through `enter` where the kind needs it); `once`:
     /// read a single time (see [`super::Proxies::new`]).
     pub explicit: Explicit,
+}
+
+/// A proxy's settings behind its listeners' accept queues: the backlog it
+/// passes to listen() (which the kernel caps at `net.core.somaxconn`),
+/// and the limit at which it stops accepting, after which connections
+/// wait in the queue until it fills.
+pub struct Accept {
+    /// `backlog N` in the frontend: as advice says it, with its default.
+    pub backlog: &'static str,
+    /// `maxconn` (global and per frontend).
+    pub stops_accepting: &'static str,
 }
 
 /// A kind's reader of its flag's paths: (paths, netns, enter, once).
@@ -71,6 +84,11 @@ pub static KINDS: &[Kind] = &[Kind {
     // HAProxy's documentation recommends it for connections left in
     // FIN_WAIT1 by clients that vanished.
     no_linger: Some("option nolinger"),
+    accept: Accept {
+        // HAProxy passes the frontend's maxconn when backlog is unset.
+        backlog: "`backlog N` in the frontend (unset: the frontend's maxconn)",
+        stops_accepting: "`maxconn` (global, and the frontend's): at it HAProxy stops accepting",
+    },
     detect: haproxy::detect,
     explicit: |paths, netns, enter, once| {
         Box::new(haproxy::HaProxy::explicit(paths, netns, enter, once))

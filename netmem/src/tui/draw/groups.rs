@@ -22,12 +22,13 @@ mod rank {
     pub const LAST_MINUTE: u8 = 2;
     pub const EVENTS: u8 = 3;
     pub const OWNER: u8 = 4;
-    pub const ABORTS: u8 = 5;
-    pub const DROPS: u8 = 6;
-    pub const ORPH: u8 = 7;
-    pub const SOCKS: u8 = 8;
-    pub const RMEM: u8 = 9;
-    pub const WMEMQ: u8 = 10;
+    pub const ACCEPTQ: u8 = 5;
+    pub const ABORTS: u8 = 6;
+    pub const DROPS: u8 = 7;
+    pub const ORPH: u8 = 8;
+    pub const SOCKS: u8 = 9;
+    pub const RMEM: u8 = 10;
+    pub const WMEMQ: u8 = 11;
     pub const SORTED: u8 = 200;
 }
 
@@ -99,15 +100,24 @@ pub fn group_columns<'a>(rows: &[&'a GroupLine], sort: SortKey) -> Vec<Column<'a
             cells: Cells::Whole(num(&|g| g.aborts.to_string())),
             rank: ranked(SortKey::Aborts, rank::ABORTS),
         },
-        Column {
-            head: "LAST MINUTE",
-            cells: Cells::Spark {
-                history: rows.iter().map(|g| &g.history).collect(),
-                most: SPARK_W,
-            },
-            rank: rank::LAST_MINUTE,
-        },
     ]);
+    // Accept queues only when a group has a listener: queued/backlog,
+    // `!` when full.
+    if rows.iter().any(|g| g.mem.listeners > 0) {
+        cols.push(Column {
+            head: "ACCEPTQ",
+            cells: Cells::Whole(num(&|g| crate::output::text::accept_cell(&g.mem))),
+            rank: rank::ACCEPTQ,
+        });
+    }
+    cols.extend([Column {
+        head: "LAST MINUTE",
+        cells: Cells::Spark {
+            history: rows.iter().map(|g| &g.history).collect(),
+            most: SPARK_W,
+        },
+        rank: rank::LAST_MINUTE,
+    }]);
     // The owner column only when owners were asked for.
     if rows.iter().any(|g| g.owner.is_some()) {
         cols.push(Column {

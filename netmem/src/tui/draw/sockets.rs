@@ -165,6 +165,8 @@ mod tests {
             drops: 0,
             cgroup_id: 0,
             netns: 0,
+            rqueue: 0,
+            wqueue: 0,
         };
         let mut socks = vec![sock(TCP_ESTABLISHED); 9];
         assert_eq!(
@@ -213,6 +215,8 @@ mod tests {
             drops: 7,
             cgroup_id: 0,
             netns: 0,
+            rqueue: 0,
+            wqueue: 0,
         };
         let socks = [sock(40000, 3_900_000), sock(40002, 96_000), sock(51234, 0)];
         let cols = socket_columns(&socks);

@@ -72,6 +72,29 @@ pub(super) fn groups(f: &mut Families, e: &Exposition) -> Fmt {
             .map(|(q, v)| ([("group", g.group.as_str()), ("kind", g.kind), ("queue", q)], Num::from(v)))
         }),
     )?;
+    // Only groups with a listener have an accept queue.
+    let listening = |g: &&GroupSeries| g.mem.listeners > 0;
+    f.labelled(
+        "group_accept_queue",
+        "Connections waiting in the group's listeners' accept queues (completed by the kernel, not yet accepted).",
+        None,
+        G,
+        e.groups.iter().filter(listening).map(|g| (labels(g), Num::from(g.mem.accept_queue))),
+    )?;
+    f.labelled(
+        "group_accept_backlog",
+        "The group's listeners' backlogs: the accept queues' limit (listen()'s backlog capped at net.core.somaxconn); a queue above it drops new connections.",
+        None,
+        G,
+        e.groups.iter().filter(listening).map(|g| (labels(g), Num::from(g.mem.accept_backlog))),
+    )?;
+    f.labelled(
+        "group_listen_drops",
+        "Connections the group's listeners dropped (accept queue overflows included), since each listener was created: the namespace's ListenDrops, attributed to the listener.",
+        None,
+        C,
+        e.groups.iter().filter(listening).map(|g| (labels(g), Num::from(g.mem.listen_drops))),
+    )?;
     // Every cause at 0 from the group's first interval, so that a group
     // that exists before its first abort has a 0 before it (an incident's
     // `increase()` by group). Only aborts: buffer limits and drops would
