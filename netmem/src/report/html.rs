@@ -356,7 +356,16 @@ fn plots_section(h: &mut String, runs: &[Run]) -> Result<()> {
     let top_orph = top_groups(runs, true);
     let width = if runs.len() == 2 { 700 } else { plots::WIDTH };
     type Draw<'a> = Box<dyn Fn(&Run) -> Result<String> + 'a>;
-    let kinds: [(&str, Draw); 4] = [
+    let top_accept: Vec<String> = {
+        let mut v: Vec<String> = runs
+            .iter()
+            .flat_map(|x| plots::accept_groups(&x.timeline, 4))
+            .collect();
+        v.dedup();
+        v.truncate(4);
+        v
+    };
+    let mut kinds: Vec<(&str, Draw)> = vec![
         (
             "memory",
             Box::new(|x: &Run| plots::memory(&x.timeline, &top_mem, r.memory, width)),
@@ -374,6 +383,13 @@ fn plots_section(h: &mut String, runs: &[Run]) -> Result<()> {
             Box::new(|x: &Run| plots::routes(&x.timeline, r.routes, width)),
         ),
     ];
+    // Only recordings with a listener's accept queue figures have one.
+    if let Some(accept) = r.accept {
+        kinds.push((
+            "accept",
+            Box::new(move |x: &Run| plots::accept(&x.timeline, &top_accept, accept, width)),
+        ));
+    }
     for (kind, draw) in kinds {
         h.push_str("<div class=\"row\">");
         for (i, run) in runs.iter().enumerate() {

@@ -98,6 +98,9 @@ pub struct Ranges {
     pub orphans: plots::Range,
     pub events: plots::Range,
     pub routes: plots::Range,
+    /// Accept queues, % of their backlogs; None when no recording has a
+    /// listener's figures.
+    pub accept: Option<plots::Range>,
 }
 
 pub fn ranges(runs: &[Run]) -> Ranges {
@@ -153,6 +156,15 @@ pub fn ranges(runs: &[Run]) -> Ranges {
             .map(|p| p.routes_inserted.max(p.routes_cached.unwrap_or(0)) as f64)
             .fold(0.0, f64::max)
     });
+    // The fullest accept queue, as a share of its backlog (0: none read).
+    let accept = fold(&|t| {
+        t.points
+            .iter()
+            .flat_map(|p| p.groups.values())
+            .filter(|g| g.accept_backlog > 0)
+            .map(|g| g.accept_fill().max(1e-9))
+            .fold(0.0, f64::max)
+    });
     let range = |y| plots::Range { x_max, y };
     Ranges {
         memory: plots::MemoryRanges {
@@ -162,6 +174,7 @@ pub fn ranges(runs: &[Run]) -> Ranges {
         orphans: range(plots::y_axis(orphans, &max_orphans, false)),
         events: range(plots::y_axis(rates.max(1.0), &[], false)),
         routes: range(plots::y_axis(routes.max(1.0), &[], false)),
+        accept: (accept > 0.0).then(|| range(plots::y_axis(accept * 100.0, &[100.0], false))),
     }
 }
 

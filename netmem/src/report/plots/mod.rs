@@ -425,3 +425,66 @@ pub fn routes(tl: &Timeline, r: Range, width: u32) -> anyhow::Result<String> {
         width,
     )
 }
+
+/// The listen groups whose accept queues a plot shows: those with a
+/// backlog, fullest at their peak first, at most `n`.
+pub fn accept_groups(tl: &Timeline, n: usize) -> Vec<String> {
+    let mut peak: std::collections::BTreeMap<&str, f64> = Default::default();
+    for p in &tl.points {
+        for (g, x) in &p.groups {
+            if x.accept_backlog > 0 {
+                let e = peak.entry(g).or_default();
+                *e = e.max(x.accept_fill());
+            }
+        }
+    }
+    let mut v: Vec<(&str, f64)> = peak.into_iter().collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    v.into_iter().take(n).map(|(g, _)| g.to_string()).collect()
+}
+
+/// Accept queues: each top listen group's queue as a share of its
+/// backlog (100%: full, the kernel drops the next handshake), with the
+/// intervals in which a namespace counted listen overflows marked.
+pub fn accept(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::Result<String> {
+    let mut series = Vec::new();
+    for (i, g) in top.iter().enumerate() {
+        series.push(Series::new(
+            format!("accept queue of {g}, % of its backlog"),
+            color(i),
+            Shape::Line(
+                tl.points
+                    .iter()
+                    .map(|p| {
+                        let fill = p.groups.get(g.as_str()).map_or(0.0, |x| x.accept_fill());
+                        (p.t, fill * 100.0)
+                    })
+                    .collect(),
+            ),
+        ));
+    }
+    let full: Vec<(f64, f64)> = tl.points.iter().map(|p| (p.t, 100.0)).collect();
+    series.push(Series::new("backlog (100%: full)", LIMIT, Shape::Line(full)));
+    let overflows: Vec<f64> = tl
+        .points
+        .iter()
+        .filter(|p| p.listen_overflows > 0)
+        .map(|p| p.t)
+        .collect();
+    if !overflows.is_empty() {
+        let n: u64 = tl.points.iter().map(|p| p.listen_overflows).sum();
+        series.push(Series::new(
+            format!("listen overflows counted ({n} handshakes dropped)"),
+            PRESSURE,
+            Shape::Triangles(0.92, overflows),
+        ));
+    }
+    series.extend(trigger(tl));
+    one_panel(
+        tl,
+        "Accept queues against their backlogs (listen overflows marked)",
+        series,
+        r,
+        width,
+    )
+}

@@ -35,12 +35,28 @@ pub struct GroupPoint {
     /// rmem + wmem_queued + fwd_alloc, bytes
     pub memory: u64,
     pub orphans: u64,
+    /// Its listeners' accept queues and backlogs (0 without a listener).
+    pub accept_queue: u64,
+    pub accept_backlog: u64,
 }
 
 impl GroupPoint {
     fn peak(&mut self, o: &GroupPoint) {
         self.memory = self.memory.max(o.memory);
         self.orphans = self.orphans.max(o.orphans);
+        // The fuller reading, queue and backlog together.
+        if o.accept_fill() > self.accept_fill() {
+            (self.accept_queue, self.accept_backlog) = (o.accept_queue, o.accept_backlog);
+        }
+    }
+
+    /// Queued as a share of the backlog, 1.0 at it (0 without a listener).
+    pub fn accept_fill(&self) -> f64 {
+        if self.accept_backlog == 0 {
+            0.0
+        } else {
+            self.accept_queue as f64 / self.accept_backlog as f64
+        }
     }
 }
 
@@ -67,6 +83,9 @@ pub struct Point {
     pub namespaces: BTreeMap<Arc<str>, u64>,
     /// Events by kind: those after the previous point, up to `t`.
     pub events: BTreeMap<Arc<str>, u64>,
+    /// Handshakes dropped on full accept queues (ListenOverflows grown,
+    /// every namespace read).
+    pub listen_overflows: u64,
     /// Intervals merged into this point: 1 until a recording passes
     /// [`MAX_POINTS`].
     pub span: u64,
@@ -94,6 +113,7 @@ impl Point {
             let e = self.events.entry(k).or_default();
             *e = e.saturating_add(n);
         }
+        self.listen_overflows = self.listen_overflows.saturating_add(next.listen_overflows);
         self.span += next.span;
     }
 }
@@ -254,6 +274,11 @@ impl Timeline {
             }
             Line::Context(c) => self.context(c),
             Line::Group(g) => self.group(g),
+            Line::Netns(n) => {
+                if let Some(p) = self.current.as_mut() {
+                    p.listen_overflows = p.listen_overflows.saturating_add(n.grew("ListenOverflows"));
+                }
+            }
             Line::Event(e) => self.event(e),
             Line::Incident(i) => self.incident(i),
             Line::Summary(s) => {
@@ -412,6 +437,8 @@ impl Timeline {
         let point = GroupPoint {
             memory,
             orphans: v.orphans.unwrap_or(0),
+            accept_queue: v.accept_queue.unwrap_or(0),
+            accept_backlog: v.accept_backlog.unwrap_or(0),
         };
         if folded {
             // Every group past the cap, summed.

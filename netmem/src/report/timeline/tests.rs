@@ -139,7 +139,8 @@ fn groups_past_the_cap_are_summed_into_other() {
         p.groups["other"],
         GroupPoint {
             memory: 50,
-            orphans: 5
+            orphans: 5,
+            ..Default::default()
         }
     );
     assert_eq!(
