@@ -67,6 +67,7 @@ pub fn feed(sink: &mut dyn Sink, t0: SystemTime, intervals: u64, groups: u16) ->
         };
         context.memory_allocated_pages = rows.iter().map(|r| r.1.mem.total()).sum::<u64>() / 4096;
         sink.interval(&Interval {
+            netns: Vec::new(),
             time_wait_counted: false,
             ts,
             context,

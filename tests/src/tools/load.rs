@@ -74,6 +74,19 @@ enum Load {
         #[arg(long, default_value_t = 20)]
         conns: usize,
     },
+    /// A listener with a backlog of --backlog that never accepts, and
+    /// --conns clients connecting without waiting (non-blocking): the
+    /// first backlog + 1 wait in its accept queue, the others' SYNs are
+    /// dropped on the full queue (ListenOverflows) and retried by their
+    /// kernel until stdin closes.
+    Overflow {
+        #[arg(long, default_value_t = 18300)]
+        port: u16,
+        #[arg(long, default_value_t = 4)]
+        backlog: i32,
+        #[arg(long, default_value_t = 12)]
+        conns: usize,
+    },
     /// N accepted connections with queued data; the listener closes after
     /// --close-after-ms while the connections live on (a draining frontend).
     Drain {
@@ -297,6 +310,33 @@ fn backlog(port: u16, conns: usize) {
     drop((listener, clients));
 }
 
+fn overflow(port: u16, backlog: i32, conns: usize) {
+    use socket2::{Domain, Socket, Type};
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    listener.set_reuse_address(true).expect("SO_REUSEADDR");
+    listener.bind(&addr.into()).expect("bind");
+    listener.listen(backlog).expect("listen");
+    let clients: Vec<Socket> = (0..conns)
+        .map(|_| {
+            let c = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            c.set_nonblocking(true).expect("non-blocking");
+            match c.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => panic!("connect: {e}"),
+            }
+            // One at a time: the handshake completes (or its SYN is
+            // dropped) before the next.
+            std::thread::sleep(Duration::from_millis(20));
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    hold();
+    drop((listener, clients));
+}
+
 fn drain(port: u16, conns: usize, close_after: Duration) {
     let (listener, clients, mut servers) = connected(port, conns);
     for s in servers.iter_mut() {
@@ -377,6 +417,11 @@ fn backends(port: u16, count: u32, waves: u32, gap: Duration, keep_last: bool) {
 fn main() {
     match Cli::parse().load {
         Load::Backlog { port, conns } => backlog(port, conns),
+        Load::Overflow {
+            port,
+            backlog,
+            conns,
+        } => overflow(port, backlog, conns),
         Load::Drain {
             port,
             conns,

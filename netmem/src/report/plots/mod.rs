@@ -464,7 +464,11 @@ pub fn accept(tl: &Timeline, top: &[String], r: Range, width: u32) -> anyhow::Re
         ));
     }
     let full: Vec<(f64, f64)> = tl.points.iter().map(|p| (p.t, 100.0)).collect();
-    series.push(Series::new("backlog (100%: full)", LIMIT, Shape::Line(full)));
+    series.push(Series::new(
+        "backlog (100%: full)",
+        LIMIT,
+        Shape::Line(full),
+    ));
     let overflows: Vec<f64> = tl
         .points
         .iter()

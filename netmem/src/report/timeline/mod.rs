@@ -276,7 +276,8 @@ impl Timeline {
             Line::Group(g) => self.group(g),
             Line::Netns(n) => {
                 if let Some(p) = self.current.as_mut() {
-                    p.listen_overflows = p.listen_overflows.saturating_add(n.grew("ListenOverflows"));
+                    p.listen_overflows =
+                        p.listen_overflows.saturating_add(n.grew("ListenOverflows"));
                 }
             }
             Line::Event(e) => self.event(e),
