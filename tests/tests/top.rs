@@ -213,6 +213,14 @@ fn assert_whole_figures(screen: &str, cols: u16) {
                 }
             } else if COUNTS.contains(&col.as_str()) {
                 assert!(digits(cell), "{col} shows {cell:?}:\n{screen}");
+            } else if col == "ACCEPTQ" {
+                // `-`, or queued/backlog with `!` when full.
+                let whole = cell == "-"
+                    || cell
+                        .trim_end_matches('!')
+                        .split_once('/')
+                        .is_some_and(|(q, b)| digits(q) && digits(b));
+                assert!(whole, "{col} shows {cell:?} at {cols} columns:\n{screen}");
             } else {
                 assert!(TEXT.contains(&col.as_str()), "a column {col:?}:\n{screen}");
             }
@@ -429,6 +437,45 @@ fn top_keeps_every_figure_whole_on_small_terminals() {
             within_10pct(got, want),
             "at {x}x{y} top says {got}, ss says {want}:\n{s}"
         );
+    }
+    t.keys("q");
+    t.assert_clean_exit("q");
+}
+
+/// A listener filled past its backlog: its row's ACCEPTQ says how many
+/// wait against the backlog, as `ss -ltn`, and marks it full, at full
+/// size and on a small terminal alike.
+#[test]
+fn top_shows_a_full_accept_queue() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("top-acceptq");
+    let port = 18720u16;
+    let _full = ns.load(&[
+        "overflow",
+        "--port",
+        &port.to_string(),
+        "--backlog",
+        "6",
+        "--conns",
+        "12",
+    ]);
+    let t = Tmux::start(&format!("--netns {} --interval 500ms", ns.name));
+    for (x, y) in [(150, 40), (72, 14)] {
+        t.resize(x, y);
+        let s = t.wait(&format!("the accept queue at {x}x{y}"), |s| {
+            s.lines().all(|l| l.chars().count() <= x as usize)
+                && table(s, &["GROUP"]).iter().any(|r| {
+                    r.get("GROUP") == Some(&format!("listen:{port}")) && r.contains_key("ACCEPTQ")
+                })
+        });
+        assert_whole_figures(&s, x);
+        let rows = table(&s, &["GROUP"]);
+        let row = rows
+            .iter()
+            .find(|r| r["GROUP"] == format!("listen:{port}"))
+            .unwrap();
+        assert_eq!(row["ACCEPTQ"], "7/6!", "{s}");
     }
     t.keys("q");
     t.assert_clean_exit("q");

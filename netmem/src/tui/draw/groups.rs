@@ -23,6 +23,9 @@ mod rank {
     pub const EVENTS: u8 = 3;
     pub const OWNER: u8 = 4;
     pub const ACCEPTQ: u8 = 5;
+    /// A full queue is what the screen is about: it stays longer than
+    /// the memory split.
+    pub const ACCEPTQ_FULL: u8 = 12;
     pub const ABORTS: u8 = 6;
     pub const DROPS: u8 = 7;
     pub const ORPH: u8 = 8;
@@ -107,7 +110,11 @@ pub fn group_columns<'a>(rows: &[&'a GroupLine], sort: SortKey) -> Vec<Column<'a
         cols.push(Column {
             head: "ACCEPTQ",
             cells: Cells::Whole(num(&|g| crate::output::text::accept_cell(&g.mem))),
-            rank: rank::ACCEPTQ,
+            rank: if rows.iter().any(|g| g.mem.accept_full > 0) {
+                rank::ACCEPTQ_FULL
+            } else {
+                rank::ACCEPTQ
+            },
         });
     }
     cols.extend([Column {
