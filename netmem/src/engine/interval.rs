@@ -54,7 +54,7 @@ pub(super) fn gather(
             d.observe(&rec, g);
         }
     }
-    let polled = polls.poll(netns, &ctx, monotonic_ns(), event_limit)?;
+    let polled = polls.poll(netns, &ctx, &agg.netns, monotonic_ns(), event_limit)?;
     let rt6_cached = crate::sources::routes::rt6_cached(netns)?;
     Ok(Gathered {
         agg,

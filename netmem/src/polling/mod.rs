@@ -92,6 +92,7 @@ impl Polls {
         &mut self,
         netns: &Netns,
         ctx: &Context,
+        spaces: &[crate::model::netns::NetnsFigures],
         now: u64,
         event_limit: u64,
     ) -> Result<Polled> {
@@ -105,7 +106,7 @@ impl Polls {
         }
         if let Some(p) = self.aborts.as_mut() {
             let allocated = ctx.memory_allocated_pages as i64;
-            events.extend(p.poll(netns, now, event_limit, allocated, tcp_mem)?);
+            events.extend(p.poll(spaces, now, event_limit, allocated, tcp_mem));
         }
         let mut cached = Vec::new();
         for &fam in &self.route_families {

@@ -178,6 +178,7 @@ fn main() {
                 ("tcp_mem", scenarios::tcp_mem),
                 ("routes", scenarios::routes),
                 ("owners", scenarios::owners),
+                ("netns_aborts", scenarios::netns_aborts),
             ]
         };
         for &(name, f) in all {
