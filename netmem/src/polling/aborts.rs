@@ -114,9 +114,19 @@ mod tests {
         };
         let ev = p.poll(&spaces, 1, 100, 7, [1, 2, 3]);
         assert_eq!(ev.len(), 3);
-        assert!(ev.iter().all(|e| e.group.netns == 5), "charged to namespace 5");
-        assert_eq!(p.poll(&spaces, 1, 2, 7, [1, 2, 3]).len(), 2, "at most max_events");
-        assert!(p.poll(&[before], 1, 100, 7, [1, 2, 3]).is_empty(), "first reading");
+        assert!(
+            ev.iter().all(|e| e.group.netns == 5),
+            "charged to namespace 5"
+        );
+        assert_eq!(
+            p.poll(&spaces, 1, 2, 7, [1, 2, 3]).len(),
+            2,
+            "at most max_events"
+        );
+        assert!(
+            p.poll(&[before], 1, 100, 7, [1, 2, 3]).is_empty(),
+            "first reading"
+        );
     }
 
     #[test]

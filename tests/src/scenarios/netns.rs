@@ -43,7 +43,10 @@ fn grew(lines: &[Value], netns: &str, counter: &str) -> (usize, u64) {
         .iter()
         .filter(|l| l["type"] == "netns" && l["netns"] == netns)
         .collect();
-    let sum = mine.iter().filter_map(|l| l["delta"][counter].as_u64()).sum();
+    let sum = mine
+        .iter()
+        .filter_map(|l| l["delta"][counter].as_u64())
+        .sum();
     (mine.len(), sum)
 }
 
@@ -95,7 +98,10 @@ pub fn netns_aborts(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Resu
     emit_recording("netns_aborts", expect_tier, &lines);
     let (na, aborted) = grew(&lines, abort, "TCPAbortOnMemory");
     let (nc, calm_aborts) = grew(&lines, calm, "TCPAbortOnMemory");
-    ensure!(na > 0 && nc > 0, "netns lines: {na} for {abort}, {nc} for {calm}");
+    ensure!(
+        na > 0 && nc > 0,
+        "netns lines: {na} for {abort}, {nc} for {calm}"
+    );
     ensure!(aborted > 0, "no TCPAbortOnMemory counted in {abort}");
     ensure!(calm_aborts == 0, "{calm_aborts} aborts charged to {calm}");
     let group = format!("listen:{PORT}@{abort}");
@@ -106,7 +112,11 @@ pub fn netns_aborts(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Resu
     ensure!(!ours.is_empty(), "no abort event on {group}");
     let stray: Vec<&Value> = events(&lines, "abort_on_memory")
         .into_iter()
-        .filter(|e| e["group"].as_str().is_some_and(|g| g.ends_with(&format!("@{calm}"))))
+        .filter(|e| {
+            e["group"]
+                .as_str()
+                .is_some_and(|g| g.ends_with(&format!("@{calm}")))
+        })
         .collect();
     ensure!(stray.is_empty(), "aborts charged to {calm}: {stray:?}");
     let findings = doctor_from(netmem, &lines, "netns_aborts")?;
@@ -114,15 +124,14 @@ pub fn netns_aborts(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Resu
         .iter()
         .find(|f| {
             f["id"] == "netns.counters"
-                && f["title"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with(&format!("namespace {abort}:")) && t.contains("TCPAbortOnMemory"))
+                && f["title"].as_str().is_some_and(|t| {
+                    t.starts_with(&format!("namespace {abort}:")) && t.contains("TCPAbortOnMemory")
+                })
         })
         .ok_or_else(|| anyhow!("no netns.counters finding for {abort}: {findings:?}"))?;
     ensure!(
-        !findings
-            .iter()
-            .any(|f| f["id"] == "netns.counters" && f["title"].as_str().unwrap_or("").contains(calm.as_str())),
+        !findings.iter().any(|f| f["id"] == "netns.counters"
+            && f["title"].as_str().unwrap_or("").contains(calm.as_str())),
         "a finding for {calm}"
     );
     Ok(format!(

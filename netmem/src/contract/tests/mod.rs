@@ -375,9 +375,54 @@ fn contract_group_and_context_fields() {
     );
 }
 
+/// A listen group carries its accept queue; a netns line its counters
+/// and their growth, each read back through the types.
+#[test]
+fn contract_accept_queue_and_netns_fields() {
+    use crate::model::netns::NetnsFigures;
+    let g = GroupKey::classify(AF_INET, 8080, true, &[0; 16], 0);
+    let mut row = GroupRow::default();
+    row.mem.listeners = 1;
+    row.mem.accept_queue = 5;
+    row.mem.accept_backlog = 4;
+    row.mem.accept_full = 1;
+    row.mem.listen_drops = 9;
+    let l = object_of_group("t", &g, &row, false, true);
+    for (k, v) in [
+        ("accept_queue", 5),
+        ("accept_backlog", 4),
+        ("accept_full", 1),
+        ("listen_drops", 9),
+    ] {
+        assert_eq!(l[k], v, "{l}");
+    }
+    // Without a listener, none of them.
+    let bare = object_of_group("t", &g, &GroupRow::default(), false, true);
+    assert!(bare.get("accept_queue").is_none(), "{bare}");
+    let read = |pairs: &[(&str, u64)]| -> std::collections::BTreeMap<String, u64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    let first = NetnsFigures::since(7, &read(&[("ListenOverflows", 3)]), None);
+    let f = NetnsFigures::since(7, &read(&[("ListenOverflows", 5)]), Some(&first.totals));
+    let names = Names::default();
+    names.name_netns(7, "web");
+    let line = Line::Netns(crate::output::json::netns_line("t", &f, &names));
+    let v = to_object(line.clone());
+    assert_eq!(
+        keys(v.as_object().unwrap()),
+        want(&[&["type", "ts", "netns", "netns_inode", "counters", "delta"]])
+    );
+    assert_eq!(v["netns"], "web");
+    assert_eq!(v["delta"]["ListenOverflows"], 2);
+    assert_eq!(Line::read(v), Some(line));
+    let at_first = to_object(Line::Netns(crate::output::json::netns_line(
+        "t", &first, &names,
+    )));
+    assert_eq!(at_first["delta"], Value::Null);
+}
+
 /// The doctor's lines carry the model's finding as it serialises, with
 /// `type` and `rank`, and read back through the types.
-#[test]
 fn contract_doctor_and_finding_fields() {
     use crate::doctor::{Evidence, Finding, Report, Scope, Severity};
     let f = Finding {

@@ -18,7 +18,9 @@ use crate::model::names::Names;
 use crate::model::proxy::ProxyView;
 use crate::model::{Event, Interval, Summary};
 
-pub use lines::{context_line, event_line, group_line, interval_lines, proxy_line, socket_line};
+pub use lines::{
+    context_line, event_line, group_line, interval_lines, netns_line, proxy_line, socket_line,
+};
 
 pub struct JsonSink<W: Write> {
     out: W,
