@@ -35,6 +35,12 @@ pub fn aborts(s: &State) -> Option<Finding> {
             fig(first.tcp_mem_max)
         ),
     );
+    // Where they happened: each namespace counts its own.
+    for (ns, n) in &w.netns {
+        if let Some(v) = n.grew.get("TCPAbortOnMemory").filter(|v| **v > 0) {
+            f.ev(format!("TCPAbortOnMemory in namespace {ns} in the window"), v);
+        }
+    }
     if let Some(n) = nstat {
         f.ev("TCPAbortOnMemory since boot", n);
     }
