@@ -423,6 +423,7 @@ fn contract_accept_queue_and_netns_fields() {
 
 /// The doctor's lines carry the model's finding as it serialises, with
 /// `type` and `rank`, and read back through the types.
+#[test]
 fn contract_doctor_and_finding_fields() {
     use crate::doctor::{Evidence, Finding, Report, Scope, Severity};
     let f = Finding {
