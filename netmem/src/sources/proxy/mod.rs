@@ -21,6 +21,7 @@ use crate::model::proxy::{ProxyMap, ProxyView};
 
 pub mod haproxy;
 pub mod kinds;
+pub mod nginx;
 pub mod trust;
 
 use kinds::{Kind, KINDS};
