@@ -188,7 +188,7 @@ fn a_configuration_with_includes_names_servers_and_upstreams() {
     assert!(m.tune.side(Side::Server).known);
     let notes = m.notes.join("\n");
     for said in [
-        "proxy_buffers 16 8.0K (up to 128K per connection",
+        "proxy_buffers 16 8.0K (up to 128.0K per connection",
         "proxy_busy_buffers_size 16.0K",
         "proxy_buffering off in 1 blocks",
         "upstream app/app3.internal:9001",
@@ -212,15 +212,15 @@ fn defaults_hold_where_nothing_is_set() {
 #[test]
 fn words_quotes_escapes_comments_and_variables() {
     let p = parse(
-        "a \"x y\" 'q\\'s' b\\;c \"t\\tn\" # comment ; {\n d ${var}{x} $h; e \"#no\";",
+        "a \"x y\" 'q\\'s' b\\;c \"t\\tn\" # comment ; {\n d ${var}x ${a b} $h; e \"#no\";",
         0,
         0,
         100,
     );
     assert!(p.notes.is_empty(), "{:?}", p.notes);
-    assert_eq!(p.directives.len(), 1);
+    assert_eq!(p.directives.len(), 2);
     let a = &p.directives[0];
-    assert_eq!(a.args, vec!["x y", "q's", "b\\;c", "t\tn", "d", "${var}{x}", "$h"]);
+    assert_eq!(a.args, vec!["x y", "q's", "b\\;c", "t\tn", "d", "${var}x", "${a b}", "$h"]);
     let p = parse("e \"#no\"; f 'a\nb';", 0, 0, 100);
     assert_eq!(p.directives[0].args, vec!["#no"]);
     assert_eq!(p.directives[1].args, vec!["a\nb"]);
