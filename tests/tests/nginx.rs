@@ -135,7 +135,7 @@ impl Site {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx");
-        let mut s = Site {
+        let s = Site {
             ns,
             dir,
             nginx,
