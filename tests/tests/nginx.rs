@@ -149,7 +149,11 @@ impl Site {
 
     fn wait_listening(&self) {
         let t0 = Instant::now();
-        while in_netns(&self.ns.name, || Ok(TcpStream::connect(("127.0.0.1", 8081))?)).is_err() {
+        while in_netns(&self.ns.name, || {
+            Ok(TcpStream::connect(("127.0.0.1", 8081))?)
+        })
+        .is_err()
+        {
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
                 "nginx did not start: {}",
@@ -171,11 +175,7 @@ impl Site {
     fn slow_clients(&mut self, port: u16, n: usize) {
         for _ in 0..n {
             let c = in_netns(&self.ns.name, || {
-                let s = socket2::Socket::new(
-                    socket2::Domain::IPV4,
-                    socket2::Type::STREAM,
-                    None,
-                )?;
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
                 s.set_recv_buffer_size(4096)?;
                 s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
                 let mut t: TcpStream = s.into();
@@ -195,7 +195,9 @@ impl Drop for Site {
         // shutdown, its workers with it.
         unsafe { libc::kill(self.master() as i32, libc::SIGTERM) };
         let t0 = Instant::now();
-        while self.nginx.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        while self.nginx.try_wait().ok().flatten().is_none()
+            && t0.elapsed() < Duration::from_secs(5)
+        {
             sleep(Duration::from_millis(20));
         }
         let _ = self.nginx.kill();
@@ -225,7 +227,10 @@ fn wait_lines(trace: &Trace, what: &str, limit: Duration, ok: impl Fn(&[Value]) 
         assert!(
             t0.elapsed() < limit,
             "timed out waiting for {what}; proxy lines: {:?}; last groups: {:?}",
-            lines.iter().filter(|l| l["type"] == "proxy").collect::<Vec<_>>(),
+            lines
+                .iter()
+                .filter(|l| l["type"] == "proxy")
+                .collect::<Vec<_>>(),
             lines
                 .iter()
                 .rev()
@@ -276,16 +281,25 @@ fn nginx_names_its_servers_and_upstreams_follows_a_reload_and_advises_its_knobs(
     site.slow_clients(8080, 3);
     site.slow_clients(8081, 1);
 
-    wait_lines(&trace, "nginx's names on the groups", Duration::from_secs(20), |l| {
-        group(l, "listen:8080").iter().any(|g| frontend_is(g, "server shop.test"))
-            && group(l, "listen:8081").iter().any(|g| frontend_is(g, "server direct.test"))
-            && group(l, "backend:127.0.0.1:9101")
+    wait_lines(
+        &trace,
+        "nginx's names on the groups",
+        Duration::from_secs(20),
+        |l| {
+            group(l, "listen:8080")
                 .iter()
-                .any(|g| server_is(g, "upstream app", "127.0.0.1:9101"))
-            && group(l, "backend:127.0.0.1:9102")
-                .iter()
-                .any(|g| server_is(g, "upstream 127.0.0.1:9102", "127.0.0.1:9102"))
-    });
+                .any(|g| frontend_is(g, "server shop.test"))
+                && group(l, "listen:8081")
+                    .iter()
+                    .any(|g| frontend_is(g, "server direct.test"))
+                && group(l, "backend:127.0.0.1:9101")
+                    .iter()
+                    .any(|g| server_is(g, "upstream app", "127.0.0.1:9101"))
+                && group(l, "backend:127.0.0.1:9102")
+                    .iter()
+                    .any(|g| server_is(g, "upstream 127.0.0.1:9102", "127.0.0.1:9102"))
+        },
+    );
     let lines = trace.lines();
     let proxy = lines
         .iter()
@@ -314,7 +328,9 @@ fn nginx_names_its_servers_and_upstreams_follows_a_reload_and_advises_its_knobs(
     let o = run(&["snapshot", "--json", "--netns", &ns]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let snap = json_lines(&o.stdout);
-    assert!(group(&snap, "listen:8080").iter().any(|g| frontend_is(g, "server shop.test")));
+    assert!(group(&snap, "listen:8080")
+        .iter()
+        .any(|g| frontend_is(g, "server shop.test")));
 
     // A reload: the site renamed, the master told with SIGHUP; the trace
     // follows within a few intervals (new workers, so read again).
@@ -322,7 +338,9 @@ fn nginx_names_its_servers_and_upstreams_follows_a_reload_and_advises_its_knobs(
     // SAFETY: signalling the nginx master this test started.
     assert_eq!(unsafe { libc::kill(site.master() as i32, libc::SIGHUP) }, 0);
     wait_lines(&trace, "the reloaded name", Duration::from_secs(20), |l| {
-        group(l, "listen:8080").iter().any(|g| frontend_is(g, "server shop2.test"))
+        group(l, "listen:8080")
+            .iter()
+            .any(|g| frontend_is(g, "server shop2.test"))
     });
     let _ = trace.stop().expect("trace ends cleanly");
 
@@ -349,6 +367,9 @@ fn nginx_names_its_servers_and_upstreams_follows_a_reload_and_advises_its_knobs(
         "the advice is in nginx's terms: {all}"
     );
     assert!(!all.contains("tune.sndbuf.client"), "{all}");
+    for advice in all.lines().filter(|l| l.contains("nginx `sndbuf ")) {
+        eprintln!("doctor: {advice}");
+    }
     drop(site);
 }
 
@@ -364,7 +385,12 @@ fn a_process_that_only_calls_itself_nginx_is_not_believed() {
     // command line like a master's.
     let mut py = ns
         .cmd("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .args([
             "/usr/bin/python3",
             "-c",
@@ -378,15 +404,30 @@ fn a_process_that_only_calls_itself_nginx_is_not_believed() {
     let pid = py.id();
     let t0 = Instant::now();
     // setpriv execs python in place: the same pid.
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "nginx" {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the fake never called itself nginx");
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != "nginx"
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the fake never called itself nginx"
+        );
         sleep(Duration::from_millis(20));
     }
-    let o = run(&["snapshot", "--json", "--netns", &ns.name, "--haproxy", "off"]);
+    let o = run(&[
+        "snapshot",
+        "--json",
+        "--netns",
+        &ns.name,
+        "--haproxy",
+        "off",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert_eq!(
-        err.matches(&format!("nginx pid {pid}: not trusted: its executable")).count(),
+        err.matches(&format!("nginx pid {pid}: not trusted: its executable"))
+            .count(),
         1,
         "{err}"
     );
@@ -431,7 +472,9 @@ fn a_configuration_given_with_the_flag_names_the_groups() {
         .expect("a proxy line");
     assert_eq!(p["proxy"], "nginx", "{p}");
     assert!(
-        group(&lines, "listen:9200").iter().any(|g| frontend_is(g, "server flagged")),
+        group(&lines, "listen:9200")
+            .iter()
+            .any(|g| frontend_is(g, "server flagged")),
         "{lines:?}"
     );
     drop(l);

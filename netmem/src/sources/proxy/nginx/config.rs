@@ -231,9 +231,7 @@ impl Reader {
                 Err(_) => (h, 80),
             },
             None => {
-                self.map
-                    .notes
-                    .push(format!("listen {a}: not read"));
+                self.map.notes.push(format!("listen {a}: not read"));
                 return;
             }
         };
@@ -355,8 +353,14 @@ impl Reader {
             Meaning::ProxyBuffer,
             Some(b.buffer_size.iter().copied().max().unwrap_or(page)),
         );
-        t.set(Meaning::Sndbuf(Side::Client), b.sndbuf.iter().copied().max());
-        t.set(Meaning::Rcvbuf(Side::Client), b.rcvbuf.iter().copied().max());
+        t.set(
+            Meaning::Sndbuf(Side::Client),
+            b.sndbuf.iter().copied().max(),
+        );
+        t.set(
+            Meaning::Rcvbuf(Side::Client),
+            b.rcvbuf.iter().copied().max(),
+        );
         // Read from the configuration, where the client side's are set;
         // nginx sets no buffer size on its sockets to servers, so the
         // kernel autotunes them: "auto" is what is true.
@@ -425,7 +429,11 @@ impl Reader {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", "),
-                if self.per_request.len() > 3 { ", ..." } else { "" }
+                if self.per_request.len() > 3 {
+                    ", ..."
+                } else {
+                    ""
+                }
             ));
         }
         self.map.notes.extend(notes);

@@ -148,7 +148,10 @@ impl<F: Files> Loader<'_, F> {
                     self.out.notes.push(format!(
                         "include {}: includes itself (through {}), not followed again",
                         p.display(),
-                        chain.last().map(|c| c.display().to_string()).unwrap_or_default()
+                        chain
+                            .last()
+                            .map(|c| c.display().to_string())
+                            .unwrap_or_default()
                     ));
                     continue;
                 }

@@ -329,14 +329,22 @@ impl Proxy for Nginx {
                     format!(
                         "--nginx {}: {e:#}: give nginx's configuration file{}",
                         self.config.display(),
-                        if self.once { "" } else { " (netmem looks again at every interval)" }
+                        if self.once {
+                            ""
+                        } else {
+                            " (netmem looks again at every interval)"
+                        }
                     )
                 } else {
                     format!(
                         "cannot read nginx's configuration {e:#} (netmem needs read access; run it as root or point --nginx at a readable copy)"
                     )
                 };
-                (None, vec![p], vec![sig_of(&self.config)].into_iter().flatten().collect())
+                (
+                    None,
+                    vec![p],
+                    vec![sig_of(&self.config)].into_iter().flatten().collect(),
+                )
             }
         };
         self.last = Some(Last {

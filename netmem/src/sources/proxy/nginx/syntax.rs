@@ -101,9 +101,7 @@ impl<'a> Lexer<'a> {
                 c if c.is_ascii_whitespace() => {
                     self.bump();
                 }
-                b'#' => {
-                    while self.bump().is_some_and(|c| c != b'\n') {}
-                }
+                b'#' => while self.bump().is_some_and(|c| c != b'\n') {},
                 _ => break,
             }
         }
@@ -199,7 +197,10 @@ pub fn parse(text: &str, file: usize, depth: usize, budget: usize) -> Parsed {
     let mut dropped_words = false;
     let mut too_deep = 0usize;
     let mut stray_close = false;
-    fn current<'a>(top: &'a mut Vec<Directive>, stack: &'a mut [Directive]) -> &'a mut Vec<Directive> {
+    fn current<'a>(
+        top: &'a mut Vec<Directive>,
+        stack: &'a mut [Directive],
+    ) -> &'a mut Vec<Directive> {
         match stack.last_mut() {
             Some(d) => d.block.get_or_insert_with(Vec::new),
             None => top,
@@ -290,8 +291,10 @@ pub fn parse(text: &str, file: usize, depth: usize, budget: usize) -> Parsed {
         ));
     }
     if !stack.is_empty() {
-        out.notes
-            .push(format!("{} blocks not closed at the end of the file", stack.len()));
+        out.notes.push(format!(
+            "{} blocks not closed at the end of the file",
+            stack.len()
+        ));
         while let Some(d) = stack.pop() {
             current(&mut top, &mut stack).push(d);
         }

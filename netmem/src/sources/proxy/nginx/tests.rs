@@ -114,7 +114,10 @@ fn fixture() -> Mem {
         .with("/etc/nginx/conf.d/b-other.conf", OTHER)
         .with("/etc/nginx/conf.d/.hidden.conf", "server { listen 1; }")
         .with("/etc/nginx/conf.d/ignored.txt", "server { listen 2; }")
-        .with("/etc/nginx/sites/main.conf", "server { listen 81; server_name main; }")
+        .with(
+            "/etc/nginx/sites/main.conf",
+            "server { listen 81; server_name main; }",
+        )
 }
 
 fn servers(m: &ProxyMap) -> Vec<String> {
@@ -201,12 +204,24 @@ fn a_configuration_with_includes_names_servers_and_upstreams() {
 
 #[test]
 fn defaults_hold_where_nothing_is_set() {
-    let p = parse("http { server { listen 8000; location / { proxy_pass http://10.0.0.1:81; } } }", 0, 0, 1000);
+    let p = parse(
+        "http { server { listen 8000; location / { proxy_pass http://10.0.0.1:81; } } }",
+        0,
+        0,
+        1000,
+    );
     let m = read_config(&p.directives, 4096);
     assert_eq!(m.tune.get(Meaning::ProxyBuffer), Some(4096));
     assert_eq!(m.tune.side(Side::Client).show(None), "auto");
-    assert!(m.notes[0].starts_with("proxy_buffers 8 4.0K (up to 32.0K"), "{:?}", m.notes);
-    assert_eq!(servers(&m), vec!["upstream 10.0.0.1:81/10.0.0.1:81 10.0.0.1:81"]);
+    assert!(
+        m.notes[0].starts_with("proxy_buffers 8 4.0K (up to 32.0K"),
+        "{:?}",
+        m.notes
+    );
+    assert_eq!(
+        servers(&m),
+        vec!["upstream 10.0.0.1:81/10.0.0.1:81 10.0.0.1:81"]
+    );
 }
 
 #[test]
@@ -220,7 +235,10 @@ fn words_quotes_escapes_comments_and_variables() {
     assert!(p.notes.is_empty(), "{:?}", p.notes);
     assert_eq!(p.directives.len(), 2);
     let a = &p.directives[0];
-    assert_eq!(a.args, vec!["x y", "q's", "b\\;c", "t\tn", "d", "${var}x", "${a b}", "$h"]);
+    assert_eq!(
+        a.args,
+        vec!["x y", "q's", "b\\;c", "t\tn", "d", "${var}x", "${a b}", "$h"]
+    );
     let p = parse("e \"#no\"; f 'a\nb';", 0, 0, 100);
     assert_eq!(p.directives[0].args, vec!["#no"]);
     assert_eq!(p.directives[1].args, vec!["a\nb"]);
@@ -279,11 +297,17 @@ fn hostile_text_never_panics_and_is_capped() {
     }
     let p = parse("}}}} a; http { server { listen 80", 0, 0, 1000);
     let notes = p.notes.join("\n");
-    assert!(notes.contains("closes no block") && notes.contains("not closed"), "{notes}");
+    assert!(
+        notes.contains("closes no block") && notes.contains("not closed"),
+        "{notes}"
+    );
     // Deep nesting: capped, on the heap, no stack overflow.
     let deep = "a {".repeat(100_000) + &"}".repeat(100_000);
     let p = parse(&deep, 0, 0, 1_000_000);
-    assert!(p.notes.iter().any(|n| n.contains(&format!("more than {DEPTH_MAX} deep"))));
+    assert!(p
+        .notes
+        .iter()
+        .any(|n| n.contains(&format!("more than {DEPTH_MAX} deep"))));
     let mut depth = 0;
     let mut d = &p.directives;
     while let Some(b) = d.first().and_then(|x| x.block.as_ref()) {
@@ -318,14 +342,22 @@ fn includes_that_loop_or_go_deep_are_not_followed_forever() {
         files = files.with(&format!("/d/{i}.conf"), &format!("include {}.conf;", i + 1));
     }
     let l = load(&mut files, Path::new("/d/0.conf")).unwrap();
-    assert!(l.notes.iter().any(|n| n.contains("includes deep")), "{:?}", l.notes);
+    assert!(
+        l.notes.iter().any(|n| n.contains("includes deep")),
+        "{:?}",
+        l.notes
+    );
     // A glob over more files than the cap.
     let mut files = Mem::default().with("/e/nginx.conf", "include /e/x/*;");
     for i in 0..(CONFIG_MAX_FILES + 5) {
         files = files.with(&format!("/e/x/{i}"), "a;");
     }
     let l = load(&mut files, Path::new("/e/nginx.conf")).unwrap();
-    assert!(l.notes.iter().any(|n| n.contains("netmem's cap")), "{:?}", l.notes);
+    assert!(
+        l.notes.iter().any(|n| n.contains("netmem's cap")),
+        "{:?}",
+        l.notes
+    );
     // A missing include is noted; a missing main file is an error.
     let mut files = Mem::default().with("/f/nginx.conf", "include missing.conf;");
     let l = load(&mut files, Path::new("/f/nginx.conf")).unwrap();
@@ -348,7 +380,13 @@ fn the_master_names_its_configuration() {
     let rel: Vec<String> = ["nginx", "-c", "n.conf"].map(String::from).to_vec();
     assert_eq!(config_path(&rel), PathBuf::from("/usr/share/nginx/n.conf"));
     // Hostile titles: nothing panics.
-    for t in [&b""[..], b"nginx: ", b"nginx: master process", b"\0\0", b"x\0-c"] {
+    for t in [
+        &b""[..],
+        b"nginx: ",
+        b"nginx: master process",
+        b"\0\0",
+        b"x\0-c",
+    ] {
         let _ = config_path(&args_of(t));
     }
 }
@@ -359,7 +397,11 @@ fn a_configuration_given_by_path_is_read_and_followed() {
     std::fs::create_dir_all(dir.join("conf.d")).unwrap();
     let main = dir.join("nginx.conf");
     std::fs::write(&main, "http { include conf.d/*.conf; }").unwrap();
-    std::fs::write(dir.join("conf.d/a.conf"), "server { listen 8081; server_name a; }").unwrap();
+    std::fs::write(
+        dir.join("conf.d/a.conf"),
+        "server { listen 8081; server_name a; }",
+    )
+    .unwrap();
     let mut n = Nginx::explicit(&dir, 0, false);
     let r = n.read();
     assert!(r.problems.is_empty(), "{:?}", r.problems);
@@ -367,12 +409,20 @@ fn a_configuration_given_by_path_is_read_and_followed() {
     assert_eq!(ports(&m, "server a"), vec![8081]);
     assert!(m.origin[0].contains("(2 files)"), "{:?}", m.origin);
     // A file added where a glob looks: the directory changed.
-    std::fs::write(dir.join("conf.d/b.conf"), "server { listen 8082; server_name b; }").unwrap();
+    std::fs::write(
+        dir.join("conf.d/b.conf"),
+        "server { listen 8082; server_name b; }",
+    )
+    .unwrap();
     let m = n.read().map.unwrap();
     assert_eq!(ports(&m, "server b"), vec![8082]);
     std::fs::remove_dir_all(&dir).unwrap();
     let mut gone = Nginx::explicit(Path::new("/nonexistent/nginx.conf"), 0, true);
     let r = gone.read();
     assert!(r.map.is_none());
-    assert!(r.problems[0].starts_with("--nginx /nonexistent/nginx.conf"), "{:?}", r.problems);
+    assert!(
+        r.problems[0].starts_with("--nginx /nonexistent/nginx.conf"),
+        "{:?}",
+        r.problems
+    );
 }
