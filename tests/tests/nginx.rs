@@ -479,3 +479,104 @@ fn a_configuration_given_with_the_flag_names_the_groups() {
     );
     drop(l);
 }
+
+/// A real nginx run by `nobody`: believed (its executable is the packaged
+/// one), but its configuration is read with nobody's rights only. The
+/// user swaps an included file for a link to a root-only file after
+/// nginx started; netmem does not read it for them.
+#[test]
+fn a_real_nginx_run_by_a_user_is_read_with_that_users_rights() {
+    require_root();
+    const NOBODY: u32 = 65534;
+    let ns = Netns::new("ngxuser");
+    let dir = Dir::new("user");
+    let d = dir.0.display().to_string();
+    std::os::unix::fs::chown(&dir.0, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::os::unix::fs::chown(dir.0.join("tmp"), Some(NOBODY), Some(NOBODY)).unwrap();
+    std::fs::write(
+        dir.0.join("nginx.conf"),
+        format!(
+            "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
+             http {{\n    access_log off;\n    client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n\
+             \x20   fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    scgi_temp_path {d}/tmp/scgi;\n\
+             \x20   include extra.conf;\n    server {{ listen 7070; server_name open; }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.0.join("extra.conf"), "").unwrap();
+    let mut nginx = ns
+        .cmd("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(NGINX)
+        .args([
+            "-p",
+            &d,
+            "-c",
+            &format!("{d}/nginx.conf"),
+            "-e",
+            &format!("{d}/error.log"),
+        ])
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setpriv (util-linux)");
+    let t0 = Instant::now();
+    while in_netns(&ns.name, || Ok(TcpStream::connect(("127.0.0.1", 7070))?)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "nginx as nobody did not start: {}",
+            std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default()
+        );
+        sleep(Duration::from_millis(50));
+    }
+    // Root's file, and the user's link to it where nginx's include looks.
+    let secret_dir = Dir::new("secret");
+    let secret = secret_dir.0.join("secret.conf");
+    std::fs::write(&secret, "server { listen 7777; server_name secret; }").unwrap();
+    std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::remove_file(dir.0.join("extra.conf")).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.0.join("extra.conf")).unwrap();
+
+    let o = run(&[
+        "snapshot",
+        "--json",
+        "--all",
+        "--netns",
+        &ns.name,
+        "--haproxy",
+        "off",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines = json_lines(&o.stdout);
+    assert!(
+        group(&lines, "listen:7070")
+            .iter()
+            .any(|g| frontend_is(g, "server open")),
+        "{out}\n{err}"
+    );
+    assert!(
+        format!("{out}{err}").contains("runs as uid 65534, which may not read"),
+        "the refusal is said: {out}\n{err}"
+    );
+    assert!(
+        !out.contains("server secret"),
+        "root's file was not read: {out}"
+    );
+    // SAFETY: signalling the nginx master this test started.
+    unsafe { libc::kill(nginx.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    while nginx.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        sleep(Duration::from_millis(20));
+    }
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+}
