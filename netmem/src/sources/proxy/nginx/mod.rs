@@ -148,6 +148,11 @@ impl Files for Rooted {
             }
         }
         let f = trust::open_any(&p).map_err(|e| self.refused(e, &p))?;
+        // And on the opened file: a FIFO swapped in since would block the
+        // pass on its read.
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            bail!("{}: not a regular file", trust::shown(path));
+        }
         self.opened.push(p);
         trust::read_open(
             f,

@@ -416,6 +416,22 @@ fn a_configuration_given_by_path_is_read_and_followed() {
     .unwrap();
     let m = n.read().map.unwrap();
     assert_eq!(ports(&m, "server b"), vec![8082]);
+    // A FIFO where a file is included: said, never opened to block on.
+    let fifo = dir.join("conf.d/c.conf");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let t0 = std::time::Instant::now();
+    let m = n.read().map.unwrap();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    assert!(
+        m.notes
+            .iter()
+            .any(|n| n.contains("c.conf: not a regular file")),
+        "{:?}",
+        m.notes
+    );
+    assert_eq!(ports(&m, "server b"), vec![8082]);
     std::fs::remove_dir_all(&dir).unwrap();
     let mut gone = Nginx::explicit(Path::new("/nonexistent/nginx.conf"), 0, true);
     let r = gone.read();
