@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use netmem_tests::rig::{request, serve_with};
 use netmem_tests::scenarios::{in_netns, Trace};
+use netmem_tests::serve::Serve;
 use netmem_tests::{netmem_bin, require_root, Netns};
 use serde_json::Value;
 
@@ -332,6 +333,20 @@ fn nginx_names_its_servers_and_upstreams_follows_a_reload_and_advises_its_knobs(
         .iter()
         .any(|g| frontend_is(g, "server shop.test")));
 
+    // serve: the names as an info series per group.
+    let mut served = Serve::start(&["--netns", &ns, "--interval", "300ms"]);
+    let body = served.wait_for("netmem_group_proxy_info{");
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("netmem_group_proxy_info{")
+                && l.contains("group=\"backend:127.0.0.1:9101\"")
+                && l.contains("proxy=\"nginx\"")
+                && l.contains("backend=\"upstream app\"")
+                && l.contains("server=\"127.0.0.1:9101\"")),
+        "{body}"
+    );
+    drop(served);
+
     // A reload: the site renamed, the master told with SIGHUP; the trace
     // follows within a few intervals (new workers, so read again).
     std::fs::write(site.dir.0.join("conf.d/sites.conf"), sites("shop2.test")).unwrap();
@@ -342,6 +357,24 @@ fn nginx_names_its_servers_and_upstreams_follows_a_reload_and_advises_its_knobs(
             .iter()
             .any(|g| frontend_is(g, "server shop2.test"))
     });
+    // A reload nginx refuses (a broken file): it keeps its workers and
+    // its configuration, and netmem keeps naming what nginx runs.
+    std::fs::write(
+        site.dir.0.join("conf.d/sites.conf"),
+        sites("broken.test").replace("location / {", "location / "),
+    )
+    .unwrap();
+    // SAFETY: signalling the nginx master this test started.
+    assert_eq!(unsafe { libc::kill(site.master() as i32, libc::SIGHUP) }, 0);
+    let refused_at = trace.lines().len();
+    sleep(Duration::from_secs(2));
+    let after = trace.lines();
+    let later: Vec<&Value> = group(&after[refused_at..], "listen:8080");
+    assert!(!later.is_empty());
+    assert!(
+        later.iter().all(|g| frontend_is(g, "server shop2.test")),
+        "{later:?}"
+    );
     let _ = trace.stop().expect("trace ends cleanly");
 
     // The doctor, on a recording: the slow clients' memory is nginx's
