@@ -401,28 +401,32 @@ impl Reader {
                 .map(|v| format!(", proxy_busy_buffers_size {}", crate::format::human_bytes(*v)))
                 .unwrap_or_default(),
             if b.buffering_off > 0 {
-                format!(", proxy_buffering off in {} blocks", b.buffering_off)
+                format!(", proxy_buffering off in {}", plural(b.buffering_off, "block"))
             } else {
                 String::new()
             }
         ));
         if !self.named_by_host.is_empty() {
             notes.push(format!(
-                "{} servers given by host name ({}{}): nginx resolves them, netmem does not name them",
-                self.named_by_host.len(),
+                "{} given by host name ({}{}): nginx resolves them, netmem does not name them",
+                plural(self.named_by_host.len(), "server"),
                 self.named_by_host
                     .iter()
                     .take(3)
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", "),
-                if self.named_by_host.len() > 3 { ", ..." } else { "" }
+                if self.named_by_host.len() > 3 {
+                    ", ..."
+                } else {
+                    ""
+                }
             ));
         }
         if !self.per_request.is_empty() {
             notes.push(format!(
-                "{} passes chosen per request by variables ({}{}): not named",
-                self.per_request.len(),
+                "{} chosen per request by variables ({}{}): not named",
+                plural(self.per_request.len(), "pass"),
                 self.per_request
                     .iter()
                     .take(3)
@@ -442,6 +446,15 @@ impl Reader {
         self.map.servers.sort();
         self.map.servers.dedup();
         self.map
+    }
+}
+
+/// `1 server`, `2 servers`, `3 passes`.
+fn plural(n: usize, what: &str) -> String {
+    match (n, what.ends_with('s')) {
+        (1, _) => format!("1 {what}"),
+        (_, true) => format!("{n} {what}es"),
+        _ => format!("{n} {what}s"),
     }
 }
 

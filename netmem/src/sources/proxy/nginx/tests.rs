@@ -193,7 +193,7 @@ fn a_configuration_with_includes_names_servers_and_upstreams() {
     for said in [
         "proxy_buffers 16 8.0K (up to 128.0K per connection",
         "proxy_busy_buffers_size 16.0K",
-        "proxy_buffering off in 1 blocks",
+        "proxy_buffering off in 1 block",
         "upstream app/app3.internal:9001",
         "https://backend.internal in server example.com",
         "http://$backend_host in server example.com",
