@@ -36,7 +36,9 @@ pub struct Args {
     kernel_log: Option<String>,
     /// Diagnose a recording made with `netmem record` (or `trace
     /// --json`) instead of now.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["watch", "haproxy"])]
+    // Every proxy kind's flag (`sources/proxy/kinds.rs`): a recording
+    // carries its names as written.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["watch", "haproxy", "nginx"])]
     from: Option<String>,
     #[command(flatten)]
     proxy: ProxyArg,

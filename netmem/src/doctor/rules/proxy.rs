@@ -56,9 +56,11 @@ pub(super) fn group_hint(w: &crate::doctor::Window, group: &str, budget: Option<
     let knobs = |m: [Meaning; 2]| {
         kinds::KINDS
             .iter()
-            .map(|k| {
+            // A kind that sets none of the side's buffers (nginx, to its
+            // servers) has nothing to advise there.
+            .filter_map(|k| {
                 let names: Vec<&str> = m.iter().filter_map(|m| k.knob(*m)).collect();
-                format!("{} {}", k.display, names.join(" / "))
+                (!names.is_empty()).then(|| format!("{} {}", k.display, names.join(" / ")))
             })
             .collect::<Vec<_>>()
             .join(", ")

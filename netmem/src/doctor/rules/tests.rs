@@ -519,7 +519,8 @@ fn memory_charged_elsewhere_says_where_to_look() {
 #[test]
 fn proxy_advice_is_worded_in_the_kinds_terms() {
     // Every wording of the advice, exactly as HAProxy's was written before
-    // the kinds became a registry.
+    // the kinds became a registry; a group no proxy names gets every
+    // kind's knobs of its side (nginx has none on the server side).
     use super::proxy::group_hint;
     let mut s = state(
         host("45984 61312 91968", 16384, GIB),
@@ -565,7 +566,7 @@ fn proxy_advice_is_worded_in_the_kinds_terms() {
     );
     assert_eq!(
         group_hint(w, "listen:80", None),
-        "its accepted connections' buffers (a proxy's client side: HAProxy tune.sndbuf.client / tune.rcvbuf.client)"
+        "its accepted connections' buffers (a proxy's client side: HAProxy tune.sndbuf.client / tune.rcvbuf.client, nginx sndbuf / rcvbuf)"
     );
     assert_eq!(
         group_hint(w, "backend:10.0.0.9:80", None),

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::{haproxy, Detection, Proxy};
+use super::{haproxy, nginx, Detection, Proxy};
 use crate::model::proxy::{knob_of, Knob, Meaning};
 
 /// One proxy kind.
@@ -92,6 +92,30 @@ pub static KINDS: &[Kind] = &[Kind {
     detect: haproxy::detect,
     explicit: |paths, netns, enter, once| {
         Box::new(haproxy::HaProxy::explicit(paths, netns, enter, once))
+    },
+}, Kind {
+    name: "nginx",
+    display: "nginx",
+    flag: Flag {
+        long: "nginx",
+        value_name: "CONFIG|off",
+        help: "Name groups after nginx's `server` blocks (`server NAME`, by their `listen` ports) and upstreams (`upstream NAME/ADDR:PORT`, from `upstream` blocks and `proxy_pass`), read from its configuration (a file, or a directory holding nginx.conf; its `include`s followed); `off` to name none. By default a running nginx master in the traced namespace is found, and its configuration read from its command line's -c/-p (else /etc/nginx/nginx.conf) through its own root",
+        empty: "give nginx's configuration file, or `off`",
+    },
+    knobs: nginx::KNOBS,
+    knobs_where: "(`sndbuf=`/`rcvbuf=` are parameters of the server block's `listen`; proxy_buffer_size goes in the http, server or location block)",
+    // nginx closes a connection whose send timed out (a client that
+    // stopped reading) with a reset when told to: no orphan is left.
+    no_linger: Some("reset_timedout_connection on"),
+    detect: nginx::detect,
+    explicit: |paths, netns, _enter, once| {
+        if paths.len() > 1 {
+            log::warn!(
+                "--nginx names one configuration: {} is read, the rest are not",
+                paths[0].display()
+            );
+        }
+        Box::new(nginx::Nginx::explicit(&paths[0], netns, once))
     },
 }];
 

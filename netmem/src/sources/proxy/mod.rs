@@ -1,8 +1,8 @@
 //! Proxies in front of the sockets: what they call their listeners and
 //! servers, read from the proxy itself. One small interface, [`Proxy`];
-//! HAProxy is its one implementation today (`haproxy/`). The kinds are a
-//! registry (`kinds.rs`): another proxy (nginx `upstream` blocks, Envoy's
-//! admin `/clusters`) is one more implementation and one more entry there.
+//! HAProxy (`haproxy/`) and nginx (`nginx/`) implement it. The kinds are a
+//! registry (`kinds.rs`): another proxy (Envoy's admin `/clusters`) is one
+//! more implementation and one more entry there.
 //!
 //! A running proxy names itself, so one found running is believed, and
 //! read for, only as `trust.rs` allows: its executable must be the real
@@ -21,6 +21,7 @@ use crate::model::proxy::{ProxyMap, ProxyView};
 
 pub mod haproxy;
 pub mod kinds;
+pub mod nginx;
 pub mod trust;
 
 use kinds::{Kind, KINDS};

@@ -201,7 +201,7 @@ pub fn as_owner<T: Send>(owner: Option<&Owner>, f: impl FnOnce() -> T + Send) ->
 fn become_owner(o: &Owner) -> Result<()> {
     let cannot = |e: std::io::Error| {
         anyhow::Error::new(Refused(format!(
-            "pid {} runs as uid {}: netmem cannot take that user's rights to read for it ({e}; it needs CAP_SETUID and CAP_SETGID, as root has); name the proxy with --haproxy instead",
+            "pid {} runs as uid {}: netmem cannot take that user's rights to read for it ({e}; it needs CAP_SETUID and CAP_SETGID, as root has); name the proxy with its flag instead (--haproxy, --nginx)",
             o.pid, o.uid
         )))
     };

@@ -225,7 +225,7 @@ pub(super) fn groups(f: &mut Families, e: &Exposition) -> Fmt {
     )?;
     f.labelled(
         "group_proxy",
-        "What the proxy in front calls the group (--haproxy, or a haproxy found running): its side, frontend, or backend and server; several names joined by '+' when the kernel's group is shared. Join on group.",
+        "What the proxy in front calls the group (--haproxy, --nginx, or one found running): its side, frontend, or backend and server; several names joined by '+' when the kernel's group is shared. Join on group.",
         None,
         MetricType::Info,
         e.groups.iter().filter_map(|g| {
