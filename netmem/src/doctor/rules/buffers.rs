@@ -38,7 +38,10 @@ pub fn aborts(s: &State) -> Option<Finding> {
     // Where they happened: each namespace counts its own.
     for (ns, n) in &w.netns {
         if let Some(v) = n.grew.get("TCPAbortOnMemory").filter(|v| **v > 0) {
-            f.ev(format!("TCPAbortOnMemory in namespace {ns} in the window"), v);
+            f.ev(
+                format!("TCPAbortOnMemory in namespace {ns} in the window"),
+                v,
+            );
         }
     }
     if let Some(n) = nstat {

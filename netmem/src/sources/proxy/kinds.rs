@@ -107,6 +107,11 @@ pub static KINDS: &[Kind] = &[Kind {
     // nginx closes a connection whose send timed out (a client that
     // stopped reading) with a reset when told to: no orphan is left.
     no_linger: Some("reset_timedout_connection on"),
+    accept: Accept {
+        // NGX_LISTEN_BACKLOG on Linux.
+        backlog: "`backlog=N` on the server block's `listen` (unset: 511)",
+        stops_accepting: "`worker_connections` (events block, per worker): a worker at it stops accepting",
+    },
     detect: nginx::detect,
     explicit: |paths, netns, _enter, once| {
         if paths.len() > 1 {
