@@ -87,22 +87,32 @@ impl GroupProxy {
     /// How people read it: `frontend fe_https`, `backend app, server
     /// app3`, `frontends fe_a + fe_b (one port)`, `backend app (3 servers)`.
     pub fn describe(&self) -> String {
+        // A name with a blank carries its kind's own word (nginx's
+        // `server shop.example`, `upstream app`): said as it is. HAProxy's
+        // names cannot hold one, and get `frontend`/`backend`.
+        let word = |w: &str, name: &str| {
+            if name.contains(' ') {
+                name.to_string()
+            } else {
+                format!("{w} {name}")
+            }
+        };
         match self.side {
             Side::Client if self.frontends.len() > 1 => {
                 format!("frontends {} (one port)", self.frontends.join(" + "))
             }
-            Side::Client => format!("frontend {}", self.frontend().unwrap_or("?")),
+            Side::Client => word("frontend", self.frontend().unwrap_or("?")),
             Side::Server if self.summed => format!(
-                "backend {} ({} servers)",
-                self.backend().unwrap_or("?"),
+                "{} ({} servers)",
+                word("backend", self.backend().unwrap_or("?")),
                 self.servers.len()
             ),
             Side::Server if self.shared() => {
                 format!("servers {} (one endpoint)", self.server_paths().join(" + "))
             }
             Side::Server => format!(
-                "backend {}, server {}",
-                self.backend().unwrap_or("?"),
+                "{}, server {}",
+                word("backend", self.backend().unwrap_or("?")),
                 self.server().unwrap_or("?")
             ),
         }
