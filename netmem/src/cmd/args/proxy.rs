@@ -1,4 +1,4 @@
-//! The proxy flags: one per proxy kind (`--haproxy` today), declared from
+//! The proxy flags: one per proxy kind (`--haproxy`, `--nginx`), declared from
 //! the kinds' registry (`sources/proxy/kinds.rs`), so a second kind's flag
 //! comes with its entry there, and every command that names groups after a
 //! proxy (snapshot, doctor and the live ones, through `Owners`) takes it.
@@ -9,7 +9,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use crate::sources::proxy::kinds::{Kind, KINDS};
 use crate::sources::proxy::{KindSpec, ProxySpec};
 
-/// `--haproxy`: every kind's flag, and what each was given.
+/// `--haproxy`, `--nginx`: every kind's flag, and what each was given.
 #[derive(Clone)]
 pub struct ProxyArg {
     given: Vec<(&'static Kind, Vec<String>)>,
