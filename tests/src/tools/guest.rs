@@ -171,7 +171,10 @@ fn main() {
         }
         type Scenario = fn(&str, &[&str], &str) -> anyhow::Result<String>;
         let all: &[(&str, Scenario)] = if nobtf {
-            &[("no_btf", netmem_tests::no_btf::guest)]
+            &[
+                ("no_btf", netmem_tests::no_btf::guest),
+                ("netns_aborts", scenarios::netns_aborts),
+            ]
         } else {
             &[
                 ("orphans", scenarios::orphans),
