@@ -88,7 +88,9 @@ impl Names {
             GROUP_BACKEND => format!("backend:{}", endpoint(&ip_from(g.family, &g.addr), g.port)),
             GROUP_PROCESS | GROUP_CGROUP => self.owner_group_name(g),
             GROUP_PROXY_BACKEND => self.backend_group_name(g),
-            _ => return "unattributed".to_string(),
+            // With its namespace when it has one: a polled abort is
+            // counted per namespace, with no socket to group it by.
+            _ => "unattributed".to_string(),
         };
         base + &self.netns_suffix(g.netns)
     }
