@@ -6,6 +6,7 @@ use super::{LogSeen, State};
 use crate::sources::kernel_log::LogMessage;
 
 mod buffers;
+mod cgroup;
 mod kernel_log;
 mod limits;
 mod proxy;
@@ -14,6 +15,7 @@ mod routes;
 mod tests;
 
 pub use buffers::{aborts, buffer_limits, per_connection};
+pub use cgroup::cgroup_pressure;
 pub use kernel_log::kernel_log;
 pub use limits::{orphans, tcp_mem, tcp_mem_vs_ram};
 pub use routes::routes;

@@ -8,6 +8,7 @@ pub mod group;
 pub mod incident;
 pub mod interval;
 pub mod key;
+pub mod memcg;
 pub mod names;
 pub mod owner;
 pub mod proxy;

@@ -39,13 +39,17 @@ pub struct OwnerSource {
     unknown_cgroups: HashSet<u64>,
     /// The cgroup2 mount point; None on a host without one.
     root: Option<PathBuf>,
+    /// Where the memory controllers are (v2, and v1's on a hybrid host).
+    memcg_roots: crate::sources::memcg::MemcgRoots,
     pub stats: ScanStats,
 }
 
 impl OwnerSource {
     pub fn new() -> OwnerSource {
+        let root = cgroup2_mount();
         OwnerSource {
-            root: cgroup2_mount(),
+            memcg_roots: crate::sources::memcg::MemcgRoots::new(root.clone()),
+            root,
             ..Default::default()
         }
     }
@@ -99,6 +103,14 @@ impl OwnerSource {
         stat.lines()
             .find_map(|l| l.strip_prefix("sock "))
             .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The cgroup's memory controller: `memory.stat` `sock`, current,
+    /// limits, events and the limit that applies on the way up (see
+    /// `sources::memcg`). None when nothing of it can be read.
+    pub fn memcg(&self, id: u64) -> Option<Arc<crate::model::memcg::Memcg>> {
+        let cg = self.table.cgroups.get(&id)?;
+        self.memcg_roots.read(&cg.path).map(Arc::new)
     }
 
     fn scan_proc(&mut self, wanted: &HashSet<u32>) {

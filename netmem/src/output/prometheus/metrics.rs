@@ -13,6 +13,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::{Exposition, HttpStats};
 
+mod cgroup;
 mod families;
 mod global;
 mod group;
@@ -43,6 +44,13 @@ pub const NAMES: &[&str] = &[
     "netmem_group_memcg_sock_bytes",
     "netmem_group_proxy_info",
     "netmem_group_proxy_buffer_bytes",
+    "netmem_cgroup_memory_current_bytes",
+    "netmem_cgroup_memory_max_bytes",
+    "netmem_cgroup_memory_high_bytes",
+    "netmem_cgroup_memory_limit_bytes",
+    "netmem_cgroup_sock_bytes",
+    "netmem_cgroup_memory_events_total",
+    "netmem_cgroup_socket_pressure",
     "netmem_aborts_on_memory_total",
     "netmem_buffer_limit_exceeded_total",
     "netmem_receive_queue_full_total",
@@ -157,6 +165,7 @@ impl prometheus_client::collector::Collector for IntervalPart {
         let e = &self.0;
         let mut f = Families { enc: &mut enc };
         group::groups(&mut f, e)?;
+        cgroup::cgroups(&mut f, e)?;
         host::host(&mut f, &e.host)?;
         global::global(&mut f, e)?;
         global::own(&mut f, e)
