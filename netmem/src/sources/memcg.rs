@@ -44,10 +44,10 @@ pub fn parse_number(s: &str) -> Option<u64> {
 /// A flat keyed file's value (`memory.stat`, `memory.events`): the first
 /// line `key value`.
 pub fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok())?
-    })
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.trim().parse().ok())
 }
 
 pub fn parse_events(text: &str) -> MemcgEvents {
