@@ -10,7 +10,8 @@
 //! Here: the harness every scenario shares (sysctls, a trace, a served
 //! exporter, the checks of what netmem reported, connections stuck with
 //! data queued); the scenarios by subject in `aborts.rs` (orphans,
-//! tcp_mem), `owners.rs` (cgroups), `routes.rs`, and `snapshot.rs` (no
+//! tcp_mem), `owners.rs` (cgroups), `memcg.rs` (socket pressure local to
+//! a cgroup), `routes.rs`, and `snapshot.rs` (no
 //! hook: `netmem snapshot` against SIOCOUTQ, once per guest).
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -25,12 +26,14 @@ use netmem::hooks::HookId;
 use serde_json::Value;
 
 mod aborts;
+mod memcg;
 mod owners;
 mod routes;
 mod seed;
 mod snapshot;
 
 pub use aborts::{orphans, tcp_mem};
+pub use memcg::memcg;
 pub use owners::owners;
 pub use routes::{in_netns, ip, routes, RouterTopology};
 pub use seed::seed;

@@ -178,6 +178,7 @@ fn main() {
                 ("tcp_mem", scenarios::tcp_mem),
                 ("routes", scenarios::routes),
                 ("owners", scenarios::owners),
+                ("memcg", scenarios::memcg),
             ]
         };
         for &(name, f) in all {
