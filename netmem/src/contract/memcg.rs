@@ -50,6 +50,20 @@ pub struct MemcgFields {
         skip_serializing_if = "Option::is_none"
     )]
     pub memory_limit_cgroup: Option<String>,
+    /// That cgroup's `memory.events` `max` and `high` (where an
+    /// ancestor's limit pushes back, it counts them).
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memory_limit_events_max: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memory_limit_events_high: Option<u64>,
     /// `memory.events`' counters (cumulative).
     #[serde(
         default,

@@ -22,8 +22,10 @@ pub struct CgroupMem {
     pub container: Option<String>,
     /// Its figures in the last interval that carried them.
     pub last: Memcg,
-    /// `memory.events` as first seen, for the window's increase.
+    /// `memory.events` as first seen, for the window's increase; and the
+    /// limit's cgroup's, with its path then.
     pub first_events: MemcgEvents,
+    pub first_limit_events: Option<(String, MemcgEvents)>,
     /// Intervals in which its sockets were under pressure of their own.
     pub local_intervals: u64,
     /// The first such interval's findings, and the one nearest its limit.
@@ -69,6 +71,11 @@ pub fn memcg_of(f: &MemcgFields, sock: Option<u64>) -> Memcg {
                 max,
                 current,
                 cgroup: cut_name(c, MAX_NAME).into_owned(),
+                events: MemcgEvents {
+                    max: f.memory_limit_events_max,
+                    high: f.memory_limit_events_high,
+                    ..Default::default()
+                },
             }),
             _ => None,
         },
@@ -111,6 +118,12 @@ impl CgroupWindow {
         if c.interval == 0 {
             c.first_events = now.events.clone();
         }
+        if c.first_limit_events.is_none() {
+            c.first_limit_events = now
+                .limit
+                .as_ref()
+                .map(|l| (l.cgroup.clone(), l.events.clone()));
+        }
         c.before = (c.interval != 0).then(|| std::mem::take(&mut c.last));
         c.interval = interval;
         c.pod = cg
@@ -142,14 +155,25 @@ impl CgroupWindow {
 impl CgroupMem {
     /// How much a `memory.events` counter rose over the window.
     pub fn events_increase(&self) -> MemcgEvents {
-        let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b.unwrap_or(0)));
-        let (n, f) = (&self.last.events, &self.first_events);
-        MemcgEvents {
-            high: d(n.high, f.high),
-            max: d(n.max, f.max),
-            oom: d(n.oom, f.oom),
-            oom_kill: d(n.oom_kill, f.oom_kill),
-            sock_throttled: d(n.sock_throttled, f.sock_throttled),
-        }
+        increase(&self.last.events, &self.first_events)
+    }
+
+    /// The same for the limit's cgroup, when it is another one and set
+    /// the limit all along: its path and its increase.
+    pub fn limit_events_increase(&self) -> Option<(&str, MemcgEvents)> {
+        let (path, first) = self.first_limit_events.as_ref()?;
+        let now = self.last.limit.as_ref()?;
+        (now.cgroup == *path).then(|| (path.as_str(), increase(&now.events, first)))
+    }
+}
+
+fn increase(n: &MemcgEvents, f: &MemcgEvents) -> MemcgEvents {
+    let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b.unwrap_or(0)));
+    MemcgEvents {
+        high: d(n.high, f.high),
+        max: d(n.max, f.max),
+        oom: d(n.oom, f.oom),
+        oom_kill: d(n.oom_kill, f.oom_kill),
+        sock_throttled: d(n.sock_throttled, f.sock_throttled),
     }
 }

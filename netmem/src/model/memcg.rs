@@ -64,6 +64,10 @@ pub struct EffectiveLimit {
     /// Its path under the cgroup2 mount: the cgroup itself or an
     /// ancestor (a pod's slice).
     pub cgroup: String,
+    /// That cgroup's `memory.events`: a charge pushed back by an
+    /// ancestor's limit is counted there (and above), not in the
+    /// descendant whose socket asked.
+    pub events: MemcgEvents,
 }
 
 impl EffectiveLimit {
@@ -135,7 +139,14 @@ pub fn local_pressure(m: &Memcg, before: Option<&Memcg>, host: Option<HostTcp>) 
     let host = host?;
     let sock = m.sock.filter(|s| *s > 0)?;
     let limit = m.limit.clone()?;
-    let pushed_back = before.is_some_and(|b| m.events.pushed_back_since(&b.events));
+    // The limit's own cgroup counts the pushes back of its whole subtree;
+    // compared only when the same cgroup set the limit before.
+    let pushed_back = before.is_some_and(|b| {
+        m.events.pushed_back_since(&b.events)
+            || b.limit.as_ref().is_some_and(|bl| {
+                bl.cgroup == limit.cgroup && limit.events.pushed_back_since(&bl.events)
+            })
+    });
     let near = limit.ratio() >= NEAR_LIMIT;
     if !(near || pushed_back) || !host.below_pressure() {
         return None;
@@ -271,6 +282,10 @@ mod tests {
                 max,
                 current,
                 cgroup: "/pod".into(),
+                events: MemcgEvents {
+                    max: Some(ev_max),
+                    ..Default::default()
+                },
             }),
             ..Default::default()
         }
@@ -322,6 +337,7 @@ mod tests {
             max: 0,
             current: 5,
             cgroup: "/".into(),
+            events: MemcgEvents::default(),
         };
         assert_eq!(l.ratio(), 0.0);
     }

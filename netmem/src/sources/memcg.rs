@@ -142,6 +142,9 @@ fn effective_limit(root: &Path, path: &str) -> Option<EffectiveLimit> {
                         max,
                         current,
                         cgroup: at.clone(),
+                        events: read(&dir.join("memory.events"))
+                            .map(|s| parse_events(&s))
+                            .unwrap_or_default(),
                     },
                 ));
             }
@@ -209,6 +212,7 @@ mod tests {
         put(&ctr, "memory.current", "20000000\n");
         put(&ctr, "memory.stat", "anon 1\nsock 8192\n");
         put(&ctr, "memory.events", "max 4\n");
+        put(&pod, "memory.events", "max 9\nhigh 1\n");
         let roots = MemcgRoots {
             v2: Some(d.clone()),
             v1_memory: None,
@@ -222,6 +226,7 @@ mod tests {
             (l.max, l.current, l.cgroup.as_str()),
             (33554432, 33000000, "/pod")
         );
+        assert_eq!((l.events.max, l.events.high), (Some(9), Some(1)));
         // Garbage where a number goes, and a file too big: unknown.
         put(&pod, "memory.max", "lots");
         put(&ctr, "memory.stat", &"x".repeat(CAP as usize + 10));

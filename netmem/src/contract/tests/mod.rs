@@ -393,6 +393,11 @@ fn contract_cgroup_pressure_fields() {
         max: 32 << 20,
         current: 31 << 20,
         cgroup: "/pod".into(),
+        events: MemcgEvents {
+            max: Some(2),
+            high: Some(1),
+            ..Default::default()
+        },
     };
     let memcg = Arc::new(Memcg {
         sock: Some(8 << 20),
@@ -438,6 +443,8 @@ fn contract_cgroup_pressure_fields() {
         "memory_limit_bytes",
         "memory_limit_current_bytes",
         "memory_limit_cgroup",
+        "memory_limit_events_max",
+        "memory_limit_events_high",
         "memory_events_high",
         "memory_events_max",
         "memory_events_oom",

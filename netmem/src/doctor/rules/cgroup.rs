@@ -92,6 +92,16 @@ fn finding(s: &State, path: &str, c: &CgroupMem) -> Option<Finding> {
         events.push("not read".into());
     }
     f.ev("memory.events in the window", events.join(", "));
+    if let Some((at, inc)) = c.limit_events_increase().filter(|(at, _)| *at != path) {
+        let n = |v: Option<u64>| v.map_or("?".to_string(), |v| format!("+{v}"));
+        f.ev(
+            format!(
+                "memory.events of {} (where the limit is)",
+                at.escape_debug()
+            ),
+            format!("max {}, high {}", n(inc.max), n(inc.high)),
+        );
+    }
     let page = s.page();
     let h = first.host;
     f.ev(

@@ -668,7 +668,8 @@ fn pod_intervals(allocated: u64, current: u64, events_max: [u64; 2]) -> State {
             "memcg_sock_bytes": 12 << 20, "memory_current_bytes": 20 << 20,
             "memory_max_bytes": null, "memory_high_bytes": null,
             "memory_limit_bytes": 32 << 20, "memory_limit_current_bytes": current,
-            "memory_limit_cgroup": slice, "memory_events_max": ev, "memory_events_high": 0,
+            "memory_limit_cgroup": slice, "memory_limit_events_max": ev + 100,
+            "memory_events_max": ev, "memory_events_high": 0,
             "memory_events_oom": 0, "memory_events_oom_kill": 0,
             "sockets": 40, "rmem_bytes": 0, "wmem_queued_bytes": 12 << 20, "fwd_alloc_bytes": 0,
         }));
@@ -704,6 +705,7 @@ fn socket_pressure_local_to_a_pod() {
     );
     assert!(ev("memory.events").contains("max +895"), "{c:?}");
     assert!(ev("host TCP memory").starts_with("300 pages"), "{c:?}");
+    assert!(ev("where the limit is").starts_with("max +895"), "{c:?}");
     assert!(c.action[0].contains("pod 0a1b2c3d"), "{:?}", c.action);
     // 32 MiB + 12 MiB of sockets, in whole MiB.
     assert!(

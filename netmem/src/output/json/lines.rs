@@ -290,6 +290,8 @@ pub fn memcg_fields(m: Option<&crate::model::memcg::Memcg>) -> contract::MemcgFi
         memory_limit_bytes: m.limit.as_ref().map(|l| l.max),
         memory_limit_current_bytes: m.limit.as_ref().map(|l| l.current),
         memory_limit_cgroup: m.limit.as_ref().map(|l| l.cgroup.clone()),
+        memory_limit_events_max: m.limit.as_ref().and_then(|l| l.events.max),
+        memory_limit_events_high: m.limit.as_ref().and_then(|l| l.events.high),
         memory_events_high: m.events.high,
         memory_events_max: m.events.max,
         memory_events_oom: m.events.oom,
