@@ -331,6 +331,41 @@ mod tests {
         assert_eq!(local_pressure(&before, Some(&now), Some(HOST)), None);
     }
 
+    /// The watch says a cgroup began once, while it stays under pressure,
+    /// and again after it left.
+    #[test]
+    fn the_watch_says_when_it_begins() {
+        use crate::model::row::{CgroupShare, Owners};
+        let cg = Arc::new(super::super::types::Cgroup::at(5, "/pod".into()));
+        let groups = |m: Memcg| {
+            let mut row = GroupRow::default();
+            row.owners = Some(Box::new(Owners {
+                cgroups: vec![CgroupShare {
+                    cgroup: cg.clone(),
+                    sockets: 1,
+                    bytes: 1,
+                    memcg_sock: m.sock,
+                    memcg: Some(Arc::new(m)),
+                }],
+                ..Default::default()
+            }));
+            vec![(GroupKey::default(), row)]
+        };
+        let mut w = PressureWatch::default();
+        let began = |w: &mut PressureWatch, m: Memcg| -> Vec<bool> {
+            w.update(&groups(m), Some(HOST))
+                .iter()
+                .map(|p| p.began)
+                .collect()
+        };
+        let near = memcg(5 << 20, 29 << 20, 30 << 20, 0);
+        let far = memcg(5 << 20, 10 << 20, 30 << 20, 0);
+        assert_eq!(began(&mut w, near.clone()), [true]);
+        assert_eq!(began(&mut w, near.clone()), [false]);
+        assert_eq!(began(&mut w, far), Vec::<bool>::new());
+        assert_eq!(began(&mut w, near), [true]);
+    }
+
     #[test]
     fn a_zero_limit_has_no_ratio() {
         let l = EffectiveLimit {

@@ -88,23 +88,6 @@ impl OwnerSource {
         self.table.comm(pid)
     }
 
-    /// The cgroup's `memory.stat` `sock` (bytes): what the memory
-    /// controller has charged to it for socket buffers. None without a
-    /// cgroup v2 memory controller there (a v1 or hybrid host, or
-    /// `cgroup.memory=nosocket`).
-    pub fn memcg_sock(&self, id: u64) -> Option<u64> {
-        let root = self.root.as_ref()?;
-        let cg = self.table.cgroups.get(&id)?;
-        let stat = std::fs::read_to_string(
-            root.join(cg.path.trim_start_matches('/'))
-                .join("memory.stat"),
-        )
-        .ok()?;
-        stat.lines()
-            .find_map(|l| l.strip_prefix("sock "))
-            .and_then(|v| v.trim().parse().ok())
-    }
-
     /// The cgroup's memory controller: `memory.stat` `sock`, current,
     /// limits, events and the limit that applies on the way up (see
     /// `sources::memcg`). None when nothing of it can be read.
