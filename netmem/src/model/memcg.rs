@@ -338,17 +338,19 @@ mod tests {
         use crate::model::row::{CgroupShare, Owners};
         let cg = Arc::new(super::super::types::Cgroup::at(5, "/pod".into()));
         let groups = |m: Memcg| {
-            let mut row = GroupRow::default();
-            row.owners = Some(Box::new(Owners {
-                cgroups: vec![CgroupShare {
-                    cgroup: cg.clone(),
-                    sockets: 1,
-                    bytes: 1,
-                    memcg_sock: m.sock,
-                    memcg: Some(Arc::new(m)),
-                }],
+            let row = GroupRow {
+                owners: Some(Box::new(Owners {
+                    cgroups: vec![CgroupShare {
+                        cgroup: cg.clone(),
+                        sockets: 1,
+                        bytes: 1,
+                        memcg_sock: m.sock,
+                        memcg: Some(Arc::new(m)),
+                    }],
+                    ..Default::default()
+                })),
                 ..Default::default()
-            }));
+            };
             vec![(GroupKey::default(), row)]
         };
         let mut w = PressureWatch::default();
