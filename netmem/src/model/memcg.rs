@@ -17,8 +17,8 @@ use netmem_common::GroupKey;
 use super::row::GroupRow;
 
 /// `memory.events`' counters (cumulative since the cgroup was made).
-/// `sock_throttled` exists from Linux 6.19 on (counted when a socket charge is refused); older ones do
-/// not write it and it stays None.
+/// `sock_throttled` exists from Linux 6.19 on; older kernels do not
+/// write it and it stays None.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemcgEvents {
     pub high: Option<u64>,
