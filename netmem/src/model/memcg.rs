@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn the_watch_says_when_it_begins() {
         use crate::model::row::{CgroupShare, Owners};
-        let cg = Arc::new(super::super::types::Cgroup::at(5, "/pod".into()));
+        let cg = Arc::new(crate::model::types::Cgroup::at(5, "/pod".into()));
         let groups = |m: Memcg| {
             let row = GroupRow {
                 owners: Some(Box::new(Owners {

@@ -9,6 +9,7 @@
 //! anything over them: each is read capped, without blocking, and what is
 //! not a number reads as unknown, never as an error.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::model::memcg::{EffectiveLimit, Memcg, MemcgEvents, TcpKmem};
@@ -68,18 +69,33 @@ fn v1_limit(n: u64) -> Option<u64> {
 
 /// Where the memory controllers are: the cgroup2 mount and, on a v1 or
 /// hybrid host, the v1 `memory` hierarchy's mount.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct MemcgRoots {
     pub v2: Option<PathBuf>,
     pub v1_memory: Option<PathBuf>,
+    /// A pass's limits by cgroup path: the containers of one pod share
+    /// their ancestors, which are read once per pass, not once each.
+    limits: std::sync::Mutex<HashMap<String, Option<Limit>>>,
 }
+
+/// One cgroup's `memory.max` (a number), `memory.current` and events.
+type Limit = (u64, u64, MemcgEvents);
 
 impl MemcgRoots {
     pub fn new(v2: Option<PathBuf>) -> MemcgRoots {
         MemcgRoots {
             v2,
             v1_memory: v1_memory_mount(),
+            limits: Default::default(),
         }
+    }
+
+    /// A new pass: what the last one read of the ancestors is forgotten.
+    pub fn new_pass(&self) {
+        self.limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// The figures of the cgroup at `path` (as `Cgroup::path`: `/a/b`).
@@ -101,7 +117,8 @@ impl MemcgRoots {
             m.events = read(&dir.join("memory.events"))
                 .map(|s| parse_events(&s))
                 .unwrap_or_default();
-            m.limit = effective_limit(root, path);
+            let mut cache = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+            m.limit = effective_limit(root, path, &mut cache);
         }
         if let Some(v1) = &self.v1_memory {
             let dir = v1.join(rel);
@@ -121,19 +138,32 @@ impl MemcgRoots {
 
 /// The tightest `memory.max` from `path` up to (not including) the root,
 /// which has none: the one with the least room left.
-fn effective_limit(root: &Path, path: &str) -> Option<EffectiveLimit> {
+fn effective_limit(
+    root: &Path,
+    path: &str,
+    cache: &mut HashMap<String, Option<Limit>>,
+) -> Option<EffectiveLimit> {
     let mut best: Option<(u64, EffectiveLimit)> = None;
     let mut at = path.trim_end_matches('/').to_string();
     for _ in 0..MAX_DEPTH {
         if at.is_empty() || at == "/" {
             break;
         }
-        let dir = root.join(at.trim_start_matches('/'));
-        let max = read(&dir.join("memory.max"))
-            .and_then(|s| parse_limit(&s))
-            .flatten();
-        let current = read(&dir.join("memory.current")).and_then(|s| parse_number(&s));
-        if let (Some(max), Some(current)) = (max, current) {
+        let limit = cache
+            .entry(at.clone())
+            .or_insert_with(|| {
+                let dir = root.join(at.trim_start_matches('/'));
+                let max = read(&dir.join("memory.max"))
+                    .and_then(|s| parse_limit(&s))
+                    .flatten()?;
+                let current = read(&dir.join("memory.current")).and_then(|s| parse_number(&s))?;
+                let events = read(&dir.join("memory.events"))
+                    .map(|s| parse_events(&s))
+                    .unwrap_or_default();
+                Some((max, current, events))
+            })
+            .clone();
+        if let Some((max, current, events)) = limit {
             let room = max.saturating_sub(current);
             if best.as_ref().is_none_or(|(r, _)| room < *r) {
                 best = Some((
@@ -142,9 +172,7 @@ fn effective_limit(root: &Path, path: &str) -> Option<EffectiveLimit> {
                         max,
                         current,
                         cgroup: at.clone(),
-                        events: read(&dir.join("memory.events"))
-                            .map(|s| parse_events(&s))
-                            .unwrap_or_default(),
+                        events,
                     },
                 ));
             }
@@ -216,6 +244,7 @@ mod tests {
         let roots = MemcgRoots {
             v2: Some(d.clone()),
             v1_memory: None,
+            limits: Default::default(),
         };
         let m = roots.read("/pod/ctr").unwrap();
         assert_eq!(m.sock, Some(8192));
@@ -227,7 +256,17 @@ mod tests {
             (33554432, 33000000, "/pod")
         );
         assert_eq!((l.events.max, l.events.high), (Some(9), Some(1)));
+        // Within a pass the ancestors are read once; a new pass reads
+        // them again.
+        put(&pod, "memory.current", "1\n");
+        assert_eq!(
+            roots.read("/pod/ctr").unwrap().limit.unwrap().current,
+            33000000
+        );
+        roots.new_pass();
+        assert_eq!(roots.read("/pod/ctr").unwrap().limit.unwrap().current, 1);
         // Garbage where a number goes, and a file too big: unknown.
+        roots.new_pass();
         put(&pod, "memory.max", "lots");
         put(&ctr, "memory.stat", &"x".repeat(CAP as usize + 10));
         let m = roots.read("/pod/ctr").unwrap();

@@ -63,6 +63,7 @@ impl OwnerSource {
     /// gone, scans `/proc` if some socket is not placed yet, walks the
     /// cgroup tree if some cgroup id is new.
     pub fn refresh(&mut self, inodes: &HashSet<u32>, cgroup_ids: &HashSet<u64>) {
+        self.memcg_roots.new_pass();
         self.table.by_inode.retain(|i, _| inodes.contains(i));
         self.unheld.retain(|i| inodes.contains(i));
         let missing = inodes
