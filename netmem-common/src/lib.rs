@@ -458,6 +458,11 @@ named_enum! {
         RouteException = 10 => "route_exception",
         /// Streamed only by the pipeline benchmark, never by a real hook.
         Synthetic = 11 => "synthetic",
+        /// A cgroup's sockets came under memory pressure of their own
+        /// (its memory controller at its limit while the host's TCP
+        /// memory is below tcp_mem[1]): judged in userspace at each
+        /// interval, never streamed by a hook.
+        CgroupSocketPressure = 12 => "cgroup_socket_pressure",
     }
 }
 

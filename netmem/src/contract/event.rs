@@ -250,6 +250,23 @@ pub struct EventFields {
         skip_serializing_if = "Option::is_none"
     )]
     pub seq: Option<Int>,
+    /// `cgroup_socket_pressure`: the cgroup's `memory.stat` `sock`, its
+    /// memory controller's figures, and whether `memory.events` rose
+    /// since the interval before.
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memcg_sock_bytes: Option<u64>,
+    #[serde(flatten)]
+    pub memcg: super::memcg::MemcgFields,
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pushed_back: Option<bool>,
 }
 
 /// A polled abort's kernel log lines seen.

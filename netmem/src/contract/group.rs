@@ -48,6 +48,9 @@ pub struct GroupLine {
         skip_serializing_if = "Option::is_none"
     )]
     pub memcg_sock_bytes: Option<Option<u64>>,
+    /// `--group-by cgroup`: the cgroup's memory controller.
+    #[serde(flatten)]
+    pub memcg: super::memcg::MemcgFields,
     #[serde(flatten)]
     pub proxy: ProxyFields,
     #[serde(
@@ -261,4 +264,6 @@ pub struct CgroupShare {
     pub bytes: Option<u64>,
     #[serde(default, deserialize_with = "lax::opt")]
     pub memcg_sock_bytes: Option<u64>,
+    #[serde(flatten)]
+    pub memcg: super::memcg::MemcgFields,
 }

@@ -15,6 +15,7 @@ pub mod group;
 pub mod host;
 pub mod lax;
 pub mod lines;
+pub mod memcg;
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ pub use event::*;
 pub use fields::*;
 pub use group::*;
 pub use lines::*;
+pub use memcg::*;
 
 /// One line of the contract, by its `"type"`.
 // Lines are made, read and dropped one at a time: no box for the event's

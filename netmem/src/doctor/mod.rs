@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::sources::host::Host;
 use crate::sources::kernel_log::{classify_line, line_time, LogMessage};
 
+pub mod cgroups;
 mod rules;
 pub mod window;
 
@@ -208,6 +209,7 @@ pub fn diagnose(s: &State) -> Vec<Finding> {
     f.extend(rules::routes(s));
     f.extend(rules::accept_queue(s));
     f.extend(rules::netns_counters(s));
+    f.extend(rules::cgroup_pressure(s));
     for x in f.iter_mut() {
         x.group_proxy = x
             .group

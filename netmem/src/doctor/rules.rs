@@ -7,6 +7,7 @@ use crate::sources::kernel_log::LogMessage;
 
 mod accept;
 mod buffers;
+mod cgroup;
 mod kernel_log;
 mod limits;
 mod proxy;
@@ -16,6 +17,7 @@ mod tests;
 
 pub use accept::{accept_queue, netns_counters};
 pub use buffers::{aborts, buffer_limits, per_connection};
+pub use cgroup::cgroup_pressure;
 pub use kernel_log::kernel_log;
 pub use limits::{orphans, tcp_mem, tcp_mem_vs_ram};
 pub use routes::routes;

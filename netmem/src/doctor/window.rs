@@ -179,6 +179,8 @@ pub struct Window {
     /// Each namespace's counters, by name (at most [`MAX_NAMESPACES`]).
     pub netns: BTreeMap<String, NetnsWindow>,
     pub lost_events: u64,
+    /// The memory controllers of the cgroups that own groups.
+    pub cgroups: super::cgroups::CgroupWindow,
     /// What the window holds of what it is fed is bounded whatever the
     /// input (a recording from anyone, hours of `top`): names in length
     /// and number, kinds, destinations, aborts' figures, proxy names.
@@ -303,6 +305,7 @@ impl Window {
         let Some(name) = &v.group else {
             return;
         };
+        self.cgroup_figures(v, name);
         let name = self.names.get(name);
         let folded = self.names.is_other(&name);
         if !self.groups.contains_key(&*name) {
@@ -380,6 +383,30 @@ impl Window {
                 let count = g.counts.entry(c.name().to_string()).or_default();
                 *count = count.saturating_add(n);
             }
+        }
+    }
+
+    /// The cgroups' memory controllers a group line carries: its own
+    /// (`--group-by cgroup`) and its owners' cgroup shares.
+    fn cgroup_figures(&mut self, v: &GroupLine, name: &str) {
+        let host = self
+            .tcp_mem_pages
+            .map(|tcp_mem_pages| crate::model::memcg::HostTcp {
+                allocated_pages: self.allocated_pages,
+                tcp_mem_pages,
+            });
+        let at = self.intervals;
+        self.cgroups.feed(
+            &v.cgroup,
+            &v.memcg,
+            v.memcg_sock_bytes.flatten(),
+            name,
+            at,
+            host,
+        );
+        for c in v.owners.iter().flat_map(|o| o.cgroups.iter().flatten()) {
+            self.cgroups
+                .feed(&c.cgroup, &c.memcg, c.memcg_sock_bytes, name, at, host);
         }
     }
 

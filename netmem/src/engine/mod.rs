@@ -93,6 +93,9 @@ struct Tracer<'s> {
     pressure_since: Option<u64>,
     /// Pressure periods that ended, summed.
     pressure_done: Duration,
+    /// Which cgroups' sockets are under memory pressure of their own, to
+    /// say when it begins.
+    memcg_watch: crate::model::memcg::PressureWatch,
     /// The polled abort poller's kernel log counts of the last pass.
     kernel_log: Option<(u64, u64)>,
     routes: interval::RouteTally,
@@ -178,6 +181,7 @@ pub async fn run_with(
         proxies_shown: Vec::new(),
         pressure_since: None,
         pressure_done: Duration::ZERO,
+        memcg_watch: Default::default(),
         kernel_log: None,
         routes: Default::default(),
         shown: Default::default(),
@@ -591,6 +595,15 @@ impl Tracer<'_> {
             live: Some(live),
         };
         self.show_proxies()?;
+        // The cgroups of the groups shown whose sockets came under
+        // pressure of their own: judged on the pass's figures, so said
+        // once per interval, before the interval that shows them.
+        let host = crate::model::memcg::HostTcp::of(&i.context);
+        for p in self.memcg_watch.update(&i.groups, host) {
+            if p.began {
+                self.sink.event(&p.event(taken_at))?;
+            }
+        }
         self.sink.interval(&i)?;
         self.shown_this_interval = 0;
         self.suppressed_this_interval = 0;

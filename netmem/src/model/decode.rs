@@ -151,6 +151,9 @@ impl Decoder<'_> {
                 let p: payload::Synthetic = payload_of(raw);
                 Body::Synthetic { seq: p.seq }
             }
+            // Judged in userspace (`memcg::PressureWatch`); a record of it
+            // from the ring is not one netmem's programs wrote.
+            EventKind::CgroupSocketPressure => return None,
         };
         let family = match &body {
             Body::RouteException(r) => r.family,

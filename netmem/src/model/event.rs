@@ -76,6 +76,12 @@ pub enum Body {
     Synthetic {
         seq: i64,
     },
+    /// A cgroup's sockets came under memory pressure of their own
+    /// (`memcg::local_pressure`); the cgroup is the event's owner.
+    CgroupSocketPressure {
+        memcg: std::sync::Arc<super::memcg::Memcg>,
+        local: super::memcg::Local,
+    },
 }
 
 impl Body {
@@ -92,6 +98,7 @@ impl Body {
             Body::PressureLeave { .. } => EventKind::PressureLeave,
             Body::RouteException(_) => EventKind::RouteException,
             Body::Synthetic { .. } => EventKind::Synthetic,
+            Body::CgroupSocketPressure { .. } => EventKind::CgroupSocketPressure,
         }
     }
 }

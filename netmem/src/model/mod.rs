@@ -8,6 +8,7 @@ pub mod group;
 pub mod incident;
 pub mod interval;
 pub mod key;
+pub mod memcg;
 pub mod names;
 pub mod netns;
 pub mod owner;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use netmem_common::{GroupKey, GROUP_CGROUP, GROUP_PROCESS, TCP_LISTEN};
 
+use super::memcg::Memcg;
 pub use super::row::{CgroupShare, Owners, ProcessShare, MAX_SHOWN};
 use super::row::{GroupMem, GroupRow};
 use super::types::{Cgroup, OwnerTable, SockRecord};
@@ -141,7 +142,11 @@ impl Shares {
     }
 
     /// Largest first, at most [`MAX_SHOWN`] of each.
-    fn owners(self, src: &OwnerTable, memcg_of: &mut impl FnMut(u64) -> Option<u64>) -> Owners {
+    fn owners(
+        self,
+        src: &OwnerTable,
+        memcg_of: &mut impl FnMut(u64) -> Option<Arc<Memcg>>,
+    ) -> Owners {
         fn largest<K: Copy + Ord>(t: BTreeMap<K, Tally>) -> (Vec<(K, Tally)>, u64) {
             let mut v: Vec<_> = t.into_iter().collect();
             v.sort_by(|a, b| (b.1.bytes, b.1.sockets, a.0).cmp(&(a.1.bytes, a.1.sockets, b.0)));
@@ -165,11 +170,13 @@ impl Shares {
             cgroups: cgroups
                 .into_iter()
                 .filter_map(|(id, t)| {
+                    let memcg = memcg_of(id);
                     Some(CgroupShare {
                         cgroup: src.cgroup(id)?,
                         sockets: t.sockets,
                         bytes: t.bytes,
-                        memcg_sock: memcg_of(id),
+                        memcg_sock: memcg.as_ref().and_then(|m| m.sock),
+                        memcg,
                     })
                 })
                 .collect(),
@@ -198,14 +205,15 @@ fn main_of<K: Copy + Ord>(t: &BTreeMap<K, Tally>) -> Option<K> {
 /// Fills each port group's owners from the pass's sockets, and with
 /// `by` other than port, the owner groups' memory. `src` is what the
 /// sources know of the sockets' holders (brought up to date for these
-/// sockets first); `memcg_sock` reads a cgroup's `memory.stat` `sock`,
-/// asked once per cgroup shown. The processes and cgroups met are
+/// sockets first); `memcg` reads a cgroup's memory controller
+/// (`memory.stat` `sock`, its limits and events), asked once per cgroup
+/// shown. The processes and cgroups met are
 /// registered in `names`, which names the owner groups.
 pub fn attribute(
     groups: &mut BTreeMap<GroupKey, GroupRow>,
     sockets: &[(SockRecord, GroupKey)],
     src: &OwnerTable,
-    memcg_sock: &mut dyn FnMut(u64) -> Option<u64>,
+    memcg_read: &mut dyn FnMut(u64) -> Option<Arc<Memcg>>,
     by: GroupBy,
     names: &Names,
 ) -> Attribution {
@@ -222,8 +230,8 @@ pub fn attribute(
             .flat_map(|s| s.cgroups.keys().filter_map(|id| src.cgroup(*id))),
     );
     let mut out = Attribution::default();
-    let mut memcg: HashMap<u64, Option<u64>> = HashMap::new();
-    let mut memcg_of = |id: u64| *memcg.entry(id).or_insert_with(|| memcg_sock(id));
+    let mut memcg: HashMap<u64, Option<Arc<Memcg>>> = HashMap::new();
+    let mut memcg_of = |id: u64| memcg.entry(id).or_insert_with(|| memcg_read(id)).clone();
     for (g, row) in groups.iter_mut() {
         let shares = per_group.remove(g).unwrap_or_default();
         let main_pid = main_of(&shares.procs);

@@ -154,6 +154,10 @@ pub struct CgroupShare {
     /// their group), for the cross-check; None without a v2 memory
     /// controller.
     pub memcg_sock: Option<u64>,
+    /// The cgroup's memory controller (current, limits, events, the limit
+    /// that applies on the way up), read in the same pass; None without
+    /// one.
+    pub memcg: Option<Arc<super::memcg::Memcg>>,
 }
 
 /// Who holds a group's sockets, largest share first (at most

@@ -4,6 +4,7 @@
 pub mod gather;
 pub mod host;
 pub mod kernel_log;
+pub mod memcg;
 pub mod netlink;
 pub mod netns;
 pub mod owners;

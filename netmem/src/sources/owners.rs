@@ -39,13 +39,17 @@ pub struct OwnerSource {
     unknown_cgroups: HashSet<u64>,
     /// The cgroup2 mount point; None on a host without one.
     root: Option<PathBuf>,
+    /// Where the memory controllers are (v2, and v1's on a hybrid host).
+    memcg_roots: crate::sources::memcg::MemcgRoots,
     pub stats: ScanStats,
 }
 
 impl OwnerSource {
     pub fn new() -> OwnerSource {
+        let root = cgroup2_mount();
         OwnerSource {
-            root: cgroup2_mount(),
+            memcg_roots: crate::sources::memcg::MemcgRoots::new(root.clone()),
+            root,
             ..Default::default()
         }
     }
@@ -59,6 +63,7 @@ impl OwnerSource {
     /// gone, scans `/proc` if some socket is not placed yet, walks the
     /// cgroup tree if some cgroup id is new.
     pub fn refresh(&mut self, inodes: &HashSet<u32>, cgroup_ids: &HashSet<u64>) {
+        self.memcg_roots.new_pass();
         self.table.by_inode.retain(|i, _| inodes.contains(i));
         self.unheld.retain(|i| inodes.contains(i));
         let missing = inodes
@@ -84,21 +89,12 @@ impl OwnerSource {
         self.table.comm(pid)
     }
 
-    /// The cgroup's `memory.stat` `sock` (bytes): what the memory
-    /// controller has charged to it for socket buffers. None without a
-    /// cgroup v2 memory controller there (a v1 or hybrid host, or
-    /// `cgroup.memory=nosocket`).
-    pub fn memcg_sock(&self, id: u64) -> Option<u64> {
-        let root = self.root.as_ref()?;
+    /// The cgroup's memory controller: `memory.stat` `sock`, current,
+    /// limits, events and the limit that applies on the way up (see
+    /// `sources::memcg`). None when nothing of it can be read.
+    pub fn memcg(&self, id: u64) -> Option<Arc<crate::model::memcg::Memcg>> {
         let cg = self.table.cgroups.get(&id)?;
-        let stat = std::fs::read_to_string(
-            root.join(cg.path.trim_start_matches('/'))
-                .join("memory.stat"),
-        )
-        .ok()?;
-        stat.lines()
-            .find_map(|l| l.strip_prefix("sock "))
-            .and_then(|v| v.trim().parse().ok())
+        self.memcg_roots.read(&cg.path).map(Arc::new)
     }
 
     fn scan_proc(&mut self, wanted: &HashSet<u32>) {

@@ -11,7 +11,8 @@
 //! exporter, the checks of what netmem reported, connections stuck with
 //! data queued); the scenarios by subject in `aborts.rs` (orphans,
 //! tcp_mem), `netns.rs` (aborts charged to their namespace), `owners.rs`
-//! (cgroups), `routes.rs`, and `snapshot.rs` (no
+//! (cgroups), `memcg.rs` (socket pressure local to a cgroup), `routes.rs`,
+//! and `snapshot.rs` (no
 //! hook: `netmem snapshot` against SIOCOUTQ, once per guest).
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -26,6 +27,7 @@ use netmem::hooks::HookId;
 use serde_json::Value;
 
 mod aborts;
+mod memcg;
 mod netns;
 mod owners;
 mod routes;
@@ -33,6 +35,7 @@ mod seed;
 mod snapshot;
 
 pub use aborts::{orphans, tcp_mem};
+pub use memcg::memcg;
 pub use netns::netns_aborts;
 pub use owners::owners;
 pub use routes::{in_netns, ip, routes, RouterTopology};

@@ -182,6 +182,7 @@ fn main() {
                 ("routes", scenarios::routes),
                 ("owners", scenarios::owners),
                 ("netns_aborts", scenarios::netns_aborts),
+                ("memcg", scenarios::memcg),
             ]
         };
         for &(name, f) in all {

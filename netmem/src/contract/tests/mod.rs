@@ -182,7 +182,12 @@ fn contract_event_fields() {
     // Every kind a hook streams is pinned here: a new kind fails this
     // test until its fields are listed (and documented in README).
     let mut covered: Vec<EventKind> = cases.iter().map(|c| c.0).collect();
-    covered.extend([EventKind::RouteException, EventKind::Synthetic]);
+    covered.extend([
+        EventKind::RouteException,
+        EventKind::Synthetic,
+        // Judged in userspace: pinned in `contract_cgroup_pressure_fields`.
+        EventKind::CgroupSocketPressure,
+    ]);
     for k in EventKind::ALL {
         assert!(covered.contains(k), "{k:?} has no contract case");
     }
@@ -419,6 +424,122 @@ fn contract_accept_queue_and_netns_fields() {
         "t", &first, &names,
     )));
     assert_eq!(at_first["delta"], Value::Null);
+}
+
+/// `cgroup_socket_pressure`: the cgroup as its owner, the host's TCP
+/// memory, and the cgroup's memory controller; and a cgroup group's line
+/// (and each owners' cgroup share) carries the same figures.
+#[test]
+fn contract_cgroup_pressure_fields() {
+    use crate::model::memcg::{EffectiveLimit, HostTcp, Local, Memcg, MemcgEvents, TcpKmem};
+    use crate::model::row::{CgroupShare, Owners};
+    use crate::model::types::Cgroup;
+    use std::sync::Arc;
+    let limit = EffectiveLimit {
+        max: 32 << 20,
+        current: 31 << 20,
+        cgroup: "/pod".into(),
+        events: MemcgEvents {
+            max: Some(2),
+            high: Some(1),
+            ..Default::default()
+        },
+    };
+    let memcg = Arc::new(Memcg {
+        sock: Some(8 << 20),
+        current: Some(20 << 20),
+        max: None,
+        high: None,
+        events: MemcgEvents {
+            high: Some(0),
+            max: Some(7),
+            oom: Some(0),
+            oom_kill: Some(0),
+            sock_throttled: Some(3),
+        },
+        limit: Some(limit.clone()),
+        tcp_kmem: Some(TcpKmem {
+            limit: None,
+            usage: Some(4096),
+            failcnt: Some(0),
+        }),
+    });
+    let cgroup = Arc::new(Cgroup::at(42, "/pod/ctr".into()));
+    let g = crate::model::key::id_key(netmem_common::GROUP_CGROUP, 42, 0);
+    let up = crate::model::memcg::UnderPressure {
+        cgroup: cgroup.clone(),
+        memcg: memcg.clone(),
+        local: Local {
+            sock: 8 << 20,
+            limit,
+            pushed_back: true,
+            host: HostTcp {
+                allocated_pages: 10,
+                tcp_mem_pages: [100, 200, 300],
+            },
+        },
+        began: true,
+        group: g,
+    };
+    let e = written(&up.event(std::time::SystemTime::now()));
+    let memcg_fields = [
+        "memory_current_bytes",
+        "memory_max_bytes",
+        "memory_high_bytes",
+        "memory_limit_bytes",
+        "memory_limit_current_bytes",
+        "memory_limit_cgroup",
+        "memory_limit_events_max",
+        "memory_limit_events_high",
+        "memory_events_high",
+        "memory_events_max",
+        "memory_events_oom",
+        "memory_events_oom_kill",
+        "memory_events_sock_throttled",
+        "tcp_kmem_limit_bytes",
+        "tcp_kmem_usage_bytes",
+        "tcp_kmem_failcnt",
+    ];
+    assert_eq!(
+        keys(&e),
+        want(&[
+            EVENT_HEAD,
+            &[
+                "owner",
+                "allocated_pages",
+                "tcp_mem_pages",
+                "memcg_sock_bytes",
+                "pushed_back"
+            ],
+            &memcg_fields
+        ])
+    );
+    assert_eq!(e["event"], "cgroup_socket_pressure");
+    assert_eq!(e["owner"]["cgroup"], "/pod/ctr");
+    assert_eq!(e["memory_max_bytes"], Value::Null);
+    assert_eq!(e["memory_limit_cgroup"], "/pod");
+    let row = GroupRow {
+        owners: Some(Box::new(Owners {
+            cgroups: vec![CgroupShare {
+                cgroup,
+                sockets: 1,
+                bytes: 1,
+                memcg_sock: memcg.sock,
+                memcg: Some(memcg),
+            }],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let v = object_of_group("t", &g, &row, false, true);
+    for f in memcg_fields {
+        assert!(v.get(f).is_some(), "group line lacks {f}: {v}");
+        assert!(
+            v["owners"]["cgroups"][0].get(f).is_some(),
+            "cgroup share lacks {f}: {v}"
+        );
+    }
+    assert_eq!(v["memory_limit_bytes"], 32 << 20);
 }
 
 /// The doctor's lines carry the model's finding as it serialises, with

@@ -34,6 +34,7 @@ const README_VALUES: &[&str] = &[
     "all",
     "backend",
     "cgroup",
+    "cgroup_socket_pressure",
     "client",
     "closer",
     "destroy_with_data",

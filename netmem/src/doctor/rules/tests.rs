@@ -642,3 +642,117 @@ fn a_recording_names_who_held_the_most_at_its_peak_not_at_its_end() {
         .iter()
         .any(|e| e.name == "held at peak by listen:8080" && e.value.starts_with("11.0M")));
 }
+
+/// A pod's container whose slice caps it at 32 MiB: two intervals of a
+/// `--group-by cgroup` recording, the second pushed back (memory.events
+/// max rising) at 31 MiB with 12 MiB of sockets, while the host's TCP
+/// memory is a few pages.
+fn pod_intervals(allocated: u64, current: u64, events_max: [u64; 2]) -> State {
+    let mut s = State {
+        host: host("45984 61312 91968", 16384, GIB),
+        ..Default::default()
+    };
+    let uid = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
+    let slice = format!(
+        "/kubepods.slice/kubepods-pod{}.slice",
+        uid.replace('-', "_")
+    );
+    let path = format!("{slice}/cri-containerd-{}.scope", "ab".repeat(32));
+    for ev in events_max {
+        s.window.feed_json(json!({
+            "type": "context", "ts": "t", "tcp_mem_pages": [45984, 61312, 91968],
+            "memory_allocated_pages": allocated, "page_size": 4096,
+        }));
+        s.window.feed_json(json!({
+            "type": "group", "group": format!("cgroup:{path}"), "kind": "cgroup",
+            "cgroup": path, "container": "abababababab", "pod": uid,
+            "memcg_sock_bytes": 12 << 20, "memory_current_bytes": 20 << 20,
+            "memory_max_bytes": null, "memory_high_bytes": null,
+            "memory_limit_bytes": 32 << 20, "memory_limit_current_bytes": current,
+            "memory_limit_cgroup": slice, "memory_limit_events_max": ev + 100,
+            "memory_events_max": ev, "memory_events_high": 0,
+            "memory_events_oom": 0, "memory_events_oom_kill": 0,
+            "sockets": 40, "rmem_bytes": 0, "wmem_queued_bytes": 12 << 20, "fwd_alloc_bytes": 0,
+        }));
+    }
+    s
+}
+
+#[test]
+fn socket_pressure_local_to_a_pod() {
+    let s = pod_intervals(300, 31 << 20, [5, 900]);
+    let f = diagnose(&s);
+    let c = f
+        .iter()
+        .find(|f| f.id == "cgroup.socket_pressure")
+        .expect("a local pressure finding");
+    assert!(c.fired);
+    assert!(
+        c.title
+            .contains("pod 0a1b2c3d-4e5f-6789-abcd-ef0123456789 / container abababababab"),
+        "{}",
+        c.title
+    );
+    let ev = |n: &str| {
+        &c.evidence
+            .iter()
+            .find(|e| e.name.contains(n))
+            .unwrap()
+            .value
+    };
+    assert!(
+        ev("memory.current").contains("of its ancestor /kubepods.slice"),
+        "{c:?}"
+    );
+    assert!(ev("memory.events").contains("max +895"), "{c:?}");
+    assert!(ev("host TCP memory").starts_with("300 pages"), "{c:?}");
+    assert!(ev("where the limit is").starts_with("max +895"), "{c:?}");
+    assert!(c.action[0].contains("pod 0a1b2c3d"), "{:?}", c.action);
+    // 32 MiB + 12 MiB of sockets, in whole MiB.
+    assert!(
+        c.action[0].contains(&(44u64 << 20).to_string()),
+        "{:?}",
+        c.action
+    );
+    // The host under pressure itself: not local, no finding.
+    let s = pod_intervals(70000, 31 << 20, [5, 900]);
+    assert!(!diagnose(&s)
+        .iter()
+        .any(|f| f.id == "cgroup.socket_pressure"));
+    // Far from its limit and never pushed back: nothing to say.
+    let s = pod_intervals(300, 10 << 20, [5, 5]);
+    assert!(!diagnose(&s)
+        .iter()
+        .any(|f| f.id == "cgroup.socket_pressure"));
+    // Pushed back, though below 90% now: still local pressure.
+    let s = pod_intervals(300, 10 << 20, [5, 6]);
+    assert!(diagnose(&s)
+        .iter()
+        .any(|f| f.id == "cgroup.socket_pressure"));
+}
+
+/// Hostile figures in a recording (a limit of 0, a path of control
+/// characters, counters going backwards) never panic and say nothing
+/// they cannot.
+#[test]
+fn hostile_cgroup_figures() {
+    let mut s = State {
+        host: host("45984 61312 91968", 16384, GIB),
+        ..Default::default()
+    };
+    for ev in [u64::MAX, 0] {
+        s.window.feed_json(json!({"type": "context", "ts": "t", "tcp_mem_pages": [1, 2, 3], "memory_allocated_pages": 0}));
+        s.window.feed_json(json!({
+            "type": "group", "group": "g", "owners": {"cgroups": [
+                {"cgroup": "/\u{1b}[2J", "memcg_sock_bytes": u64::MAX, "memory_limit_bytes": 0,
+                 "memory_limit_current_bytes": u64::MAX, "memory_limit_cgroup": "/", "memory_events_max": ev,
+                 "memory_max_bytes": "max"},
+                {"cgroup": null, "memory_limit_bytes": 1},
+            ]},
+        }));
+    }
+    let f = diagnose(&s);
+    if let Some(c) = f.iter().find(|f| f.id == "cgroup.socket_pressure") {
+        assert!(!c.title.contains('\u{1b}'), "{}", c.title);
+    }
+}

@@ -291,14 +291,42 @@ fn owner_group_fields(g: &GroupKey, row: &GroupRow, o: &mut GroupLine, names: &N
             };
             // The cross-check: what the memory controller charged the
             // cgroup for sockets, beside what its sockets hold.
-            let memcg = row
+            let share = row
                 .owners
                 .as_ref()
-                .and_then(|w| w.cgroups.iter().find(|c| c.cgroup.id == id))
-                .and_then(|c| c.memcg_sock);
-            o.memcg_sock_bytes = Some(memcg);
+                .and_then(|w| w.cgroups.iter().find(|c| c.cgroup.id == id));
+            o.memcg_sock_bytes = Some(share.and_then(|c| c.memcg_sock));
+            o.memcg = memcg_fields(share.and_then(|c| c.memcg.as_deref()));
         }
         _ => {}
+    }
+}
+
+/// A cgroup's memory controller figures, as read (none when unread).
+pub fn memcg_fields(m: Option<&crate::model::memcg::Memcg>) -> contract::MemcgFields {
+    let Some(m) = m else {
+        return contract::MemcgFields::default();
+    };
+    // A limit is written only where the controller answered: `current`
+    // says it is there, and then an absent max is `max`.
+    let here = m.current.is_some();
+    contract::MemcgFields {
+        memory_current_bytes: m.current,
+        memory_max_bytes: here.then_some(m.max),
+        memory_high_bytes: here.then_some(m.high),
+        memory_limit_bytes: m.limit.as_ref().map(|l| l.max),
+        memory_limit_current_bytes: m.limit.as_ref().map(|l| l.current),
+        memory_limit_cgroup: m.limit.as_ref().map(|l| l.cgroup.clone()),
+        memory_limit_events_max: m.limit.as_ref().and_then(|l| l.events.max),
+        memory_limit_events_high: m.limit.as_ref().and_then(|l| l.events.high),
+        memory_events_high: m.events.high,
+        memory_events_max: m.events.max,
+        memory_events_oom: m.events.oom,
+        memory_events_oom_kill: m.events.oom_kill,
+        memory_events_sock_throttled: m.events.sock_throttled,
+        tcp_kmem_limit_bytes: m.tcp_kmem.as_ref().map(|t| t.limit),
+        tcp_kmem_usage_bytes: m.tcp_kmem.as_ref().and_then(|t| t.usage),
+        tcp_kmem_failcnt: m.tcp_kmem.as_ref().and_then(|t| t.failcnt),
     }
 }
 
@@ -324,6 +352,7 @@ fn owners(w: &owner::Owners) -> contract::Owners {
                     sockets: Some(c.sockets),
                     bytes: Some(c.bytes),
                     memcg_sock_bytes: c.memcg_sock,
+                    memcg: memcg_fields(c.memcg.as_deref()),
                 })
                 .collect(),
         ),
@@ -471,6 +500,13 @@ fn body_fields(b: &Body) -> EventFields {
             o.exception = Some(if r.is_pmtu() { "pmtu" } else { "redirect" }.to_string());
         }
         Body::Synthetic { seq } => o.seq = n(*seq),
+        Body::CgroupSocketPressure { memcg, local } => {
+            o.allocated_pages = Some(local.host.allocated_pages.into());
+            o.tcp_mem_pages = Some(Pages::from(local.host.tcp_mem_pages));
+            o.memcg_sock_bytes = Some(local.sock);
+            o.memcg = memcg_fields(Some(memcg));
+            o.pushed_back = Some(local.pushed_back);
+        }
     }
     o
 }

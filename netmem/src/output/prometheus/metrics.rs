@@ -13,6 +13,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::{Exposition, HttpStats};
 
+mod cgroup;
 mod families;
 mod global;
 mod group;
@@ -62,6 +63,13 @@ pub const NAMES: &[&str] = &[
     "netmem_netns_aborts_on_timeout_total",
     "netmem_netns_attempt_fails_total",
     "netmem_netns_estab_resets_total",
+    "netmem_cgroup_memory_current_bytes",
+    "netmem_cgroup_memory_max_bytes",
+    "netmem_cgroup_memory_high_bytes",
+    "netmem_cgroup_memory_limit_bytes",
+    "netmem_cgroup_sock_bytes",
+    "netmem_cgroup_memory_events_total",
+    "netmem_cgroup_socket_pressure",
     "netmem_aborts_on_memory_total",
     "netmem_buffer_limit_exceeded_total",
     "netmem_receive_queue_full_total",
@@ -176,6 +184,7 @@ impl prometheus_client::collector::Collector for IntervalPart {
         let e = &self.0;
         let mut f = Families { enc: &mut enc };
         group::groups(&mut f, e)?;
+        cgroup::cgroups(&mut f, e)?;
         host::host(&mut f, &e.host)?;
         netns::netns(&mut f, e)?;
         global::global(&mut f, e)?;

@@ -27,8 +27,11 @@ use crate::model::{Body, Event, Interval};
 use crate::output::Sink;
 use crate::sources::procfs::Context;
 
+mod cgroups;
 pub mod http;
 pub mod metrics;
+
+pub use cgroups::CgroupSeries;
 
 /// Where a group's counts go: its own label, or `other`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -222,6 +225,8 @@ pub struct Exposition {
     /// `increase()` sees the first abort of any group, even one born with
     /// it).
     pub host: Totals,
+    /// The cgroups owning exported groups, with their memory controllers.
+    pub cgroups: Vec<CgroupSeries>,
 }
 
 /// What the HTTP side reads: the latest exposition, and its own counters.
@@ -309,6 +314,10 @@ pub struct MetricsSink {
     suppressed: u64,
     /// The run's names (see [`Sink::names`]).
     names: Names,
+    /// The cgroups of this interval's exported groups, and the rule's
+    /// state between intervals.
+    cgroups: Vec<CgroupSeries>,
+    memcg_watch: crate::model::memcg::PressureWatch,
 }
 
 impl MetricsSink {
@@ -337,6 +346,8 @@ impl MetricsSink {
             routes_inserted: BTreeMap::new(),
             suppressed: 0,
             names: Names::default(),
+            cgroups: Vec::new(),
+            memcg_watch: Default::default(),
         }
     }
 
@@ -353,6 +364,7 @@ impl MetricsSink {
             groups_folded: folded,
             events: self.events.clone(),
             host: self.host.clone(),
+            cgroups: std::mem::take(&mut self.cgroups),
         });
     }
 
@@ -517,6 +529,12 @@ impl Sink for MetricsSink {
                 })
                 .collect(),
         };
+        let top = &i.groups[..i.groups.len().min(self.max_groups)];
+        self.cgroups = cgroups::cgroup_series(
+            top,
+            crate::model::memcg::HostTcp::of(&i.context),
+            &mut self.memcg_watch,
+        );
         let (groups, seen) = self.fold(&i.groups);
         self.publish(Some(global), groups, seen);
         Ok(())

@@ -427,12 +427,12 @@ impl Census {
             let cgroup_ids: HashSet<u64> = sockets.iter().map(|(r, _)| r.cgroup_id).collect();
             src.refresh(&inodes, &cgroup_ids);
             let src = &*src;
-            let mut memcg_sock = |id| src.memcg_sock(id);
+            let mut memcg = |id| src.memcg(id);
             let mut a = owner::attribute(
                 &mut agg.groups,
                 &sockets,
                 src.table(),
-                &mut memcg_sock,
+                &mut memcg,
                 self.by,
                 &self.names,
             );
