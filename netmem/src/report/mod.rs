@@ -98,8 +98,8 @@ pub struct Ranges {
     pub orphans: plots::Range,
     pub events: plots::Range,
     pub routes: plots::Range,
-    /// Accept queues, % of their backlogs; None when no recording has a
-    /// listener's figures.
+    /// Accept queues, % of their backlogs; None when no queue came near
+    /// its backlog (half) and no namespace counted a listen overflow.
     pub accept: Option<plots::Range>,
 }
 
@@ -165,6 +165,9 @@ pub fn ranges(runs: &[Run]) -> Ranges {
             .map(|g| g.accept_fill().max(1e-9))
             .fold(0.0, f64::max)
     });
+    let overflows = runs
+        .iter()
+        .any(|r| r.timeline.points.iter().any(|p| p.listen_overflows > 0));
     let range = |y| plots::Range { x_max, y };
     Ranges {
         memory: plots::MemoryRanges {
@@ -174,7 +177,11 @@ pub fn ranges(runs: &[Run]) -> Ranges {
         orphans: range(plots::y_axis(orphans, &max_orphans, false)),
         events: range(plots::y_axis(rates.max(1.0), &[], false)),
         routes: range(plots::y_axis(routes.max(1.0), &[], false)),
-        accept: (accept > 0.0).then(|| range(plots::y_axis(accept * 100.0, &[100.0], false))),
+        // Only when a queue came near its backlog or a namespace counted
+        // overflows: lines at 0% would only push the other plots down.
+        accept: (accept >= 0.5 || overflows).then(|| {
+            range(plots::y_axis(accept.max(0.01) * 100.0, &[100.0], false))
+        }),
     }
 }
 
