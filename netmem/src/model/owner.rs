@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use netmem_common::{GroupKey, GROUP_CGROUP, GROUP_PROCESS, TCP_LISTEN};
 
-use super::memcg::Memcg;
 pub use super::row::{CgroupShare, Owners, ProcessShare, MAX_SHOWN};
 use super::row::{GroupMem, GroupRow};
+use super::types::Memcg;
 use super::types::{Cgroup, OwnerTable, SockRecord};
 
 /// `--group-by`: what a group is.

@@ -157,7 +157,7 @@ pub struct CgroupShare {
     /// The cgroup's memory controller (current, limits, events, the limit
     /// that applies on the way up), read in the same pass; None without
     /// one.
-    pub memcg: Option<Arc<super::memcg::Memcg>>,
+    pub memcg: Option<Arc<super::types::Memcg>>,
 }
 
 /// Who holds a group's sockets, largest share first (at most

@@ -190,6 +190,105 @@ pub fn container_of(path: &str) -> (Option<String>, Option<String>) {
     (container, pod)
 }
 
+// A cgroup's memory controller, as `sources::memcg` reads it (the rule
+// that judges it is `memcg.rs`).
+
+/// `memory.events`' counters (cumulative since the cgroup was made).
+/// `sock_throttled` exists from Linux 6.19 on; older kernels do not
+/// write it and it stays None.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemcgEvents {
+    pub high: Option<u64>,
+    pub max: Option<u64>,
+    pub oom: Option<u64>,
+    pub oom_kill: Option<u64>,
+    pub sock_throttled: Option<u64>,
+}
+
+impl MemcgEvents {
+    /// The counters by the name `memory.events` gives them.
+    pub fn named(&self) -> [(&'static str, Option<u64>); 5] {
+        [
+            ("high", self.high),
+            ("max", self.max),
+            ("oom", self.oom),
+            ("oom_kill", self.oom_kill),
+            ("sock_throttled", self.sock_throttled),
+        ]
+    }
+
+    /// Whether a counter that says the cgroup was pushed back (`max`,
+    /// `high`, `sock_throttled`) rose since `before`. A counter that went
+    /// down (the cgroup was made again under the same path) says nothing.
+    pub fn pushed_back_since(&self, before: &MemcgEvents) -> bool {
+        let rose = |a: Option<u64>, b: Option<u64>| matches!((a, b), (Some(a), Some(b)) if a > b);
+        rose(self.max, before.max)
+            || rose(self.high, before.high)
+            || rose(self.sock_throttled, before.sock_throttled)
+    }
+}
+
+/// The limit that applies to a cgroup: among it and its ancestors, the
+/// one with a `memory.max` and the least room left under it (a charge
+/// fails at the first counter on the way up that is full, so the tightest
+/// is the one that pushes back first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectiveLimit {
+    /// That cgroup's `memory.max`, bytes.
+    pub max: u64,
+    /// That cgroup's `memory.current`, bytes.
+    pub current: u64,
+    /// Its path under the cgroup2 mount: the cgroup itself or an
+    /// ancestor (a pod's slice).
+    pub cgroup: String,
+    /// That cgroup's `memory.events`: a charge pushed back by an
+    /// ancestor's limit is counted there (and above), not in the
+    /// descendant whose socket asked.
+    pub events: MemcgEvents,
+}
+
+impl EffectiveLimit {
+    /// current / max, 0 for a limit of 0 (nothing can be charged: a
+    /// ratio would be infinite, and the events tell the rest).
+    pub fn ratio(&self) -> f64 {
+        if self.max == 0 {
+            return 0.0;
+        }
+        self.current as f64 / self.max as f64
+    }
+}
+
+/// cgroup v1's TCP accounting (`memory.kmem.tcp.*`, bytes), where the v1
+/// memory controller is mounted: a separate counter and limit for TCP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpKmem {
+    /// None: no limit (the kernel writes a huge number for "unlimited").
+    pub limit: Option<u64>,
+    pub usage: Option<u64>,
+    pub failcnt: Option<u64>,
+}
+
+/// One cgroup's memory controller, read once per pass. Every figure is
+/// None when its file is absent or unreadable (no memory controller
+/// there, a cgroup gone meanwhile, a file that is not a number).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Memcg {
+    /// `memory.stat` `sock`: socket buffers charged to it, bytes.
+    pub sock: Option<u64>,
+    /// `memory.current`, bytes.
+    pub current: Option<u64>,
+    /// `memory.max`, bytes; None for `max` (no limit of its own).
+    pub max: Option<u64>,
+    /// `memory.high`, bytes; None for `max`.
+    pub high: Option<u64>,
+    pub events: MemcgEvents,
+    /// The limit that applies (its own or an ancestor's); None when no
+    /// cgroup on the way up has one.
+    pub limit: Option<EffectiveLimit>,
+    /// cgroup v1's TCP accounting, on a v1 or hybrid host.
+    pub tcp_kmem: Option<TcpKmem>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,9 +179,8 @@ pub fn ranges(runs: &[Run]) -> Ranges {
         routes: range(plots::y_axis(routes.max(1.0), &[], false)),
         // Only when a queue came near its backlog or a namespace counted
         // overflows: lines at 0% would only push the other plots down.
-        accept: (accept >= 0.5 || overflows).then(|| {
-            range(plots::y_axis(accept.max(0.01) * 100.0, &[100.0], false))
-        }),
+        accept: (accept >= 0.5 || overflows)
+            .then(|| range(plots::y_axis(accept.max(0.01) * 100.0, &[100.0], false))),
     }
 }
 
