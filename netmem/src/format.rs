@@ -168,6 +168,10 @@ pub fn html_escape(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
+            // Control characters (a hostile process name's ESC, BEL, CR)
+            // as text says them, as every other output does; newlines of
+            // multi-line text stay.
+            c if c != '\n' && escaped(c) => push_printable(&mut o, c),
             c => o.push(c),
         }
     }
@@ -177,6 +181,14 @@ pub fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_escape_says_control_characters() {
+        assert_eq!(
+            html_escape("a\u{1b}[2J<b>\u{7}\n"),
+            "a\\u{1b}[2J&lt;b&gt;\\u{7}\n"
+        );
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -208,7 +208,10 @@ fn counters_are_charged_to_the_namespace_they_happened_in() {
     let calm = Netns::new("aqcalm");
     let port = 18330u16;
     let p = port.to_string();
-    let _a = full.load(&["overflow", "--port", &p, "--backlog", "3", "--conns", "10"]);
+    // The kernel caps the listener's 8 at the namespace's somaxconn, 3
+    // (a sysctl of the test's own namespace).
+    run_ok(full.cmd("sysctl").args(["-qw", "net.core.somaxconn=3"]));
+    let _a = full.load(&["overflow", "--port", &p, "--backlog", "8", "--conns", "10"]);
     let _b = calm.load(&["backlog", "--port", &p, "--conns", "5"]);
     let o = Command::new(netmem_bin())
         .args([
@@ -293,5 +296,16 @@ fn counters_are_charged_to_the_namespace_they_happened_in() {
         .find(|l| l["id"] == "accept_queue")
         .expect("accept_queue finding");
     assert_eq!(aq["group"], format!("listen:{port}@{}", full.name), "{aq}");
+    // The cap is the namespace's own somaxconn, set inside it.
+    assert_eq!(f.last().unwrap()["somaxconn"], 3, "{:?}", f.last());
+    let actions = aq["action"].to_string();
+    assert!(
+        actions.contains("capped the backlog at net.core.somaxconn (3)")
+            && actions.contains(&format!(
+                "ip netns exec {} sysctl -w net.core.somaxconn=",
+                full.name
+            )),
+        "{actions}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -76,6 +76,14 @@ pub struct NetnsLine {
     pub counters: Option<BTreeMap<String, u64>>,
     #[serde(default, deserialize_with = "lax::opt")]
     pub delta: Option<BTreeMap<String, u64>>,
+    /// The namespace's `net.core.somaxconn` (since the accept-queue
+    /// issue's review; absent when not read).
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub somaxconn: Option<u64>,
 }
 
 impl NetnsLine {

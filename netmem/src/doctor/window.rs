@@ -75,6 +75,11 @@ pub struct NetnsWindow {
     pub grew: BTreeMap<String, u64>,
     /// The last reading's totals.
     pub totals: BTreeMap<String, u64>,
+    /// Its `net.core.somaxconn`, as last read.
+    pub somaxconn: Option<u64>,
+    /// Readings seen: the first is a baseline (its growth is since a
+    /// reading before the window).
+    pub readings: u64,
 }
 
 /// A group line's proxy fields (see `output::json::lines`), each name at
@@ -279,8 +284,14 @@ impl Window {
         }
         let n = self.netns.entry(name.into_owned()).or_default();
         n.inode = v.netns.netns_inode.or(n.inode);
+        n.somaxconn = v.somaxconn.or(n.somaxconn);
+        n.readings += 1;
         let known = |k: &String| crate::model::netns::counter(k).is_some();
-        for (k, d) in v.delta.iter().flatten().filter(|(k, _)| known(k)) {
+        // The window's first reading of a namespace is where it starts,
+        // as a group's first reading is: what grew before it is not the
+        // window's.
+        let first = n.readings == 1;
+        for (k, d) in v.delta.iter().flatten().filter(|(k, _)| known(k) && !first) {
             let g = n.grew.entry(k.clone()).or_default();
             *g = g.saturating_add(*d);
         }

@@ -123,6 +123,10 @@ pub static NETNS_COUNTERS: &[NetnsCounter] = &[
     ),
 ];
 
+/// `net.core.somaxconn`: per namespace, the cap on every listener's
+/// backlog there; read with the counters, carried beside them.
+pub const SOMAXCONN: &str = "net.core.somaxconn";
+
 /// The counter named `name` (`ListenOverflows`).
 pub fn counter(name: &str) -> Option<&'static NetnsCounter> {
     NETNS_COUNTERS.iter().find(|c| c.name == name)
@@ -139,6 +143,8 @@ pub struct NetnsFigures {
     pub totals: BTreeMap<&'static str, u64>,
     /// None at the first reading of the namespace.
     pub delta: Option<BTreeMap<&'static str, u64>>,
+    /// Its `net.core.somaxconn`, when read.
+    pub somaxconn: Option<u64>,
 }
 
 impl NetnsFigures {
@@ -168,6 +174,7 @@ impl NetnsFigures {
             inum,
             totals,
             delta,
+            somaxconn: now.get(SOMAXCONN).copied(),
         }
     }
 

@@ -55,10 +55,16 @@ impl Context {
         // worker thread that entered the namespace.
         let (sockstat, sockstat6, mibs) = netns.run(|| {
             let mibs = if counters {
-                mib_counters(
+                let mut m = mib_counters(
                     &std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap_or_default(),
                     &std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default(),
-                )
+                );
+                // Per namespace, and what caps every listener's backlog
+                // in it: the accept-queue advice needs the namespace's own.
+                if let Some(v) = sysctl(SOMAXCONN).and_then(|v| v.parse().ok()) {
+                    m.insert(SOMAXCONN.to_string(), v);
+                }
+                m
             } else {
                 BTreeMap::new()
             };
@@ -76,6 +82,9 @@ impl Context {
         Ok((ctx, mibs))
     }
 }
+
+/// The sysctl a namespace's counters reading carries beside them.
+pub use crate::model::netns::SOMAXCONN;
 
 /// Every counter of `section` (`TcpExt`, `Tcp`) in a /proc/net/netstat or
 /// /proc/net/snmp text, where each section is a line of names followed by

@@ -123,9 +123,22 @@ fn one(s: &State, name: &str, a: &AcceptFigures) -> Finding {
             }
         }
     }
-    let somaxconn = s.host.number("net.core.somaxconn");
+    // The listener's namespace's own (a netns line carries it); the host
+    // line's is the traced namespace's, right only for a group of it.
+    let in_traced = !name.contains('@');
+    let somaxconn = netns.and_then(|ns| w.netns.get(ns)?.somaxconn).or_else(|| {
+        in_traced
+            .then(|| s.host.number("net.core.somaxconn"))
+            .flatten()
+    });
     if let Some(m) = somaxconn {
-        f.ev("net.core.somaxconn (traced namespace)", m);
+        f.ev(
+            match netns {
+                Some(ns) => format!("net.core.somaxconn in namespace {ns}"),
+                None => "net.core.somaxconn".to_string(),
+            },
+            m,
+        );
     }
     let proxy = w
         .groups
@@ -133,32 +146,35 @@ fn one(s: &State, name: &str, a: &AcceptFigures) -> Finding {
         .and_then(|g| g.proxy.as_ref())
         .and_then(|p| kinds::by_name(p.kind));
     let new = suggested_backlog(per_listener, a.drops_grew);
-    // In another namespace than the traced one, somaxconn (per
-    // namespace) is that namespace's, which the host line did not read.
-    let in_traced = !name.contains('@');
-    let capped = in_traced && somaxconn.is_some_and(|m| m > 0 && per_listener == m);
-    let in_ns = match (name.rsplit_once('@'), netns) {
-        (Some(_), Some(ns)) => format!(" in namespace {ns}"),
-        _ => String::new(),
+    let capped = somaxconn.is_some_and(|m| m > 0 && per_listener == m);
+    // A sysctl of another namespace is set inside it.
+    let (in_ns, exec) = match (name.rsplit_once('@'), netns) {
+        (Some(_), Some(ns)) => (
+            format!(" in namespace {ns}"),
+            format!("ip netns exec {ns} "),
+        ),
+        _ => (String::new(), String::new()),
     };
     f.explanation = "A listener's accept queue holds connections the kernel completed and the application has not accepted yet. Once it holds more than the backlog, the kernel drops the next completed handshake and the next SYN (ListenOverflows, ListenDrops): clients see timeouts and retransmitted SYNs, while socket memory looks fine. The backlog is listen()'s argument capped at net.core.somaxconn (per namespace); a queue that stays full means the application accepts more slowly than connections arrive.".into();
     if capped {
         f.action.push(format!(
-            "the kernel capped the backlog at net.core.somaxconn ({per_listener}){in_ns}: `sysctl -w net.core.somaxconn={new}`, then raise the application's backlog to match"
+            "the kernel capped the backlog at net.core.somaxconn ({per_listener}){in_ns}: `{exec}sysctl -w net.core.somaxconn={new}` (the application may have asked for more; if it asked for less, raise its backlog too)"
         ));
     } else {
         let limit = match somaxconn {
-            Some(m) if in_traced => format!(
-                "the application's listen() backlog ({per_listener} per listener) is the limit, below net.core.somaxconn ({m})"
+            Some(m) => format!(
+                "the application's listen() backlog ({per_listener} per listener) is the limit, below net.core.somaxconn ({m}){in_ns}"
             ),
-            _ => format!(
+            None => format!(
                 "the application's listen() backlog ({per_listener} per listener), or net.core.somaxconn{in_ns} if it is lower, is the limit"
             ),
         };
-        f.action.push(format!("{limit}: raise it to {new}"));
-        if somaxconn.is_some_and(|m| in_traced && m < new) {
+        f.action.push(format!(
+            "{limit}: raise it to {new} (room for twice the queue, or for what was dropped)"
+        ));
+        if somaxconn.is_some_and(|m| m < new) {
             f.action.push(format!(
-                "and net.core.somaxconn with it: `sysctl -w net.core.somaxconn={new}`"
+                "and net.core.somaxconn with it: `{exec}sysctl -w net.core.somaxconn={new}`"
             ));
         }
     }

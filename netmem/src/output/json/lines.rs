@@ -83,6 +83,7 @@ pub fn netns_line(ts: &str, f: &crate::model::netns::NetnsFigures, names: &Names
         },
         counters: Some(own(&f.totals)),
         delta: f.delta.as_ref().map(own),
+        somaxconn: f.somaxconn,
     }
 }
 
