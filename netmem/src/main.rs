@@ -56,5 +56,9 @@ fn init_logging(verbose: bool) {
                 ),
             }
         })
+        // Standard error, held while `top` owns the terminal.
+        .target(env_logger::Target::Pipe(Box::new(
+            netmem::tui::held_log::Target,
+        )))
         .init();
 }

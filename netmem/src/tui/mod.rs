@@ -76,11 +76,72 @@ impl Sink for TopSink {
 /// The UI thread's loop: until `q` (which asks the engine to stop) or the
 /// engine's end (the sender dropped).
 pub fn run_ui(rx: Receiver<Msg>, netns: Netns, all_netns: bool, mut doctor: State) -> Result<()> {
+    // Log records (a warning from a pass) written while the view owns the
+    // terminal would land over it: they are held and said once it is
+    // given back.
+    held_log::hold();
     let mut term = ratatui::try_init()?;
-    crate::shutdown::before_forced_exit(ratatui::restore);
+    crate::shutdown::before_forced_exit(|| {
+        ratatui::restore();
+        held_log::release();
+    });
     let res = ui_loop(&mut term, &rx, (&netns, all_netns), &mut doctor);
     ratatui::restore();
+    held_log::release();
     res
+}
+
+/// Where log records go: standard error, or, while `top` owns the
+/// terminal, a buffer (capped) written out when it gives it back.
+pub mod held_log {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// Some while held; what was held so far.
+    static HELD: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+    /// More than this is dropped, and said.
+    const MAX: usize = 64 * 1024;
+
+    pub fn hold() {
+        let mut h = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        h.get_or_insert_with(Vec::new);
+    }
+
+    /// Writes what was held to standard error and stops holding.
+    pub fn release() {
+        let held = HELD.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(b) = held {
+            let mut e = std::io::stderr();
+            let _ = e.write_all(&b);
+            if b.len() >= MAX {
+                let _ = writeln!(
+                    e,
+                    "netmem: warning: more messages than these came while top ran"
+                );
+            }
+        }
+    }
+
+    /// The log's target: see the module.
+    pub struct Target;
+
+    impl Write for Target {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut h = HELD.lock().unwrap_or_else(|p| p.into_inner());
+            match h.as_mut() {
+                Some(held) => {
+                    let room = MAX.saturating_sub(held.len());
+                    held.extend_from_slice(&buf[..buf.len().min(room)]);
+                    Ok(buf.len())
+                }
+                None => std::io::stderr().write(buf),
+            }
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            std::io::stderr().flush()
+        }
+    }
 }
 
 fn ui_loop(
