@@ -84,14 +84,35 @@ pub fn netns_aborts(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Resu
     let mut args = tier_args.to_vec();
     args.extend(["--netns", "all", "--census-budget", "100"]);
     let trace = Trace::start(netmem, &args)?;
-    // As the orphans scenario, inside the first namespace.
+    // As the orphans scenario, inside the first namespace, paced by what
+    // netmem has read (a census in an emulated guest can take longer than
+    // the whole workload): its namespace read once before the aborts (the
+    // baseline its growth is counted from), and again after them.
+    let seen = |what: &str, f: &dyn Fn(&Value) -> bool| -> Result<()> {
+        let t0 = std::time::Instant::now();
+        while !trace
+            .lines()
+            .iter()
+            .any(|l| l["type"] == "netns" && l["netns"] == abort.as_str() && f(l))
+        {
+            ensure!(
+                t0.elapsed() < Duration::from_secs(60),
+                "netmem never read {abort} {what}"
+            );
+            sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    };
     in_netns(abort, || {
         let (_l, mut s) = stuck(PORT, 16, 256 * 1024)?;
+        seen("with its sockets", &|_| true)?;
         let second = s.servers.split_off(8);
         drop(std::mem::take(&mut s.servers));
         sleep(Duration::from_millis(500));
         drop(second);
-        sleep(Duration::from_millis(700));
+        seen("after its aborts", &|l| {
+            l["delta"]["TCPAbortOnMemory"].as_u64().unwrap_or(0) > 0
+        })?;
         drop(s.clients);
         Ok(())
     })?;
