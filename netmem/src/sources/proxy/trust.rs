@@ -305,6 +305,96 @@ pub fn check_executable(pid: u32, name: &str, display: &str) -> Option<String> {
     None
 }
 
+/// What a proxy's `/proc/PID/cmdline` or `environ` may take.
+pub const PROC_MAX_BYTES: u64 = 1 << 20;
+
+/// A running master of a proxy kind, believed: its pid, start time (to
+/// check it is still the same process after a read), its namespace's
+/// inode and its command line (read capped, after the executable check).
+pub struct Master {
+    pub pid: u32,
+    pub started: u64,
+    pub netns: u32,
+    pub cmdline: Vec<u8>,
+}
+
+/// Every process named `name` whose parent is not (a master, not its
+/// workers) in namespace `netns` (every one with `all`), believed only
+/// when its executable is `name` as root installed it
+/// ([`check_executable`]); each refused one is said in `refused` as
+/// (pid, start time, why), with `hint` (how to read another) after it.
+pub fn masters(
+    name: &str,
+    display: &str,
+    hint: &str,
+    netns: u32,
+    all: bool,
+    refused: &mut Vec<(u32, u64, String)>,
+) -> Vec<Master> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let comm = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut pids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    let mut out = Vec::new();
+    for pid in pids {
+        if comm(pid) != name {
+            continue;
+        }
+        if stat_field(pid, STAT_PPID).is_some_and(|p| comm(p as u32) == name) {
+            continue;
+        }
+        let Ok(ns) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        let inum = ns.ino() as u32;
+        if !all && inum != netns {
+            continue;
+        }
+        let Some(started) = stat_field(pid, STAT_START) else {
+            continue;
+        };
+        if let Some(why) = check_executable(pid, name, display) {
+            refused.push((
+                pid,
+                started,
+                format!("{name} pid {pid}: not trusted: {why}. {hint}"),
+            ));
+            continue;
+        }
+        let cmdline = match read_capped(
+            std::path::Path::new(&format!("/proc/{pid}/cmdline")),
+            PROC_MAX_BYTES,
+            "netmem's cap for a command line",
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!("{name} pid {pid}: {e:#}");
+                continue;
+            }
+        };
+        // Still the process whose executable was checked.
+        if stat_field(pid, STAT_START) != Some(started) {
+            continue;
+        }
+        out.push(Master {
+            pid,
+            started,
+            netns: inum,
+            cmdline,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

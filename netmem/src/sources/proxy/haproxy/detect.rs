@@ -1,9 +1,9 @@
 //! Running HAProxies: found by name, believed only as `trust.rs` allows.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::{HaProxy, PROC_MAX_BYTES};
+use super::HaProxy;
 use crate::sources::proxy::{trust, Detection};
 
 /// Running HAProxies in the traced namespaces (`netns`, or every one with
@@ -14,62 +14,9 @@ use crate::sources::proxy::{trust, Detection};
 /// it ([`trust::check_executable`]), and refused otherwise.
 pub fn detect(netns: u32, all: bool) -> Detection {
     let mut found = Detection::default();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    let comm = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_default()
-    };
-    let mut pids: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    for pid in pids {
-        if comm(pid) != "haproxy" {
-            continue;
-        }
-        let ppid = trust::stat_field(pid, trust::STAT_PPID);
-        if ppid.is_some_and(|p| comm(p as u32) == "haproxy") {
-            continue;
-        }
-        let Ok(ns) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
-            continue;
-        };
-        let inum = ns.ino() as u32;
-        if !all && inum != netns {
-            continue;
-        }
-        let Some(started) = trust::stat_field(pid, trust::STAT_START) else {
-            continue;
-        };
-        if let Some(why) = trust::check_executable(pid, "haproxy", "HAProxy") {
-            found.refused.push((
-                pid,
-                started,
-                format!(
-                    "haproxy pid {pid}: not trusted: {why}. netmem reads a HAProxy it finds only when its executable is a root-owned file named haproxy that no one else can write; to read another, name its stats socket or configuration with --haproxy"
-                ),
-            ));
-            continue;
-        }
-        let cmdline = trust::read_capped(
-            Path::new(&format!("/proc/{pid}/cmdline")),
-            PROC_MAX_BYTES,
-            "netmem's cap for a command line",
-        );
-        let cmdline = match cmdline {
-            Ok(c) => c,
-            Err(e) => {
-                log::debug!("haproxy pid {pid}: {e:#}");
-                continue;
-            }
-        };
-        // Still the process whose executable was checked.
-        if trust::stat_field(pid, trust::STAT_START) != Some(started) {
-            continue;
-        }
+    let hint = "netmem reads a HAProxy it finds only when its executable is a root-owned file named haproxy that no one else can write; to read another, name its stats socket or configuration with --haproxy";
+    for m in trust::masters("haproxy", "HAProxy", hint, netns, all, &mut found.refused) {
+        let (pid, started, inum, cmdline) = (m.pid, m.started, m.netns, m.cmdline);
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())

@@ -68,8 +68,7 @@ pub const KNOBS: &[Knob] = &[
     },
 ];
 
-/// `/proc/PID/cmdline` and `/proc/PID/environ`, at most.
-pub(super) const PROC_MAX_BYTES: u64 = 1 << 20;
+pub(super) use crate::sources::proxy::trust::PROC_MAX_BYTES;
 
 /// One HAProxy: a stats socket, configuration files, or both.
 pub struct HaProxy {

@@ -1,10 +1,9 @@
 //! Running nginx masters: found by name, believed only as `trust.rs`
 //! allows.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{Nginx, DEFAULT_CONFIG, PROC_MAX_BYTES};
+use super::{Nginx, DEFAULT_CONFIG};
 use crate::sources::proxy::{trust, Detection};
 
 /// Running nginx masters in the traced namespaces (`netns`, or every one
@@ -14,65 +13,12 @@ use crate::sources::proxy::{trust, Detection};
 /// installed it ([`trust::check_executable`]), and refused otherwise.
 pub fn detect(netns: u32, all: bool) -> Detection {
     let mut found = Detection::default();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    let comm = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_default()
-    };
-    let mut pids: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    for pid in pids {
-        if comm(pid) != "nginx" {
-            continue;
-        }
-        let ppid = trust::stat_field(pid, trust::STAT_PPID);
-        if ppid.is_some_and(|p| comm(p as u32) == "nginx") {
-            continue;
-        }
-        let Ok(ns) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
-            continue;
-        };
-        let inum = ns.ino() as u32;
-        if !all && inum != netns {
-            continue;
-        }
-        let Some(started) = trust::stat_field(pid, trust::STAT_START) else {
-            continue;
-        };
-        if let Some(why) = trust::check_executable(pid, "nginx", "nginx") {
-            found.refused.push((
-                pid,
-                started,
-                format!(
-                    "nginx pid {pid}: not trusted: {why}. netmem reads an nginx it finds only when its executable is a root-owned file named nginx that no one else can write; to read another, name its configuration with --nginx"
-                ),
-            ));
-            continue;
-        }
-        let cmdline = match trust::read_capped(
-            Path::new(&format!("/proc/{pid}/cmdline")),
-            PROC_MAX_BYTES,
-            "netmem's cap for a command line",
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                log::debug!("nginx pid {pid}: {e:#}");
-                continue;
-            }
-        };
-        // Still the process whose executable was checked.
-        if trust::stat_field(pid, trust::STAT_START) != Some(started) {
-            continue;
-        }
-        let config = config_path(&args_of(&cmdline));
+    let hint = "netmem reads an nginx it finds only when its executable is a root-owned file named nginx that no one else can write; to read another, name its configuration with --nginx";
+    for m in trust::masters("nginx", "nginx", hint, netns, all, &mut found.refused) {
+        let config = config_path(&args_of(&m.cmdline));
         found
             .proxies
-            .push(Box::new(Nginx::running(pid, started, config, inum)));
+            .push(Box::new(Nginx::running(m.pid, m.started, config, m.netns)));
     }
     found
 }

@@ -55,8 +55,6 @@ pub const KNOBS: &[Knob] = &[
 
 /// Debian's configuration, when the command line names none.
 pub const DEFAULT_CONFIG: &str = "/etc/nginx/nginx.conf";
-/// `/proc/PID/cmdline` at most.
-const PROC_MAX_BYTES: u64 = 1 << 20;
 /// A master's children list at most (its workers' pids).
 const CHILDREN_MAX_BYTES: u64 = 64 << 10;
 /// A configuration that could not be read is tried again after this.
