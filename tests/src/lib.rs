@@ -8,6 +8,7 @@
 //! process); every helper is re-exported here, where tests name it.
 
 pub mod browser;
+pub mod fleet;
 pub mod no_btf;
 pub mod rig;
 pub mod scenarios;

@@ -278,6 +278,20 @@ impl Prometheus {
         Prometheus::start_config(&job, rules)
     }
 
+    /// Scrapes each target under its own `instance` name (a fleet of
+    /// hosts: one `netmem serve` each), evaluating `rules` every second if
+    /// given.
+    pub fn start_targets(
+        targets: &[(SocketAddr, &str)],
+        rules: Option<&std::path::Path>,
+    ) -> Prometheus {
+        let mut job = "    static_configs:\n".to_string();
+        for (t, h) in targets {
+            job += &format!("      - targets: ['{t}']\n        labels: {{instance: '{h}'}}\n");
+        }
+        Prometheus::start_config(&job, rules)
+    }
+
     /// Scraping with `job`: the lines of the scrape config after its
     /// `job_name` (targets, and scheme, tls_config, basic_auth...).
     pub fn start_job(job: &str) -> Prometheus {
