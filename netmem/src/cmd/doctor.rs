@@ -44,10 +44,28 @@ pub struct Args {
     proxy: ProxyArg,
     #[command(flatten)]
     tier: TierArg,
+    /// Diagnose every host whose `netmem serve` this Prometheus scrapes
+    /// (its HTTP API's base URL; `user:password@` for basic auth): the
+    /// same rules per instance, hosts ranked, findings and groups compared
+    /// across hosts.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["watch", "from", "kernel_log", "netns", "haproxy", "nginx"])]
+    prometheus: Option<String>,
+    /// With --prometheus: which series, as label matchers
+    /// (`{job="netmem",instance=~"lb.*"}`); every netmem series by default.
+    #[arg(long = "match", value_name = "SELECTOR", requires = "prometheus")]
+    selector: Option<String>,
+    /// With --prometheus: how far back to look (peaks, aborts, drops and
+    /// time under pressure over it).
+    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_run_time, requires = "prometheus")]
+    since: Duration,
 }
 
 impl Args {
     pub fn run(self) -> Result<()> {
+        if let Some(url) = &self.prometheus {
+            let mut sink = self.json.stdout_sink(0);
+            return fleet(url, self.selector.as_deref(), self.since, sink.as_mut());
+        }
         let rt = super::runtime()?;
         let opts = Options {
             proxy: self.proxy.spec()?,
@@ -154,6 +172,53 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
         findings: diagnose(&state),
     };
     sink.report(&report)?;
+    sink.flush()
+}
+
+/// `--prometheus`: every instance's series read back into a state, each
+/// judged by the host doctor's rules, then compared (`doctor::fleet`).
+fn fleet(url: &str, selector: Option<&str>, since: Duration, sink: &mut dyn Sink) -> Result<()> {
+    use crate::doctor::fleet;
+    let inner = fleet::matchers(selector.unwrap_or(""))?;
+    let api = crate::sources::prometheus::Api::new(url)?;
+    let end = std::time::SystemTime::now();
+    let start = end.checked_sub(since).unwrap_or(std::time::UNIX_EPOCH);
+    let at = end
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let fetched = api.fetch(&fleet::queries(&inner, since), at)?;
+    let instances = fleet::instances(&fetched);
+    let shown_sel = if inner.is_empty() {
+        String::new()
+    } else {
+        format!(" matching {{{inner}}}")
+    };
+    if instances.is_empty() {
+        anyhow::bail!(
+            "{} has no netmem series{shown_sel} in the last {}: is it scraping `netmem serve` (packaging/prometheus/scrape.yml)?",
+            api.base(),
+            humantime::format_duration(since)
+        );
+    }
+    let node_ram = fleet::node_ram(&fetched);
+    let (start_ts, end_ts) = (
+        crate::format::rfc3339(start),
+        crate::format::rfc3339(end),
+    );
+    let states = instances
+        .into_iter()
+        .map(|i| {
+            let state = fleet::state_of(i, &fetched[i], &node_ram, &start_ts, &end_ts);
+            (i.clone(), state)
+        })
+        .collect();
+    let source = format!(
+        "Prometheus {}{shown_sel}, the last {} (to {end_ts})",
+        api.base(),
+        humantime::format_duration(since)
+    );
+    sink.fleet(&fleet::judge(source, states))?;
     sink.flush()
 }
 

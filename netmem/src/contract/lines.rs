@@ -294,6 +294,13 @@ pub struct DoctorLine {
     /// Their number.
     #[serde(default, deserialize_with = "lax::opt")]
     pub findings: Option<u64>,
+    /// `doctor --prometheus`: the instance judged.
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance: Option<String>,
 }
 
 /// `"finding"`: one finding of the doctor, most urgent first.
@@ -321,6 +328,13 @@ pub struct FindingLine {
     pub group: Option<String>,
     #[serde(default, deserialize_with = "lax::opt")]
     pub group_proxy: Option<String>,
+    /// `doctor --prometheus`: the instance it is of.
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

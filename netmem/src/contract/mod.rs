@@ -11,6 +11,7 @@
 
 pub mod event;
 pub mod fields;
+pub mod fleet;
 pub mod group;
 pub mod host;
 pub mod lax;
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 pub use event::*;
 pub use fields::*;
+pub use fleet::*;
 pub use group::*;
 pub use lines::*;
 pub use memcg::*;
@@ -50,6 +52,9 @@ pub enum Line {
     Summary(SummaryLine),
     Incident(IncidentLine),
     Socket(SocketLine),
+    Fleet(FleetLine),
+    FleetFinding(FleetFindingLine),
+    FleetGroup(FleetGroupLine),
     /// A type this netmem does not know (a newer one's): read, not shown.
     #[serde(other)]
     Other,
@@ -80,6 +85,9 @@ impl Line {
             "summary" => Line::Summary(lax(v)),
             "incident" => Line::Incident(lax(v)),
             "socket" => Line::Socket(lax(v)),
+            "fleet" => Line::Fleet(lax(v)),
+            "fleet_finding" => Line::FleetFinding(lax(v)),
+            "fleet_group" => Line::FleetGroup(lax(v)),
             _ => Line::Other,
         })
     }

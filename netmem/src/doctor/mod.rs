@@ -11,6 +11,7 @@ use crate::sources::host::Host;
 use crate::sources::kernel_log::{classify_line, line_time, LogMessage};
 
 pub mod cgroups;
+pub mod fleet;
 mod rules;
 pub mod window;
 

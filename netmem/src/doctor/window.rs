@@ -476,6 +476,49 @@ impl Window {
         }
     }
 
+    /// `n` events of a kind counted elsewhere (a Prometheus counter's
+    /// growth), without their figures: `abort_on_memory` by cause,
+    /// `skb_drop` by reason, `exceed_buf_limit` by direction (`label`).
+    /// The same maps and caps as events read one by one.
+    pub fn count_events(&mut self, event: &str, group: &str, label: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let group = self.names.get(group);
+        let label = self.kinds.get(label);
+        let map = match event {
+            "abort_on_memory" => {
+                if self.abort_causes.insert(label.clone()) || self.aborts.len() < MAX_ABORTS {
+                    self.aborts.push(AbortSeen {
+                        group: group.to_string(),
+                        cause: label.to_string(),
+                        orphans: None,
+                        max_orphans: None,
+                        shift: None,
+                        allocated_pages: None,
+                        tcp_mem_max: None,
+                    });
+                }
+                let c = self.abort_counts.entry((label, group)).or_default();
+                *c = c.saturating_add(n);
+                return;
+            }
+            "skb_drop" => &mut self.drops,
+            "exceed_buf_limit" => &mut self.exceeded,
+            _ => return,
+        };
+        let c = map.entry((group, label)).or_default();
+        *c = c.saturating_add(n);
+    }
+
+    /// A line built as JSON, read as a recording's is (one that is not
+    /// a line of the contract is ignored, as a recording's would be).
+    pub fn feed_value(&mut self, v: serde_json::Value) {
+        if let Some(l) = Line::read(v) {
+            self.feed(&l);
+        }
+    }
+
     /// A test's line, read as a recording's is.
     #[cfg(test)]
     pub fn feed_json(&mut self, v: serde_json::Value) {

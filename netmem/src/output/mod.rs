@@ -37,6 +37,10 @@ pub trait Sink {
         Ok(())
     }
     /// `netmem doctor`'s findings, ranked.
+    /// `doctor --prometheus`'s verdict on a fleet.
+    fn fleet(&mut self, _r: &crate::doctor::fleet::FleetReport) -> Result<()> {
+        Ok(())
+    }
     fn report(&mut self, _r: &Report) -> Result<()> {
         Ok(())
     }
@@ -79,6 +83,9 @@ impl Sink for Vec<Box<dyn Sink>> {
     }
     fn report(&mut self, r: &Report) -> Result<()> {
         self.iter_mut().try_for_each(|s| s.report(r))
+    }
+    fn fleet(&mut self, r: &crate::doctor::fleet::FleetReport) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.fleet(r))
     }
     fn coverage(&mut self, h: &[HookStatus]) -> Result<()> {
         self.iter_mut().try_for_each(|s| s.coverage(h))

@@ -77,6 +77,11 @@ impl<W: Write> Sink for TextSink<W> {
         self.flush()
     }
 
+    fn fleet(&mut self, r: &crate::doctor::fleet::FleetReport) -> Result<()> {
+        write!(self.out, "{}", fleet_text(r, self.color))?;
+        self.flush()
+    }
+
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {
         let mut line = coverage_line(hooks);
         for p in &self.proxies {
@@ -188,22 +193,103 @@ impl<W: Write> Sink for TextSink<W> {
     }
 }
 
+/// `s` in its severity's colour, when colour is on.
+fn paint(color: bool, sev: crate::doctor::Severity, s: &str) -> String {
+    use crate::doctor::Severity;
+    if !color {
+        return s.to_string();
+    }
+    let code = match sev {
+        Severity::Critical => "1;31",
+        Severity::Warn => "1;33",
+        Severity::Info => "36",
+        Severity::Ok => "32",
+    };
+    format!("\x1b[{code}m{s}\x1b[0m")
+}
+
+/// The fleet doctor's verdict: the hosts worst first, what they share,
+/// the groups across them, then each host's report as `doctor` gives it.
+pub fn fleet_text(r: &crate::doctor::fleet::FleetReport, color: bool) -> String {
+    use crate::doctor::Severity;
+    let n = r.instances.len();
+    let mut s = format!(
+        "netmem doctor: {}: {}\n",
+        printable(&r.source),
+        crate::format::count(n as u64, "instance", "instances")
+    );
+    s += "\nHosts, worst first:\n";
+    let width = r.instances.iter().map(|j| j.instance.len()).max().unwrap_or(0).min(40);
+    for (i, j) in r.instances.iter().enumerate() {
+        let worst = j.worst();
+        let tag = format!("{:<8}", worst.name().to_uppercase());
+        let counts: Vec<String> = [Severity::Critical, Severity::Warn, Severity::Info]
+            .into_iter()
+            .filter(|sev| j.count(*sev) > 0)
+            .map(|sev| format!("{} {}", j.count(sev), sev.name()))
+            .collect();
+        let top = match j.report.findings.first() {
+            Some(f) if f.severity > Severity::Ok => format!(": {}", printable(&f.title)),
+            _ => String::new(),
+        };
+        s += &format!(
+            "  {}. {:<width$}  {} {}{top}\n",
+            i + 1,
+            printable(&j.instance),
+            paint(color, worst, &tag),
+            if counts.is_empty() { "nothing to report".to_string() } else { counts.join(", ") },
+        );
+    }
+    if !r.shared.is_empty() {
+        s += "\nFindings across hosts:\n";
+    }
+    for x in &r.shared {
+        let tag = format!("[{}]", x.severity.name().to_uppercase());
+        s += &format!(
+            "  {} {} on {} of {}: {}\n     e.g. {}: {}\n",
+            paint(color, x.severity, &tag),
+            x.id,
+            x.hosts.len(),
+            x.of,
+            x.hosts.iter().map(|h| printable(h)).collect::<Vec<_>>().join(", "),
+            printable(&x.hosts[0]),
+            printable(&x.example)
+        );
+    }
+    if !r.groups.is_empty() {
+        s += "\nGroups across hosts (memory at their peak, most first):\n";
+    }
+    for g in &r.groups {
+        let hosts: Vec<String> = g
+            .hosts
+            .iter()
+            .map(|h| {
+                let orphans = match h.peak_orphans {
+                    0 => String::new(),
+                    o => format!(", {}", crate::format::count(o, "orphan", "orphans")),
+                };
+                format!("{} {}{orphans}", printable(&h.instance), human_bytes(h.peak_memory_bytes))
+            })
+            .collect();
+        s += &format!(
+            "  {} on {}, {} in all: {}\n",
+            printable(&g.group),
+            crate::format::count(g.hosts.len() as u64, "host", "hosts"),
+            human_bytes(g.peak_memory_bytes),
+            hosts.join("; ")
+        );
+    }
+    for j in &r.instances {
+        s += &format!("\n== {} ==\n", printable(&j.instance));
+        s += &report_text(&j.report, color);
+    }
+    s
+}
+
 /// The doctor's findings, most urgent first, in the manner of bpftune's
 /// log: what happened, for which limit, and the change to make.
 pub fn report_text(r: &crate::doctor::Report, color: bool) -> String {
-    use crate::doctor::Severity;
-    let paint = |sev: Severity, s: &str| -> String {
-        if !color {
-            return s.to_string();
-        }
-        let code = match sev {
-            Severity::Critical => "1;31",
-            Severity::Warn => "1;33",
-            Severity::Info => "36",
-            Severity::Ok => "32",
-        };
-        format!("\x1b[{code}m{s}\x1b[0m")
-    };
+    let paint = |sev, s: &str| paint(color, sev, s);
     // Findings quote names (groups, processes, proxies) and files the
     // user named: every string is escaped, as in every text output.
     let mut s = format!(

@@ -9,6 +9,7 @@ pub mod netlink;
 pub mod netns;
 pub mod owners;
 pub mod procfs;
+pub mod prometheus;
 pub mod proxy;
 pub mod recording;
 pub mod routes;

@@ -31,6 +31,24 @@ pub struct JsonSink<W: Write> {
 }
 
 impl<W: Write> JsonSink<W> {
+    /// A doctor line and its findings, of `instance` when a fleet's.
+    fn doctor(&mut self, r: &crate::doctor::Report, instance: Option<&str>) -> Result<()> {
+        self.line(&Line::Doctor(DoctorLine {
+            source: Some(r.source.clone()),
+            kernel_release: Some(r.kernel_release.clone()),
+            namespace: Some(r.namespace.clone()),
+            unreadable: Some(r.unreadable.clone()),
+            findings: Some(r.findings.len() as u64),
+            instance: instance.map(String::from),
+        }))?;
+        for (i, f) in r.findings.iter().enumerate() {
+            let mut l = finding_line(i + 1, f);
+            l.instance = instance.map(String::from);
+            self.line(&Line::Finding(l))?;
+        }
+        Ok(())
+    }
+
     pub fn new(out: W) -> Self {
         JsonSink {
             out,
@@ -64,15 +82,47 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn report(&mut self, r: &crate::doctor::Report) -> Result<()> {
-        self.line(&Line::Doctor(DoctorLine {
+        self.doctor(r, None)?;
+        self.flush()
+    }
+
+    fn fleet(&mut self, r: &crate::doctor::fleet::FleetReport) -> Result<()> {
+        use crate::contract::{FleetFindingLine, FleetGroupHost, FleetGroupLine, FleetLine};
+        self.line(&Line::Fleet(FleetLine {
             source: Some(r.source.clone()),
-            kernel_release: Some(r.kernel_release.clone()),
-            namespace: Some(r.namespace.clone()),
-            unreadable: Some(r.unreadable.clone()),
-            findings: Some(r.findings.len() as u64),
+            instances: Some(r.instances.iter().map(|j| j.instance.clone()).collect()),
         }))?;
-        for (i, f) in r.findings.iter().enumerate() {
-            self.line(&Line::Finding(finding_line(i + 1, f)))?;
+        for j in &r.instances {
+            self.doctor(&j.report, Some(&j.instance))?;
+        }
+        for x in &r.shared {
+            self.line(&Line::FleetFinding(FleetFindingLine {
+                id: Some(x.id.to_string()),
+                severity: serde_name(&x.severity),
+                fired: Some(x.fired),
+                hosts: Some(x.hosts.clone()),
+                of: Some(x.of as u64),
+                example: Some(x.example.clone()),
+            }))?;
+        }
+        for g in &r.groups {
+            self.line(&Line::FleetGroup(FleetGroupLine {
+                group: Some(g.group.clone()),
+                kind: Some(g.kind.clone()),
+                peak_memory_bytes: Some(g.peak_memory_bytes),
+                hosts: Some(
+                    g.hosts
+                        .iter()
+                        .map(|h| FleetGroupHost {
+                            instance: Some(h.instance.clone()),
+                            memory_bytes: Some(h.memory_bytes),
+                            peak_memory_bytes: Some(h.peak_memory_bytes),
+                            peak_orphans: Some(h.peak_orphans),
+                            sockets: Some(h.sockets),
+                        })
+                        .collect(),
+                ),
+            }))?;
         }
         self.flush()
     }
@@ -187,6 +237,7 @@ fn finding_line(rank: usize, f: &crate::doctor::Finding) -> FindingLine {
         scope: serde_name(&f.scope),
         group: f.group.clone(),
         group_proxy: f.group_proxy.clone(),
+        instance: None,
     }
 }
 

@@ -14,6 +14,7 @@ use prometheus_client::registry::{Registry, Unit};
 use super::{Exposition, HttpStats};
 
 mod cgroup;
+mod facts;
 mod families;
 mod global;
 mod group;
@@ -21,6 +22,8 @@ mod host;
 mod netns;
 
 use families::{Families, Fmt};
+pub use facts::{HOST_INFO, MEMORY_TOTAL, PAGE_SIZE, SYSCTL_INFO};
+pub use group::GROUP_COUNTS;
 pub use host::host_wide_series;
 
 /// Every exported family, as Prometheus shows it (with the `netmem_`
@@ -188,6 +191,7 @@ impl prometheus_client::collector::Collector for IntervalPart {
         host::host(&mut f, &e.host)?;
         netns::netns(&mut f, e)?;
         global::global(&mut f, e)?;
+        facts::facts(&mut f, e)?;
         global::own(&mut f, e)
     }
 }

@@ -227,6 +227,10 @@ pub struct Exposition {
     pub host: Totals,
     /// The cgroups owning exported groups, with their memory controllers.
     pub cgroups: Vec<CgroupSeries>,
+    /// The host line's facts (kernel, RAM, page size, the sysctls the
+    /// doctor reads), as read when netmem started: what `doctor
+    /// --prometheus` needs to judge a host it cannot log into.
+    pub facts: Option<Arc<crate::sources::host::Host>>,
 }
 
 /// What the HTTP side reads: the latest exposition, and its own counters.
@@ -318,6 +322,8 @@ pub struct MetricsSink {
     /// state between intervals.
     cgroups: Vec<CgroupSeries>,
     memcg_watch: crate::model::memcg::PressureWatch,
+    /// The host line (see [`Sink::host`]).
+    facts: Option<Arc<crate::sources::host::Host>>,
 }
 
 impl MetricsSink {
@@ -348,6 +354,7 @@ impl MetricsSink {
             names: Names::default(),
             cgroups: Vec::new(),
             memcg_watch: Default::default(),
+            facts: None,
         }
     }
 
@@ -365,6 +372,7 @@ impl MetricsSink {
             events: self.events.clone(),
             host: self.host.clone(),
             cgroups: std::mem::take(&mut self.cgroups),
+            facts: self.facts.clone(),
         });
     }
 
@@ -465,6 +473,11 @@ impl MetricsSink {
 impl Sink for MetricsSink {
     fn names(&mut self, n: &Names) {
         self.names = n.clone();
+    }
+
+    fn host(&mut self, h: &crate::sources::host::Host) -> Result<()> {
+        self.facts = Some(Arc::new(h.clone()));
+        Ok(())
     }
 
     fn coverage(&mut self, hooks: &[HookStatus]) -> Result<()> {

@@ -10,6 +10,47 @@ use netmem_common::Counter;
 use super::host::causes;
 use crate::output::prometheus::{Exposition, GroupSeries};
 
+/// The per-group counts exported as `netmem_<name>_total`, one per kernel
+/// counter: the exporter and `doctor --prometheus` (which reads them back
+/// into a window) take the names from here.
+pub const GROUP_COUNTS: &[(Counter, &str, &str)] = &[
+    (
+        Counter::RcvqueueFull,
+        "group_receive_queue_full",
+        "Packets dropped because the receive queue was full (sock_rcvqueue_full).",
+    ),
+    (
+        Counter::OrphansBorn,
+        "group_orphans_born",
+        "Sockets orphaned (closed with the connection still open).",
+    ),
+    (
+        Counter::OrphansGone,
+        "group_orphans_gone",
+        "Orphans that ended (freed).",
+    ),
+    (
+        Counter::Established,
+        "group_connections_established",
+        "Connections that reached ESTABLISHED.",
+    ),
+    (
+        Counter::Closed,
+        "group_connections_closed",
+        "Connections that reached CLOSE.",
+    ),
+    (
+        Counter::Resets,
+        "group_resets_sent",
+        "Resets sent (tcp_send_reset).",
+    ),
+    (
+        Counter::DestroyedWithData,
+        "group_destroyed_with_data",
+        "Sockets destroyed with unread or unacknowledged data.",
+    ),
+];
+
 pub(super) fn groups(f: &mut Families, e: &Exposition) -> Fmt {
     use MetricType::{Counter as C, Gauge as G};
     let per_group = |f: &mut Families, name, help, unit, ty, v: &dyn Fn(&GroupSeries) -> u64| {
@@ -75,6 +116,13 @@ pub(super) fn groups(f: &mut Families, e: &Exposition) -> Fmt {
     // Only groups with a listener have an accept queue.
     let listening = |g: &&GroupSeries| g.mem.listeners > 0;
     f.labelled(
+        "group_listeners",
+        "Listening sockets in the group (several with SO_REUSEPORT): its backlog is theirs summed.",
+        None,
+        G,
+        e.groups.iter().filter(listening).map(|g| (labels(g), Num::from(g.mem.listeners))),
+    )?;
+    f.labelled(
         "group_accept_queue",
         "Connections waiting in the group's listeners' accept queues (completed by the kernel, not yet accepted).",
         None,
@@ -127,14 +175,9 @@ pub(super) fn groups(f: &mut Families, e: &Exposition) -> Fmt {
             })
         }),
     )?;
-    per_group(
-        f,
-        "group_receive_queue_full",
-        "Packets dropped because the receive queue was full (sock_rcvqueue_full).",
-        None,
-        C,
-        &|g| g.totals.count(Counter::RcvqueueFull),
-    )?;
+    for (c, name, help) in GROUP_COUNTS {
+        per_group(f, name, help, None, C, &|g| g.totals.count(*c))?;
+    }
     f.labelled(
         "group_memory_drops",
         "Packets dropped for memory reasons (kfree_skb), by the kernel's drop reason.",
@@ -152,54 +195,6 @@ pub(super) fn groups(f: &mut Families, e: &Exposition) -> Fmt {
                 )
             })
         }),
-    )?;
-    per_group(
-        f,
-        "group_orphans_born",
-        "Sockets orphaned (closed with the connection still open).",
-        None,
-        C,
-        &|g| g.totals.count(Counter::OrphansBorn),
-    )?;
-    per_group(
-        f,
-        "group_orphans_gone",
-        "Orphans that ended (freed).",
-        None,
-        C,
-        &|g| g.totals.count(Counter::OrphansGone),
-    )?;
-    per_group(
-        f,
-        "group_connections_established",
-        "Connections that reached ESTABLISHED.",
-        None,
-        C,
-        &|g| g.totals.count(Counter::Established),
-    )?;
-    per_group(
-        f,
-        "group_connections_closed",
-        "Connections that reached CLOSE.",
-        None,
-        C,
-        &|g| g.totals.count(Counter::Closed),
-    )?;
-    per_group(
-        f,
-        "group_resets_sent",
-        "Resets sent (tcp_send_reset).",
-        None,
-        C,
-        &|g| g.totals.count(Counter::Resets),
-    )?;
-    per_group(
-        f,
-        "group_destroyed_with_data",
-        "Sockets destroyed with unread or unacknowledged data.",
-        None,
-        C,
-        &|g| g.totals.count(Counter::DestroyedWithData),
     )?;
     f.labelled(
         "group_owner",

@@ -21,6 +21,15 @@ pub(super) fn netns(f: &mut Families, e: &Exposition) -> Fmt {
             ([("netns", s.name.clone()), ("inode", inode)], Num::from(1))
         }),
     )?;
+    f.labelled(
+        "netns_somaxconn",
+        "The namespace's net.core.somaxconn: the cap on every listen() backlog in it.",
+        None,
+        MetricType::Gauge,
+        spaces
+            .iter()
+            .filter_map(|s| Some(([("netns", s.name.as_str())], Num::from(s.figures.somaxconn?)))),
+    )?;
     for c in NETNS_COUNTERS {
         f.labelled(
             &format!("netns_{}", c.metric),

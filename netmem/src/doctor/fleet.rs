@@ -1,0 +1,684 @@
+//! The doctor over a fleet: what `netmem serve` exported to Prometheus,
+//! read back into one [`State`] per instance and judged by the very rules
+//! of the host doctor, then ranked and compared across hosts. Pure: what
+//! to ask ([`queries`]) and what the answers mean ([`state_of`],
+//! [`judge`]); asking is `sources::prometheus`.
+//!
+//! Each instance's series become lines of the JSON contract, fed to a
+//! [`Window`](super::Window) as a recording's are: a first interval holding the
+//! window's peaks (and each counter as it was at the window's start), a
+//! second holding the figures at its end, with the counters' growth over
+//! the window. A rule therefore reads "at peak" and "now" as it does for
+//! a recording.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::{diagnose, Finding, Report, Severity, State};
+use crate::contract::Line;
+use netmem_common::EventKind;
+use crate::model::netns::NETNS_COUNTERS;
+use crate::output::prometheus::metrics::{
+    GROUP_COUNTS, HOST_INFO, MEMORY_TOTAL, PAGE_SIZE, SYSCTL_INFO,
+};
+use crate::sources::host::Host;
+use crate::sources::prometheus::Sample;
+
+/// One instance's answers, by query key.
+pub type Series = BTreeMap<String, Vec<Sample>>;
+
+/// node_exporter's RAM, matched to netmem's instance by host name.
+const NODE_RAM: &str = "node_ram";
+
+/// `--match`: a series selector's matchers (`{job="netmem"}` or
+/// `job="netmem"`), checked for what would break the queries around it.
+/// Prometheus itself judges the matchers.
+pub fn matchers(selector: &str) -> Result<String> {
+    let s = selector.trim();
+    let inner = s
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(s)
+        .trim();
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in inner.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '{' | '}' | '(' | ')' | '[' | ']' if !quoted => bail!(
+                "--match {selector:?}: give label matchers only, e.g. '{{job=\"netmem\",instance=~\"lb.*\"}}'"
+            ),
+            _ => {}
+        }
+    }
+    if quoted {
+        bail!("--match {selector:?}: a quote is not closed");
+    }
+    Ok(inner.to_string())
+}
+
+/// What to ask, `(key, PromQL)`: every figure the rules read, over the
+/// `since` before the time asked at. `inner`: [`matchers`]' result.
+pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
+    let r = format!("{}s", since.as_secs().max(60));
+    // A peak over the window: a subquery at about 1,000 steps (at most a
+    // minute apart, at least a second), fine enough for the scrape
+    // intervals people run.
+    let step = format!("{}s", (since.as_secs() / 1000).clamp(1, 60));
+    let sel = |name: &str, extra: &str| -> String {
+        let m: Vec<&str> = [extra, inner].into_iter().filter(|s| !s.is_empty()).collect();
+        format!("netmem_{name}{{{}}}", m.join(","))
+    };
+    let last = |name: &str| format!("last_over_time({}[{r}])", sel(name, ""));
+    let peak = |name: &str| format!("max_over_time({}[{r}])", sel(name, ""));
+    let grew = |name: &str, extra: &str| format!("increase({}[{r}])", sel(name, extra));
+    // A group's gauges as they are now (a group gone before the end of
+    // the window has no "now"), and at their peak.
+    let now = |name: &str| sel(name, "");
+    let mut q: Vec<(String, String)> = vec![
+        ("host_info".into(), last(&format!("{HOST_INFO}_info"))),
+        ("sysctl".into(), last(&format!("{SYSCTL_INFO}_info"))),
+        ("ram".into(), last(&format!("{MEMORY_TOTAL}_bytes"))),
+        ("page".into(), last(&format!("{PAGE_SIZE}_bytes"))),
+        (NODE_RAM.into(), format!("last_over_time(node_memory_MemTotal_bytes[{r}])")),
+        ("tcp_mem".into(), last("tcp_memory_limit_bytes")),
+        ("alloc".into(), last("tcp_memory_allocated_bytes")),
+        ("alloc_peak".into(), peak("tcp_memory_allocated_bytes")),
+        ("orphans".into(), last("tcp_orphans")),
+        ("orphans_peak".into(), peak("tcp_orphans")),
+        ("census".into(), last("census_orphans")),
+        ("census_peak".into(), peak("census_orphans")),
+        ("max_orphans".into(), last("tcp_max_orphans")),
+        ("pressure".into(), last("tcp_memory_pressure")),
+        ("pressure_s".into(), grew("tcp_memory_pressure_seconds_total", "")),
+        (
+            "pressure_in".into(),
+            grew(
+                "events_total",
+                &format!("kind=\"{}\"", EventKind::PressureEnter.name()),
+            ),
+        ),
+        ("aborts".into(), grew("aborts_on_memory_total", "")),
+        ("lost".into(), grew("events_lost_total", "")),
+        ("routes_in".into(), grew("route_exceptions_inserted_total", "")),
+        ("routes_cached".into(), last("route_exceptions_cached")),
+        ("g_mem".into(), now("group_memory_bytes")),
+        (
+            "g_mem_peak".into(),
+            format!(
+                "max_over_time(sum by (instance, group, kind) ({})[{r}:{step}])",
+                sel("group_memory_bytes", "")
+            ),
+        ),
+        ("g_sockets".into(), now("group_sockets")),
+        ("g_orphans".into(), now("group_orphans")),
+        ("g_orphans_peak".into(), peak("group_orphans")),
+        ("g_orphan_bytes".into(), now("group_orphan_bytes")),
+        ("g_orphan_bytes_peak".into(), peak("group_orphan_bytes")),
+        ("g_listeners".into(), now("group_listeners")),
+        ("g_aq".into(), now("group_accept_queue")),
+        ("g_aq_peak".into(), peak("group_accept_queue")),
+        ("g_backlog".into(), now("group_accept_backlog")),
+        ("g_ld".into(), last("group_listen_drops_total")),
+        ("g_ld_grew".into(), grew("group_listen_drops_total", "")),
+        ("g_proxy".into(), now("group_proxy_info")),
+        ("g_proxy_buf".into(), now("group_proxy_buffer_bytes")),
+        // Only what grew: a fleet's zero series stay on the server.
+        ("g_aborts".into(), format!("{} > 0", grew("group_aborts_on_memory_total", ""))),
+        ("g_drops".into(), format!("{} > 0", grew("group_memory_drops_total", ""))),
+        (
+            "g_exceeded".into(),
+            format!("{} > 0", grew("group_buffer_limit_exceeded_total", "")),
+        ),
+        ("netns_somaxconn".into(), last("netns_somaxconn")),
+        ("netns_info".into(), last("netns_info")),
+    ];
+    for (_, name, _) in GROUP_COUNTS {
+        q.push((
+            format!("count:{name}"),
+            format!("{} > 0", grew(&format!("{name}_total"), "")),
+        ));
+    }
+    for c in NETNS_COUNTERS {
+        let m = format!("netns_{}_total", c.metric);
+        q.push((format!("netns:{}", c.name), last(&m)));
+        q.push((format!("netns+:{}", c.name), grew(&m, "")));
+    }
+    q
+}
+
+/// A count from a counter's growth: `increase()` extrapolates to the
+/// window's edges, so 2.9 aborts were 3.
+fn whole(v: f64) -> u64 {
+    if v.is_finite() && v > 0.0 {
+        v.round() as u64
+    } else {
+        0
+    }
+}
+
+struct Reader<'a>(&'a Series);
+
+impl Reader<'_> {
+    fn all(&self, key: &str) -> &[Sample] {
+        self.0.get(key).map_or(&[], Vec::as_slice)
+    }
+    fn one(&self, key: &str) -> Option<f64> {
+        self.all(key).first().map(|s| s.value)
+    }
+    fn by(&self, key: &str, label: &str) -> BTreeMap<String, f64> {
+        self.all(key)
+            .iter()
+            .map(|s| (s.label(label).to_string(), s.value))
+            .collect()
+    }
+    /// (group, kind) → value
+    fn groups(&self, key: &str) -> BTreeMap<(String, String), f64> {
+        let mut m = BTreeMap::new();
+        for s in self.all(key) {
+            let k = (s.label("group").to_string(), s.label("kind").to_string());
+            *m.entry(k).or_insert(0.0) += s.value;
+        }
+        m
+    }
+}
+
+/// The host an instance runs on (`lb1:9464` → `lb1`), to find its
+/// node_exporter's series (`lb1:9100`).
+fn host_part(instance: &str) -> &str {
+    match instance.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => instance,
+    }
+}
+
+/// node_exporter's RAM, by the host part of its instance.
+pub fn node_ram(fetched: &BTreeMap<String, Series>) -> BTreeMap<String, u64> {
+    fetched
+        .iter()
+        .filter_map(|(i, s)| Some((host_part(i).to_string(), Reader(s).one(NODE_RAM)? as u64)))
+        .collect()
+}
+
+/// The instances netmem's series came from (node_exporter's alone are
+/// not one).
+pub fn instances(fetched: &BTreeMap<String, Series>) -> Vec<&String> {
+    fetched
+        .iter()
+        .filter(|(_, s)| s.keys().any(|k| k != NODE_RAM))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// One instance's series as the doctor's [`State`]: its host line from
+/// the exported facts, and its window from two synthetic intervals (see
+/// the module's comment). `start`/`end`: the window's bounds, RFC 3339.
+pub fn state_of(
+    instance: &str,
+    s: &Series,
+    node_ram: &BTreeMap<String, u64>,
+    start: &str,
+    end: &str,
+) -> State {
+    let r = Reader(s);
+    let mut state = State::default();
+    // The host line.
+    let info = r.all("host_info").first();
+    let label = |l: &str| {
+        info.map(|i| i.label(l))
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
+    let page = r.one("page").map_or(4096, |p| p as u64).max(1);
+    let mut host = Host {
+        kernel_release: label("kernel_release").unwrap_or_default(),
+        page_size: page,
+        mem_total_bytes: r
+            .one("ram")
+            .map(|v| v as u64)
+            .or_else(|| node_ram.get(host_part(instance)).copied()),
+        sysctls: r
+            .all("sysctl")
+            .iter()
+            .map(|s| (s.label("sysctl").to_string(), s.label("value").to_string()))
+            .collect(),
+        hostname: label("hostname"),
+        netns: label("netns"),
+        group_by: label("group_by"),
+        rhash_entries: label("rhash_entries"),
+        ..Default::default()
+    };
+    if info.is_none() {
+        state.unreadable.push(format!(
+            "{instance} exports no netmem_{HOST_INFO}_info (a netmem serve older than the fleet doctor): the kernel and the sysctls the rules read are unknown"
+        ));
+    }
+    if host.mem_total_bytes.is_none() {
+        state.unreadable.push(format!(
+            "{instance}: RAM unknown (neither netmem_{MEMORY_TOTAL}_bytes nor node_exporter's node_memory_MemTotal_bytes on its host)"
+        ));
+    }
+    // The traced namespace's counters stand for the host's nstat.
+    let traced = host.netns.clone().unwrap_or_else(|| "host".into());
+    let aborts_total = r.all("netns:TCPAbortOnMemory");
+    if let Some(v) = aborts_total
+        .iter()
+        .find(|s| s.label("netns") == traced)
+        .or(aborts_total.first())
+    {
+        host.nstat.insert("TCPAbortOnMemory".into(), v.value as u64);
+    }
+    let pages = |bytes: f64| (bytes.max(0.0) as u64) / page;
+    let tcp_mem = r.by("tcp_mem", "threshold");
+    let tcp_mem_pages = match (tcp_mem.get("min"), tcp_mem.get("pressure"), tcp_mem.get("max")) {
+        (Some(a), Some(b), Some(c)) => Some([pages(*a), pages(*b), pages(*c)]),
+        _ => None,
+    };
+    let cached = r.by("routes_cached", "family");
+    let context = |ts: &str, alloc: &str, orphans: &str, census: &str, inserted: u64| {
+        let mut c = json!({
+            "type": "context",
+            "ts": ts,
+            "tcp_mem_pages": tcp_mem_pages,
+            "memory_allocated_pages": r.one(alloc).map(pages),
+            "orphans": r.one(orphans).map(|v| v as u64),
+            "orphans_census": r.one(census).map(|v| v as u64),
+            "max_orphans": r.one("max_orphans").map(|v| v as u64),
+            "page_size": page,
+            "memory_pressure": r.one("pressure").is_some_and(|v| v > 0.0),
+            "lost_events": whole(r.one("lost").unwrap_or(0.0)),
+        });
+        c["route_exceptions"] = json!({
+            "inserted": inserted,
+            "rt6_cached": cached.get("ipv6").map(|v| *v as u64),
+        });
+        c
+    };
+    let routes_in = r.by("routes_in", "family").values().copied().map(whole).sum();
+    let mut lines = vec![context(start, "alloc_peak", "orphans_peak", "census_peak", 0)];
+    // The first interval: the peaks, and each listener's drops as they
+    // were at the window's start.
+    let peak_mem = r.groups("g_mem_peak");
+    let (aq_peak, backlog, listeners) = (
+        r.groups("g_aq_peak"),
+        r.groups("g_backlog"),
+        r.groups("g_listeners"),
+    );
+    let (ld, ld_grew) = (r.groups("g_ld"), r.groups("g_ld_grew"));
+    let (orph_peak, orph_bytes_peak) = (r.groups("g_orphans_peak"), r.groups("g_orphan_bytes_peak"));
+    for (k, mem) in &peak_mem {
+        let mut g = group_line(k, start);
+        g["fwd_alloc_bytes"] = json!(*mem as u64);
+        g["orphans"] = json!(orph_peak.get(k).map(|v| *v as u64));
+        g["orphan_bytes"] = json!(orph_bytes_peak.get(k).map(|v| *v as u64));
+        if let Some(l) = listeners.get(k).filter(|l| **l > 0.0) {
+            let (q, b) = (aq_peak.get(k).copied().unwrap_or(0.0), backlog.get(k).copied().unwrap_or(0.0));
+            g["listeners"] = json!(*l as u64);
+            g["accept_queue"] = json!(q as u64);
+            g["accept_backlog"] = json!(b as u64);
+            g["accept_full"] = json!(u64::from(q > b));
+            if let Some(d) = ld.get(k) {
+                let at_start = (*d - ld_grew.get(k).copied().unwrap_or(0.0)).max(0.0);
+                g["listen_drops"] = json!(at_start.round() as u64);
+            }
+        }
+        lines.push(g);
+    }
+    // The second: the end of the window, with what each group counted.
+    lines.push(context(end, "alloc", "orphans", "census", routes_in));
+    let mem = r.all("g_mem");
+    let mut now: BTreeMap<(String, String), Map<String, Value>> = BTreeMap::new();
+    for s in mem {
+        let k = (s.label("group").to_string(), s.label("kind").to_string());
+        let field = match s.label("queue") {
+            "rmem" => "rmem_bytes",
+            "wmem_queued" => "wmem_queued_bytes",
+            "fwd_alloc" => "fwd_alloc_bytes",
+            _ => continue,
+        };
+        now.entry(k).or_default().insert(field.into(), json!(s.value as u64));
+    }
+    let mut put = |key: &str, field: &str| {
+        for (k, v) in r.groups(key) {
+            now.entry(k).or_default().insert(field.into(), json!(whole(v)));
+        }
+    };
+    put("g_sockets", "sockets");
+    put("g_orphans", "orphans");
+    put("g_orphan_bytes", "orphan_bytes");
+    put("g_listeners", "listeners");
+    put("g_aq", "accept_queue");
+    put("g_backlog", "accept_backlog");
+    put("g_ld", "listen_drops");
+    for (c, name, _) in GROUP_COUNTS {
+        put(&format!("count:{name}"), c.name());
+    }
+    let proxies = proxy_fields(&r);
+    for (k, fields) in now {
+        let mut g = group_line(&k, end);
+        if let (Some(q), Some(b)) = (fields.get("accept_queue"), fields.get("accept_backlog")) {
+            g["accept_full"] = json!(u64::from(q.as_u64() > b.as_u64()));
+        }
+        for (f, v) in fields {
+            g[f] = v;
+        }
+        if let Some(p) = proxies.get(&k) {
+            for (f, v) in p {
+                g[f] = v.clone();
+            }
+        }
+        lines.push(g);
+    }
+    // Each namespace: its counters at the window's start, then at its end
+    // with their growth.
+    let somaxconn = r.by("netns_somaxconn", "netns");
+    let mut spaces: BTreeMap<String, (Map<String, Value>, Map<String, Value>)> = BTreeMap::new();
+    for c in NETNS_COUNTERS {
+        let grew = r.by(&format!("netns+:{}", c.name), "netns");
+        for (ns, total) in r.by(&format!("netns:{}", c.name), "netns") {
+            let d = whole(grew.get(&ns).copied().unwrap_or(0.0));
+            let (counters, delta) = spaces.entry(ns).or_default();
+            counters.insert(c.name.into(), json!(total as u64));
+            delta.insert(c.name.into(), json!(d));
+        }
+    }
+    for (ns, (counters, delta)) in spaces {
+        let before: Map<String, Value> = counters
+            .iter()
+            .map(|(k, v)| {
+                let d = delta.get(k).and_then(Value::as_u64).unwrap_or(0);
+                (k.clone(), json!(v.as_u64().unwrap_or(0).saturating_sub(d)))
+            })
+            .collect();
+        let line = |ts: &str, counters: Map<String, Value>, delta: Option<&Map<String, Value>>| {
+            json!({"type": "netns", "ts": ts, "netns": ns, "counters": counters, "delta": delta,
+                   "somaxconn": somaxconn.get(&ns).map(|v| *v as u64)})
+        };
+        lines.push(line(start, before, None));
+        lines.push(line(end, counters, Some(&delta)));
+    }
+    let w = &mut state.window;
+    for l in lines {
+        if let Some(l) = Line::read(l) {
+            w.feed(&l);
+        }
+    }
+    // Events counted by the counters: aborts by cause and group (those
+    // of no exported group are the host-wide count's rest), drops,
+    // buffer limits; time under pressure.
+    let mut by_cause: BTreeMap<String, u64> = r
+        .by("aborts", "cause")
+        .into_iter()
+        .map(|(c, v)| (c, whole(v)))
+        .collect();
+    for x in r.all("g_aborts") {
+        let n = whole(x.value);
+        let cause = x.label("cause");
+        w.count_events("abort_on_memory", x.label("group"), cause, n);
+        if let Some(left) = by_cause.get_mut(cause) {
+            *left = left.saturating_sub(n);
+        }
+    }
+    for (cause, n) in by_cause {
+        w.count_events("abort_on_memory", "unattributed", &cause, n);
+    }
+    for x in r.all("g_drops") {
+        w.count_events("skb_drop", x.label("group"), x.label("reason"), whole(x.value));
+    }
+    for x in r.all("g_exceeded") {
+        w.count_events("exceed_buf_limit", x.label("group"), x.label("direction"), whole(x.value));
+    }
+    let entered = whole(r.by("pressure_in", "kind").values().sum());
+    for _ in 0..entered.min(10_000) {
+        w.feed_value(json!({"type": "event", "event": "memory_pressure_enter"}));
+    }
+    if let Some(secs) = r.one("pressure_s").filter(|s| *s > 0.0) {
+        w.feed_value(json!({"type": "event", "event": "memory_pressure_leave", "duration_ms": secs * 1000.0}));
+    }
+    state.unreadable.extend(w.dropped());
+    state.host = host;
+    state
+}
+
+fn group_line((group, kind): &(String, String), ts: &str) -> Value {
+    json!({"type": "group", "ts": ts, "group": group, "kind": kind})
+}
+
+/// A group line's proxy fields from `netmem_group_proxy_info` and
+/// `netmem_group_proxy_buffer_bytes`.
+fn proxy_fields(r: &Reader) -> BTreeMap<(String, String), Map<String, Value>> {
+    let mut out: BTreeMap<(String, String), Map<String, Value>> = BTreeMap::new();
+    let split = |s: &str| -> Vec<String> {
+        s.split('+').filter(|p| !p.is_empty()).map(String::from).collect()
+    };
+    for s in r.all("g_proxy") {
+        let k = (s.label("group").to_string(), s.label("kind").to_string());
+        let server = s.label("server");
+        let servers: Vec<String> = match server {
+            "" => Vec::new(),
+            srv => split(s.label("backend"))
+                .into_iter()
+                .map(|b| format!("{b}/{srv}"))
+                .collect(),
+        };
+        let f = out.entry(k).or_default();
+        f.insert("proxy".into(), json!(s.label("proxy")));
+        f.insert("proxy_side".into(), json!(s.label("side")));
+        f.insert("proxy_frontends".into(), json!(split(s.label("frontend"))));
+        f.insert("proxy_servers".into(), json!(servers));
+    }
+    let mut tune: BTreeMap<(String, String), Map<String, Value>> = BTreeMap::new();
+    for s in r.all("g_proxy_buf") {
+        let k = (s.label("group").to_string(), s.label("kind").to_string());
+        tune.entry(k)
+            .or_default()
+            .insert(s.label("setting").to_string(), json!(s.value as u64));
+    }
+    for (k, t) in tune {
+        if let Some(f) = out.get_mut(&k) {
+            f.insert("proxy_tune".into(), Value::Object(t));
+        }
+    }
+    out
+}
+
+/// One instance judged.
+#[derive(Clone, Debug, Serialize)]
+pub struct Judged {
+    pub instance: String,
+    pub report: Report,
+}
+
+impl Judged {
+    /// The instance's worst finding, for ranking: what fired, then
+    /// severity, then nearness to its limit; then how many findings at
+    /// warn or above.
+    fn rank_key(&self) -> (bool, Severity, u64, usize) {
+        let f = self.report.findings.first();
+        (
+            f.is_some_and(|f| f.fired),
+            f.map_or(Severity::Ok, |f| f.severity),
+            f.map_or(0, |f| (f.nearness * 1e6) as u64),
+            self.report
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Warn)
+                .count(),
+        )
+    }
+
+    pub fn worst(&self) -> Severity {
+        self.report
+            .findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Ok)
+    }
+
+    pub fn count(&self, sev: Severity) -> usize {
+        self.report
+            .findings
+            .iter()
+            .filter(|f| f.severity == sev)
+            .count()
+    }
+}
+
+/// A finding several hosts share: same rule, same severity.
+#[derive(Clone, Debug, Serialize)]
+pub struct Shared {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub fired: bool,
+    /// The hosts with it, worst first (as ranked).
+    pub hosts: Vec<String>,
+    /// Of how many judged.
+    pub of: usize,
+    /// The first host's title: the numbers are that host's.
+    pub example: String,
+}
+
+/// One host's share of a group found on several.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostShare {
+    pub instance: String,
+    pub memory_bytes: u64,
+    pub peak_memory_bytes: u64,
+    pub peak_orphans: u64,
+    pub sockets: u64,
+}
+
+/// A group by name across hosts (`listen:443` on 12 hosts), hosts by
+/// their peak, most first.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupAcross {
+    pub group: String,
+    pub kind: String,
+    pub peak_memory_bytes: u64,
+    pub hosts: Vec<HostShare>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FleetReport {
+    pub source: String,
+    /// Worst first.
+    pub instances: Vec<Judged>,
+    pub shared: Vec<Shared>,
+    /// The groups holding the most at their peak, summed over hosts.
+    pub groups: Vec<GroupAcross>,
+}
+
+/// Groups across hosts shown.
+pub const MAX_GROUPS_ACROSS: usize = 10;
+
+/// Every instance's state judged by the host doctor's rules, ranked;
+/// the findings they share; the groups across them.
+pub fn judge(source: String, states: Vec<(String, State)>) -> FleetReport {
+    let mut groups: BTreeMap<(String, String), GroupAcross> = BTreeMap::new();
+    let mut instances: Vec<Judged> = Vec::new();
+    for (instance, state) in states {
+        for (name, g) in &state.window.groups {
+            if g.peak_memory == 0 && g.peak_orphans == 0 {
+                continue;
+            }
+            let e = groups
+                .entry((name.clone(), g.kind.clone()))
+                .or_insert_with(|| GroupAcross {
+                    group: name.clone(),
+                    kind: g.kind.clone(),
+                    peak_memory_bytes: 0,
+                    hosts: Vec::new(),
+                });
+            e.peak_memory_bytes = e.peak_memory_bytes.saturating_add(g.peak_memory);
+            e.hosts.push(HostShare {
+                instance: instance.clone(),
+                memory_bytes: g.memory,
+                peak_memory_bytes: g.peak_memory,
+                peak_orphans: g.peak_orphans,
+                sockets: g.sockets,
+            });
+        }
+        let findings = diagnose(&state);
+        instances.push(Judged {
+            report: Report {
+                source: format!("instance {instance}"),
+                kernel_release: state.host.kernel_release.clone(),
+                namespace: state.host.traced_netns().unwrap_or_else(|| "?".into()),
+                unreadable: state.unreadable.clone(),
+                findings,
+            },
+            instance,
+        });
+    }
+    instances.sort_by(|a, b| b.rank_key().cmp(&a.rank_key()).then(a.instance.cmp(&b.instance)));
+    let mut shared: Vec<Shared> = Vec::new();
+    for j in &instances {
+        for f in &j.report.findings {
+            if f.severity == Severity::Ok {
+                continue;
+            }
+            match shared
+                .iter_mut()
+                .find(|s| s.id == f.id && s.severity == f.severity)
+            {
+                Some(s) => {
+                    if !s.hosts.contains(&j.instance) {
+                        s.hosts.push(j.instance.clone());
+                    }
+                    s.fired |= f.fired;
+                }
+                None => shared.push(Shared {
+                    id: f.id,
+                    severity: f.severity,
+                    fired: f.fired,
+                    hosts: vec![j.instance.clone()],
+                    of: 0,
+                    example: f.title.clone(),
+                }),
+            }
+        }
+    }
+    let of = instances.len();
+    for s in shared.iter_mut() {
+        s.of = of;
+    }
+    shared.sort_by(|a, b| {
+        b.fired
+            .cmp(&a.fired)
+            .then(b.severity.cmp(&a.severity))
+            .then(b.hosts.len().cmp(&a.hosts.len()))
+            .then(a.id.cmp(b.id))
+    });
+    let mut groups: Vec<GroupAcross> = groups.into_values().collect();
+    for g in groups.iter_mut() {
+        g.hosts.sort_by(|a, b| {
+            b.peak_memory_bytes
+                .cmp(&a.peak_memory_bytes)
+                .then(a.instance.cmp(&b.instance))
+        });
+    }
+    groups.sort_by(|a, b| {
+        b.peak_memory_bytes
+            .cmp(&a.peak_memory_bytes)
+            .then(a.group.cmp(&b.group))
+    });
+    groups.truncate(MAX_GROUPS_ACROSS);
+    FleetReport {
+        source,
+        instances,
+        shared,
+        groups,
+    }
+}
+
+/// A finding as one line of a list: `[WARN] tcp_mem.ram: TITLE`.
+pub fn headline(f: &Finding) -> String {
+    format!("[{}] {}: {}", f.severity.name().to_uppercase(), f.id, f.title)
+}
