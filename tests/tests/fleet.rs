@@ -1,24 +1,237 @@
-//! A fleet of three hosts (namespaces, each with its own `netmem serve`)
-//! scraped by a real Prometheus: what `netmem doctor --prometheus` says
-//! of them.
+//! A fleet of three hosts (namespaces, each with its own sysctls, load and
+//! `netmem serve`) scraped by a real Prometheus: `netmem doctor
+//! --prometheus` names the host with the orphans and the host with queued
+//! memory, and says of each what `doctor` run on it alone says.
 
-use std::process::Command;
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
 
-use netmem_tests::fleet::Fleet;
-use netmem_tests::{netmem_bin, require_root};
+use netmem_tests::fleet::{Fleet, PORT_ORPHANS, PORT_QUEUED};
+use netmem_tests::serve::poll;
+use netmem_tests::{json_lines, netmem_bin, require_root};
+use serde_json::Value;
+
+fn doctor(args: &[&str]) -> Output {
+    Command::new(netmem_bin())
+        .arg("doctor")
+        .args(args)
+        .output()
+        .expect("run netmem doctor")
+}
+
+fn ok_lines(o: &Output) -> Vec<Value> {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    json_lines(&String::from_utf8_lossy(&o.stdout))
+}
+
+/// (id, severity, group) of each finding line, of `instance` when given.
+fn verdict(lines: &[Value], instance: Option<&str>) -> BTreeSet<(String, String, String)> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "finding")
+        .filter(|l| instance.is_none_or(|i| l["instance"] == i))
+        .map(|l| {
+            let s = |k: &str| l[k].as_str().unwrap_or("").to_string();
+            (s("id"), s("severity"), s("group"))
+        })
+        .collect()
+}
+
+/// An evidence's value in an instance's (or the only) finding `id`.
+fn evidence(lines: &[Value], instance: Option<&str>, id: &str, name: &str) -> Option<String> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "finding" && l["id"] == id)
+        .filter(|l| instance.is_none_or(|i| l["instance"] == i))
+        .flat_map(|l| l["evidence"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["name"].as_str().is_some_and(|n| n.starts_with(name)))
+        .and_then(|e| e["value"].as_str().map(String::from))
+}
 
 #[test]
-fn fleet_smoke() {
+fn the_fleet_doctor_names_each_host_as_doctor_on_it_would() {
     require_root();
     let fleet = Fleet::start(&[], None);
-    std::thread::sleep(std::time::Duration::from_secs(5));
-    let o = Command::new(netmem_bin())
-        .args(["doctor", "--prometheus", &fleet.url(), "--since", "5m"])
-        .output()
-        .unwrap();
-    eprintln!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let url = fleet.url();
+    // A few scrapes of every host, so that the window has its peaks.
+    poll(std::time::Duration::from_secs(60), || {
+        let q = "count_over_time(netmem_tcp_orphans[1m]) >= 5";
+        match fleet.prometheus.query(q, None).len() {
+            3 => Ok(()),
+            n => Err(format!("{q}: {n} hosts")),
+        }
+    });
+    let lines = ok_lines(&doctor(&["--prometheus", &url, "--since", "10m", "--json"]));
+    let head = &lines[0];
+    assert_eq!(head["type"], "fleet", "{lines:?}");
+    let hosts = head["hosts"].as_array().unwrap();
+    let names: BTreeSet<&str> = hosts
+        .iter()
+        .map(|h| h["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["host-orphans", "host-queued", "host-calm"])
+    );
+    let host = |i: &str| hosts.iter().find(|h| h["instance"] == i).unwrap();
+    // The orphans are host-orphans' (the kernel's count is the whole
+    // machine's, as every namespace shares it; the census' is each
+    // host's own).
+    assert_eq!(host("host-orphans")["peak_census_orphans"], 8, "{head}");
+    assert_eq!(host("host-queued")["peak_census_orphans"], 0, "{head}");
+    assert_eq!(host("host-calm")["peak_census_orphans"], 0, "{head}");
+    // Across hosts: the group with the orphans, the group with the queued
+    // memory, each on its host.
+    let groups: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "fleet_group")
+        .collect();
+    let across = |g: &str| {
+        groups
+            .iter()
+            .find(|l| l["group"] == g)
+            .unwrap_or_else(|| panic!("no fleet_group {g}: {groups:?}"))
+    };
+    let orphans = across(&format!("listen:{PORT_ORPHANS}"));
+    assert_eq!(orphans["hosts"][0]["instance"], "host-orphans");
+    assert_eq!(orphans["hosts"][0]["peak_orphans"], 8);
+    let queued = across(&format!("listen:{PORT_QUEUED}"));
+    assert_eq!(queued["hosts"][0]["instance"], "host-queued");
+    assert!(
+        queued["hosts"][0]["peak_memory_bytes"].as_u64().unwrap() > 8 << 20,
+        "{queued}"
+    );
+    let peaks: Vec<u64> = groups
+        .iter()
+        .map(|g| g["peak_memory_bytes"].as_u64().unwrap())
+        .collect();
+    assert!(
+        peaks.windows(2).all(|w| w[0] >= w[1]),
+        "the most held first: {peaks:?}"
+    );
+
+    // Each host's findings are those `doctor` gives on it alone (the
+    // fleet doctor reads no kernel log: neither does this one), with the
+    // host's own per-namespace sysctls behind them.
+    let empty_log = std::env::temp_dir().join(format!("netmem-fleet-log-{}", std::process::id()));
+    std::fs::write(&empty_log, "").unwrap();
     for h in &fleet.hosts {
-        let o = h.ns.netmem(&["doctor"]);
-        eprintln!("--- {} alone:\n{}", h.instance, String::from_utf8_lossy(&o.stdout));
+        let alone = ok_lines(&h.ns.netmem(&[
+            "doctor",
+            "--json",
+            "--kernel-log",
+            empty_log.to_str().unwrap(),
+        ]));
+        let i = Some(h.instance);
+        assert_eq!(
+            verdict(&lines, i),
+            verdict(&alone, None),
+            "{}: the fleet doctor and doctor alone disagree",
+            h.instance
+        );
+        // tcp_wmem of its namespace, not the machine's.
+        let defaults = "... at the tcp_rmem/tcp_wmem defaults";
+        assert_eq!(
+            evidence(&lines, i, "buffers.per_connection", defaults),
+            evidence(&alone, None, "buffers.per_connection", defaults),
+            "{}",
+            h.instance
+        );
     }
+    let _ = std::fs::remove_file(&empty_log);
+    let ids = |i: &str| {
+        verdict(&lines, Some(i))
+            .into_iter()
+            .map(|v| (v.0, v.2))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        ids("host-queued").contains(&(
+            "buffers.per_connection".into(),
+            format!("listen:{PORT_QUEUED}")
+        )),
+        "{:?}",
+        ids("host-queued")
+    );
+    // The ranking: the hosts holding memory before the calm one.
+    assert_eq!(head["instances"][2], "host-calm", "{head}");
+
+    // The text names them the same way.
+    let text = doctor(&["--prometheus", &url, "--since", "10m"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("3 instances"), "{text}");
+    assert!(
+        text.contains(&format!("listen:{PORT_ORPHANS} on 1 host")) && text.contains(", 8 orphans"),
+        "{text}"
+    );
+    assert!(text.contains("== host-calm =="), "{text}");
+
+    // --match narrows the fleet.
+    let one = ok_lines(&doctor(&[
+        "--prometheus",
+        &url,
+        "--match",
+        "{instance=\"host-calm\"}",
+        "--json",
+    ]));
+    assert_eq!(
+        one[0]["instances"],
+        serde_json::json!(["host-calm"]),
+        "{one:?}"
+    );
+}
+
+/// What is not a Prometheus, or not netmem's, is said, with a non-zero
+/// exit, and never a panic.
+#[test]
+fn the_fleet_doctor_refuses_what_it_cannot_read() {
+    require_root();
+    let fleet = Fleet::start(&[], None);
+    let url = fleet.url();
+    let serve = format!("http://{}", fleet.hosts[0].serve.addr);
+    let cases: [(&[&str], &str); 6] = [
+        (&["--prometheus", &serve], "not the Prometheus API"),
+        (
+            &["--prometheus", "ftp://example"],
+            "only http:// and https://",
+        ),
+        (
+            &["--prometheus", "http://127.0.0.1:1"],
+            "asking http://127.0.0.1:1/api/v1/query",
+        ),
+        (
+            &["--prometheus", &url, "--match", "{job=\"none\"}"],
+            "has no netmem series matching {job=\"none\"}",
+        ),
+        (
+            &["--prometheus", &url, "--match", "job=\"x\"}) or vector(1"],
+            "give label matchers only",
+        ),
+        (
+            &["--prometheus", &url, "--match", "{job=~\"(\"}"],
+            "Prometheus refused",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = doctor(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(want) && !err.contains("panicked"),
+            "{args:?}: {:?} {err}",
+            o.status
+        );
+    }
+    // --match alone is an error of the command line.
+    let o = doctor(&["--match", "{job=\"x\"}"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -202,10 +202,7 @@ fn fleet(url: &str, selector: Option<&str>, since: Duration, sink: &mut dyn Sink
         );
     }
     let node_ram = fleet::node_ram(&fetched);
-    let (start_ts, end_ts) = (
-        crate::format::rfc3339(start),
-        crate::format::rfc3339(end),
-    );
+    let (start_ts, end_ts) = (crate::format::rfc3339(start), crate::format::rfc3339(end));
     let states = instances
         .into_iter()
         .map(|i| {

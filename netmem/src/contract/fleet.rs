@@ -14,6 +14,36 @@ pub struct FleetLine {
     pub source: Option<String>,
     #[serde(default, deserialize_with = "lax::list")]
     pub instances: Option<Vec<String>>,
+    /// What Prometheus does not hold, so was not judged.
+    #[serde(default, deserialize_with = "lax::list")]
+    pub notes: Option<Vec<String>>,
+    /// Each instance's figures, in the same order.
+    #[serde(default, deserialize_with = "lax::places")]
+    pub hosts: Option<Vec<FleetHost>>,
+}
+
+/// One instance's figures over the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetHost {
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub instance: Option<String>,
+    /// Its worst finding's severity.
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub worst: Option<String>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub peak_tcp_memory_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub tcp_memory_of_max: Option<f64>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub peak_orphans: Option<u64>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub orphans_of_threshold: Option<f64>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub peak_held_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub peak_census_orphans: Option<u64>,
+    #[serde(default, deserialize_with = "lax::opt")]
+    pub aborts: Option<u64>,
 }
 
 /// `"fleet_finding"`: one rule at one severity, on these hosts.

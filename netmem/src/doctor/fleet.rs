@@ -20,13 +20,13 @@ use serde_json::{json, Map, Value};
 
 use super::{diagnose, Finding, Report, Severity, State};
 use crate::contract::Line;
-use netmem_common::EventKind;
 use crate::model::netns::NETNS_COUNTERS;
 use crate::output::prometheus::metrics::{
     GROUP_COUNTS, HOST_INFO, MEMORY_TOTAL, PAGE_SIZE, SYSCTL_INFO,
 };
 use crate::sources::host::Host;
 use crate::sources::prometheus::Sample;
+use netmem_common::EventKind;
 
 /// One instance's answers, by query key.
 pub type Series = BTreeMap<String, Vec<Sample>>;
@@ -72,7 +72,10 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
     // intervals people run.
     let step = format!("{}s", (since.as_secs() / 1000).clamp(1, 60));
     let sel = |name: &str, extra: &str| -> String {
-        let m: Vec<&str> = [extra, inner].into_iter().filter(|s| !s.is_empty()).collect();
+        let m: Vec<&str> = [extra, inner]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
         format!("netmem_{name}{{{}}}", m.join(","))
     };
     let last = |name: &str| format!("last_over_time({}[{r}])", sel(name, ""));
@@ -86,7 +89,10 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
         ("sysctl".into(), last(&format!("{SYSCTL_INFO}_info"))),
         ("ram".into(), last(&format!("{MEMORY_TOTAL}_bytes"))),
         ("page".into(), last(&format!("{PAGE_SIZE}_bytes"))),
-        (NODE_RAM.into(), format!("last_over_time(node_memory_MemTotal_bytes[{r}])")),
+        (
+            NODE_RAM.into(),
+            format!("last_over_time(node_memory_MemTotal_bytes[{r}])"),
+        ),
         ("tcp_mem".into(), last("tcp_memory_limit_bytes")),
         ("alloc".into(), last("tcp_memory_allocated_bytes")),
         ("alloc_peak".into(), peak("tcp_memory_allocated_bytes")),
@@ -96,7 +102,10 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
         ("census_peak".into(), peak("census_orphans")),
         ("max_orphans".into(), last("tcp_max_orphans")),
         ("pressure".into(), last("tcp_memory_pressure")),
-        ("pressure_s".into(), grew("tcp_memory_pressure_seconds_total", "")),
+        (
+            "pressure_s".into(),
+            grew("tcp_memory_pressure_seconds_total", ""),
+        ),
         (
             "pressure_in".into(),
             grew(
@@ -106,7 +115,10 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
         ),
         ("aborts".into(), grew("aborts_on_memory_total", "")),
         ("lost".into(), grew("events_lost_total", "")),
-        ("routes_in".into(), grew("route_exceptions_inserted_total", "")),
+        (
+            "routes_in".into(),
+            grew("route_exceptions_inserted_total", ""),
+        ),
         ("routes_cached".into(), last("route_exceptions_cached")),
         ("g_mem".into(), now("group_memory_bytes")),
         (
@@ -130,8 +142,14 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
         ("g_proxy".into(), now("group_proxy_info")),
         ("g_proxy_buf".into(), now("group_proxy_buffer_bytes")),
         // Only what grew: a fleet's zero series stay on the server.
-        ("g_aborts".into(), format!("{} > 0", grew("group_aborts_on_memory_total", ""))),
-        ("g_drops".into(), format!("{} > 0", grew("group_memory_drops_total", ""))),
+        (
+            "g_aborts".into(),
+            format!("{} > 0", grew("group_aborts_on_memory_total", "")),
+        ),
+        (
+            "g_drops".into(),
+            format!("{} > 0", grew("group_memory_drops_total", "")),
+        ),
         (
             "g_exceeded".into(),
             format!("{} > 0", grew("group_buffer_limit_exceeded_total", "")),
@@ -276,7 +294,11 @@ pub fn state_of(
     }
     let pages = |bytes: f64| (bytes.max(0.0) as u64) / page;
     let tcp_mem = r.by("tcp_mem", "threshold");
-    let tcp_mem_pages = match (tcp_mem.get("min"), tcp_mem.get("pressure"), tcp_mem.get("max")) {
+    let tcp_mem_pages = match (
+        tcp_mem.get("min"),
+        tcp_mem.get("pressure"),
+        tcp_mem.get("max"),
+    ) {
         (Some(a), Some(b), Some(c)) => Some([pages(*a), pages(*b), pages(*c)]),
         _ => None,
     };
@@ -300,8 +322,19 @@ pub fn state_of(
         });
         c
     };
-    let routes_in = r.by("routes_in", "family").values().copied().map(whole).sum();
-    let mut lines = vec![context(start, "alloc_peak", "orphans_peak", "census_peak", 0)];
+    let routes_in = r
+        .by("routes_in", "family")
+        .values()
+        .copied()
+        .map(whole)
+        .sum();
+    let mut lines = vec![context(
+        start,
+        "alloc_peak",
+        "orphans_peak",
+        "census_peak",
+        0,
+    )];
     // The first interval: the peaks, and each listener's drops as they
     // were at the window's start.
     let peak_mem = r.groups("g_mem_peak");
@@ -311,14 +344,18 @@ pub fn state_of(
         r.groups("g_listeners"),
     );
     let (ld, ld_grew) = (r.groups("g_ld"), r.groups("g_ld_grew"));
-    let (orph_peak, orph_bytes_peak) = (r.groups("g_orphans_peak"), r.groups("g_orphan_bytes_peak"));
+    let (orph_peak, orph_bytes_peak) =
+        (r.groups("g_orphans_peak"), r.groups("g_orphan_bytes_peak"));
     for (k, mem) in &peak_mem {
         let mut g = group_line(k, start);
         g["fwd_alloc_bytes"] = json!(*mem as u64);
         g["orphans"] = json!(orph_peak.get(k).map(|v| *v as u64));
         g["orphan_bytes"] = json!(orph_bytes_peak.get(k).map(|v| *v as u64));
         if let Some(l) = listeners.get(k).filter(|l| **l > 0.0) {
-            let (q, b) = (aq_peak.get(k).copied().unwrap_or(0.0), backlog.get(k).copied().unwrap_or(0.0));
+            let (q, b) = (
+                aq_peak.get(k).copied().unwrap_or(0.0),
+                backlog.get(k).copied().unwrap_or(0.0),
+            );
             g["listeners"] = json!(*l as u64);
             g["accept_queue"] = json!(q as u64);
             g["accept_backlog"] = json!(b as u64);
@@ -342,11 +379,15 @@ pub fn state_of(
             "fwd_alloc" => "fwd_alloc_bytes",
             _ => continue,
         };
-        now.entry(k).or_default().insert(field.into(), json!(s.value as u64));
+        now.entry(k)
+            .or_default()
+            .insert(field.into(), json!(s.value as u64));
     }
     let mut put = |key: &str, field: &str| {
         for (k, v) in r.groups(key) {
-            now.entry(k).or_default().insert(field.into(), json!(whole(v)));
+            now.entry(k)
+                .or_default()
+                .insert(field.into(), json!(whole(v)));
         }
     };
     put("g_sockets", "sockets");
@@ -378,7 +419,9 @@ pub fn state_of(
     // Each namespace: its counters at the window's start, then at its end
     // with their growth.
     let somaxconn = r.by("netns_somaxconn", "netns");
-    let mut spaces: BTreeMap<String, (Map<String, Value>, Map<String, Value>)> = BTreeMap::new();
+    // Each namespace's (counters, their growth).
+    type Counters = (Map<String, Value>, Map<String, Value>);
+    let mut spaces: BTreeMap<String, Counters> = BTreeMap::new();
     for c in NETNS_COUNTERS {
         let grew = r.by(&format!("netns+:{}", c.name), "netns");
         for (ns, total) in r.by(&format!("netns:{}", c.name), "netns") {
@@ -429,10 +472,20 @@ pub fn state_of(
         w.count_events("abort_on_memory", "unattributed", &cause, n);
     }
     for x in r.all("g_drops") {
-        w.count_events("skb_drop", x.label("group"), x.label("reason"), whole(x.value));
+        w.count_events(
+            "skb_drop",
+            x.label("group"),
+            x.label("reason"),
+            whole(x.value),
+        );
     }
     for x in r.all("g_exceeded") {
-        w.count_events("exceed_buf_limit", x.label("group"), x.label("direction"), whole(x.value));
+        w.count_events(
+            "exceed_buf_limit",
+            x.label("group"),
+            x.label("direction"),
+            whole(x.value),
+        );
     }
     let entered = whole(r.by("pressure_in", "kind").values().sum());
     for _ in 0..entered.min(10_000) {
@@ -455,7 +508,10 @@ fn group_line((group, kind): &(String, String), ts: &str) -> Value {
 fn proxy_fields(r: &Reader) -> BTreeMap<(String, String), Map<String, Value>> {
     let mut out: BTreeMap<(String, String), Map<String, Value>> = BTreeMap::new();
     let split = |s: &str| -> Vec<String> {
-        s.split('+').filter(|p| !p.is_empty()).map(String::from).collect()
+        s.split('+')
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect()
     };
     for s in r.all("g_proxy") {
         let k = (s.label("group").to_string(), s.label("kind").to_string());
@@ -493,6 +549,47 @@ fn proxy_fields(r: &Reader) -> BTreeMap<(String, String), Map<String, Value>> {
 pub struct Judged {
     pub instance: String,
     pub report: Report,
+    pub figures: HostFigures,
+}
+
+/// What a fleet's operator compares hosts by, over the window.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HostFigures {
+    /// The kernel's TCP memory at its peak, and as a fraction of tcp_mem[2].
+    pub peak_tcp_memory_bytes: u64,
+    pub tcp_memory_of_max: Option<f64>,
+    /// The kernel's orphans at their peak, and as a fraction of the first
+    /// abort threshold (tcp_max_orphans / 4).
+    pub peak_orphans: u64,
+    pub orphans_of_threshold: Option<f64>,
+    /// What the groups held at their peaks (summed), and the census'
+    /// orphans at peak: the traced namespace's own.
+    pub peak_held_bytes: u64,
+    pub peak_census_orphans: u64,
+    /// Aborts on memory over the window, all causes.
+    pub aborts: u64,
+}
+
+impl HostFigures {
+    fn of(s: &State) -> HostFigures {
+        let w = &s.window;
+        let page = s.page();
+        let limit = s.tcp_mem().map(|m| m[2] * page).filter(|m| *m > 0);
+        let peak_tcp_memory_bytes = w.peak_allocated_pages.saturating_mul(page);
+        let threshold = s.max_orphans().map(|m| m / 4).filter(|m| *m > 0);
+        HostFigures {
+            peak_tcp_memory_bytes,
+            tcp_memory_of_max: limit.map(|l| peak_tcp_memory_bytes as f64 / l as f64),
+            peak_orphans: w.peak_orphans,
+            orphans_of_threshold: threshold.map(|t| w.peak_orphans as f64 / t as f64),
+            peak_held_bytes: w
+                .groups
+                .values()
+                .fold(0u64, |a, g| a.saturating_add(g.peak_memory)),
+            peak_census_orphans: w.peak_census_orphans,
+            aborts: w.aborts_where(|_| true),
+        }
+    }
 }
 
 impl Judged {
@@ -573,7 +670,16 @@ pub struct FleetReport {
     pub shared: Vec<Shared>,
     /// The groups holding the most at their peak, summed over hosts.
     pub groups: Vec<GroupAcross>,
+    /// What Prometheus does not hold, so no rule judged.
+    pub notes: Vec<String>,
 }
+
+/// What the host doctor reads that `serve` does not export.
+pub const NOT_JUDGED: &[&str] = &[
+    "the kernel log (run `netmem doctor` on a host for its memory messages)",
+    "each abort's own figures (the orphans and tcp_mem at the moment it fired: a recording has them)",
+    "cgroups' memory controllers (the NetmemCgroupSocketPressure alert watches them)",
+];
 
 /// Groups across hosts shown.
 pub const MAX_GROUPS_ACROSS: usize = 10;
@@ -607,6 +713,7 @@ pub fn judge(source: String, states: Vec<(String, State)>) -> FleetReport {
         }
         let findings = diagnose(&state);
         instances.push(Judged {
+            figures: HostFigures::of(&state),
             report: Report {
                 source: format!("instance {instance}"),
                 kernel_release: state.host.kernel_release.clone(),
@@ -617,7 +724,11 @@ pub fn judge(source: String, states: Vec<(String, State)>) -> FleetReport {
             instance,
         });
     }
-    instances.sort_by(|a, b| b.rank_key().cmp(&a.rank_key()).then(a.instance.cmp(&b.instance)));
+    instances.sort_by(|a, b| {
+        b.rank_key()
+            .cmp(&a.rank_key())
+            .then(a.instance.cmp(&b.instance))
+    });
     let mut shared: Vec<Shared> = Vec::new();
     for j in &instances {
         for f in &j.report.findings {
@@ -675,10 +786,214 @@ pub fn judge(source: String, states: Vec<(String, State)>) -> FleetReport {
         instances,
         shared,
         groups,
+        notes: NOT_JUDGED.iter().map(|s| s.to_string()).collect(),
     }
 }
 
 /// A finding as one line of a list: `[WARN] tcp_mem.ram: TITLE`.
 pub fn headline(f: &Finding) -> String {
-    format!("[{}] {}: {}", f.severity.name().to_uppercase(), f.id, f.title)
+    format!(
+        "[{}] {}: {}",
+        f.severity.name().to_uppercase(),
+        f.id,
+        f.title
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(labels: &[(&str, &str)], value: f64) -> Sample {
+        Sample {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+        }
+    }
+
+    fn series(rows: Vec<(&str, Vec<Sample>)>) -> Series {
+        rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// A host as its serve exports it: 4 GiB of RAM, tcp_mem above
+    /// RAM/3, 12 orphan aborts over the window of which 10 on one group.
+    fn lb(orphans_peak: f64) -> Series {
+        let page = 4096.0;
+        series(vec![
+            (
+                "host_info",
+                vec![sample(
+                    &[("kernel_release", "6.1.0"), ("netns", "host")],
+                    1.0,
+                )],
+            ),
+            (
+                "sysctl",
+                vec![
+                    sample(
+                        &[
+                            ("sysctl", "net.ipv4.tcp_mem"),
+                            ("value", "100000 400000 600000"),
+                        ],
+                        1.0,
+                    ),
+                    sample(
+                        &[("sysctl", "net.ipv4.tcp_max_orphans"), ("value", "1024")],
+                        1.0,
+                    ),
+                ],
+            ),
+            ("ram", vec![sample(&[], 4.0 * (1u64 << 30) as f64)]),
+            ("page", vec![sample(&[], page)]),
+            (
+                "tcp_mem",
+                vec![
+                    sample(&[("threshold", "min")], 100000.0 * page),
+                    sample(&[("threshold", "pressure")], 400000.0 * page),
+                    sample(&[("threshold", "max")], 600000.0 * page),
+                ],
+            ),
+            ("alloc", vec![sample(&[], 1000.0 * page)]),
+            ("alloc_peak", vec![sample(&[], 5000.0 * page)]),
+            ("orphans", vec![sample(&[], 3.0)]),
+            ("orphans_peak", vec![sample(&[], orphans_peak)]),
+            ("max_orphans", vec![sample(&[], 1024.0)]),
+            (
+                "aborts",
+                vec![
+                    sample(&[("cause", "orphans")], 11.6),
+                    sample(&[("cause", "tcp_mem")], 0.0),
+                ],
+            ),
+            (
+                "g_aborts",
+                vec![sample(
+                    &[
+                        ("group", "listen:443"),
+                        ("kind", "listen"),
+                        ("cause", "orphans"),
+                    ],
+                    10.2,
+                )],
+            ),
+            (
+                "g_mem_peak",
+                vec![sample(&[("group", "listen:443"), ("kind", "listen")], 9e6)],
+            ),
+            (
+                "g_mem",
+                vec![sample(
+                    &[
+                        ("group", "listen:443"),
+                        ("kind", "listen"),
+                        ("queue", "wmem_queued"),
+                    ],
+                    1e6,
+                )],
+            ),
+            (
+                "g_sockets",
+                vec![sample(&[("group", "listen:443"), ("kind", "listen")], 40.0)],
+            ),
+            (
+                "netns:TCPAbortOnMemory",
+                vec![sample(&[("netns", "host")], 50.0)],
+            ),
+            (
+                "netns+:TCPAbortOnMemory",
+                vec![sample(&[("netns", "host")], 11.8)],
+            ),
+        ])
+    }
+
+    #[test]
+    fn a_hosts_series_become_the_window_the_rules_read() {
+        let s = state_of("lb1:9464", &lb(300.0), &BTreeMap::new(), "t0", "t1");
+        let w = &s.window;
+        assert_eq!(s.host.kernel_release, "6.1.0");
+        assert_eq!(s.host.number("net.ipv4.tcp_max_orphans"), Some(1024));
+        assert_eq!(s.host.nstat.get("TCPAbortOnMemory"), Some(&50));
+        assert_eq!((w.allocated_pages, w.peak_allocated_pages), (1000, 5000));
+        assert_eq!((w.orphans, w.peak_orphans), (3, 300));
+        // 12 aborts by cause (increase() extrapolated), 10 of them the
+        // group's: the other 2 are no exported group's.
+        assert_eq!(w.aborts_where(|c| c == "orphans"), 12);
+        let unattributed = w
+            .abort_counts
+            .iter()
+            .find(|((_, g), _)| &**g == "unattributed");
+        assert_eq!(unattributed.map(|(_, n)| *n), Some(2));
+        let g = &w.groups["listen:443"];
+        assert_eq!(
+            (g.memory, g.peak_memory, g.sockets),
+            (1_000_000, 9_000_000, 40)
+        );
+        assert_eq!(w.netns["host"].grew.get("TCPAbortOnMemory"), Some(&12));
+        let ids: Vec<&str> = diagnose(&s).iter().map(|f| f.id).collect();
+        assert_eq!(ids[0], "orphans", "{ids:?}");
+        assert!(ids.contains(&"tcp_mem.ram"), "{ids:?}");
+    }
+
+    #[test]
+    fn findings_hosts_share_are_said_once_with_their_hosts() {
+        let ram = BTreeMap::new();
+        let states = vec![
+            ("a".to_string(), state_of("a", &lb(100.0), &ram, "t0", "t1")),
+            ("b".to_string(), state_of("b", &lb(900.0), &ram, "t0", "t1")),
+            ("c".to_string(), State::default()),
+        ];
+        let r = judge("test".into(), states);
+        let order: Vec<&str> = r.instances.iter().map(|j| j.instance.as_str()).collect();
+        assert_eq!(order, ["b", "a", "c"], "nearest its orphan limit first");
+        let ram = r.shared.iter().find(|s| s.id == "tcp_mem.ram").unwrap();
+        assert_eq!(
+            (ram.hosts.clone(), ram.of),
+            (vec!["b".to_string(), "a".to_string()], 3)
+        );
+        let g = &r.groups[0];
+        assert_eq!(
+            (g.group.as_str(), g.hosts.len(), g.peak_memory_bytes),
+            ("listen:443", 2, 18_000_000)
+        );
+        assert!(r.instances[0].figures.orphans_of_threshold.unwrap() > 3.0);
+    }
+
+    #[test]
+    fn a_selector_is_label_matchers_only() {
+        assert_eq!(matchers("{job=\"netmem\"}").unwrap(), "job=\"netmem\"");
+        assert_eq!(matchers(" job=~\"lb.*\" ").unwrap(), "job=~\"lb.*\"");
+        assert_eq!(matchers("").unwrap(), "");
+        assert_eq!(matchers("{a=\"}{)(\"}").unwrap(), "a=\"}{)(\"");
+        assert!(matchers("{a=\"x\"}) or vector(1)").is_err());
+        assert!(matchers("{a=\"x}").is_err());
+        let q = queries("job=\"n\"", Duration::from_secs(3600));
+        assert!(
+            q.iter()
+                .all(|(_, q)| q.contains("job=\"n\"") || q.contains("node_memory")),
+            "{q:?}"
+        );
+        assert!(q
+            .iter()
+            .any(|(_, q)| q.contains("netmem_tcp_memory_limit_bytes{job=\"n\"}[3600s]")));
+    }
+
+    #[test]
+    fn node_exporters_ram_is_found_by_host() {
+        let mut f: BTreeMap<String, Series> = BTreeMap::new();
+        f.insert(
+            "lb1:9100".into(),
+            series(vec![(NODE_RAM, vec![sample(&[], 8e9)])]),
+        );
+        f.insert(
+            "lb1:9464".into(),
+            series(vec![("alloc", vec![sample(&[], 1.0)])]),
+        );
+        assert_eq!(instances(&f), ["lb1:9464"]);
+        let ram = node_ram(&f);
+        let s = state_of("lb1:9464", &f["lb1:9464"], &ram, "t0", "t1");
+        assert_eq!(s.host.mem_total_bytes, Some(8_000_000_000));
+    }
 }

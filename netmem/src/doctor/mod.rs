@@ -156,7 +156,7 @@ impl State {
         }
     }
 
-    fn page(&self) -> u64 {
+    pub(crate) fn page(&self) -> u64 {
         if self.window.page_size > 0 {
             self.window.page_size
         } else if self.host.page_size > 0 {
@@ -167,7 +167,7 @@ impl State {
     }
 
     /// tcp_mem as it was at the window's peak, else as it is.
-    fn tcp_mem(&self) -> Option<[u64; 3]> {
+    pub(crate) fn tcp_mem(&self) -> Option<[u64; 3]> {
         self.window
             .tcp_mem_at_peak
             .or(self.window.tcp_mem_pages)
@@ -177,7 +177,7 @@ impl State {
             })
     }
 
-    fn max_orphans(&self) -> Option<u64> {
+    pub(crate) fn max_orphans(&self) -> Option<u64> {
         self.window
             .max_orphans
             .or_else(|| self.host.number("net.ipv4.tcp_max_orphans"))

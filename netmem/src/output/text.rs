@@ -218,8 +218,17 @@ pub fn fleet_text(r: &crate::doctor::fleet::FleetReport, color: bool) -> String 
         printable(&r.source),
         crate::format::count(n as u64, "instance", "instances")
     );
+    for note in &r.notes {
+        s += &format!("  not in Prometheus, not judged: {}\n", printable(note));
+    }
     s += "\nHosts, worst first:\n";
-    let width = r.instances.iter().map(|j| j.instance.len()).max().unwrap_or(0).min(40);
+    let width = r
+        .instances
+        .iter()
+        .map(|j| j.instance.len())
+        .max()
+        .unwrap_or(0)
+        .min(40);
     for (i, j) in r.instances.iter().enumerate() {
         let worst = j.worst();
         let tag = format!("{:<8}", worst.name().to_uppercase());
@@ -237,7 +246,26 @@ pub fn fleet_text(r: &crate::doctor::fleet::FleetReport, color: bool) -> String 
             i + 1,
             printable(&j.instance),
             paint(color, worst, &tag),
-            if counts.is_empty() { "nothing to report".to_string() } else { counts.join(", ") },
+            if counts.is_empty() {
+                "nothing to report".to_string()
+            } else {
+                counts.join(", ")
+            },
+        );
+        let f = &j.figures;
+        let pct = |x: Option<f64>| x.map_or(String::new(), |x| format!(" ({:.0}% of", x * 100.0));
+        s += &format!(
+            "     {:width$}  TCP memory at peak {}{}{}, orphans at peak {}{}{}, groups held {} with {} at peak, {}\n",
+            "",
+            human_bytes(f.peak_tcp_memory_bytes),
+            pct(f.tcp_memory_of_max),
+            if f.tcp_memory_of_max.is_some() { " tcp_mem[2])" } else { "" },
+            f.peak_orphans,
+            pct(f.orphans_of_threshold),
+            if f.orphans_of_threshold.is_some() { " tcp_max_orphans/4)" } else { "" },
+            human_bytes(f.peak_held_bytes),
+            crate::format::count(f.peak_census_orphans, "orphan", "orphans"),
+            crate::format::count(f.aborts, "abort on memory", "aborts on memory"),
         );
     }
     if !r.shared.is_empty() {
@@ -246,12 +274,16 @@ pub fn fleet_text(r: &crate::doctor::fleet::FleetReport, color: bool) -> String 
     for x in &r.shared {
         let tag = format!("[{}]", x.severity.name().to_uppercase());
         s += &format!(
-            "  {} {} on {} of {}: {}\n     e.g. {}: {}\n",
+            "  {} {} on {} of {} hosts: {}\n     e.g. {}: {}\n",
             paint(color, x.severity, &tag),
             x.id,
             x.hosts.len(),
             x.of,
-            x.hosts.iter().map(|h| printable(h)).collect::<Vec<_>>().join(", "),
+            x.hosts
+                .iter()
+                .map(|h| printable(h))
+                .collect::<Vec<_>>()
+                .join(", "),
             printable(&x.hosts[0]),
             printable(&x.example)
         );
@@ -268,7 +300,11 @@ pub fn fleet_text(r: &crate::doctor::fleet::FleetReport, color: bool) -> String 
                     0 => String::new(),
                     o => format!(", {}", crate::format::count(o, "orphan", "orphans")),
                 };
-                format!("{} {}{orphans}", printable(&h.instance), human_bytes(h.peak_memory_bytes))
+                format!(
+                    "{} {}{orphans}",
+                    printable(&h.instance),
+                    human_bytes(h.peak_memory_bytes)
+                )
             })
             .collect();
         s += &format!(

@@ -100,10 +100,7 @@ impl Api {
     /// An instant query evaluated at `time` (Unix seconds): its samples.
     pub fn query(&self, q: &str, time: f64) -> Result<Vec<Sample>> {
         let url = format!("{}/api/v1/query", self.base);
-        let mut req = self
-            .agent
-            .post(&url)
-            .header("Accept", "application/json");
+        let mut req = self.agent.post(&url).header("Accept", "application/json");
         if let Some(b) = &self.basic {
             use base64::Engine as _;
             let token = base64::engine::general_purpose::STANDARD.encode(b);
@@ -138,7 +135,9 @@ impl Api {
                 crate::format::printable(a.error.as_deref().unwrap_or("no reason given"))
             );
         }
-        let data = a.data.ok_or_else(|| anyhow!("{url}: an answer without data"))?;
+        let data = a
+            .data
+            .ok_or_else(|| anyhow!("{url}: an answer without data"))?;
         if data.result_type != "vector" {
             bail!(
                 "{url}: {q:?} gave a {} where a vector was asked for",

@@ -600,6 +600,94 @@ fn contract_doctor_and_finding_fields() {
     }
 }
 
+#[test]
+fn contract_fleet_fields() {
+    use crate::doctor::fleet::{FleetReport, GroupAcross, HostFigures, HostShare, Judged, Shared};
+    use crate::doctor::{Report, Severity};
+    let report = Report {
+        source: "s".into(),
+        kernel_release: "6.1".into(),
+        namespace: "host".into(),
+        unreadable: vec![],
+        findings: vec![],
+    };
+    let r = FleetReport {
+        source: "Prometheus".into(),
+        instances: vec![Judged {
+            instance: "lb1".into(),
+            report,
+            figures: HostFigures {
+                tcp_memory_of_max: Some(0.5),
+                orphans_of_threshold: Some(0.1),
+                ..Default::default()
+            },
+        }],
+        shared: vec![Shared {
+            id: "tcp_mem.ram",
+            severity: Severity::Warn,
+            fired: false,
+            hosts: vec!["lb1".into()],
+            of: 1,
+            example: "t".into(),
+        }],
+        groups: vec![GroupAcross {
+            group: "listen:443".into(),
+            kind: "listen".into(),
+            peak_memory_bytes: 1,
+            hosts: vec![HostShare {
+                instance: "lb1".into(),
+                memory_bytes: 1,
+                peak_memory_bytes: 1,
+                peak_orphans: 0,
+                sockets: 1,
+            }],
+        }],
+        notes: vec!["n".into()],
+    };
+    let mut sink = JsonSink::new(Vec::new());
+    sink.fleet(&r).unwrap();
+    let text = String::from_utf8(sink.get_mut().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["fleet", "doctor", "fleet_finding", "fleet_group"]);
+    let fields = |v: &Value| keys(v.as_object().unwrap());
+    assert_eq!(
+        fields(&lines[0]),
+        want(&[&["type", "source", "instances", "notes", "hosts"]])
+    );
+    assert_eq!(
+        fields(&lines[0]["hosts"][0]),
+        want(&[&[
+            "instance",
+            "worst",
+            "peak_tcp_memory_bytes",
+            "tcp_memory_of_max",
+            "peak_orphans",
+            "orphans_of_threshold",
+            "peak_held_bytes",
+            "peak_census_orphans",
+            "aborts"
+        ]])
+    );
+    assert_eq!(lines[1]["instance"], "lb1");
+    assert_eq!(
+        fields(&lines[2]),
+        want(&[&["type", "id", "severity", "fired", "hosts", "of", "example"]])
+    );
+    assert_eq!(
+        fields(&lines[3]),
+        want(&[&["type", "group", "kind", "peak_memory_bytes", "hosts"]])
+    );
+    fields(&lines[3]["hosts"][0]);
+    for v in lines {
+        let l = Line::read(v.clone()).unwrap();
+        assert_eq!(to_object(l), v);
+    }
+}
+
 /// Every count a live group line has is a field of the types, by the
 /// counter's own name.
 #[test]

@@ -91,6 +91,26 @@ impl<W: Write> Sink for JsonSink<W> {
         self.line(&Line::Fleet(FleetLine {
             source: Some(r.source.clone()),
             instances: Some(r.instances.iter().map(|j| j.instance.clone()).collect()),
+            notes: Some(r.notes.clone()),
+            hosts: Some(
+                r.instances
+                    .iter()
+                    .map(|j| {
+                        let f = &j.figures;
+                        crate::contract::FleetHost {
+                            instance: Some(j.instance.clone()),
+                            worst: serde_name(&j.worst()),
+                            peak_tcp_memory_bytes: Some(f.peak_tcp_memory_bytes),
+                            tcp_memory_of_max: f.tcp_memory_of_max,
+                            peak_orphans: Some(f.peak_orphans),
+                            orphans_of_threshold: f.orphans_of_threshold,
+                            peak_held_bytes: Some(f.peak_held_bytes),
+                            peak_census_orphans: Some(f.peak_census_orphans),
+                            aborts: Some(f.aborts),
+                        }
+                    })
+                    .collect(),
+            ),
         }))?;
         for j in &r.instances {
             self.doctor(&j.report, Some(&j.instance))?;

@@ -21,8 +21,8 @@ mod group;
 mod host;
 mod netns;
 
-use families::{Families, Fmt};
 pub use facts::{HOST_INFO, MEMORY_TOTAL, PAGE_SIZE, SYSCTL_INFO};
+use families::{Families, Fmt};
 pub use group::GROUP_COUNTS;
 pub use host::host_wide_series;
 
@@ -48,10 +48,12 @@ pub const NAMES: &[&str] = &[
     "netmem_group_memcg_sock_bytes",
     "netmem_group_proxy_info",
     "netmem_group_proxy_buffer_bytes",
+    "netmem_group_listeners",
     "netmem_group_accept_queue",
     "netmem_group_accept_backlog",
     "netmem_group_listen_drops_total",
     "netmem_netns_info",
+    "netmem_netns_somaxconn",
     "netmem_netns_listen_overflows_total",
     "netmem_netns_listen_drops_total",
     "netmem_netns_syn_queue_full_drops_total",
@@ -98,6 +100,10 @@ pub const NAMES: &[&str] = &[
     "netmem_groups_folded",
     "netmem_probe_info",
     "netmem_build_info",
+    "netmem_host_info",
+    "netmem_sysctl_info",
+    "netmem_host_memory_bytes",
+    "netmem_page_size_bytes",
     "netmem_interval_seconds",
     "netmem_interval_gather_seconds",
     "netmem_census_age_seconds",

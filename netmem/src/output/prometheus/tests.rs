@@ -192,6 +192,11 @@ fn families(text: &str) -> BTreeSet<String> {
 
 fn full_exposition() -> Arc<Exposition> {
     let (mut s, shared) = sink(10);
+    s.host(&crate::sources::host::Host {
+        mem_total_bytes: Some(1 << 30),
+        ..Default::default()
+    })
+    .unwrap();
     s.coverage(&[]).unwrap();
     let mut i = interval(vec![(listen(1), row(100, 1))]);
     i.context.tcp_mem_pages = Some([1, 2, 3]);

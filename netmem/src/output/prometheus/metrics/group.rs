@@ -120,7 +120,10 @@ pub(super) fn groups(f: &mut Families, e: &Exposition) -> Fmt {
         "Listening sockets in the group (several with SO_REUSEPORT): its backlog is theirs summed.",
         None,
         G,
-        e.groups.iter().filter(listening).map(|g| (labels(g), Num::from(g.mem.listeners))),
+        e.groups
+            .iter()
+            .filter(listening)
+            .map(|g| (labels(g), Num::from(g.mem.listeners))),
     )?;
     f.labelled(
         "group_accept_queue",

@@ -26,9 +26,12 @@ pub(super) fn netns(f: &mut Families, e: &Exposition) -> Fmt {
         "The namespace's net.core.somaxconn: the cap on every listen() backlog in it.",
         None,
         MetricType::Gauge,
-        spaces
-            .iter()
-            .filter_map(|s| Some(([("netns", s.name.as_str())], Num::from(s.figures.somaxconn?)))),
+        spaces.iter().filter_map(|s| {
+            Some((
+                [("netns", s.name.as_str())],
+                Num::from(s.figures.somaxconn?),
+            ))
+        }),
     )?;
     for c in NETNS_COUNTERS {
         f.labelled(
