@@ -377,7 +377,23 @@ fn dashboard_and_alerts_keep_the_fleets_hosts_apart() {
             false => Err(format!("top groups: {groups:?}")),
         }
     });
-    eprintln!("top groups across hosts: {groups:?}");
+    // As promtool shows it (README quotes this).
+    let shown = Command::new("promtool")
+        .args(["query", "instant", &url])
+        .arg(substitute(
+            fleet_row
+                .iter()
+                .find(|d| d.expr().contains("netmem_group_memory_bytes"))
+                .unwrap()
+                .expr(),
+            ".*",
+        ))
+        .output()
+        .unwrap();
+    eprintln!(
+        "top groups across hosts:\n{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
 
     // The packaged rules load and evaluate in the fleet's Prometheus.
     let rules_now = || -> Vec<Value> {
@@ -455,4 +471,34 @@ fn dashboard_and_alerts_keep_the_fleets_hosts_apart() {
             "an alert of no host: {a}"
         );
     }
+}
+
+/// The panels of a collapsed row are in its own `panels`, those of an
+/// expanded one follow it: both are the row's, and a panel above every
+/// row is in none.
+#[test]
+fn dashboard_queries_reads_every_row() {
+    let target = |e: &str| serde_json::json!({"expr": e, "refId": "A"});
+    let dashboard = serde_json::json!({"panels": [
+        {"type": "timeseries", "title": "top", "targets": [target("a")]},
+        {"type": "row", "title": "open", "collapsed": false, "panels": []},
+        {"type": "table", "title": "t", "targets": [target("b"), target("c")]},
+        {"type": "row", "title": "shut", "collapsed": true, "panels": [
+            {"type": "timeseries", "title": "inner", "targets": [target("d")]}
+        ]},
+    ]});
+    let got: Vec<(Option<String>, String, String)> = dashboard_queries(&dashboard)
+        .iter()
+        .map(|d| (d.row.clone(), d.panel.clone(), d.expr().to_string()))
+        .collect();
+    let row = |r: &str| Some(r.to_string());
+    assert_eq!(
+        got,
+        [
+            (None, "top".into(), "a".into()),
+            (row("open"), "t".into(), "b".into()),
+            (row("open"), "t".into(), "c".into()),
+            (row("shut"), "inner".into(), "d".into()),
+        ]
+    );
 }
