@@ -423,3 +423,60 @@ pub fn now_s() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+/// One query of a Grafana dashboard: the row it sits under (none above
+/// the first row), its panel's title, and the target (`expr`,
+/// `legendFormat`, `format`...).
+#[derive(Debug, Clone)]
+pub struct DashboardQuery {
+    pub row: Option<String>,
+    pub panel: String,
+    pub target: Value,
+}
+
+impl DashboardQuery {
+    pub fn expr(&self) -> &str {
+        self.target["expr"].as_str().unwrap_or_else(|| {
+            panic!(
+                "panel {:?}: a target without an expr: {}",
+                self.panel, self.target
+            )
+        })
+    }
+
+    /// Its legend, if it has one.
+    pub fn legend(&self) -> Option<&str> {
+        self.target["legendFormat"].as_str()
+    }
+}
+
+/// Every query of every panel of `dashboard`, in order: the panels of an
+/// expanded row follow it at the top level (up to the next row), those of
+/// a collapsed row are in its own `panels`; both belong to the row.
+pub fn dashboard_queries(dashboard: &Value) -> Vec<DashboardQuery> {
+    let mut out = Vec::new();
+    let mut row = None;
+    let mut add = |row: &Option<String>, panel: &Value| {
+        for t in panel["targets"].as_array().into_iter().flatten() {
+            out.push(DashboardQuery {
+                row: row.clone(),
+                panel: panel["title"].as_str().unwrap_or_default().to_string(),
+                target: t.clone(),
+            });
+        }
+    };
+    for panel in dashboard["panels"]
+        .as_array()
+        .expect("a dashboard's panels")
+    {
+        if panel["type"] == "row" {
+            row = panel["title"].as_str().map(str::to_string);
+            for p in panel["panels"].as_array().into_iter().flatten() {
+                add(&row, p);
+            }
+        } else {
+            add(&row, panel);
+        }
+    }
+    out
+}

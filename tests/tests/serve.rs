@@ -655,30 +655,29 @@ fn host_wide_counters_start_at_zero_and_hosts_stay_apart() {
         serde_json::from_str(&std::fs::read_to_string(packaging("grafana/netmem.json")).unwrap())
             .unwrap();
     let mut per_group = 0;
-    for panel in dashboard["panels"].as_array().unwrap() {
-        for t in panel["targets"].as_array().unwrap() {
-            let q = t["expr"]
-                .as_str()
-                .unwrap()
-                .replace("$instance", ".*")
-                .replace("$__rate_interval", "30s");
-            let r = prom.query(&q, None);
-            for s in &r {
-                assert!(
-                    s["metric"]["instance"].is_string(),
-                    "panel {:?}: {q} adds hosts together: {s}",
-                    panel["title"]
-                );
-            }
-            let hosts = r
-                .iter()
-                .filter(|s| s["metric"]["group"] == group.as_str())
-                .map(|s| s["metric"]["instance"].as_str().unwrap().to_string())
-                .collect::<BTreeSet<_>>();
-            if q.starts_with("sum by (instance, group) (netmem_group_memory_bytes") {
-                assert_eq!(hosts.len(), 2, "{q}: {r:?}");
-                per_group += 1;
-            }
+    let queries = dashboard_queries(&dashboard);
+    assert!(queries.len() > 20, "{queries:?}");
+    for d in &queries {
+        let q = d
+            .expr()
+            .replace("$instance", ".*")
+            .replace("$__rate_interval", "30s");
+        let r = prom.query(&q, None);
+        for s in &r {
+            assert!(
+                s["metric"]["instance"].is_string(),
+                "panel {:?}: {q} adds hosts together: {s}",
+                d.panel
+            );
+        }
+        let hosts = r
+            .iter()
+            .filter(|s| s["metric"]["group"] == group.as_str())
+            .map(|s| s["metric"]["instance"].as_str().unwrap().to_string())
+            .collect::<BTreeSet<_>>();
+        if q.starts_with("sum by (instance, group) (netmem_group_memory_bytes") {
+            assert_eq!(hosts.len(), 2, "{q}: {r:?}");
+            per_group += 1;
         }
     }
     assert_eq!(per_group, 1, "the dashboard has no memory-by-group query");
