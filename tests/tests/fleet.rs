@@ -235,3 +235,65 @@ fn the_fleet_doctor_refuses_what_it_cannot_read() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A port every host serves (a fleet of identical proxies): the group is
+/// ranked across hosts, the host holding the most first.
+#[test]
+fn a_port_on_every_host_is_ranked_across_them() {
+    require_root();
+    let fleet = Fleet::start(&[], None);
+    let port = 18440u16;
+    // Queued memory in proportion to the connections, and to each host's
+    // tcp_wmem (host-queued's maximum is twice the others').
+    let conns = [
+        ("host-orphans", "1"),
+        ("host-calm", "2"),
+        ("host-queued", "4"),
+    ];
+    let _loads: Vec<_> = conns
+        .iter()
+        .map(|(i, n)| {
+            fleet
+                .host(i)
+                .ns
+                .load(&["stuck-readers", "--port", &port.to_string(), "--conns", n])
+        })
+        .collect();
+    let group = format!("listen:{port}");
+    poll(std::time::Duration::from_secs(60), || {
+        let q = format!("netmem_group_sockets{{group=\"{group}\"}} > 0");
+        match fleet.prometheus.query(&q, None).len() {
+            3 => Ok(()),
+            n => Err(format!("{q}: {n} hosts")),
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let lines = ok_lines(&doctor(&[
+        "--prometheus",
+        &fleet.url(),
+        "--since",
+        "5m",
+        "--json",
+    ]));
+    let g = lines
+        .iter()
+        .find(|l| l["type"] == "fleet_group" && l["group"] == group.as_str())
+        .unwrap_or_else(|| panic!("no fleet_group {group}: {lines:?}"));
+    let hosts: Vec<&str> = g["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["host-queued", "host-calm", "host-orphans"], "{g}");
+    let sum: u64 = g["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["peak_memory_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(g["peak_memory_bytes"], sum, "{g}");
+    let text = doctor(&["--prometheus", &fleet.url(), "--since", "5m"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("{group} on 3 hosts")), "{text}");
+}
