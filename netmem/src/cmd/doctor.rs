@@ -187,7 +187,7 @@ fn fleet(url: &str, selector: Option<&str>, since: Duration, sink: &mut dyn Sink
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    let fetched = api.fetch(&fleet::queries(&inner, since), at)?;
+    let fetched = fleet::by_instance(api.fetch(&fleet::queries(&inner, since), at)?);
     let instances = fleet::instances(&fetched);
     let shown_sel = if inner.is_empty() {
         String::new()

@@ -216,11 +216,39 @@ fn host_part(instance: &str) -> &str {
     }
 }
 
+/// The answers by instance, then by query key. An instance that two
+/// jobs scrape (two netmem on one address, or one target scraped twice)
+/// is two, `JOB/INSTANCE`, rather than one with its figures summed.
+/// node_exporter's RAM stays under its own instance (see [`node_ram`]).
+pub fn by_instance(samples: Vec<(String, Sample)>) -> BTreeMap<String, Series> {
+    let mut jobs: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for (k, s) in &samples {
+        if k != NODE_RAM {
+            jobs.entry(s.label("instance").to_string())
+                .or_default()
+                .insert(s.label("job").to_string());
+        }
+    }
+    let mut out: BTreeMap<String, Series> = BTreeMap::new();
+    for (key, s) in samples {
+        let instance = s.label("instance");
+        let name = match jobs.get(instance) {
+            Some(j) if j.len() > 1 && key != NODE_RAM => format!("{}/{instance}", s.label("job")),
+            _ => instance.to_string(),
+        };
+        out.entry(name).or_default().entry(key).or_default().push(s);
+    }
+    out
+}
+
 /// node_exporter's RAM, by the host part of its instance.
 pub fn node_ram(fetched: &BTreeMap<String, Series>) -> BTreeMap<String, u64> {
     fetched
         .iter()
-        .filter_map(|(i, s)| Some((host_part(i).to_string(), Reader(s).one(NODE_RAM)? as u64)))
+        .filter_map(|(i, s)| {
+            let ram = Reader(s).one(NODE_RAM)?;
+            Some((host_part(i).to_string(), ram as u64))
+        })
         .collect()
 }
 
@@ -246,6 +274,13 @@ pub fn state_of(
 ) -> State {
     let r = Reader(s);
     let mut state = State::default();
+    // Its address as Prometheus labels it (the name may be JOB/INSTANCE).
+    let address = s
+        .values()
+        .flatten()
+        .map(|x| x.label("instance"))
+        .find(|i| !i.is_empty())
+        .unwrap_or(instance);
     // The host line.
     let info = r.all("host_info").first();
     let label = |l: &str| {
@@ -260,7 +295,7 @@ pub fn state_of(
         mem_total_bytes: r
             .one("ram")
             .map(|v| v as u64)
-            .or_else(|| node_ram.get(host_part(instance)).copied()),
+            .or_else(|| node_ram.get(host_part(address)).copied()),
         sysctls: r
             .all("sysctl")
             .iter()

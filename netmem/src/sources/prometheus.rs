@@ -15,6 +15,8 @@ use serde::Deserialize;
 const MAX_ANSWER: u64 = 64 << 20;
 /// Per request; a server that does not answer in this time is an error.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// For every query of one verdict.
+const DEADLINE: Duration = Duration::from_secs(120);
 
 /// One sample of an instant vector: its labels (`__name__` included when
 /// the server keeps it) and value.
@@ -29,9 +31,6 @@ impl Sample {
         self.labels.get(name).map_or("", String::as_str)
     }
 }
-
-/// Every query's samples, by instance then by the query's key.
-pub type Fetched = BTreeMap<String, BTreeMap<String, Vec<Sample>>>;
 
 pub struct Api {
     base: String,
@@ -157,21 +156,22 @@ impl Api {
             .collect())
     }
 
-    /// Every `(key, query)` at `time`, split by `instance` (samples
-    /// without one are under ""). The first query that fails fails all:
-    /// a verdict on part of the figures would mislead.
-    pub fn fetch(&self, queries: &[(String, String)], time: f64) -> Result<Fetched> {
-        let mut out = Fetched::new();
+    /// Every `(key, query)` at `time`: each sample with its query's key.
+    /// The first query that fails fails all: a verdict on part of the
+    /// figures would mislead.
+    pub fn fetch(&self, queries: &[(String, String)], time: f64) -> Result<Vec<(String, Sample)>> {
+        let started = std::time::Instant::now();
+        let mut samples = Vec::new();
         for (key, q) in queries {
-            for s in self.query(q, time)? {
-                let instance = s.label("instance").to_string();
-                out.entry(instance)
-                    .or_default()
-                    .entry(key.clone())
-                    .or_default()
-                    .push(s);
+            if started.elapsed() > DEADLINE {
+                bail!(
+                    "{} took more than {} to answer: narrow --match or --since",
+                    self.base,
+                    humantime::format_duration(DEADLINE)
+                );
             }
+            samples.extend(self.query(q, time)?.into_iter().map(|s| (key.clone(), s)));
         }
-        Ok(out)
+        Ok(samples)
     }
 }
