@@ -124,7 +124,7 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
         (
             "g_mem_peak".into(),
             format!(
-                "max_over_time(sum by (instance, group, kind) ({})[{r}:{step}])",
+                "max_over_time(sum by (instance, job, group, kind) ({})[{r}:{step}])",
                 sel("group_memory_bytes", "")
             ),
         ),
@@ -223,7 +223,8 @@ fn host_part(instance: &str) -> &str {
 pub fn by_instance(samples: Vec<(String, Sample)>) -> BTreeMap<String, Series> {
     let mut jobs: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for (k, s) in &samples {
-        if k != NODE_RAM {
+        // Every query keeps `job` (a sum is by it too).
+        if k != NODE_RAM && !s.label("job").is_empty() {
             jobs.entry(s.label("instance").to_string())
                 .or_default()
                 .insert(s.label("job").to_string());
