@@ -188,6 +188,11 @@ impl Serve {
 
     /// Scrapes until the exposition contains `needle` (30 s at most).
     pub fn wait_for(&mut self, needle: &str) -> String {
+        self.wait_for_within(needle, Duration::from_secs(30))
+    }
+
+    /// Scrapes until the exposition contains `needle`, `limit` at most.
+    pub fn wait_for_within(&mut self, needle: &str, limit: Duration) -> String {
         let t0 = Instant::now();
         loop {
             self.assert_running();
@@ -196,10 +201,7 @@ impl Serve {
                     return body;
                 }
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "netmem serve never showed {needle}"
-            );
+            assert!(t0.elapsed() < limit, "netmem serve never showed {needle}");
             std::thread::sleep(Duration::from_millis(200));
         }
     }

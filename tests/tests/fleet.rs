@@ -297,3 +297,36 @@ fn a_port_on_every_host_is_ranked_across_them() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains(&format!("{group} on 3 hosts")), "{text}");
 }
+
+/// serve exports the host line's facts for the fleet doctor, and reads
+/// them again while it runs: a namespace's tcp_wmem changed under it shows
+/// in `netmem_sysctl_info` within its refresh (a minute).
+#[test]
+fn serve_exports_the_host_facts_and_follows_a_sysctl_change() {
+    require_root();
+    let ns = netmem_tests::Netns::new("facts");
+    let mut serve = netmem_tests::serve::Serve::start(&["--netns", &ns.name, "--interval", "1s"]);
+    let wmem =
+        |v: &str| format!("netmem_sysctl_info{{sysctl=\"net.ipv4.tcp_wmem\",value=\"{v}\"}} 1");
+    let before = serve.wait_for("netmem_sysctl_info");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert!(
+        before.contains(&format!("kernel_release=\"{}\"", kernel.trim())),
+        "{before}"
+    );
+    assert!(before.contains("netmem_host_memory_bytes "), "{before}");
+    assert!(before.contains("netmem_page_size_bytes "), "{before}");
+    netmem_tests::serve::promtool_check_metrics(&before);
+    netmem_tests::run_ok(ns.cmd("sysctl").args([
+        "-q",
+        "-w",
+        "net.ipv4.tcp_wmem=4096 20480 1048576",
+    ]));
+    let t0 = std::time::Instant::now();
+    let after = serve.wait_for_within(
+        &wmem("4096 20480 1048576"),
+        std::time::Duration::from_secs(90),
+    );
+    assert!(!after.contains(&wmem("4096 16384 4194304")), "{after}");
+    eprintln!("the change showed after {:?}", t0.elapsed());
+}

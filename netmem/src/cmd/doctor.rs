@@ -321,6 +321,7 @@ async fn watch(opts: &Options, d: Duration, w: &mut Window) -> Result<()> {
         // A watch is short and its verdict needs each interval's groups.
         census_budget: crate::sources::census::Budget::EveryPass,
         proxy: opts.proxy.clone(),
+        host_refresh: None,
     };
     let mut sink = WindowSink {
         window: w,

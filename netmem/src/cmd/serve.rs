@@ -24,6 +24,11 @@ pub use crate::output::prometheus::http::{DEFAULT_LISTEN, DEFAULT_PORT};
 /// are complete in practice, bounded so a polled flood stays cheap.
 pub const EVENT_LIMIT: u64 = 1_000_000;
 
+/// How often serve reads the host line's facts again (its sysctls, for
+/// `netmem_sysctl_info`): a minute at most behind a change, for the cost
+/// of a few small files read.
+pub const HOST_REFRESH: Duration = Duration::from_secs(60);
+
 /// Serve Prometheus metrics (OpenMetrics or text format) on
 /// http://ADDR:PORT/metrics: per-group memory and counts, the global
 /// limits beside their usage, and netmem's own health. Attaches the
@@ -71,6 +76,8 @@ impl Args {
             engine: crate::engine::Options {
                 time_wait: self.time_wait.time_wait,
                 event_limit: EVENT_LIMIT,
+                // Its sysctl series follow a change made while it runs.
+                host_refresh: Some(HOST_REFRESH),
                 ..self.live.options("netmem serve")?
             },
         };

@@ -60,6 +60,10 @@ pub struct Options {
     pub census_budget: crate::sources::census::Budget,
     /// `--haproxy`: which proxy names the groups.
     pub proxy: crate::sources::proxy::ProxySpec,
+    /// Read the host line's facts again this often and hand them to the
+    /// sink (`serve`: its sysctl series follow a change made while it
+    /// runs); None: once, at the start (a recording's first line).
+    pub host_refresh: Option<Duration>,
 }
 
 pub use crate::sources::gather::monotonic_ns;
@@ -111,6 +115,19 @@ struct Tracer<'s> {
     shown_this_interval: u64,
     suppressed_this_interval: u64,
     suppressed_total: u64,
+    /// When the host line's facts were last read.
+    host_read: std::time::Instant,
+}
+
+/// The host line's facts: the machine and what this run traces.
+fn host_line(opts: &Options) -> Result<crate::sources::host::Host> {
+    crate::sources::host::Host::of_trace(crate::sources::host::Traced {
+        netns: &opts.netns,
+        all_netns: opts.all_netns,
+        group_by: opts.group_by,
+        owners: opts.owners,
+        interval: opts.interval,
+    })
 }
 
 pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<Summary> {
@@ -128,15 +145,7 @@ pub async fn run_with(
     let names = Names::default();
     sink.names(&names);
     // The first line a recording needs to be diagnosed later.
-    sink.host(&crate::sources::host::Host::of_trace(
-        crate::sources::host::Traced {
-            netns: &opts.netns,
-            all_netns: opts.all_netns,
-            group_by: opts.group_by,
-            owners: opts.owners,
-            interval: opts.interval,
-        },
-    )?)?;
+    sink.host(&host_line(&opts)?)?;
     let listening = crate::sources::gather::listening_ports(&opts.netns)?;
     let census = Census::new(
         &opts.netns,
@@ -192,6 +201,7 @@ pub async fn run_with(
         shown_this_interval: 0,
         suppressed_this_interval: 0,
         suppressed_total: 0,
+        host_read: std::time::Instant::now(),
     };
     extra(&mut t.probes)?;
     let elapsed = t.main_loop().await?;
@@ -264,7 +274,10 @@ impl Tracer<'_> {
                     let g = done.context("interval worker panicked")??;
                     self.interval_report(g, true)?;
                 }
-                _ = tick.tick(), if pending.is_none() => pending = Some(self.spawn_gather()?),
+                _ = tick.tick(), if pending.is_none() => {
+                    self.refresh_host()?;
+                    pending = Some(self.spawn_gather()?);
+                }
                 _ = drain_tick.tick() => {
                     self.drain_some(rb.get_mut(), DRAIN_BATCH)?;
                     self.sink.flush()?;
@@ -464,6 +477,25 @@ impl Tracer<'_> {
 
     /// Starts the interval's sock_diag pass and pollers on a blocking
     /// worker, so the ring buffer keeps being drained while they run.
+    /// The host line again when `host_refresh` says it is time. A read
+    /// that fails keeps the facts the sink has, and says so.
+    fn refresh_host(&mut self) -> Result<()> {
+        let Some(every) = self.opts.host_refresh else {
+            return Ok(());
+        };
+        if self.host_read.elapsed() < every {
+            return Ok(());
+        }
+        self.host_read = std::time::Instant::now();
+        match host_line(&self.opts) {
+            Ok(h) => self.sink.host(&h),
+            Err(e) => {
+                log::warn!("reading the host's facts again: {e:#} (the last reading stays)");
+                Ok(())
+            }
+        }
+    }
+
     fn spawn_gather(&mut self) -> Result<tokio::task::JoinHandle<Result<Gathered>>> {
         let netns = self.opts.netns.try_clone()?;
         let polls = self.polls.take().expect("one gather at a time");

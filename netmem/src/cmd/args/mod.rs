@@ -270,6 +270,7 @@ impl EngineArgs {
             event_limit: EVENT_LIMIT,
             max_tier: self.tier.max_tier()?,
             census_budget: self.census_budget,
+            host_refresh: None,
         })
     }
 }

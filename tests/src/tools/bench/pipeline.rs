@@ -70,6 +70,7 @@ pub(crate) fn pipeline_run(
         max_tier: netmem::hooks::Tier::Fentry,
         census_budget: netmem::sources::census::Budget::EveryPass,
         proxy: netmem::sources::proxy::ProxySpec::off(),
+        host_refresh: None,
     };
     let producer_time = Arc::new(AtomicU64::new(0));
     let pt = producer_time.clone();
