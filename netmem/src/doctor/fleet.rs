@@ -970,6 +970,12 @@ mod tests {
         assert_eq!(w.netns["host"].grew.get("TCPAbortOnMemory"), Some(&12));
         let ids: Vec<&str> = diagnose(&s).iter().map(|f| f.id).collect();
         assert_eq!(ids[0], "orphans", "{ids:?}");
+        let aborts = diagnose(&s).into_iter().find(|f| f.id == "aborts").unwrap();
+        assert!(
+            aborts.evidence.iter().all(|e| !e.value.contains('?')),
+            "figures Prometheus does not have are not shown as unknowns: {:?}",
+            aborts.evidence
+        );
         assert!(ids.contains(&"tcp_mem.ram"), "{ids:?}");
     }
 

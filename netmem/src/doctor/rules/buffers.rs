@@ -24,17 +24,28 @@ pub fn aborts(s: &State) -> Option<Finding> {
     }
     let first = &w.aborts[0];
     let fig = |v: Option<u64>| v.map_or("?".into(), |x| x.to_string());
-    f.ev(
-        "first abort's figures",
-        format!(
-            "orphans {} << shift {} vs tcp_max_orphans {}; allocated {} vs tcp_mem[2] {} pages",
-            fig(first.orphans),
-            fig(first.shift),
-            fig(first.max_orphans),
-            fig(first.allocated_pages),
-            fig(first.tcp_mem_max)
-        ),
-    );
+    let figures = [
+        first.orphans,
+        first.shift,
+        first.max_orphans,
+        first.allocated_pages,
+        first.tcp_mem_max,
+    ];
+    // Counted without their figures (a Prometheus counter's growth):
+    // nothing to show but question marks.
+    if figures.iter().any(Option::is_some) {
+        f.ev(
+            "first abort's figures",
+            format!(
+                "orphans {} << shift {} vs tcp_max_orphans {}; allocated {} vs tcp_mem[2] {} pages",
+                fig(first.orphans),
+                fig(first.shift),
+                fig(first.max_orphans),
+                fig(first.allocated_pages),
+                fig(first.tcp_mem_max)
+            ),
+        );
+    }
     // Where they happened: each namespace counts its own.
     for (ns, n) in &w.netns {
         if let Some(v) = n.grew.get("TCPAbortOnMemory").filter(|v| **v > 0) {
