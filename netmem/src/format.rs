@@ -137,6 +137,26 @@ impl std::fmt::Display for Shown<'_> {
 }
 
 /// A wall-clock time as RFC 3339 with milliseconds, UTC.
+/// A duration as people write it: `1d`, `7d`, `1h 30m`, `45s` (whole
+/// days as days; humantime writes `1day`).
+pub fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let parts: Vec<String> = [
+        ("d", s / 86_400),
+        ("h", s / 3600 % 24),
+        ("m", s / 60 % 60),
+        ("s", s % 60),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(u, n)| format!("{n}{u}"))
+    .collect();
+    match parts.is_empty() {
+        true => format!("{}ms", d.as_millis()),
+        false => parts.join(" "),
+    }
+}
+
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }

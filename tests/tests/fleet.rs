@@ -194,28 +194,23 @@ fn the_fleet_doctor_refuses_what_it_cannot_read() {
     let fleet = Fleet::start(&[], None);
     let url = fleet.url();
     let serve = format!("http://{}", fleet.hosts[0].serve.addr);
-    let cases: [(&[&str], &str); 6] = [
-        (&["--prometheus", &serve], "not the Prometheus API"),
-        (
-            &["--prometheus", "ftp://example"],
-            "only http:// and https://",
-        ),
-        (
-            &["--prometheus", "http://127.0.0.1:1"],
-            "asking http://127.0.0.1:1/api/v1/query",
-        ),
+    let cases: [(&[&str], &str); 10] = [
+        (&["--prometheus", &serve], "is not a Prometheus server's API"),
+        (&["--prometheus", "ftp://example"], "only http:// and https://"),
+        (&["--prometheus", "http://127.0.0.1:99999"], "\"99999\" is not a port"),
+        (&["--prometheus", "http://127.0.0.1:1"], "asking http://127.0.0.1:1/api/v1/query"),
         (
             &["--prometheus", &url, "--match", "{job=\"none\"}"],
-            "has no netmem series matching {job=\"none\"}",
+            "has no netmem series matching {job=\"none\"} in the last 1d: without --match it has 3 instances: host-calm, host-orphans, host-queued",
         ),
+        (&["--prometheus", &url, "--match", "job=\"x\"}) or vector(1"], "give label matchers only"),
+        (&["--prometheus", &url, "--match", "netmem_tcp_orphans"], "give label matchers only"),
         (
-            &["--prometheus", &url, "--match", "job=\"x\"}) or vector(1"],
-            "give label matchers only",
+            &["--prometheus", &url, "--match", "{group=\"listen:18420\"}"],
+            "`group` is a label of netmem's own series",
         ),
-        (
-            &["--prometheus", &url, "--match", "{job=~\"(\"}"],
-            "Prometheus refused",
-        ),
+        (&["--prometheus", &url, "--match", "{job=~\"(\"}"], "Prometheus refused"),
+        (&["--prometheus", &url, "--since", "1ms"], "must be between 1m and 366d"),
     ];
     for (args, want) in cases {
         let o = doctor(args);
@@ -226,6 +221,10 @@ fn the_fleet_doctor_refuses_what_it_cannot_read() {
             o.status
         );
     }
+    // A URL copied from the browser's graph page is the server's.
+    let graph = format!("{url}/graph?g0.expr=up&g0.tab=1");
+    let lines = ok_lines(&doctor(&["--prometheus", &graph, "--json"]));
+    assert_eq!(lines[0]["instances"].as_array().unwrap().len(), 3);
     // --match alone is an error of the command line.
     let o = doctor(&["--match", "{job=\"x\"}"]);
     assert_eq!(
@@ -329,4 +328,55 @@ fn serve_exports_the_host_facts_and_follows_a_sysctl_change() {
     );
     assert!(!after.contains(&wmem("4096 16384 4194304")), "{after}");
     eprintln!("the change showed after {:?}", t0.elapsed());
+}
+
+/// What Prometheus holds of a host is judged even when nobody watched:
+/// its memory drops (a UDP flood), and a host whose netmem stopped is
+/// said to be silent, not healthy.
+#[test]
+fn drops_are_judged_and_a_silent_host_is_said() {
+    require_root();
+    let mut fleet = Fleet::start(&[], None);
+    let url = fleet.url();
+    let calm = fleet.host("host-calm");
+    let _flood = calm
+        .ns
+        .load(&["udp-flood", "--port", "15353", "--count", "3000"]);
+    // The group is born with its drops (its series starts at them).
+    let q = "netmem_group_memory_drops_total{instance=\"host-calm\",group=\"listen:15353\"} > 0";
+    fleet.prometheus.wait_for(q);
+    let lines = ok_lines(&doctor(&["--prometheus", &url, "--since", "5m", "--json"]));
+    let limits = lines
+        .iter()
+        .find(|l| {
+            l["type"] == "finding" && l["id"] == "buffers.limits" && l["instance"] == "host-calm"
+        })
+        .unwrap_or_else(|| panic!("no buffers.limits on host-calm: {lines:?}"));
+    assert_eq!(limits["group"], "listen:15353", "{limits}");
+    assert!(
+        limits["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "drop reason SOCKET_RCVBUFF"),
+        "{limits}"
+    );
+
+    // host-calm's netmem stops: its scrape fails.
+    let calm = fleet
+        .hosts
+        .iter_mut()
+        .find(|h| h.instance == "host-calm")
+        .unwrap();
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(calm.serve.child.id() as i32, libc::SIGTERM) };
+    let _ = calm.serve.child.wait();
+    fleet.prometheus.wait_for("up{instance=\"host-calm\"} == 0");
+    let lines = ok_lines(&doctor(&["--prometheus", &url, "--since", "5m", "--json"]));
+    let first = lines
+        .iter()
+        .find(|l| l["type"] == "finding" && l["instance"] == "host-calm")
+        .unwrap();
+    assert_eq!(first["id"], "fleet.silent", "{first}");
+    assert_eq!(first["severity"], "warn", "{first}");
 }

@@ -56,7 +56,7 @@ pub struct Args {
     selector: Option<String>,
     /// With --prometheus: how far back to look (peaks, aborts, drops and
     /// time under pressure over it).
-    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_run_time, requires = "prometheus")]
+    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_since, requires = "prometheus")]
     since: Duration,
 }
 
@@ -175,6 +175,15 @@ pub async fn run(opts: Options, sink: &mut dyn Sink) -> Result<()> {
     sink.flush()
 }
 
+/// `--since`: a minute (a scrape or two) to a year.
+fn parse_since(s: &str) -> Result<Duration, String> {
+    crate::cmd::args::parse_bounded(
+        s,
+        Duration::from_secs(60),
+        Duration::from_secs(366 * 86_400),
+    )
+}
+
 /// `--prometheus`: every instance's series read back into a state, each
 /// judged by the host doctor's rules, then compared (`doctor::fleet`).
 fn fleet(url: &str, selector: Option<&str>, since: Duration, sink: &mut dyn Sink) -> Result<()> {
@@ -195,27 +204,52 @@ fn fleet(url: &str, selector: Option<&str>, since: Duration, sink: &mut dyn Sink
         format!(" matching {{{inner}}}")
     };
     if instances.is_empty() {
+        // What is there, to tell a selector's typo from a Prometheus that
+        // scrapes no netmem.
+        let there = fleet::by_instance(api.fetch(&fleet::present(since), at)?);
+        let names = fleet::instances(&there);
+        let hint = match (names.len(), inner.is_empty()) {
+            (0, _) => {
+                "is it scraping `netmem serve` (packaging/prometheus/scrape.yml)?".to_string()
+            }
+            (n, false) => format!(
+                "without --match it has {}: {}{}",
+                crate::format::count(n as u64, "instance", "instances"),
+                names
+                    .iter()
+                    .take(10)
+                    .map(|i| crate::format::printable(i))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if n > 10 { ", ..." } else { "" }
+            ),
+            (_, true) => {
+                "is it scraping `netmem serve` (packaging/prometheus/scrape.yml)?".to_string()
+            }
+        };
         anyhow::bail!(
-            "{} has no netmem series{shown_sel} in the last {}: is it scraping `netmem serve` (packaging/prometheus/scrape.yml)?",
+            "{} has no netmem series{shown_sel} in the last {}: {hint}",
             api.base(),
-            humantime::format_duration(since)
+            crate::format::duration(since)
         );
     }
     let node_ram = fleet::node_ram(&fetched);
-    let (start_ts, end_ts) = (crate::format::rfc3339(start), crate::format::rfc3339(end));
+    let span = fleet::Span {
+        start: crate::format::rfc3339(start),
+        end: crate::format::rfc3339(end),
+        end_unix: at,
+    };
     let states = instances
         .into_iter()
-        .map(|i| {
-            let state = fleet::state_of(i, &fetched[i], &node_ram, &start_ts, &end_ts);
-            (i.clone(), state)
-        })
+        .map(|i| (i.clone(), fleet::state_of(i, &fetched[i], &node_ram, &span)))
         .collect();
     let source = format!(
-        "Prometheus {}{shown_sel}, the last {} (to {end_ts})",
+        "Prometheus {}{shown_sel}, the last {} (to {})",
         api.base(),
-        humantime::format_duration(since)
+        crate::format::duration(since),
+        span.end
     );
-    sink.fleet(&fleet::judge(source, states))?;
+    sink.fleet(&fleet::judge(source, states, &span))?;
     sink.flush()
 }
 

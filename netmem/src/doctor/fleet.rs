@@ -26,6 +26,7 @@ use crate::output::prometheus::metrics::{
 };
 use crate::sources::host::Host;
 use crate::sources::prometheus::Sample;
+use netmem_common::Counter;
 use netmem_common::EventKind;
 
 /// One instance's answers, by query key.
@@ -34,9 +35,50 @@ pub type Series = BTreeMap<String, Vec<Sample>>;
 /// node_exporter's RAM, matched to netmem's instance by host name.
 const NODE_RAM: &str = "node_ram";
 
-/// `--match`: a series selector's matchers (`{job="netmem"}` or
-/// `job="netmem"`), checked for what would break the queries around it.
-/// Prometheus itself judges the matchers.
+/// Labels netmem puts on its own series: a selector on one of them picks
+/// part of a host's series (its groups, one namespace), and the rest of
+/// the host would look empty. Only the scrape's labels (instance, job,
+/// whatever the scrape config adds) select hosts.
+pub const OWN_LABELS: &[&str] = &[
+    "group",
+    "kind",
+    "queue",
+    "cause",
+    "direction",
+    "reason",
+    "netns",
+    "inode",
+    "threshold",
+    "protocol",
+    "family",
+    "hook",
+    "tier",
+    "version",
+    "setting",
+    "proxy",
+    "side",
+    "frontend",
+    "backend",
+    "server",
+    "process",
+    "pid",
+    "cgroup",
+    "container",
+    "pod",
+    "limit_cgroup",
+    "event",
+    "sysctl",
+    "value",
+    "kernel_release",
+    "hostname",
+    "group_by",
+    "rhash_entries",
+    "__name__",
+];
+
+/// `--match`: a series selector's label matchers (`{job="netmem"}` or
+/// `job="netmem"`), each `label OP "value"` on a label of the scrape.
+/// Prometheus itself judges the values (a regular expression).
 pub fn matchers(selector: &str) -> Result<String> {
     let s = selector.trim();
     let inner = s
@@ -44,21 +86,54 @@ pub fn matchers(selector: &str) -> Result<String> {
         .and_then(|s| s.strip_suffix('}'))
         .unwrap_or(s)
         .trim();
-    let mut quoted = false;
-    let mut escaped = false;
-    for c in inner.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '{' | '}' | '(' | ')' | '[' | ']' if !quoted => bail!(
-                "--match {selector:?}: give label matchers only, e.g. '{{job=\"netmem\",instance=~\"lb.*\"}}'"
-            ),
-            _ => {}
+    let example = "e.g. --match '{job=\"netmem\",instance=~\"lb.*\"}'";
+    let mut rest = inner;
+    while !rest.is_empty() {
+        let name_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let (name, after) = rest.split_at(name_len);
+        let after = after.trim_start();
+        let op = ["=~", "!~", "!=", "="]
+            .into_iter()
+            .find(|op| after.starts_with(op));
+        let (true, Some(op)) = (
+            !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()),
+            op,
+        ) else {
+            bail!("--match {selector:?}: give label matchers only ({example})");
+        };
+        if OWN_LABELS.contains(&name) {
+            bail!(
+                "--match {selector:?}: `{name}` is a label of netmem's own series, not of a host: a host matched by it would look empty. Match on the scrape's labels (instance, job, ...)"
+            );
         }
-    }
-    if quoted {
-        bail!("--match {selector:?}: a quote is not closed");
+        let value = after[op.len()..].trim_start();
+        let Some(body) = value.strip_prefix('"') else {
+            bail!("--match {selector:?}: a value is quoted (\"...\") ({example})");
+        };
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else {
+            bail!("--match {selector:?}: a quote is not closed");
+        };
+        rest = body[end + 1..].trim_start();
+        if let Some(r) = rest.strip_prefix(',') {
+            rest = r.trim_start();
+        } else if !rest.is_empty() {
+            bail!("--match {selector:?}: give label matchers only ({example})");
+        }
     }
     Ok(inner.to_string())
 }
@@ -81,6 +156,17 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
     let last = |name: &str| format!("last_over_time({}[{r}])", sel(name, ""));
     let peak = |name: &str| format!("max_over_time({}[{r}])", sel(name, ""));
     let grew = |name: &str, extra: &str| format!("increase({}[{r}])", sel(name, extra));
+    // A group's count over the window. A group's series is born with its
+    // group's first interval, often the one with its first count
+    // (increase() over a series born at 3000 sees none of them): a series
+    // with no sample before the window counts whole; the others by their
+    // increase. Only what grew: a fleet's zero series stay on the server.
+    let counted = |name: &str| {
+        let s = sel(name, "");
+        format!(
+            "(last_over_time({s}[{r}]) unless last_over_time({s}[{r}] offset {r})) > 0 or increase({s}[{r}]) > 0"
+        )
+    };
     // A group's gauges as they are now (a group gone before the end of
     // the window has no "now"), and at their peak.
     let now = |name: &str| sel(name, "");
@@ -138,30 +224,45 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
         ("g_aq_peak".into(), peak("group_accept_queue")),
         ("g_backlog".into(), now("group_accept_backlog")),
         ("g_ld".into(), last("group_listen_drops_total")),
-        ("g_ld_grew".into(), grew("group_listen_drops_total", "")),
+        ("g_ld_grew".into(), counted("group_listen_drops_total")),
         ("g_proxy".into(), now("group_proxy_info")),
         ("g_proxy_buf".into(), now("group_proxy_buffer_bytes")),
-        // Only what grew: a fleet's zero series stay on the server.
-        (
-            "g_aborts".into(),
-            format!("{} > 0", grew("group_aborts_on_memory_total", "")),
-        ),
-        (
-            "g_drops".into(),
-            format!("{} > 0", grew("group_memory_drops_total", "")),
-        ),
+        ("g_aborts".into(), counted("group_aborts_on_memory_total")),
+        ("g_drops".into(), counted("group_memory_drops_total")),
         (
             "g_exceeded".into(),
-            format!("{} > 0", grew("group_buffer_limit_exceeded_total", "")),
+            counted("group_buffer_limit_exceeded_total"),
+        ),
+        ("last_ts".into(), last("last_interval_timestamp_seconds")),
+        // The scrape's own verdict on the target, now (none when the
+        // target is gone from the scrape config).
+        (
+            "up".into(),
+            format!(
+                "up{{{inner}}} and on (instance, job) {}",
+                last("build_info")
+            ),
+        ),
+        (
+            "readings".into(),
+            format!(
+                "count_over_time({}[{r}:{step}])",
+                sel("last_interval_timestamp_seconds", "")
+            ),
+        ),
+        (
+            "g_full".into(),
+            format!(
+                "count_over_time(({} > {})[{r}:{step}])",
+                sel("group_accept_queue", ""),
+                sel("group_accept_backlog", "")
+            ),
         ),
         ("netns_somaxconn".into(), last("netns_somaxconn")),
         ("netns_info".into(), last("netns_info")),
     ];
     for (_, name, _) in GROUP_COUNTS {
-        q.push((
-            format!("count:{name}"),
-            format!("{} > 0", grew(&format!("{name}_total"), "")),
-        ));
+        q.push((format!("count:{name}"), counted(&format!("{name}_total"))));
     }
     for c in NETNS_COUNTERS {
         let m = format!("netns_{}_total", c.metric);
@@ -169,6 +270,18 @@ pub fn queries(inner: &str, since: Duration) -> Vec<(String, String)> {
         q.push((format!("netns+:{}", c.name), grew(&m, "")));
     }
     q
+}
+
+/// What to ask when nothing matched: every instance with a netmem, to
+/// name them.
+pub fn present(since: Duration) -> Vec<(String, String)> {
+    vec![(
+        "present".into(),
+        format!(
+            "group by (instance, job) (last_over_time(netmem_build_info[{}s]))",
+            since.as_secs().max(60)
+        ),
+    )]
 }
 
 /// A count from a counter's growth: `increase()` extrapolates to the
@@ -266,13 +379,29 @@ pub fn instances(fetched: &BTreeMap<String, Series>) -> Vec<&String> {
 /// One instance's series as the doctor's [`State`]: its host line from
 /// the exported facts, and its window from two synthetic intervals (see
 /// the module's comment). `start`/`end`: the window's bounds, RFC 3339.
-pub fn state_of(
-    instance: &str,
-    s: &Series,
-    node_ram: &BTreeMap<String, u64>,
-    start: &str,
-    end: &str,
-) -> State {
+/// The window asked about: its bounds, RFC 3339, and its end in Unix
+/// seconds.
+#[derive(Clone, Debug)]
+pub struct Span {
+    pub start: String,
+    pub end: String,
+    pub end_unix: f64,
+}
+
+/// A host whose last interval is older than this before the window's end
+/// has stopped reporting, even where `up` does not say so (a target gone
+/// from the scrape config). Above any scrape interval people run.
+pub const SILENT: f64 = 180.0;
+
+/// One instance read back: its state, and when its netmem's last
+/// interval was when that is [`SILENT`] or more before the window's end.
+pub struct Read {
+    pub state: State,
+    pub silent_since: Option<f64>,
+}
+
+pub fn state_of(instance: &str, s: &Series, node_ram: &BTreeMap<String, u64>, span: &Span) -> Read {
+    let (start, end) = (span.start.as_str(), span.end.as_str());
     let r = Reader(s);
     let mut state = State::default();
     // Its address as Prometheus labels it (the name may be JOB/INSTANCE).
@@ -436,6 +565,15 @@ pub fn state_of(
     for (c, name, _) in GROUP_COUNTS {
         put(&format!("count:{name}"), c.name());
     }
+    // The counts exported by label (reason, direction, cause), summed as
+    // a group line counts them.
+    for (key, c) in [
+        ("g_drops", Counter::SkbDrops),
+        ("g_exceeded", Counter::ExceedBufLimit),
+        ("g_aborts", Counter::MemAborts),
+    ] {
+        put(key, c.name());
+    }
     let proxies = proxy_fields(&r);
     for (k, fields) in now {
         let mut g = group_line(&k, end);
@@ -530,9 +668,35 @@ pub fn state_of(
     if let Some(secs) = r.one("pressure_s").filter(|s| *s > 0.0) {
         w.feed_value(json!({"type": "event", "event": "memory_pressure_leave", "duration_ms": secs * 1000.0}));
     }
+    // The window's readings are Prometheus's (the subquery's steps with a
+    // figure), not the two intervals fed above; so are the readings in
+    // which a listener's queue was full.
+    if let Some(n) = r.one("readings").filter(|n| *n >= 1.0) {
+        w.intervals = n as u64;
+    }
+    for ((group, _), n) in r.groups("g_full") {
+        if let Some(a) = w.groups.get_mut(&group).and_then(|g| g.accept.as_mut()) {
+            a.full_readings = n as u64;
+        }
+    }
     state.unreadable.extend(w.dropped());
+    // Silent: the last scrape failed (`up` 0), or its last interval is
+    // long past (a target dropped from the scrape config has no `up`).
+    let failing = r.one("up").is_some_and(|u| u == 0.0);
+    let silent_since = r
+        .one("last_ts")
+        .filter(|t| failing || span.end_unix - t >= SILENT);
+    if let Some(t) = silent_since {
+        state.unreadable.push(format!(
+            "{instance} has reported nothing since {}: its figures \"now\" are its last ones",
+            crate::format::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0)))
+        ));
+    }
     state.host = host;
-    state
+    Read {
+        state,
+        silent_since,
+    }
 }
 
 fn group_line((group, kind): &(String, String), ts: &str) -> Value {
@@ -632,7 +796,9 @@ impl Judged {
     /// The instance's worst finding, for ranking: what fired, then
     /// severity, then nearness to its limit; then how many findings at
     /// warn or above.
-    fn rank_key(&self) -> (bool, Severity, u64, usize) {
+    /// Among hosts alike, the one whose groups held the most at their
+    /// peak (orphans first): where the trouble was in the window.
+    fn rank_key(&self) -> (bool, Severity, u64, usize, u64, u64) {
         let f = self.report.findings.first();
         (
             f.is_some_and(|f| f.fired),
@@ -643,6 +809,8 @@ impl Judged {
                 .iter()
                 .filter(|f| f.severity >= Severity::Warn)
                 .count(),
+            self.figures.peak_census_orphans,
+            self.figures.peak_held_bytes,
         )
     }
 
@@ -722,10 +890,11 @@ pub const MAX_GROUPS_ACROSS: usize = 10;
 
 /// Every instance's state judged by the host doctor's rules, ranked;
 /// the findings they share; the groups across them.
-pub fn judge(source: String, states: Vec<(String, State)>) -> FleetReport {
+pub fn judge(source: String, states: Vec<(String, Read)>, span: &Span) -> FleetReport {
     let mut groups: BTreeMap<(String, String), GroupAcross> = BTreeMap::new();
     let mut instances: Vec<Judged> = Vec::new();
-    for (instance, state) in states {
+    for (instance, read) in states {
+        let state = read.state;
         for (name, g) in &state.window.groups {
             if g.peak_memory == 0 && g.peak_orphans == 0 {
                 continue;
@@ -747,7 +916,10 @@ pub fn judge(source: String, states: Vec<(String, State)>) -> FleetReport {
                 sockets: g.sockets,
             });
         }
-        let findings = diagnose(&state);
+        let mut findings = diagnose(&state);
+        if let Some(t) = read.silent_since {
+            findings.insert(0, silent(&instance, t, span));
+        }
         instances.push(Judged {
             figures: HostFigures::of(&state),
             report: Report {
@@ -767,8 +939,10 @@ pub fn judge(source: String, states: Vec<(String, State)>) -> FleetReport {
     });
     let mut shared: Vec<Shared> = Vec::new();
     for j in &instances {
+        // What hosts share that needs a look (an info finding on every
+        // host that holds memory says nothing of the fleet).
         for f in &j.report.findings {
-            if f.severity == Severity::Ok {
+            if f.severity < Severity::Warn {
                 continue;
             }
             match shared
@@ -826,6 +1000,27 @@ pub fn judge(source: String, states: Vec<(String, State)>) -> FleetReport {
     }
 }
 
+/// A host that stopped reporting: its figures end at its last interval.
+fn silent(instance: &str, t: f64, span: &Span) -> Finding {
+    let at = crate::format::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0)));
+    let ago = Duration::from_secs((span.end_unix - t).max(0.0) as u64);
+    let mut f = Finding::new(
+        "fleet.silent",
+        Severity::Warn,
+        format!(
+            "{instance} has reported nothing for {} (its last interval: {at})",
+            humantime::format_duration(ago)
+        ),
+    );
+    f.ev("last interval", &at).ev("the window's end", &span.end);
+    f.explanation = "netmem serve on the host stopped, or Prometheus stopped scraping it: its figures end at its last interval, and nothing after is judged. NetmemDown alerts on it.".into();
+    f.action.push(format!(
+        "check the target (`up{{instance=\"{instance}\"}}` in Prometheus) and `systemctl status netmem` on the host"
+    ));
+    f.nearness = 1.0;
+    f
+}
+
 /// A finding as one line of a list: `[WARN] tcp_mem.ram: TITLE`.
 pub fn headline(f: &Finding) -> String {
     format!(
@@ -847,6 +1042,14 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             value,
+        }
+    }
+
+    fn span() -> Span {
+        Span {
+            start: "t0".into(),
+            end: "t1".into(),
+            end_unix: 1e9,
         }
     }
 
@@ -947,7 +1150,7 @@ mod tests {
 
     #[test]
     fn a_hosts_series_become_the_window_the_rules_read() {
-        let s = state_of("lb1:9464", &lb(300.0), &BTreeMap::new(), "t0", "t1");
+        let s = state_of("lb1:9464", &lb(300.0), &BTreeMap::new(), &span()).state;
         let w = &s.window;
         assert_eq!(s.host.kernel_release, "6.1.0");
         assert_eq!(s.host.number("net.ipv4.tcp_max_orphans"), Some(1024));
@@ -983,11 +1186,35 @@ mod tests {
     fn findings_hosts_share_are_said_once_with_their_hosts() {
         let ram = BTreeMap::new();
         let states = vec![
-            ("a".to_string(), state_of("a", &lb(100.0), &ram, "t0", "t1")),
-            ("b".to_string(), state_of("b", &lb(900.0), &ram, "t0", "t1")),
-            ("c".to_string(), State::default()),
+            (
+                "a".to_string(),
+                state_of("a", &lb(100.0), &ram, &span()).state,
+            ),
+            (
+                "b".to_string(),
+                state_of("b", &lb(900.0), &ram, &span()).state,
+            ),
         ];
-        let r = judge("test".into(), states);
+        let states: Vec<(String, Read)> = states
+            .into_iter()
+            .map(|(i, state)| {
+                (
+                    i,
+                    Read {
+                        state,
+                        silent_since: None,
+                    },
+                )
+            })
+            .chain([(
+                "c".to_string(),
+                Read {
+                    state: State::default(),
+                    silent_since: None,
+                },
+            )])
+            .collect();
+        let r = judge("test".into(), states, &span());
         let order: Vec<&str> = r.instances.iter().map(|j| j.instance.as_str()).collect();
         assert_eq!(order, ["b", "a", "c"], "nearest its orphan limit first");
         let ram = r.shared.iter().find(|s| s.id == "tcp_mem.ram").unwrap();
@@ -1011,6 +1238,23 @@ mod tests {
         assert_eq!(matchers("{a=\"}{)(\"}").unwrap(), "a=\"}{)(\"");
         assert!(matchers("{a=\"x\"}) or vector(1)").is_err());
         assert!(matchers("{a=\"x}").is_err());
+        assert_eq!(
+            matchers("{job!=\"a\\\"b\", instance!~\"x.*\"}").unwrap(),
+            "job!=\"a\\\"b\", instance!~\"x.*\""
+        );
+        // A metric name, or a label of netmem's own series (a host
+        // matched by it would look empty).
+        for bad in [
+            "netmem_tcp_orphans",
+            "{group=\"listen:443\"}",
+            "netns=\"a\"",
+            "{1a=\"x\"}",
+            "{a=x}",
+        ] {
+            assert!(matchers(bad).is_err(), "{bad}");
+        }
+        let e = matchers("{group=\"listen:443\"}").unwrap_err().to_string();
+        assert!(e.contains("a label of netmem's own series"), "{e}");
         let q = queries("job=\"n\"", Duration::from_secs(3600));
         assert!(
             q.iter()
@@ -1035,7 +1279,7 @@ mod tests {
         );
         assert_eq!(instances(&f), ["lb1:9464"]);
         let ram = node_ram(&f);
-        let s = state_of("lb1:9464", &f["lb1:9464"], &ram, "t0", "t1");
+        let s = state_of("lb1:9464", &f["lb1:9464"], &ram, &span()).state;
         assert_eq!(s.host.mem_total_bytes, Some(8_000_000_000));
     }
 }

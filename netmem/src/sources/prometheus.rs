@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 
 /// The most an answer may hold: a fleet's series fit well within it; a
@@ -15,6 +15,19 @@ use serde::Deserialize;
 const MAX_ANSWER: u64 = 64 << 20;
 /// Per request; a server that does not answer in this time is an error.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// Pages of Prometheus's web UI, whose URL people copy: the API is
+/// beside them.
+const UI_PAGES: &[&str] = &[
+    "/graph",
+    "/query",
+    "/alerts",
+    "/targets",
+    "/rules",
+    "/status",
+    "/classic/graph",
+    "/api/v1/query",
+];
+
 /// For every query of one verdict.
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -73,6 +86,8 @@ impl Api {
         if scheme != "http" && scheme != "https" {
             bail!("--prometheus {url:?}: only http:// and https:// are supported");
         }
+        // A URL copied from the browser: its query and the UI's page go.
+        let rest = rest.split(['?', '#']).next().unwrap_or(rest);
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let (basic, host) = match authority.rsplit_once('@') {
             Some((user, host)) => (Some(user.to_string()), host),
@@ -81,7 +96,22 @@ impl Api {
         if host.is_empty() {
             bail!("--prometheus {url:?}: no host in it");
         }
-        let base = format!("{scheme}://{host}{}", path.trim_end_matches('/'));
+        // `host:port` or `[v6]:port`: a port past 65535 is a typo.
+        let port = match host.strip_prefix('[') {
+            Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+            None => host.rsplit_once(':').map(|(_, p)| p),
+        };
+        if let Some(p) = port.filter(|p| p.parse::<u16>().is_err()) {
+            bail!("--prometheus {url:?}: {p:?} is not a port");
+        }
+        let mut path = path.trim_end_matches('/');
+        for page in UI_PAGES {
+            if let Some(p) = path.strip_suffix(page) {
+                path = p.trim_end_matches('/');
+                break;
+            }
+        }
+        let base = format!("{scheme}://{host}{path}");
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .http_status_as_error(false)
@@ -89,6 +119,21 @@ impl Api {
             .build()
             .new_agent();
         Ok(Api { base, agent, basic })
+    }
+
+    /// A request that got no answer, said as such.
+    fn unreachable(&self, url: &str, e: ureq::Error) -> anyhow::Error {
+        match e {
+            ureq::Error::Timeout(_) => anyhow!(
+                "no answer from {url} within {}",
+                crate::format::duration(TIMEOUT)
+            ),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => anyhow!(
+                "no answer from {url} within {}",
+                crate::format::duration(TIMEOUT)
+            ),
+            e => anyhow!("asking {url}: {e}"),
+        }
     }
 
     /// The base URL, without credentials.
@@ -107,27 +152,54 @@ impl Api {
         }
         let mut resp = req
             .send_form([("query", q), ("time", &format!("{time:.3}"))])
-            .with_context(|| format!("asking {url}"))?;
+            .map_err(|e| self.unreachable(&url, e))?;
         let status = resp.status().as_u16();
+        match status {
+            401 | 403 if self.basic.is_none() => bail!(
+                "{} answered {status}: it wants credentials (give them in the URL, https://USER:PASSWORD@host:9090)",
+                self.base
+            ),
+            401 | 403 => bail!("{} refused the credentials in the URL ({status})", self.base),
+            _ => {}
+        }
         let mut body = Vec::new();
         resp.body_mut()
             .as_reader()
             .take(MAX_ANSWER + 1)
             .read_to_end(&mut body)
-            .with_context(|| format!("reading {url}'s answer"))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::TimedOut => anyhow!(
+                    "{url} did not finish its answer within {}",
+                    crate::format::duration(TIMEOUT)
+                ),
+                _ => anyhow!("reading {url}'s answer: {e}"),
+            })?;
         if body.len() as u64 > MAX_ANSWER {
             bail!(
                 "{url} answered more than {} to {q:?}: narrow --match",
                 crate::format::human_bytes(MAX_ANSWER)
             );
         }
-        let a: Answer = serde_json::from_slice(&body).map_err(|e| {
-            let head = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            anyhow!(
-                "{url} answered {status} with something that is not the Prometheus API ({e}): {}",
-                crate::format::printable(&head)
-            )
-        })?;
+        let a: Answer = serde_json::from_slice(&body)
+            .ok()
+            .filter(|a: &Answer| a.status == "success" || a.error.is_some())
+            .ok_or_else(|| {
+                // Words of the answer, whitespace collapsed (an HTML page
+                // on one line).
+                let text = String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned();
+                let words: Vec<&str> = text.split_whitespace().collect();
+                let mut head = words.join(" ");
+                if head.len() > 120 {
+                    let cut = (0..=120).rev().find(|i| head.is_char_boundary(*i)).unwrap_or(0);
+                    head.truncate(cut);
+                    head += "...";
+                }
+                anyhow!(
+                    "{} is not a Prometheus server's API: {url} answered {status} ({}); give the server's own URL, e.g. http://prometheus:9090",
+                    self.base,
+                    crate::format::printable(&head)
+                )
+            })?;
         if a.status != "success" {
             bail!(
                 "Prometheus refused {q:?} ({status}): {}",
@@ -173,5 +245,35 @@ impl Api {
             samples.extend(self.query(q, time)?.into_iter().map(|s| (key.clone(), s)));
         }
         Ok(samples)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Api;
+
+    #[test]
+    fn a_url_is_the_servers_whatever_page_was_copied() {
+        let base = |u: &str| Api::new(u).map(|a| a.base().to_string());
+        assert_eq!(base("http://p:9090").unwrap(), "http://p:9090");
+        assert_eq!(base("http://p:9090/").unwrap(), "http://p:9090");
+        assert_eq!(
+            base("http://p:9090/graph?g0.expr=up&g0.tab=1").unwrap(),
+            "http://p:9090"
+        );
+        assert_eq!(base("https://u:pw@p/prom/query").unwrap(), "https://p/prom");
+        assert_eq!(
+            base("http://[::1]:9090/alerts").unwrap(),
+            "http://[::1]:9090"
+        );
+        for bad in [
+            "p:9090",
+            "ftp://p",
+            "http://",
+            "http://p:99999",
+            "http://p:x",
+        ] {
+            assert!(base(bad).is_err(), "{bad}");
+        }
     }
 }
