@@ -17,6 +17,7 @@ pub mod host;
 pub mod lax;
 pub mod lines;
 pub mod memcg;
+pub mod series;
 
 #[cfg(test)]
 mod tests;

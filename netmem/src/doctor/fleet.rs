@@ -19,11 +19,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{diagnose, Finding, Report, Severity, State};
+use crate::contract::series::{GROUP_COUNTS, HOST_INFO, MEMORY_TOTAL, PAGE_SIZE, SYSCTL_INFO};
 use crate::contract::Line;
 use crate::model::netns::NETNS_COUNTERS;
-use crate::output::prometheus::metrics::{
-    GROUP_COUNTS, HOST_INFO, MEMORY_TOTAL, PAGE_SIZE, SYSCTL_INFO,
-};
 use crate::sources::host::Host;
 use crate::sources::prometheus::Sample;
 use netmem_common::Counter;

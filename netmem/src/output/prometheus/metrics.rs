@@ -21,9 +21,7 @@ mod group;
 mod host;
 mod netns;
 
-pub use facts::{HOST_INFO, MEMORY_TOTAL, PAGE_SIZE, SYSCTL_INFO};
 use families::{Families, Fmt};
-pub use group::GROUP_COUNTS;
 pub use host::host_wide_series;
 
 /// Every exported family, as Prometheus shows it (with the `netmem_`

@@ -9,12 +9,7 @@ use prometheus_client::registry::Unit;
 use super::families::{Families, Fmt, Num};
 use crate::output::prometheus::Exposition;
 
-/// The names the facts are exported under: `doctor --prometheus` asks
-/// for the same ones.
-pub const HOST_INFO: &str = "host";
-pub const SYSCTL_INFO: &str = "sysctl";
-pub const MEMORY_TOTAL: &str = "host_memory";
-pub const PAGE_SIZE: &str = "page_size";
+use crate::contract::series::{HOST_INFO, MEMORY_TOTAL, PAGE_SIZE, SYSCTL_INFO};
 
 pub(super) fn facts(f: &mut Families, e: &Exposition) -> Fmt {
     let Some(h) = e.facts.as_deref() else {

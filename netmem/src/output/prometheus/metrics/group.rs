@@ -5,51 +5,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
 use super::families::{Families, Fmt, Num};
-use netmem_common::Counter;
 
 use super::host::causes;
+use crate::contract::series::GROUP_COUNTS;
 use crate::output::prometheus::{Exposition, GroupSeries};
-
-/// The per-group counts exported as `netmem_<name>_total`, one per kernel
-/// counter: the exporter and `doctor --prometheus` (which reads them back
-/// into a window) take the names from here.
-pub const GROUP_COUNTS: &[(Counter, &str, &str)] = &[
-    (
-        Counter::RcvqueueFull,
-        "group_receive_queue_full",
-        "Packets dropped because the receive queue was full (sock_rcvqueue_full).",
-    ),
-    (
-        Counter::OrphansBorn,
-        "group_orphans_born",
-        "Sockets orphaned (closed with the connection still open).",
-    ),
-    (
-        Counter::OrphansGone,
-        "group_orphans_gone",
-        "Orphans that ended (freed).",
-    ),
-    (
-        Counter::Established,
-        "group_connections_established",
-        "Connections that reached ESTABLISHED.",
-    ),
-    (
-        Counter::Closed,
-        "group_connections_closed",
-        "Connections that reached CLOSE.",
-    ),
-    (
-        Counter::Resets,
-        "group_resets_sent",
-        "Resets sent (tcp_send_reset).",
-    ),
-    (
-        Counter::DestroyedWithData,
-        "group_destroyed_with_data",
-        "Sockets destroyed with unread or unacknowledged data.",
-    ),
-];
 
 pub(super) fn groups(f: &mut Families, e: &Exposition) -> Fmt {
     use MetricType::{Counter as C, Gauge as G};
