@@ -128,7 +128,7 @@ fn garbage_answers_are_unknown() {
         let (code, line) = check(&["--serve", &addr]);
         assert_eq!(code, 2, "{line}");
         assert!(
-            line.starts_with(&format!("netmem: Unknown: serve on {addr}: ")) && line.contains(says),
+            line.starts_with(&format!("netmem: Unknown: serve on {addr}")) && line.contains(says),
             "{says:?} not in {line}"
         );
     }

@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(v.status, Status::Problem);
         assert!(
             v.line.starts_with(
-                "netmem: TCPMemoryPressure: 3 aborts on memory (orphans) within 10m (2m 5s ago), most on listen:443;"
+                "netmem: TCPMemoryPressure: 3 aborts on memory (orphans) within 10m (2m 5s ago), most on listen:443 (from serve"
             ),
             "{}",
             v.line

@@ -64,13 +64,16 @@ pub fn get(addr: SocketAddr, path: &str, deadline: Instant) -> Result<String, Sc
     let mut s = TcpStream::connect_timeout(&addr, left()?).map_err(io)?;
     s.set_write_timeout(Some(left()?)).map_err(io)?;
     // Text format 0.0.4: what serve gives a client that does not ask for
-    // OpenMetrics; no compression asked for.
-    write!(
-        s,
+    // OpenMetrics; no compression asked for. One write: a server may
+    // answer (a 401, say) and close as soon as it has read the first bytes.
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\nUser-Agent: netmem-check/{}\r\nConnection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
-    )
-    .map_err(io)?;
+    );
+    // Even if writing fails (it closed before reading it all), its answer
+    // may already be here: read it, and say the write's error only if
+    // there is none.
+    let wrote = s.write_all(request.as_bytes());
     let mut raw = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -94,10 +97,19 @@ pub fn get(addr: SocketAddr, path: &str, deadline: Instant) -> Result<String, Sc
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(ScrapeError::Timeout)
+            }
+            // A reset after some of the answer (it closed with our request
+            // unread): what came is judged, a cut-off body is said so.
+            Err(_) if !raw.is_empty() => break,
+            Err(e) => return Err(io(wrote.err().unwrap_or(e))),
         }
     }
-    body(&raw)
+    match wrote {
+        Err(e) if raw.is_empty() => Err(io(e)),
+        _ => body(&raw),
+    }
 }
 
 /// The head and body split at the blank line, when the head is whole.
