@@ -17,14 +17,12 @@ use crate::model::health::{judge, Verdict};
 use crate::sources::health;
 use crate::sources::scrape::ScrapeError;
 
-/// Check the node's TCP memory for Kubernetes' node-problem-detector:
-/// prints one line and exits 0 (OK), 1 (a problem: an abort on memory
-/// within --window, TCP memory above tcp_mem's pressure mark, orphans
-/// past a quarter of tcp_max_orphans, or a cgroup's sockets under
-/// pressure of their own) or 2 (unknown). Reads a running `netmem serve`
-/// on loopback when there is one, else the host once (aborts are then
-/// compared with the previous check's, kept in --state). Root reads
-/// every namespace's aborts; without root, netmem's own.
+/// One line and an exit status for Kubernetes' node-problem-detector: 0
+/// OK, 1 a problem (an abort on memory within --window, TCP memory above
+/// tcp_mem's pressure mark, orphans past a quarter of tcp_max_orphans, a
+/// cgroup's sockets under pressure of their own), 2 unknown. Reads a
+/// running `netmem serve` on loopback, else the host once (no root needed;
+/// as root, every namespace's aborts).
 #[derive(clap::Args)]
 pub struct Args {
     /// Where `netmem serve` listens: a loopback ADDR:PORT (it must
