@@ -2,6 +2,8 @@
 //! and what it runs are in its `cmd/<name>.rs`; this lists them. Packaging
 //! builds man pages and shell completions from [`command`].
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -30,6 +32,7 @@ enum Cmd {
     Top(cmd::top::Args),
     Serve(cmd::serve::Args),
     Probes(cmd::probes::Args),
+    Check(cmd::check::Args),
 }
 
 /// Every subcommand, flag and help text netmem parses, as clap sees them
@@ -39,17 +42,20 @@ pub fn command() -> clap::Command {
 }
 
 impl Cli {
-    /// Runs the subcommand given.
-    pub fn run(self) -> Result<()> {
+    /// Runs the subcommand given; its exit status when it has one of its
+    /// own (`check`'s 0/1/2), else success.
+    pub fn run(self) -> Result<ExitCode> {
+        let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
         match self.cmd {
-            Cmd::Snapshot(a) => a.run(),
-            Cmd::Trace(a) => a.run(),
-            Cmd::Doctor(a) => a.run(),
-            Cmd::Record(a) => a.run(),
-            Cmd::Report(a) => a.run(),
-            Cmd::Top(a) => a.run(),
-            Cmd::Serve(a) => a.run(),
-            Cmd::Probes(a) => a.run(),
+            Cmd::Snapshot(a) => done(a.run()),
+            Cmd::Trace(a) => done(a.run()),
+            Cmd::Doctor(a) => done(a.run()),
+            Cmd::Record(a) => done(a.run()),
+            Cmd::Report(a) => done(a.run()),
+            Cmd::Top(a) => done(a.run()),
+            Cmd::Serve(a) => done(a.run()),
+            Cmd::Probes(a) => done(a.run()),
+            Cmd::Check(a) => a.run(),
         }
     }
 }

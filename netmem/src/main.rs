@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             let _ = std::io::stdout().flush();
             // A closed pipe (e.g. `| head`) is not an error worth reporting.

@@ -324,7 +324,7 @@ fn the_library_command_is_the_binary_command_line() {
         .collect();
     assert_eq!(
         subs,
-        ["snapshot", "trace", "doctor", "record", "report", "top", "serve", "probes"]
+        ["snapshot", "trace", "doctor", "record", "report", "top", "serve", "probes", "check"]
     );
     let mut pages = vec![vec!["--help"], vec!["-h"], vec!["--version"]];
     for sub in &subs {

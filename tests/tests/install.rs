@@ -244,6 +244,7 @@ fn deb_installs_and_runs_on_a_host_without_rust() {
         "usr/share/fish/vendor_completions.d/netmem.fish",
         "usr/share/netmem/prometheus/netmem.rules.yml",
         "usr/share/netmem/grafana/netmem.json",
+        "usr/share/netmem/node-problem-detector/netmem-monitor.json",
         "usr/share/netmem/systemd/every-namespace.conf",
         "usr/share/doc/netmem/copyright",
     ] {

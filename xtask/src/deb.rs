@@ -1,8 +1,8 @@
 //! The Debian package, laid out by hand and built with dpkg-deb (no
 //! cargo-deb to install): the static binary, the systemd unit with its
 //! every-namespace drop-in beside it, man pages, completions, README,
-//! copyright and changelog, and the Prometheus rules, Grafana dashboard
-//! and DaemonSet under /usr/share/netmem/.
+//! copyright and changelog, and the Prometheus rules, Grafana dashboard,
+//! DaemonSet and node-problem-detector monitor under /usr/share/netmem/.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,10 @@ pub fn build(bin: &Path, v: &str, dist: &Path) -> Result<PathBuf> {
         ("prometheus/scrape.yml", "prometheus/scrape.yml"),
         ("grafana/netmem.json", "grafana/netmem.json"),
         ("kubernetes/daemonset.yaml", "kubernetes/daemonset.yaml"),
+        (
+            "node-problem-detector/netmem-monitor.json",
+            "node-problem-detector/netmem-monitor.json",
+        ),
     ] {
         put(
             &root,

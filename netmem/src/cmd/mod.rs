@@ -3,6 +3,7 @@
 //! the typed model through the engine or a source and hands it to the sink
 //! it picked; none formats output. `crate::cli` lists the subcommands.
 pub mod args;
+pub mod check;
 pub mod doctor;
 pub mod probes;
 pub mod record;

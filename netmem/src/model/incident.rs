@@ -152,9 +152,12 @@ impl Triggers {
             }
             self.lost = Some(lost);
         }
-        if let Some(max) = c.max_orphans.filter(|m| *m > 0) {
-            let mark = (max as f64 * ORPHAN_FRACTION).ceil() as u64;
-            let over = c.orphans > mark;
+        // The marks are the health rule's (`netmem check` judges by them).
+        if let Some((max, mark)) = c
+            .max_orphans
+            .and_then(|m| Some((m, super::health::orphan_mark(m)?)))
+        {
+            let over = super::health::over_orphan_mark(c.orphans, max);
             if over && !self.orphans_over {
                 out.push(Trigger {
                     cause: Cause::Orphans,
@@ -167,7 +170,7 @@ impl Triggers {
             self.orphans_over = over;
         }
         if let Some(mem) = c.tcp_mem_pages.filter(|m| m[1] > 0) {
-            let over = c.memory_allocated_pages > mem[1];
+            let over = super::health::over_pressure(c.memory_allocated_pages, mem);
             if over && !self.tcp_mem_over {
                 out.push(Trigger {
                     cause: Cause::TcpMem,

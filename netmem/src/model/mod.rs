@@ -5,6 +5,7 @@ pub mod decode;
 pub mod event;
 pub mod filter;
 pub mod group;
+pub mod health;
 pub mod incident;
 pub mod interval;
 pub mod key;

@@ -2,6 +2,7 @@
 //! socket memory, as `ss -tm`), procfs (global limits and usage), rtnetlink
 //! (cached routes), all read inside the traced network namespace.
 pub mod gather;
+pub mod health;
 pub mod host;
 pub mod kernel_log;
 pub mod memcg;
@@ -13,6 +14,7 @@ pub mod prometheus;
 pub mod proxy;
 pub mod recording;
 pub mod routes;
+pub mod scrape;
 pub mod sockdiag;
 
 /// The census is part of the gathering layer; its old path stays.

@@ -11,8 +11,8 @@ use netmem::hooks::HookId;
 use serde_json::Value;
 
 use super::{
-    aborts_on, check_doctor, check_served, check_tiers, emit_recording, events, shifts, stuck,
-    summary, with_fallbacks, Served, Sysctl, Trace,
+    aborts_on, check, check_doctor, check_served, check_tiers, emit_recording, events, shifts,
+    stuck, summary, with_fallbacks, Served, Sysctl, Trace,
 };
 
 /// tcp_max_orphans 0: the first closes make orphans; once the kernel's
@@ -22,6 +22,13 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     const PORT: u16 = 7001;
     let _max = Sysctl::set("net/ipv4/tcp_max_orphans", "0")?;
     let served = Served::start(netmem, tier_args)?;
+    // `netmem check`'s one reading keeps its baseline before the aborts.
+    let state = "/tmp/netmem-check-state/state";
+    let (code, first) = check(netmem, &["--serve", "off", "--state", state])?;
+    ensure!(
+        code == 0 && first.contains("first reading"),
+        "check before the aborts (one reading): {code} {first}"
+    );
     let trace = Trace::start(netmem, tier_args)?;
     let (_l, mut s) = stuck(PORT, 16, 256 * 1024)?;
     let second = s.servers.split_off(8);
@@ -34,6 +41,21 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     sleep(Duration::from_millis(900));
     let lines = trace.stop()?;
     emit_recording("orphans", expect_tier, &lines);
+    // node-problem-detector's view: a problem, from serve (with the cause
+    // and the group) and from one reading (the counters grew since).
+    let (code, from_serve) = served.check(netmem)?;
+    ensure!(
+        code == 1
+            && from_serve.starts_with("netmem: TCPMemoryPressure: ")
+            && from_serve.contains("(orphans)")
+            && from_serve.contains(&format!("most on listen:{PORT}")),
+        "check from serve after the aborts: {code} {from_serve}"
+    );
+    let (code, reading) = check(netmem, &["--serve", "off", "--state", state])?;
+    ensure!(
+        code == 1 && reading.contains("aborts on memory within 10m"),
+        "check from one reading after the aborts: {code} {reading}"
+    );
     let exposition = served.finish()?;
     let fb = check_tiers(&lines, &[HookId::TcpCheckOom, HookId::Orphans], expect_tier)?;
     let group = format!("listen:{PORT}");
@@ -89,7 +111,7 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     );
     Ok(with_fallbacks(
         format!(
-            "{} aborts (cause orphans, orphans={} from {}, max_orphans=0, shifts {:?}), {} born, {} gone; {doctor}; {serve}",
+            "{} aborts (cause orphans, orphans={} from {}, max_orphans=0, shifts {:?}), {} born, {} gone; {doctor}; {serve}; check: {from_serve:?}, {reading:?}",
             ours.len(),
             ours[0]["orphans"],
             ours[0]["orphans_source"],

@@ -194,6 +194,11 @@ impl Served {
         }
     }
 
+    /// `netmem check` against this server: its exit code and line.
+    pub fn check(&self, netmem: &str) -> Result<(i32, String)> {
+        check(netmem, &["--serve", &self.addr.to_string()])
+    }
+
     /// One GET to the running server: (status, body).
     pub fn get(&self, path: &str) -> Result<(u16, String)> {
         Ok(crate::serve::http_get(self.addr, path, None)?)
@@ -217,6 +222,24 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `netmem check ARGS`: its exit code and its one line (and nothing
+/// else on standard output).
+pub fn check(netmem: &str, args: &[&str]) -> Result<(i32, String)> {
+    let o = Command::new(netmem)
+        .arg("check")
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {netmem} check"))?;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    ensure!(
+        out.lines().count() == 1,
+        "netmem check printed {} lines: {out:?}",
+        out.lines().count()
+    );
+    Ok((o.status.code().unwrap_or(-1), out.trim_end().to_string()))
 }
 
 /// The exposition names `group` and `cause` for the aborts.

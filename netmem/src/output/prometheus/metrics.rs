@@ -74,6 +74,7 @@ pub const NAMES: &[&str] = &[
     "netmem_cgroup_memory_events_total",
     "netmem_cgroup_socket_pressure",
     "netmem_aborts_on_memory_total",
+    "netmem_aborts_on_memory_last_timestamp_seconds",
     "netmem_buffer_limit_exceeded_total",
     "netmem_receive_queue_full_total",
     "netmem_memory_drops_total",
@@ -192,7 +193,7 @@ impl prometheus_client::collector::Collector for IntervalPart {
         let mut f = Families { enc: &mut enc };
         group::groups(&mut f, e)?;
         cgroup::cgroups(&mut f, e)?;
-        host::host(&mut f, &e.host)?;
+        host::host(&mut f, &e.host, &e.last_abort)?;
         netns::netns(&mut f, e)?;
         global::global(&mut f, e)?;
         facts::facts(&mut f, e)?;

@@ -225,6 +225,10 @@ pub struct Exposition {
     /// `increase()` sees the first abort of any group, even one born with
     /// it).
     pub host: Totals,
+    /// When the last abort on memory of each cause was (the event's time),
+    /// for a check over a window that serve's counters since its start
+    /// cannot give (`netmem check --window`).
+    pub last_abort: BTreeMap<&'static str, SystemTime>,
     /// The cgroups owning exported groups, with their memory controllers.
     pub cgroups: Vec<CgroupSeries>,
     /// The host line's facts (kernel, RAM, page size, the sysctls the
@@ -314,6 +318,8 @@ pub struct MetricsSink {
     events: BTreeMap<&'static str, u64>,
     /// Every event, counted as it comes (published with the next interval).
     host: Totals,
+    /// When each cause's last abort on memory was.
+    last_abort: BTreeMap<&'static str, SystemTime>,
     routes_inserted: BTreeMap<&'static str, u64>,
     suppressed: u64,
     /// The run's names (see [`Sink::names`]).
@@ -349,6 +355,7 @@ impl MetricsSink {
             totals: HashMap::new(),
             events: BTreeMap::new(),
             host: Totals::default(),
+            last_abort: BTreeMap::new(),
             routes_inserted: BTreeMap::new(),
             suppressed: 0,
             names: Names::default(),
@@ -371,6 +378,7 @@ impl MetricsSink {
             groups_folded: folded,
             events: self.events.clone(),
             host: self.host.clone(),
+            last_abort: self.last_abort.clone(),
             cgroups: std::mem::take(&mut self.cgroups),
             facts: self.facts.clone(),
         });
@@ -494,6 +502,10 @@ impl Sink for MetricsSink {
     fn event(&mut self, e: &Event) -> Result<()> {
         *self.events.entry(e.body.kind().name()).or_default() += 1;
         self.host.add(&e.body);
+        if let Body::AbortOnMemory(a) = &e.body {
+            let last = self.last_abort.entry(a.cause.name()).or_insert(e.ts);
+            *last = (*last).max(e.ts);
+        }
         if let Some(g) = &e.group {
             self.pending
                 .entry(Slot::Group(*g))

@@ -422,6 +422,43 @@ fn a_group_born_with_its_abort_moves_the_host_wide_counter() {
     }
 }
 
+/// The last abort's time per cause: 0 for every cause before any, then
+/// the latest event's time of that cause (an older event met later does
+/// not move it back).
+#[test]
+fn the_last_abort_of_each_cause_has_its_time() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let (mut s, shared) = sink(10);
+    s.coverage(&[]).unwrap();
+    let before = text_of(&shared);
+    for c in AbortCause::ALL {
+        let l = format!(
+            "netmem_aborts_on_memory_last_timestamp_seconds{{cause=\"{}\"}} 0.0\n",
+            c.name()
+        );
+        assert!(before.contains(&l), "no {l:?} in {before}");
+    }
+    let mut late = abort(None, AbortCause::Orphans);
+    late.ts = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+    let mut early = abort(Some(listen(3)), AbortCause::Orphans);
+    early.ts = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    s.event(&late).unwrap();
+    s.event(&early).unwrap();
+    s.interval(&interval(vec![(listen(3), row(10, 0))]))
+        .unwrap();
+    let after = text_of(&shared);
+    assert!(
+        after.contains(
+            "netmem_aborts_on_memory_last_timestamp_seconds{cause=\"orphans\"} 2000000000.0\n"
+        ),
+        "{after}"
+    );
+    assert!(
+        after.contains("netmem_aborts_on_memory_last_timestamp_seconds{cause=\"tcp_mem\"} 0.0\n"),
+        "{after}"
+    );
+}
+
 /// Per group, every cause of abort is at 0 from the group's first
 /// interval, so a group that exists before its first abort has a 0 before
 /// it; buffer limits and drops have series per group only once counted (a

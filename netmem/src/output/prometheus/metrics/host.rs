@@ -5,9 +5,12 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use netmem_common::Counter;
-use prometheus_client::metrics::MetricType;
+use std::time::SystemTime;
 
-use super::families::{Families, Fmt, Num};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use super::families::{seconds_since_epoch, Families, Fmt, Num};
 use crate::kernel::btf::{drop_reason_name, MEMORY_DROP_REASONS};
 use crate::model::event::{AbortCause, Direction};
 use crate::output::prometheus::Totals;
@@ -79,14 +82,30 @@ pub fn host_wide_series() -> Vec<String> {
 /// so that alerts on them fire on the first event of any group (a group's
 /// series is born with its first interval, which may be the one with its
 /// first abort).
-pub(super) fn host(f: &mut Families, t: &Totals) -> Fmt {
-    use MetricType::Counter as C;
+pub(super) fn host(
+    f: &mut Families,
+    t: &Totals,
+    last_abort: &BTreeMap<&'static str, SystemTime>,
+) -> Fmt {
+    use MetricType::{Counter as C, Gauge as G};
     f.labelled(
         "aborts_on_memory",
         "Connections the kernel reset for lack of memory (tcp_check_oom), the whole host, by the limit that fired; 0 from netmem's start. By group: netmem_group_aborts_on_memory_total.",
         None,
         C,
         causes(t).into_iter().map(|(c, n)| ([("cause", c)], Num::from(n))),
+    )?;
+    // One series per cause, never per group: what `netmem check` needs to
+    // tell an abort within its window from one since serve started.
+    f.labelled(
+        "aborts_on_memory_last_timestamp",
+        "When the last abort on memory of each cause was (Unix time; 0: none since netmem started).",
+        Some(Unit::Seconds),
+        G,
+        causes(t).into_iter().map(|(c, _)| {
+            let ts = last_abort.get(c).map_or(0.0, |t| seconds_since_epoch(*t));
+            ([("cause", c)], Num::from(ts))
+        }),
     )?;
     f.labelled(
         "buffer_limit_exceeded",
