@@ -294,6 +294,16 @@ impl Prometheus {
         Prometheus::start_config(&job, rules)
     }
 
+    /// As [`Prometheus::start_targets`], its own API and UI behind `web`
+    /// (Prometheus's `--web.config.file`: TLS, basic auth).
+    pub fn start_targets_web(targets: &[(SocketAddr, &str)], web: &std::path::Path) -> Prometheus {
+        let mut job = "    static_configs:\n".to_string();
+        for (t, h) in targets {
+            job += &format!("      - targets: ['{t}']\n        labels: {{instance: '{h}'}}\n");
+        }
+        Prometheus::start_full(&job, None, Some(web))
+    }
+
     /// Scraping with `job`: the lines of the scrape config after its
     /// `job_name` (targets, and scheme, tls_config, basic_auth...).
     pub fn start_job(job: &str) -> Prometheus {
@@ -303,6 +313,14 @@ impl Prometheus {
     /// Prometheus with one scrape job (`job`: the lines after its
     /// `job_name`) and, if given, a rule file evaluated every second.
     fn start_config(job: &str, rules: Option<&std::path::Path>) -> Prometheus {
+        Prometheus::start_full(job, rules, None)
+    }
+
+    fn start_full(
+        job: &str,
+        rules: Option<&std::path::Path>,
+        web: Option<&std::path::Path>,
+    ) -> Prometheus {
         let dir = std::env::temp_dir().join(format!(
             "netmem-prom-{}-{}",
             std::process::id(),
@@ -329,13 +347,20 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
+            .args(web.map(|w| format!("--web.config.file={}", w.display())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
             .spawn()
             .expect("spawn prometheus");
         let p = Prometheus { child, dir, addr };
         let t0 = Instant::now();
-        while !matches!(http_get(p.addr, "/-/ready", None), Ok((200, _))) {
+        // Behind TLS, a plain request gets a 400 once it listens.
+        let ready = |r: std::io::Result<(u16, String)>| match (web, r) {
+            (None, Ok((200, _))) => true,
+            (Some(_), Ok((400, _))) => true,
+            _ => false,
+        };
+        while !ready(http_get(p.addr, "/-/ready", None)) {
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
                 "prometheus not ready: {}",

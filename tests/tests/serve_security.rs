@@ -484,3 +484,85 @@ fn bad_web_config_is_one_clear_error() {
         eprintln!("{err}");
     }
 }
+
+/// `doctor --prometheus` reads a Prometheus behind TLS and basic auth:
+/// the CA from SSL_CERT_FILE, the credentials from the URL; without them,
+/// or with a CA the host does not trust, one line and exit 1.
+#[test]
+fn the_fleet_doctor_reads_prometheus_over_tls_with_basic_auth() {
+    require_root();
+    let pki = Pki::new("promtls");
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web = pki.dir.write(
+        "prom-web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  ops: {hash}\n",
+            pki.path("cert.pem").display(),
+            pki.path("key.pem").display()
+        ),
+    );
+    let serve = Serve::start(&["--interval", "1s"]);
+    let prom = Prometheus::start_targets_web(&[(serve.addr, "lb1")], &web);
+    let doctor = |url: &str, ca: Option<&Path>| {
+        let mut c = std::process::Command::new(netmem_tests::netmem_bin());
+        c.args(["doctor", "--prometheus", url, "--since", "5m", "--json"]);
+        c.env_remove("SSL_CERT_FILE");
+        if let Some(ca) = ca {
+            c.env("SSL_CERT_FILE", ca);
+        }
+        c.output().unwrap()
+    };
+    let ca = pki.path("ca.pem");
+    let good = format!("https://ops:s3cret@{}", prom.addr);
+    let t0 = Instant::now();
+    let lines = loop {
+        let o = doctor(&good, Some(&ca));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        if o.status.success() {
+            break netmem_tests::json_lines(&out);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(
+        lines[0]["instances"],
+        serde_json::json!(["lb1"]),
+        "{lines:?}"
+    );
+    // A CA the host does not trust: the server's own certificate.
+    let other = pki.path("cert.pem");
+    let cases = [
+        (
+            format!("https://{}", prom.addr),
+            Some(ca.as_path()),
+            "wants credentials",
+        ),
+        (
+            format!("https://ops:wrong@{}", prom.addr),
+            Some(ca.as_path()),
+            "refused the credentials",
+        ),
+        (good.clone(), Some(other.as_path()), "asking https://"),
+        (
+            format!("http://ops:s3cret@{}", prom.addr),
+            Some(ca.as_path()),
+            "is not a Prometheus server's API",
+        ),
+    ];
+    for (url, ca, says) in cases {
+        let o = doctor(&url, ca);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(1) && err.contains(says) && err.lines().count() == 1,
+            "{url}: {err}"
+        );
+        assert!(
+            !err.contains("s3cret") && !err.contains("wrong"),
+            "a password in {err}"
+        );
+    }
+}

@@ -36,7 +36,7 @@ pub const PACKAGES: &[&str] = &[
 pub const X86_64: &str = "x86_64-unknown-linux-musl";
 pub const AARCH64: &str = "aarch64-unknown-linux-musl";
 /// The shipped binary must stay below this (issue 27).
-const SIZE_BUDGET: u64 = 8 << 20;
+const SIZE_BUDGET: u64 = 10 << 20;
 
 pub fn dist_dir() -> PathBuf {
     target_dir().join("dist")
@@ -103,7 +103,7 @@ fn static_binary(target: &str, name: &str, strip: &str) -> Result<PathBuf> {
     );
     if size >= SIZE_BUDGET {
         bail!(
-            "{} is {size} bytes, over its 8 MiB budget (BENCHMARKS.md says what takes the room)",
+            "{} is {size} bytes, over its 10 MiB budget (BENCHMARKS.md says what takes the room)",
             out.display()
         );
     }

@@ -76,6 +76,47 @@ struct VectorSample {
     value: (f64, String),
 }
 
+/// The CA bundles distributions keep (Debian/Ubuntu, Fedora/RHEL,
+/// Alpine/Arch...): an internal Prometheus's certificate is signed by a CA
+/// the host trusts, which a bundle compiled into netmem would not know.
+const CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The host's trusted CAs, for `https://`: `SSL_CERT_FILE` if set, else
+/// the first bundle of [`CA_BUNDLES`] there is.
+fn system_roots() -> Result<ureq::tls::RootCerts> {
+    let env = std::env::var("SSL_CERT_FILE").ok();
+    let path = env
+        .as_deref()
+        .into_iter()
+        .chain(CA_BUNDLES.iter().copied())
+        .find(|p| std::path::Path::new(p).is_file())
+        .ok_or_else(|| {
+            anyhow!(
+                "--prometheus https://...: no CA bundle ({}); set SSL_CERT_FILE to the CA that signed Prometheus's certificate",
+                CA_BUNDLES.join(", ")
+            )
+        })?;
+    // A bundle is a few hundred KB; what is past 16 MiB is not read.
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16 << 20).read_to_end(&mut pem))
+        .map_err(|e| anyhow!("reading the CA bundle {path}: {e}"))?;
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        bail!("the CA bundle {path} holds no certificate");
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
 impl Api {
     /// `url`: the server's base (`http://prometheus:9090`, a path prefix
     /// allowed, `user:password@` for basic authentication).
@@ -112,12 +153,18 @@ impl Api {
             }
         }
         let base = format!("{scheme}://{host}{path}");
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .http_status_as_error(false)
-            .user_agent(concat!("netmem/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+            .user_agent(concat!("netmem/", env!("CARGO_PKG_VERSION")));
+        if scheme == "https" {
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(system_roots()?)
+                    .build(),
+            );
+        }
+        let agent = config.build().new_agent();
         Ok(Api { base, agent, basic })
     }
 
@@ -131,6 +178,9 @@ impl Api {
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => anyhow!(
                 "no answer from {url} within {}",
                 crate::format::duration(TIMEOUT)
+            ),
+            e if e.to_string().contains("certificate") => anyhow!(
+                "asking {url}: {e} (the host does not trust the CA that signed it: SSL_CERT_FILE names a CA bundle to use)"
             ),
             e => anyhow!("asking {url}: {e}"),
         }
