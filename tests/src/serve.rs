@@ -355,10 +355,8 @@ impl Prometheus {
         let p = Prometheus { child, dir, addr };
         let t0 = Instant::now();
         // Behind TLS, a plain request gets a 400 once it listens.
-        let ready = |r: std::io::Result<(u16, String)>| match (web, r) {
-            (None, Ok((200, _))) => true,
-            (Some(_), Ok((400, _))) => true,
-            _ => false,
+        let ready = |r: std::io::Result<(u16, String)>| {
+            matches!((web, r), (None, Ok((200, _))) | (Some(_), Ok((400, _))))
         };
         while !ready(http_get(p.addr, "/-/ready", None)) {
             assert!(
