@@ -222,12 +222,18 @@ fn one_reading_without_serve() {
     let (code, third) = check(&["--serve", "off", "--state", s]);
     assert_eq!(code, 0, "{third}");
     assert!(third.contains("first reading"), "{third}");
-    // Garbage in it: the same.
+    // ... and replaced by a private one.
+    assert_eq!(mode(&state), 0o600);
+    // Garbage in it: not believed, and not replaced (it may be a file the
+    // user named by mistake): said in the line.
     std::fs::write(&state, b"\xff{{{").unwrap();
-    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, fourth) = check(&["--serve", "off", "--state", s]);
     assert_eq!(code, 0, "{fourth}");
-    assert!(fourth.contains("first reading"), "{fourth}");
+    assert!(fourth.contains("not replaced"), "{fourth}");
+    assert_eq!(std::fs::read(&state).unwrap(), b"\xff{{{");
+    std::fs::remove_file(&state).unwrap();
+    let (code, _) = check(&["--serve", "off", "--state", s]);
+    assert_eq!(code, 0);
 
     // Nothing listens at serve's port in `auto`: one reading, said so.
     // (Only when nobody's serve runs there on this machine.)
@@ -362,4 +368,79 @@ fn the_shipped_monitor_configuration() {
             assert_eq!(r["reason"], "TCPMemoryPressure");
         }
     }
+}
+
+/// serve's port is one any user can bind while serve is down: a listener
+/// there that is not root's is not read, as if no serve were there (auto)
+/// or unknown (named).
+#[test]
+fn a_listener_of_another_user_is_not_serve() {
+    netmem_tests::require_root();
+    let port = netmem_tests::serve::free_port();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(netmem_tests::load_bin())
+        .args(["listeners", "--port", &port.to_string(), "--count", "1"]);
+    let _held = netmem_tests::Held::start(&mut cmd);
+    let addr = format!("127.0.0.1:{port}");
+    let (code, line) = check(&["--serve", &addr]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains(&format!(
+            "{addr} is held by uid 65534, not root: not netmem serve"
+        )),
+        "{line}"
+    );
+}
+
+/// `--state` never replaces what is not its own state: a device, another
+/// format (a typo as root naming /dev/null or a system file).
+#[test]
+fn the_state_file_never_replaces_another_file() {
+    netmem_tests::require_root();
+    let dir = std::env::temp_dir().join(format!("netmem-check-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let text = dir.join("passwd");
+    std::fs::write(&text, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    let dev = dir.join("null");
+    netmem_tests::run_ok(Command::new("mknod").arg(&dev).args(["c", "1", "3"]));
+    for (path, what) in [(&text, "a file of another format"), (&dev, "a device")] {
+        let (code, line) = check(&["--serve", "off", "--state", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{what}: {line}");
+        assert!(
+            line.contains(&format!("cannot keep state in {}", path.display()))
+                && line.contains("not replaced"),
+            "{what}: {line}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&text).unwrap(),
+        "root:x:0:0:root:/root:/bin/bash\n"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&dev)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A stdout that cannot be written (a full disk, a closed pipe) is
+/// "unknown", never a panic.
+#[test]
+fn an_unwritable_stdout_is_unknown() {
+    let o = Command::new(netmem_bin())
+        .args(["check", "--serve", "off", "--state", "none"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
 }

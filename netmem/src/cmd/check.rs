@@ -108,7 +108,16 @@ impl Args {
             }),
             Err(e) => Verdict::unknown(&format!("cannot start: {e}")),
         };
-        println!("{}", v.line);
+        // A closed or full stdout is "unknown" (NPD reads none), never a
+        // panic.
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{}", v.line)
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            return Ok(ExitCode::from(crate::model::health::Status::Unknown.code()));
+        }
         Ok(ExitCode::from(v.status.code()))
     }
 
@@ -130,6 +139,25 @@ impl Args {
             ServeArg::Auto => (default, false),
             ServeArg::At(a) => (a, true),
         };
+        // Serve's port is one any user can bind while serve is down: a
+        // listener that is neither root's nor this user's is not serve.
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if let Ok(Some(uid)) = health::listener_uid(addr) {
+            if uid != 0 && uid != me {
+                let why =
+                    format!("{addr} is held by uid {uid}, not root: not netmem serve, not read");
+                return match must {
+                    true => Verdict::unknown(&why),
+                    false => judge(&health::one_reading(
+                        self.window,
+                        state.as_deref(),
+                        SystemTime::now(),
+                        &why,
+                    )),
+                };
+            }
+        }
         match health::from_serve(addr, http_deadline, self.window, SystemTime::now()) {
             Ok(f) => judge(&f),
             Err(ScrapeError::Refused) if !must => judge(&health::one_reading(

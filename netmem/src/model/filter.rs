@@ -103,6 +103,7 @@ mod tests {
             netns: 0,
             rqueue: 0,
             wqueue: 0,
+            uid: 0,
         }
     }
 

@@ -28,6 +28,7 @@ fn sock(lport: u16, rport: u16, state: u8, inode: u32, cgroup: u64, wmem: u32) -
         netns: 7,
         rqueue: 0,
         wqueue: 0,
+        uid: 0,
     }
 }
 

@@ -44,6 +44,10 @@ pub struct SockRecord {
     pub cgroup_id: u64,
     /// The network namespace the socket was dumped from (its inode).
     pub netns: u32,
+    /// The socket's owner (inet_diag's `idiag_uid`: the creator's fsuid):
+    /// `check` believes a listener on serve's port only if it is root's or
+    /// its own.
+    pub uid: u32,
     /// inet_diag's `idiag_rqueue`: for a listener, its accept queue
     /// (connections completed and not yet accepted, `sk_ack_backlog`);
     /// otherwise bytes not yet read (TCP) or queued (UDP).

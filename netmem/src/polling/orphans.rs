@@ -107,6 +107,7 @@ mod tests {
             netns: 0,
             rqueue: 0,
             wqueue: 0,
+            uid: 0,
         };
         let g = GroupKey::UNATTRIBUTED;
         let mut d = OrphanDiff::default();

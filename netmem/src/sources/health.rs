@@ -349,16 +349,41 @@ fn reading_aborts(window: Duration, state: Option<&Path>, now: SystemTime) -> Ab
         // Judged all the same; the next check has no baseline.
         log::warn!("{e:#}");
         if aborts == Aborts::NoBaseline {
-            return Aborts::Unknown(format!("cannot keep state in {}", path.display()));
+            return Aborts::Unknown(format!(
+                "cannot keep state in {}: {}",
+                path.display(),
+                e.root_cause()
+            ));
         }
     }
     aborts
+}
+
+/// Who owns the TCP listener at `addr` in netmem's own namespace (its
+/// `idiag_uid`), if one listens there: serve is root's (or the caller's
+/// own); a port any user can bind is not believed because it answers.
+pub fn listener_uid(addr: std::net::SocketAddr) -> anyhow::Result<Option<u32>> {
+    let netns = super::netns::Netns::open(None)?;
+    let mut uid = None;
+    super::sockdiag::dump_tcp(&netns, super::sockdiag::States::Listening, |r| {
+        let same_ip = r.local == addr.ip() || r.local.is_unspecified();
+        if r.lport == addr.port() && same_ip && uid.is_none() {
+            uid = Some(r.uid);
+        }
+    })?;
+    Ok(uid)
 }
 
 /// The state file, when it is one netmem wrote: a regular file (never
 /// through a link), of this user, writable by no one else, small, and
 /// the state's own format. Anything else is as if there were none.
 pub fn read_state(path: &Path) -> Option<State> {
+    state_file(path, true)
+}
+
+/// The state at `path` if it is a regular file of this user in the
+/// state's format; `private`: and writable by no one else (believed).
+fn state_file(path: &Path, private: bool) -> Option<State> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -368,7 +393,7 @@ pub fn read_state(path: &Path) -> Option<State> {
     let m = f.metadata().ok()?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    if !m.is_file() || m.uid() != me || m.mode() & 0o022 != 0 || m.len() > 4 << 20 {
+    if !m.is_file() || m.uid() != me || (private && m.mode() & 0o022 != 0) || m.len() > 4 << 20 {
         return None;
     }
     let mut text = String::new();
@@ -377,9 +402,20 @@ pub fn read_state(path: &Path) -> Option<State> {
 }
 
 /// Writes the state whole (a temp file renamed onto it), 0600, in a
-/// directory of netmem's own (created 0700).
+/// directory of netmem's own (created 0700). Whatever else is at `path`
+/// (a device such as /dev/null, a link, another user's file, a file of
+/// another format) is left alone: a `--state` typo as root must not
+/// replace a file.
 pub fn write_state(path: &Path, s: &State) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    // Its own state, even one made writable by others (not believed, but
+    // replaced by a private one), is the only thing it replaces.
+    if std::fs::symlink_metadata(path).is_ok() && state_file(path, false).is_none() {
+        anyhow::bail!(
+            "{} is there and is not netmem check's state (a device, a link, another user's file or another format): not replaced; give --state a path of its own, or none",
+            path.display()
+        );
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::fsutil::private_dir(dir)?;
     }
@@ -544,18 +580,24 @@ mod tests {
             std::fs::write(&p, bad).unwrap();
             assert_eq!(read_state(&p), None, "{bad:?}");
         }
-        // Writable by others: not believed.
+        // Something else there (the last of those): never replaced.
+        assert!(write_state(&p, &good).is_err());
+        std::fs::remove_file(&p).unwrap();
+        // Writable by others: not believed, but its own state is replaced
+        // (by a private one).
         write_state(&p, &good).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert_eq!(read_state(&p), None);
-        // A link to a good one: not followed; writing replaces the link.
+        write_state(&p, &good).unwrap();
+        assert_eq!(read_state(&p), Some(good.clone()));
+        // A link to a good one: not followed, and not replaced.
         let real = dir.path().join("real");
         write_state(&real, &good).unwrap();
         std::fs::remove_file(&p).unwrap();
         std::os::unix::fs::symlink(&real, &p).unwrap();
         assert_eq!(read_state(&p), None);
-        write_state(&p, &State::default()).unwrap();
-        assert!(!std::fs::symlink_metadata(&p)
+        assert!(write_state(&p, &State::default()).is_err());
+        assert!(std::fs::symlink_metadata(&p)
             .unwrap()
             .file_type()
             .is_symlink());

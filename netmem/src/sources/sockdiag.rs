@@ -249,6 +249,7 @@ pub fn record(protocol: u8, payload: &[u8]) -> Result<SockRecord> {
         netns: 0,
         rqueue: r.recv_queue(),
         wqueue: r.send_queue(),
+        uid: r.uid(),
     };
     for nla in r.nlas() {
         let nla = nla.map_err(bad)?;

@@ -22,8 +22,13 @@ pub fn orphans(netmem: &str, tier_args: &[&str], expect_tier: &str) -> Result<St
     const PORT: u16 = 7001;
     let _max = Sysctl::set("net/ipv4/tcp_max_orphans", "0")?;
     let served = Served::start(netmem, tier_args)?;
-    // `netmem check`'s one reading keeps its baseline before the aborts.
-    let state = "/tmp/netmem-check-state/state";
+    // `netmem check`'s one reading keeps its baseline before the aborts,
+    // in a state of this run's own (the guest runs the scenario on every
+    // tier, one after the other).
+    let dir = format!("/tmp/netmem-check-state-{expect_tier}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = format!("{dir}/state");
+    let state = state.as_str();
     let (code, first) = check(netmem, &["--serve", "off", "--state", state])?;
     ensure!(
         code == 0 && first.contains("first reading"),

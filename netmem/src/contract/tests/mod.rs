@@ -741,6 +741,7 @@ fn contract_incident_and_socket_fields() {
         netns: 0,
         rqueue: 0,
         wqueue: 0,
+        uid: 0,
     };
     let v = to_object(Line::Socket(crate::output::json::socket_line(
         "t",

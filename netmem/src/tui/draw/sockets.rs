@@ -167,6 +167,7 @@ mod tests {
             netns: 0,
             rqueue: 0,
             wqueue: 0,
+            uid: 0,
         };
         let mut socks = vec![sock(TCP_ESTABLISHED); 9];
         assert_eq!(
@@ -217,6 +218,7 @@ mod tests {
             netns: 0,
             rqueue: 0,
             wqueue: 0,
+            uid: 0,
         };
         let socks = [sock(40000, 3_900_000), sock(40002, 96_000), sock(51234, 0)];
         let cols = socket_columns(&socks);
