@@ -611,10 +611,18 @@ fn census_runs_within_its_budget_and_at_once_when_memory_moves() {
         .map(|c| c["census_age_ms"].as_u64().expect("census_age_ms"))
         .collect();
     assert!(ages.len() >= 10, "{ages:?}");
-    // Reused censuses before the load, growing with time.
+    // Reused censuses before the load, growing with time. A census
+    // sooner is one a memory move brought: the host's TCP memory is every
+    // namespace's, and the other tests of a run move it, so one such
+    // census is allowed here (it starts the ages again).
     let before: Vec<u64> = ages[1..5].to_vec();
-    assert!(before.iter().all(|&a| a > 0), "{ages:?}");
-    assert!(before.windows(2).all(|w| w[1] > w[0]), "{ages:?}");
+    assert!(before.iter().filter(|&&a| a > 0).count() >= 3, "{ages:?}");
+    assert!(
+        before
+            .windows(2)
+            .all(|w| w[0] == 0 || w[1] == 0 || w[1] > w[0]),
+        "{ages:?}"
+    );
     // The idle holders' groups are in every interval, fresh or not.
     let mut interval = Vec::new();
     let mut fresh_with_load = false;
