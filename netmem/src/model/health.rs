@@ -9,7 +9,7 @@
 //! - TCP memory is above `tcp_mem[1]`, where the kernel enters pressure;
 //! - orphans are past a quarter of `tcp_max_orphans`, where the kernel's
 //!   shift starts aborting idle or failing orphans
-//!   ([`super::incident::ORPHAN_FRACTION`]);
+//!   ([`ORPHAN_FRACTION`]);
 //! - a cgroup's sockets are under pressure of their own
 //!   ([`super::memcg::local_pressure`], applied by the gatherer).
 //!
@@ -18,7 +18,11 @@
 
 use std::time::Duration;
 
-use super::incident::ORPHAN_FRACTION;
+/// Orphans past this fraction of tcp_max_orphans are a problem: the
+/// kernel's shift (`tcp_too_many_orphans` doubles a socket's count when
+/// it is idle or in error) starts aborting at a quarter. The flight
+/// recorder's trigger uses the same mark.
+pub const ORPHAN_FRACTION: f64 = 0.25;
 
 /// node-problem-detector's custom plugin statuses, which are the exit
 /// codes: 0 OK, 1 NonOK, 2 Unknown.

@@ -10,10 +10,9 @@ use std::time::{Duration, SystemTime};
 use super::event::AbortCause;
 use super::{Body, Event, Interval};
 
-/// Orphans past this fraction of tcp_max_orphans trigger: the kernel's
-/// shift (`tcp_too_many_orphans` doubles a socket's count when it is idle
-/// or in error) starts aborting at a quarter.
-pub const ORPHAN_FRACTION: f64 = 0.25;
+/// Orphans past this fraction of tcp_max_orphans trigger (the health
+/// rule's mark, which `netmem check` judges by too).
+pub use super::health::ORPHAN_FRACTION;
 
 /// An automatic cause fires at most once per this long: a limit that
 /// stays exceeded is one incident (extended while it lasts), not a file
