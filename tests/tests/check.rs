@@ -444,3 +444,27 @@ fn an_unwritable_stdout_is_unknown() {
     );
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
 }
+
+/// A name in the line comes from serve's series, which carry process and
+/// proxy names: a hostile one (ESC, OSC, a newline) reaches no terminal
+/// raw, and the answer stays one line.
+#[test]
+fn hostile_names_from_serve_are_escaped() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let group = "process:\u{1b}]0;owned\u{7}\u{1b}[2Jx\\nnext";
+    let body = format!(
+        "netmem_build_info{{version=\"0.1.0\"}} 1\nnetmem_interval_seconds 1.0\nnetmem_last_interval_timestamp_seconds {now:.1}\nnetmem_tcp_memory_allocated_bytes 4096\nnetmem_tcp_memory_limit_bytes{{threshold=\"pressure\"}} 409600000\nnetmem_tcp_orphans 1\nnetmem_tcp_max_orphans 1600\nnetmem_aborts_on_memory_total{{cause=\"orphans\"}} 3\nnetmem_aborts_on_memory_last_timestamp_seconds{{cause=\"orphans\"}} {now:.1}\nnetmem_group_aborts_on_memory_total{{group=\"{group}\",cause=\"orphans\"}} 3\n"
+    );
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let addr = fake_serve(Some(answer.into_bytes())).to_string();
+    let (code, line) = check(&["--serve", &addr]);
+    assert_eq!(code, 1, "{line}");
+    assert!(line.contains("most on process:\\u{1b}]0;owned"), "{line}");
+    assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+}

@@ -112,7 +112,9 @@ impl Args {
         // panic.
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
-        if writeln!(out, "{}", v.line)
+        // Names in the line (a group, a cause) come from serve's series,
+        // which carry process and proxy names: escaped as every output is.
+        if writeln!(out, "{}", crate::format::printable(&v.line))
             .and_then(|_| out.flush())
             .is_err()
         {
