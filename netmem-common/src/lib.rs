@@ -126,6 +126,15 @@ pub struct KernelLayout {
     pub sk_drop_counters: u32,
     pub ndc_drops0: u32,
     pub ndc_drops1: u32,
+    /// For the in-kernel census (`census.rs`): struct sock -> sk_socket
+    /// (NULL once the application closed it: sock_diag's inode 0),
+    /// sk_ack_backlog and sk_max_ack_backlog (a listener's accept queue
+    /// and its limit, u32), and struct inet_timewait_sock -> tw_substate
+    /// (u8: the state sock_diag reports a TIME_WAIT mini-socket in).
+    pub sk_socket: u32,
+    pub sk_ack_backlog: u32,
+    pub sk_max_ack_backlog: u32,
+    pub tw_substate: u32,
     /// Explicit, so the u64 fields below need no implicit padding.
     pub _pad: u32,
     /// Bit N set: `enum skb_drop_reason` value N is memory-related.
@@ -196,6 +205,10 @@ impl KernelLayout {
             sk_drop_counters: NO_OFFSET,
             ndc_drops0: NO_OFFSET,
             ndc_drops1: NO_OFFSET,
+            sk_socket: NO_OFFSET,
+            sk_ack_backlog: NO_OFFSET,
+            sk_max_ack_backlog: NO_OFFSET,
+            tw_substate: NO_OFFSET,
             _pad: 0,
             drop_reason_mask: [0; 4],
             orphans_addr: 0,
@@ -384,6 +397,45 @@ named_enum! {
         PressureEntered = 10 => "pressure_entered",
     }
 }
+
+/// One group's census as the socket iterator sums it in the kernel
+/// (`netmem-ebpf/src/census.rs`): the figures sock_diag gives per socket,
+/// added up per group, so user space reads one record per group instead
+/// of one per socket. Field for field what `GroupMem` sums from sock_diag.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CensusRow {
+    pub sockets: u64,
+    pub listeners: u64,
+    pub time_wait: u64,
+    pub orphans: u64,
+    pub rmem: u64,
+    pub wmem_queued: u64,
+    pub fwd_alloc: u64,
+    pub orphan_bytes: u64,
+    pub drops: u64,
+    pub accept_queue: u64,
+    pub accept_backlog: u64,
+    pub accept_full: u64,
+    pub listen_drops: u64,
+}
+
+/// Groups one census can sum (the iterator's map): past it, a socket is
+/// counted in [`CENSUS_OVERFLOW`]'s row and user space falls back to
+/// sock_diag for that pass.
+pub const CENSUS_GROUPS_MAX: u32 = 65536;
+
+/// Indexes of the census' `CENSUS_SETTINGS` array.
+/// The pass' generation: a port is listening in this pass when its
+/// `CENSUS_LISTEN` slot holds it (so the array is never cleared).
+pub const CENSUS_GEN: u32 = 0;
+/// Non-zero: count TIME_WAIT sockets (`--time-wait`); else skip them as
+/// sock_diag's state filter does.
+pub const CENSUS_TIME_WAIT: u32 = 1;
+/// Set by the kernel when a group did not fit the map: the pass is
+/// incomplete and user space says so and uses sock_diag.
+pub const CENSUS_OVERFLOW: u32 = 2;
+pub const CENSUS_SETTINGS_LEN: u32 = 3;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -730,6 +782,7 @@ mod pod {
     unsafe impl aya::Pod for super::KernelLayout {}
     unsafe impl aya::Pod for super::GroupKey {}
     unsafe impl aya::Pod for super::GroupCounters {}
+    unsafe impl aya::Pod for super::CensusRow {}
     unsafe impl aya::Pod for super::Event {}
     unsafe impl aya::Pod for super::OrphanInfo {}
 }

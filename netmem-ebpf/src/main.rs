@@ -8,6 +8,7 @@
 #![no_main]
 
 mod buffers;
+mod census;
 mod drops;
 mod oom;
 mod orphans;

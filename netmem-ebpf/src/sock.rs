@@ -318,7 +318,7 @@ pub fn fill_sock_info(s: &mut SockInfo, sk: u64, id: &SockId) {
 /// The socket's drop count as sk_drops_read() computes it: from its
 /// numa_drop_counters when it has them (UDP on 6.18+), else sk_drops.
 #[inline(always)]
-fn drops(sk: u64) -> i32 {
+pub fn drops(sk: u64) -> i32 {
     let ndc: u64 = read(sk, lay!(sk_drop_counters));
     if ndc != 0 {
         return read::<i32>(ndc, lay!(ndc_drops0)).wrapping_add(read::<i32>(ndc, lay!(ndc_drops1)));

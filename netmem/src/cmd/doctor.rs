@@ -354,6 +354,7 @@ async fn watch(opts: &Options, d: Duration, w: &mut Window) -> Result<()> {
         max_tier: opts.max_tier,
         // A watch is short and its verdict needs each interval's groups.
         census_budget: crate::sources::census::Budget::EveryPass,
+        census: None,
         proxy: opts.proxy.clone(),
         host_refresh: None,
     };

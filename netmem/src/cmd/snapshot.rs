@@ -22,6 +22,8 @@ pub struct Args {
     who: Owners,
     #[command(flatten)]
     table: Table,
+    #[command(flatten)]
+    census: crate::cmd::args::CensusArg,
 }
 
 impl Args {
@@ -39,6 +41,7 @@ impl Args {
             &names,
         )?
         .with_time_wait(self.table.time_wait.time_wait)
+        .with_tier(self.census.census)
         // A table's proxy lines say the problems; JSON lines are not
         // read by people, who then learn them on stderr.
         .one_shot(!json)

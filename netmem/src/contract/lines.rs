@@ -201,6 +201,15 @@ pub struct ContextLine {
     pub orphans: Option<u64>,
     #[serde(default, deserialize_with = "lax::opt")]
     pub orphans_census: Option<u64>,
+    /// The census tier that read the groups: `bpf_iter` (summed in the
+    /// kernel) or `sock_diag` (one record per socket). Absent before
+    /// 2026-12-07.
+    #[serde(
+        default,
+        deserialize_with = "lax::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub census: Option<String>,
     #[serde(default, deserialize_with = "lax::opt")]
     pub max_orphans: Option<u64>,
     #[serde(default, deserialize_with = "lax::opt")]

@@ -58,6 +58,8 @@ pub struct Options {
     pub max_tier: Tier,
     /// `--census-budget`: how often the per-group pass reads every socket.
     pub census_budget: crate::sources::census::Budget,
+    /// `--census`: the census tier demanded, or None for the best here.
+    pub census: Option<crate::hooks::catalog::CensusTier>,
     /// `--haproxy`: which proxy names the groups.
     pub proxy: crate::sources::proxy::ProxySpec,
     /// Read the host line's facts again this often and hand them to the
@@ -157,6 +159,7 @@ pub async fn run_with(
     )?
     .with_time_wait(opts.time_wait)
     .with_budget(opts.census_budget)
+    .with_tier(opts.census)
     .with_proxies(opts.proxy.clone(), &opts.netns)?;
     // 0: the kernel programs count every namespace, each apart.
     let netns_inum = if opts.all_netns {

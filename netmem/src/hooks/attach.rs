@@ -24,7 +24,7 @@ use crate::kernel::facts::KernelFacts;
 use crate::kernel::startup::mark;
 
 /// The eBPF object built by build.rs from netmem-ebpf.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netmem"));
+pub(crate) static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netmem"));
 
 /// Facts about the kernel that decide tiers before anything is loaded.
 struct Env<'a> {
@@ -108,10 +108,16 @@ impl Probes {
         // No kernel BTF for the loader: the programs read fields at offsets
         // netmem resolved itself (LAYOUT), not through CO-RE relocations,
         // so parsing vmlinux BTF again here would only cost start-up time.
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(None)
             .override_global("LAYOUT", layout, true)
-            .map_max_entries(maps::ORPHANS, maps::orphans_capacity())
+            .map_max_entries(maps::ORPHANS, maps::orphans_capacity());
+        // The census loads its own copy (hooks/census.rs).
+        for (map, size) in super::census::CENSUS_MAPS {
+            loader.map_max_entries(map, *size);
+        }
+        let mut ebpf = loader
             .load(OBJECT)
             .context("the kernel refused to load netmem's eBPF object")?;
         mark("object loaded, maps created");

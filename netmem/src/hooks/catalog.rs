@@ -336,6 +336,36 @@ pub const HOOKS: &[Hook] = &[
     },
 ];
 
+/// How a pass reads every socket's memory, best first: what `probes` and
+/// each pass' `census` field name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum CensusTier {
+    /// BPF socket iterators (5.9+) sum each group in the kernel: one
+    /// record per group reaches user space
+    #[value(name = "bpf-iter")]
+    BpfIter,
+    /// sock_diag dumps: one record per socket, summed in user space (what
+    /// `ss` reads); also whenever each socket is needed (`--owners`, the
+    /// orphan poller, a drill-down)
+    #[value(name = "sock-diag")]
+    SockDiag,
+}
+
+impl CensusTier {
+    pub fn name(self) -> &'static str {
+        match self {
+            CensusTier::BpfIter => "bpf_iter",
+            CensusTier::SockDiag => "sock_diag",
+        }
+    }
+}
+
+/// The census tier's programs (netmem-ebpf/src/census.rs) and the kernel
+/// iterator each attaches to (`bpf_iter_<target>`): TCP first, whose walk
+/// marks the listening ports UDP's is grouped by.
+pub const CENSUS_PROGRAMS: &[(&str, &str)] = &[("census_tcp", "tcp"), ("census_udp", "udp")];
+
 /// The hooks that carry netmem's mission (the ones the design card names),
 /// as opposed to the stable tracepoints every kernel has.
 pub fn mission_hooks() -> impl Iterator<Item = &'static Hook> {

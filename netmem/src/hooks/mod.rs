@@ -5,6 +5,7 @@
 //! `model::event`.
 pub mod attach;
 pub mod catalog;
+pub mod census;
 pub mod maps;
 pub mod status;
 

@@ -50,3 +50,13 @@ impl Coverage {
         }
     }
 }
+
+/// The census tier this kernel gives (`netmem probes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CensusStatus {
+    pub tier: super::catalog::CensusTier,
+    /// The UDP iterator loaded too (else UDP by sock_diag).
+    pub udp: bool,
+    /// Why not in the kernel, on the sock_diag tier.
+    pub why_not: Option<String>,
+}

@@ -64,6 +64,19 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
+    /// One group's sums from the in-kernel census (its key already in its
+    /// namespace). Returns whether the group has a TCP listener: the
+    /// kernel's walk found its port listening.
+    pub fn add_census(&mut self, g: GroupKey, mem: GroupMem) -> bool {
+        let listening = g.kind == GROUP_LISTEN && mem.listeners > 0;
+        // As add_socket: a listen group with any socket but its listeners.
+        if g.kind == GROUP_LISTEN && mem.sockets + mem.time_wait > 0 {
+            self.listen_ports_in_use.insert(g.port);
+        }
+        self.groups.entry(g).or_default().mem.absorb(&mem);
+        listening
+    }
+
     pub fn add_socket(&mut self, rec: &SockRecord, listening: &HashSet<u16>) {
         let g = group_of(rec, listening);
         if g.kind == GROUP_LISTEN && rec.state != TCP_LISTEN {

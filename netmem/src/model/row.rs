@@ -87,6 +87,27 @@ impl GroupMem {
         self.rmem + self.wmem_queued + self.fwd_alloc
     }
 
+    /// A group's sums as the in-kernel census made them: the same figures
+    /// [`GroupMem::add`] sums per socket (netmem-ebpf's census.rs applies
+    /// its rules in the kernel).
+    pub fn from_census(r: &netmem_common::CensusRow) -> GroupMem {
+        GroupMem {
+            sockets: r.sockets,
+            listeners: r.listeners,
+            time_wait: r.time_wait,
+            orphans: r.orphans,
+            rmem: r.rmem,
+            wmem_queued: r.wmem_queued,
+            fwd_alloc: r.fwd_alloc,
+            orphan_bytes: r.orphan_bytes,
+            drops: r.drops,
+            accept_queue: r.accept_queue,
+            accept_backlog: r.accept_backlog,
+            accept_full: r.accept_full,
+            listen_drops: r.listen_drops,
+        }
+    }
+
     /// Adds another group's figures (groups summed into one).
     pub fn absorb(&mut self, o: &GroupMem) {
         self.sockets += o.sockets;

@@ -86,6 +86,9 @@ pub struct Context {
     /// before any filter), so never below the sum of the groups shown.
     /// None where no census ran.
     pub orphans_census: Option<u64>,
+    /// The census tier that read the groups (`bpf_iter`, `sock_diag`);
+    /// None where no census ran.
+    pub census: Option<&'static str>,
     pub max_orphans: Option<u64>,
     /// IPv4 TCP sockets in use (sockstat `TCP: inuse`), per namespace
     pub sockets_inuse: u64,

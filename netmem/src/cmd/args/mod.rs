@@ -106,6 +106,19 @@ impl TierArg {
     }
 }
 
+/// `--census`: which tier reads every socket's memory.
+#[derive(Args, Clone, Copy)]
+pub struct CensusArg {
+    /// How a pass reads every socket's memory: bpf-iter (BPF socket
+    /// iterators sum each group in the kernel; 5.9+ with BTF) or
+    /// sock-diag (one record per socket, as `ss`). Default: bpf-iter
+    /// where the kernel allows it (`netmem probes` says), else sock-diag.
+    /// Passes that need each socket (--owners, a drill-down) use
+    /// sock-diag. JSON `census` says which ran.
+    #[arg(long, value_enum, value_name = "TIER")]
+    pub census: Option<crate::hooks::catalog::CensusTier>,
+}
+
 /// `--duration`.
 #[derive(Args, Clone, Copy)]
 pub struct DurationArg {
@@ -239,6 +252,8 @@ pub struct EngineArgs {
     /// namespace's socket memory moves by a quarter. 100: every interval.
     #[arg(long, default_value = "1", value_name = "PERCENT", value_parser = parse_budget)]
     census_budget: Budget,
+    #[command(flatten)]
+    census: CensusArg,
     // `serve` sets a default of its own (`mut_arg` on its Args).
     /// How often a pass runs: each table of `trace`, frame of `record`,
     /// redraw of `top`, metrics refresh of `serve` (scrapes read the
@@ -270,6 +285,7 @@ impl EngineArgs {
             event_limit: EVENT_LIMIT,
             max_tier: self.tier.max_tier()?,
             census_budget: self.census_budget,
+            census: self.census.census,
             host_refresh: None,
         })
     }

@@ -340,6 +340,12 @@ impl KernelBtf {
             l.ndc_drops0 = off("numa_drop_counters", "drops0", m);
             l.ndc_drops1 = off("numa_drop_counters", "drops1", m);
         }
+        // The in-kernel census' (each has been there since well before
+        // iterators, 5.9; a miss only leaves the census to sock_diag).
+        l.sk_socket = off_for(None, "sock", "sk_socket", m);
+        l.sk_ack_backlog = off("sock", "sk_ack_backlog", m);
+        l.sk_max_ack_backlog = off("sock", "sk_max_ack_backlog", m);
+        l.tw_substate = off("inet_timewait_sock", "tw_substate", m);
         l.net_inum = match (
             self.offset_of("net", "ns"),
             self.offset_of("ns_common", "inum"),

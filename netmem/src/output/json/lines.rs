@@ -94,6 +94,7 @@ pub fn context_line(ts: &str, c: &Context) -> ContextLine {
         memory_allocated_pages: Some(c.memory_allocated_pages),
         orphans: Some(c.orphans),
         orphans_census: c.orphans_census,
+        census: c.census.map(str::to_string),
         max_orphans: c.max_orphans,
         sockets_inuse: Some(c.sockets_inuse),
         tw: Some(c.tw),

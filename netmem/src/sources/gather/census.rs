@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Result;
 
+use crate::hooks::catalog::CensusTier;
+use crate::hooks::census::KernelCensus;
+use crate::hooks::status::CensusStatus;
 use crate::model::names::Names;
 use crate::model::netns::NetnsFigures;
 use crate::model::owner::{self, GroupBy};
@@ -60,6 +63,87 @@ pub struct Census {
     /// Each namespace's TCP counters at its previous reading, for the
     /// growth a pass reports.
     counters_before: HashMap<u32, BTreeMap<&'static str, u64>>,
+    /// The in-kernel census, once tried.
+    kernel: KernelTier,
+    /// The tier the last full pass ran on.
+    used: CensusTier,
+}
+
+/// The census tier in the kernel: loaded at the first pass that can use
+/// it (`--census` may forbid or demand it).
+enum KernelTier {
+    /// `--census sock-diag`.
+    Off,
+    /// Not tried yet; `demanded` with `--census bpf-iter`.
+    Untried {
+        demanded: bool,
+    },
+    Ready(Box<KernelCensus>),
+    /// Why not, and whether it was demanded (every pass then fails).
+    Refused {
+        why: String,
+        demanded: bool,
+    },
+}
+
+impl KernelTier {
+    fn new(pref: Option<CensusTier>) -> KernelTier {
+        match pref {
+            Some(CensusTier::SockDiag) => KernelTier::Off,
+            Some(CensusTier::BpfIter) => KernelTier::Untried { demanded: true },
+            None => KernelTier::Untried { demanded: false },
+        }
+    }
+
+    /// The loaded census, loading it the first time.
+    fn get(&mut self) -> Result<Option<&mut KernelCensus>> {
+        if let KernelTier::Untried { demanded } = *self {
+            *self = match load_kernel_census() {
+                Ok(k) => KernelTier::Ready(Box::new(k)),
+                Err(e) => {
+                    log::debug!("census by sock_diag: {e:#}");
+                    KernelTier::Refused {
+                        why: format!("{e:#}"),
+                        demanded,
+                    }
+                }
+            };
+        }
+        match self {
+            KernelTier::Ready(k) => Ok(Some(k)),
+            KernelTier::Refused {
+                why,
+                demanded: true,
+            } => anyhow::bail!("--census bpf-iter: {why}"),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The census' programs with this kernel's layout.
+fn load_kernel_census() -> Result<KernelCensus> {
+    let facts = crate::kernel::facts::KernelFacts::load()?;
+    if !facts.has_btf() {
+        anyhow::bail!("{}", crate::kernel::btf::missing_reason());
+    }
+    KernelCensus::load(&facts.resolved(0).layout)
+}
+
+/// What the census would run on here (`netmem probes`): the in-kernel
+/// tier loaded and dropped again, or why not.
+pub fn census_status() -> CensusStatus {
+    match load_kernel_census() {
+        Ok(k) => CensusStatus {
+            tier: CensusTier::BpfIter,
+            udp: k.has_udp(),
+            why_not: None,
+        },
+        Err(e) => CensusStatus {
+            tier: CensusTier::SockDiag,
+            udp: false,
+            why_not: Some(format!("{e:#}")),
+        },
+    }
 }
 
 /// How often a full pass runs. Every socket is dumped on each: at 100k
@@ -144,7 +228,16 @@ impl Census {
             reads: Default::default(),
             names: names.clone(),
             counters_before: HashMap::new(),
+            kernel: KernelTier::new(None),
+            used: CensusTier::SockDiag,
         })
+    }
+
+    /// `--census`: the tier every pass must use, or None to use the best
+    /// this kernel allows.
+    pub fn with_tier(mut self, pref: Option<CensusTier>) -> Census {
+        self.kernel = KernelTier::new(pref);
+        self
     }
 
     /// The run's names, as the passes keep them.
@@ -229,6 +322,7 @@ impl Census {
         };
         let mut ctx = ctx;
         if reuse {
+            ctx.census = Some(self.used.name());
             let listening = self.between(primary, agg, sticky, &ctx)?;
             ctx.orphans_census = Some(census_orphans(agg));
             agg.netns_counters.push((primary_inum, primary_counters));
@@ -237,6 +331,7 @@ impl Census {
         }
         let listening = self.full_pass(primary, agg, sticky, &ctx)?;
         ctx.orphans_census = Some(census_orphans(agg));
+        ctx.census = Some(self.used.name());
         // The workers read every other namespace's; the primary's is this
         // pass's own reading.
         agg.netns_counters.retain(|(inum, _)| *inum != primary_inum);
@@ -347,10 +442,27 @@ impl Census {
             agg.sockets = Some(Vec::new());
         }
         let time_wait = self.time_wait;
+        // The kernel sums groups, not sockets: a pass that needs each
+        // socket (owners, the orphan poller) reads them by sock_diag.
+        let kernel = if agg.sockets.is_none() && agg.orphan_records.is_none() {
+            self.kernel.get()?
+        } else {
+            None
+        };
+        self.used = if kernel.is_some() {
+            CensusTier::BpfIter
+        } else {
+            CensusTier::SockDiag
+        };
         let listening = match self.all.as_mut() {
             None => {
                 let present = procfs::presence(ctx, time_wait);
-                super::collect_present(agg, primary, others, sticky, present)?
+                match kernel {
+                    Some(k) => {
+                        super::collect_in_kernel(agg, k, primary, sticky, time_wait, present)?
+                    }
+                    None => super::collect_present(agg, primary, others, sticky, present)?,
+                }
             }
             Some(all) => {
                 let found = all.discover()?;
@@ -358,6 +470,32 @@ impl Census {
                     self.names.name_netns(ns.inum()?, name);
                 }
                 let primary_inum = primary.inum()?;
+                if let Some(k) = kernel {
+                    // One namespace after another: each pass is a walk in
+                    // the kernel with one record per group to read back,
+                    // and the iterator's maps serve one pass at a time.
+                    let mut listening = HashSet::new();
+                    for (ns, name) in &found {
+                        let inum = ns.inum()?;
+                        let pass =
+                            Context::usage_and_counters(ns, true).and_then(|(u, counters)| {
+                                if u.sockets_inuse + u.tcp6_inuse + u.tw > 0 {
+                                    agg.netns_counters.push((inum, counters));
+                                }
+                                let p = procfs::presence(&u, time_wait);
+                                if !p.tcp.any() && !p.udp.any() {
+                                    return Ok(HashSet::new());
+                                }
+                                super::collect_in_kernel(agg, k, ns, sticky, time_wait, p)
+                            });
+                        match pass {
+                            Ok(l) => listening.extend(l),
+                            Err(e) if inum == primary_inum => return Err(e),
+                            Err(e) => skipped(name, &e),
+                        }
+                    }
+                    return self.attribute(agg, listening);
+                }
                 // Each namespace's dump walks the kernel's socket hash
                 // table, which every namespace shares: the dumps run on a
                 // few threads at once, each into an aggregator of its own.
@@ -420,6 +558,11 @@ impl Census {
                 listening
             }
         };
+        self.attribute(agg, listening)
+    }
+
+    /// The owners of the pass' sockets, when asked.
+    fn attribute(&mut self, agg: &mut Aggregator, listening: HashSet<u16>) -> Result<HashSet<u16>> {
         if let Some(src) = self.owners.as_mut() {
             let mut sockets = agg.sockets.take().unwrap_or_default();
             sockets.retain(|(_, g)| self.filter.accepts(g));

@@ -20,7 +20,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use anyhow::Result;
 use netmem_common::TCP_LISTEN;
 
-use crate::model::group::group_of;
+use crate::hooks::census::KernelCensus;
+use crate::model::group::{group_of, GroupMem};
 use crate::model::names::Names;
 use crate::model::types::SockRecord;
 use crate::model::Aggregator;
@@ -84,10 +85,49 @@ pub fn collect_present(
             agg.add_socket(r, &ports)
         })?;
     }
-    if !present.udp.any() {
-        return Ok(listening);
+    if present.udp.any() {
+        udp_by_sock_diag(agg, &diag, present, &ports)?;
     }
-    if let Err(e) = diag.udp(present.udp, |r| agg.add_socket(r, &ports)) {
+    Ok(listening)
+}
+
+/// One namespace's pass by the in-kernel census: the kernel walks its
+/// sockets and sums each group (TCP, then UDP when that iterator loaded;
+/// else UDP by sock_diag, grouped by the ports TCP's walk found
+/// listening). Returns the ports with a listening socket now.
+pub fn collect_in_kernel(
+    agg: &mut Aggregator,
+    kernel: &mut KernelCensus,
+    netns: &Netns,
+    sticky: &HashSet<u16>,
+    time_wait: bool,
+    present: Presence,
+) -> Result<HashSet<u16>> {
+    let inum = netns.inum()?;
+    let rows = kernel.pass(netns, sticky, time_wait, present.udp.any())?;
+    let mut listening = HashSet::new();
+    for (key, row) in rows {
+        if agg.add_census(key.in_netns(inum), GroupMem::from_census(&row)) {
+            listening.insert(key.port);
+        }
+    }
+    if present.udp.any() && !kernel.has_udp() {
+        let mut ports = sticky.clone();
+        ports.extend(listening.iter().copied());
+        udp_by_sock_diag(agg, &SockDiag::open(netns)?, present, &ports)?;
+    }
+    Ok(listening)
+}
+
+/// A namespace's UDP sockets by sock_diag; a kernel without UDP sock_diag
+/// is noted once and its UDP sockets left out.
+fn udp_by_sock_diag(
+    agg: &mut Aggregator,
+    diag: &SockDiag,
+    present: Presence,
+    ports: &HashSet<u16>,
+) -> Result<()> {
+    if let Err(e) = diag.udp(present.udp, |r| agg.add_socket(r, ports)) {
         match e.downcast_ref::<NoHandler>() {
             Some(n) => {
                 static ONCE: std::sync::Once = std::sync::Once::new();
@@ -96,7 +136,7 @@ pub fn collect_present(
             None => return Err(e),
         }
     }
-    Ok(listening)
+    Ok(())
 }
 
 /// The TCP sockets of the port group named `name` (as
