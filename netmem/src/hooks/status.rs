@@ -60,3 +60,22 @@ pub struct CensusStatus {
     /// Why not in the kernel, on the sock_diag tier.
     pub why_not: Option<String>,
 }
+
+impl CensusStatus {
+    /// What serves the census, as `probes` says it.
+    pub fn via(&self) -> String {
+        use super::catalog::{CensusTier, CENSUS_PROGRAMS};
+        match self.tier {
+            CensusTier::BpfIter => {
+                let progs: Vec<String> = CENSUS_PROGRAMS
+                    .iter()
+                    .filter(|(_, target)| self.udp || *target != "udp")
+                    .map(|(p, target)| format!("{p} (bpf_iter_{target})"))
+                    .collect();
+                let udp = if self.udp { "" } else { "; UDP by sock_diag" };
+                format!("{}: one record per group{udp}", progs.join(", "))
+            }
+            CensusTier::SockDiag => "sock_diag dumps: one record per socket".to_string(),
+        }
+    }
+}

@@ -52,6 +52,10 @@ pub trait Sink {
     fn probe_report(&mut self, _hooks: &[HookStatus]) -> Result<()> {
         Ok(())
     }
+    /// `probes`' census row: the tier every pass's census runs on here.
+    fn census_report(&mut self, _c: &crate::hooks::status::CensusStatus) -> Result<()> {
+        Ok(())
+    }
     /// The proxies naming the groups, at start and whenever one changes
     /// (its names, or what could not be read).
     fn proxies(&mut self, _p: &[Arc<ProxyView>]) -> Result<()> {
@@ -92,6 +96,9 @@ impl Sink for Vec<Box<dyn Sink>> {
     }
     fn probe_report(&mut self, h: &[HookStatus]) -> Result<()> {
         self.iter_mut().try_for_each(|s| s.probe_report(h))
+    }
+    fn census_report(&mut self, c: &crate::hooks::status::CensusStatus) -> Result<()> {
+        self.iter_mut().try_for_each(|s| s.census_report(c))
     }
     fn proxies(&mut self, p: &[Arc<ProxyView>]) -> Result<()> {
         self.iter_mut().try_for_each(|s| s.proxies(p))

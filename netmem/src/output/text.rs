@@ -107,6 +107,11 @@ impl<W: Write> Sink for TextSink<W> {
         self.flush()
     }
 
+    fn census_report(&mut self, c: &crate::hooks::status::CensusStatus) -> Result<()> {
+        write!(self.out, "{}", lines::census_row(c))?;
+        self.flush()
+    }
+
     fn event(&mut self, e: &Event) -> Result<()> {
         writeln!(self.out, "{}", event_line(e, &self.names))?;
         Ok(())

@@ -166,6 +166,32 @@ impl<W: Write> Sink for JsonSink<W> {
         self.flush()
     }
 
+    fn census_report(&mut self, c: &crate::hooks::status::CensusStatus) -> Result<()> {
+        // As a hook object of the report, named "census".
+        let h = contract::Hook {
+            hook: Some("census".to_string()),
+            tier: Some(c.tier.name().to_string()),
+            via: Some(c.via()),
+            unavailable: Some(
+                c.why_not
+                    .iter()
+                    .map(|why| contract::Unavailable {
+                        tier: Some(
+                            crate::hooks::catalog::CensusTier::BpfIter
+                                .name()
+                                .to_string(),
+                        ),
+                        reason: Some(why.clone()),
+                    })
+                    .collect(),
+            ),
+            note: None,
+        };
+        serde_json::to_writer(&mut self.out, &h)?;
+        self.out.write_all(b"\n")?;
+        self.flush()
+    }
+
     fn proxies(&mut self, p: &[std::sync::Arc<ProxyView>]) -> Result<()> {
         let ts = rfc3339(std::time::SystemTime::now());
         self.proxies.clear();

@@ -106,6 +106,20 @@ pub fn report_table(status: &[HookStatus]) -> String {
     s
 }
 
+/// `probes`' census row, in the hook table's columns.
+pub fn census_row(c: &crate::hooks::status::CensusStatus) -> String {
+    let mut s = format!(
+        "{:<28} {:<11} {}\n",
+        "census",
+        c.tier.name(),
+        printable(&c.via())
+    );
+    if let Some(why) = &c.why_not {
+        s += &format!("{:<28}   not bpf_iter: {}\n", "", printable(why));
+    }
+    s
+}
+
 /// One line for the start of `trace`: what is covered, and how.
 pub fn coverage_line(status: &[HookStatus]) -> String {
     let ok = status.iter().filter(|s| s.tier.is_some()).count();

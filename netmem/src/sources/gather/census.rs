@@ -443,8 +443,9 @@ impl Census {
         }
         let time_wait = self.time_wait;
         // The kernel sums groups, not sockets: a pass that needs each
-        // socket (owners, the orphan poller) reads them by sock_diag.
-        let kernel = if agg.sockets.is_none() && agg.orphan_records.is_none() {
+        // socket (owners) reads them by sock_diag; the orphan poller's
+        // orphans are dumped apart (`collect_in_kernel`).
+        let kernel = if agg.sockets.is_none() {
             self.kernel.get()?
         } else {
             None
@@ -458,9 +459,15 @@ impl Census {
             None => {
                 let present = procfs::presence(ctx, time_wait);
                 match kernel {
-                    Some(k) => {
-                        super::collect_in_kernel(agg, k, primary, sticky, time_wait, present)?
-                    }
+                    Some(k) => super::collect_in_kernel(
+                        agg,
+                        k,
+                        primary,
+                        sticky,
+                        time_wait,
+                        present,
+                        ctx.orphans > 0,
+                    )?,
                     None => super::collect_present(agg, primary, others, sticky, present)?,
                 }
             }
@@ -486,7 +493,15 @@ impl Census {
                                 if !p.tcp.any() && !p.udp.any() {
                                     return Ok(HashSet::new());
                                 }
-                                super::collect_in_kernel(agg, k, ns, sticky, time_wait, p)
+                                super::collect_in_kernel(
+                                    agg,
+                                    k,
+                                    ns,
+                                    sticky,
+                                    time_wait,
+                                    p,
+                                    ctx.orphans > 0,
+                                )
                             });
                         match pass {
                             Ok(l) => listening.extend(l),

@@ -26,7 +26,7 @@ use crate::model::names::Names;
 use crate::model::types::SockRecord;
 use crate::model::Aggregator;
 use crate::sources::netns::{Namespaces, Netns};
-use crate::sources::sockdiag::{dump_tcp, NoHandler, Presence, SockDiag, States};
+use crate::sources::sockdiag::{dump_tcp, Families, NoHandler, Presence, SockDiag, States};
 
 pub mod census;
 
@@ -94,7 +94,9 @@ pub fn collect_present(
 /// One namespace's pass by the in-kernel census: the kernel walks its
 /// sockets and sums each group (TCP, then UDP when that iterator loaded;
 /// else UDP by sock_diag, grouped by the ports TCP's walk found
-/// listening). Returns the ports with a listening socket now.
+/// listening). With the orphan poller on (`agg.orphan_records`) and
+/// `orphans_present` (sockstat counts orphans), the orphans are dumped
+/// too. Returns the ports with a listening socket now.
 pub fn collect_in_kernel(
     agg: &mut Aggregator,
     kernel: &mut KernelCensus,
@@ -102,6 +104,7 @@ pub fn collect_in_kernel(
     sticky: &HashSet<u16>,
     time_wait: bool,
     present: Presence,
+    orphans_present: bool,
 ) -> Result<HashSet<u16>> {
     let inum = netns.inum()?;
     let rows = kernel.pass(netns, sticky, time_wait, present.udp.any())?;
@@ -111,10 +114,24 @@ pub fn collect_in_kernel(
             listening.insert(key.port);
         }
     }
-    if present.udp.any() && !kernel.has_udp() {
+    let udp = present.udp.any() && !kernel.has_udp();
+    // The orphan poller follows each orphan: those alone by sock_diag
+    // (only the closing states are sent), while sockstat counts any.
+    let orphans = agg.orphan_records.is_some() && orphans_present;
+    if udp || orphans {
+        let diag = SockDiag::open(netns)?;
         let mut ports = sticky.clone();
         ports.extend(listening.iter().copied());
-        udp_by_sock_diag(agg, &SockDiag::open(netns)?, present, &ports)?;
+        if udp {
+            udp_by_sock_diag(agg, &diag, present, &ports)?;
+        }
+        if let Some(records) = agg.orphan_records.as_mut().filter(|_| orphans) {
+            diag.tcp(Families::BOTH, States::Closing, |r| {
+                if crate::model::group::is_orphan(r) {
+                    records.push((r.clone(), group_of(r, &ports)));
+                }
+            })?;
+        }
     }
     Ok(listening)
 }

@@ -69,6 +69,7 @@ pub(crate) fn pipeline_run(
         event_limit,
         max_tier: netmem::hooks::Tier::Fentry,
         census_budget: netmem::sources::census::Budget::EveryPass,
+        census: None,
         proxy: netmem::sources::proxy::ProxySpec::off(),
         host_refresh: None,
     };
