@@ -433,7 +433,10 @@ fn hook_names_agree_in_probes_trace_and_metrics() {
         .filter(|l| !l.starts_with(' '))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(probes, catalog, "probes:\n{table}");
+    // Every hook, then the census tier's row.
+    let mut rows = catalog.clone();
+    rows.push("census");
+    assert_eq!(probes, rows, "probes:\n{table}");
 
     let o = ns.netmem(&["trace", "--duration", "200ms"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

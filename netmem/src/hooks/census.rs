@@ -18,6 +18,7 @@ use netmem_common::{
 };
 
 use super::catalog::CENSUS_PROGRAMS;
+use crate::kernel::startup::mark;
 use crate::sources::netns::Netns;
 
 const GROUPS: &str = "CENSUS_GROUPS";
@@ -65,6 +66,7 @@ impl KernelCensus {
         // The iterators attach to the kernel's bpf_iter_tcp/udp functions,
         // which only vmlinux BTF names.
         let btf = Btf::from_sys_fs().context("no kernel BTF to find the socket iterators in")?;
+        mark("census: BTF parsed");
         let mut loader = EbpfLoader::new();
         loader.btf(None).override_global("LAYOUT", layout, true);
         for (map, size) in HOOK_MAPS {
@@ -73,6 +75,7 @@ impl KernelCensus {
         let mut ebpf = loader
             .load(super::attach::OBJECT)
             .context("the kernel refused netmem's eBPF object")?;
+        mark("census: object loaded");
         let mut udp = false;
         for (program, target) in CENSUS_PROGRAMS {
             let p: &mut Iter = ebpf
@@ -88,6 +91,7 @@ impl KernelCensus {
                 Err(e) => log::debug!("UDP socket iterator refused, UDP by sock_diag: {e}"),
             }
         }
+        mark("census: iterators loaded");
         Ok(KernelCensus { ebpf, gen: 0, udp })
     }
 
@@ -129,11 +133,13 @@ impl KernelCensus {
                 .program_mut(program)
                 .context("census program")?
                 .try_into()?;
+            let t0 = std::time::Instant::now();
             let id = p.attach()?;
             let link = p.take_link(id)?;
             // The iterator walks its maker's namespace: made on a thread
             // inside `netns`, read to the end there or here alike.
             let mut file = netns.run(|| Ok(link.into_file()?))?;
+            let t1 = t0.elapsed();
             let mut sink = [0u8; 64];
             loop {
                 match file.read(&mut sink) {
@@ -151,8 +157,14 @@ impl KernelCensus {
                     }
                 }
             }
+            log::debug!(
+                "census {target}: iterator made in {t1:?}, walked in {:?}",
+                t0.elapsed() - t1
+            );
         }
+        let t0 = std::time::Instant::now();
         let rows = self.take_groups()?;
+        log::debug!("census: {} groups taken in {:?}", rows.len(), t0.elapsed());
         let overflow = {
             let settings: Array<&mut MapData, u32> = self.map(SETTINGS)?;
             settings.get(&CENSUS_OVERFLOW, 0)?

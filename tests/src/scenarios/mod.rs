@@ -12,8 +12,9 @@
 //! data queued); the scenarios by subject in `aborts.rs` (orphans,
 //! tcp_mem), `netns.rs` (aborts charged to their namespace), `owners.rs`
 //! (cgroups), `memcg.rs` (socket pressure local to a cgroup), `routes.rs`,
-//! and `snapshot.rs` (no
-//! hook: `netmem snapshot` against SIOCOUTQ, once per guest).
+//! `snapshot.rs` (no hook: `netmem snapshot` against SIOCOUTQ, once per
+//! guest) and `census.rs` (the in-kernel census against sock_diag, once
+//! per guest).
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,6 +28,7 @@ use netmem::hooks::HookId;
 use serde_json::Value;
 
 mod aborts;
+mod census;
 mod memcg;
 mod netns;
 mod owners;
@@ -35,6 +37,7 @@ mod seed;
 mod snapshot;
 
 pub use aborts::{orphans, tcp_mem};
+pub use census::census;
 pub use memcg::memcg;
 pub use netns::netns_aborts;
 pub use owners::owners;

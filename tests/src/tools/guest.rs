@@ -142,6 +142,16 @@ fn main() {
             t0,
         );
     }
+    // Nor does the census tier: once, before the tiers hide anything.
+    if wanted("census") {
+        let t0 = std::time::Instant::now();
+        result(
+            "bpf_iter",
+            "census",
+            scenarios::census(netmem, &[], "bpf_iter"),
+            t0,
+        );
+    }
     for tier in tiers.split(',') {
         // `nobtf`: the kernel's BTF hidden under an empty tmpfs, as on a
         // kernel built without it; the best tier there is then polling.

@@ -34,6 +34,11 @@ fn skipped(name: &str, e: &anyhow::Error) {
     }
 }
 
+/// Sockets in the namespace from which a single pass takes its census in
+/// the kernel (`cargo xtask bench -- census`: the load's fixed cost
+/// against sock_diag's cost per socket).
+const ONE_SHOT_KERNEL_FROM: u64 = 50_000;
+
 /// Threads dumping namespaces at once with `--netns all`.
 const MAX_WORKERS: usize = 4;
 
@@ -354,6 +359,21 @@ impl Census {
         Ok((listening, ctx))
     }
 
+    /// Whether the kernel tier is worth loading for this pass. A live
+    /// command loads it once and passes for as long as it runs; a single
+    /// pass (`snapshot`) pays its load (parsing vmlinux BTF, verifying the
+    /// iterators: about 100 ms) for one walk, which only pays off with
+    /// many sockets, or when `--census bpf-iter` asks for it.
+    fn kernel_pays(&self, ctx: &Context) -> bool {
+        use crate::sources::proxy::Reads;
+        if self.reads == Reads::Live
+            || !matches!(self.kernel, KernelTier::Untried { demanded: false })
+        {
+            return true;
+        }
+        ctx.sockets_inuse + ctx.tcp6_inuse + ctx.udp_inuse >= ONE_SHOT_KERNEL_FROM
+    }
+
     /// An interval between full passes: the last pass's groups, with what
     /// must be fresh read cheaply. The listeners are dumped (the kernel
     /// walks only its listening hash for them) so new ports are grouped
@@ -445,7 +465,7 @@ impl Census {
         // The kernel sums groups, not sockets: a pass that needs each
         // socket (owners) reads them by sock_diag; the orphan poller's
         // orphans are dumped apart (`collect_in_kernel`).
-        let kernel = if agg.sockets.is_none() {
+        let kernel = if agg.sockets.is_none() && self.kernel_pays(ctx) {
             self.kernel.get()?
         } else {
             None
@@ -459,6 +479,9 @@ impl Census {
             None => {
                 let present = procfs::presence(ctx, time_wait);
                 match kernel {
+                    // Nothing to walk: the kernel would still visit every
+                    // bucket of the host's hash to find that out.
+                    Some(_) if !present.tcp.any() && !present.udp.any() => HashSet::new(),
                     Some(k) => super::collect_in_kernel(
                         agg,
                         k,

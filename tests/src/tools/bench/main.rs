@@ -25,7 +25,10 @@
 //!   backends held open), against a 404 of the same server (the HTTP
 //!   cost alone): client latency, the server's own encode time;
 //! - recorder: `netmem serve` at 1000 groups with and without
-//!   `--flight-recorder`: CPU and RSS, the arms alternating.
+//!   `--flight-recorder`: CPU and RSS, the arms alternating;
+//! - census: one census pass in the kernel (BPF socket iterators) against
+//!   sock_diag on the same 10k/100k/1M sockets, and `--netns all` over 20
+//!   namespaces against one, per tier.
 //!
 //! Needs root, haproxy and bpftrace. Prints a table and writes JSON to
 //! target/bench/results.json.
@@ -41,6 +44,7 @@ use netmem_tests::rig::Rig;
 use serde_json::{json, Value};
 
 mod attached;
+mod census;
 mod check;
 mod common;
 mod kernel_cost;
@@ -70,6 +74,9 @@ pub(crate) struct Opts {
     /// Connection counts of the snapshot benchmark.
     #[arg(long, value_delimiter = ',', default_value = "10000,50000,100000")]
     pub(crate) levels: Vec<usize>,
+    /// Socket counts of the census benchmark (each connection is two).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub(crate) census_levels: Vec<usize>,
     /// 3 repetitions of 1.5 s, 10k connections only.
     #[arg(long)]
     pub(crate) quick: bool,
@@ -102,6 +109,10 @@ enum Part {
     Steady,
     /// `serve` at 1000+ groups with and without `--flight-recorder`.
     Recorder,
+    /// One census pass in the kernel (BPF socket iterators) against
+    /// sock_diag at 10k/100k/1M sockets, and `--netns all` over 20
+    /// namespaces against one, per tier.
+    Census,
 }
 
 fn main() {
@@ -160,6 +171,9 @@ fn run() -> Result<()> {
     }
     if want(Part::Recorder) {
         results.insert("recorder".into(), recorder::recorder(&o)?);
+    }
+    if want(Part::Census) {
+        results.insert("census".into(), census::census(&o)?);
     }
     if want(Part::Namespaces) {
         results.insert("namespaces".into(), namespaces::namespaces(&o)?);
