@@ -157,8 +157,12 @@ impl KernelCensus {
                     }
                 }
             }
+            let stats = p
+                .info()
+                .map(|i| format!("{} runs, {:?} in the program", i.run_count(), i.run_time()))
+                .unwrap_or_default();
             log::debug!(
-                "census {target}: iterator made in {t1:?}, walked in {:?}",
+                "census {target}: iterator made in {t1:?}, walked in {:?} ({stats})",
                 t0.elapsed() - t1
             );
         }
