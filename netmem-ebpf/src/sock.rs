@@ -112,18 +112,20 @@ pub fn read<T: Default>(base: u64, off: u32) -> T {
 #[inline(always)]
 pub fn arg_at(ctx: &RawTracePointContext, idx: u32) -> u64 {
     let base = ctx.as_ptr() as *const u64;
-    // SAFETY (all arms): a raw tracepoint's context is its argument array;
-    // the verifier checks each constant offset against the tracepoint's
-    // argument count when the program attaches.
-    match idx {
-        0 => unsafe { core::ptr::read_volatile(base) },
-        1 => unsafe { core::ptr::read_volatile(base.wrapping_add(1)) },
-        2 => unsafe { core::ptr::read_volatile(base.wrapping_add(2)) },
-        3 => unsafe { core::ptr::read_volatile(base.wrapping_add(3)) },
-        // SAFETY: a checked helper read of the context's argument array; an
-        // index past the real arguments reads a stale word, never faults.
-        4..12 => unsafe { bpf_probe_read_kernel(base.wrapping_add(idx as usize)) }.unwrap_or(0),
-        _ => 0,
+    // SAFETY: a raw tracepoint's context is its argument array, and the
+    // verifier checks each constant offset below against the tracepoint's
+    // argument count when the program attaches; past the arms, a checked
+    // helper read of the array, which reads a stale word past the real
+    // arguments and never faults.
+    unsafe {
+        match idx {
+            0 => core::ptr::read_volatile(base),
+            1 => core::ptr::read_volatile(base.wrapping_add(1)),
+            2 => core::ptr::read_volatile(base.wrapping_add(2)),
+            3 => core::ptr::read_volatile(base.wrapping_add(3)),
+            4..12 => bpf_probe_read_kernel(base.wrapping_add(idx as usize)).unwrap_or(0),
+            _ => 0,
+        }
     }
 }
 
