@@ -296,55 +296,38 @@ impl GroupKey {
         raddr: &[u8; 16],
         rport: u16,
     ) -> GroupKey {
-        if is_listen_port || rport == 0 {
-            return GroupKey {
-                addr: [0; 16],
-                port: lport,
-                kind: GROUP_LISTEN,
-                family: 0,
-                netns: 0,
-            };
-        }
-        let mut addr = [0u8; 16];
-        let mut fam = family;
-        if family == AF_INET6 && is_v4_mapped(raddr) {
-            fam = AF_INET;
-            addr[0] = raddr[12];
-            addr[1] = raddr[13];
-            addr[2] = raddr[14];
-            addr[3] = raddr[15];
-        } else if family == AF_INET {
-            addr[0] = raddr[0];
-            addr[1] = raddr[1];
-            addr[2] = raddr[2];
-            addr[3] = raddr[3];
-        } else {
-            addr = *raddr;
-        }
-        GroupKey {
-            addr,
-            port: rport,
-            kind: GROUP_BACKEND,
-            family: fam,
+        // Built in place from a zeroed key (GroupKey is 4-aligned) and
+        // copied by 4-byte words: LLVM's BPF backend turns a fresh `[0u8;
+        // 16]` and byte-wise copies into a memset loop and byte stores.
+        let mut key = GroupKey {
+            addr: [0; 16],
+            port: lport,
+            kind: GROUP_LISTEN,
+            family: 0,
             netns: 0,
+        };
+        if is_listen_port || rport == 0 {
+            return key;
         }
+        key.port = rport;
+        key.kind = GROUP_BACKEND;
+        key.family = family;
+        if family == AF_INET6 && is_v4_mapped(raddr) {
+            key.family = AF_INET;
+            key.addr[..4].copy_from_slice(&raddr[12..]);
+        } else if family == AF_INET {
+            key.addr[..4].copy_from_slice(&raddr[..4]);
+        } else {
+            key.addr = *raddr;
+        }
+        key
     }
 }
 
 #[inline(always)]
 fn is_v4_mapped(a: &[u8; 16]) -> bool {
-    a[0] == 0
-        && a[1] == 0
-        && a[2] == 0
-        && a[3] == 0
-        && a[4] == 0
-        && a[5] == 0
-        && a[6] == 0
-        && a[7] == 0
-        && a[8] == 0
-        && a[9] == 0
-        && a[10] == 0xff
-        && a[11] == 0xff
+    let word = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+    word(0) == 0 && word(4) == 0 && word(8) == u32::from_ne_bytes([0, 0, 0xff, 0xff])
 }
 
 /// Declares a `#[repr(u32)]` enum once, with each variant's wire value and

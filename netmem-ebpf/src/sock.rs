@@ -101,19 +101,32 @@ pub fn read<T: Default>(base: u64, off: u32) -> T {
 }
 
 /// Reads raw tracepoint argument `idx`, a position userspace found in BTF.
-/// Direct context loads must use constant offsets, and the kernel rejects at
-/// attach time any program whose constant loads reach past the tracepoint's
-/// argument count (which differs between kernels), so a variable position is
-/// read through bpf_probe_read_kernel from the argument array instead.
+/// The kernel rejects at attach time any program whose context loads reach
+/// past the tracepoint's argument count (which differs between kernels:
+/// kfree_skb has 2 on 5.10 and 4 on 6.18). `idx` comes from LAYOUT, frozen
+/// read-only data the verifier knows as a constant, so it explores only the
+/// matching arm below and counts only that arm's load: one direct load
+/// (each volatile, so LLVM keeps a constant offset per load instead of
+/// computing one, which the verifier refuses on the context). A position
+/// past the arms is read through bpf_probe_read_kernel.
 #[inline(always)]
 pub fn arg_at(ctx: &RawTracePointContext, idx: u32) -> u64 {
-    if idx >= 12 {
-        return 0;
-    }
     let base = ctx.as_ptr() as *const u64;
-    // SAFETY: a checked helper read of the context's argument array; an
-    // index past the real arguments reads a stale word, never faults.
-    unsafe { bpf_probe_read_kernel(base.wrapping_add(idx as usize)) }.unwrap_or(0)
+    // SAFETY: a raw tracepoint's context is its argument array, and the
+    // verifier checks each constant offset below against the tracepoint's
+    // argument count when the program attaches; past the arms, a checked
+    // helper read of the array, which reads a stale word past the real
+    // arguments and never faults.
+    unsafe {
+        match idx {
+            0 => core::ptr::read_volatile(base),
+            1 => core::ptr::read_volatile(base.wrapping_add(1)),
+            2 => core::ptr::read_volatile(base.wrapping_add(2)),
+            3 => core::ptr::read_volatile(base.wrapping_add(3)),
+            4..12 => bpf_probe_read_kernel(base.wrapping_add(idx as usize)).unwrap_or(0),
+            _ => 0,
+        }
+    }
 }
 
 /// Now, CLOCK_MONOTONIC in ns.
@@ -123,12 +136,15 @@ pub fn now_ns() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
-/// Cheap identity of a socket: enough to filter and to group.
+/// Cheap identity of a socket: enough to filter and to group. The address
+/// comes first in a word-aligned struct, so LLVM can copy it (into the
+/// group key, an event) by words rather than byte by byte.
+#[repr(C, align(8))]
 pub struct SockId {
+    pub raddr: [u8; 16],
     pub family: u8,
     pub lport: u16,
     pub rport: u16,
-    pub raddr: [u8; 16],
     /// The socket's network namespace inode: part of its group, so one
     /// attachment counts every namespace apart (`--netns all`).
     pub netns: u32,
@@ -140,7 +156,12 @@ pub struct SockId {
 /// about what one small `bpf_probe_read_kernel` does, and a counted state
 /// change needs seven of these fields: per-field reads were most of the
 /// hot path's time. Kept small: it shares the 512-byte stack with events.
-const HEAD_LEN: usize = 72;
+/// Held as words: a byte buffer has alignment 1, and LLVM's BPF backend
+/// zeroes, moves and reads such a buffer one byte at a time (a 72-round
+/// `memset` loop, a 144-instruction copy, byte-assembled loads), which cost
+/// more than the helper call itself.
+const HEAD_WORDS: usize = 9;
+const HEAD_LEN: usize = HEAD_WORDS * 8;
 
 /// How a hook reads a socket's fields; the rules that combine them
 /// (namespace filter, identity, TCP test) are written once, on top.
@@ -193,12 +214,12 @@ pub trait Fields {
     #[inline(always)]
     fn id(&self, netns: u32) -> SockId {
         let family = self.get::<u16>(lay!(sk_family)) as u8;
-        let mut raddr = [0u8; 16];
+        // Read as words: see [`HEAD_WORDS`].
+        let mut raddr = [0u32; 4];
         if family == AF_INET6 {
             raddr = self.get(lay!(sk_v6_daddr));
         } else if family == AF_INET {
-            let a: [u8; 4] = self.get(lay!(sk_daddr));
-            raddr[..4].copy_from_slice(&a);
+            raddr[0] = self.get(lay!(sk_daddr));
         }
         let mut lport = self.get::<u16>(lay!(sk_num));
         if lport == 0 {
@@ -206,10 +227,12 @@ pub trait Fields {
             lport = u16::from_be(read::<u16>(self.sk(), lay!(inet_sport)));
         }
         SockId {
+            // SAFETY: [u32; 4] and [u8; 16] have the same size and every
+            // bit pattern is valid for both; the bytes keep memory order.
+            raddr: unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(raddr) },
             family,
             lport,
             rport: u16::from_be(self.get::<u16>(lay!(sk_dport))),
-            raddr,
             netns,
         }
     }
@@ -220,19 +243,25 @@ pub trait Fields {
 /// are read one by one.
 pub struct Sock {
     sk: u64,
-    head: [u8; HEAD_LEN],
+    head: [u64; HEAD_WORDS],
 }
 
 impl Sock {
     #[inline(always)]
     pub fn read(sk: u64) -> Sock {
-        let mut head = [0u8; HEAD_LEN];
-        if sk != 0 {
-            // SAFETY: a checked helper copy; on a fault it zeroes `head`,
-            // which then reads as an unknown socket.
-            let _ =
-                unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(sk as *const u8, &mut head) };
-        }
+        let mut head = core::mem::MaybeUninit::<[u64; HEAD_WORDS]>::uninit();
+        // SAFETY: bpf_probe_read_kernel either copies all HEAD_LEN bytes or,
+        // on a fault (a null `sk` included), zeroes them, so `head` is
+        // initialised whichever way it returns; a zeroed head reads as an
+        // unknown socket. Not zeroing it first saves a byte loop.
+        let head = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                head.as_mut_ptr().cast(),
+                HEAD_LEN as u32,
+                sk as *const aya_ebpf::cty::c_void,
+            );
+            head.assume_init()
+        };
         Sock { sk, head }
     }
 }
@@ -248,9 +277,16 @@ impl Fields for Sock {
         // `off` comes from LAYOUT, frozen read-only data the verifier knows
         // as a constant, so only one branch survives verification.
         if off != NO_OFFSET && (off as usize) + core::mem::size_of::<T>() <= HEAD_LEN {
-            // SAFETY: in bounds (checked above); read_unaligned because the
-            // byte buffer gives no alignment.
-            unsafe { core::ptr::read_unaligned(self.head.as_ptr().add(off as usize).cast::<T>()) }
+            let p = self.head.as_ptr().cast::<u8>().wrapping_add(off as usize);
+            if off as usize % core::mem::align_of::<T>() == 0 {
+                // SAFETY: in bounds (checked above) and aligned: the head is
+                // 8-aligned and `off` a multiple of T's alignment (at most 8).
+                // One load instead of the byte loads read_unaligned becomes.
+                unsafe { p.cast::<T>().read() }
+            } else {
+                // SAFETY: in bounds (checked above); no alignment assumed.
+                unsafe { p.cast::<T>().read_unaligned() }
+            }
         } else {
             read(self.sk, off)
         }
