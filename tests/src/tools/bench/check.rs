@@ -33,8 +33,12 @@ struct Entry {
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+    v.as_array().map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect()
+    })
 }
 
 fn parse(b: &Value) -> Result<Entry> {
@@ -151,10 +155,7 @@ pub(crate) fn check(results: &Value) -> Result<()> {
     for e in baseline.iter().filter(|e| !e.judged) {
         let name = e.path.join(" / ");
         match at(results, &e.path) {
-            Some(now) => println!(
-                "{name:<52} {:>12.3} -> {now:>12.3}  ({})",
-                e.value, e.what
-            ),
+            Some(now) => println!("{name:<52} {:>12.3} -> {now:>12.3}  ({})", e.value, e.what),
             None => println!("{name:<52} {:>12.3} (not run)", e.value),
         }
     }

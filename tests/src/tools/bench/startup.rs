@@ -25,10 +25,7 @@ pub(crate) fn startup(o: &Opts) -> Result<Value> {
     let reps = (o.reps * 4).max(12);
     let cache = std::env::temp_dir().join(format!("netmem-bench-facts-{}", std::process::id()));
     std::fs::create_dir_all(&cache)?;
-    std::fs::set_permissions(
-        &cache,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )?;
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let warm = [("NETMEM_CACHE_DIR", cache.as_os_str())];
     let cold = [("NETMEM_CACHE_DIR", OsStr::new("off"))];
     // The first start fills the bench's cache.

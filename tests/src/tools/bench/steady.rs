@@ -163,6 +163,7 @@ fn measure(
     let el = t0.elapsed().as_secs_f64();
     let cpu = (netmem_tests::cpu_seconds(pid) - cpu0) / el * 100.0;
     let rss = netmem_tests::rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
+    let rss_max = rss_max.max(rss);
     if listen.is_none() {
         // Group lines per interval over the window.
         last_groups = (groups.load(Ordering::Relaxed) - g0) as f64 / el;
