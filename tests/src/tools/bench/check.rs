@@ -18,8 +18,10 @@ pub(crate) const TOLERANCE: f64 = 0.20;
 
 /// The ratio's spread any entry gets unless it says otherwise: the
 /// relative interquartile range of its per-repetition ratios. Beyond it,
-/// the median itself can move by about the tolerance from noise alone.
-pub(crate) const MAX_SPREAD: f64 = 0.25;
+/// the median itself can move by about the tolerance from noise alone
+/// (with 3 repetitions the IQR is half the range: a 15% spread is a 30%
+/// range). 25% let two noisy ratios (spreads 23-24%) fail a run.
+pub(crate) const MAX_SPREAD: f64 = 0.15;
 
 /// One entry of the ```json bench-baseline block.
 struct Entry {
