@@ -35,6 +35,17 @@ pub(crate) struct Attached {
 
 impl Attached {
     pub(crate) fn start(arm: &str, ns: &str) -> Result<Option<Attached>> {
+        Self::start_env(arm, ns, &[])
+    }
+
+    /// `start`, with `env` set for the tracer. The start-up time is from
+    /// just before the fork to the moment this process has read the ready
+    /// line from the tracer's stdout (a pipe): what an operator waits for.
+    pub(crate) fn start_env(
+        arm: &str,
+        ns: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Option<Attached>> {
         let mut cmd = match arm {
             "none" => return Ok(None),
             "netmem" => {
@@ -72,6 +83,7 @@ impl Attached {
                 Ok(())
             });
         }
+        cmd.envs(env.iter().copied());
         let t0 = Instant::now();
         let mut child = cmd
             .stdout(Stdio::piped())

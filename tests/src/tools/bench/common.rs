@@ -125,3 +125,30 @@ pub(crate) fn percentile(v: &[f64], p: f64) -> f64 {
     }
     s[((s.len() - 1) as f64 * p).round() as usize]
 }
+
+/// The `p` quantile of `v`, interpolated between neighbours.
+pub(crate) fn quantile(v: &[f64], p: f64) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let x = (s.len() - 1) as f64 * p;
+    let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+    s[lo] + (s[hi] - s[lo]) * (x - lo as f64)
+}
+
+/// The spread of a set of figures: their interquartile range over their
+/// median. `--check` judges a ratio only when the spread of its
+/// per-repetition ratios is small (check.rs).
+pub(crate) fn spread(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return f64::NAN;
+    }
+    (quantile(v, 0.75) - quantile(v, 0.25)) / median(v).abs().max(1e-12)
+}
+
+/// Per-repetition ratios a[i] / b[i] of two arms measured alternately.
+pub(crate) fn pair_ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x / y).collect()
+}

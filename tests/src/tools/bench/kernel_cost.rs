@@ -83,6 +83,13 @@ pub(crate) fn kernel_cost(ns: &str, to: SocketAddr, secs: f64, reps: usize) -> R
                 "prog_ns_per_conn": dns / conns, "prog_ns_per_run": dns / druns.max(1.0), "cpu_pct": cpu,
                 "programs": per_prog}));
         }
+        // The judged figure: netmem's BPF time per connection over the
+        // bpftrace peer's on the same churn, in the same run.
+        let per_conn = |arm: &str| out.get(arm).and_then(|v| v["prog_ns_per_conn"].as_f64());
+        if let (Some(n), Some(b)) = (per_conn("netmem"), per_conn("bpftrace")) {
+            println!("netmem / bpftrace BPF time per connection: {:.2}", n / b);
+            out.insert("netmem_vs_bpftrace".into(), json!(n / b));
+        }
         Ok(Value::Object(out))
     })();
     let _ = std::fs::write(KNOB, old.trim());

@@ -7,7 +7,7 @@ use anyhow::Result;
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::common::{median, netmem, timed_cpu, Holders};
+use crate::common::{median, netmem, pair_ratios, spread, timed_cpu, Holders};
 use crate::Opts;
 
 /// 20k sockets (10k connections) in one namespace, or spread over 20:
@@ -116,6 +116,8 @@ pub(crate) fn namespaces(o: &Opts) -> Result<Value> {
         "cpu_all_own_hash_vs_one": c("all-own-hash") / c("one"),
         "median_ms": {"one": m("one"), "all": m("all"), "all-own-hash": m("all-own-hash"), "one+owners": m("one+owners"), "all+owners": m("all+owners")},
         "all_vs_one": m("all") / m("one"),
+        "all_vs_one_spread": spread(&pair_ratios(&ms["all"], &ms["one"])),
+        "cpu_all_vs_one_spread": spread(&pair_ratios(&cpu_ms["all"], &cpu_ms["one"])),
         "all_vs_one_with_owners": m("all+owners") / m("one+owners"),
     }))
 }

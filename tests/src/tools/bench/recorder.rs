@@ -8,7 +8,7 @@ use anyhow::{ensure, Result};
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::common::{median, netmem};
+use crate::common::{median, netmem, pair_ratios, spread};
 use crate::Opts;
 
 /// The cost of the flight recorder: each arm runs `netmem serve --interval
@@ -83,6 +83,8 @@ pub(crate) fn recorder(o: &Opts) -> Result<Value> {
         "plain_cpu_pct": median(&cpu[0]),
         "recorder_cpu_pct": median(&cpu[1]),
         "cpu_ratio": ratio,
+        "cpu_ratio_spread": spread(&pair_ratios(&cpu[1], &cpu[0])),
+        "rss_ratio": median(&rss[1]) / median(&rss[0]),
         "plain_max_rss_mb": median(&rss[0]),
         "recorder_max_rss_mb": median(&rss[1]),
         "extra_rss_mb": extra,

@@ -6,7 +6,7 @@ use std::process::Command;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::common::{median, netmem, timed};
+use crate::common::{median, netmem, pair_ratios, spread, timed};
 use crate::Opts;
 
 /// `netmem report` of a 10-minute, 1 s recording, against `netmem doctor
@@ -57,5 +57,6 @@ pub(crate) fn report(o: &Opts) -> Result<Value> {
         "intervals": 600, "groups": 60, "recording_bytes": rec_size,
         "report_ms_median": median(&rep), "doctor_ms_median": median(&doc),
         "ratio": median(&rep) / median(&doc), "html_bytes": size,
+        "ratio_spread": spread(&pair_ratios(&rep, &doc)),
     }))
 }

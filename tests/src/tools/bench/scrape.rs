@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::common::{fetch, median, percentile};
+use crate::common::{fetch, median, pair_ratios, percentile, spread};
 use crate::Opts;
 
 /// `netmem serve` at 1000 groups: the latency of a scrape, cold (the first
@@ -75,6 +75,7 @@ pub(crate) fn scrape(o: &Opts) -> Result<Value> {
         "server_encode_ms_median": median(&encode),
         "server_encode_ms_max": percentile(&encode, 1.0),
         "ratio_metrics_to_index": median(&metrics) / median(&index),
+        "ratio_metrics_to_index_spread": spread(&pair_ratios(&metrics, &index)),
         "serve_cpu_s": cpu,
     });
     println!(

@@ -8,7 +8,7 @@ use anyhow::Result;
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::common::{median, netmem, timed, Holders};
+use crate::common::{median, netmem, pair_ratios, spread, timed, Holders};
 use crate::Opts;
 
 /// The same per-port sums as netmem's groups: sockets and ss `w` by local port.
@@ -93,7 +93,8 @@ pub(crate) fn snapshot(o: &Opts) -> Result<Value> {
             json!({"ms": ms, "peak_rss_kb": rss,
                    "median_ms": {"netmem": m("netmem"), "ss": m("ss"), "ss+awk": m("ss+awk")},
                    "median_rss_kb": {"netmem": r("netmem"), "ss": r("ss"), "ss+awk": r("ss+awk")},
-                   "speedup_vs_ss": m("ss") / m("netmem"), "speedup_vs_ss_awk": m("ss+awk") / m("netmem")}),
+                   "speedup_vs_ss": m("ss") / m("netmem"), "speedup_vs_ss_awk": m("ss+awk") / m("netmem"),
+                   "speedup_vs_ss_awk_spread": spread(&pair_ratios(&ms["ss+awk"], &ms["netmem"]))}),
         );
     }
     Ok(Value::Object(out))

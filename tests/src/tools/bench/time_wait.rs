@@ -8,7 +8,7 @@ use anyhow::{ensure, Result};
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::common::{median, netmem, timed, Holders};
+use crate::common::{median, netmem, pair_ratios, spread, timed, Holders};
 use crate::Opts;
 
 /// 8000 idle connections (16k sockets), then 64k TIME_WAIT sockets from
@@ -110,6 +110,8 @@ pub(crate) fn time_wait(o: &Opts) -> Result<Value> {
     Ok(json!({
         "established_sockets": 16000, "time_wait_sockets": tw_now, "ms": ms,
         "netmem_vs_ss": m("after netmem") / m("after ss"),
+        "netmem_vs_ss_spread": spread(&pair_ratios(&ms["after netmem"], &ms["after ss"])),
+        "netmem_after_vs_before_spread": spread(&pair_ratios(&ms["after netmem"], &ms["before netmem"])),
         "netmem_vs_ss_before": m("before netmem") / m("before ss"),
         "netmem_after_vs_before": m("after netmem") / m("before netmem"),
         "counted_vs_ss": m("after netmem --time-wait") / m("after ss"),

@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use netmem_tests::Netns;
 use serde_json::{json, Value};
 
-use crate::common::{median, netmem};
+use crate::common::{median, netmem, pair_ratios, spread};
 use crate::Opts;
 
 /// CPU share of one core used by `netmem top` drawing 1000 groups every
@@ -94,6 +94,8 @@ pub(crate) fn top(o: &Opts) -> Result<Value> {
         median(&top_pct) / median(&trace_pct)
     );
     Ok(
-        json!({"groups": 1000, "top_cpu_pct": median(&top_pct), "trace_cpu_pct": median(&trace_pct), "runs": top_pct}),
+        json!({"groups": 1000, "top_cpu_pct": median(&top_pct), "trace_cpu_pct": median(&trace_pct), "runs": top_pct,
+            "top_vs_trace": median(&top_pct) / median(&trace_pct),
+            "top_vs_trace_spread": spread(&pair_ratios(&top_pct, &trace_pct))}),
     )
 }
