@@ -140,8 +140,8 @@ fn a_pass_that_needs_each_socket_reads_sock_diag_and_says_so() {
     let lines = ok_json(&ns.netmem(&["snapshot", "--json", "--owners"]));
     let ctx = lines.iter().find(|v| v["type"] == "context").unwrap();
     assert_eq!(ctx["census"], "sock_diag", "--owners needs each socket");
-    // A single pass over a few sockets: loading the iterators would cost
-    // more than sock_diag's walk (the live commands load them once).
+    // A single pass: loading the iterators would cost more than the walk
+    // saves (the live commands load them once).
     let lines = ok_json(&ns.netmem(&["snapshot", "--json"]));
     let ctx = lines.iter().find(|v| v["type"] == "context").unwrap();
     assert_eq!(ctx["census"], "sock_diag", "a small snapshot");

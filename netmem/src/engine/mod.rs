@@ -160,6 +160,7 @@ pub async fn run_with(
     .with_time_wait(opts.time_wait)
     .with_budget(opts.census_budget)
     .with_tier(opts.census)
+    .preload()
     .with_proxies(opts.proxy.clone(), &opts.netns)?;
     // 0: the kernel programs count every namespace, each apart.
     let netns_inum = if opts.all_netns {

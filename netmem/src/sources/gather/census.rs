@@ -34,11 +34,6 @@ fn skipped(name: &str, e: &anyhow::Error) {
     }
 }
 
-/// Sockets in the namespace from which a single pass takes its census in
-/// the kernel (`cargo xtask bench -- census`: the load's fixed cost
-/// against sock_diag's cost per socket).
-const ONE_SHOT_KERNEL_FROM: u64 = 50_000;
-
 /// Threads dumping namespaces at once with `--netns all`.
 const MAX_WORKERS: usize = 4;
 
@@ -83,6 +78,11 @@ enum KernelTier {
     Untried {
         demanded: bool,
     },
+    /// Loading on a thread of its own ([`Census::preload`]).
+    Loading {
+        demanded: bool,
+        thread: std::thread::JoinHandle<Result<KernelCensus>>,
+    },
     Ready(Box<KernelCensus>),
     /// Why not, and whether it was demanded (every pass then fails).
     Refused {
@@ -100,19 +100,33 @@ impl KernelTier {
         }
     }
 
+    /// Starts loading on a thread: a live command's hooks attach
+    /// meanwhile, so the first pass (before the probes line) seldom waits.
+    fn preload(&mut self) {
+        if let KernelTier::Untried { demanded } = *self {
+            if let Ok(thread) = std::thread::Builder::new()
+                .name("netmem-census".into())
+                .spawn(load_kernel_census)
+            {
+                *self = KernelTier::Loading { demanded, thread };
+            }
+        }
+    }
+
     /// The loaded census, loading it the first time.
     fn get(&mut self) -> Result<Option<&mut KernelCensus>> {
+        if matches!(self, KernelTier::Loading { .. }) {
+            if let KernelTier::Loading { demanded, thread } =
+                std::mem::replace(self, KernelTier::Off)
+            {
+                let loaded = thread
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the census loader panicked")));
+                *self = Self::settle(loaded, demanded);
+            }
+        }
         if let KernelTier::Untried { demanded } = *self {
-            *self = match load_kernel_census() {
-                Ok(k) => KernelTier::Ready(Box::new(k)),
-                Err(e) => {
-                    log::debug!("census by sock_diag: {e:#}");
-                    KernelTier::Refused {
-                        why: format!("{e:#}"),
-                        demanded,
-                    }
-                }
-            };
+            *self = Self::settle(load_kernel_census(), demanded);
         }
         match self {
             KernelTier::Ready(k) => Ok(Some(k)),
@@ -121,6 +135,19 @@ impl KernelTier {
                 demanded: true,
             } => anyhow::bail!("--census bpf-iter: {why}"),
             _ => Ok(None),
+        }
+    }
+
+    fn settle(loaded: Result<KernelCensus>, demanded: bool) -> KernelTier {
+        match loaded {
+            Ok(k) => KernelTier::Ready(Box::new(k)),
+            Err(e) => {
+                log::debug!("census by sock_diag: {e:#}");
+                KernelTier::Refused {
+                    why: format!("{e:#}"),
+                    demanded,
+                }
+            }
         }
     }
 }
@@ -245,6 +272,16 @@ impl Census {
         self
     }
 
+    /// A live command: starts loading the in-kernel census now, beside
+    /// the hooks' attach, rather than at the first pass.
+    pub fn preload(mut self) -> Census {
+        // With owners every pass reads each socket: nothing to load.
+        if self.owners.is_none() {
+            self.kernel.preload();
+        }
+        self
+    }
+
     /// The run's names, as the passes keep them.
     pub fn names(&self) -> &Names {
         &self.names
@@ -361,17 +398,13 @@ impl Census {
 
     /// Whether the kernel tier is worth loading for this pass. A live
     /// command loads it once and passes for as long as it runs; a single
-    /// pass (`snapshot`) pays its load (parsing vmlinux BTF, verifying the
-    /// iterators: about 100 ms) for one walk, which only pays off with
-    /// many sockets, or when `--census bpf-iter` asks for it.
-    fn kernel_pays(&self, ctx: &Context) -> bool {
+    /// pass (`snapshot`) would pay its load (parsing vmlinux BTF and
+    /// verifying the iterators: about 100 ms) for one walk, which costs the
+    /// kernel about what a sock_diag dump does (BENCHMARKS.md, issue 31):
+    /// only when `--census bpf-iter` asks for it.
+    fn kernel_pays(&self) -> bool {
         use crate::sources::proxy::Reads;
-        if self.reads == Reads::Live
-            || !matches!(self.kernel, KernelTier::Untried { demanded: false })
-        {
-            return true;
-        }
-        ctx.sockets_inuse + ctx.tcp6_inuse + ctx.udp_inuse >= ONE_SHOT_KERNEL_FROM
+        self.reads == Reads::Live || !matches!(self.kernel, KernelTier::Untried { demanded: false })
     }
 
     /// An interval between full passes: the last pass's groups, with what
@@ -465,7 +498,7 @@ impl Census {
         // The kernel sums groups, not sockets: a pass that needs each
         // socket (owners) reads them by sock_diag; the orphan poller's
         // orphans are dumped apart (`collect_in_kernel`).
-        let kernel = if agg.sockets.is_none() && self.kernel_pays(ctx) {
+        let kernel = if agg.sockets.is_none() && self.kernel_pays() {
             self.kernel.get()?
         } else {
             None
