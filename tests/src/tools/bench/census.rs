@@ -24,8 +24,33 @@ const TIERS: [(&str, CensusTier); 2] = [
     ("sock_diag", CensusTier::SockDiag),
 ];
 
+/// This thread's (user, system) CPU time so far, in ms.
+fn thread_cpu() -> (f64, f64) {
+    // SAFETY: zeroed rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD on the calling thread, into `ru`.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    (ms(ru.ru_utime), ms(ru.ru_stime))
+}
+
 /// Milliseconds of one census pass of `netns` (`all`: every namespace) on
-/// `tier`, in this process, `reps` times after one pass that loads.
+/// `tier`, in this process, `reps` times after one pass that loads; also
+/// the passes' user and system CPU in ms (an iterator made inside another
+/// namespace walks on a thread of its own, so `all` passes' system time
+/// is partly elsewhere).
+fn passes_cpu(
+    netns: &str,
+    all: bool,
+    tier: CensusTier,
+    reps: usize,
+) -> Result<(Vec<f64>, f64, f64)> {
+    let (u0, s0) = thread_cpu();
+    let ms = passes(netns, all, tier, reps)?;
+    let (u1, s1) = thread_cpu();
+    Ok((ms, u1 - u0, s1 - s0))
+}
+
 fn passes(netns: &str, all: bool, tier: CensusTier, reps: usize) -> Result<Vec<f64>> {
     let ns = netmem::sources::netns::Netns::open(Some(netns))?;
     let names = Names::default();
@@ -91,12 +116,16 @@ pub(crate) fn census(o: &Opts) -> Result<Value> {
         let mut pass: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         let mut snap: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         let mut cpu: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        // Per pass (of the four a repetition runs, the loading one too).
+        let mut user: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut system: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         for rep in 0..o.reps {
             for i in 0..TIERS.len() {
                 let (name, tier) = TIERS[(i + rep) % TIERS.len()];
-                pass.entry(name)
-                    .or_default()
-                    .extend(passes(&ns, false, tier, 3)?);
+                let (p, u, sys) = passes_cpu(&ns, false, tier, 3)?;
+                pass.entry(name).or_default().extend(p);
+                user.entry(name).or_default().push(u / 4.0);
+                system.entry(name).or_default().push(sys / 4.0);
                 let (wall, _, c) =
                     timed_cpu(Command::new(netmem()).env_remove("NETMEM_CACHE_DIR").args([
                         "snapshot",
@@ -125,9 +154,21 @@ pub(crate) fn census(o: &Opts) -> Result<Value> {
             c("bpf_iter"),
             c("sock_diag"),
         );
+        let u = |a: &str| median(&user[a]);
+        let sy = |a: &str| median(&system[a]);
+        println!(
+            "{:<9} per pass, user/system ms: bpf_iter {:.1}/{:.1}, sock_diag {:.1}/{:.1}",
+            "",
+            u("bpf_iter"),
+            sy("bpf_iter"),
+            u("sock_diag"),
+            sy("sock_diag")
+        );
         out.insert(
             sockets.to_string(),
             json!({
+                "pass_user_ms": {"bpf_iter": u("bpf_iter"), "sock_diag": u("sock_diag")},
+                "pass_system_ms": {"bpf_iter": sy("bpf_iter"), "sock_diag": sy("sock_diag")},
                 "pass_ms": pass, "snapshot_ms": snap, "snapshot_cpu_ms": cpu,
                 "median_pass_ms": {"bpf_iter": p("bpf_iter"), "sock_diag": p("sock_diag")},
                 "median_snapshot_ms": {"bpf_iter": s("bpf_iter"), "sock_diag": s("sock_diag")},
