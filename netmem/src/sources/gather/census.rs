@@ -276,7 +276,7 @@ impl Census {
     /// the hooks' attach, rather than at the first pass.
     pub fn preload(mut self) -> Census {
         // With owners every pass reads each socket: nothing to load.
-        if self.owners.is_none() {
+        if self.owners.is_none() && self.kernel_pays() {
             self.kernel.preload();
         }
         self
@@ -396,15 +396,20 @@ impl Census {
         Ok((listening, ctx))
     }
 
-    /// Whether the kernel tier is worth loading for this pass. A live
-    /// command loads it once and passes for as long as it runs; a single
-    /// pass (`snapshot`) would pay its load (parsing vmlinux BTF and
-    /// verifying the iterators: about 100 ms) for one walk, which costs the
-    /// kernel about what a sock_diag dump does (BENCHMARKS.md, issue 31):
-    /// only when `--census bpf-iter` asks for it.
+    /// Whether the kernel tier is worth loading (`--census` aside). It
+    /// walks the same kernel hash as sock_diag at the same kernel cost and
+    /// saves the parsing of one record per socket (BENCHMARKS.md, issue
+    /// 31): worth it for a live command on one namespace, which loads it
+    /// once. Not for a single pass (`snapshot`), which would pay its load
+    /// (vmlinux BTF parsed, the iterators verified: 60-100 ms) for one
+    /// walk, nor for `--netns all`, where each namespace's walk visits
+    /// every bucket of the host's hash and the iterator's visit costs
+    /// more per bucket than sock_diag's (20 namespaces: 6.5x one, against
+    /// 2.7x).
     fn kernel_pays(&self) -> bool {
         use crate::sources::proxy::Reads;
-        self.reads == Reads::Live || !matches!(self.kernel, KernelTier::Untried { demanded: false })
+        let auto = matches!(self.kernel, KernelTier::Untried { demanded: false });
+        !auto || (self.reads == Reads::Live && self.all.is_none())
     }
 
     /// An interval between full passes: the last pass's groups, with what
