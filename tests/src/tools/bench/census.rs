@@ -114,15 +114,19 @@ pub(crate) fn census(o: &Opts) -> Result<Value> {
         // Each connection is two sockets, both in the namespace.
         h.grow(sockets / 2)?;
         let mut pass: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        // Per repetition, its passes' median in the kernel over sock_diag's.
+        let mut ratios: Vec<f64> = Vec::new();
         let mut snap: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         let mut cpu: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         // Per pass (of the four a repetition runs, the loading one too).
         let mut user: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         let mut system: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         for rep in 0..o.reps {
+            let mut this: BTreeMap<&str, f64> = BTreeMap::new();
             for i in 0..TIERS.len() {
                 let (name, tier) = TIERS[(i + rep) % TIERS.len()];
                 let (p, u, sys) = passes_cpu(&ns, false, tier, 3)?;
+                this.insert(name, median(&p));
                 pass.entry(name).or_default().extend(p);
                 user.entry(name).or_default().push(u / 4.0);
                 system.entry(name).or_default().push(sys / 4.0);
@@ -138,6 +142,7 @@ pub(crate) fn census(o: &Opts) -> Result<Value> {
                 snap.entry(name).or_default().push(wall.as_secs_f64() * 1e3);
                 cpu.entry(name).or_default().push(c.as_secs_f64() * 1e3);
             }
+            ratios.push(this["bpf_iter"] / this["sock_diag"]);
         }
         let p = |a: &str| median(&pass[a]);
         let s = |a: &str| median(&snap[a]);
@@ -173,6 +178,7 @@ pub(crate) fn census(o: &Opts) -> Result<Value> {
                 "median_pass_ms": {"bpf_iter": p("bpf_iter"), "sock_diag": p("sock_diag")},
                 "median_snapshot_ms": {"bpf_iter": s("bpf_iter"), "sock_diag": s("sock_diag")},
                 "iter_vs_diag": p("bpf_iter") / p("sock_diag"),
+                "iter_vs_diag_spread": crate::common::spread(&ratios),
                 "snapshot_iter_vs_diag": s("bpf_iter") / s("sock_diag"),
             }),
         );
