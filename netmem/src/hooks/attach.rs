@@ -23,8 +23,7 @@ use crate::kernel::btf::{BtfSource, Resolved, VMLINUX_BTF};
 use crate::kernel::facts::KernelFacts;
 use crate::kernel::startup::mark;
 
-/// The eBPF object built by build.rs from netmem-ebpf.
-pub(crate) static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netmem"));
+use super::object::{CENSUS_MAPS, OBJECT};
 
 /// Facts about the kernel that decide tiers before anything is loaded.
 struct Env<'a> {
@@ -114,7 +113,7 @@ impl Probes {
             .override_global("LAYOUT", layout, true)
             .map_max_entries(maps::ORPHANS, maps::orphans_capacity());
         // The census loads its own copy (hooks/census.rs).
-        for (map, size) in super::census::CENSUS_MAPS {
+        for (map, size) in CENSUS_MAPS {
             loader.map_max_entries(map, *size);
         }
         let mut ebpf = loader

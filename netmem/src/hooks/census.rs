@@ -18,24 +18,14 @@ use netmem_common::{
 };
 
 use super::catalog::CENSUS_PROGRAMS;
+use super::object::{HOOK_MAPS, OBJECT};
 use crate::kernel::startup::mark;
 use crate::sources::netns::Netns;
 
+/// Map names as netmem-ebpf's census.rs declares them.
 const GROUPS: &str = "CENSUS_GROUPS";
 const LISTEN: &str = "CENSUS_LISTEN";
 const SETTINGS: &str = "CENSUS_SETTINGS";
-
-/// Maps of the object the census does not use, sized to nothing in its
-/// copy (they are the hooks'; the hooks' copy does the same with these).
-pub const HOOK_MAPS: &[(&str, u32)] = &[
-    ("EVENTS", 4096),
-    ("GROUP_COUNTS", 1),
-    ("LISTEN_PORTS", 1),
-    ("ORPHANS", 1),
-    ("ENTRY_ARGS", 1),
-];
-/// The census' maps, sized to nothing in the hooks' copy.
-pub const CENSUS_MAPS: &[(&str, u32)] = &[(GROUPS, 1), (LISTEN, 1)];
 
 /// The loaded iterators.
 pub struct KernelCensus {
@@ -73,7 +63,7 @@ impl KernelCensus {
             loader.map_max_entries(map, *size);
         }
         let mut ebpf = loader
-            .load(super::attach::OBJECT)
+            .load(OBJECT)
             .context("the kernel refused netmem's eBPF object")?;
         mark("census: object loaded");
         let mut udp = false;

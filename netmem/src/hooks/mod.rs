@@ -7,6 +7,7 @@ pub mod attach;
 pub mod catalog;
 pub mod census;
 pub mod maps;
+pub mod object;
 pub mod status;
 
 pub use attach::{setup, Probes};

@@ -29,6 +29,7 @@ fn all_keys(v: &Value, into: &mut BTreeSet<String>) {
 /// under another line type (`tw` of the context line, by a group's
 /// `time_wait`).
 const README_VALUES: &[&str] = &[
+    "bpf_iter",
     "abort_on_memory",
     "aborted_on_memory",
     "all",
