@@ -831,7 +831,7 @@ mod tests {
             Some(EventKind::OrphanGone)
         );
         assert_eq!(EventKind::from_u32(0), None);
-        assert_eq!(core::mem::size_of::<KernelLayout>(), 48 * 4 + 32 + 16);
+        assert_eq!(core::mem::size_of::<KernelLayout>(), 52 * 4 + 32 + 16);
         assert_eq!(core::mem::size_of::<OrphanInfo>(), 8 + 8 + 24 + 4 + 4 + 8);
     }
 

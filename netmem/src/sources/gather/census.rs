@@ -154,6 +154,7 @@ impl KernelTier {
 
 /// The census' programs with this kernel's layout.
 fn load_kernel_census() -> Result<KernelCensus> {
+    crate::kernel::privileges::check("the in-kernel census")?;
     let facts = crate::kernel::facts::KernelFacts::load()?;
     if !facts.has_btf() {
         anyhow::bail!("{}", crate::kernel::btf::missing_reason());
