@@ -25,8 +25,10 @@ impl Args {
 }
 
 pub fn run(max_tier: Tier, sink: &mut dyn Sink) -> Result<()> {
-    let (probes, _) = setup("netmem probes", 0, max_tier, &[])?;
+    let (probes, resolved) = setup("netmem probes", 0, max_tier, &[])?;
     sink.probe_report(&probes.status)?;
-    sink.census_report(&crate::sources::gather::census::census_status())?;
+    sink.census_report(&crate::sources::gather::census::census_status(
+        &resolved.layout,
+    ))?;
     sink.flush()
 }

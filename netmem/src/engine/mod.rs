@@ -149,7 +149,7 @@ pub async fn run_with(
     // The first line a recording needs to be diagnosed later.
     sink.host(&host_line(&opts)?)?;
     let listening = crate::sources::gather::listening_ports(&opts.netns)?;
-    let census = Census::new(
+    let mut census = Census::new(
         &opts.netns,
         opts.all_netns,
         opts.owners,
@@ -160,7 +160,6 @@ pub async fn run_with(
     .with_time_wait(opts.time_wait)
     .with_budget(opts.census_budget)
     .with_tier(opts.census)
-    .preload()
     .with_proxies(opts.proxy.clone(), &opts.netns)?;
     // 0: the kernel programs count every namespace, each apart.
     let netns_inum = if opts.all_netns {
@@ -169,8 +168,13 @@ pub async fn run_with(
         opts.netns.inum()?
     };
     crate::kernel::startup::mark("host and listeners read");
-    let (probes, resolved) =
-        crate::hooks::setup(opts.command, netns_inum, opts.max_tier, &listening)?;
+    let (probes, resolved) = crate::hooks::attach::setup_with(
+        opts.command,
+        netns_inum,
+        opts.max_tier,
+        &listening,
+        |layout| census.preload(layout),
+    )?;
     crate::kernel::startup::release_freed_memory();
     let polls = Polls::for_tiers(|h| probes.tier_of(h));
     let mono = monotonic_ns();

@@ -72,6 +72,19 @@ pub fn setup(
     max_tier: Tier,
     listening: &[u16],
 ) -> Result<(Probes, Resolved)> {
+    setup_with(command, netns_inum, max_tier, listening, |_| {})
+}
+
+/// [`setup`], handing the resolved layout to `on_layout` as soon as it is
+/// known, before anything is attached (the census loads its iterators
+/// with it meanwhile).
+pub fn setup_with(
+    command: &str,
+    netns_inum: u32,
+    max_tier: Tier,
+    listening: &[u16],
+    on_layout: impl FnOnce(&KernelLayout),
+) -> Result<(Probes, Resolved)> {
     crate::kernel::privileges::check(command)?;
     let facts = KernelFacts::load()?;
     mark("kernel facts known");
@@ -83,6 +96,7 @@ pub fn setup(
         );
     }
     let resolved = facts.resolved(netns_inum);
+    on_layout(&resolved.layout);
     let probes = Probes::attach(
         &resolved.layout,
         &resolved.missing,

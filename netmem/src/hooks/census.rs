@@ -43,6 +43,9 @@ pub type Rows = Vec<(GroupKey, CensusRow)>;
 impl KernelCensus {
     /// Loads the iterators, or says why this kernel will not run them.
     pub fn load(layout: &KernelLayout) -> Result<KernelCensus> {
+        if layout.sk_family == NO_OFFSET {
+            bail!("{}", crate::kernel::btf::missing_reason());
+        }
         for (name, off) in [
             ("sock.sk_socket", layout.sk_socket),
             ("sock.sk_ack_backlog", layout.sk_ack_backlog),

@@ -102,11 +102,12 @@ impl KernelTier {
 
     /// Starts loading on a thread: a live command's hooks attach
     /// meanwhile, so the first pass (before the probes line) seldom waits.
-    fn preload(&mut self) {
+    fn preload(&mut self, layout: &netmem_common::KernelLayout) {
         if let KernelTier::Untried { demanded } = *self {
+            let layout = *layout;
             if let Ok(thread) = std::thread::Builder::new()
                 .name("netmem-census".into())
-                .spawn(load_kernel_census)
+                .spawn(move || KernelCensus::load(&layout))
             {
                 *self = KernelTier::Loading { demanded, thread };
             }
@@ -162,10 +163,11 @@ fn load_kernel_census() -> Result<KernelCensus> {
     KernelCensus::load(&facts.resolved(0).layout)
 }
 
-/// What the census would run on here (`netmem probes`): the in-kernel
-/// tier loaded and dropped again, or why not.
-pub fn census_status() -> CensusStatus {
-    match load_kernel_census() {
+/// What the census would run on here (`netmem probes`, with the layout
+/// its hooks were loaded with): the in-kernel tier loaded and dropped
+/// again, or why not.
+pub fn census_status(layout: &netmem_common::KernelLayout) -> CensusStatus {
+    match KernelCensus::load(layout) {
         Ok(k) => CensusStatus {
             tier: CensusTier::BpfIter,
             udp: k.has_udp(),
@@ -273,14 +275,14 @@ impl Census {
         self
     }
 
-    /// A live command: starts loading the in-kernel census now, beside
-    /// the hooks' attach, rather than at the first pass.
-    pub fn preload(mut self) -> Census {
+    /// A live command: starts loading the in-kernel census with the
+    /// hooks' `layout` (resolved once for both), beside the hooks' attach,
+    /// rather than at the first pass.
+    pub fn preload(&mut self, layout: &netmem_common::KernelLayout) {
         // With owners every pass reads each socket: nothing to load.
         if self.owners.is_none() && self.kernel_pays() {
-            self.kernel.preload();
+            self.kernel.preload(layout);
         }
-        self
     }
 
     /// The run's names, as the passes keep them.
