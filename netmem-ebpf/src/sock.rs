@@ -419,7 +419,7 @@ static LAST_WAKE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// How a record of `size` bytes, submitted at `now`, is announced.
 #[inline(always)]
-fn wake_flags(size: usize, now: u64) -> u64 {
+pub fn wake_flags(size: usize, now: u64) -> u64 {
     const NO_WAKEUP: u64 = 1; // BPF_RB_NO_WAKEUP
     const FORCE_WAKEUP: u64 = 2; // BPF_RB_FORCE_WAKEUP
     const AVAIL_DATA: u64 = 0; // BPF_RB_AVAIL_DATA
